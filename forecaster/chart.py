@@ -1,0 +1,90 @@
+"""PNG charts of forecast against actual, with peak and surplus windows shaded (matplotlib Agg)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .nudges import Window, flags, windows_from_flags
+from .timegrid import LOCAL_TZ
+
+_SHADE = {"peak": ("tab:red", "peak window"), "surplus": ("tab:green", "surplus window")}
+
+
+def _local(periods: np.ndarray, tz: str) -> pd.DatetimeIndex:
+    utc = pd.to_datetime(np.asarray(periods, dtype=np.int64), unit="s", utc=True)
+    return pd.DatetimeIndex(utc.tz_convert(tz))
+
+
+def plot_forecast(
+    forecast: pd.DataFrame,
+    path: str | Path,
+    *,
+    actual: pd.DataFrame | None = None,
+    found: Sequence[Window] = (),
+    title: str = "",
+    unit: str = "kWh per half-hour",
+    tz: str = LOCAL_TZ,
+) -> Path:
+    """Forecast (index period; demand_kwh, generation_kwh) against actual, windows shaded."""
+    fig = Figure(figsize=(12, 4.5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    x = _local(forecast.index.to_numpy(), tz)
+    ax.plot(x, forecast["demand_kwh"], color="tab:blue", label="demand forecast")
+    ax.plot(x, forecast["generation_kwh"], color="tab:orange", label="generation forecast")
+    if actual is not None:
+        xa = _local(actual.index.to_numpy(), tz)
+        ax.plot(xa, actual["demand_kwh"], color="tab:blue", ls=":", label="demand actual")
+        ax.plot(xa, actual["generation_kwh"], color="tab:orange", ls=":", label="generation actual")
+    labelled = set()
+    for w in found:
+        colour, label = _SHADE[w.kind]
+        span = _local(np.array([w.start, w.end]), tz)
+        ax.axvspan(
+            span[0], span[1], color=colour, alpha=0.12, lw=0, label=None if w.kind in labelled else label
+        )
+        labelled.add(w.kind)
+    ax.set_ylabel(unit)
+    ax.set_xlabel(f"local time ({tz})")
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize="small", ncols=3)
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, format="png")
+    return out
+
+
+def plot_backtest(
+    predictions: pd.DataFrame, coop: str, path: str | Path, *, model: str = "federated", days: int = 7
+) -> Path:
+    """Day-ahead forecasts of the last `days` origins of a backtest for one co-op, stitched."""
+    p = predictions[(predictions["coop"] == coop) & (predictions["day"] == 1)]
+    if p.empty:
+        raise ValueError(f"no day-ahead predictions for co-op {coop!r}")
+    p = p[p["origin"].isin(np.sort(p["origin"].unique())[-days:])].sort_values("period")
+    idx = pd.Index(p["period"].to_numpy(), name="period")
+    fc = pd.DataFrame(
+        {
+            "demand_kwh": p[f"{model}_demand"].to_numpy(),
+            "generation_kwh": p[f"{model}_generation"].to_numpy(),
+        },
+        index=idx,
+    )
+    act = pd.DataFrame(
+        {"demand_kwh": p["actual_demand"].to_numpy(), "generation_kwh": p["actual_generation"].to_numpy()},
+        index=idx,
+    )
+    peak, surplus = flags(
+        fc["demand_kwh"].to_numpy(), fc["generation_kwh"].to_numpy(), p["peak_threshold"].to_numpy()
+    )
+    found = windows_from_flags(idx.to_numpy(), peak, surplus)
+    title = f"{coop}: day-ahead {model} forecast vs actual (windows from the forecast)"
+    return plot_forecast(fc, path, actual=act, found=found, title=title, unit="kWh per member per half-hour")

@@ -1,0 +1,214 @@
+"""Rolling-origin backtests of pooled, federated and local models against seasonal-naive."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from .features import TARGETS, WEEK, CoopData, FeatureRows, build_features
+from .nudges import flags, peak_threshold
+from .timegrid import HALF_HOUR, PERIODS_PER_DAY, local_day_offset, noon_origins
+from .train import Forecaster, Progress, train_local, train_pooled
+
+MODELS = ("seasonal-naive", "local", "pooled", "federated")
+REFERENCE_DAYS = 28  # history behind a peak threshold
+_ACTUAL = [f"actual_{t}" for t in TARGETS]
+
+
+def metrics(pred: np.ndarray, actual: np.ndarray) -> dict[str, float]:
+    """MAE, RMSE, MAE / mean actual (nMAE) over the rows where both are known."""
+    ok = ~(np.isnan(pred) | np.isnan(actual))
+    err = pred[ok] - actual[ok]
+    if len(err) == 0:
+        return {"mae": np.nan, "rmse": np.nan, "nmae": np.nan, "n": 0}
+    mae = float(np.mean(np.abs(err)))
+    mean = float(np.mean(np.abs(actual[ok])))
+    return {
+        "mae": mae,
+        "rmse": float(np.sqrt(np.mean(err**2))),
+        "nmae": mae / mean if mean else np.nan,
+        "n": len(err),
+    }
+
+
+def precision_recall(pred: np.ndarray, actual: np.ndarray) -> dict[str, float]:
+    """Period-level precision and recall of predicted event periods (peaks or surpluses)."""
+    hit = int(np.sum(pred & actual))
+    return {
+        "precision": hit / int(pred.sum()) if pred.any() else np.nan,
+        "recall": hit / int(actual.sum()) if actual.any() else np.nan,
+        "predicted": int(pred.sum()),
+        "actual": int(actual.sum()),
+    }
+
+
+@dataclass
+class BacktestReport:
+    """Forecasts of every model for every (co-op, origin, period), and their scores."""
+
+    predictions: pd.DataFrame  # coop, origin, period, day, actual_<t>, <model>_<t> (kWh/member)
+    peak_percentile: float
+    train_seconds: dict[str, float] = field(default_factory=dict)
+
+    def _frame(self, coop: str, window: str) -> pd.DataFrame:
+        p = self.predictions
+        if coop != "all":
+            p = p[p["coop"] == coop]
+        return p[p["day"] == 1] if window == "day-ahead" else p
+
+    def score(self, model: str, target: str, coop: str = "all", window: str = "day-ahead") -> dict:
+        p = self._frame(coop, window)
+        m = metrics(p[f"{model}_{target}"].to_numpy(), p[f"actual_{target}"].to_numpy())
+        naive = metrics(p[f"seasonal-naive_{target}"].to_numpy(), p[f"actual_{target}"].to_numpy())
+        return {**m, "vs_naive": m["mae"] / naive["mae"] if naive["mae"] else np.nan}
+
+    def events(self, model: str, kind: str, coop: str = "all", window: str = "day-ahead") -> dict:
+        """Precision and recall of the model's peak or surplus periods."""
+        p = self._frame(coop, window)
+        thr = p["peak_threshold"].to_numpy()
+        pred = flags(p[f"{model}_demand"].to_numpy(), p[f"{model}_generation"].to_numpy(), thr)
+        act = flags(p["actual_demand"].to_numpy(), p["actual_generation"].to_numpy(), thr)
+        i = ("peak", "surplus").index(kind)
+        return precision_recall(pred[i], act[i])
+
+    def to_dict(self) -> dict[str, Any]:
+        coops = ["all", *sorted(self.predictions["coop"].unique())]
+        return {
+            "peak_percentile": self.peak_percentile,
+            "train_seconds": self.train_seconds,
+            "origins": int(self.predictions["origin"].nunique()),
+            "scores": [
+                {"model": m, "target": t, "coop": c, "window": w, **self.score(m, t, c, w)}
+                for m in MODELS
+                for t in TARGETS
+                for c in coops
+                for w in ("day-ahead", "48h")
+            ],
+            "events": [
+                {"model": m, "kind": k, "coop": c, **self.events(m, k, c)}
+                for m in MODELS
+                for k in ("peak", "surplus")
+                for c in coops
+            ],
+        }
+
+    def to_table(self, coop: str = "all", window: str = "day-ahead") -> str:
+        """Fixed-width table: one row per model, errors in kWh per member per half-hour."""
+        head = (
+            f"{'model':<15}{'demand MAE':>11}{'RMSE':>8}{'nMAE':>7}{'vs naive':>9}"
+            f"{'gen MAE':>9}{'nMAE':>7}{'vs naive':>9}{'peak P/R':>12}{'surplus P/R':>13}"
+        )
+        lines = [f"{window}, co-op: {coop}, kWh per member per half-hour", head, "-" * len(head)]
+        for m in MODELS:
+            d, g = self.score(m, "demand", coop, window), self.score(m, "generation", coop, window)
+            pk, sp = self.events(m, "peak", coop, window), self.events(m, "surplus", coop, window)
+            lines.append(
+                f"{m:<15}{d['mae']:>11.4f}{d['rmse']:>8.4f}{d['nmae']:>7.1%}{d['vs_naive']:>9.2f}"
+                f"{g['mae']:>9.4f}{g['nmae']:>7.1%}{g['vs_naive']:>9.2f}"
+                f"{_pr(pk):>12}{_pr(sp):>13}"
+            )
+        return "\n".join(lines)
+
+
+def _pr(e: dict) -> str:
+    return f"{e['precision']:.2f}/{e['recall']:.2f}"
+
+
+def _thresholds(rows: FeatureRows, coop: CoopData, percentile: float) -> np.ndarray:
+    """Per row: peak threshold from the co-op's per-member demand in the 28 days before the origin."""
+    agg = coop.aggregates
+    pm = (agg["demand"] / agg["members"]).to_numpy(dtype=float)
+    periods = agg.index.to_numpy(dtype=np.int64)
+    out = {}
+    for o in np.unique(rows.origin):
+        lo, hi = np.searchsorted(periods, [o - REFERENCE_DAYS * PERIODS_PER_DAY * HALF_HOUR, o])
+        out[o] = peak_threshold(pm[lo:hi], percentile) if hi > lo else np.nan
+    return np.array([out[o] for o in rows.origin])
+
+
+def _fold_frame(coop, origins, forecasters, percentile) -> pd.DataFrame:
+    rows = build_features(coop, origins)
+    frame = pd.DataFrame(
+        {
+            "coop": coop.coop_id,
+            "origin": rows.origin,
+            "period": rows.period,
+            "day": local_day_offset(rows.origin, rows.period),
+            "peak_threshold": _thresholds(rows, coop, percentile),
+        }
+    )
+    actual = rows.actual
+    naive = rows.X[["d_lag7", "g_lag7"]].to_numpy(dtype=float) * rows.scale
+    preds = {name: fc.predict_rows(rows) for name, fc in forecasters.items()}
+    for j, t in enumerate(TARGETS):
+        frame[f"actual_{t}"] = actual[:, j]
+        frame[f"seasonal-naive_{t}"] = naive[:, j]
+        for name, pred in preds.items():
+            frame[f"{name}_{t}"] = pred[:, j]
+    return frame
+
+
+def backtest(
+    coops: Sequence[CoopData],
+    signing_keys: Mapping[str, Ed25519PrivateKey],
+    *,
+    test_start: int,
+    test_end: int | None = None,
+    folds: int = 1,
+    peak_percentile: float = 90.0,
+    progress: Progress | None = None,
+    **train_args: Any,
+) -> BacktestReport:
+    """Rolling-origin backtest over [test_start, test_end): daily noon origins, split into
+    `folds` blocks; before each block every model is retrained on data measured before it.
+    The pooled model is trained and signed by the first co-op; models are verified before use."""
+    end = test_end or min(int(c.aggregates.index[-1]) + HALF_HOUR for c in coops)
+    # Origins whose next local day is measured; later periods without a reading are dropped.
+    origins = noon_origins(test_start, end - 36 * 3600)
+    if len(origins) == 0 or folds < 1:
+        raise ValueError("the test window holds no forecast origin")
+    if test_start - int(max(c.aggregates.index[0] for c in coops)) < 3 * WEEK * HALF_HOUR:
+        raise ValueError("need at least three weeks of aggregates before the test window")
+    trusted = {cid: k.public_key() for cid, k in signing_keys.items()}
+    parts, seconds = [], {"pooled": 0.0, "federated": 0.0, "federated_slowest": 0.0}
+    for i, block in enumerate(np.array_split(origins, folds)):
+        if len(block) == 0:
+            continue
+        until = int(block[0])
+        tick = time.perf_counter()
+        pooled = train_pooled(
+            coops,
+            signing_keys[coops[0].coop_id],
+            trainer_id=coops[0].coop_id,
+            until=until,
+            progress=progress,
+            **train_args,
+        )
+        seconds["pooled"] += time.perf_counter() - tick
+        local, slowest = [], 0.0
+        for c in coops:
+            tick = time.perf_counter()
+            local.append(
+                train_local(c, signing_keys[c.coop_id], until=until, progress=progress, **train_args)
+            )
+            slowest = max(slowest, time.perf_counter() - tick)
+            seconds["federated"] += time.perf_counter() - tick
+        seconds["federated_slowest"] += slowest  # wall time when the co-ops train in parallel
+        shared = {
+            "pooled": Forecaster.from_artifacts([pooled], trusted),
+            "federated": Forecaster.from_artifacts(local, trusted),
+        }
+        for coop, art in zip(coops, local, strict=True):
+            own = {**shared, "local": Forecaster.from_artifacts([art], trusted)}
+            frame = _fold_frame(coop, block, own, peak_percentile)
+            parts.append(frame[(frame["period"] < end) & frame[_ACTUAL].notna().all(axis=1)])
+        if progress:
+            progress("backtest folds", i + 1, folds)
+    predictions = pd.concat(parts, ignore_index=True)
+    return BacktestReport(predictions, peak_percentile, seconds)

@@ -1,0 +1,211 @@
+"""Forecast features and targets from a co-op's aggregates, using only what is known at the origin.
+
+Rows are (origin, target period) pairs for the next 48 hours. A reading for the period starting at
+p is known from p + 30 min, so features of an origin o read periods p < o only, observed weather
+likewise, and weather forecasts issued at or before o. Targets are per-member demand and generation
+divided by scales known at the origin (7-day mean demand, 28-day peak generation), so co-ops of
+different sizes and technology mixes share one model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .timegrid import HALF_HOUR, PERIODS_PER_DAY, check_periods, is_holiday, local_times
+from .weather import Site, clearsky_ghi
+
+HORIZON = 2 * PERIODS_PER_DAY  # 48 hours of half-hour targets
+TARGETS = ("demand", "generation")
+WEEK = 7 * PERIODS_PER_DAY
+_GEN_FLOOR = 1e-3  # kWh per member per half-hour: scale of a co-op with (almost) no generation
+FEATURES = (
+    "horizon", "tod", "dow", "day_type", "holiday", "doy", "month", "season", "clearsky",
+    "d_lag7", "d_lag14", "d_last_same", "d_last", "d_mean24",
+    "g_lag7", "g_last_same", "g_last", "g_mean24",
+    "temp_last", "temp_mean24", "temp_fc", "ghi_fc", "clearness_fc", "wind_fc", "fc_lead",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CoopData:
+    """What one co-op's node knows: aggregates, and optionally its site and weather.
+
+    aggregates: index `period` (UTC unix seconds, multiples of 1800); columns demand,
+    generation, export (kWh totals) and members. weather: index `period`; temp_c, ghi, wind_ms.
+    weather_forecast: columns issued, period, temp_c, ghi, wind_ms.
+    """
+
+    coop_id: str
+    aggregates: pd.DataFrame
+    site: Site | None = None
+    weather: pd.DataFrame | None = None
+    weather_forecast: pd.DataFrame | None = None
+
+    def __post_init__(self) -> None:
+        agg = self.aggregates
+        missing = {"demand", "generation", "members"} - set(agg.columns)
+        if missing:
+            raise ValueError(f"{self.coop_id}: aggregates lack columns {sorted(missing)}")
+        if len(agg) == 0:
+            raise ValueError(f"{self.coop_id}: no aggregates")
+        check_periods(agg.index.to_numpy())
+        if not (agg["members"] > 0).all():
+            raise ValueError(f"{self.coop_id}: every aggregate period needs at least one member")
+        if not agg.index.is_monotonic_increasing or agg.index.has_duplicates:
+            raise ValueError(f"{self.coop_id}: aggregate periods must be sorted and unique")
+
+    def known_at(self, origin: int) -> CoopData:
+        """The data as it stood at `origin`: nothing measured or issued after it."""
+        agg = self.aggregates[self.aggregates.index + HALF_HOUR <= origin]
+        weather = None if self.weather is None else self.weather[self.weather.index + HALF_HOUR <= origin]
+        fc = self.weather_forecast
+        fc = None if fc is None else fc[fc["issued"] <= origin]
+        return CoopData(self.coop_id, agg, self.site, weather, fc)
+
+
+@dataclass
+class FeatureRows:
+    """Feature matrix with targets, keys and the scales that turn predictions into kWh."""
+
+    coop_id: str
+    origin: np.ndarray  # (n,) UTC unix seconds
+    period: np.ndarray  # (n,) target period starts
+    X: pd.DataFrame  # columns FEATURES
+    y: np.ndarray  # (n, 2) scaled targets, NaN where not (yet) measured
+    scale: np.ndarray  # (n, 2) kWh per member per unit of target
+    members: np.ndarray  # (n,) member count known at the origin
+
+    def __len__(self) -> int:
+        return len(self.origin)
+
+    @property
+    def actual(self) -> np.ndarray:
+        """Measured kWh per member (NaN where unknown)."""
+        return self.y * self.scale
+
+    def select(self, mask: np.ndarray) -> FeatureRows:
+        return FeatureRows(
+            self.coop_id, self.origin[mask], self.period[mask], self.X[mask].reset_index(drop=True),
+            self.y[mask], self.scale[mask], self.members[mask],
+        )  # fmt: skip
+
+
+def concat_rows(parts: list[FeatureRows]) -> FeatureRows:
+    """Stack rows of several co-ops (pooled training)."""
+    return FeatureRows(
+        "+".join(p.coop_id for p in parts),
+        np.concatenate([p.origin for p in parts]),
+        np.concatenate([p.period for p in parts]),
+        pd.concat([p.X for p in parts], ignore_index=True),
+        np.vstack([p.y for p in parts]),
+        np.vstack([p.scale for p in parts]),
+        np.concatenate([p.members for p in parts]),
+    )
+
+
+def _take(arr: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    ok = (idx >= 0) & (idx < len(arr))
+    return np.where(ok, arr[np.clip(idx, 0, len(arr) - 1)], np.nan)
+
+
+def _window_mean(arr: np.ndarray, end: np.ndarray, width: int) -> np.ndarray:
+    """Mean of arr[end - width : end] ignoring NaN; NaN when under half the window is known."""
+    known = ~np.isnan(arr)
+    cs = np.concatenate([[0.0], np.cumsum(np.where(known, arr, 0.0))])
+    cnt = np.concatenate([[0], np.cumsum(known)])
+    lo, hi = np.clip(end - width, 0, len(arr)), np.clip(end, 0, len(arr))
+    n = cnt[hi] - cnt[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n >= width / 2, (cs[hi] - cs[lo]) / n, np.nan)
+
+
+def _series(frame: pd.DataFrame | None, column: str, p0: int, n: int) -> np.ndarray:
+    out = np.full(n, np.nan)
+    if frame is None or len(frame) == 0:
+        return out
+    pos = (frame.index.to_numpy(dtype=np.int64) - p0) // HALF_HOUR
+    ok = (pos >= 0) & (pos < n)
+    out[pos[ok]] = frame[column].to_numpy(dtype=float)[ok]
+    return out
+
+
+def _calendar(period: np.ndarray) -> dict[str, np.ndarray]:
+    local = local_times(period)
+    hol = is_holiday(local)
+    dow = local.day_of_week.to_numpy()
+    day_type = np.where((dow == 6) | (hol == 1), 2, np.where(dow == 5, 1, 0))
+    month = local.month.to_numpy()
+    return {
+        "tod": local.hour.to_numpy() * 2 + local.minute.to_numpy() // 30,
+        "dow": dow,
+        "day_type": day_type,
+        "holiday": hol,
+        "doy": local.day_of_year.to_numpy(),
+        "month": month,
+        "season": (month % 12) // 3,
+    }
+
+
+def _forecast_weather(coop: CoopData, origin: np.ndarray, period: np.ndarray) -> dict:
+    nan = np.full(len(origin), np.nan)
+    fc = coop.weather_forecast
+    if fc is None or len(fc) == 0:
+        return {"temp_fc": nan, "ghi_fc": nan, "wind_fc": nan, "fc_lead": nan}
+    issues = np.unique(fc["issued"].to_numpy(dtype=np.int64))
+    pos = np.searchsorted(issues, origin, side="right") - 1  # latest issue at or before origin
+    issued = np.where(pos >= 0, issues[np.clip(pos, 0, None)], -1)
+    keys = pd.DataFrame({"issued": issued, "period": period})
+    got = keys.merge(fc, on=["issued", "period"], how="left", validate="many_to_one")
+    lead = np.where(np.isnan(got["temp_c"].to_numpy()), np.nan, (period - issued) / 3600)
+    return {
+        "temp_fc": got["temp_c"].to_numpy(),
+        "ghi_fc": got["ghi"].to_numpy(),
+        "wind_fc": got["wind_ms"].to_numpy(),
+        "fc_lead": lead,
+    }
+
+
+def build_features(coop: CoopData, origins: np.ndarray, horizon: int = HORIZON) -> FeatureRows:
+    """Rows for each origin and each of the next `horizon` periods."""
+    origins = np.asarray(origins, dtype=np.int64)
+    check_periods(origins)
+    agg = coop.aggregates
+    p0 = int(agg.index[0])
+    if len(origins) and origins.min() <= p0:
+        raise ValueError("every origin must come after the first aggregate period")
+    last = max(int(agg.index[-1]), int(origins.max(initial=p0)) + (horizon - 1) * HALF_HOUR)
+    n = (last - p0) // HALF_HOUR + 1
+    members = pd.Series(_series(agg, "members", p0, n)).ffill().to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = _series(agg, "demand", p0, n) / members
+        g = _series(agg, "generation", p0, n) / members
+    k = np.tile(np.arange(horizon), len(origins))
+    oi = np.repeat((origins - p0) // HALF_HOUR, horizon)  # first period not yet measured
+    ti = oi + k
+    last_same = oi + (k % PERIODS_PER_DAY) - PERIODS_PER_DAY  # latest same time of day < origin
+    base_d = _window_mean(d, oi, WEEK)
+    gmax = pd.Series(g).rolling(4 * WEEK, min_periods=PERIODS_PER_DAY).max().to_numpy()
+    base_g = np.maximum(_take(gmax, oi - 1), _GEN_FLOOR)
+    temp = _series(coop.weather, "temp_c", p0, n)
+    period = p0 + ti * HALF_HOUR
+    clear = clearsky_ghi(coop.site, period) if coop.site else np.full(len(ti), np.nan)
+    cols = {"horizon": k, **_calendar(period), "clearsky": clear}
+    for name, arr, scale in (("d", d, base_d), ("g", g, base_g)):
+        cols[f"{name}_lag7"] = _take(arr, ti - WEEK) / scale
+        cols[f"{name}_last_same"] = _take(arr, last_same) / scale
+        cols[f"{name}_last"] = _take(arr, oi - 1) / scale
+        cols[f"{name}_mean24"] = _window_mean(arr, oi, PERIODS_PER_DAY) / scale
+    cols["d_lag14"] = _take(d, ti - 2 * WEEK) / base_d
+    cols["temp_last"] = _take(temp, oi - 1)
+    cols["temp_mean24"] = _window_mean(temp, oi, PERIODS_PER_DAY)
+    origin = p0 + oi * HALF_HOUR
+    cols.update(_forecast_weather(coop, origin, period))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cols["clearness_fc"] = np.where(clear > 20, cols["ghi_fc"] / clear, np.nan)
+    X = pd.DataFrame({f: np.asarray(cols[f], dtype=np.float32) for f in FEATURES})
+    scale = np.column_stack([base_d, base_g])
+    y = np.column_stack([_take(d, ti), _take(g, ti)]) / scale
+    return FeatureRows(coop.coop_id, origin, period, X, y, scale, _take(members, oi - 1))

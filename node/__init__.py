@@ -1,0 +1,1 @@
+"""coopfed.node package."""

@@ -1,0 +1,106 @@
+"""Conversion between protobuf messages and the node's domain types, in one place."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from coopfed.node.errors import InvalidArgument
+from coopfed.node.model import DATASETS, ConsentLevel, ConsentSettings, Flow
+from coopfed.node.storage import ConsentRecord, Member
+from coopfed.v1 import common_pb2, member_pb2
+
+
+def flow_from_proto(value: int, field: str = "flow") -> Flow:
+    if value == common_pb2.FLOW_UNSPECIFIED or value not in common_pb2.Flow.values():
+        raise InvalidArgument(f"{field}: a flow is required", code="flow.unspecified", field=field)
+    return Flow[common_pb2.Flow.Name(value).removeprefix("FLOW_")]
+
+
+def flow_to_proto(flow: Flow) -> int:
+    return common_pb2.Flow.Value("FLOW_" + flow.name)
+
+
+def level_from_proto(value: int) -> ConsentLevel:
+    if value == common_pb2.CONSENT_LEVEL_UNSPECIFIED or value not in common_pb2.ConsentLevel.values():
+        raise InvalidArgument(
+            "settings.level: a consent level is required",
+            code="consent.level",
+            field="settings.level",
+        )
+    return ConsentLevel[common_pb2.ConsentLevel.Name(value).removeprefix("CONSENT_LEVEL_")]
+
+
+def level_to_proto(level: ConsentLevel) -> int:
+    return common_pb2.ConsentLevel.Value("CONSENT_LEVEL_" + level.name)
+
+
+def settings_from_proto(msg: member_pb2.ConsentSettings, personas: set[str]) -> ConsentSettings:
+    """Validate and convert; a persona must be one the policy data defines."""
+    if msg.persona and msg.persona not in personas:
+        raise InvalidArgument(
+            f"settings.persona: unknown persona {msg.persona!r}; known: {', '.join(sorted(personas))}",
+            code="consent.persona",
+            field="settings.persona",
+        )
+    level = level_from_proto(msg.level) if not msg.persona or msg.level else ConsentLevel.AMBER
+    choices: dict[str, frozenset[Flow]] = {}
+    for i, choice in enumerate(msg.choices):
+        where = f"settings.choices[{i}]"
+        if choice.dataset not in DATASETS:
+            raise InvalidArgument(
+                f"{where}.dataset: unknown dataset {choice.dataset!r}",
+                code="consent.dataset",
+                field=where,
+            )
+        if choice.dataset in choices:
+            raise InvalidArgument(
+                f"{where}.dataset: {choice.dataset!r} is chosen twice",
+                code="consent.duplicate",
+                field=where,
+            )
+        flows = [
+            flow_from_proto(f, f"{where}.allowed_flows[{j}]") for j, f in enumerate(choice.allowed_flows)
+        ]
+        choices[choice.dataset] = frozenset(flows)
+    return ConsentSettings(level=level, choices=choices, persona=msg.persona, nudges=msg.nudges)
+
+
+def settings_to_proto(settings: ConsentSettings) -> member_pb2.ConsentSettings:
+    return member_pb2.ConsentSettings(
+        level=level_to_proto(settings.level),
+        choices=[
+            common_pb2.DatasetChoice(dataset=ds, allowed_flows=sorted(flow_to_proto(f) for f in flows))
+            for ds, flows in sorted(settings.choices.items())
+        ],
+        persona=settings.persona,
+        nudges=settings.nudges,
+    )
+
+
+def timestamp(at: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(at.astimezone(UTC))
+    return ts
+
+
+def record_to_proto(record: ConsentRecord) -> member_pb2.ConsentRecord:
+    return member_pb2.ConsentRecord(
+        record_id=str(record.record_id),
+        at=timestamp(record.at),
+        settings=settings_to_proto(record.settings),
+        changes=list(record.changes),
+        terms_version=record.terms_version,
+        withdrawal_reason=record.withdrawal_reason,
+    )
+
+
+def profile_to_proto(member: Member, history: list[ConsentRecord]) -> member_pb2.MemberProfile:
+    return member_pb2.MemberProfile(
+        member_id=member.member_id,
+        display_name=member.display_name,
+        registered_at=timestamp(member.created_at),
+        consent=settings_to_proto(member.settings),
+        consent_history=[record_to_proto(r) for r in history],
+    )

@@ -1,0 +1,391 @@
+"""The decision log: OPA-shaped decision events, masked, hash-chained and verifiable."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from coopfed.federation.keys import read_private, write_private
+
+PSEUDONYM_KEY_FILE = "pseudonym.key"
+
+GENESIS = "0" * 64
+"""The `prev_hash` of the first entry."""
+
+CHAIN_FIELDS = ("seq", "prev_hash", "hash")
+_REQUIRED = ("decision_id", "path", "input", "result", "timestamp", *CHAIN_FIELDS)
+
+
+def canonical(value: Any) -> bytes:
+    """The one byte form that is hashed: sorted keys, no spaces, UTF-8, no NaN."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def entry_hash(entry: Mapping[str, Any]) -> str:
+    """SHA-256 of the entry without its own `hash` (its `seq` and `prev_hash` are covered)."""
+    return hashlib.sha256(canonical({k: v for k, v in entry.items() if k != "hash"})).hexdigest()
+
+
+def link(entries: Iterable[dict[str, Any]], head_seq: int, head_hash: str) -> list[dict[str, Any]]:
+    """Chain new entries onto the head (`seq`, `hash` of the last entry; 0 and GENESIS if none)."""
+    chained = []
+    for entry in entries:
+        head_seq += 1
+        entry = {**entry, "seq": head_seq, "prev_hash": head_hash}
+        head_hash = entry["hash"] = entry_hash(entry)
+        chained.append(entry)
+    return chained
+
+
+# --- masking, as OPA's decision-log mask policy does -------------------------------------
+
+
+@dataclass(frozen=True)
+class MaskRules:
+    """JSON pointers (`/input/a/b`, `*` for any key or element) to erase, digest or pseudonymise.
+
+    erase: the value is removed (listed in the entry's `erased`, as OPA does).
+    digest: replaced by `sha256:<hex>` of its canonical JSON, so a copy can be checked
+        against the log without the log disclosing it (listed in `masked`).
+    pseudonymise: replaced by a keyed pseudonym (HMAC-SHA256 with the node's key), so equal
+        identifiers stay equal in the log and only the co-op can link them (listed in `masked`).
+    """
+
+    erase: tuple[str, ...] = ()
+    digest: tuple[str, ...] = ()
+    pseudonymise: tuple[str, ...] = ()
+
+    @classmethod
+    def from_policy_data(cls, data: Mapping[str, Any]) -> MaskRules:
+        rules = data.get("governance", {}).get("decision_log", {})
+        return cls(*(tuple(rules.get(name, ())) for name in ("erase", "digest", "pseudonymise")))
+
+
+def _split(pointer: str) -> list[str]:
+    if not pointer.startswith("/"):
+        raise ValueError(f"not a JSON pointer: {pointer!r}")
+    return [p.replace("~1", "/").replace("~0", "~") for p in pointer[1:].split("/")]
+
+
+def _visit(node: Any, parts: Sequence[str], path: str, act: Callable[[Any, Any, str], None]) -> None:
+    """Call act(container, key, pointer) for every match of `parts` below `node`."""
+    head, rest = parts[0], parts[1:]
+    if isinstance(node, dict):
+        keys = list(node) if head == "*" else [head] if head in node else []
+    elif isinstance(node, list):
+        keys = list(range(len(node))) if head == "*" else [int(head)] if head.isdigit() else []
+        keys = [k for k in keys if k < len(node)]
+    else:
+        return
+    for key in keys:
+        here = f"{path}/{key}"
+        if rest:
+            _visit(node[key], rest, here, act)
+        else:
+            act(node, key, here)
+
+
+def load_or_create_key(keys_dir: Path) -> bytes:
+    """The node's secret for pseudonyms: 32 random bytes, mode 0600, beside its signing keys."""
+    path = Path(keys_dir) / PSEUDONYM_KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_private(path, secrets.token_bytes(32))
+    return read_private(path)
+
+
+class Masker:
+    """Applies mask rules to an event's `input` and `result` before it is logged."""
+
+    def __init__(self, rules: MaskRules, key: bytes) -> None:
+        if len(key) < 16:
+            raise ValueError("the pseudonym key must hold at least 16 bytes")
+        self.rules = rules
+        self._key = key
+
+    def derive(self, label: bytes) -> bytes:
+        """A key for another use (e.g. per-grant member references), independent of this one."""
+        return hmac.new(self._key, b"coopfed:" + label, hashlib.sha256).digest()
+
+    def pseudonym(self, value: Any) -> str:
+        mac = hmac.new(self._key, canonical(value), hashlib.sha256).hexdigest()
+        return f"pseud:{mac[:32]}"
+
+    def apply(self, event: dict[str, Any]) -> dict[str, Any]:
+        event = copy.deepcopy(event)
+        erased: list[str] = []
+        masked: list[str] = []
+
+        def erase(container: Any, key: Any, pointer: str) -> None:
+            del container[key]
+            erased.append(pointer)
+
+        def digest(container: Any, key: Any, pointer: str) -> None:
+            container[key] = "sha256:" + hashlib.sha256(canonical(container[key])).hexdigest()
+            masked.append(pointer)
+
+        def pseudonymise(container: Any, key: Any, pointer: str) -> None:
+            container[key] = self.pseudonym(container[key])
+            masked.append(pointer)
+
+        for pointers, act in ((self.rules.erase, erase), (self.rules.digest, digest)):
+            for pointer in pointers:
+                _visit(event, _split(pointer), "", act)
+        for pointer in self.rules.pseudonymise:
+            _visit(event, _split(pointer), "", pseudonymise)
+        if erased:
+            event["erased"] = sorted(erased)
+        if masked:
+            event["masked"] = sorted(masked)
+        return event
+
+
+# --- writing ------------------------------------------------------------------------------
+
+Sink = Callable[[list[dict[str, Any]]], None]
+"""Appends events to durable storage in one transaction, chaining them onto the log."""
+
+
+@dataclass
+class DecisionLog:
+    """Builds decision events and hands them to storage.
+
+    `event()` makes a masked, unchained event for the caller to append together with the
+    state change it explains (one transaction). `record()` is for decisions with no state
+    change of their own, such as consent decisions: they wait in memory and are appended with
+    the next durable append, or when `flush_at` are waiting, or on `flush()` (as OPA's decision-log
+    plugin buffers), so that evaluating a new consent profile costs no disk write.
+    """
+
+    masker: Masker
+    labels: dict[str, str]
+    sink: Sink
+    flush_at: int = 256
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    _pending: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def event(self, path: str, input: Any, result: Any, revision: str) -> dict[str, Any]:
+        event = {
+            "decision_id": str(uuid.uuid4()),
+            "path": path,
+            "input": input,
+            "result": result,
+            "revision": revision,
+            "bundles": {"coopfed": {"revision": revision}},
+            "labels": dict(self.labels),
+            "timestamp": self.clock().astimezone(UTC).isoformat(timespec="microseconds"),
+        }
+        return self.masker.apply(event)
+
+    def record(self, path: str, input: Any, result: Any, revision: str) -> str:
+        """Log a decision that changes no state; returns its decision_id."""
+        event = self.event(path, input, result, revision)
+        with self._lock:
+            self._pending.append(event)
+            full = len(self._pending) >= self.flush_at
+        if full:
+            self.flush()
+        return event["decision_id"]
+
+    @contextmanager
+    def batch(self, *events: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+        """The waiting events plus `events`, for one durable append; put back if it fails."""
+        with self._lock:
+            waiting, self._pending = self._pending, []
+        try:
+            yield [*waiting, *events]
+        except BaseException:
+            with self._lock:
+                self._pending[:0] = waiting
+            raise
+
+    def append(self, *events: dict[str, Any]) -> None:
+        """Append events (and any waiting ones) now."""
+        with self.batch(*events) as batch:
+            if batch:
+                self.sink(batch)
+
+    def flush(self) -> None:
+        self.append()
+
+
+# --- verifying ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong with the log: `kind` is edited, deleted, reordered, duplicated,
+    malformed or truncated; `position` counts stored entries from 1."""
+
+    kind: str
+    position: int
+    seq: int | None
+    decision_id: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Report:
+    entries: int
+    head_seq: int
+    head_hash: str
+    problems: tuple[Problem, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class _Seen:
+    position: int
+    seq: int | None
+    decision_id: str
+    stored_hash: str
+    prev_hash: str
+    intact: bool
+
+
+def _parse(position: int, raw: str | Mapping[str, Any]) -> tuple[_Seen | None, Problem | None]:
+    try:
+        entry = json.loads(raw) if isinstance(raw, str | bytes) else dict(raw)
+    except (ValueError, TypeError):
+        entry = None
+    if not isinstance(entry, dict) or any(k not in entry for k in _REQUIRED):
+        return None, Problem(
+            "malformed", position, None, "", f"entry at position {position} is not a log entry"
+        )
+    seq = entry["seq"] if type(entry["seq"]) is int else None
+    decision_id = str(entry["decision_id"])
+    try:
+        intact = entry_hash(entry) == entry["hash"]
+    except (TypeError, ValueError):
+        intact = False
+    return _Seen(position, seq, decision_id, str(entry["hash"]), str(entry["prev_hash"]), intact), None
+
+
+def verify(entries: Iterable[str | Mapping[str, Any]], *, head: tuple[int, str] | None = None) -> Report:
+    """Check a log, entries in stored order; say which entries were edited, deleted or reordered.
+
+    `head` is a (seq, hash) pair recorded earlier (e.g. printed by `coopfed audit verify` or
+    published): without it, cutting entries off the end of the log cannot be detected.
+    """
+    seen: list[_Seen] = []
+    problems: list[Problem] = []
+    for position, raw in enumerate(entries, start=1):
+        item, problem = _parse(position, raw)
+        if problem:
+            problems.append(problem)
+        if item:
+            seen.append(item)
+    problems += _edits(seen) + _sequence(seen)
+    if head is not None:
+        problems += _against_head(seen, head)
+    problems.sort(key=lambda p: (p.position, p.kind))
+    last = seen[-1] if seen else None
+    return Report(
+        entries=len(seen),
+        head_seq=(last.seq or 0) if last else 0,
+        head_hash=last.stored_hash if last else GENESIS,
+        problems=tuple(problems),
+    )
+
+
+def _describe(item: _Seen) -> str:
+    return f"entry {item.seq} (decision {item.decision_id}, position {item.position})"
+
+
+def _edits(seen: list[_Seen]) -> list[Problem]:
+    """Content that does not match its hash, or a hash recomputed so the next link breaks."""
+    problems = [
+        Problem(
+            "edited",
+            s.position,
+            s.seq,
+            s.decision_id,
+            f"{_describe(s)} was edited: it no longer matches its hash",
+        )
+        for s in seen
+        if not s.intact
+    ]
+    by_seq = {s.seq: s for s in seen if s.seq is not None}
+    for s in seen:
+        if s.seq == 1 and s.prev_hash != GENESIS and s.intact:
+            problems.append(
+                Problem("edited", s.position, 1, s.decision_id, f"{_describe(s)} does not start the chain")
+            )
+        before = by_seq.get(s.seq - 1) if s.seq else None
+        if before and before.intact and s.intact and s.prev_hash != before.stored_hash:
+            message = f"{_describe(before)} was rewritten: the next entry does not chain to it"
+            problems.append(Problem("edited", before.position, before.seq, before.decision_id, message))
+    return problems
+
+
+def _sequence(seen: list[_Seen]) -> list[Problem]:
+    """Gaps (deleted entries), repeats, and entries stored out of order."""
+    problems: list[Problem] = []
+    seqs = [s.seq for s in seen if s.seq is not None]
+    counts: dict[int, int] = {}
+    for s in seen:
+        if s.seq is None:
+            continue
+        counts[s.seq] = counts.get(s.seq, 0) + 1
+        if counts[s.seq] == 2:
+            problems.append(
+                Problem("duplicated", s.position, s.seq, s.decision_id, f"{_describe(s)} appears twice")
+            )
+    top = max(seqs, default=0)
+    present = set(seqs)
+    for missing in sorted(set(range(1, top + 1)) - present):
+        after = next((s for s in seen if s.seq == missing + 1), seen[-1])
+        message = f"entry {missing} was deleted (the chain skips from {missing - 1} to {missing + 1})"
+        problems.append(Problem("deleted", after.position, missing, "", message))
+    running = 0
+    for s in seen:
+        if s.seq is None:
+            continue
+        if s.seq < running:
+            message = f"{_describe(s)} is out of order: it is stored after entry {running}"
+            problems.append(Problem("reordered", s.position, s.seq, s.decision_id, message))
+        running = max(running, s.seq)
+    return problems
+
+
+def _against_head(seen: list[_Seen], head: tuple[int, str]) -> list[Problem]:
+    seq, digest = head
+    match = next((s for s in seen if s.seq == seq), None)
+    if match is None:
+        last = max((s.seq or 0 for s in seen), default=0)
+        message = f"entries {last + 1} to {seq} were cut off the end of the log"
+        return [Problem("truncated", len(seen), seq, "", message)]
+    if match.stored_hash != digest:
+        return [
+            Problem(
+                "edited",
+                match.position,
+                seq,
+                match.decision_id,
+                f"{_describe(match)} differs from the recorded head",
+            )
+        ]
+    return []
+
+
+def export_lines(entries: Iterable[str]) -> Iterator[str]:
+    """Stored entries as JSON lines, one per entry, exactly as hashed."""
+    for raw in entries:
+        yield canonical(json.loads(raw)).decode("utf-8") + "\n"

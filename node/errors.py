@@ -1,0 +1,59 @@
+"""One error hierarchy with stable codes, and its one mapping to gRPC status."""
+
+from __future__ import annotations
+
+import grpc
+
+
+class CoopfedError(Exception):
+    """A failure the caller should hear about: a stable code, a field and a plain message."""
+
+    status = grpc.StatusCode.INTERNAL
+    code = "internal"
+
+    def __init__(self, message: str, *, code: str | None = None, field: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code:
+            self.code = code
+
+
+class InvalidArgument(CoopfedError):
+    status = grpc.StatusCode.INVALID_ARGUMENT
+    code = "invalid_argument"
+
+
+class Unauthenticated(CoopfedError):
+    status = grpc.StatusCode.UNAUTHENTICATED
+    code = "unauthenticated"
+
+
+class PermissionDenied(CoopfedError):
+    status = grpc.StatusCode.PERMISSION_DENIED
+    code = "permission_denied"
+
+
+class NotFound(CoopfedError):
+    status = grpc.StatusCode.NOT_FOUND
+    code = "not_found"
+
+
+class AlreadyExists(CoopfedError):
+    status = grpc.StatusCode.ALREADY_EXISTS
+    code = "already_exists"
+
+
+class FailedPrecondition(CoopfedError):
+    status = grpc.StatusCode.FAILED_PRECONDITION
+    code = "failed_precondition"
+
+
+class ResourceExhausted(CoopfedError):
+    status = grpc.StatusCode.RESOURCE_EXHAUSTED
+    code = "resource_exhausted"
+
+
+class Unavailable(CoopfedError):
+    status = grpc.StatusCode.UNAVAILABLE
+    code = "unavailable"

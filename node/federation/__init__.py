@@ -1,0 +1,1 @@
+"""Federation on the node: manifests, pinned peers, grants to aggregates, revocation refresh."""

@@ -1,0 +1,159 @@
+"""Aggregates released to a peer: consent once per profile, running totals, k-suppression, noise.
+
+The cost of a release is O(periods x profiles): members with the same consent settings share a
+profile, the consent policy is asked once per profile (and cached per policy revision), and the
+store keeps per-profile running totals, so no reading is touched at release time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from coopfed.federation.grants import Grant, Granularity, NoiseMechanism
+from coopfed.node.errors import InvalidArgument
+from coopfed.node.model import HALF_HOUR, Flow
+from coopfed.node.storage import PeriodTotals
+
+if TYPE_CHECKING:
+    from coopfed.node.runtime import Node
+
+RELEASE_PATH = "coopfed/federation/release"
+GAUSSIAN_DELTA = 1e-5  # the delta of (epsilon, delta) differential privacy for Gaussian noise
+_EMPTY = PeriodTotals(np.empty(0, np.int64), np.empty(0), np.empty(0, np.int64))
+
+
+@dataclass(frozen=True)
+class Release:
+    """What one FetchAggregates call releases, decided before any data is read."""
+
+    grant: Grant
+    datasets: tuple[str, ...]
+    period: tuple[int, int]
+    min_group_size: int
+    consenting: dict[str, list[str]]  # dataset -> profile ids whose consent allows the release
+    profiles_total: int
+
+    @property
+    def profiles_included(self) -> int:
+        return len({p for ids in self.consenting.values() for p in ids})
+
+
+@dataclass(frozen=True)
+class Series:
+    """One dataset's released cells, in period order."""
+
+    dataset: str
+    periods: np.ndarray
+    kwh: np.ndarray | None  # None where the field was not granted
+    member_count: np.ndarray | None
+    suppressed: np.ndarray
+
+    def chunks(self, size: int) -> Iterator[Series]:
+        """The series in pieces of at most `size` released periods (suppressed ones ride along)."""
+        if self.periods.size <= size:
+            yield self
+            return
+        for start in range(0, self.periods.size, size):
+            end = min(start + size, self.periods.size)
+            lo = self.periods[start] if start else np.iinfo(np.int64).min
+            hi = self.periods[end] if end < self.periods.size else np.iinfo(np.int64).max
+            part = slice(start, end)
+            yield Series(
+                self.dataset,
+                self.periods[part],
+                None if self.kwh is None else self.kwh[part],
+                None if self.member_count is None else self.member_count[part],
+                self.suppressed[(self.suppressed >= lo) & (self.suppressed < hi)],
+            )
+
+
+def plan_release(
+    node: Node, grant: Grant, datasets: tuple[str, ...], period: tuple[int, int] | None
+) -> Release:
+    """Check the call against the grant (PERMISSION_DENIED beyond it) and ask consent per profile."""
+    scope = grant.scope
+    datasets = datasets or tuple(sorted(scope.datasets))
+    if len(set(datasets)) != len(datasets):
+        raise InvalidArgument("datasets: each dataset once", code="fetch.datasets", field="datasets")
+    start, end = period or (scope.period_start, scope.period_end)
+    if start % HALF_HOUR or end % HALF_HOUR or start >= end:
+        raise InvalidArgument(
+            "period: half-hour aligned, start before end", code="fetch.period", field="period"
+        )
+    # Only coop_to_coop grants release here: a third party's grant fails on its flow.
+    grant.check(
+        datasets=datasets,
+        period_start=start,
+        period_end=end,
+        flow=Flow.COOP_TO_COOP.value,
+        purpose=scope.purpose,
+        granularity=Granularity.AGGREGATE,
+    )
+    k = max(grant.constraints.min_group_size, int(node.policy_data["coop"]["k_min"]))
+    profiles = node.store.profiles()
+    consenting = {
+        ds: [
+            p.profile_id
+            for p in profiles
+            if node.consent(p.settings.policy_input(), ds, Flow.COOP_TO_COOP.value, scope.purpose).allowed
+        ]
+        for ds in datasets
+    }
+    return Release(grant, datasets, (start, end), k, consenting, len(profiles))
+
+
+def log_release(node: Node, release: Release) -> str:
+    """Record the release in the decision log before any data leaves; returns its decision_id."""
+    log = node.decision_log
+    if log is None:
+        return ""
+    grant = release.grant
+    question = {
+        "grant_id": grant.jti,
+        "peer": grant.subject,
+        "datasets": list(release.datasets),
+        "period": {"start": release.period[0], "end": release.period[1]},
+        "flow": Flow.COOP_TO_COOP.value,
+        "purpose": grant.scope.purpose,
+    }
+    answer = {"consenting_profiles": release.consenting, "min_group_size": release.min_group_size}
+    event = log.event(RELEASE_PATH, question, answer, node.policy.revision)
+    log.append(event)  # durable, with the consent decisions it relies on
+    return str(event["decision_id"])
+
+
+def release_series(node: Node, release: Release, dataset: str) -> Series:
+    """Totals over the consenting profiles; cells with fewer than k members are withheld."""
+    ids = release.consenting[dataset]
+    totals = node.store.profile_totals(ids, dataset, *release.period) if ids else _EMPTY
+    keep = totals.member_count >= release.min_group_size
+    fields = release.grant.scope.fields
+    kwh = totals.kwh_sum[keep] if "kwh" in fields else None
+    if kwh is not None and release.grant.constraints.noise is not None:
+        kwh = _noisy(node, release, kwh)
+    return Series(
+        dataset,
+        totals.period_start[keep],
+        kwh,
+        totals.member_count[keep] if "member_count" in fields else None,
+        totals.period_start[~keep],
+    )
+
+
+def _noisy(node: Node, release: Release, kwh: np.ndarray) -> np.ndarray:
+    """Add the noise the grant requires: per-cell sensitivity is one member's largest half-hour."""
+    noise = release.grant.constraints.noise
+    assert noise is not None
+    sensitivity = float(node.policy_data["federation"]["noise"]["sensitivity_kwh"])
+    rng = np.random.default_rng()  # seeded from the OS's entropy on every release
+    if noise.mechanism is NoiseMechanism.LAPLACE:
+        added = rng.laplace(0.0, sensitivity / noise.epsilon, kwh.size)
+    else:
+        sigma = sensitivity * math.sqrt(2 * math.log(1.25 / GAUSSIAN_DELTA)) / noise.epsilon
+        added = rng.normal(0.0, sigma, kwh.size)
+    return np.maximum(kwh + added, 0.0)

@@ -1,0 +1,172 @@
+"""The node's federation context: TLS identity, state files, settings and the addresses it serves."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from coopfed.federation.errors import KeyStoreError
+from coopfed.federation.keys import KeyRing, TrustStore, read_private, write_private, write_public
+from coopfed.federation.tls import TlsIdentity, cert_node_id, load_certificate
+from coopfed.node.errors import FailedPrecondition, InvalidArgument
+from coopfed.node.federation.manifest import NODE_ID
+from coopfed.node.federation.state import FederationState
+from coopfed.node.settings import FederationSection, Settings
+
+if TYPE_CHECKING:
+    from coopfed.node.runtime import Node
+
+_RING_INDEX = "keyring.json"
+_WILDCARDS = {"", "0.0.0.0", "::", "[::]"}  # noqa: S104 - names, not a bind
+
+
+def check_node_id(node_id: str) -> None:
+    """Node ids go into TLS certificates: DNS-style names only."""
+    if not NODE_ID.fullmatch(node_id) or len(node_id) > 253:
+        raise InvalidArgument(
+            f"node id {node_id!r} must be a DNS-style name (lower-case letters, digits, '-', '.')",
+            code="node.id",
+            field="id",
+        )
+
+
+def create_tls(settings: Settings) -> TlsIdentity:
+    """Create the node's TLS key and certificate at the configured paths, unless both exist."""
+    cert_path, key_path = settings.path(settings.tls.cert), settings.path(settings.tls.key)
+    if cert_path.exists() and key_path.exists():
+        return load_tls(settings)
+    identity = TlsIdentity.create(settings.node.id)
+    for path in (cert_path, key_path):
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_private(key_path, identity.key_pem)
+    write_public(cert_path, identity.cert_pem)
+    return identity
+
+
+def load_tls(settings: Settings) -> TlsIdentity:
+    """The node's TLS identity from the configured files; the certificate must name the node."""
+    cert_path, key_path = settings.path(settings.tls.cert), settings.path(settings.tls.key)
+    try:
+        cert_pem = cert_path.read_bytes()
+        key_pem = read_private(key_path)
+        cert = load_certificate(cert_pem)
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (OSError, ValueError, TypeError, KeyStoreError) as exc:
+        raise FailedPrecondition(
+            f"cannot load the node's TLS identity ({cert_path}, {key_path}): {exc}", code="federation.tls"
+        ) from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.public_key() != cert.public_key():
+        raise FailedPrecondition(f"{key_path} is not the key of {cert_path}", code="federation.tls")
+    named = cert_node_id(cert_pem)
+    if named != settings.node.id:
+        raise FailedPrecondition(
+            f"{cert_path} is made out to {named!r}, but this node is {settings.node.id!r}",
+            code="federation.tls",
+        )
+    return TlsIdentity(named, key_pem, cert_pem)
+
+
+def _host(address: str) -> str:
+    return address.rsplit(":", 1)[0]
+
+
+@dataclass
+class Federation:
+    """What the federation code needs besides the rest of the node."""
+
+    conf: FederationSection
+    tls: TlsIdentity
+    state: FederationState
+    node_id: str
+    public_listen: str
+    keys_dir: Path
+    ports: dict[str, int] = field(default_factory=dict)  # "public" / "peer" -> bound port
+    _ring_seen: tuple[int, int] | None = field(default=None, init=False, repr=False)
+    _own_trust: tuple[tuple[int, tuple[str, ...]], TrustStore] | None = field(
+        default=None, init=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        self._ring_index = str(self.keys_dir / _RING_INDEX)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.conf.listen)
+
+    @property
+    def require_client_certificate(self) -> bool:
+        """Peers must show their pinned certificate, unless plaintext is configured for loopback."""
+        return not self.conf.plaintext
+
+    def keys(self, node: Node) -> KeyRing:
+        """The node's key ring, reloaded if it changed on disk (a rotation made with the CLI)."""
+        st = os.stat(self._ring_index)
+        seen = (st.st_ino, st.st_mtime_ns)
+        if self._ring_seen is None:
+            self._ring_seen = seen
+        elif seen != self._ring_seen:
+            node.keys = KeyRing.load(self.keys_dir)
+            self._ring_seen = seen
+        return node.keys
+
+    def own_trust(self, node: Node) -> TrustStore:
+        """This node's current keys as the only trusted issuer; rebuilt only when the ring changes."""
+        ring = self.keys(node)
+        key = (id(ring), tuple(ring.kids))
+        if self._own_trust is None or self._own_trust[0] != key:
+            self._own_trust = (key, node.own_trust())
+        return self._own_trust[1]
+
+    def advertised(self) -> dict[str, str]:
+        """host:port of the public and peer ports, as peers should dial them."""
+        return {
+            "public": self._advertise(self.public_listen, self.ports.get("public")),
+            "peer": self._advertise(self.conf.listen, self.ports.get("peer")),
+        }
+
+    def _advertise(self, listen: str, bound: int | None) -> str:
+        host, port = _host(listen), listen.rsplit(":", 1)[-1] if listen else "0"
+        if self.conf.advertise_host:
+            host = self.conf.advertise_host
+        elif host in _WILDCARDS:
+            host = self.node_id
+        if bound:
+            port = str(bound)
+        return f"{host}:{port}"
+
+
+def open_federation(settings: Settings) -> Federation:
+    """The federation context of a node, its TLS identity created if it has none yet."""
+    identity = create_tls(settings)
+    state = FederationState(settings.path(settings.federation.dir), settings.node.id)
+    return Federation(
+        conf=settings.federation,
+        tls=identity,
+        state=state,
+        node_id=settings.node.id,
+        public_listen=settings.node.listen,
+        keys_dir=settings.keys_dir,
+    )
+
+
+def default_peer_listen(public_listen: str) -> str:
+    """The peer port next to the public one: port + 1, or an ephemeral port for port 0."""
+    host, _, port = public_listen.rpartition(":")
+    number = int(port) if port.isdigit() else 0
+    return f"{host}:{number + 1 if number else 0}"
+
+
+def is_loopback_host(address: str) -> bool:
+    host = _host(address).strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,111 @@
+"""The peer port: FederationService over mutual TLS whose roots are the pinned peers' certificates,
+reloaded at each handshake (so a peer pinned while the node runs can connect), and the refresh task."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from coopfed.federation.errors import KeyStoreError
+from coopfed.federation.tls import pinned_roots
+from coopfed.node.auth import AuthInterceptor
+from coopfed.node.errors import FailedPrecondition
+from coopfed.node.federation.context import Federation, is_loopback_host
+from coopfed.node.federation.refresh import RefreshReport, refresh_forever
+from coopfed.node.federation.service import SERVICE_NAME, FederationService
+from coopfed.node.runtime import Node
+from coopfed.v1 import federation_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+
+class _PinnedRoots:
+    """gRPC's certificate fetcher: a new configuration whenever the set of pinned peers changed.
+
+    The node's own certificate is always among the roots, so the root set is never empty (which
+    would mean 'trust anyone'): with no peer pinned, only the node itself could connect.
+    """
+
+    def __init__(self, fed: Federation) -> None:
+        self.fed = fed
+        self._current: tuple[bytes, ...] = ()
+
+    def configuration(self) -> grpc.ServerCertificateConfiguration:
+        pems = tuple(sorted({self.fed.tls.cert_pem, *self.fed.state.pinned_certificates()}))
+        self._current = pems
+        return grpc.ssl_server_certificate_configuration(
+            [(self.fed.tls.key_pem, self.fed.tls.cert_pem)], root_certificates=pinned_roots(pems)
+        )
+
+    def __call__(self) -> grpc.ServerCertificateConfiguration | None:
+        try:
+            pems = tuple(sorted({self.fed.tls.cert_pem, *self.fed.state.pinned_certificates()}))
+            return None if pems == self._current else self.configuration()
+        except (FailedPrecondition, KeyStoreError) as exc:  # keep the last good roots
+            log.error("cannot reload pinned peer certificates: %s", exc)
+            return None
+
+
+class PeerServer:
+    """FederationService on the peer port, plus the task that refreshes peers' state."""
+
+    def __init__(self, node: Node) -> None:
+        if node.federation is None:
+            raise FailedPrecondition("federation is not configured on this node", code="federation.off")
+        self.node, self.fed = node, node.federation
+        self.listeners: list[Callable[[RefreshReport], None]] = []  # told after every refresh round
+        self.port = 0
+        self._refresh: asyncio.Task[None] | None = None
+
+    async def start(self, max_receive: int) -> int:
+        from coopfed.node.services import authenticators  # services imports this package
+
+        self.server = grpc.aio.server(
+            interceptors=[AuthInterceptor(authenticators(self.node))],
+            options=[("grpc.max_receive_message_length", max_receive)],
+        )
+        federation_pb2_grpc.add_FederationServiceServicer_to_server(FederationService(self.node), self.server)
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.port = self._bind()
+        await self.server.start()
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.fed.ports["peer"] = self.port
+        self._refresh = asyncio.create_task(
+            refresh_forever(self.node, self._notify), name="federation-refresh"
+        )
+        log.info("node %s serving peers on port %d", self.node.node_id, self.port)
+        return self.port
+
+    def _bind(self) -> int:
+        listen = self.fed.conf.listen
+        if self.fed.conf.plaintext:
+            if not is_loopback_host(listen):
+                raise FailedPrecondition(
+                    f"[federation] plaintext is allowed only on loopback, not {listen}",
+                    code="config.plaintext",
+                )
+            return self.server.add_insecure_port(listen)
+        roots = _PinnedRoots(self.fed)
+        creds = grpc.dynamic_ssl_server_credentials(
+            roots.configuration(), roots, require_client_authentication=True
+        )
+        return self.server.add_secure_port(listen, creds)
+
+    def _notify(self, report: RefreshReport) -> None:
+        for listener in list(self.listeners):
+            listener(report)
+
+    async def stop(self, grace: float) -> None:
+        if self._refresh is not None:
+            self._refresh.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresh
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)

@@ -1,0 +1,263 @@
+"""gRPC servicers for governance: third parties (GovernanceService), the board (ReviewService)
+and the release of data under a grant (DataService)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC
+from typing import Any
+
+import grpc
+
+from coopfed.node.auth import Authenticator, caller
+from coopfed.node.convert import flow_to_proto
+from coopfed.node.errors import InvalidArgument
+from coopfed.node.governance import catalogue, organisations, release, requests
+from coopfed.node.governance import convert as cv
+from coopfed.node.governance.model import DecisionFilter, RequestState
+from coopfed.node.model import Flow
+from coopfed.node.rpc import rpc
+from coopfed.node.runtime import Node
+from coopfed.v1 import common_pb2, member_pb2
+from coopfed.v1 import governance_pb2 as pb
+from coopfed.v1 import governance_pb2_grpc as pb_grpc
+
+MAX_LIST = 1000
+
+
+def _limit(value: int, default: int = 100) -> int:
+    if value < 0:
+        raise InvalidArgument("limit: zero or more", code="list.limit", field="limit")
+    return min(value or default, MAX_LIST)
+
+
+class GovernanceService(pb_grpc.GovernanceServiceServicer):
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    @rpc
+    async def ListDatasets(self, request, context):
+        entries = await asyncio.to_thread(catalogue.catalogue, self.node)
+        publisher = self.node.policy_data["coop"]["name"]
+        return pb.ListDatasetsResponse(
+            publisher=publisher, datasets=[cv.dataset_to_proto(e) for e in entries]
+        )
+
+    @rpc
+    async def ListPurposes(self, request, context):
+        return pb.ListPurposesResponse(purposes=[pb.PurposeCode(**p) for p in catalogue.purposes(self.node)])
+
+    @rpc
+    async def RegisterOrganisation(self, request, context):
+        profile = cv.profile_from_proto(request)
+        org, token = await asyncio.to_thread(organisations.register, self.node, profile)
+        return pb.RegisterOrganisationResponse(
+            organisation_id=org.organisation_id,
+            token=token,
+            organisation=cv.organisation_to_proto(org, with_contact=True),
+        )
+
+    @rpc
+    async def GetOrganisation(self, request, context):
+        org_id = organisations.own_organisation(caller().id, request.organisation_id)
+        org = await asyncio.to_thread(self.node.governance.get_organisation, org_id)
+        return cv.organisation_to_proto(org, with_contact=True)
+
+    @rpc
+    async def SubmitDataRequest(self, request, context):
+        spec = cv.spec_from_proto(request)
+        record = await asyncio.to_thread(requests.submit, self.node, caller().id, spec)
+        return cv.status_to_proto(record, with_token=True)
+
+    @rpc
+    async def GetDecision(self, request, context):
+        record = await asyncio.to_thread(requests.get_own, self.node, caller().id, request.request_id)
+        return cv.status_to_proto(record, with_token=True)
+
+    @rpc
+    async def ListMyRequests(self, request, context):
+        records = await asyncio.to_thread(self.node.governance.list_requests, organisation_id=caller().id)
+        return pb.ListMyRequestsResponse(requests=[cv.status_to_proto(r, with_token=True) for r in records])
+
+    @rpc
+    async def ListMyGrants(self, request, context):
+        grants = await asyncio.to_thread(requests.own_grants, self.node, caller().id)
+        return pb.ListMyGrantsResponse(grants=[cv.grant_to_proto(g, with_token=True) for g in grants])
+
+
+class ReviewService(pb_grpc.ReviewServiceServicer):
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    @rpc
+    async def ListReferred(self, request, context):
+        records = await asyncio.to_thread(
+            self.node.governance.list_requests, state=RequestState.AWAITING_REVIEW, oldest_first=True
+        )
+        return pb.ListReferredResponse(requests=[cv.status_to_proto(r, with_token=False) for r in records])
+
+    @rpc
+    async def RecordDecision(self, request, context):
+        outcome = cv.outcome_from_proto(request.outcome)
+        record = await asyncio.to_thread(
+            requests.review, self.node, request.request_id, caller().id, outcome, request.reason
+        )
+        return cv.status_to_proto(record, with_token=False)
+
+    @rpc
+    async def ListDecisions(self, request, context):
+        if request.decided_by not in ("", "policy", "board"):
+            raise InvalidArgument(
+                "decided_by: policy, board or empty", code="list.decided_by", field="decided_by"
+            )
+        filters = DecisionFilter(
+            decided_by=request.decided_by,
+            outcome=cv.outcome_from_proto(request.outcome) if request.outcome else None,
+            organisation_id=request.organisation_id,
+            since=request.since.ToDatetime(UTC) if request.HasField("since") else None,
+            until=request.until.ToDatetime(UTC) if request.HasField("until") else None,
+            limit=_limit(request.limit),
+        )
+        rows, reviewed, agreed = await asyncio.to_thread(self.node.governance.list_decisions, filters)
+        decisions = [
+            cv.review_to_proto(r.review, r.request_id, r.organisation_id)
+            if by == "board" and r.review is not None
+            else cv.decision_to_proto(r.decision, r.request_id, r.organisation_id)
+            for by, r in rows
+        ]
+        return pb.ListDecisionsResponse(decisions=decisions, reviewed=reviewed, agreed=agreed)
+
+    @rpc
+    async def ListOrganisations(self, request, context):
+        orgs = await asyncio.to_thread(self.node.governance.list_organisations)
+        return pb.ListOrganisationsResponse(
+            organisations=[cv.organisation_to_proto(o, with_contact=True) for o in orgs]
+        )
+
+    @rpc
+    async def VerifyOrganisation(self, request, context):
+        org = await asyncio.to_thread(
+            organisations.verify,
+            self.node,
+            request.organisation_id,
+            request.verified,
+            request.note,
+            caller().id,
+        )
+        return cv.organisation_to_proto(org, with_contact=True)
+
+    @rpc
+    async def RevokeGrant(self, request, context):
+        grant = await asyncio.to_thread(
+            requests.revoke, self.node, request.grant_id, request.reason, caller().id
+        )
+        return cv.grant_to_proto(grant, with_token=False)
+
+
+class DataService(pb_grpc.DataServiceServicer):
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    @rpc
+    async def FetchData(self, request, context):
+        grant = caller().claims["grant"]
+        fetch = release.FetchSpec(
+            datasets=tuple(request.datasets),
+            fields=tuple(request.fields),
+            granularity=cv.granularity_from_proto(request.granularity, required=False),
+            period=cv.period_from_proto(request.period) if request.HasField("period") else None,
+        )
+        chunks = _chunks(self.node, grant, fetch)
+        while True:
+            # each message is produced (and the grant re-checked) only when the last one was sent
+            chunk = await asyncio.to_thread(next, chunks, None)
+            if chunk is None:
+                return
+            yield chunk
+
+
+def _chunks(node: Node, grant: Any, fetch: release.FetchSpec) -> Iterator[pb.DataChunk]:
+    plan = release.plan(node, grant, fetch)
+    release.check_live(node, grant)
+    yield pb.DataChunk(header=_header(plan))
+    tally = release.Tally(members=set())
+    ref_key = node.decision_log.masker.derive(b"member-ref")
+    for ds in plan.datasets:
+        if plan.granularity.value == "aggregate":
+            series = release.aggregate(node, plan, ds, tally)
+            release.check_live(node, grant)
+            yield pb.DataChunk(aggregate=_aggregate(series))
+            continue
+        for series in release.individual(node, plan, ds, ref_key, tally):
+            release.check_live(node, grant)
+            yield pb.DataChunk(
+                individual=pb.IndividualSeries(
+                    dataset=series["dataset"],
+                    member_ref=series["member_ref"],
+                    period_start_unix=series["periods"].tolist(),
+                    kwh=series["kwh"].tolist(),
+                )
+            )
+    release.check_live(node, grant)
+    yield pb.DataChunk(
+        summary=pb.ReleaseSummary(
+            members_released=len(tally.members),
+            cells_suppressed=tally.suppressed,
+            cells_released=tally.released,
+            decision_id=plan.decision_id,
+        )
+    )
+
+
+def _header(plan: release.Plan) -> pb.ReleaseHeader:
+    return pb.ReleaseHeader(
+        grant_id=plan.record.grant_id,
+        request_id=plan.record.request_id,
+        release_id=plan.release_id,
+        granularity=cv.granularity_to_proto(plan.granularity),
+        period=common_pb2.Period(start_unix=plan.period[0], end_unix=plan.period[1]),
+        datasets=plan.datasets,
+        fields=plan.fields,
+        purpose=plan.purpose,
+        flow=flow_to_proto(Flow(plan.flow)),
+        min_group_size=plan.min_group_size,
+    )
+
+
+def _aggregate(series: dict[str, Any]) -> pb.AggregateSeries:
+    return pb.AggregateSeries(
+        dataset=series["dataset"],
+        period_start_unix=series["periods"].tolist(),
+        kwh=series["kwh"].tolist() if series["kwh"] is not None else [],
+        member_count=series["member_count"].tolist() if series["member_count"] is not None else [],
+    )
+
+
+def list_data_access(node: Node, member_id: str, limit: int) -> member_pb2.ListDataAccessResponse:
+    """MemberService.ListDataAccess: each release of the member's data, newest first."""
+    labels = {code: p["label"] for code, p in node.policy_data["purposes"].items()}
+    entries = node.governance.access_for_member(member_id, _limit(limit))
+    return member_pb2.ListDataAccessResponse(
+        entries=[cv.access_to_proto(e, labels.get(e.purpose, e.purpose)) for e in entries]
+    )
+
+
+def add_services(server: grpc.aio.Server, node: Node) -> list[str]:
+    """Register the governance servicers; returns their full service names."""
+    pb_grpc.add_GovernanceServiceServicer_to_server(GovernanceService(node), server)
+    pb_grpc.add_ReviewServiceServicer_to_server(ReviewService(node), server)
+    pb_grpc.add_DataServiceServicer_to_server(DataService(node), server)
+    return [
+        pb.DESCRIPTOR.services_by_name[name].full_name
+        for name in ("GovernanceService", "ReviewService", "DataService")
+    ]
+
+
+def authenticators(node: Node) -> dict[str, Authenticator]:
+    """Organisations, the board, and grantees each authenticate their own way."""
+    return {
+        "/coopfed.v1.GovernanceService/": lambda token: organisations.authenticate_org(node, token),
+        "/coopfed.v1.ReviewService/": lambda token: organisations.authenticate_board(node, token),
+        "/coopfed.v1.DataService/": lambda token: release.authenticate_grant(node, token),
+    }

@@ -1,0 +1,112 @@
+"""A logged decision in plain words: what was asked, what was decided, why, the scores, the revision."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from rich.markup import escape
+
+from coopfed.node.policy.impact import LogEntry, outcome_of
+
+_TITLES = {
+    "coopfed/consent/decision": "consent to release a member's data",
+    "coopfed/governance/decision": "a third party's data request",
+    "coopfed/governance/organisation/assessment": "the assessment of a requesting organisation",
+    "coopfed/federation/alignment/decision": "whether a peer co-op is aligned",
+    "coopfed/federation/grant/decision": "a peer co-op's grant request",
+}
+
+
+def find_entry(entries: Iterable[LogEntry], decision_id: str) -> LogEntry | None:
+    return next((e for e in entries if e.decision_id == decision_id), None)
+
+
+def explain(entry: LogEntry) -> list[str]:
+    """Lines of plain text (rich markup allowed) describing one decision-log entry."""
+    what = _TITLES.get(entry.path, f"the policy document {entry.path}")
+    lines = [
+        f"[bold]Decision {escape(entry.decision_id)}[/bold]: {escape(what)} ({escape(entry.path)})",
+        f"Made at {entry.timestamp or 'an unrecorded time'} "
+        f"by policy revision {entry.revision or 'unknown'}.",
+        "",
+        f"Result: [bold]{escape(outcome_of((True, entry.result)))}[/bold]{escape(_detail(entry.result))}",
+    ]
+    reasons = entry.result.get("reasons") if isinstance(entry.result, dict) else None
+    if reasons:
+        lines += ["", "Why:"] + [f"  - {r}" for r in reasons]
+    breakdown = list(_breakdown(entry.result))
+    if breakdown:
+        lines += ["", "Score breakdown:", *breakdown]
+    note = f" (masked when logged: {', '.join(entry.masked)})" if entry.masked else ""
+    lines += ["", f"Input, as logged{note}:", json.dumps(entry.input, indent=2, ensure_ascii=False)]
+    if not isinstance(entry.result, dict) or not breakdown:
+        lines += ["", "Full result:", json.dumps(entry.result, indent=2, ensure_ascii=False)]
+    return lines
+
+
+def _detail(result: Any) -> str:
+    if not isinstance(result, dict):
+        return ""
+    parts = []
+    if result.get("proposed") not in (None, result.get("outcome")):
+        parts.append(f"the policy proposed {result['proposed']}")
+    if result.get("shadow"):
+        parts.append("shadow mode: the board decides")
+    if result.get("profile_level"):
+        parts.append(f"consent level {result['profile_level']}")
+    if result.get("persona"):
+        parts.append(f"persona {result['persona']}")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def _breakdown(result: Any) -> Iterable[str]:
+    if not isinstance(result, dict):
+        return
+    if isinstance(result.get("score"), int | float):
+        yield f"  overall score {result['score']}{_thresholds(result.get('thresholds'))}"
+    stages = result.get("stages")
+    if isinstance(stages, dict):
+        for name, stage in stages.items():
+            yield from _stage(name, stage, 2)
+    elif isinstance(result.get("dimensions"), dict):
+        yield from _dimensions(result["dimensions"], 4)
+
+
+def _thresholds(value: Any) -> str:
+    if not isinstance(value, dict):
+        return ""
+    return " (" + ", ".join(f"{k} at {v}" for k, v in sorted(value.items())) + ")"
+
+
+def _stage(name: str, stage: Any, indent: int) -> Iterable[str]:
+    if not isinstance(stage, dict):
+        return
+    pad = " " * indent
+    status = []
+    if "score" in stage:
+        status.append(f"score {stage['score']}")
+    if isinstance(stage.get("passed"), bool):
+        status.append("passed" if stage["passed"] else "not passed")
+    if stage.get("blocked"):
+        status.append("blocked")
+    if isinstance(stage.get("verified"), bool):
+        status.append("verified" if stage["verified"] else "not verified")
+    yield f"{pad}{name}: {', '.join(status) or '-'}"
+    if isinstance(stage.get("dimensions"), dict):
+        yield from _dimensions(stage["dimensions"], indent + 2)
+
+
+def _dimensions(dimensions: dict[str, Any], indent: int) -> Iterable[str]:
+    pad = " " * indent
+    for name, dim in sorted(dimensions.items()):
+        if not isinstance(dim, dict):
+            yield f"{pad}{name}: {dim}"
+            continue
+        title = dim.get("title", name)
+        score = f"{dim['score']}/100" if "score" in dim else ""
+        weight = f" x weight {dim['weight']}" if "weight" in dim else ""
+        passed = "" if "passed" not in dim else (" passed" if dim["passed"] else " not passed")
+        reason = f": {dim['reason']}" if dim.get("reason") else ""
+        yield f"{pad}{title} {score}{weight}{passed}{reason}".replace("  ", " ")

@@ -1,0 +1,171 @@
+"""An OPA server over its REST Data API, through opa-python-client with one reused session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+from opa_client import OpaClient
+from opa_client import errors as opa_errors
+
+from coopfed.node.policy.engine import check_path, input_json
+from coopfed.node.policy.errors import PolicyError, PolicyUnavailable
+from coopfed.node.policy.loader import PolicySet
+from coopfed.node.policy.sidecar import OpaSidecar
+
+T = TypeVar("T")
+
+POLICY_ID_PREFIX = "coopfed/"
+"""Policies this engine pushes are stored under ids with this prefix (and only those are pruned)."""
+
+
+class OpaEngine:
+    """Evaluates documents on an OPA server; optionally owns the sidecar that runs it."""
+
+    def __init__(
+        self,
+        url: str,
+        policies: PolicySet,
+        *,
+        push: bool = True,
+        timeout: float = 2.0,
+        retries: int = 1,
+        sidecar: OpaSidecar | None = None,
+    ) -> None:
+        parts = urlsplit(url)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:  # a port that is not a number
+            port = 0
+        if parts.scheme not in ("http", "https") or not parts.hostname or not port:
+            raise PolicyError(f"not an OPA server URL: {url!r}")
+        self._policies = policies
+        self._sidecar = sidecar
+        self._client = OpaClient(
+            host=parts.hostname,
+            port=port,
+            ssl=parts.scheme == "https",
+            timeout=timeout,
+            retries=retries,
+        )
+        if push:
+            try:
+                self.push(policies)
+            except BaseException:
+                self.close()
+                raise
+
+    @classmethod
+    def with_sidecar(cls, binary: str, policies: PolicySet, *, timeout: float = 2.0) -> OpaEngine:
+        """Start `opa run --server` on a loopback port, load `policies` into it, own it."""
+        sidecar = OpaSidecar(binary)
+        sidecar.start()
+        try:
+            return cls(sidecar.url, policies, push=True, timeout=timeout, sidecar=sidecar)
+        except BaseException:
+            sidecar.stop()
+            raise
+
+    @property
+    def revision(self) -> str:
+        return self._policies.revision
+
+    def evaluate(self, path: str, input: Any) -> Any:
+        check_path(path)
+        input_json(input)  # refuse what the embedded engine refuses, before the wire
+        body = _call(partial(self._client.query_rule, input, path))
+        return body.get("result")  # absent where the document is undefined
+
+    def push(self, policies: PolicySet) -> None:
+        """Replace the server's data and this engine's modules with `policies`."""
+        _call(partial(self._put_root_data, policies.data))
+        wanted = {POLICY_ID_PREFIX + name: src for name, src in policies.modules.items()}
+        _settle(
+            partial(self._client.update_policy_from_string, source, policy_id, False)
+            for policy_id, source in sorted(wanted.items())
+        )
+        stale = [
+            p
+            for p in _call(self._client.get_policies_list)
+            if p.startswith(POLICY_ID_PREFIX) and p not in wanted
+        ]
+        _settle(partial(self._client.delete_policy, policy_id) for policy_id in stale)
+        self._policies = policies
+
+    def _put_root_data(self, data: dict[str, Any]) -> None:
+        # The client's update_or_create_data("") PUTs to /v1/data/, which OPA redirects to
+        # /v1/data, and the redirected request loses its body; so PUT the root on its session.
+        response = self._client._session.put(
+            f"{self._client.root_url}/data", json=data, timeout=self._client.timeout
+        )
+        response.raise_for_status()
+
+    def close(self) -> None:
+        self._client.close_connection()
+        if self._sidecar is not None:
+            self._sidecar.stop()
+            self._sidecar = None
+
+
+def _settle(calls: Iterable[Callable[[], object]]) -> None:
+    """Run every call, retrying the ones OPA refused while others still succeed.
+
+    OPA compiles each module as it is PUT against the modules it already holds, so a module
+    that uses another one (or a stale one that another still uses) succeeds only in the
+    right order; retrying until no progress finds that order without parsing imports.
+    """
+    pending = list(calls)
+    while pending:
+        failed: list[Callable[[], object]] = []
+        first_error: PolicyError | None = None
+        for fn in pending:
+            try:
+                _call(fn)
+            except PolicyError as exc:  # PolicyUnavailable is no PolicyError: it propagates
+                failed.append(fn)
+                first_error = first_error or exc
+        if len(failed) == len(pending):
+            assert first_error is not None
+            raise first_error
+        pending = failed
+
+
+def _call(fn: Callable[[], T]) -> T:
+    """Run one REST call, mapping transport failures to PolicyUnavailable, the rest to PolicyError."""
+    try:
+        return fn()
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        raise PolicyUnavailable(f"OPA is unreachable: {exc.__class__.__name__}") from exc
+    except requests.HTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else 0
+        detail = _error_message(exc.response)
+        if status in (502, 503, 504):
+            raise PolicyUnavailable(f"OPA answered {status}: {detail}") from exc
+        raise PolicyError(f"OPA answered {status}: {detail}") from exc
+    except _CLIENT_ERRORS as exc:
+        raise PolicyError(f"OPA refused: {exc}") from exc
+    except requests.RequestException as exc:
+        raise PolicyError(f"OPA request failed: {exc}") from exc
+    except ValueError as exc:  # a body that is not JSON, or input that cannot be encoded
+        raise PolicyError(f"OPA exchange failed: {exc}") from exc
+
+
+_CLIENT_ERRORS = (
+    opa_errors.RegoParseError,
+    opa_errors.DeletePolicyError,
+    opa_errors.PolicyNotFoundError,
+    opa_errors.TypeException,
+)
+
+
+def _error_message(response: requests.Response | None) -> str:
+    if response is None:
+        return "no response"
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    return str(body.get("message", body))[:500] if isinstance(body, dict) else str(body)[:500]

@@ -1,0 +1,168 @@
+"""Run a real OPA server as a child process on a loopback port; wait for health; stop on close."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from coopfed.node.policy.errors import PolicyUnavailable
+
+_BIND_ATTEMPTS = 3
+
+
+class OpaSidecar:
+    """`opa run --server` owned by the node. Usable as a context manager.
+
+    OPA does not log the port it bound for `--addr :0`, so a free port is chosen by binding
+    port 0 and releasing it; if another process takes it first OPA exits, and a new port is
+    tried. Each start labels the server with a random token, and readiness requires /health
+    and that token in /v1/config, so a foreign server on the port is never mistaken for
+    ours. `paths` are loaded at start (files or directories; *_test.rego are ignored).
+    """
+
+    def __init__(
+        self,
+        binary: str | Path,
+        paths: Sequence[str | Path] = (),
+        *,
+        host: str = "127.0.0.1",
+        startup_timeout: float = 15.0,
+        args: Sequence[str] = (),
+    ) -> None:
+        self.binary = str(binary)
+        self.paths = [str(p) for p in paths]
+        self.args = list(args)  # more `opa run` flags, e.g. --bundle and --verification-key
+        self.host = host
+        self.startup_timeout = startup_timeout
+        self.port = 0
+        self._token = ""
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: tempfile._TemporaryFileWrapper[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def start(self) -> str:
+        """Start OPA and return its URL once /health answers 200."""
+        if self._proc is not None:
+            return self.url
+        if not os.access(self.binary, os.X_OK):
+            raise PolicyUnavailable(f"no executable OPA binary at {self.binary}")
+        last_log = ""
+        for _ in range(_BIND_ATTEMPTS):
+            self.port = _free_port(self.host)
+            self._token = secrets.token_hex(8)
+            self._spawn()
+            if self._wait_healthy():
+                return self.url
+            last_log = self._read_log()
+            self.stop()
+            if "address already in use" not in last_log:
+                break
+        raise PolicyUnavailable(f"OPA did not become healthy: {last_log[-500:]}")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask OPA to shut down, kill it if it will not, and reap it."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> OpaSidecar:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _spawn(self) -> None:
+        # OPA's output goes to a file, not a pipe nobody reads, so a chatty server cannot block.
+        self._log = tempfile.NamedTemporaryFile(prefix="coopfed-opa-", suffix=".log")  # noqa: SIM115
+        args = [
+            self.binary,
+            "run",
+            "--server",
+            "--addr",
+            f"{self.host}:{self.port}",
+            "--disable-telemetry",
+            "--log-level",
+            "error",
+            "--set",
+            f"labels.coopfed_sidecar={self._token}",
+            "--ignore",
+            "*_test.rego",
+            *self.args,
+            *self.paths,
+        ]
+        self._proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def _wait_healthy(self) -> bool:
+        """Poll until our OPA is healthy, it exits, or the start-up timeout passes."""
+        assert self._proc is not None
+        deadline = time.monotonic() + self.startup_timeout
+        delay = 0.01
+        while time.monotonic() < deadline:
+            if _get(f"{self.url}/health") is not None and self._is_ours():
+                return True
+            # Waiting on the process doubles as the poll delay and notices an early exit.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(delay)
+                return False
+            delay = min(delay * 2, 0.2)
+        return False
+
+    def _is_ours(self) -> bool:
+        config = _get(f"{self.url}/v1/config")
+        try:
+            return json.loads(config or b"{}")["result"]["labels"]["coopfed_sidecar"] == self._token
+        except (ValueError, KeyError, TypeError):
+            return False
+
+    def _read_log(self) -> str:
+        if self._log is None:
+            return ""
+        return Path(self._log.name).read_text(encoding="utf-8", errors="replace")
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def _get(url: str) -> bytes | None:
+    """The body of a 200 answer, else None (refused, timed out, another status)."""
+    try:
+        with urllib.request.urlopen(url, timeout=1.0) as response:  # noqa: S310 - an http URL we built
+            return response.read() if response.status == 200 else None
+    except (urllib.error.URLError, OSError):
+        return None

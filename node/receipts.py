@@ -1,0 +1,75 @@
+"""Consent receipts in the shape of Kantara consent receipts / ISO/IEC TS 27560, signed as JWTs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from coopfed.federation.tokens import TokenUse, issue_token
+from coopfed.node.model import DATASETS, Flow
+
+if TYPE_CHECKING:
+    from coopfed.node.runtime import Node
+    from coopfed.node.storage import ConsentRecord
+
+RECEIPT_VERSION = "KI-CR-v1.1.0"
+# Receipts are evidence for the member: they stay verifiable for years.
+RECEIPT_TTL = 3650 * 86_400
+_DISCLOSED = {Flow.MEMBER_TO_MEMBER, Flow.COOP_TO_COOP, Flow.THIRD_PARTY, Flow.OPEN_DATA}
+
+
+def receipt_body(node: Node, member_id: str, record: ConsentRecord) -> dict[str, Any]:
+    """The receipt: one service per flow the member allows, with the purposes and datasets."""
+    coop = node.policy_data["coop"]
+    return {
+        "version": RECEIPT_VERSION,
+        "jurisdiction": coop.get("jurisdiction", "GB"),
+        "consentTimestamp": int(record.at.timestamp()),
+        "collectionMethod": "coopfed MemberService.SetConsent",
+        "consentReceiptID": str(record.record_id),
+        "language": "en",
+        "piiPrincipalId": member_id,
+        "piiControllers": [{"piiController": coop["name"], "contact": coop.get("contact", "")}],
+        "policyUrl": coop.get("policy_url", ""),
+        "termsVersion": record.terms_version,
+        "services": _services(node, record),
+        "sensitive": False,
+        "spiCat": [],
+        "withdrawalReason": record.withdrawal_reason,
+    }
+
+
+def _services(node: Node, record: ConsentRecord) -> list[dict[str, Any]]:
+    profile = record.settings.policy_input()
+    aims = node.policy_data["coop"]["aims"]
+    services = []
+    for flow in Flow:
+        purposes = []
+        for purpose in aims:
+            datasets = [ds for ds in DATASETS if node.consent(profile, ds, flow.value, purpose).allowed]
+            if datasets:
+                purposes.append(
+                    {
+                        "purpose": node.policy_data["purposes"][purpose]["label"],
+                        "purposeCategory": [purpose],
+                        "consentType": "EXPLICIT",
+                        "piiCategory": datasets,
+                        "primaryPurpose": flow is Flow.INTERNAL,
+                        "termination": "until the member changes consent or leaves the co-op",
+                        "thirdPartyDisclosure": flow in _DISCLOSED,
+                    }
+                )
+        if purposes:
+            services.append({"service": node.policy_data["flows"][flow.value]["title"], "purposes": purposes})
+    return services
+
+
+def consent_receipt(node: Node, member_id: str, record: ConsentRecord) -> str:
+    return issue_token(
+        node.keys,
+        issuer=node.node_id,
+        subject=member_id,
+        audience=member_id,
+        use=TokenUse.CONSENT_RECEIPT,
+        ttl=RECEIPT_TTL,
+        claims={"receipt": receipt_body(node, member_id, record)},
+    )

@@ -1,0 +1,95 @@
+"""Applying the error mapping to every RPC: domain errors become gRPC status with rich details."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, status_pb2
+from grpc_status import rpc_status
+
+from coopfed.node import errors
+from coopfed.v1 import common_pb2
+
+log = logging.getLogger(__name__)
+
+
+def as_coopfed_error(exc: Exception) -> errors.CoopfedError | None:
+    """Translate errors of the layers below (storage, policy, tokens) into the node's hierarchy."""
+    if isinstance(exc, errors.CoopfedError):
+        return exc
+    for foreign, ours in _foreign_errors():
+        if isinstance(exc, foreign):
+            return ours(str(exc), code=getattr(exc, "code", None) or ours.code)
+    return None
+
+
+@functools.cache
+def _foreign_errors() -> tuple[tuple[type[Exception], type[errors.CoopfedError]], ...]:
+    from coopfed.federation.errors import KeyStoreError, ScopeError, TokenError
+    from coopfed.node import storage
+    from coopfed.node.policy import PolicyUnavailable
+    from coopfed.node.storage.governance import Conflict
+
+    return (
+        (TokenError, errors.Unauthenticated),
+        (ScopeError, errors.PermissionDenied),
+        (KeyStoreError, errors.FailedPrecondition),  # e.g. a key ring or TLS file that is unsafe
+        (PolicyUnavailable, errors.Unavailable),
+        (storage.NotFound, errors.NotFound),
+        (storage.MemberErased, errors.NotFound),
+        (storage.AlreadyExists, errors.AlreadyExists),
+        (storage.InvalidData, errors.InvalidArgument),
+        (storage.StorageBusy, errors.Unavailable),
+        (Conflict, errors.FailedPrecondition),
+    )
+
+
+def status_for(error: errors.CoopfedError) -> grpc.Status:
+    detail = any_pb2.Any()
+    detail.Pack(common_pb2.ErrorDetail(code=error.code, field=error.field, message=error.message))
+    code = getattr(code_pb2, error.status.name)
+    return rpc_status.to_status(status_pb2.Status(code=code, message=error.message, details=[detail]))
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> None:
+    error = as_coopfed_error(exc)
+    if error is None:
+        incident = uuid.uuid4().hex[:12]
+        log.exception("unexpected error, incident %s", incident)
+        error = errors.CoopfedError(f"internal error (incident {incident})")
+    await context.abort_with_status(status_for(error))
+
+
+def rpc(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a servicer method (unary, client- or server-streaming) so errors map to status once."""
+    if inspect.isasyncgenfunction(method):
+
+        @functools.wraps(method)
+        async def streaming(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                async for item in method(self, request, context):
+                    yield item
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a status
+                await _abort(context, exc)
+
+        return streaming
+
+    @functools.wraps(method)
+    async def unary(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await method(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a status
+            await _abort(context, exc)
+
+    return unary

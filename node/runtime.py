@@ -1,0 +1,161 @@
+"""The running node: settings, storage, policy engine and keys, opened and closed together."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from coopfed.federation.keys import KeyRing, TrustStore
+from coopfed.federation.tokens import TokenUse, issue_token, verify_token
+from coopfed.node.auth import Principal
+from coopfed.node.decisionlog import DecisionLog, Masker, MaskRules, load_or_create_key
+from coopfed.node.errors import AlreadyExists, Unauthenticated
+from coopfed.node.federation.context import Federation, check_node_id, default_peer_listen, open_federation
+from coopfed.node.policy import load_policies
+from coopfed.node.policy.consent import CONSENT_PATH, ConsentDecision, consent_input, decide_consent
+from coopfed.node.policy.holder import PolicyHolder
+from coopfed.node.policy.reload import open_policy
+from coopfed.node.settings import FederationSection, NodeSection, PolicySection, Settings, render_toml
+from coopfed.node.storage import SqliteStore, Store
+from coopfed.node.storage.governance import GovernanceStore
+from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
+
+DAY = 86_400
+CONFIG_NAME = "coopfed.toml"
+
+
+@dataclass
+class Node:
+    """Everything a request handler needs. Built once in `open_node`, passed down."""
+
+    settings: Settings
+    store: Store
+    policy: PolicyHolder  # the current policy engine; swapped atomically on reload
+    keys: KeyRing
+    federation: Federation | None = None  # TLS identity, pinned peers, grants, revocations
+    governance: GovernanceStore | None = None  # organisations, requests, grants, decision and access logs
+    decision_log: DecisionLog | None = None
+    # (revision, profile, dataset, flow, purpose) -> (decision, id of its decision-log entry)
+    _consent_cache: dict[tuple, tuple[ConsentDecision, str]] = field(default_factory=dict, repr=False)
+
+    @property
+    def node_id(self) -> str:
+        return self.settings.node.id
+
+    @property
+    def policy_data(self) -> dict[str, Any]:
+        """The data (personas, purposes, weights) of the policy revision this request runs on."""
+        return self.policy.data
+
+    def personas(self) -> dict[str, dict[str, Any]]:
+        return self.policy_data["consent"]["personas"]
+
+    def issue_member_token(self, member_id: str) -> str:
+        return issue_token(
+            self.keys,
+            issuer=self.node_id,
+            subject=member_id,
+            audience=self.node_id,
+            use=TokenUse.ACCESS,
+            ttl=self.settings.node.member_token_ttl_days * DAY,
+            claims={"role": "member"},
+        )
+
+    def authenticate_member(self, token: str) -> Principal:
+        """A valid member token of this node, for a member who has not been erased."""
+        verified = verify_token(
+            token, trust=self.own_trust(), issuer=self.node_id, audience=self.node_id, use=TokenUse.ACCESS
+        )
+        if verified.claims.get("role") != "member":
+            raise Unauthenticated("not a member token", code="auth.role")
+        member = self.store.get_member(verified.subject)
+        if member.erased:
+            raise Unauthenticated("this member has been erased", code="auth.erased")
+        return Principal("member", member.member_id, dict(verified.claims))
+
+    def own_trust(self) -> TrustStore:
+        """This node's own keys, current and not yet retired, as the only trusted issuer."""
+        return TrustStore({self.node_id: self.keys.jwks()})
+
+    def consent(self, profile: dict[str, Any], dataset: str, flow: str, purpose: str) -> ConsentDecision:
+        """The consent policy's answer for one profile, cached per policy revision."""
+        return self.consent_logged(profile, dataset, flow, purpose)[0]
+
+    def consent_logged(
+        self, profile: dict[str, Any], dataset: str, flow: str, purpose: str
+    ) -> tuple[ConsentDecision, str]:
+        """The answer and the id of the decision-log entry recording it: logged once per profile
+        and revision (when first evaluated), never per member."""
+        key = (self.policy.revision, str(sorted(profile.items())), dataset, flow, purpose)
+        cached = self._consent_cache.get(key)
+        if cached is None:
+            decision = decide_consent(self.policy, profile, dataset, flow, purpose)
+            decision_id = ""
+            if self.decision_log is not None:
+                result = {
+                    "allowed": decision.allowed,
+                    "reasons": list(decision.reasons),
+                    "profile_level": decision.profile_level,
+                    "persona": decision.persona,
+                }
+                query = consent_input(profile, dataset, flow, purpose)
+                decision_id = self.decision_log.record(CONSENT_PATH, query, result, decision.revision)
+            cached = self._consent_cache[key] = (decision, decision_id)
+        return cached
+
+
+@contextlib.contextmanager
+def open_node(settings: Settings) -> Iterator[Node]:
+    """Open storage, the policy engine and the keys; close whatever was opened on the way out."""
+    with contextlib.ExitStack() as stack:
+        store = SqliteStore(settings.path(settings.storage.path), synchronous=settings.storage.synchronous)
+        stack.callback(store.close)
+        conf = settings.policy
+        engine = stack.enter_context(
+            open_policy(
+                kind=conf.engine, policy_dir=settings.path(conf.dir),
+                bundle=settings.path(conf.bundle) if conf.bundle else None,
+                board_keys=[settings.path(k) for k in conf.board_keys], threshold=conf.signatures_required,
+                scope=conf.signature_scope, control_dir=settings.base_dir, watch=conf.watch,
+                opa_url=conf.opa_url, opa_binary=conf.opa_binary,
+            )
+        )  # fmt: skip
+        policies = engine.policies
+        keys = KeyRing.load_or_create(settings.keys_dir)
+        governance = SqliteGovernanceStore(store)
+        masker = Masker(MaskRules.from_policy_data(policies.data), load_or_create_key(settings.keys_dir))
+        decision_log = DecisionLog(masker, {"id": settings.node.id}, governance.append_decisions)
+        stack.callback(decision_log.flush)  # before the store closes: no waiting decision is lost
+        yield Node(
+            settings, store, engine, keys, federation=open_federation(settings),
+            governance=governance, decision_log=decision_log,
+        )  # fmt: skip
+
+
+def init_node(folder: Path, *, node_id: str, name: str, listen: str, policies: Path) -> Path:
+    """Create a node's folder: config, signing keys, TLS identity, federation state and database.
+
+    Refuses to overwrite. The peer port listens next to the public one (see default_peer_listen).
+    """
+    check_node_id(node_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / CONFIG_NAME
+    if config.exists():
+        raise AlreadyExists(f"{config} already exists; a node is set up there", code="node.exists")
+    policy_dir = os.path.relpath(policies.resolve(), folder.resolve())
+    settings = Settings(
+        base_dir=folder.resolve(),
+        node=replace(NodeSection(), id=node_id, name=name, listen=listen),
+        policy=replace(PolicySection(), dir=policy_dir),
+        federation=replace(FederationSection(), listen=default_peer_listen(listen)),
+    )
+    load_policies(settings.path(settings.policy.dir))  # fail early on a wrong policies folder
+    KeyRing.load_or_create(settings.keys_dir)
+    open_federation(settings).state.create()  # TLS key and certificate (CN = node id), peers file
+    SqliteStore(settings.path(settings.storage.path), synchronous=settings.storage.synchronous).close()
+    config.write_text(render_toml(settings))
+    return config

@@ -1,0 +1,113 @@
+"""The node's gRPC server: services, health, reflection, authentication, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import signal
+from collections.abc import Callable
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from coopfed.node.auth import AuthInterceptor
+from coopfed.node.errors import FailedPrecondition
+from coopfed.node.federation.server import PeerServer
+from coopfed.node.policy.holder import PolicyPinInterceptor
+from coopfed.node.runtime import Node
+from coopfed.node.services import add_services, authenticators
+
+log = logging.getLogger(__name__)
+SHUTDOWN_GRACE = 10.0
+
+
+def is_loopback(address: str) -> bool:
+    host = address.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class NodeServer:
+    """A started server; `port` is the bound port (useful with port 0)."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.port = 0
+        self.peers: PeerServer | None = None  # the mutual-TLS port for peer co-ops, if configured
+
+    async def start(self) -> int:
+        """Create the server on the running event loop, bind and start it."""
+        settings = self.node.settings
+        # gRPC's own limit sits above ours so that the node answers an oversized batch itself.
+        self.server = grpc.aio.server(
+            interceptors=[AuthInterceptor(authenticators(self.node)), PolicyPinInterceptor(self.node.policy)],
+            options=[("grpc.max_receive_message_length", 2 * settings.node.max_message_bytes + 1024)],
+        )
+        self.health = health.aio.HealthServicer()
+        names = add_services(self.server, self.node)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
+        )
+        if settings.node.plaintext:
+            if not is_loopback(settings.node.listen):
+                raise FailedPrecondition(
+                    f"plaintext is allowed only on loopback, not {settings.node.listen}; configure [tls]",
+                    code="config.plaintext",
+                )
+            self.port = self.server.add_insecure_port(settings.node.listen)
+        else:
+            self.port = self.server.add_secure_port(settings.node.listen, self._tls_credentials())
+        await self.server.start()
+        for name in ["", *names]:
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("node %s serving on port %d", self.node.node_id, self.port)
+        try:
+            await self._start_peers()
+        except BaseException:
+            await self.server.stop(0)
+            raise
+        return self.port
+
+    async def _start_peers(self) -> None:
+        fed = self.node.federation
+        if fed is None:
+            return
+        fed.ports["public"] = self.port
+        if fed.enabled:
+            self.peers = PeerServer(self.node)
+            await self.peers.start(2 * self.node.settings.node.max_message_bytes + 1024)
+
+    def _tls_credentials(self) -> grpc.ServerCredentials:
+        settings = self.node.settings
+        key = settings.path(settings.tls.key).read_bytes()
+        cert = settings.path(settings.tls.cert).read_bytes()
+        return grpc.ssl_server_credentials([(key, cert)])
+
+    async def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
+        """Refuse new calls, let calls in flight finish (and commit), then stop."""
+        await self.health.enter_graceful_shutdown()
+        if self.peers is not None:
+            await self.peers.stop(grace)
+        await self.server.stop(grace)
+
+
+async def serve(node: Node, on_started: Callable[[int], None] | None = None) -> None:
+    """Serve until SIGTERM or SIGINT."""
+    server = NodeServer(node)
+    port = await server.start()
+    if on_started:
+        on_started(port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await server.stop()

@@ -1,0 +1,135 @@
+"""gRPC servicers: each method converts the request, calls a domain function, converts back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+import numpy as np
+
+from coopfed.node import convert, members
+from coopfed.node.auth import Authenticator, caller
+from coopfed.node.errors import InvalidArgument
+from coopfed.node.federation import issuer as federation_issuer
+from coopfed.node.federation.service import SERVICE_NAME as FEDERATION_SERVICE
+from coopfed.node.federation.service import FederationService
+from coopfed.node.governance import service as governance
+from coopfed.node.readings import Batch, validate_batch
+from coopfed.node.rpc import rpc
+from coopfed.node.runtime import Node
+from coopfed.v1 import federation_pb2_grpc, member_pb2, member_pb2_grpc
+
+
+class MemberService(member_pb2_grpc.MemberServiceServicer):
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    @rpc
+    async def Register(self, request, context):
+        reg = await asyncio.to_thread(members.register, self.node, request.display_name)
+        return member_pb2.RegisterResponse(member_id=reg.member_id, token=reg.token)
+
+    @rpc
+    async def GetConsent(self, request, context):
+        member_id = members.own_member(caller().id, request.member_id)
+        member = await asyncio.to_thread(self.node.store.get_member, member_id)
+        return convert.settings_to_proto(member.settings)
+
+    @rpc
+    async def SetConsent(self, request, context):
+        settings = convert.settings_from_proto(request.settings, set(self.node.personas()))
+        record, receipt = await asyncio.to_thread(
+            members.set_consent, self.node, caller().id, settings, request.withdrawal_reason
+        )
+        return member_pb2.SetConsentResponse(record=convert.record_to_proto(record), receipt=receipt)
+
+    @rpc
+    async def ListPersonas(self, request, context):
+        return member_pb2.ListPersonasResponse(
+            personas=[
+                member_pb2.Persona(
+                    name=name, title=p["title"], description=p["description"], version=p["version"]
+                )
+                for name, p in sorted(self.node.personas().items())
+            ]
+        )
+
+    @rpc
+    async def UploadReadings(self, request_iterator, context):
+        batches = await self._receive(request_iterator)
+        inserted, replaced = await asyncio.to_thread(members.upload, self.node, caller().id, batches)
+        return member_pb2.UploadSummary(inserted=inserted, replaced=replaced)
+
+    async def _receive(self, request_iterator: AsyncIterator[member_pb2.ReadingBatch]) -> list[Batch]:
+        """Validate each message as it arrives; stop reading at the first bad one."""
+        limits = self.node.settings.node
+        batches: list[Batch] = []
+        total = 0
+        async for index, msg in _enumerate(request_iterator):
+            if msg.ByteSize() > limits.max_message_bytes:
+                raise InvalidArgument(
+                    f"batches[{index}]: {msg.ByteSize()} bytes is over the {limits.max_message_bytes}-byte "
+                    "limit for one message; send smaller batches",
+                    code="reading.message_too_large",
+                    field=f"batches[{index}]",
+                )
+            periods = np.asarray(msg.period_start_unix, dtype=np.int64)
+            kwh = np.asarray(msg.kwh, dtype=np.float64)
+            total += len(periods)
+            if total > limits.max_readings_per_upload:
+                raise InvalidArgument(
+                    f"batches[{index}]: more than {limits.max_readings_per_upload} readings in one "
+                    "upload; split it into several uploads",
+                    code="reading.too_many",
+                    field=f"batches[{index}]",
+                )
+            batches.append(validate_batch(index, msg.dataset, periods, kwh))
+        return batches
+
+    @rpc
+    async def ExportMyData(self, request, context):
+        member_id = members.own_member(caller().id, request.member_id)
+        member, history, chunks = await asyncio.to_thread(members.export, self.node, member_id)
+        yield member_pb2.ExportChunk(profile=convert.profile_to_proto(member, history))
+        while chunk := await asyncio.to_thread(next, chunks, None):
+            dataset, periods, kwh = chunk
+            yield member_pb2.ExportChunk(
+                readings=member_pb2.ReadingBatch(
+                    dataset=dataset, period_start_unix=periods.tolist(), kwh=kwh.tolist()
+                )
+            )
+
+    @rpc
+    async def EraseMe(self, request, context):
+        erased = await asyncio.to_thread(members.erase, self.node, caller().id, request.confirm_member_id)
+        return member_pb2.EraseResponse(readings_erased=erased)
+
+    @rpc
+    async def ListDataAccess(self, request, context):
+        member_id = members.own_member(caller().id, request.member_id)
+        return await asyncio.to_thread(governance.list_data_access, self.node, member_id, request.limit)
+
+
+async def _enumerate(iterator: AsyncIterator) -> AsyncIterator:
+    index = 0
+    async for item in iterator:
+        yield index, item
+        index += 1
+
+
+def add_services(server: grpc.aio.Server, node: Node) -> list[str]:
+    """Register every coopfed servicer; returns the full service names (for health and reflection)."""
+    member_pb2_grpc.add_MemberServiceServicer_to_server(MemberService(node), server)
+    federation_pb2_grpc.add_FederationServiceServicer_to_server(FederationService(node), server)
+    governed = governance.add_services(server, node)
+    return [member_pb2.DESCRIPTOR.services_by_name["MemberService"].full_name, FEDERATION_SERVICE, *governed]
+
+
+def authenticators(node: Node) -> dict[str, Authenticator]:
+    """Who may call each service; a service missing here refuses every call (fail closed)."""
+    return {
+        "/coopfed.v1.MemberService/": node.authenticate_member,
+        "/coopfed.v1.FederationService/": lambda token: federation_issuer.authenticate(node, token),
+        **governance.authenticators(node),
+    }

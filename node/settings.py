@@ -1,0 +1,186 @@
+"""The node's settings: one frozen object built at start-up from TOML plus COOPFED_ overrides."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from coopfed.node.errors import InvalidArgument
+
+ENV_PREFIX = "COOPFED_"
+
+
+@dataclass(frozen=True)
+class NodeSection:
+    id: str = "coop"
+    name: str = "Energy co-op"
+    listen: str = "127.0.0.1:50051"
+    # Plaintext is allowed only on loopback; anything else needs [tls].
+    plaintext: bool = True
+    max_message_bytes: int = 4 * 1024 * 1024
+    max_readings_per_upload: int = 500_000
+    member_token_ttl_days: int = 365
+
+
+@dataclass(frozen=True)
+class StorageSection:
+    path: str = "node.db"
+    # FULL survives power loss; NORMAL survives a killed process (WAL) and is faster.
+    synchronous: str = "FULL"
+
+
+@dataclass(frozen=True)
+class PolicySection:
+    engine: str = "embedded"  # "embedded" (regopy, in-process) or "opa" (REST)
+    dir: str = "policies"
+    opa_url: str = ""  # an OPA server to use; empty with opa_binary set starts a sidecar
+    opa_binary: str = ""
+    # A signed bundle (.tar.gz from `coopfed policy bundle`). Set, the node runs only what the
+    # board signed (dir is then unused) and reloads it when it changes or on `coopfed policy reload`.
+    bundle: str = ""
+    board_keys: tuple[str, ...] = ()  # PEM public keys (ES256) of the technical board
+    signatures_required: int = 1  # M: how many distinct board keys must have signed a bundle
+    signature_scope: str = "coopfed-policy"  # the scope board signatures must carry
+    watch: bool = True  # reload when the bundle file changes
+
+
+@dataclass(frozen=True)
+class TlsSection:
+    cert: str = "tls/node.crt"
+    key: str = "tls/node.key"
+    # PEM files of pinned peer certificates (or a federation CA) trusted for mutual TLS.
+    trusted: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FederationSection:
+    # host:port of the mutual-TLS port peers call; empty: no peer port and no refresh task.
+    listen: str = ""
+    # The host peers reach this node at; empty: the listen host, or the node id on a wildcard.
+    advertise_host: str = ""
+    # Peers without TLS: for development on loopback only, and only when set here explicitly.
+    plaintext: bool = False
+    dir: str = "federation"
+    # How often peers' manifests (key rotations) and revocation lists are fetched again.
+    refresh_interval_s: int = 300
+    # Lifetime of the access token that authenticates a grant request to a peer.
+    access_token_ttl_s: int = 120
+    # Half-hours per FederatedSeries message (a year is 17,520).
+    series_chunk: int = 17_520
+
+
+@dataclass(frozen=True)
+class ForecastSection:
+    dir: str = "forecast"  # signed models, the latest forecast
+    # Where the co-op's roofs are, "latitude,longitude" in decimal degrees, for clear-sky
+    # features; empty: none (the model learns the sun from the calendar alone).
+    site: str = ""
+    device: str = "cpu"  # XGBoost training device: "cpu" or "cuda[:n]"
+    rounds: int = 150  # boosting rounds per model
+    # How often a nudge stream looks for a forecast made by another process (the CLI) and
+    # checks that its member still wants nudges.
+    poll_interval_s: int = 2
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every option has a default that works on one machine. Paths are relative to `base_dir`."""
+
+    base_dir: Path = Path(".")
+    node: NodeSection = field(default_factory=NodeSection)
+    storage: StorageSection = field(default_factory=StorageSection)
+    policy: PolicySection = field(default_factory=PolicySection)
+    tls: TlsSection = field(default_factory=TlsSection)
+    federation: FederationSection = field(default_factory=FederationSection)
+    forecast: ForecastSection = field(default_factory=ForecastSection)
+
+    def path(self, relative: str) -> Path:
+        """Resolve a configured path against the config file's folder."""
+        return (self.base_dir / relative).resolve()
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.path("keys")
+
+
+_SECTIONS = {
+    "node": NodeSection,
+    "storage": StorageSection,
+    "policy": PolicySection,
+    "tls": TlsSection,
+    "federation": FederationSection,
+    "forecast": ForecastSection,
+}
+
+
+def load_settings(config: Path | None, environ: dict[str, str] | None = None) -> Settings:
+    """Build settings from a TOML file (optional) and COOPFED_<SECTION>__<KEY> variables."""
+    raw: dict[str, dict[str, Any]] = {}
+    base = Path(".").resolve()
+    if config is not None:
+        try:
+            raw = tomllib.loads(Path(config).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise InvalidArgument(f"cannot read config {config}: {exc}", code="config.unreadable") from exc
+        base = Path(config).resolve().parent
+    for key, value in (os.environ if environ is None else environ).items():
+        if key.startswith(ENV_PREFIX) and "__" in key:
+            section, option = key[len(ENV_PREFIX) :].lower().split("__", 1)
+            raw.setdefault(section, {})[option] = value
+    return Settings(base_dir=base, **{name: _section(name, raw.get(name, {})) for name in _SECTIONS})
+
+
+def _section(name: str, values: dict[str, Any]) -> Any:
+    cls = _SECTIONS[name]
+    defaults = cls()
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise InvalidArgument(
+            f"unknown option(s) in [{name}]: {', '.join(sorted(unknown))}", code="config.unknown"
+        )
+    converted = {key: _coerce(name, key, value, getattr(defaults, key)) for key, value in values.items()}
+    return replace(defaults, **converted)
+
+
+def _coerce(section: str, key: str, value: Any, default: Any) -> Any:
+    """Environment values arrive as strings; convert them to the default's type."""
+    if isinstance(value, type(default)) and not isinstance(default, tuple):
+        return value
+    try:
+        if isinstance(default, bool):
+            if str(value).lower() not in {"true", "false", "1", "0"}:
+                raise ValueError(value)
+            return str(value).lower() in {"true", "1"}
+        if isinstance(default, tuple):
+            return tuple(value) if isinstance(value, list) else tuple(filter(None, str(value).split(",")))
+        return type(default)(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(
+            f"[{section}] {key} must be a {type(default).__name__}, got {value!r}",
+            code="config.type",
+        ) from exc
+
+
+def render_toml(settings: Settings) -> str:
+    """The settings as a commented TOML file, as `coopfed node init` writes it."""
+    lines = ["# coopfed node configuration. Paths are relative to this file."]
+    for name in _SECTIONS:
+        lines.append(f"\n[{name}]")
+        for f in fields(_SECTIONS[name]):
+            lines.append(f"{f.name} = {_toml_value(getattr(getattr(settings, name), f.name))}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'

@@ -1,0 +1,254 @@
+"""The storage interface every backend implements, its records and its errors."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import NamedTuple, Self
+
+import numpy as np
+
+from coopfed.node.model import ConsentSettings
+
+
+class StorageError(Exception):
+    """Base of every storage error; `code` is stable and maps to a transport status."""
+
+    code = "storage_error"
+
+
+class NotFound(StorageError):
+    code = "not_found"
+
+
+class AlreadyExists(StorageError):
+    code = "already_exists"
+
+
+class MemberErased(StorageError):
+    """The member exercised erasure: their id stays reserved, nothing can be written to it."""
+
+    code = "member_erased"
+
+
+class InvalidData(StorageError, ValueError):
+    """The store refused values it would otherwise have to keep as garbage."""
+
+    code = "invalid_data"
+
+
+class StorageBusy(StorageError):
+    """Another process held the database longer than the busy timeout; worth retrying."""
+
+    code = "storage_busy"
+
+
+class SchemaError(StorageError):
+    """The database schema is not one this code can safely use."""
+
+    code = "schema_error"
+
+
+class SchemaTooNew(SchemaError):
+    code = "schema_too_new"
+
+
+@dataclass(frozen=True)
+class Member:
+    member_id: str
+    display_name: str
+    created_at: datetime
+    settings: ConsentSettings
+    profile_id: str  # "" once erased
+    erased_at: datetime | None = None
+
+    @property
+    def erased(self) -> bool:
+        return self.erased_at is not None
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    """One entry of a member's append-only consent history."""
+
+    record_id: int
+    member_id: str
+    at: datetime
+    settings_json: str  # exactly what was recorded, as ConsentSettings.to_json wrote it
+    profile_id: str
+    changes: tuple[str, ...]  # human-readable, e.g. "level: amber -> green"
+    terms_version: str
+    withdrawal_reason: str
+
+    @property
+    def settings(self) -> ConsentSettings:
+        return ConsentSettings.from_json(self.settings_json)
+
+
+class ReadingBatch(NamedTuple):
+    """Half-hourly readings of one dataset: unix-second period starts and kWh, same length."""
+
+    dataset: str
+    periods: np.ndarray  # int64
+    kwh: np.ndarray  # float64
+
+
+class PutResult(NamedTuple):
+    inserted: int  # readings for periods not held before
+    replaced: int  # readings that replaced a value already held for the same period
+
+
+class ProfileInfo(NamedTuple):
+    profile_id: str
+    settings: ConsentSettings  # what the policy reads; `nudges` is not part of a profile
+    member_count: int
+
+
+class PeriodTotals(NamedTuple):
+    """Per-period totals summed over some consent profiles, ordered by period."""
+
+    period_start: np.ndarray  # int64
+    kwh_sum: np.ndarray  # float64
+    member_count: np.ndarray  # int64, members contributing a reading to the period
+
+
+def describe_changes(
+    old: ConsentSettings | None, new: ConsentSettings, old_terms: str = "", new_terms: str = ""
+) -> tuple[str, ...]:
+    """What changed between two consent settings, in words a member can read."""
+    if old is None:
+        base = [f"joined at level {new.level.value}"]
+        base += [f"persona: {new.persona}"] if new.persona else []
+        base += [f"{ds}: allows {_flows(new.choices[ds])}" for ds in sorted(new.choices)]
+        base += ["nudges: on"] if new.nudges else []
+        return (*base, *([f"terms: {new_terms}"] if new_terms else []))
+    changes = []
+    if old.level != new.level:
+        changes.append(f"level: {old.level.value} -> {new.level.value}")
+    if old.persona != new.persona:
+        changes.append(f"persona: {old.persona or 'none'} -> {new.persona or 'none'}")
+    for ds in sorted(set(old.choices) | set(new.choices)):
+        before, after = old.choices.get(ds, frozenset()), new.choices.get(ds, frozenset())
+        if after - before:
+            changes.append(f"{ds}: now allows {_flows(after - before)}")
+        if before - after:
+            changes.append(f"{ds}: no longer allows {_flows(before - after)}")
+    if old.nudges != new.nudges:
+        changes.append(f"nudges: {'on' if old.nudges else 'off'} -> {'on' if new.nudges else 'off'}")
+    if old_terms != new_terms:
+        changes.append(f"terms: {old_terms or 'none'} -> {new_terms or 'none'}")
+    return tuple(changes)
+
+
+def _flows(flows: Iterable) -> str:
+    return ", ".join(sorted(f.value for f in flows))
+
+
+class Store(abc.ABC):
+    """A node's persistent state. Every write is one atomic transaction; a failed call writes nothing.
+
+    Methods block; the node calls them through `asyncio.to_thread`, so implementations must be
+    safe for concurrent readers and writers from several threads.
+    """
+
+    @abc.abstractmethod
+    def create_member(
+        self,
+        member_id: str,
+        display_name: str,
+        settings: ConsentSettings,
+        *,
+        terms_version: str = "",
+        at: datetime | None = None,
+    ) -> Member:
+        """Add a member and record their initial consent. AlreadyExists if the id was ever used."""
+
+    @abc.abstractmethod
+    def get_member(self, member_id: str) -> Member:
+        """The member, erased or not. NotFound if the id was never used."""
+
+    @abc.abstractmethod
+    def set_consent(
+        self,
+        member_id: str,
+        settings: ConsentSettings,
+        *,
+        terms_version: str = "",
+        withdrawal_reason: str = "",
+        at: datetime | None = None,
+    ) -> ConsentRecord:
+        """Change consent, record what changed, and move the member's readings between profiles."""
+
+    @abc.abstractmethod
+    def consent_history(self, member_id: str) -> list[ConsentRecord]:
+        """Every consent record of the member, oldest first."""
+
+    @abc.abstractmethod
+    def put_readings(
+        self, member_id: str, batches: Iterable[ReadingBatch | tuple[str, np.ndarray, np.ndarray]]
+    ) -> PutResult:
+        """Store all batches in one transaction; a reading for a period already held replaces it.
+
+        Batches apply in order. Refuses (InvalidData, nothing written) unknown datasets,
+        duplicate periods within a batch, periods off the half-hour grid or negative,
+        and kWh values that are negative, infinite or NaN.
+        """
+
+    @abc.abstractmethod
+    def iter_readings(
+        self,
+        member_id: str,
+        dataset: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        chunk: int = 50_000,
+    ) -> Iterator[ReadingBatch]:
+        """Stream the member's readings with start <= period < end, by dataset then period.
+
+        One consistent snapshot; each chunk holds one dataset and at most `chunk` readings.
+        NotFound is raised by the call itself, not on the first iteration.
+        """
+
+    @abc.abstractmethod
+    def erase_member(self, member_id: str, *, reason: str = "", at: datetime | None = None) -> int:
+        """Erase the member's readings and personal details; return how many readings went.
+
+        The readings leave the profile totals. The id stays reserved as a tombstone, and the
+        consent history (settings, terms version and times, no readings) is kept, closed by an
+        erasure record: the co-op must be able to show the consent under which it released data
+        before the erasure (GDPR Art. 7(1), 17(3)(e)). Erasing again erases nothing and returns 0.
+        """
+
+    @abc.abstractmethod
+    def profiles(self) -> list[ProfileInfo]:
+        """Consent profiles that currently have members, with their member counts."""
+
+    @abc.abstractmethod
+    def profile_totals(
+        self,
+        profile_ids: Sequence[str],
+        dataset: str,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> PeriodTotals:
+        """Per-period kWh sums and member counts over the given profiles, start <= period < end.
+
+        Unknown profile ids contribute nothing; periods with no readings are absent.
+        """
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,129 @@
+"""The governance storage interface: organisations, requests, decisions, grants, decision and access logs."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from coopfed.node.governance.model import (
+    AccessEntry,
+    Assessment,
+    DataRequestRecord,
+    DecisionFilter,
+    GrantRecord,
+    Organisation,
+    RequestState,
+    Review,
+)
+from coopfed.node.storage.base import StorageError
+
+Events = Sequence[Mapping[str, Any]]
+
+
+class Conflict(StorageError):
+    """The record is not in the state the change needs (e.g. a request already decided)."""
+
+    code = "conflict"
+
+
+class GovernanceStore(abc.ABC):
+    """Governance state beside a node's Store. Every write is one transaction, and takes the
+    decision-log events that explain it, so a state change and its log entries commit together."""
+
+    # decision log
+    @abc.abstractmethod
+    def append_decisions(self, events: Events) -> list[dict[str, Any]]:
+        """Chain `events` onto the log and store them; returns them as stored."""
+
+    @abc.abstractmethod
+    def decision_log(self) -> Iterator[str]:
+        """Every stored entry, as stored (canonical JSON), in stored order."""
+
+    @abc.abstractmethod
+    def decision_log_head(self) -> tuple[int, str]:
+        """(seq, hash) of the last entry appended; (0, GENESIS) for an empty log."""
+
+    # organisations
+    @abc.abstractmethod
+    def create_organisation(self, org: Organisation, log: Events) -> Organisation: ...
+
+    @abc.abstractmethod
+    def get_organisation(self, organisation_id: str) -> Organisation: ...
+
+    @abc.abstractmethod
+    def list_organisations(self) -> list[Organisation]: ...
+
+    @abc.abstractmethod
+    def set_verification(
+        self, organisation_id: str, verified: bool, note: str, assessment: Assessment, log: Events
+    ) -> Organisation: ...
+
+    @abc.abstractmethod
+    def track_record(self, organisation_id: str, now: int) -> tuple[int, int]:
+        """(grants that ran to expiry unrevoked, grants revoked)."""
+
+    # requests, reviews, grants
+    @abc.abstractmethod
+    def create_request(
+        self, record: DataRequestRecord, grant: GrantRecord | None, assessment: Assessment | None, log: Events
+    ) -> None:
+        """Store a decided request, its grant if approved, and a fresh assessment if one was made."""
+
+    @abc.abstractmethod
+    def get_request(self, request_id: str) -> DataRequestRecord: ...
+
+    @abc.abstractmethod
+    def list_requests(
+        self, *, organisation_id: str = "", state: RequestState | None = None, oldest_first: bool = False
+    ) -> list[DataRequestRecord]: ...
+
+    @abc.abstractmethod
+    def record_review(self, request_id: str, review: Review, grant: GrantRecord | None, log: Events) -> None:
+        """Conflict unless the request awaits review."""
+
+    @abc.abstractmethod
+    def list_decisions(self, filters: DecisionFilter) -> tuple[list[tuple[str, DataRequestRecord]], int, int]:
+        """(("policy" | "board", request) newest first, board reviews of a proposal, of which agreed)."""
+
+    @abc.abstractmethod
+    def get_grant(self, grant_id: str) -> GrantRecord: ...
+
+    @abc.abstractmethod
+    def list_grants(self, organisation_id: str) -> list[GrantRecord]: ...
+
+    @abc.abstractmethod
+    def revoke_grant(
+        self, grant_id: str, reason: str, revoked_by: str, at: datetime, log: Events
+    ) -> GrantRecord:
+        """Revoke (idempotent: a second revocation keeps the first)."""
+
+    @abc.abstractmethod
+    def revocation(self, grant_id: str) -> str | None:
+        """The revocation reason of a revoked grant, else None (also for unknown grants)."""
+
+    # release
+    @abc.abstractmethod
+    def members_of_profiles(self, profile_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Member ids (not erased) grouped by their current profile."""
+
+    @abc.abstractmethod
+    def member_profiles(self, member_ids: Sequence[str]) -> dict[str, str]:
+        """Each member's current profile id; erased or unknown members are left out."""
+
+    @abc.abstractmethod
+    def contributors(
+        self, profile_ids: Sequence[str], dataset: str, runs: Sequence[tuple[int, int]]
+    ) -> list[tuple[str, str]]:
+        """(member id, profile id) of members of the profiles holding a reading in any run [start, end)."""
+
+    @abc.abstractmethod
+    def record_access(self, rows: Sequence[tuple[str, AccessEntry]]) -> dict[str, str]:
+        """Append (member id, entry) rows to the access log; returns each member's pseudonym.
+
+        Members erased meanwhile are left out of both: their data must not be released."""
+
+    @abc.abstractmethod
+    def access_for_member(self, member_id: str, limit: int = 100) -> list[AccessEntry]:
+        """The member's access-log entries, newest first (none once the member is erased)."""

@@ -1,0 +1,258 @@
+"""SQL text and row mapping of the SQLite governance store."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from datetime import UTC, datetime
+from typing import Any
+
+from coopfed.federation.grants import GrantScope
+from coopfed.node.governance.model import (
+    AccessEntry,
+    Assessment,
+    DataRequestRecord,
+    Decision,
+    GrantRecord,
+    Organisation,
+    OrganisationProfile,
+    Outcome,
+    RequestSpec,
+    RequestState,
+    Review,
+)
+from coopfed.node.storage.base import NotFound
+
+
+def iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+# --- SQL -------------------------------------------------------------------------------------
+
+REQUEST = """SELECT r.request_key, r.request_id, o.organisation_id, r.spec_json, r.state, r.submitted_at,
+    r.decision_id, r.revision, r.result_json
+FROM data_requests AS r JOIN organisations AS o USING (org_key)"""
+
+REQUEST_BY_ID = REQUEST + " WHERE r.request_id = ?"
+
+# ?1 organisation id or '', ?2 state or ''.
+_REQUESTS_WHERE = " WHERE (?1 = '' OR o.organisation_id = ?1) AND (?2 = '' OR r.state = ?2)"
+REQUESTS_NEWEST = REQUEST + _REQUESTS_WHERE + " ORDER BY r.request_key DESC"
+REQUESTS_OLDEST = REQUEST + _REQUESTS_WHERE + " ORDER BY r.request_key ASC"
+
+GRANT = """SELECT g.grant_id, r.request_id, o.organisation_id, g.token, g.issued_unix, g.expires_unix,
+    g.scope_json, g.min_group_size, g.revoked_at, g.revocation_reason
+FROM grants AS g JOIN data_requests AS r USING (request_key)
+JOIN organisations AS o ON o.org_key = g.org_key"""
+
+GRANT_BY_ID = GRANT + " WHERE g.grant_id = ?"
+GRANT_BY_REQUEST = GRANT + " WHERE g.request_key = ?"
+GRANTS_OF = GRANT + " WHERE o.organisation_id = ? ORDER BY g.issued_unix DESC, g.grant_id"
+
+INSERT_REQUEST = """INSERT INTO data_requests (request_id, org_key, spec_json, state, submitted_at,
+    decision_id, revision, result_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""
+
+AWAITING = "SELECT request_key, org_key FROM data_requests WHERE request_id = ? AND state = 'awaiting_review'"
+
+INSERT_REVIEW = """INSERT INTO reviews (request_key, decision_id, reviewer, outcome, reason, proposed,
+    decided_at) VALUES (?, ?, ?, ?, ?, ?, ?)"""
+
+REVIEW_OF = """SELECT decision_id, reviewer, outcome, reason, proposed, decided_at
+FROM reviews WHERE request_key = ?"""
+
+# Policy decisions and board decisions as one list, filtered by
+# ?1 organisation id or '', ?2 since or NULL, ?3 until or NULL.
+_DECISIONS = """WITH d AS (
+SELECT 'policy' AS decided_by, r.request_id, o.organisation_id, r.submitted_at AS decided_at,
+    json_extract(r.result_json, '$.outcome') AS outcome, NULL AS agreed
+FROM data_requests AS r JOIN organisations AS o USING (org_key)
+UNION ALL
+SELECT 'board', r.request_id, o.organisation_id, v.decided_at, v.outcome,
+    CASE WHEN v.proposed = 'refer' THEN NULL ELSE v.outcome = v.proposed END
+FROM reviews AS v JOIN data_requests AS r USING (request_key) JOIN organisations AS o USING (org_key))
+SELECT {columns} FROM d
+WHERE (?1 = '' OR organisation_id = ?1) AND (?2 IS NULL OR decided_at >= ?2)
+    AND (?3 IS NULL OR decided_at < ?3)"""
+
+# ... and ?4 decided_by or '', ?5 outcome or '', ?6 limit.
+DECISIONS = (
+    _DECISIONS.format(columns="decided_by, request_id")
+    + """
+    AND (?4 = '' OR decided_by = ?4) AND (?5 = '' OR outcome = ?5)
+ORDER BY decided_at DESC, decided_by LIMIT ?6"""
+)
+
+AGREEMENT = (
+    _DECISIONS.format(columns="count(*), count(*) FILTER (WHERE agreed)")
+    + """
+    AND decided_by = 'board' AND agreed IS NOT NULL"""
+)
+
+TRACK_RECORD = """SELECT count(*) FILTER (WHERE revoked_at IS NULL AND expires_unix <= ?),
+    count(*) FILTER (WHERE revoked_at IS NOT NULL)
+FROM grants WHERE org_key = ?"""
+
+REVOKE = """UPDATE grants SET revoked_at = ?, revocation_reason = ?, revoked_by = ?
+WHERE grant_id = ? AND revoked_at IS NULL"""
+
+REVOCATION = "SELECT revocation_reason FROM grants WHERE grant_id = ? AND revoked_at IS NOT NULL"
+
+HEAD = "SELECT seq, hash FROM decision_log_head"
+
+SET_HEAD = """INSERT INTO decision_log_head (only_row, seq, hash) VALUES (1, ?, ?)
+ON CONFLICT (only_row) DO UPDATE SET seq = excluded.seq, hash = excluded.hash"""
+
+MEMBERS_OF = """SELECT p.profile_id, m.member_id FROM members AS m JOIN profiles AS p USING (profile_key)
+WHERE p.profile_id IN (SELECT value FROM json_each(?)) ORDER BY p.profile_id, m.member_key"""
+
+PROFILES_OF = """SELECT m.member_id, p.profile_id FROM members AS m JOIN profiles AS p USING (profile_key)
+WHERE m.member_id IN (SELECT value FROM json_each(?))"""
+
+CONTRIBUTORS = """SELECT m.member_id, p.profile_id FROM members AS m JOIN profiles AS p USING (profile_key)
+WHERE p.profile_id IN (SELECT value FROM json_each(?1)) AND EXISTS (
+    SELECT 1 FROM readings AS r WHERE r.member_key = m.member_key AND r.dataset_id = ?2
+    AND r.period_start >= ?3 AND r.period_start < ?4)"""
+
+INSERT_ACCESS = """INSERT INTO access_log (pseudonym, at, release_id, grant_id, dataset, granularity,
+    period_start, period_end, purpose, flow, decision_id, consent_decision_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+
+ACCESS = """SELECT a.at, a.release_id, a.grant_id, r.request_id, o.organisation_id, o.profile_json,
+    a.purpose, a.flow, a.dataset, a.granularity, a.period_start, a.period_end, a.decision_id,
+    a.consent_decision_id
+FROM members AS m JOIN member_pseudonyms AS s USING (member_key)
+JOIN access_log AS a ON a.pseudonym = s.pseudonym
+JOIN grants AS g ON g.grant_id = a.grant_id
+JOIN data_requests AS r ON r.request_key = g.request_key
+JOIN organisations AS o ON o.org_key = g.org_key
+WHERE m.member_id = ?1 ORDER BY a.access_key DESC LIMIT ?2"""
+
+_MISSING_PSEUDONYMS = """SELECT m.member_key
+FROM members AS m LEFT JOIN member_pseudonyms AS s USING (member_key)
+WHERE m.member_id IN (SELECT value FROM json_each(?)) AND s.pseudonym IS NULL AND m.erased_at IS NULL"""
+
+_PSEUDONYMS = """SELECT m.member_id, s.pseudonym
+FROM members AS m JOIN member_pseudonyms AS s USING (member_key)
+WHERE m.member_id IN (SELECT value FROM json_each(?))"""
+
+
+# --- rows ------------------------------------------------------------------------------------
+
+
+def org_key(conn: sqlite3.Connection, organisation_id: str) -> int:
+    row = conn.execute(
+        "SELECT org_key FROM organisations WHERE organisation_id = ?", (organisation_id,)
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"no organisation {organisation_id!r}")
+    return row[0]
+
+
+def save_assessment(conn: sqlite3.Connection, org_key: int, a: Assessment) -> None:
+    conn.execute(
+        "INSERT INTO assessments (org_key, decision_id, revision, result_json) VALUES (?, ?, ?, ?)",
+        (org_key, a.decision_id, a.revision, to_json(a.result)),
+    )
+
+
+def organisation(conn: sqlite3.Connection, org_key: int) -> Organisation:
+    org_id, profile, registered_at, verified, note = conn.execute(
+        "SELECT organisation_id, profile_json, registered_at, verified, verification_note "
+        "FROM organisations WHERE org_key = ?",
+        (org_key,),
+    ).fetchone()
+    raw = json.loads(profile)
+    latest = conn.execute(
+        "SELECT decision_id, revision, result_json FROM assessments WHERE org_key = ? "
+        "ORDER BY assessment_key DESC LIMIT 1",
+        (org_key,),
+    ).fetchone()
+    assessment = Assessment(latest[0], latest[1], json.loads(latest[2])) if latest else None
+    return Organisation(
+        org_id,
+        OrganisationProfile(**raw | {"commitments": tuple(raw["commitments"])}),
+        datetime.fromisoformat(registered_at),
+        bool(verified),
+        note,
+        assessment,
+    )
+
+
+def insert_grant(conn: sqlite3.Connection, request_key: int, org_key: int, g: GrantRecord) -> None:
+    conn.execute(
+        "INSERT INTO grants (grant_id, request_key, org_key, token, issued_unix, expires_unix, scope_json, "
+        "min_group_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            g.grant_id, request_key, org_key, g.token, g.issued_at, g.expires_at, to_json(g.scope.to_claim()),
+            g.min_group_size,
+        ),
+    )  # fmt: skip
+
+
+def grant(row: tuple) -> GrantRecord:
+    gid, rid, oid, token, issued, expires, scope, k, revoked_at, reason = row
+    return GrantRecord(
+        gid, rid, oid, token, issued, expires, GrantScope.from_claim(json.loads(scope)), k,
+        datetime.fromisoformat(revoked_at) if revoked_at else None, reason,
+    )  # fmt: skip
+
+
+def request(conn: sqlite3.Connection, row: tuple) -> DataRequestRecord:
+    key, request_id, org_id, spec, state, submitted, decision_id, revision, result = row
+    submitted_at = datetime.fromisoformat(submitted)
+    reviewed = conn.execute(REVIEW_OF, (key,)).fetchone()
+    granted = conn.execute(GRANT_BY_REQUEST, (key,)).fetchone()
+    return DataRequestRecord(
+        request_id=request_id,
+        organisation_id=org_id,
+        spec=RequestSpec.from_json(spec),
+        state=RequestState(state),
+        submitted_at=submitted_at,
+        decision=Decision(decision_id, revision, json.loads(result), submitted_at),
+        review=review(reviewed) if reviewed else None,
+        grant=grant(granted) if granted else None,
+    )
+
+
+def review(row: tuple) -> Review:
+    decision_id, reviewer, outcome, reason, proposed, decided_at = row
+    return Review(
+        decision_id, reviewer, Outcome(outcome), reason, Outcome(proposed), datetime.fromisoformat(decided_at)
+    )
+
+
+def pseudonyms(conn: sqlite3.Connection, member_ids: list[str]) -> dict[str, str]:
+    """Each member's pseudonym, made on first use (random: it says nothing about the member)."""
+    ids = json.dumps(member_ids)
+    missing = conn.execute(_MISSING_PSEUDONYMS, (ids,)).fetchall()
+    conn.executemany(
+        "INSERT INTO member_pseudonyms (member_key, pseudonym) VALUES (?, ?)",
+        [(key, "p-" + secrets.token_hex(16)) for (key,) in missing],
+    )
+    return dict(conn.execute(_PSEUDONYMS, (ids,)).fetchall())  # a member erased meanwhile has none
+
+
+def access(row: tuple) -> AccessEntry:
+    at, rel, gid, rid, oid, profile, purpose, flow, ds, gran, ps, pe, did, cid = row
+    return AccessEntry(
+        at=datetime.fromisoformat(at),
+        release_id=rel,
+        grant_id=gid,
+        request_id=rid,
+        organisation_id=oid,
+        organisation_name=json.loads(profile)["name"],
+        purpose=purpose,
+        flow=flow,
+        dataset=ds,
+        granularity=gran,
+        period_start=ps,
+        period_end=pe,
+        decision_id=did,
+        consent_decision_id=cid,
+    )

@@ -1,0 +1,269 @@
+"""SQLite backend of the governance store, in the node's database beside the member store."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from coopfed.node.decisionlog import GENESIS, link
+from coopfed.node.governance.model import (
+    AccessEntry,
+    Assessment,
+    DataRequestRecord,
+    DecisionFilter,
+    GrantRecord,
+    Organisation,
+    Outcome,
+    RequestState,
+    Review,
+)
+from coopfed.node.storage import governance_rows as rows_
+from coopfed.node.storage.base import NotFound
+from coopfed.node.storage.governance import Conflict, Events, GovernanceStore
+from coopfed.node.storage.sqlite import SqliteStore
+
+
+class SqliteGovernanceStore(GovernanceStore):
+    """Governance tables in the node's SQLite file, sharing the node store's writer and readers,
+    so governance writes and member writes are serialised and each sees a consistent snapshot."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    def _write(self) -> Any:
+        return self._store._write()
+
+    def _read(self) -> Any:
+        return self._store._read()
+
+    # --- decision log -----------------------------------------------------------------------
+
+    def _append(self, conn: sqlite3.Connection, events: Events) -> list[dict[str, Any]]:
+        """Chain onto the recorded head (not the last row: a deleted tail stays a visible gap)."""
+        row = conn.execute(rows_.HEAD).fetchone()
+        seq, head = row if row else (0, GENESIS)
+        chained = link((dict(e) for e in events), seq, head)
+        if chained:
+            conn.executemany(
+                "INSERT INTO decision_log (decision_id, entry_json) VALUES (?, ?)",
+                [(e["decision_id"], rows_.to_json(e)) for e in chained],
+            )
+            conn.execute(rows_.SET_HEAD, (chained[-1]["seq"], chained[-1]["hash"]))
+        return chained
+
+    def append_decisions(self, events: Events) -> list[dict[str, Any]]:
+        with self._write() as conn:
+            return self._append(conn, events)
+
+    def decision_log(self) -> Iterator[str]:
+        with self._read() as conn:
+            conn.execute("BEGIN")
+            cursor = conn.execute("SELECT entry_json FROM decision_log ORDER BY position")
+            while rows := cursor.fetchmany(1000):
+                yield from (entry for (entry,) in rows)
+
+    def decision_log_head(self) -> tuple[int, str]:
+        with self._read() as conn:
+            row = conn.execute(rows_.HEAD).fetchone()
+        return (row[0], row[1]) if row else (0, GENESIS)
+
+    # --- organisations ----------------------------------------------------------------------
+
+    def create_organisation(self, org: Organisation, log: Events) -> Organisation:
+        profile = rows_.to_json({**asdict(org.profile), "commitments": list(org.profile.commitments)})
+        with self._write() as conn:
+            key = conn.execute(
+                "INSERT INTO organisations (organisation_id, profile_json, registered_at, verified, "
+                "verification_note) VALUES (?, ?, ?, ?, ?)",
+                (
+                    org.organisation_id,
+                    profile,
+                    rows_.iso(org.registered_at),
+                    int(org.verified),
+                    org.verification_note,
+                ),
+            ).lastrowid
+            if org.assessment is not None:
+                rows_.save_assessment(conn, key, org.assessment)
+            self._append(conn, log)
+        return self.get_organisation(org.organisation_id)
+
+    def get_organisation(self, organisation_id: str) -> Organisation:
+        with self._read() as conn:
+            return rows_.organisation(conn, rows_.org_key(conn, organisation_id))
+
+    def list_organisations(self) -> list[Organisation]:
+        with self._read() as conn:
+            conn.execute("BEGIN")
+            keys = [k for (k,) in conn.execute("SELECT org_key FROM organisations ORDER BY org_key")]
+            return [rows_.organisation(conn, k) for k in keys]
+
+    def set_verification(
+        self, organisation_id: str, verified: bool, note: str, assessment: Assessment, log: Events
+    ) -> Organisation:
+        with self._write() as conn:
+            key = rows_.org_key(conn, organisation_id)
+            conn.execute(
+                "UPDATE organisations SET verified = ?, verification_note = ? WHERE org_key = ?",
+                (int(verified), note, key),
+            )
+            rows_.save_assessment(conn, key, assessment)
+            self._append(conn, log)
+        return self.get_organisation(organisation_id)
+
+    def track_record(self, organisation_id: str, now: int) -> tuple[int, int]:
+        with self._read() as conn:
+            completed, revoked = conn.execute(
+                rows_.TRACK_RECORD, (now, rows_.org_key(conn, organisation_id))
+            ).fetchone()
+        return completed, revoked
+
+    # --- requests, reviews and grants -------------------------------------------------------
+
+    def create_request(
+        self, record: DataRequestRecord, grant: GrantRecord | None, assessment: Assessment | None, log: Events
+    ) -> None:
+        d = record.decision
+        with self._write() as conn:
+            org_key = rows_.org_key(conn, record.organisation_id)
+            if assessment is not None:
+                rows_.save_assessment(conn, org_key, assessment)
+            values = (
+                record.request_id, org_key, record.spec.to_json(), record.state.value,
+                rows_.iso(record.submitted_at), d.decision_id, d.revision, rows_.to_json(d.result),
+            )  # fmt: skip
+            request_key = conn.execute(rows_.INSERT_REQUEST, values).lastrowid
+            if grant is not None:
+                rows_.insert_grant(conn, request_key, org_key, grant)
+            self._append(conn, log)
+
+    def get_request(self, request_id: str) -> DataRequestRecord:
+        with self._read() as conn:
+            conn.execute("BEGIN")
+            row = conn.execute(rows_.REQUEST_BY_ID, (request_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no request {request_id!r}")
+            return rows_.request(conn, row)
+
+    def list_requests(
+        self, *, organisation_id: str = "", state: RequestState | None = None, oldest_first: bool = False
+    ) -> list[DataRequestRecord]:
+        sql = rows_.REQUESTS_OLDEST if oldest_first else rows_.REQUESTS_NEWEST
+        with self._read() as conn:
+            conn.execute("BEGIN")
+            found = conn.execute(sql, (organisation_id, state.value if state else "")).fetchall()
+            return [rows_.request(conn, row) for row in found]
+
+    def record_review(self, request_id: str, review: Review, grant: GrantRecord | None, log: Events) -> None:
+        state = RequestState.APPROVED if review.outcome is Outcome.APPROVE else RequestState.REJECTED
+        with self._write() as conn:
+            row = conn.execute(rows_.AWAITING, (request_id,)).fetchone()
+            if row is None:
+                raise Conflict(f"request {request_id!r} does not await review")
+            request_key, org_key = row
+            conn.execute(
+                "UPDATE data_requests SET state = ? WHERE request_key = ?", (state.value, request_key)
+            )
+            values = (
+                request_key, review.decision_id, review.reviewer, review.outcome.value, review.reason,
+                review.proposed.value, rows_.iso(review.decided_at),
+            )  # fmt: skip
+            conn.execute(rows_.INSERT_REVIEW, values)
+            if grant is not None:
+                rows_.insert_grant(conn, request_key, org_key, grant)
+            self._append(conn, log)
+
+    def list_decisions(self, filters: DecisionFilter) -> tuple[list[tuple[str, DataRequestRecord]], int, int]:
+        since = rows_.iso(filters.since) if filters.since else None
+        until = rows_.iso(filters.until) if filters.until else None
+        common = (filters.organisation_id, since, until)
+        outcome = filters.outcome.value if filters.outcome else ""
+        with self._read() as conn:
+            conn.execute("BEGIN")
+            found = conn.execute(
+                rows_.DECISIONS, (*common, filters.decided_by, outcome, filters.limit)
+            ).fetchall()
+            reviewed, agreed = conn.execute(rows_.AGREEMENT, common).fetchone()
+            decisions = [
+                (by, rows_.request(conn, conn.execute(rows_.REQUEST_BY_ID, (request_id,)).fetchone()))
+                for by, request_id in found
+            ]
+        return decisions, reviewed, agreed
+
+    def get_grant(self, grant_id: str) -> GrantRecord:
+        with self._read() as conn:
+            row = conn.execute(rows_.GRANT_BY_ID, (grant_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no grant {grant_id!r}")
+        return rows_.grant(row)
+
+    def list_grants(self, organisation_id: str) -> list[GrantRecord]:
+        with self._read() as conn:
+            found = conn.execute(rows_.GRANTS_OF, (organisation_id,)).fetchall()
+        return [rows_.grant(row) for row in found]
+
+    def revoke_grant(
+        self, grant_id: str, reason: str, revoked_by: str, at: datetime, log: Events
+    ) -> GrantRecord:
+        with self._write() as conn:
+            if conn.execute(rows_.REVOKE, (rows_.iso(at), reason, revoked_by, grant_id)).rowcount:
+                self._append(conn, log)
+            elif conn.execute("SELECT 1 FROM grants WHERE grant_id = ?", (grant_id,)).fetchone() is None:
+                raise NotFound(f"no grant {grant_id!r}")
+        return self.get_grant(grant_id)
+
+    def revocation(self, grant_id: str) -> str | None:
+        with self._read() as conn:
+            row = conn.execute(rows_.REVOCATION, (grant_id,)).fetchone()
+        return row[0] if row else None
+
+    # --- release ----------------------------------------------------------------------------
+
+    def members_of_profiles(self, profile_ids: Sequence[str]) -> dict[str, list[str]]:
+        grouped: dict[str, list[str]] = {}
+        with self._read() as conn:
+            found = conn.execute(rows_.MEMBERS_OF, (json.dumps(list(profile_ids)),)).fetchall()
+        for profile_id, member_id in found:
+            grouped.setdefault(profile_id, []).append(member_id)
+        return grouped
+
+    def member_profiles(self, member_ids: Sequence[str]) -> dict[str, str]:
+        with self._read() as conn:
+            return dict(conn.execute(rows_.PROFILES_OF, (json.dumps(list(member_ids)),)).fetchall())
+
+    def contributors(
+        self, profile_ids: Sequence[str], dataset: str, runs: Sequence[tuple[int, int]]
+    ) -> list[tuple[str, str]]:
+        found: dict[str, str] = {}
+        profiles = json.dumps(list(profile_ids))
+        with self._read() as conn:
+            conn.execute("BEGIN")
+            row = conn.execute("SELECT dataset_id FROM datasets WHERE name = ?", (dataset,)).fetchone()
+            for start, end in runs if row else ():
+                found.update(conn.execute(rows_.CONTRIBUTORS, (profiles, row[0], start, end)).fetchall())
+        return sorted(found.items())
+
+    def record_access(self, rows: Sequence[tuple[str, AccessEntry]]) -> dict[str, str]:
+        if not rows:
+            return {}
+        with self._write() as conn:
+            pseudonyms = rows_.pseudonyms(conn, sorted({member for member, _ in rows}))
+            values = [
+                (
+                    pseudonyms[m], rows_.iso(e.at), e.release_id, e.grant_id, e.dataset, e.granularity,
+                    e.period_start, e.period_end, e.purpose, e.flow, e.decision_id, e.consent_decision_id,
+                )
+                for m, e in rows
+                if m in pseudonyms
+            ]  # fmt: skip
+            conn.executemany(rows_.INSERT_ACCESS, values)
+        return pseudonyms
+
+    def access_for_member(self, member_id: str, limit: int = 100) -> list[AccessEntry]:
+        with self._read() as conn:
+            found = conn.execute(rows_.ACCESS, (member_id, limit)).fetchall()
+        return [rows_.access(row) for row in found]

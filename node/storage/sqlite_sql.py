@@ -1,0 +1,72 @@
+"""SQL text of the SQLite store, apart from the profile totals."""
+
+from functools import lru_cache
+
+# The member's readings a batch may replace: ?3 first and ?4 last period of the batch.
+HELD_READINGS = """SELECT period_start, kwh FROM readings
+WHERE member_key = ?1 AND dataset_id = ?2 AND period_start BETWEEN ?3 AND ?4"""
+
+MEMBER_READINGS = """SELECT dataset_id, period_start, kwh FROM readings
+WHERE member_key = ? ORDER BY dataset_id, period_start"""
+
+MEMBER_KEYS = """SELECT member_key, profile_key, settings_json, erased_at
+FROM members WHERE member_id = ?"""
+
+MEMBER = """SELECT m.member_id, m.display_name, m.created_at, m.settings_json,
+    coalesce(p.profile_id, ''), m.erased_at
+FROM members AS m LEFT JOIN profiles AS p USING (profile_key) WHERE m.member_id = ?"""
+
+INSERT_MEMBER = """INSERT INTO members (member_id, display_name, created_at, settings_json, profile_key)
+VALUES (?, ?, ?, ?, ?)"""
+
+UPDATE_CONSENT = "UPDATE members SET settings_json = ?, profile_key = ? WHERE member_key = ?"
+
+ERASE_MEMBER = """UPDATE members SET display_name = '', settings_json = ?, profile_key = NULL,
+    erased_at = ? WHERE member_key = ?"""
+
+DELETE_READINGS = "DELETE FROM readings WHERE member_key = ?"
+
+ENSURE_PROFILE = """INSERT INTO profiles (profile_id, settings_json) VALUES (?, ?)
+ON CONFLICT (profile_id) DO NOTHING"""
+
+PROFILE_KEY = "SELECT profile_key FROM profiles WHERE profile_id = ?"
+
+INSERT_RECORD = """INSERT INTO consent_records (member_key, at, settings_json, profile_id,
+    changes_json, terms_version, withdrawal_reason) VALUES (?, ?, ?, ?, ?, ?, ?)"""
+
+_RECORD_COLUMNS = """c.record_id, m.member_id, c.at, c.settings_json, c.profile_id, c.changes_json,
+    c.terms_version, c.withdrawal_reason
+FROM consent_records AS c JOIN members AS m USING (member_key)"""
+
+HISTORY = f"SELECT {_RECORD_COLUMNS} WHERE m.member_id = ? ORDER BY c.record_id"
+
+LAST_RECORD = f"SELECT {_RECORD_COLUMNS} WHERE c.member_key = ? ORDER BY c.record_id DESC LIMIT 1"
+
+READINGS_RANGE = """SELECT period_start, kwh FROM readings
+WHERE member_key = ? AND dataset_id = ? AND period_start >= ? AND period_start < ?
+ORDER BY period_start"""
+
+PROFILES = """SELECT p.profile_id, p.settings_json, count(*)
+FROM members AS m JOIN profiles AS p USING (profile_key)
+GROUP BY p.profile_key ORDER BY p.profile_id"""
+
+LOAD_CHUNK = 1024  # readings per INSERT; binding one multi-row VALUES beats executemany several-fold
+
+
+_UPSERT_READINGS = (
+    "INSERT INTO readings (member_key, dataset_id, period_start, kwh) VALUES {}"
+    " ON CONFLICT DO UPDATE SET kwh = excluded.kwh"
+)
+
+
+@lru_cache(maxsize=16)
+def upsert_readings(rows: int) -> str:
+    """?1 member_key, ?2 dataset_id, then period_start and kwh of each row: placeholders only."""
+    return _UPSERT_READINGS.format(",".join(f"(?1,?2,?{2 * i + 3},?{2 * i + 4})" for i in range(rows)))
+
+
+def load_sizes(n: int, largest: int = LOAD_CHUNK) -> list[int]:
+    """Split n rows into full chunks and powers of two, so only a few statements are compiled."""
+    sizes = [largest] * (n // largest)
+    rest = n % largest
+    return sizes + [1 << bit for bit in reversed(range(rest.bit_length())) if rest & (1 << bit)]

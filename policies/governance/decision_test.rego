@@ -1,0 +1,206 @@
+package coopfed.governance_test
+
+import data.coopfed.governance
+
+_jan := 1704067200 # 2024-01-01T00:00Z
+
+_feb := 1706745600 # 2024-02-01T00:00Z
+
+_now := 1710000000
+
+_request := {
+	"datasets": ["demand"],
+	"fields": ["kwh", "member_count"],
+	"granularity": "aggregate",
+	"period": {"start": _jan, "end": _feb},
+	"flow": "third_party",
+	"purpose": {"code": "dpv:AcademicResearch", "description": "Evening peaks in community energy use"},
+	"commitments": ["results_shared_with_members"],
+}
+
+_catalogue := {
+	"demand": {"held": true, "period": {"start": 1672531200, "end": 1735689600}, "consenting_members": 12},
+	"generation": {"held": true, "period": {"start": 1672531200, "end": 1735689600}, "consenting_members": 3},
+	"export": {"held": false, "period": null, "consenting_members": 0},
+}
+
+_assessment(score, verified) := {
+	"score": score, "verified": verified, "expires_at": _now + 86400,
+	"dimensions": {}, "reasons": [],
+}
+
+_input(request, assessment) := {
+	"request": request,
+	"catalogue": _catalogue,
+	"organisation": {"assessment": assessment},
+	"now": _now,
+}
+
+_with(changes) := _input(object.union(_request, changes), _assessment(85, true))
+
+# Each case: name, input, expected outcome, words one reason must contain.
+_cases := [
+	{"name": "verified university, aggregate research", "input": _with({}), "outcome": "approve", "reason": "reaches the approval threshold"},
+	{
+		"name": "individual data always goes to the board",
+		"input": _with({"granularity": "individual", "fields": ["kwh", "member_ref"]}),
+		"outcome": "refer", "reason": "individual data always go to the board",
+	},
+	{
+		"name": "unverified organisation is referred",
+		"input": _input(_request, _assessment(85, false)),
+		"outcome": "refer", "reason": "not verified yet",
+	},
+	{
+		"name": "middling score is referred",
+		"input": _input(_request, _assessment(45, true)),
+		"outcome": "refer", "reason": "between the thresholds",
+	},
+	{
+		"name": "weak organisation is rejected",
+		"input": _input(_request, _assessment(20, true)),
+		"outcome": "reject", "reason": "below the floor of 30",
+	},
+	{
+		"name": "expired assessment is rejected",
+		"input": _input(_request, object.union(_assessment(90, true), {"expires_at": _now})),
+		"outcome": "reject", "reason": "no current assessment",
+	},
+	{
+		"name": "missing assessment is rejected",
+		"input": object.remove(_input(_request, {}), ["organisation"]),
+		"outcome": "reject", "reason": "no current assessment",
+	},
+	{
+		"name": "selling data is never served",
+		"input": _with({"purpose": {"code": "dpv:SellDataToThirdParties", "description": "We would like to sell it on"}}),
+		"outcome": "reject", "reason": "never releases data for selling data",
+	},
+	{
+		"name": "purpose without a description",
+		"input": _with({"purpose": {"code": "dpv:AcademicResearch", "description": "  research  "}}),
+		"outcome": "reject", "reason": "described in at least 20 characters",
+	},
+	{
+		"name": "dataset not held",
+		"input": _with({"datasets": ["export"]}),
+		"outcome": "reject", "reason": "holds no electricity export data",
+	},
+	{
+		"name": "dataset not in the catalogue",
+		"input": _with({"datasets": ["gas"]}),
+		"outcome": "reject", "reason": "no dataset called 'gas'",
+	},
+	{
+		"name": "too few consenting members for an aggregate",
+		"input": _with({"datasets": ["generation"]}),
+		"outcome": "reject", "reason": "Only 3 members allow",
+	},
+	{
+		"name": "period beyond the data held",
+		"input": _with({"period": {"start": _jan, "end": 1767225600}}),
+		"outcome": "reject", "reason": "not within the electricity demand data held",
+	},
+	{
+		"name": "field not offered at the granularity",
+		"input": _with({"fields": ["kwh", "member_ref"]}),
+		"outcome": "reject", "reason": "'member_ref' is not offered in aggregate data",
+	},
+	{
+		"name": "wrong flow",
+		"input": _with({"flow": "open_data"}),
+		"outcome": "reject", "reason": "Data requests are for the third_party flow",
+	},
+	{
+		"name": "malformed period",
+		"input": _with({"period": {"start": _feb, "end": _jan}}),
+		"outcome": "reject", "reason": "The period must run",
+	},
+	{
+		"name": "unknown purpose code",
+		"input": _with({"purpose": {"code": "dpv:Whatever", "description": "Something or other entirely"}}),
+		"outcome": "reject", "reason": "purpose vocabulary",
+	},
+	{"name": "no input", "input": {}, "outcome": "reject", "reason": "missing or is not an object"},
+]
+
+_passes(c) if {
+	d := governance.decision with input as c.input
+	d.outcome == c.outcome
+	d.proposed == c.outcome
+	some r in d.reasons
+	contains(r, c.reason)
+}
+
+test_decision_table if {
+	failures := {c.name | some c in _cases; not _passes(c)}
+	print("failing cases:", failures)
+	count(failures) == 0
+}
+
+test_every_decision_carries_every_stage_and_dimension if {
+	every c in _cases {
+		d := governance.decision with input as c.input
+		object.keys(d.stages) == {"requirement", "organisation", "purpose"}
+		is_number(d.score)
+		count(d.reasons) > 0
+		d.stages.requirement.dimensions.held.reason
+	}
+	d := governance.decision with input as _with({})
+	object.keys(d.stages.purpose.dimensions) == object.keys(data.governance.purpose.dimensions)
+}
+
+test_shadow_mode_refers_everything_and_keeps_the_proposal if {
+	d := governance.decision with input as _with({}) with data.governance.shadow_mode as true
+	d.outcome == "refer"
+	d.proposed == "approve"
+	d.shadow == true
+	some r in d.reasons
+	contains(r, "Shadow mode: the policy proposes to approve")
+	rejected := governance.decision with input as _with({"datasets": ["gas"]}) with data.governance.shadow_mode as true
+	rejected.outcome == "refer"
+	rejected.proposed == "reject"
+}
+
+test_thresholds_come_from_data if {
+	governance.decision.outcome == "refer" with input as _with({}) with data.governance.thresholds as {"approve": 95, "reject": 45}
+	governance.decision.outcome == "reject" with input as _with({}) with data.governance.thresholds as {"approve": 99, "reject": 90}
+}
+
+test_score_weights_the_stages if {
+	d := governance.decision with input as _with({})
+	d.score == round(((85 * 50) + (d.stages.purpose.score * 50)) / 100)
+	d2 := governance.decision with input as _with({}) with data.governance.stage_weights as {"organisation": 100, "purpose": 0}
+	d2.score == 85
+}
+
+test_grant_carries_k_from_policy_data if {
+	d := governance.decision with input as _with({}) with data.coop.k_min as 9
+	d.grant.min_group_size == 9
+}
+
+test_every_catalogue_entry_is_a_dataset if {
+	every ds, entry in data.governance.catalogue {
+		data.datasets[ds]
+		every g in entry.granularities {
+			g in {"aggregate", "individual"}
+		}
+	}
+	every _, f in data.governance.fields {
+		count(f.granularities) > 0
+	}
+}
+
+test_weights_and_thresholds_are_whole_numbers if {
+	every _, d in data.governance.organisation.dimensions {
+		d.weight == round(d.weight)
+	}
+	every _, d in data.governance.purpose.dimensions {
+		d.weight == round(d.weight)
+	}
+	data.governance.thresholds.reject < data.governance.thresholds.approve
+	every p in data.governance.purpose.prohibited {
+		data.purposes[p]
+		not p in data.coop.aims
+	}
+}

@@ -1,0 +1,270 @@
+"""The decision log's hash chain, its verification, masking and buffering (no storage involved)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from coopfed.node.decisionlog import (
+    GENESIS,
+    DecisionLog,
+    Masker,
+    MaskRules,
+    canonical,
+    entry_hash,
+    export_lines,
+    link,
+    verify,
+)
+
+KEY = b"k" * 32
+
+
+def _events(n: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "decision_id": f"d{i}",
+            "path": "coopfed/consent/decision",
+            "input": {"i": i},
+            "result": {"allowed": i % 2 == 0},
+            "timestamp": "2024-01-01T00:00:00+00:00",
+        }
+        for i in range(1, n + 1)
+    ]
+
+
+def _log(n: int) -> list[str]:
+    """A chained log of n entries, stored as canonical JSON text."""
+    return [canonical(e).decode() for e in link(_events(n), 0, GENESIS)]
+
+
+def _edit(raw: str, **changes: Any) -> str:
+    return canonical({**json.loads(raw), **changes}).decode()
+
+
+def _kinds(report: Any) -> list[tuple[str, int | None]]:
+    return [(p.kind, p.seq) for p in report.problems]
+
+
+def test_an_intact_log_verifies_and_reports_its_head() -> None:
+    log = _log(5)
+    report = verify(log)
+    assert report.ok
+    assert report.entries == 5
+    assert (report.head_seq, report.head_hash) == (5, json.loads(log[-1])["hash"])
+
+
+def test_each_entry_chains_to_the_previous_one() -> None:
+    entries = [json.loads(raw) for raw in _log(3)]
+    assert entries[0]["prev_hash"] == GENESIS
+    assert entries[1]["prev_hash"] == entries[0]["hash"]
+    assert all(entry_hash(e) == e["hash"] for e in entries)
+    assert [e["seq"] for e in entries] == [1, 2, 3]
+
+
+def test_an_edited_entry_is_named() -> None:
+    log = _log(5)
+    log[2] = _edit(log[2], result={"allowed": True, "tampered": True})
+    report = verify(log)
+    assert _kinds(report) == [("edited", 3)]
+    assert "entry 3 (decision d3, position 3) was edited" in report.problems[0].message
+
+
+def test_an_edit_with_its_hash_recomputed_is_caught_by_the_next_link() -> None:
+    log = _log(5)
+    changed = {**json.loads(log[1]), "result": {"allowed": False, "edited": True}}
+    changed["hash"] = entry_hash(changed)
+    log[1] = canonical(changed).decode()
+    assert _kinds(verify(log)) == [("edited", 2)]
+
+
+def test_a_deleted_entry_is_named() -> None:
+    log = _log(5)
+    del log[2]
+    report = verify(log)
+    assert _kinds(report) == [("deleted", 3)]
+    assert "entry 3 was deleted" in report.problems[0].message
+
+
+def test_reordered_entries_are_named() -> None:
+    log = _log(5)
+    log[1], log[2] = log[2], log[1]
+    report = verify(log)
+    assert _kinds(report) == [("reordered", 2)]
+    assert "entry 2 (decision d2, position 3) is out of order" in report.problems[0].message
+
+
+def test_a_duplicated_entry_is_named() -> None:
+    log = _log(3)
+    log.insert(2, log[1])
+    assert ("duplicated", 2) in _kinds(verify(log))
+
+
+def test_a_cut_off_tail_is_found_only_against_a_recorded_head() -> None:
+    log = _log(5)
+    head = (5, json.loads(log[-1])["hash"])
+    assert verify(log[:3]).ok  # without an anchor, a shorter log is a valid log
+    report = verify(log[:3], head=head)
+    assert _kinds(report) == [("truncated", 5)]
+    assert "entries 4 to 5 were cut off" in report.problems[0].message
+
+
+def test_a_rewritten_log_does_not_match_the_recorded_head() -> None:
+    log = _log(4)
+    head = (4, json.loads(log[-1])["hash"])
+    rewritten = [canonical(e).decode() for e in link(_events(4)[::-1], 0, GENESIS)]
+    assert verify(rewritten).ok
+    assert _kinds(verify(rewritten, head=head)) == [("edited", 4)]
+
+
+def test_garbage_lines_are_malformed_not_fatal() -> None:
+    log = _log(3)
+    log.insert(1, "not json")
+    log.append('{"decision_id": "x"}')
+    kinds = [p.kind for p in verify(log).problems]
+    assert kinds.count("malformed") == 2
+
+
+@settings(max_examples=60, deadline=None)
+@given(size=st.integers(2, 12), data=st.data())
+def test_any_single_deletion_or_swap_is_detected(size: int, data: st.DataObject) -> None:
+    log = _log(size)
+    i = data.draw(st.integers(0, size - 2), label="position")
+    if data.draw(st.booleans(), label="swap"):
+        log[i], log[i + 1] = log[i + 1], log[i]
+        assert [p.kind for p in verify(log).problems] == ["reordered"]
+    else:
+        del log[i]
+        assert [(p.kind, p.seq) for p in verify(log).problems] == [("deleted", i + 1)]
+
+
+def test_export_lines_are_canonical_json_lines() -> None:
+    lines = list(export_lines(_log(2)))
+    assert all(line.endswith("\n") and line.count("\n") == 1 for line in lines)
+    assert verify(lines).ok
+
+
+# --- masking ------------------------------------------------------------------------------
+
+
+def _masker(**rules: tuple[str, ...]) -> Masker:
+    return Masker(MaskRules(**rules), KEY)
+
+
+def test_erase_removes_and_lists_the_path() -> None:
+    event = {"input": {"organisation": {"contact": "ada@example.org", "type": "university"}}}
+    masked = _masker(erase=("/input/organisation/contact",)).apply(event)
+    assert masked["input"] == {"organisation": {"type": "university"}}
+    assert masked["erased"] == ["/input/organisation/contact"]
+    assert event["input"]["organisation"]["contact"] == "ada@example.org"  # the caller's copy is untouched
+
+
+def test_digest_proves_the_text_without_holding_it() -> None:
+    text = "A study by Dr Ada Lovelace of 12 Acacia Avenue"
+    masked = _masker(digest=("/input/reason",)).apply({"input": {"reason": text}})
+    assert text not in json.dumps(masked)
+    assert masked["input"]["reason"].startswith("sha256:")
+    again = _masker(digest=("/input/reason",)).apply({"input": {"reason": text}})
+    assert again["input"]["reason"] == masked["input"]["reason"]
+    assert masked["masked"] == ["/input/reason"]
+
+
+def test_pseudonyms_are_keyed_stable_and_unlinkable_without_the_key() -> None:
+    rules = {"pseudonymise": ("/input/members/*/id", "/input/reviewer")}
+    event = {"input": {"members": [{"id": "m-1"}, {"id": "m-2"}, {"id": "m-1"}], "reviewer": "board:ada"}}
+    masked = _masker(**rules).apply(event)
+    ids = [m["id"] for m in masked["input"]["members"]]
+    assert ids[0] == ids[2] != ids[1]
+    assert all(i.startswith("pseud:") for i in ids)
+    assert "m-1" not in json.dumps(masked)
+    other = Masker(MaskRules(**rules), b"x" * 32).apply(event)
+    assert other["input"]["members"][0]["id"] != ids[0]
+    assert masked["masked"] == [
+        "/input/members/0/id",
+        "/input/members/1/id",
+        "/input/members/2/id",
+        "/input/reviewer",
+    ]
+
+
+def test_missing_paths_are_left_alone() -> None:
+    masked = _masker(erase=("/input/nothing/here",), digest=("/result/x",)).apply({"input": {"a": 1}})
+    assert masked == {"input": {"a": 1}}
+
+
+def test_rules_come_from_policy_data(policy_set: Any) -> None:
+    rules = MaskRules.from_policy_data(policy_set.data)
+    assert "/input/organisation/contact" in rules.erase
+    assert "/input/reviewer" in rules.pseudonymise
+
+
+def test_a_short_key_is_refused() -> None:
+    with pytest.raises(ValueError, match="16 bytes"):
+        Masker(MaskRules(), b"short")
+
+
+# --- buffering ----------------------------------------------------------------------------
+
+
+class _Sink:
+    def __init__(self, fail: bool = False) -> None:
+        self.batches: list[list[dict[str, Any]]] = []
+        self.fail = fail
+
+    def __call__(self, events: list[dict[str, Any]]) -> None:
+        if self.fail:
+            raise RuntimeError("disk full")
+        self.batches.append(events)
+
+
+def _decision_log(sink: _Sink, flush_at: int = 256) -> DecisionLog:
+    return DecisionLog(_masker(), {"id": "coop"}, sink, flush_at=flush_at)
+
+
+def test_events_have_opas_decision_log_shape() -> None:
+    event = _decision_log(_Sink()).event("coopfed/x", {"a": 1}, {"b": 2}, "rev1")
+    assert set(event) >= {
+        "decision_id",
+        "path",
+        "input",
+        "result",
+        "revision",
+        "bundles",
+        "labels",
+        "timestamp",
+    }
+    assert event["bundles"] == {"coopfed": {"revision": "rev1"}}
+
+
+def test_recorded_decisions_wait_for_the_next_append() -> None:
+    sink = _Sink()
+    log = _decision_log(sink)
+    first = log.record("coopfed/consent/decision", {"q": 1}, {"allowed": True}, "r")
+    assert sink.batches == []
+    own = log.event("coopfed/governance/decision", {}, {}, "r")
+    log.append(own)
+    assert [e["decision_id"] for e in sink.batches[0]] == [first, own["decision_id"]]
+
+
+def test_a_full_buffer_flushes_itself() -> None:
+    sink = _Sink()
+    log = _decision_log(sink, flush_at=3)
+    for i in range(3):
+        log.record("p", {"i": i}, {}, "r")
+    assert len(sink.batches) == 1
+    assert len(sink.batches[0]) == 3
+
+
+def test_a_failed_append_keeps_the_waiting_decisions() -> None:
+    sink = _Sink(fail=True)
+    log = _decision_log(sink)
+    waiting = log.record("p", {}, {}, "r")
+    with pytest.raises(RuntimeError):
+        log.append(log.event("q", {}, {}, "r"))
+    sink.fail = False
+    log.flush()
+    assert [e["decision_id"] for e in sink.batches[0]] == [waiting]

@@ -1,0 +1,255 @@
+"""Contract of the governance store: every backend must pass these (SQLite today)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from coopfed.federation.grants import Granularity
+from coopfed.node.decisionlog import GENESIS, verify
+from coopfed.node.governance.model import (
+    AccessEntry,
+    Assessment,
+    DataRequestRecord,
+    Decision,
+    DecisionFilter,
+    GrantRecord,
+    Organisation,
+    OrganisationProfile,
+    Outcome,
+    RequestSpec,
+    RequestState,
+    Review,
+)
+from coopfed.node.model import ConsentLevel, ConsentSettings
+from coopfed.node.storage import NotFound, SqliteStore, Store
+from coopfed.node.storage.governance import Conflict, GovernanceStore
+from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
+
+BACKENDS: dict[str, Callable[[Path], tuple[Store, GovernanceStore]]] = {
+    "sqlite": lambda folder: (
+        s := SqliteStore(folder / "node.db", synchronous="NORMAL"),
+        SqliteGovernanceStore(s),
+    ),
+}
+NOW = datetime(2024, 3, 1, tzinfo=UTC)
+JAN = 1704067200
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Store, GovernanceStore]]:
+    store, governance = BACKENDS[request.param](tmp_path)
+    yield store, governance
+    store.close()
+
+
+def _event(decision_id: str) -> dict:
+    return {"decision_id": decision_id, "path": "p", "input": {}, "result": {}, "timestamp": "t"}
+
+
+def _assessment(decision_id: str = "a-1", verified: bool = False) -> Assessment:
+    result = {"score": 60, "verified": verified, "reusable": verified, "assessed_at": 1, "expires_at": 2}
+    return Assessment(decision_id, "rev", result)
+
+
+def _org(gov: GovernanceStore, org_id: str = "org-1") -> Organisation:
+    org = Organisation(
+        org_id,
+        OrganisationProfile("Uni", "university", contact="a@b"),
+        NOW,
+        assessment=_assessment(f"a-{org_id}"),
+    )
+    return gov.create_organisation(org, [])
+
+
+def _spec() -> RequestSpec:
+    return RequestSpec(("demand",), ("kwh",), Granularity.AGGREGATE, JAN, JAN + 3600, "third_party", "dpv:X")
+
+
+def _request(
+    gov: GovernanceStore,
+    request_id: str,
+    state: RequestState,
+    org: str = "org-1",
+    grant: bool = False,
+    at: datetime = NOW,
+) -> DataRequestRecord:
+    outcome = {RequestState.APPROVED: "approve", RequestState.REJECTED: "reject"}.get(state, "refer")
+    decision = Decision("d-" + request_id, "rev", {"outcome": outcome, "proposed": outcome}, at)
+    record = DataRequestRecord(request_id, org, _spec(), state, at, decision)
+    gov.create_request(record, _grant(request_id, org) if grant else None, None, [_event("d-" + request_id)])
+    return gov.get_request(request_id)
+
+
+def _grant(request_id: str, org: str = "org-1", expires: int = JAN + 10) -> GrantRecord:
+    return GrantRecord("g-" + request_id, request_id, org, "token", JAN, expires, _spec().scope(), 5)
+
+
+def test_the_decision_log_chains_onto_its_head(stores: tuple[Store, GovernanceStore]) -> None:
+    _, gov = stores
+    assert gov.decision_log_head() == (0, GENESIS)
+    first = gov.append_decisions([_event("a"), _event("b")])
+    second = gov.append_decisions([_event("c")])
+    assert [e["seq"] for e in first + second] == [1, 2, 3]
+    assert second[0]["prev_hash"] == first[-1]["hash"]
+    assert gov.decision_log_head() == (3, second[0]["hash"])
+    assert verify(gov.decision_log(), head=gov.decision_log_head()).ok
+
+
+def test_the_sqlite_decision_log_is_append_only(tmp_path: Path) -> None:
+    store, gov = BACKENDS["sqlite"](tmp_path)
+    gov.append_decisions([_event("a")])
+    store.close()
+    conn = sqlite3.connect(tmp_path / "node.db")
+    for sql in ("UPDATE decision_log SET entry_json = '{}'", "DELETE FROM decision_log"):
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            conn.execute(sql)
+
+
+def test_a_failed_write_appends_nothing(stores: tuple[Store, GovernanceStore]) -> None:
+    _, gov = stores
+    _org(gov)
+    bad = {**_event("x"), "input": {"not json": {1, 2}}}
+    with pytest.raises(TypeError):
+        gov.create_request(
+            DataRequestRecord("r", "org-1", _spec(), RequestState.REJECTED, NOW, Decision("d", "v", {}, NOW)),
+            None,
+            None,
+            [bad],
+        )
+    with pytest.raises(NotFound):
+        gov.get_request("r")
+    assert gov.decision_log_head() == (0, GENESIS)
+
+
+def test_organisations_and_their_newest_assessment(stores: tuple[Store, GovernanceStore]) -> None:
+    _, gov = stores
+    org = _org(gov)
+    assert org.profile.contact == "a@b"
+    assert org.assessment == _assessment("a-org-1")
+    verified = gov.set_verification("org-1", True, "checked", _assessment("a-2", True), [_event("v")])
+    assert verified.verified
+    assert verified.verification_note == "checked"
+    assert verified.assessment.decision_id == "a-2"
+    assert [o.organisation_id for o in gov.list_organisations()] == ["org-1"]
+    with pytest.raises(NotFound):
+        gov.get_organisation("org-x")
+
+
+def test_requests_reviews_and_decision_lists(stores: tuple[Store, GovernanceStore]) -> None:
+    _, gov = stores
+    _org(gov)
+    _org(gov, "org-2")
+    _request(gov, "r1", RequestState.AWAITING_REVIEW)
+    _request(gov, "r2", RequestState.APPROVED, grant=True, at=NOW + timedelta(minutes=1))
+    _request(gov, "r3", RequestState.AWAITING_REVIEW, org="org-2", at=NOW + timedelta(minutes=2))
+    assert [r.request_id for r in gov.list_requests()] == ["r3", "r2", "r1"]
+    assert [r.request_id for r in gov.list_requests(organisation_id="org-1")] == ["r2", "r1"]
+    waiting = gov.list_requests(state=RequestState.AWAITING_REVIEW, oldest_first=True)
+    assert [r.request_id for r in waiting] == ["r1", "r3"]
+    review = Review("rv1", "board:ada", Outcome.APPROVE, "ok", Outcome.REFER, NOW + timedelta(minutes=3))
+    gov.record_review("r1", review, _grant("r1"), [_event("rv1")])
+    decided = gov.get_request("r1")
+    assert decided.state is RequestState.APPROVED
+    assert decided.review == review
+    assert decided.grant.grant_id == "g-r1"
+    with pytest.raises(Conflict):
+        gov.record_review("r1", review, None, [])
+    rows, reviewed, agreed = gov.list_decisions(DecisionFilter())
+    assert [(by, r.request_id) for by, r in rows] == [
+        ("board", "r1"),
+        ("policy", "r3"),
+        ("policy", "r2"),
+        ("policy", "r1"),
+    ]
+    assert (reviewed, agreed) == (0, 0)  # the policy referred: there was no proposal to agree with
+    only = gov.list_decisions(
+        DecisionFilter(decided_by="policy", outcome=Outcome.REFER, organisation_id="org-2")
+    )
+    assert [r.request_id for _, r in only[0]] == ["r3"]
+    since = gov.list_decisions(DecisionFilter(since=NOW + timedelta(minutes=2), limit=1))
+    assert [(by, r.request_id) for by, r in since[0]] == [("board", "r1")]
+
+
+def test_agreement_is_counted_for_proposals(stores: tuple[Store, GovernanceStore]) -> None:
+    _, gov = stores
+    _org(gov)
+    for rid, proposed, outcome in (
+        ("a", Outcome.APPROVE, Outcome.APPROVE),
+        ("b", Outcome.APPROVE, Outcome.REJECT),
+    ):
+        _request(gov, rid, RequestState.AWAITING_REVIEW)
+        gov.record_review(rid, Review("rv-" + rid, "board:x", outcome, "r", proposed, NOW), None, [])
+    assert gov.list_decisions(DecisionFilter(decided_by="board"))[1:] == (2, 1)
+
+
+def test_grants_revocation_and_track_record(stores: tuple[Store, GovernanceStore]) -> None:
+    _, gov = stores
+    _org(gov)
+    _request(gov, "r1", RequestState.APPROVED, grant=True)
+    _request(gov, "r2", RequestState.APPROVED, grant=True)
+    assert {g.grant_id for g in gov.list_grants("org-1")} == {"g-r1", "g-r2"}
+    assert gov.revocation("g-r1") is None
+    revoked = gov.revoke_grant("g-r1", "misuse", "board:ada", NOW, [_event("rev")])
+    assert revoked.revoked
+    assert gov.revocation("g-r1") == "misuse"
+    again = gov.revoke_grant("g-r1", "other", "board:bob", NOW, [_event("rev2")])
+    assert again.revocation_reason == "misuse"
+    assert gov.decision_log_head()[0] == 3  # r1, r2 and the first revocation only
+    assert gov.track_record("org-1", JAN + 100) == (1, 1)  # r2 ran to expiry, r1 was revoked
+    with pytest.raises(NotFound):
+        gov.revoke_grant("g-x", "r", "b", NOW, [])
+    assert gov.revocation("g-x") is None
+
+
+def test_release_membership_contributors_and_the_access_log(stores: tuple[Store, GovernanceStore]) -> None:
+    store, gov = stores
+    _org(gov)
+    _request(gov, "r1", RequestState.APPROVED, grant=True)
+    green, red = ConsentSettings(level=ConsentLevel.GREEN), ConsentSettings(level=ConsentLevel.RED)
+    for mid, settings, periods in (("a", green, [0, 1]), ("b", green, [5]), ("c", red, [0])):
+        store.create_member(mid, mid, settings)
+        times = JAN + 1800 * np.array(periods, dtype=np.int64)
+        store.put_readings(mid, [("demand", times, np.ones(len(periods)))])
+    g, r = green.profile_id, red.profile_id
+    assert gov.members_of_profiles([g, r]) == {g: ["a", "b"], r: ["c"]}
+    assert gov.member_profiles(["a", "c", "zz"]) == {"a": g, "c": r}
+    assert gov.contributors([g], "demand", [(JAN, JAN + 3600)]) == [("a", g)]
+    assert gov.contributors([g], "demand", [(JAN, JAN + 1800), (JAN + 9000, JAN + 10800)]) == [
+        ("a", g),
+        ("b", g),
+    ]
+    assert gov.contributors([g], "gas", [(JAN, JAN + 3600)]) == []
+    entry = AccessEntry(
+        NOW,
+        "rel",
+        "g-r1",
+        "r1",
+        "org-1",
+        "",
+        "dpv:X",
+        "third_party",
+        "demand",
+        "aggregate",
+        JAN,
+        JAN + 3600,
+        "d",
+        "c",
+    )
+    pseudonyms = gov.record_access([("a", entry), ("b", entry)])
+    assert set(pseudonyms) == {"a", "b"}
+    assert pseudonyms["a"] != pseudonyms["b"]
+    assert gov.record_access([("a", entry)]) == {"a": pseudonyms["a"]}  # stable
+    seen = gov.access_for_member("a")
+    assert len(seen) == 2
+    assert seen[0].organisation_name == "Uni"
+    assert seen[0].request_id == "r1"
+    store.erase_member("a")
+    assert gov.access_for_member("a") == []  # the pseudonym went with the member
+    assert gov.record_access([("a", entry)]) == {}  # an erased member is never released
+    assert gov.member_profiles(["a"]) == {}

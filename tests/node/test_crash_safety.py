@@ -1,0 +1,91 @@
+"""A node killed with SIGKILL in the middle of uploads loses no acknowledged reading."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+from coopfed.node.client import bearer
+from coopfed.node.runtime import init_node
+from coopfed.node.settings import load_settings
+from coopfed.node.storage import SqliteStore
+from coopfed.v1 import member_pb2, member_pb2_grpc
+
+from .conftest import POLICIES
+
+HH = 1800
+PER_UPLOAD = 500  # 400 uploads span eleven years of half-hours
+
+
+def start(config: Path) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "coopfed.node.cli", "node", "serve", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = proc.stdout.readline()
+    assert "serving on port" in line, line
+    return proc, f"127.0.0.1:{line.split()[-1]}"
+
+
+@pytest.mark.integration
+def test_sigkill_mid_upload_loses_no_acknowledged_reading(tmp_path):
+    config = init_node(tmp_path, node_id="crash", name="crash", listen="127.0.0.1:0", policies=POLICIES)
+    proc, address = start(config)
+    first = (int(time.time()) // HH - 400 * PER_UPLOAD - 48) * HH
+    acknowledged: list[int] = []
+    enough = threading.Event()
+    failures: list[grpc.StatusCode] = []
+    with grpc.insecure_channel(address) as channel:
+        stub = member_pb2_grpc.MemberServiceStub(channel)
+        reg = stub.Register(member_pb2.RegisterRequest(display_name="Ada"))
+
+        def uploads() -> None:
+            for n in range(400):
+                start_at = first + n * PER_UPLOAD * HH
+                msg = member_pb2.ReadingBatch(
+                    dataset="demand",
+                    period_start_unix=np.arange(start_at, start_at + PER_UPLOAD * HH, HH).tolist(),
+                    kwh=[float(n)] * PER_UPLOAD,
+                )
+                try:
+                    stub.UploadReadings(iter([msg]), metadata=bearer(reg.token))
+                except grpc.RpcError as exc:
+                    failures.append(exc.code())
+                    return
+                acknowledged.append(n)
+                if len(acknowledged) == 20:
+                    enough.set()
+
+        client = threading.Thread(target=uploads)
+        client.start()
+        assert enough.wait(120), f"uploads stopped before the kill: {failures}"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        client.join(30)
+
+    store = SqliteStore(load_settings(config).path("node.db"))
+    try:
+        stored = {}
+        for dataset, _periods, kwh in store.iter_readings(reg.member_id):
+            assert dataset == "demand"
+            for value, count in zip(*np.unique(kwh, return_counts=True), strict=True):
+                stored[int(value)] = stored.get(int(value), 0) + int(count)
+    finally:
+        store.close()
+    assert len(acknowledged) >= 20
+    assert failures == [grpc.StatusCode.UNAVAILABLE], "the upload in flight fails only because the node died"
+    assert set(acknowledged) <= set(stored), "an acknowledged upload is missing"
+    assert all(count == PER_UPLOAD for count in stored.values()), "an upload was stored in part"
+    assert max(stored) <= max(acknowledged) + 1, (
+        "at most the one upload in flight may be stored unacknowledged"
+    )

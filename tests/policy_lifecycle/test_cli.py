@@ -1,0 +1,231 @@
+"""`coopfed policy test|check|keygen|bundle|sign|verify|explain` as a board member runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from coopfed.node.cli import main
+from coopfed.node.policy import load_policies
+from coopfed.node.policy.embedded import EmbeddedEngine
+from coopfed.node.policy.regotest import find_tool
+
+from .test_impact import GOVERNANCE, _governance_input
+
+MODULE = """# METADATA
+# title: Demo
+# scope: package
+package demo
+
+# METADATA
+# title: The larger of 5 and input.k
+# entrypoint: true
+k := max({5, input.k})
+
+# METADATA
+# title: Whether input.k is even
+# entrypoint: true
+even if input.k % 2 == 0
+"""
+
+TESTS = """package demo_test
+
+import data.demo
+
+_cases := [
+\t{"name": "small", "input": {"k": 3}},
+\t{"name": "%s", "input": {"k": %s}},
+]
+
+test_small if demo.k == 5 with input as {"k": 3}
+"""
+
+
+def _suite(root: Path, big: int) -> Path:
+    root.mkdir(parents=True)
+    (root / "demo.rego").write_text(MODULE)
+    (root / "demo_test.rego").write_text(TESTS % ("big" if big > 9 else "single digit", big))
+    return root
+
+
+@pytest.fixture
+def opa_env(opa_binary: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("COOPFED_OPA", opa_binary)
+    return opa_binary
+
+
+@pytest.mark.integration
+def test_policy_test_passes_where_both_engines_agree(
+    tmp_path: Path, opa_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _suite(tmp_path / "p", 7)
+    assert main(["policy", "test", "--policies", str(root), "--coverage-threshold", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "OPA: 1 of 1 Rego tests pass" in out
+    assert "4 inputs replayed through both engines" in out  # 2 cases x 2 entrypoints
+
+
+@pytest.mark.integration
+def test_policy_test_fails_on_any_disagreement_between_the_engines(
+    tmp_path: Path, opa_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """rego-cpp's max compares numbers as text: max({5, 12}) is 5 there, 12 on OPA."""
+    root = _suite(tmp_path / "p", 12)
+    assert main(["policy", "test", "--policies", str(root), "--coverage-threshold", "50"]) == 1
+    out = capsys.readouterr().out
+    assert "OPA: 1 of 1 Rego tests pass" in out
+    assert "engines differ demo_test _cases[1] big on demo/k" in out
+    assert "OPA:      12" in out
+    assert "embedded: 5" in out
+
+
+@pytest.mark.integration
+def test_policy_test_fails_on_a_failing_rego_test_or_low_coverage(
+    tmp_path: Path, opa_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _suite(tmp_path / "p", 7)
+    assert main(["policy", "test", "--policies", str(root), "--coverage-threshold", "100"]) == 1
+    assert "coverage" in capsys.readouterr().out
+    (root / "demo_test.rego").write_text((root / "demo_test.rego").read_text().replace("== 5", "== 6"))
+    assert main(["policy", "test", "--policies", str(root), "--coverage-threshold", "0"]) == 1
+    assert "fail demo_test.test_small" in capsys.readouterr().out
+
+
+@pytest.mark.integration
+def test_policy_check_passes_on_the_repository_and_says_when_regal_is_missing(
+    policy_dir: Path, opa_env: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    regal = find_tool("regal")
+    if regal is None:
+        monkeypatch.setenv("PATH", os.path.dirname(opa_env))
+        assert main(["policy", "check", "--policies", str(policy_dir)]) == 0
+        out = capsys.readouterr().out
+        assert "SKIPPED regal lint: the Regal linter is not installed" in out
+        assert main(["policy", "check", "--policies", str(policy_dir), "--require-regal"]) == 1
+    else:
+        assert main(["policy", "check", "--policies", str(policy_dir), "--require-regal"]) == 0
+    assert "ok opa check --strict" in capsys.readouterr().out
+
+
+@pytest.mark.integration
+def test_policy_check_fails_on_unformatted_rego(
+    tmp_path: Path, opa_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _suite(tmp_path / "p", 7)
+    (root / "demo.rego").write_text(MODULE.replace("k := max", "k   :=   max"))
+    assert main(["policy", "check", "--policies", str(root)]) == 1
+    assert "FAIL opa fmt --diff" in capsys.readouterr().out
+
+
+def test_keygen_bundle_sign_verify(
+    tmp_path: Path, policy_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("alice", "bob"):
+        assert main(["policy", "keygen", "--out", str(tmp_path / name)]) == 0
+    assert (tmp_path / "alice.key").stat().st_mode & 0o777 == 0o600
+    assert main(["policy", "keygen", "--out", str(tmp_path / "alice")]) == 2  # never overwrites a key
+    bundle = str(tmp_path / "b.tar.gz")
+    assert (
+        main(
+            [
+                "policy",
+                "bundle",
+                "--policies",
+                str(policy_dir),
+                "--key",
+                str(tmp_path / "alice.key"),
+                "--out",
+                bundle,
+            ]
+        )
+        == 0
+    )
+    verify = [
+        "policy",
+        "verify",
+        bundle,
+        "--board-key",
+        str(tmp_path / "alice.pub"),
+        "--board-key",
+        str(tmp_path / "bob.pub"),
+    ]
+    assert main([*verify, "--threshold", "2"]) == 1
+    assert "refused" in capsys.readouterr().out
+    assert main(["policy", "sign", bundle, "--key", str(tmp_path / "bob.key")]) == 0
+    assert main([*verify, "--threshold", "2"]) == 0
+    assert load_policies(policy_dir).revision in capsys.readouterr().out
+    shutil.copy(tmp_path / "alice.pub", tmp_path / "not-a-key.key")
+    assert main(["policy", "sign", bundle, "--key", str(tmp_path / "not-a-key.key")]) == 2
+
+
+def _log_with(tmp_path: Path, policy_dir: Path) -> tuple[Path, str]:
+    policies = load_policies(policy_dir)
+    engine = EmbeddedEngine(policies)
+    value = _governance_input(95, True)
+    entry = {
+        "decision_id": "dec-1",
+        "path": GOVERNANCE,
+        "input": value,
+        "result": engine.evaluate(GOVERNANCE, value),
+        "revision": policies.revision,
+        "timestamp": "2024-03-09T16:00:00+00:00",
+        "masked": ["/input/request/purpose/description"],
+    }
+    engine.close()
+    log = tmp_path / "log.jsonl"
+    log.write_text(
+        json.dumps({"decision_id": "other", "path": "x", "input": {}}) + "\n" + json.dumps(entry) + "\n"
+    )
+    return log, policies.revision
+
+
+def test_explain_prints_a_decision_in_plain_words(
+    tmp_path: Path, policy_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log, revision = _log_with(tmp_path, policy_dir)
+    assert main(["policy", "explain", "dec-1", "--log", str(log)]) == 0
+    out = capsys.readouterr().out
+    for words in (
+        "Decision dec-1: a third party's data request (coopfed/governance/decision)",
+        f"by policy revision {revision}",
+        "Result: approve",
+        "Why:",
+        "reaches the approval threshold of 70",
+        "overall score",
+        "(approve at 70, reject at 45)",
+        "organisation: score 95, verified",
+        "Alignment with the co-op's aims 100/100 x weight 35",
+        "masked when logged: /input/request/purpose/description",
+        '"granularity": "aggregate"',
+    ):
+        assert words in out, words
+    assert main(["policy", "explain", "no-such-decision", "--log", str(log)]) == 1
+
+
+@pytest.mark.integration
+def test_explain_and_diff_read_a_nodes_own_decision_log(
+    tmp_path: Path, policies: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ..node.conftest import running_node
+
+    green = {"level": "green", "persona": "", "choices": {}}
+    with running_node(tmp_path / "node") as (node, _address):
+        decision, decision_id = node.consent_logged(green, "demand", "third_party", "dpv:CommercialResearch")
+        node.decision_log.flush()
+        config = str(node.settings.base_dir / "coopfed.toml")
+        assert main(["policy", "explain", decision_id, "--config", config]) == 0
+        out = capsys.readouterr().out
+        assert "consent to release a member's data" in out
+        assert f"by policy revision {decision.revision}" in out
+        assert "'commercial research' is not among the co-op's aims" in out
+        data = json.loads((policies / "data.json").read_text())
+        data["coop"]["aims"].append("dpv:CommercialResearch")
+        (policies / "data.json").write_text(json.dumps(data))
+        args = ["policy", "diff", "--base", str(node.settings.path(node.settings.policy.dir)), "--head"]
+        assert main([*args, str(policies), "--config", config, "--engine", "embedded"]) == 0
+        out = capsys.readouterr().out
+        assert "| `coopfed/consent/decision` | refused | allowed | 1 |" in out
