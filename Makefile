@@ -5,11 +5,13 @@ PY := $(VENV)/bin/python
 TOOLS := .tools/bin
 OPA_VERSION := v1.22.0
 OPA := $(TOOLS)/opa
+REGAL_VERSION := v0.42.0
+REGAL := $(TOOLS)/regal
 export PATH := $(abspath $(TOOLS)):$(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install run test lint fmt proto proto-check bench clean
+.PHONY: install run test lint fmt proto proto-check bench clean regal policy-check
 
-install: $(VENV)/.installed $(OPA)
+install: $(VENV)/.installed $(OPA) $(REGAL)
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +21,17 @@ $(VENV)/.installed: pyproject.toml
 
 $(OPA): scripts/go-tool.sh Makefile
 	scripts/go-tool.sh $(TOOLS) opa github.com/open-policy-agent/opa $(OPA_VERSION)
+
+# The Regal linter (about a minute to build); `coopfed policy check` runs it where installed.
+regal: $(REGAL)
+
+$(REGAL): scripts/go-tool.sh Makefile
+	scripts/go-tool.sh $(TOOLS) regal github.com/open-policy-agent/regal $(REGAL_VERSION)
+
+# What a technical board runs on a change to policies/ (see policies/README.md).
+policy-check: install $(REGAL)
+	$(VENV)/bin/coopfed policy check --require-regal
+	$(VENV)/bin/coopfed policy test
 
 run: install
 	$(VENV)/bin/coopfed demo
@@ -42,7 +55,8 @@ proto: $(VENV)/.installed
 		--mypy_out=proto proto/coopfed/v1/*.proto
 
 bench: install
-	$(PY) bench/ingest.py
+	for b in ingest storage policy grants federation governance forecast policy_diff; do \
+		$(PY) bench/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache

@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=1000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--synchronous", default="NORMAL", choices=["NORMAL", "FULL"])
+    parser.add_argument("--synchronous", default="FULL", choices=["NORMAL", "FULL"], help="as [storage]")
     args = parser.parse_args()
     total = args.members * args.days * 48
     with tempfile.TemporaryDirectory() as tmp:

@@ -109,8 +109,8 @@ def assessment_input(rng: random.Random, now: int) -> dict[str, Any]:
     return {"organisation": organisation, "now": now}
 
 
-def synthetic_log(n: int, revision: str, seed: int = 7) -> list[LogEntry]:
-    """80% consent, 8% governance decisions, 4% assessments, 8% board records.
+def synthetic_log(n: int, revision: str, governance: float = 0.08, seed: int = 7) -> list[LogEntry]:
+    """By default 80% consent, 8% governance decisions, 4% assessments, 8% board records.
 
     A node logs a consent decision per consent profile, question and revision, and one
     governance decision per data request, so consent decisions dominate a real log.
@@ -120,7 +120,7 @@ def synthetic_log(n: int, revision: str, seed: int = 7) -> list[LogEntry]:
     for i in range(n):
         now = 1_700_000_000 + 60 * i
         roll = rng.random()
-        if roll < 0.80:
+        if roll < 0.88 - governance:
             path, value = "coopfed/consent/decision", consent_input(rng)
         elif roll < 0.88:
             path, value = "coopfed/governance/decision", governance_input(rng, now)
@@ -162,12 +162,13 @@ def main() -> int:
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--baseline-sample", type=int, default=1_000)
     parser.add_argument("--engine", default="auto", choices=["auto", "opa", "embedded"])
+    parser.add_argument("--governance-share", type=float, default=0.08, help="governance decisions' share")
     args = parser.parse_args()
     base = ROOT / "policies"
     with tempfile.TemporaryDirectory() as tmp:
         head = head_policies(base, Path(tmp))
         revision = load_policies(base).revision
-        entries = synthetic_log(args.entries, revision)
+        entries = synthetic_log(args.entries, revision, args.governance_share)
         print(f"log: {len(entries):,} entries {dict(Counter(e.path for e in entries))}")
         started = time.perf_counter()
         base_r = make_replayer(base, args.engine, find_opa())

@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 from rich.console import Console
 
-from coopfed.node import cli_federation, cli_governance, cli_member, cli_policy
+from coopfed.node import cli_federation, cli_forecast, cli_governance, cli_member, cli_policy
 from coopfed.node.errors import CoopfedError
 from coopfed.node.runtime import init_node, open_node
 from coopfed.node.server import serve
@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     federation = groups.add_parser("federation", help="join peer co-ops, grant and fetch aggregates")
     cli_federation.add_commands(federation, console)
     cli_governance.add_commands(groups, console)
+    forecast = groups.add_parser("forecast", help="train, backtest and run the co-op's forecaster")
+    cli_forecast.add_commands(forecast, console)
     demo = groups.add_parser("demo", help="a node on embedded defaults with a sample member")
     demo.add_argument("--dir", type=Path, default=Path("var/demo"), help="where the demo node lives")
     demo.add_argument("--once", action="store_true", help="set up, show, and exit instead of serving")

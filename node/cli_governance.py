@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
-import os
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from coopfed.node.client import bearer, channel
+from coopfed.node.client import Credentials, bearer, channel
 from coopfed.node.errors import InvalidArgument
 from coopfed.v1 import common_pb2
 from coopfed.v1 import governance_pb2 as pb
@@ -23,30 +20,6 @@ from coopfed.v1 import governance_pb2_grpc as pb_grpc
 
 DEFAULT_ORG = Path("org.json")
 Action = Callable[[argparse.Namespace, Console], int]
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """What `org register` or `review token` saves so later commands can authenticate (mode 0600)."""
-
-    node: str
-    subject: str
-    token: str
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(asdict(self), out, indent=2)
-
-    @classmethod
-    def load(cls, path: Path, hint: str) -> Credentials:
-        try:
-            return cls(**json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError) as exc:
-            raise InvalidArgument(
-                f"cannot read credentials from {path}: {hint}", code="cli.credentials"
-            ) from exc
 
 
 def add_commands(groups: Any, console: Console) -> None:

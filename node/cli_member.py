@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from google.protobuf.json_format import MessageToDict
 from rich.console import Console
 from rich.table import Table
 
-from coopfed.node.client import MemberCredentials, bearer, channel
+from coopfed.node.client import Credentials, bearer, channel
 from coopfed.node.errors import InvalidArgument
 from coopfed.v1 import common_pb2, member_pb2, member_pb2_grpc
 
@@ -45,6 +44,7 @@ def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
     upload.add_argument("csv", type=Path, help="columns: dataset, period_start (ISO 8601 UTC), kwh")
     export = commands.add_parser("export", help="export everything the node holds about you, as JSON")
     export.add_argument("--out", type=Path, default=None, help="file to write (default: stdout)")
+    commands.add_parser("access", help="who received your data, when, and why")
     erase = commands.add_parser("erase", help="erase your data from the node")
     erase.add_argument("--yes", action="store_true", help="confirm")
     actions = {
@@ -54,6 +54,7 @@ def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
         "set-consent": _set_consent,
         "upload": _upload,
         "export": _export,
+        "access": _access,
         "erase": _erase,
     }
     for name, action in actions.items():
@@ -64,20 +65,20 @@ def _stub(node: str) -> member_pb2_grpc.MemberServiceStub:
     return member_pb2_grpc.MemberServiceStub(channel(node))
 
 
-def _session(args: argparse.Namespace) -> tuple[member_pb2_grpc.MemberServiceStub, tuple, MemberCredentials]:
-    creds = MemberCredentials.load(args.credentials)
+def _session(args: argparse.Namespace) -> tuple[member_pb2_grpc.MemberServiceStub, tuple, Credentials]:
+    creds = Credentials.load(args.credentials, "run `coopfed member register` first")
     return _stub(creds.node), bearer(creds.token), creds
 
 
 def _register(args: argparse.Namespace, console: Console) -> int:
     reply = _stub(args.node).Register(member_pb2.RegisterRequest(display_name=args.name))
-    MemberCredentials(args.node, reply.member_id, reply.token).save(args.credentials)
+    Credentials(args.node, reply.member_id, reply.token).save(args.credentials)
     console.print(f"registered as [bold]{reply.member_id}[/bold]; token saved to {args.credentials}")
     return 0
 
 
 def _personas(args: argparse.Namespace, console: Console) -> int:
-    creds = MemberCredentials.load(args.credentials)
+    creds = Credentials.load(args.credentials, "run `coopfed member register` first")
     table = Table("persona", "title", "what it means", "version")
     for p in _stub(creds.node).ListPersonas(member_pb2.ListPersonasRequest()).personas:
         table.add_row(p.name, p.title, p.description, p.version)
@@ -116,12 +117,13 @@ def _choice(text: str) -> common_pb2.DatasetChoice:
 
 def _upload(args: argparse.Namespace, console: Console) -> int:
     stub, md, _ = _session(args)
-    summary = stub.UploadReadings(_batches_from_csv(args.csv), metadata=md)
+    summary = stub.UploadReadings(iter(_batches_from_csv(args.csv)), metadata=md)
     console.print(f"stored {summary.inserted} new readings, replaced {summary.replaced}")
     return 0
 
 
-def _batches_from_csv(path: Path) -> Iterator[member_pb2.ReadingBatch]:
+def _batches_from_csv(path: Path) -> list[member_pb2.ReadingBatch]:
+    """Read the whole file first, so a bad row is reported before anything is sent."""
     rows: dict[str, tuple[list[int], list[float]]] = {}
     with path.open(newline="") as handle:
         for line, row in enumerate(csv.DictReader(handle), start=2):
@@ -132,13 +134,13 @@ def _batches_from_csv(path: Path) -> Iterator[member_pb2.ReadingBatch]:
                 kwh.append(float(row["kwh"]))
             except (KeyError, ValueError) as exc:
                 raise InvalidArgument(f"{path}:{line}: {exc}", code="cli.csv") from exc
-    for dataset, (periods, kwh) in rows.items():
-        for i in range(0, len(periods), UPLOAD_BATCH):
-            yield member_pb2.ReadingBatch(
-                dataset=dataset,
-                period_start_unix=periods[i : i + UPLOAD_BATCH],
-                kwh=kwh[i : i + UPLOAD_BATCH],
-            )
+    return [
+        member_pb2.ReadingBatch(
+            dataset=dataset, period_start_unix=periods[i : i + UPLOAD_BATCH], kwh=kwh[i : i + UPLOAD_BATCH]
+        )
+        for dataset, (periods, kwh) in rows.items()
+        for i in range(0, len(periods), UPLOAD_BATCH)
+    ]
 
 
 def _export(args: argparse.Namespace, console: Console) -> int:
@@ -153,11 +155,34 @@ def _export(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _access(args: argparse.Namespace, console: Console) -> int:
+    stub, md, _ = _session(args)
+    entries = stub.ListDataAccess(member_pb2.ListDataAccessRequest(), metadata=md).entries
+    table = Table("when (UTC)", "who", "why", "flow", "what", "period")
+    for e in entries:
+        flow = common_pb2.Flow.Name(e.flow).removeprefix("FLOW_").lower()
+        period = f"{_day(e.period.start_unix)} to {_day(e.period.end_unix)}"
+        table.add_row(
+            e.at.ToDatetime().strftime("%Y-%m-%d %H:%M"),
+            e.organisation_name,
+            e.purpose_label or e.purpose,
+            flow,
+            f"{e.dataset} ({e.granularity})",
+            period,
+        )
+    console.print(table if entries else "no one outside the co-op has received your data")
+    return 0
+
+
+def _day(unix: int) -> str:
+    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%d")
+
+
 def _erase(args: argparse.Namespace, console: Console) -> int:
     if not args.yes:
         raise InvalidArgument("erasing cannot be undone: add --yes", code="cli.confirm")
     stub, md, creds = _session(args)
-    reply = stub.EraseMe(member_pb2.EraseRequest(confirm_member_id=creds.member_id), metadata=md)
+    reply = stub.EraseMe(member_pb2.EraseRequest(confirm_member_id=creds.subject), metadata=md)
     console.print(f"erased {reply.readings_erased} readings; your token no longer works")
     args.credentials.unlink(missing_ok=True)
     return 0

@@ -145,7 +145,7 @@ def _check(args: argparse.Namespace, console: Console) -> int:
         failed |= not r.ok
         console.print(f"{'[green]ok[/green]' if r.ok else '[red]FAIL[/red]'} {r.name}")
         if r.output and not r.ok:
-            console.print(escape(r.output), highlight=False)
+            console.print(escape(r.output), highlight=False, soft_wrap=True)
     return 1 if failed else 0
 
 

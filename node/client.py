@@ -24,11 +24,11 @@ def bearer(token: str) -> tuple[tuple[str, str], ...]:
 
 
 @dataclass(frozen=True)
-class MemberCredentials:
-    """What `coopfed member register` saves so later commands can authenticate."""
+class Credentials:
+    """What `member register`, `org register` or `review token` saves for later commands (mode 0600)."""
 
     node: str
-    member_id: str
+    subject: str  # the member id, organisation id or board name the token was issued to
     token: str
 
     def save(self, path: Path) -> None:
@@ -38,10 +38,10 @@ class MemberCredentials:
             json.dump(asdict(self), out, indent=2)
 
     @classmethod
-    def load(cls, path: Path) -> MemberCredentials:
+    def load(cls, path: Path, hint: str) -> Credentials:
         try:
             return cls(**json.loads(path.read_text()))
         except (OSError, ValueError, TypeError) as exc:
             raise InvalidArgument(
-                f"cannot read member credentials from {path}: register first", code="cli.credentials"
+                f"cannot read credentials from {path}: {hint}", code="cli.credentials"
             ) from exc

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import sys
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +25,7 @@ def as_coopfed_error(exc: Exception) -> errors.CoopfedError | None:
     """Translate errors of the layers below (storage, policy, tokens) into the node's hierarchy."""
     if isinstance(exc, errors.CoopfedError):
         return exc
-    for foreign, ours in _foreign_errors():
+    for foreign, ours in (*_foreign_errors(), *_artifact_errors()):
         if isinstance(exc, foreign):
             return ours(str(exc), code=getattr(exc, "code", None) or ours.code)
     return None
@@ -48,6 +49,21 @@ def _foreign_errors() -> tuple[tuple[type[Exception], type[errors.CoopfedError]]
         (storage.InvalidData, errors.InvalidArgument),
         (storage.StorageBusy, errors.Unavailable),
         (Conflict, errors.FailedPrecondition),
+    )
+
+
+def _artifact_errors() -> tuple[tuple[type[Exception], type[errors.CoopfedError]], ...]:
+    """Model artifact errors. Importing the forecaster loads XGBoost and pvlib (seconds), so it
+    is looked up only once loaded: before that, no artifact error can exist."""
+    artifact = sys.modules.get("coopfed.forecaster.artifact")
+    if artifact is None:
+        return ()
+    return (
+        # A signature or hash check failed: the caller is authenticated already (token, pinned
+        # certificate) and a fresh credential cannot help; this node refuses to use what was
+        # offered, as it refuses data beyond a grant's scope.
+        (artifact.ArtifactVerificationError, errors.PermissionDenied),
+        (artifact.ArtifactFormatError, errors.InvalidArgument),
     )
 
 

@@ -15,6 +15,7 @@ from coopfed.node.auth import Principal
 from coopfed.node.decisionlog import DecisionLog, Masker, MaskRules, load_or_create_key
 from coopfed.node.errors import AlreadyExists, Unauthenticated
 from coopfed.node.federation.context import Federation, check_node_id, default_peer_listen, open_federation
+from coopfed.node.forecast.context import ForecastContext, open_forecast
 from coopfed.node.policy import load_policies
 from coopfed.node.policy.consent import CONSENT_PATH, ConsentDecision, consent_input, decide_consent
 from coopfed.node.policy.holder import PolicyHolder
@@ -37,6 +38,7 @@ class Node:
     policy: PolicyHolder  # the current policy engine; swapped atomically on reload
     keys: KeyRing
     federation: Federation | None = None  # TLS identity, pinned peers, grants, revocations
+    forecast: ForecastContext | None = None  # signed models, the latest forecast, nudge streams
     governance: GovernanceStore | None = None  # organisations, requests, grants, decision and access logs
     decision_log: DecisionLog | None = None
     # (revision, profile, dataset, flow, purpose) -> (decision, id of its decision-log entry)
@@ -132,7 +134,7 @@ def open_node(settings: Settings) -> Iterator[Node]:
         stack.callback(decision_log.flush)  # before the store closes: no waiting decision is lost
         yield Node(
             settings, store, engine, keys, federation=open_federation(settings),
-            governance=governance, decision_log=decision_log,
+            governance=governance, decision_log=decision_log, forecast=open_forecast(settings),
         )  # fmt: skip
 
 

@@ -14,11 +14,14 @@ from coopfed.node.errors import InvalidArgument
 from coopfed.node.federation import issuer as federation_issuer
 from coopfed.node.federation.service import SERVICE_NAME as FEDERATION_SERVICE
 from coopfed.node.federation.service import FederationService
+from coopfed.node.forecast.exchange import ModelExchangeService
+from coopfed.node.forecast.service import SERVICE_NAME as FORECAST_SERVICE
+from coopfed.node.forecast.service import ForecastService
 from coopfed.node.governance import service as governance
 from coopfed.node.readings import Batch, validate_batch
 from coopfed.node.rpc import rpc
 from coopfed.node.runtime import Node
-from coopfed.v1 import federation_pb2_grpc, member_pb2, member_pb2_grpc
+from coopfed.v1 import federation_pb2_grpc, forecast_pb2_grpc, member_pb2, member_pb2_grpc
 
 
 class MemberService(member_pb2_grpc.MemberServiceServicer):
@@ -122,8 +125,15 @@ def add_services(server: grpc.aio.Server, node: Node) -> list[str]:
     """Register every coopfed servicer; returns the full service names (for health and reflection)."""
     member_pb2_grpc.add_MemberServiceServicer_to_server(MemberService(node), server)
     federation_pb2_grpc.add_FederationServiceServicer_to_server(FederationService(node), server)
+    forecast_pb2_grpc.add_ForecastServiceServicer_to_server(ForecastService(node), server)
     governed = governance.add_services(server, node)
-    return [member_pb2.DESCRIPTOR.services_by_name["MemberService"].full_name, FEDERATION_SERVICE, *governed]
+    member = member_pb2.DESCRIPTOR.services_by_name["MemberService"].full_name
+    return [member, FEDERATION_SERVICE, FORECAST_SERVICE, *governed]
+
+
+def add_peer_services(server: grpc.aio.Server, node: Node) -> None:
+    """Servicers of the mutual-TLS peer port besides FederationService."""
+    forecast_pb2_grpc.add_ModelExchangeServiceServicer_to_server(ModelExchangeService(node), server)
 
 
 def authenticators(node: Node) -> dict[str, Authenticator]:
@@ -131,5 +141,7 @@ def authenticators(node: Node) -> dict[str, Authenticator]:
     return {
         "/coopfed.v1.MemberService/": node.authenticate_member,
         "/coopfed.v1.FederationService/": lambda token: federation_issuer.authenticate(node, token),
+        "/coopfed.v1.ForecastService/": node.authenticate_member,
+        "/coopfed.v1.ModelExchangeService/": lambda token: federation_issuer.authenticate(node, token),
         **governance.authenticators(node),
     }

@@ -51,8 +51,6 @@ class PolicySection:
 class TlsSection:
     cert: str = "tls/node.crt"
     key: str = "tls/node.key"
-    # PEM files of pinned peer certificates (or a federation CA) trusted for mutual TLS.
-    trusted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

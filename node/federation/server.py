@@ -63,13 +63,14 @@ class PeerServer:
         self._refresh: asyncio.Task[None] | None = None
 
     async def start(self, max_receive: int) -> int:
-        from coopfed.node.services import authenticators  # services imports this package
+        from coopfed.node.services import add_peer_services, authenticators  # they import this package
 
         self.server = grpc.aio.server(
             interceptors=[AuthInterceptor(authenticators(self.node))],
             options=[("grpc.max_receive_message_length", max_receive)],
         )
         federation_pb2_grpc.add_FederationServiceServicer_to_server(FederationService(self.node), self.server)
+        add_peer_services(self.server, self.node)  # model exchange
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.port = self._bind()

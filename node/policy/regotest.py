@@ -29,8 +29,11 @@ _TOOL_TIMEOUT = 300
 
 
 def find_tool(name: str, explicit: str | None = None) -> str | None:
-    """$COOPFED_<NAME>, else .tools/bin/<name> (as the Makefile installs it), else PATH."""
-    for candidate in (explicit, os.environ.get(f"COOPFED_{name.upper()}"), str(Path(".tools/bin") / name)):
+    """`explicit` where given (None if it is not there), else $COOPFED_<NAME>, else
+    .tools/bin/<name> (as the Makefile installs it), else PATH."""
+    if explicit:
+        return str(Path(explicit).resolve()) if os.access(explicit, os.X_OK) else None
+    for candidate in (os.environ.get(f"COOPFED_{name.upper()}"), str(Path(".tools/bin") / name)):
         if candidate and os.access(candidate, os.X_OK):
             return str(Path(candidate).resolve())
     return shutil.which(name)
@@ -67,9 +70,31 @@ def run_checks(policy_dir: Path, opa: str, regal: str | None) -> list[CheckResul
         why = "the Regal linter is not installed (make regal; or set COOPFED_REGAL to its binary)"
         results.append(CheckResult("regal lint", False, "", skipped=why))
     else:
-        done = _run([regal, "lint", "--format", "pretty", str(policy_dir)])
-        results.append(CheckResult("regal lint", done.returncode == 0, (done.stdout + done.stderr).strip()))
+        config = _regal_config(policy_dir)
+        args = [regal, "lint", "--format", "json", *(["--config-file", str(config)] if config else [])]
+        done = _run([*args, str(policy_dir)])
+        results.append(CheckResult("regal lint", done.returncode == 0, _regal_findings(done)))
     return results
+
+
+def _regal_findings(done: subprocess.CompletedProcess[str]) -> str:
+    """One line per violation: where, which rule, what it says."""
+    try:
+        violations = json.loads(done.stdout)["violations"] or []
+    except (ValueError, KeyError, TypeError):
+        return (done.stdout + done.stderr).strip()
+    return "\n".join(
+        f"{v['location']['file']}:{v['location']['row']}: {v['title']} ({v['category']}): {v['description']}"
+        for v in violations
+    )
+
+
+def _regal_config(policy_dir: Path) -> Path | None:
+    """The project's .regal/config.yaml: above the policies, else above the working directory."""
+    for folder in [policy_dir.resolve(), *policy_dir.resolve().parents, Path.cwd(), *Path.cwd().parents]:
+        if (folder / ".regal" / "config.yaml").is_file():
+            return folder / ".regal" / "config.yaml"
+    return None
 
 
 # --- test ---------------------------------------------------------------------------------

@@ -92,13 +92,13 @@ def test_malformed_entries_are_refused(entry: dict[str, object]) -> None:
 def test_publication_round_trips(peer_ring: KeyRing, trust: TrustStore) -> None:
     revocations = RevocationList(PEER)
     revocations.revoke("g-1", reason="contract ended", expires_at=NOW + 3600, now=NOW)
-    received = verify_publication(revocations.publish(peer_ring), trust=trust, issuer=PEER)
+    received = verify_publication(revocations.publish(peer_ring, now=NOW), trust=trust, issuer=PEER)
     assert received.to_dict() == revocations.to_dict()
     assert received.reason_for("g-1") == "contract ended"
 
 
 def test_publication_signed_by_someone_else_is_refused(ring: KeyRing, trust: TrustStore) -> None:
-    forged = RevocationList(PEER).publish(ring)  # coop-a's key pretending to speak for coop-b
+    forged = RevocationList(PEER).publish(ring, now=NOW)  # coop-a's key pretending to speak for coop-b
     with pytest.raises(TokenError) as exc_info:
         verify_publication(forged, trust=trust, issuer=PEER)
     assert code_of(exc_info) == "unknown_key"
@@ -107,7 +107,7 @@ def test_publication_signed_by_someone_else_is_refused(ring: KeyRing, trust: Tru
 def test_tampered_publication_is_refused(peer_ring: KeyRing, trust: TrustStore) -> None:
     revocations = RevocationList(PEER)
     revocations.revoke("g-1", reason="r", expires_at=NOW + 3600)
-    head, body, sig = revocations.publish(peer_ring).split(".")
+    head, body, sig = revocations.publish(peer_ring, now=NOW).split(".")
     claims = json.loads(b64url_decode(body))
     claims["revocations"] = []  # un-revoke by editing
     tampered = f"{head}.{b64url(json.dumps(claims).encode())}.{sig}"
@@ -132,12 +132,14 @@ def test_publication_is_not_a_grant(peer_ring: KeyRing, trust: TrustStore) -> No
 
 
 def _published(ring: KeyRing, revocations: RevocationList, trust: TrustStore) -> RevocationList:
-    return verify_publication(revocations.publish(ring), trust=trust, issuer=revocations.issuer, now=NOW)
+    return verify_publication(
+        revocations.publish(ring, now=NOW), trust=trust, issuer=revocations.issuer, now=NOW
+    )
 
 
 def test_older_publication_is_a_rollback(peer_ring: KeyRing, trust: TrustStore) -> None:
     revocations = RevocationList(PEER)
-    old_token = revocations.publish(peer_ring)
+    old_token = revocations.publish(peer_ring, now=NOW)
     revocations.revoke("g-1", reason="r", expires_at=NOW + 3600, now=NOW)
     held = _published(peer_ring, revocations, trust)
     with pytest.raises(TokenError) as exc_info:
@@ -150,7 +152,7 @@ def test_older_publication_is_refused_even_when_it_drops_nothing(
 ) -> None:
     revocations = RevocationList(PEER)
     revocations.revoke("short", reason="r", expires_at=NOW - 3600, now=NOW - 7200)
-    old_token = revocations.publish(peer_ring)  # sequence 1, one expired entry
+    old_token = revocations.publish(peer_ring, now=NOW)  # sequence 1, one expired entry
     revocations.prune(now=NOW)
     held = _published(peer_ring, revocations, trust)  # sequence 2, empty
     with pytest.raises(TokenError) as exc_info:
@@ -163,9 +165,13 @@ def test_same_sequence_with_other_content_is_a_rollback(peer_ring: KeyRing, trus
     one.revoke("g-1", reason="r", expires_at=NOW + 3600, now=NOW)
     other.revoke("g-2", reason="r", expires_at=NOW + 3600, now=NOW)
     held = _published(peer_ring, one, trust)
-    assert verify_publication(one.publish(peer_ring), trust=trust, issuer=PEER, previous=held, now=NOW)
+    assert verify_publication(
+        one.publish(peer_ring, now=NOW), trust=trust, issuer=PEER, previous=held, now=NOW
+    )
     with pytest.raises(TokenError) as exc_info:
-        verify_publication(other.publish(peer_ring), trust=trust, issuer=PEER, previous=held, now=NOW)
+        verify_publication(
+            other.publish(peer_ring, now=NOW), trust=trust, issuer=PEER, previous=held, now=NOW
+        )
     assert code_of(exc_info) == "rollback"
 
 
@@ -178,11 +184,15 @@ def test_newer_list_may_drop_only_expired_entries(peer_ring: KeyRing, trust: Tru
     pruned = RevocationList.from_dict(revocations.to_dict())
     assert pruned.prune(now=NOW) == 1
     assert _published(peer_ring, pruned, trust).sequence == held.sequence + 1
-    assert verify_publication(pruned.publish(peer_ring), trust=trust, issuer=PEER, previous=held, now=NOW)
+    assert verify_publication(
+        pruned.publish(peer_ring, now=NOW), trust=trust, issuer=PEER, previous=held, now=NOW
+    )
 
     forged = RevocationList(PEER, [e for e in revocations if e.jti != "long"], held.sequence + 5)
     with pytest.raises(TokenError) as exc_info:
-        verify_publication(forged.publish(peer_ring), trust=trust, issuer=PEER, previous=held, now=NOW)
+        verify_publication(
+            forged.publish(peer_ring, now=NOW), trust=trust, issuer=PEER, previous=held, now=NOW
+        )
     assert code_of(exc_info) == "rollback"
 
 

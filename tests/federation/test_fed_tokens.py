@@ -18,6 +18,7 @@ from coopfed.federation.tokens import REQUIRED_CLAIMS, TokenUse, issue_token, ve
 
 
 def verify(token: str, trust: TrustStore, **kw: Any):
+    kw.setdefault("now", NOW)  # the suite's clock: tokens are issued relative to NOW
     kw.setdefault("audience", NODE)
     kw.setdefault("use", TokenUse.ACCESS)
     return verify_token(token, trust=trust, **kw)
@@ -30,7 +31,14 @@ def check_refused(token: str, trust: TrustStore, code: str, **kw: Any) -> None:
 
 
 def access(ring: KeyRing, **kw: Any) -> str:
-    args = {"issuer": ISSUER, "subject": "member-1", "audience": NODE, "use": TokenUse.ACCESS, "ttl": 600}
+    args = {
+        "issuer": ISSUER,
+        "subject": "member-1",
+        "audience": NODE,
+        "use": TokenUse.ACCESS,
+        "ttl": 600,
+        "now": NOW,
+    }
     return issue_token(ring, **{**args, **kw})
 
 

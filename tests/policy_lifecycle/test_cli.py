@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -96,19 +95,31 @@ def test_policy_test_fails_on_a_failing_rego_test_or_low_coverage(
 
 
 @pytest.mark.integration
-def test_policy_check_passes_on_the_repository_and_says_when_regal_is_missing(
-    policy_dir: Path, opa_env: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+def test_policy_check_says_when_regal_is_missing(
+    policy_dir: Path, tmp_path: Path, opa_env: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    absent = ["--regal", str(tmp_path / "no-regal")]
+    assert main(["policy", "check", "--policies", str(policy_dir), *absent]) == 0
+    out = capsys.readouterr().out
+    assert "ok opa check --strict" in out
+    assert "ok opa fmt --diff" in out
+    assert "SKIPPED regal lint: the Regal linter is not installed" in out
+    assert main(["policy", "check", "--policies", str(policy_dir), *absent, "--require-regal"]) == 1
+
+
+@pytest.mark.integration
+def test_policy_check_runs_regal(tmp_path: Path, opa_env: str, capsys: pytest.CaptureFixture[str]) -> None:
     regal = find_tool("regal")
     if regal is None:
-        monkeypatch.setenv("PATH", os.path.dirname(opa_env))
-        assert main(["policy", "check", "--policies", str(policy_dir)]) == 0
-        out = capsys.readouterr().out
-        assert "SKIPPED regal lint: the Regal linter is not installed" in out
-        assert main(["policy", "check", "--policies", str(policy_dir), "--require-regal"]) == 1
-    else:
-        assert main(["policy", "check", "--policies", str(policy_dir), "--require-regal"]) == 0
-    assert "ok opa check --strict" in capsys.readouterr().out
+        pytest.skip("Regal not installed: make regal")
+    root = _suite(tmp_path / "p", 7)
+    assert main(["policy", "check", "--policies", str(root), "--require-regal"]) == 0
+    assert "ok regal lint" in capsys.readouterr().out
+    (root / "demo.rego").write_text(
+        MODULE + "\n# METADATA\n# title: a print left in\nloud if print(input.k)\n"
+    )
+    assert main(["policy", "check", "--policies", str(root), "--require-regal"]) == 1
+    assert "print-or-trace-call" in capsys.readouterr().out
 
 
 @pytest.mark.integration

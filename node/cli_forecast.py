@@ -1,0 +1,224 @@
+"""`coopfed forecast ...`: train, backtest and run the co-op's forecaster, with progress bars."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import re
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import arrow
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from coopfed.node.errors import InvalidArgument
+from coopfed.node.forecast.context import forecast_of
+from coopfed.node.model import HALF_HOUR
+from coopfed.node.runtime import Node, open_node
+from coopfed.node.settings import load_settings
+
+Action = Callable[[argparse.Namespace, Node, Console], int]
+ProgressFn = Callable[[str, int, int], None]
+LOCAL_TZ = "Europe/London"
+_DEVICE = re.compile(r"cpu|cuda(:[0-9]+)?")
+
+
+def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
+    commands = parser.add_subparsers(required=True, metavar="ACTION")
+    train = commands.add_parser("train", help="train and sign a model (pooled or for model federation)")
+    train.add_argument(
+        "--mode",
+        choices=["pooled", "federated"],
+        default="federated",
+        help="pooled: one model on this co-op's and peers' aggregates (under grants); federated: a "
+        "local model, exchanged with aligned peers (default)",
+    )
+    train.add_argument("--no-exchange", action="store_true", help="federated: do not exchange with peers")
+    backtest = commands.add_parser("backtest", help="score the models on the last weeks held")
+    backtest.add_argument("--days", type=int, default=28, help="days held out at the end (default 28)")
+    backtest.add_argument("--folds", type=int, default=1, help="retrain before each of this many blocks")
+    backtest.add_argument("--with-peers", action="store_true", help="add peers' aggregates held under grants")
+    backtest.add_argument("--chart", type=Path, help="PNG of the last week's day-ahead forecasts")
+    predict = commands.add_parser("predict", help="forecast the next 48 h, keep it, show windows and nudges")
+    predict.add_argument("--at", help="origin, ISO 8601 UTC (default: now, or the end of the data held)")
+    predict.add_argument("--mode", choices=["pooled", "federated"], help="default: the mode last trained")
+    predict.add_argument("--chart", type=Path, help="PNG of the forecast with its windows shaded")
+    commands.add_parser("models", help="the signed models held here, and whether they verify")
+    for sub in (train, backtest, predict, commands.choices["models"]):
+        sub.add_argument("--config", type=Path, default=Path("coopfed.toml"), help="the node's coopfed.toml")
+    for sub in (train, backtest):
+        sub.add_argument("--rounds", type=int, default=0, help="boosting rounds (default: [forecast] rounds)")
+        sub.add_argument("--device", type=_device, default=None, help="cpu or cuda[:n] (default: [forecast])")
+    actions: dict[str, Action] = {
+        "train": _train,
+        "backtest": _backtest,
+        "predict": _predict,
+        "models": _models,
+    }
+    for name, action in actions.items():
+        commands.choices[name].set_defaults(func=lambda args, action=action: _run(args, action, console))
+
+
+def _run(args: argparse.Namespace, action: Action, console: Console) -> int:
+    with open_node(load_settings(args.config)) as node:
+        return action(args, node, console)
+
+
+def _device(text: str) -> str:
+    if not _DEVICE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"device must be cpu or cuda[:n], not {text!r}")
+    return text
+
+
+@contextlib.contextmanager
+def progress_bars(console: Console) -> Iterator[ProgressFn]:
+    """A rich progress bar per stage, fed by the forecaster's (stage, done, total) callbacks."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bars:
+        tasks: dict[str, int] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bars.add_task(escape(stage), total=total)
+            bars.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
+def _fit_args(args: argparse.Namespace, progress: ProgressFn) -> dict:
+    return {"rounds": args.rounds or None, "device": args.device or None, "progress": progress}
+
+
+def _say(console: Console, text: str) -> None:
+    console.print(text, soft_wrap=True, highlight=False, markup=False, emoji=False)
+
+
+def _train(args: argparse.Namespace, node: Node, console: Console) -> int:
+    from coopfed.node.forecast.data import forecast_policy, peer_aggregates
+    from coopfed.node.forecast.exchange import exchange_models
+    from coopfed.node.forecast.models import train_local_model, train_pooled_model
+
+    problems: dict[str, str] = {}
+    with progress_bars(console) as progress:
+        if args.mode == "pooled":
+            purpose = forecast_policy(node).purpose
+            peers, problems = asyncio.run(peer_aggregates(node, purpose, progress))
+            trained = train_pooled_model(node, peers, **_fit_args(args, progress))
+        else:
+            trained = train_local_model(node, **_fit_args(args, progress))
+    meta = trained.artifact.metadata
+    _say(
+        console,
+        f"signed {meta.kind} model v{meta.version} of {meta.coop_id}: {meta.training_rows} rows from "
+        f"{', '.join(meta.contributors)}; {trained.file.path}",
+    )
+    if args.mode == "federated" and not args.no_exchange:
+        report = asyncio.run(exchange_models(node))
+        for peer, version in report.published.items():
+            _say(console, f"  {peer} holds our v{version}")
+        for peer, version in report.fetched.items():
+            _say(console, f"  kept {peer}'s model v{version} (signature verified)")
+        for peer in report.untrained:
+            _say(console, f"  {peer} has trained no model yet")
+        problems |= report.failures
+    for peer, why in problems.items():
+        _say(console, f"  {peer}: {why}")
+    return 0 if not problems else 4
+
+
+def _when(unix: int) -> str:
+    return arrow.get(unix).to(LOCAL_TZ).format("ddd D MMM HH:mm")
+
+
+def _at(text: str | None) -> int | None:
+    if not text:
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidArgument(f"--at {text!r}: {exc}", code="cli.at") from exc
+    unix = int((at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp())
+    return unix - unix % HALF_HOUR
+
+
+def _predict(args: argparse.Namespace, node: Node, console: Console) -> int:
+    from coopfed.forecaster import Window, plot_forecast
+    from coopfed.node.forecast.forecasting import forecast_frame, make_forecast, nudge_texts
+
+    forecast, ensemble = make_forecast(node, origin=_at(args.at), mode=args.mode)
+    models = ", ".join(f"{m.trained_by} v{m.version} {m.kind} ({m.weight:.0%})" for m in forecast.models)
+    title = f"forecast #{forecast.sequence} of {forecast.coop_id} from {_when(forecast.origin)} ({LOCAL_TZ})"
+    table = Table("window", "from", "to", "nudge", title=escape(title))
+    texts = nudge_texts(forecast.windows, now=forecast.origin)
+    for w, text in zip(forecast.windows, texts, strict=True):
+        table.add_row(w.kind, _when(w.start), _when(w.end), escape(text))
+    console.print(table)
+    _say(console, f"{forecast.mode} models: {models}")
+    _say(console, f"peak: demand above {forecast.peak_threshold_kwh:.1f} kWh per half-hour "
+         f"(percentile {forecast.peak_percentile:g} of the last 28 days)")  # fmt: skip
+    for peer, why in ensemble.skipped.items():
+        _say(console, f"  left out {peer}'s model: {why}")
+    if args.chart:
+        found = [Window(w.kind, w.start, w.end, w.daylight) for w in forecast.windows]
+        plot_forecast(forecast_frame(forecast), args.chart, found=found, title=title)
+        _say(console, f"chart written to {args.chart}")
+    return 0
+
+
+def _backtest(args: argparse.Namespace, node: Node, console: Console) -> int:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from coopfed.forecaster import backtest, plot_backtest
+    from coopfed.node.forecast.data import forecast_policy, own_aggregates, peer_aggregates
+
+    policy = forecast_policy(node)
+    with progress_bars(console) as progress:
+        coops = [own_aggregates(node).coop]
+        if args.with_peers:
+            peers, _ = asyncio.run(peer_aggregates(node, policy.purpose, progress))
+            coops += [p.coop for p in peers]
+        end = int(coops[0].aggregates.index[-1]) + HALF_HOUR
+        start = end - args.days * 48 * HALF_HOUR
+        # Backtest models are scored and thrown away: signed with throwaway keys, never kept.
+        keys = {c.coop_id: Ed25519PrivateKey.generate() for c in coops}
+        try:
+            report = backtest(
+                coops, keys, test_start=start, folds=args.folds, peak_percentile=policy.peak_percentile,
+                **_fit_args(args, progress),
+            )  # fmt: skip
+        except ValueError as exc:
+            raise InvalidArgument(f"cannot backtest: {exc}", code="cli.backtest") from exc
+    for coop in ["all", *sorted(c.coop_id for c in coops)] if len(coops) > 1 else ["all"]:
+        _say(console, report.to_table(coop=coop))
+    if args.chart:
+        plot_backtest(report.predictions, node.node_id, args.chart)
+        _say(console, f"chart written to {args.chart}")
+    return 0
+
+
+def _models(args: argparse.Namespace, node: Node, console: Console) -> int:
+    from coopfed.forecaster import ArtifactError, ModelArtifact
+    from coopfed.node.forecast.models import trusted_keys, verifying_key
+
+    store = forecast_of(node).store
+    peers = sorted(node.federation.state.peers()) if node.federation else []
+    table = Table("trainer", "kind", "version", "rows", "trained at", "signature")
+    for coop in [node.node_id, *peers]:
+        for kind in ("local", "pooled"):
+            for file in store.model_files(coop, kind):
+                try:
+                    art = ModelArtifact.load(file.path)
+                    verifying_key(art, trusted_keys(node, coop))
+                    meta = art.metadata
+                    table.add_row(
+                        coop, kind, str(file.version), str(meta.training_rows), meta.trained_at, "ok"
+                    )
+                except (ArtifactError, OSError) as exc:
+                    table.add_row(coop, kind, str(file.version), "", "", escape(f"refused: {exc}"))
+    console.print(table)
+    return 0

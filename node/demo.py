@@ -1,0 +1,237 @@
+"""`coopfed demo`: three co-ops on one machine, with simulated members, federating for real.
+
+Riverside and Fellside share aims and federate; Market Town Energy Ltd is a company with
+marketing aims and is refused. Every step goes through the real gRPC API, policies and grants.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import arrow
+import grpc
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from coopfed.forecaster import SimulatedCoop, default_federation, simulate_federation
+from coopfed.node.client import bearer
+from coopfed.node.errors import CoopfedError
+from coopfed.node.federation import grantee
+from coopfed.node.federation.decide import GrantAsk
+from coopfed.node.runtime import Node, init_node, open_node
+from coopfed.node.server import NodeServer
+from coopfed.node.settings import load_settings
+from coopfed.v1 import common_pb2, forecast_pb2, forecast_pb2_grpc, member_pb2, member_pb2_grpc
+
+POLICIES = Path("policies")
+DAYS = 42
+FORECASTING = "dpv:CommunityEnergyForecasting"
+# How the simulated households set their consent, in turn: mostly sharing, some not at all.
+CONSENTS = (
+    member_pb2.ConsentSettings(level=common_pb2.CONSENT_LEVEL_GREEN, nudges=True),
+    member_pb2.ConsentSettings(persona="community_first", nudges=True),
+    member_pb2.ConsentSettings(level=common_pb2.CONSENT_LEVEL_GREEN),
+    member_pb2.ConsentSettings(
+        level=common_pb2.CONSENT_LEVEL_AMBER,
+        choices=[common_pb2.DatasetChoice(dataset="demand", allowed_flows=[common_pb2.FLOW_COOP_TO_COOP])],
+    ),
+    member_pb2.ConsentSettings(level=common_pb2.CONSENT_LEVEL_RED),
+)
+
+
+@dataclass
+class DemoCoop:
+    """One running co-op of the demo."""
+
+    node: Node
+    server: NodeServer
+    sim: SimulatedCoop
+
+    @property
+    def public(self) -> str:
+        return f"127.0.0.1:{self.server.port}"
+
+
+def run_demo(folder: Path, *, once: bool, console: Console) -> int:
+    return asyncio.run(_demo(folder, once, console))
+
+
+async def _demo(folder: Path, once: bool, console: Console) -> int:
+    end = dt.datetime.now(dt.UTC).date()
+    start = end - dt.timedelta(days=DAYS)
+    specs = [replace(spec, households=min(spec.households, 60)) for spec in default_federation()]
+    with console.status(f"simulating {DAYS} days of three neighbourhoods (demandlib, pvlib)"):
+        sims = simulate_federation(tuple(specs), start, end)
+    if folder.exists():
+        shutil.rmtree(folder)
+    async with contextlib.AsyncExitStack() as stack:
+        coops = [await _start(stack, folder, sims[spec.coop_id], console) for spec in specs]
+        tokens = {coop.node.node_id: await _members_join(coop, console) for coop in coops}
+        riverside, fellside, market = coops
+        await _federate(riverside, fellside, market, console)
+        await _forecast(riverside, tokens["riverside"], console)
+        if not once:
+            console.print("\nthe three nodes keep serving; Ctrl-C stops them")
+            for coop in coops:
+                console.print(f"  {coop.node.node_id}: {coop.public}")
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.Event().wait()
+    return 0
+
+
+async def _start(
+    stack: contextlib.AsyncExitStack, folder: Path, sim: SimulatedCoop, console: Console
+) -> DemoCoop:
+    coop_id = sim.spec.coop_id
+    policies = _policies_for(folder / coop_id, coop_id)
+    config = init_node(
+        folder / coop_id, node_id=coop_id, name=_NAMES[coop_id], listen="127.0.0.1:0", policies=policies
+    )
+    node = stack.enter_context(
+        open_node(load_settings(config, environ={"COOPFED_STORAGE__SYNCHRONOUS": "NORMAL"}))
+    )
+    server = NodeServer(node)
+    await server.start()
+    stack.push_async_callback(server.stop, 1)
+    coop = DemoCoop(node, server, sim)
+    console.print(f"[bold]{_NAMES[coop_id]}[/bold] ({coop_id}) serving on {coop.public}")
+    return coop
+
+
+_NAMES = {
+    "riverside": "Riverside Energy Co-op",
+    "fellside": "Fellside Community Power",
+    "market-town": "Market Town Energy Ltd",
+}
+
+
+def _policies_for(folder: Path, coop_id: str) -> Path:
+    """Riverside and Fellside run the shared policies; Market Town, a company, has other aims."""
+    if coop_id != "market-town":
+        return POLICIES
+    target = folder.parent / f"{coop_id}-policies"
+    shutil.copytree(POLICIES, target, ignore=shutil.ignore_patterns("*_test.rego"))
+    data = json.loads((target / "data.json").read_text())
+    data["coop"]["aims"] = [FORECASTING, "dpv:Marketing", "dpv:CommercialResearch"]
+    data["federation"]["governance"]["legal_form"] = "company"
+    (target / "data.json").write_text(json.dumps(data, indent=2))
+    return target
+
+
+async def _members_join(coop: DemoCoop, console: Console) -> list[str]:
+    """Each household registers, sets its consent and uploads its readings over gRPC.
+
+    Returns the tokens of the members who opted in to nudges."""
+    readings = coop.sim.readings.to_frame()
+    uploaded = 0
+    nudged = []
+    async with grpc.aio.insecure_channel(coop.public) as channel:
+        stub = member_pb2_grpc.MemberServiceStub(channel)
+        for i, (member, rows) in enumerate(readings.groupby("member_id", sort=False)):
+            reg = await stub.Register(member_pb2.RegisterRequest(display_name=str(member)))
+            md = bearer(reg.token)
+            settings = CONSENTS[i % len(CONSENTS)]
+            await stub.SetConsent(member_pb2.SetConsentRequest(settings=settings), metadata=md)
+            if settings.nudges:
+                nudged.append(reg.token)
+            summary = await stub.UploadReadings(_batches(rows), metadata=md)
+            uploaded += summary.inserted
+    console.print(f"  {coop.node.node_id}: {i + 1} members joined and uploaded {uploaded:,} readings")
+    return nudged
+
+
+def _batches(rows: pd.DataFrame):
+    async def gen():
+        for dataset, part in rows.groupby("dataset"):
+            yield member_pb2.ReadingBatch(
+                dataset=str(dataset),
+                period_start_unix=part["period"].to_numpy(np.int64).tolist(),
+                kwh=part["kwh"].to_numpy(float).tolist(),
+            )
+
+    return gen()
+
+
+async def _federate(riverside: DemoCoop, fellside: DemoCoop, market: DemoCoop, console: Console) -> None:
+    console.print("\n[bold]Federation[/bold]")
+    for who, peer in ((riverside, fellside), (fellside, riverside)):
+        preview = await grantee.preview_join(who.node, peer.public, plaintext=True)
+        grantee.pin(who.node, preview)
+        console.print(
+            f"  {who.node.node_id} pinned {peer.node.node_id}: " + " ".join(preview.alignment.reasons)
+        )
+    preview = await grantee.preview_join(riverside.node, market.public, plaintext=True)
+    try:
+        grantee.pin(riverside.node, preview)
+    except CoopfedError as refused:
+        console.print(f"  [red]refused[/red] {market.node.node_id}: {refused.message}")
+    periods = riverside.sim.readings.periods
+    ask = GrantAsk(
+        ("demand", "generation", "export"),
+        (),
+        "aggregate",
+        "coop_to_coop",
+        FORECASTING,
+        int(periods[0]),
+        int(periods[-1]) + 1800,
+    )
+    held, reasons = await grantee.obtain_grant(riverside.node, "fellside", ask)
+    console.print(f"  fellside granted riverside {held.jti[:8]}…: " + " ".join(reasons))
+    fetched = await grantee.fetch_aggregates(riverside.node, held.jti)
+    table = Table("dataset", "half-hours released", "withheld (< k)", "kWh", "members (median)")
+    for name, series in sorted(fetched.series.items()):
+        table.add_row(
+            name,
+            f"{series.periods.size:,}",
+            f"{series.suppressed.size:,}",
+            f"{series.kwh.sum():,.0f}",
+            f"{np.median(series.member_count):.0f}",
+        )
+    console.print(table)
+
+
+async def _forecast(coop: DemoCoop, nudged: list[str], console: Console) -> None:
+    """Pooled training on the co-op's own and granted aggregates, a forecast, and its nudges."""
+    from coopfed.node.forecast.data import forecast_policy, peer_aggregates
+    from coopfed.node.forecast.forecasting import make_forecast
+    from coopfed.node.forecast.models import train_pooled_model
+
+    console.print("\n[bold]Forecast[/bold]")
+    node = coop.node
+    peers, problems = await peer_aggregates(node, forecast_policy(node).purpose)
+    for peer, problem in problems.items():
+        console.print(f"  [yellow]{peer}[/yellow]: {problem}")
+    with console.status("training the pooled XGBoost forecaster"):
+        trained = await asyncio.to_thread(train_pooled_model, node, peers)
+        await asyncio.to_thread(make_forecast, node, mode="pooled")
+    meta = trained.artifact.metadata
+    console.print(
+        f"  {node.node_id} trained pooled model v{meta.version} on {', '.join(meta.contributors)} "
+        f"({meta.training_rows:,} rows), signed with its own key"
+    )
+    async with grpc.aio.insecure_channel(coop.public) as channel:
+        stub = forecast_pb2_grpc.ForecastServiceStub(channel)
+        forecast = await stub.GetForecast(forecast_pb2.GetForecastRequest(), metadata=bearer(nudged[0]))
+        table = Table("window", "from", "to", "nudge")
+        for w in forecast.windows:
+            kind = forecast_pb2.WindowKind.Name(w.kind).removeprefix("WINDOW_KIND_").lower()
+            table.add_row(kind, _local(w.start_unix), _local(w.end_unix), w.nudge)
+        console.print(table if forecast.windows else "  no peak or surplus in the next 48 hours")
+        stream = stub.SubscribeNudges(forecast_pb2.SubscribeNudgesRequest(), metadata=bearer(nudged[0]))
+        first = await anext(aiter(stream), None)
+        stream.cancel()
+    if first is not None:
+        console.print(f"  a member who opted in receives: [italic]{first.text}[/italic]")
+    console.print(f"  {len(nudged)} of riverside's members opted in to nudges; no one else receives them")
+
+
+def _local(unix: int) -> str:
+    return arrow.get(unix).to("Europe/London").format("ddd HH:mm")

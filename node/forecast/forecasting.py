@@ -1,0 +1,91 @@
+"""Making the co-op's forecast: verified models over its own aggregates, peak and surplus windows
+at the policy's percentile, kept as the latest forecast and announced to nudge streams."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from coopfed.forecaster import Window, nudges, peak_threshold, predict, reference_demand, windows
+from coopfed.node.errors import FailedPrecondition
+from coopfed.node.forecast.context import forecast_of
+from coopfed.node.forecast.data import forecast_policy, history_window, own_aggregates
+from coopfed.node.forecast.models import Ensemble, load_ensemble
+from coopfed.node.forecast.store import StoredForecast, WindowRecord
+from coopfed.node.model import HALF_HOUR, Flow
+
+if TYPE_CHECKING:
+    from coopfed.node.runtime import Node
+
+
+def default_origin(node: Node, now: int | None = None) -> int:
+    """Now (floored to the half-hour), or the end of the data held if that is earlier."""
+    now = int(time.time()) if now is None else now
+    now -= now % HALF_HOUR
+    try:
+        held = own_aggregates(node, Flow.INTERNAL, *history_window(now)).coop.aggregates
+    except FailedPrecondition as exc:
+        raise FailedPrecondition(
+            "no readings in the five weeks before now: give the forecast an origin within the data",
+            code="forecast.no_recent_data",
+        ) from exc
+    return min(now, int(held.index[-1]) + HALF_HOUR)
+
+
+def make_forecast(
+    node: Node, *, origin: int | None = None, mode: str | None = None, ensemble: Ensemble | None = None
+) -> tuple[StoredForecast, Ensemble]:
+    """Forecast the 48 h after `origin` (default: `default_origin`), keep it, wake the streams."""
+    ctx = forecast_of(node)
+    policy = forecast_policy(node)
+    ensemble = ensemble or load_ensemble(node, mode)
+    origin = default_origin(node) if origin is None else origin
+    if origin % HALF_HOUR:
+        raise FailedPrecondition("a forecast origin must be a half-hour boundary", code="forecast.origin")
+    history = own_aggregates(node, Flow.INTERNAL, *history_window(origin)).coop
+    try:
+        frame = predict(ensemble.forecaster, history, origin)
+    except ValueError as exc:
+        raise FailedPrecondition(f"cannot forecast from {origin}: {exc}", code="forecast.history") from exc
+    reference = reference_demand(history.aggregates, origin)
+    if len(reference) == 0:
+        reference = frame["demand_kwh"].to_numpy()
+    found = windows(frame, peak_percentile=policy.peak_percentile, reference=reference)
+    forecast = StoredForecast(
+        coop_id=node.node_id,
+        made_at=int(time.time()),
+        origin=origin,
+        periods=tuple(int(p) for p in frame.index),
+        demand_kwh=tuple(float(v) for v in frame["demand_kwh"]),
+        generation_kwh=tuple(float(v) for v in frame["generation_kwh"]),
+        members=int(frame["members"].iloc[0]),
+        peak_percentile=policy.peak_percentile,
+        peak_threshold_kwh=peak_threshold(reference, policy.peak_percentile),
+        windows=tuple(WindowRecord(w.kind, w.start, w.end, w.daylight) for w in found),
+        mode=ensemble.mode,
+        models=ensemble.records,
+    )
+    saved = ctx.store.save_forecast(forecast)
+    ctx.hub.notify()
+    return saved, ensemble
+
+
+def nudge_texts(found: tuple[WindowRecord, ...], now: int | None = None) -> list[str]:
+    """Plain-language nudges, worded for the moment they are read ("today", "tomorrow")."""
+    now = int(time.time()) if now is None else now
+    ws = [Window(w.kind, w.start, w.end, w.daylight) for w in found]
+    return [n.text for n in nudges(ws, now=now)]
+
+
+def forecast_frame(forecast: StoredForecast) -> pd.DataFrame:
+    """The stored forecast as the forecaster's frame (for charts)."""
+    return pd.DataFrame(
+        {
+            "demand_kwh": np.asarray(forecast.demand_kwh),
+            "generation_kwh": np.asarray(forecast.generation_kwh),
+        },
+        index=pd.Index(np.asarray(forecast.periods, dtype=np.int64), name="period"),
+    )

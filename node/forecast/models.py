@@ -1,0 +1,236 @@
+"""Signed models on the node: training (pooled or local), verifying artifacts against pinned keys,
+and the verified ensemble that forecasts.
+
+Every artifact is signed with the trainer's active Ed25519 key and verified against the keys
+pinned for its trainer (this node's own key ring, or a peer's JWKS from its manifest) before it
+is stored and again before it is used. A retired key no longer verifies what it signed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from coopfed.forecaster import (
+    FEATURES,
+    TARGETS,
+    ArtifactError,
+    ArtifactVerificationError,
+    Forecaster,
+    ModelArtifact,
+    train_local,
+    train_pooled,
+)
+from coopfed.node.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from coopfed.node.federation.state import PeerRecord
+from coopfed.node.forecast.context import forecast_of
+from coopfed.node.forecast.data import OwnData, PeerData, forecast_policy, own_aggregates
+from coopfed.node.forecast.store import ModelFile, ModelRecord
+from coopfed.node.model import Flow
+
+if TYPE_CHECKING:
+    from coopfed.node.runtime import Node
+
+TRAINING_PATH = "coopfed/forecast/training"
+
+
+@dataclass(frozen=True)
+class Trained:
+    artifact: ModelArtifact
+    file: ModelFile
+    decision_id: str
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """A verified forecaster, what it is made of, and the peers' models left out (and why)."""
+
+    forecaster: Forecaster
+    mode: str
+    records: tuple[ModelRecord, ...]
+    skipped: dict[str, str]
+
+
+def _ring(node: Node) -> Any:
+    """The key ring as on disk now (a rotation made with the CLI is picked up)."""
+    return node.federation.keys(node) if node.federation is not None else node.keys
+
+
+def signing_key(node: Node) -> Ed25519PrivateKey:
+    return _ring(node).signer.private_key
+
+
+def trusted_keys(node: Node, coop_id: str) -> Mapping[str, Ed25519PublicKey]:
+    """kid -> key of the keys pinned for a co-op: this node's own ring, or a pinned peer's JWKS."""
+    if coop_id == node.node_id:
+        return _ring(node).jwks()
+    fed = node.federation
+    jwks = fed.state.peer_trust().jwks_for(coop_id) if fed is not None else None
+    return jwks if jwks is not None else {}
+
+
+def verifying_key(artifact: ModelArtifact, keys: Mapping[str, Ed25519PublicKey]) -> Ed25519PublicKey:
+    """The pinned key that signed exactly this artifact; ArtifactVerificationError if none did."""
+    meta = artifact.metadata
+    what = f"model v{meta.version} from {meta.coop_id!r}"
+    if not keys:
+        raise ArtifactVerificationError(f"{what}: no signing key is pinned for {meta.coop_id!r}")
+    if not hmac.compare_digest(hashlib.sha256(artifact.booster).hexdigest(), meta.sha256):
+        raise ArtifactVerificationError(f"{what}: the booster bytes do not match the signed SHA-256")
+    for key in keys.values():
+        try:
+            artifact.verify(key)
+        except ArtifactVerificationError:
+            continue
+        return key
+    raise ArtifactVerificationError(
+        f"{what} is not signed by any of the {len(keys)} key(s) pinned for it (altered, or signed "
+        "with another key)"
+    )
+
+
+def _record_training(node: Node, own: OwnData, peers: Sequence[PeerData], art: ModelArtifact) -> str:
+    """The decision log keeps what a model was trained on: consenting profiles and peers' releases."""
+    log = node.decision_log
+    if log is None:
+        return ""
+    meta = art.metadata
+    question = {"kind": meta.kind, "flow": own.flow, "purpose": forecast_policy(node).purpose}
+    answer = {
+        "consenting_profiles": own.consenting,
+        "min_group_size": own.min_group_size,
+        "peers": {p.coop.coop_id: {"grant_id": p.grant_id, "release": p.decision_id} for p in peers},
+        "model": {"version": meta.version, "sha256": meta.sha256, "training_rows": meta.training_rows},
+    }
+    event = log.event(TRAINING_PATH, question, answer, node.policy.revision)
+    log.append(event)
+    return str(event["decision_id"])
+
+
+def train_local_model(node: Node, **fit_args: Any) -> Trained:
+    """Model federation: train on this co-op's releasable aggregates only, sign, keep."""
+    own = own_aggregates(node, Flow.COOP_TO_COOP)
+    store = forecast_of(node).store
+    version = store.next_version(node.node_id)
+    art = train_local(own.coop, signing_key(node), version=version, **_fit(node, fit_args))
+    saved = store.save_model(node.node_id, "local", version, art.to_bytes())
+    decision_id = _record_training(node, own, (), art)
+    store.set_mode("federated")
+    return Trained(art, saved, decision_id)
+
+
+def train_pooled_model(node: Node, peers: Sequence[PeerData], **fit_args: Any) -> Trained:
+    """Pooled: one model on this co-op's aggregates and those peers released under grants."""
+    own = own_aggregates(node, Flow.INTERNAL)
+    store = forecast_of(node).store
+    version = store.next_version(node.node_id)
+    coops = [own.coop, *(p.coop for p in peers)]
+    art = train_pooled(
+        coops, signing_key(node), trainer_id=node.node_id, version=version, **_fit(node, fit_args)
+    )
+    saved = store.save_model(node.node_id, "pooled", version, art.to_bytes())
+    decision_id = _record_training(node, own, peers, art)
+    store.set_mode("pooled")
+    return Trained(art, saved, decision_id)
+
+
+def _fit(node: Node, args: dict[str, Any]) -> dict[str, Any]:
+    conf = node.settings.forecast
+    out = {**args}
+    out["rounds"] = out.get("rounds") or conf.rounds
+    out["device"] = out.get("device") or conf.device
+    return out
+
+
+def accept_peer_artifact(node: Node, peer: PeerRecord, data: bytes) -> tuple[ModelArtifact, ModelFile]:
+    """Check a peer's artifact before keeping it: its own local model, signed by its pinned key,
+    loadable, built for these features, and newer than the one held."""
+    if not peer.aligned:
+        raise PermissionDenied(
+            f"{peer.peer_id} is pinned but not aligned with this co-op: no models are exchanged",
+            code="forecast.not_aligned",
+        )
+    art = ModelArtifact.from_bytes(data)
+    meta = art.metadata
+    if meta.coop_id != peer.peer_id:
+        raise PermissionDenied(
+            f"{peer.peer_id} sent a model trained by {meta.coop_id!r}: a co-op publishes only its own",
+            code="forecast.not_trainer",
+        )
+    if meta.kind != "local":
+        raise InvalidArgument(
+            f"only local models are exchanged, not {meta.kind!r}", code="forecast.kind", field="artifact"
+        )
+    art.load_booster(verifying_key(art, trusted_keys(node, peer.peer_id)))
+    if meta.feature_names != FEATURES or meta.targets != TARGETS:
+        raise InvalidArgument(
+            "the model was built for other features or targets than this node's forecaster",
+            code="forecast.features",
+            field="artifact",
+        )
+    store = forecast_of(node).store
+    held = store.latest_model(peer.peer_id, "local")
+    if held is not None and held.version >= meta.version:
+        raise FailedPrecondition(
+            f"model v{meta.version} from {peer.peer_id} is not newer than v{held.version} held",
+            code="forecast.stale_model",
+        )
+    return art, store.save_model(peer.peer_id, "local", meta.version, data)
+
+
+def _members(node: Node, mode: str) -> list[ModelFile]:
+    store = forecast_of(node).store
+    own = store.latest_model(node.node_id, "pooled" if mode == "pooled" else "local")
+    if own is None:
+        raise FailedPrecondition(
+            f"this node has no {mode} model yet: run `coopfed forecast train --mode {mode}`",
+            code="forecast.no_model",
+        )
+    if mode == "pooled" or node.federation is None:
+        return [own]
+    aligned = [p for p, r in node.federation.state.peers().items() if r.aligned and p != node.node_id]
+    peers = [store.latest_model(p, "local") for p in sorted(aligned)]
+    return [own, *(f for f in peers if f is not None)]
+
+
+def load_ensemble(node: Node, mode: str | None = None) -> Ensemble:
+    """The verified forecaster of `mode` (default: the mode last trained).
+
+    Pooled: this node's newest pooled model. Federated: its newest local model and the newest
+    local model of each aligned pinned peer, weighted by training rows. A peer's model that no
+    longer verifies (its key was retired, the file altered) is left out and reported; this
+    node's own model must verify.
+    """
+    mode = mode or forecast_of(node).store.mode()
+    if mode is None:
+        raise FailedPrecondition(
+            "no model has been trained yet: run `coopfed forecast train`", code="forecast.no_model"
+        )
+    artifacts: list[ModelArtifact] = []
+    keys: dict[str, Ed25519PublicKey] = {}
+    skipped: dict[str, str] = {}
+    for file in _members(node, mode):
+        try:
+            art = ModelArtifact.load(file.path)
+            if art.metadata.coop_id != file.coop_id:
+                raise ArtifactVerificationError(f"{file.path} holds a model of {art.metadata.coop_id!r}")
+            keys[file.coop_id] = verifying_key(art, trusted_keys(node, file.coop_id))
+        except (ArtifactError, OSError) as exc:
+            if file.coop_id == node.node_id:
+                raise
+            skipped[file.coop_id] = str(exc)
+            continue
+        artifacts.append(art)
+    forecaster = Forecaster.from_artifacts(artifacts, keys)
+    records = tuple(
+        ModelRecord(
+            m.coop_id, m.version, m.kind, m.trained_at, m.training_rows, float(w), m.contributors, m.sha256
+        )
+        for m, w in zip(forecaster.metadata, forecaster.weights, strict=True)
+    )
+    return Ensemble(forecaster, mode, records, skipped)
