@@ -56,7 +56,8 @@ class VerifiedToken:
 
 
 def new_jti() -> str:
-    return secrets.token_urlsafe(16)
+    """128 random bits in hex: ids people paste into commands never start with "-"."""
+    return secrets.token_hex(16)
 
 
 def issue_token(

@@ -92,7 +92,10 @@ class Node:
     ) -> tuple[ConsentDecision, str]:
         """The answer and the id of the decision-log entry recording it: logged once per profile
         and revision (when first evaluated), never per member."""
-        key = (self.policy.revision, str(sorted(profile.items())), dataset, flow, purpose)
+        revision = self.policy.revision
+        if self._consent_cache and next(iter(self._consent_cache))[0] != revision:
+            self._consent_cache.clear()  # a reload: answers of the old revision are never asked again
+        key = (revision, str(sorted(profile.items())), dataset, flow, purpose)
         cached = self._consent_cache.get(key)
         if cached is None:
             decision = decide_consent(self.policy, profile, dataset, flow, purpose)

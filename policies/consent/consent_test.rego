@@ -60,7 +60,10 @@ _cases := [
 	},
 	{
 		"name": "amber refuses a flow chosen only for another dataset",
-		"input": _q("amber", "", {"generation": ["coop_to_coop"]}, "demand", "coop_to_coop", "dpv:CommunityEnergyForecasting"),
+		"input": _q(
+			"amber", "", {"generation": ["coop_to_coop"]},
+			"demand", "coop_to_coop", "dpv:CommunityEnergyForecasting",
+		),
 		"allowed": false, "reason": "does not allow electricity demand data",
 	},
 	{
@@ -215,8 +218,8 @@ test_aims_come_from_data if {
 
 test_personas_come_from_data if {
 	q := _q("red", "night_owl", {}, "demand", "open_data", "dpv:PublicBenefit")
-	preset := {"title": "Night owl", "description": "", "version": "0.1.0", "level": "green", "flows": {}}
 	consent.decision.allowed == false with input as q
+	preset := {"title": "Night owl", "description": "", "version": "0.1.0", "level": "green", "flows": {}}
 	consent.decision.allowed == true with input as q with data.consent.personas.night_owl as preset
 }
 

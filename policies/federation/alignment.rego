@@ -82,7 +82,23 @@ _governance_well_formed if {
 	is_string(_gov.legal_form)
 	is_string(_gov.decision_making)
 	is_string(_gov.consent_model)
-	is_number(_gov.min_group_size)
+	_group_size_well_formed
+}
+
+# A group size counts members: a whole number, at least 0 (the words would drop a fraction,
+# and format_int rounds a negative fraction differently in the two engines).
+_group_size_well_formed if {
+	_is_int(_gov.min_group_size)
+	_gov.min_group_size >= 0
+}
+
+# A whole number both engines hold exactly (at most 2^53 either side of 0). Beyond, OPA
+# computes exactly while rego-cpp overflows 64-bit integers or rounds, and answers differ.
+_is_int(x) if {
+	is_number(x)
+	x <= 9007199254740992
+	x >= -9007199254740992
+	floor(x) == x
 }
 
 _errors contains "The question is not an alignment question: it must be a JSON object." if {
@@ -113,7 +129,10 @@ _errors contains "The peer's governance summary is missing or malformed." if {
 
 _peer_aims := {aim | some aim in _peer.aims}
 
-_shared := {aim | some aim in data.coop.aims; aim in _peer_aims}
+_shared contains aim if {
+	some aim in data.coop.aims
+	aim in _peer_aims
+}
 
 default _shared_out := []
 
@@ -126,9 +145,15 @@ _label(code) := code if not data.purposes[code]
 
 _labels(codes) := concat(", ", sort([_label(code) | some code in codes]))
 
-_missing_required := {aim | some aim in _conf.required_aims; not aim in _peer_aims}
+_missing_required contains aim if {
+	some aim in _conf.required_aims
+	not aim in _peer_aims
+}
 
-_prohibited := {aim | some aim in _conf.prohibited_aims; aim in _peer_aims}
+_prohibited contains aim if {
+	some aim in _conf.prohibited_aims
+	aim in _peer_aims
+}
 
 # --- governance ---------------------------------------------------------------------------
 

@@ -107,6 +107,21 @@ _cases := [
 		"aligned": false, "reason": "governance summary is missing or malformed",
 	},
 	{
+		"name": "k a fraction",
+		"input": {"peer": _peer(_aims, _with("min_group_size", 5.5))},
+		"aligned": false, "reason": "governance summary is missing or malformed",
+	},
+	{
+		"name": "k a negative fraction",
+		"input": {"peer": _peer(_aims, _with("min_group_size", -7.5))},
+		"aligned": false, "reason": "governance summary is missing or malformed",
+	},
+	{
+		"name": "k past 2^63",
+		"input": {"peer": _peer(_aims, _with("min_group_size", 1000000000000000000000000000000))},
+		"aligned": false, "reason": "governance summary is missing or malformed",
+	},
+	{
 		"name": "no name",
 		"input": {"peer": object.remove(_peer(_aims, _governance), ["name"])},
 		"aligned": false, "reason": "must name the co-op",

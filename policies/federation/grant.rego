@@ -18,6 +18,10 @@ _day := 86400
 
 _half_hour := 1800
 
+# 10000-01-01T00:00:00Z in unix seconds. Later instants are refused: beyond 2^53 rego-cpp
+# (the embedded engine) divides in 64-bit floating point and OPA exactly, so they would differ.
+_year_10000 := 253402300800
+
 # METADATA
 # title: Grant decision
 # description: |
@@ -94,13 +98,31 @@ _period_well_formed if {
 	is_number(_req.period_end)
 	_req.period_start >= 0
 	_req.period_start < _req.period_end
-	_req.period_start % _half_hour == 0
-	_req.period_end % _half_hour == 0
+	_req.period_end < _year_10000
+	_on_half_hour(_req.period_start)
+	_on_half_hour(_req.period_end)
 }
 
+# Not `t % 1800 == 0`: rego-cpp (the embedded engine) writes some remainders of 0 as "00",
+# which equal no number. This also refuses fractional seconds, where OPA's % would fail.
+_on_half_hour(t) if floor(t / _half_hour) * _half_hour == t
+
+_asked_k := object.get(_req, "min_group_size", 0)
+
+# A group size counts members: a whole number (format_int would drop a fraction from the
+# words while the constraint kept it).
 _k_well_formed if {
-	is_number(object.get(_req, "min_group_size", 0))
-	object.get(_req, "min_group_size", 0) >= 0
+	_is_int(_asked_k)
+	_asked_k >= 0
+}
+
+# A whole number both engines hold exactly (at most 2^53 either side of 0). Beyond, OPA
+# computes exactly while rego-cpp overflows 64-bit integers or rounds, and answers differ.
+_is_int(x) if {
+	is_number(x)
+	x <= 9007199254740992
+	x >= -9007199254740992
+	floor(x) == x
 }
 
 _scalars_well_formed if {
@@ -121,12 +143,13 @@ _errors contains "The grant request's fields must be a list of names." if {
 	not _fields_well_formed
 }
 
-_errors contains "The grant request's period must be half-hour aligned, start before end." if {
+_errors contains msg if {
 	_req
 	not _period_well_formed
+	msg := "The grant request's period must be half-hour aligned, start before end, end before the year 10000."
 }
 
-_errors contains "The grant request's minimum group size must be a number, 0 for the co-op's own." if {
+_errors contains "The grant request's minimum group size must be a whole number, 0 for the co-op's own." if {
 	_req
 	not _k_well_formed
 }
@@ -199,7 +222,18 @@ _label(code) := code if not data.purposes[code]
 
 # --- the grant ----------------------------------------------------------------------------
 
-_k := max({data.coop.k_min, _conf.min_group_size, object.get(_req, "min_group_size", 0)})
+# The largest of the co-op's k, the federation's and the peer's ask: a peer may ask for more
+# privacy, never for less.
+_k := _largest({data.coop.k_min, _conf.min_group_size, _asked_k})
+
+# The largest number in xs. Not max(): rego-cpp (the embedded engine) compares numbers there
+# as text, so max({5, 12}) would be 5 and a peer asking for k=12 would get k=5.
+_largest(xs) := x if {
+	some x in xs
+	every y in xs {
+		x >= y
+	}
+}
 
 _fields := sort(_offer.fields) if count(_req.fields) == 0
 

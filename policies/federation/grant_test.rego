@@ -62,6 +62,16 @@ _cases := [
 		"allowed": true, "reason": "no cell from fewer than 12 members",
 	},
 	{
+		"name": "a three-digit k from the peer",
+		"input": _ask({"min_group_size": 100}),
+		"allowed": true, "reason": "no cell from fewer than 100 members",
+	},
+	{
+		"name": "the co-op's k when the peer asks for less",
+		"input": _ask({"min_group_size": 4}),
+		"allowed": true, "reason": "no cell from fewer than 5 members",
+	},
+	{
 		"name": "never below the co-op's k",
 		"input": _ask({"min_group_size": 1}),
 		"allowed": true, "reason": "no cell from fewer than 5 members",
@@ -117,6 +127,22 @@ _cases := [
 		"allowed": false, "reason": "half-hour aligned",
 	},
 	{
+		"name": "period in fractional seconds",
+		"input": _ask({"period_end": (_start + _year) + 0.5}),
+		"allowed": false, "reason": "half-hour aligned",
+	},
+	{
+		"name": "period ending far beyond any data",
+		"input": _ask({"period_end": 100000000000000000000}),
+		"allowed": false, "reason": "end before the year 10000",
+	},
+	{
+		# 1800 * (2^53 + 1): a whole number of half-hours that 64-bit floating point cannot divide.
+		"name": "period ending on a half-hour past 2^53 half-hours",
+		"input": _ask({"period_end": 16212958658533787400}),
+		"allowed": false, "reason": "end before the year 10000",
+	},
+	{
 		"name": "period reversed",
 		"input": _ask({"period_end": _start}),
 		"allowed": false, "reason": "start before end",
@@ -132,9 +158,24 @@ _cases := [
 		"allowed": false, "reason": "each once",
 	},
 	{
+		"name": "fields not a list",
+		"input": _ask({"fields": "kwh"}),
+		"allowed": false, "reason": "fields must be a list of names",
+	},
+	{
+		"name": "a k past 2^63",
+		"input": _ask({"min_group_size": 1000000000000000000000000000000}),
+		"allowed": false, "reason": "minimum group size must be a whole number",
+	},
+	{
 		"name": "negative k",
 		"input": _ask({"min_group_size": -3}),
 		"allowed": false, "reason": "minimum group size",
+	},
+	{
+		"name": "fractional k",
+		"input": _ask({"min_group_size": 7.5}),
+		"allowed": false, "reason": "minimum group size must be a whole number",
 	},
 	{
 		"name": "purpose missing",

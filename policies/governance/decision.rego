@@ -68,8 +68,11 @@ _assessment_ok if {
 
 _fresh if _assessment.verified == false
 
+# Numbers only: the engines order values of different types differently (true > 4 or not).
 _fresh if {
 	_assessment.verified == true
+	is_number(_assessment.expires_at)
+	is_number(input.now)
 	_assessment.expires_at > input.now
 }
 
@@ -124,19 +127,28 @@ _rejections contains msg if {
 	request.valid
 	_assessment_ok
 	_org_score < _conf.organisation.floor
-	msg := concat("", ["The organisation scores ", scores.n(_org_score), ", below the floor of ", scores.n(_conf.organisation.floor), "."])
+	msg := concat("", [
+		"The organisation scores ", scores.n(_org_score), ", below the floor of ",
+		scores.n(_conf.organisation.floor), ".",
+	])
 }
 
 _rejections contains msg if {
 	request.valid
 	purpose.result.score < _conf.purpose.floor
-	msg := concat("", ["The purpose scores ", scores.n(purpose.result.score), ", below the floor of ", scores.n(_conf.purpose.floor), "."])
+	msg := concat("", [
+		"The purpose scores ", scores.n(purpose.result.score), ", below the floor of ",
+		scores.n(_conf.purpose.floor), ".",
+	])
 }
 
 _rejections contains msg if {
 	request.valid
 	score < _conf.thresholds.reject
-	msg := concat("", ["The overall score of ", scores.n(score), " is below the rejection threshold of ", scores.n(_conf.thresholds.reject), "."])
+	msg := concat("", [
+		"The overall score of ", scores.n(score), " is below the rejection threshold of ",
+		scores.n(_conf.thresholds.reject), ".",
+	])
 }
 
 _referrals contains msg if {
@@ -162,7 +174,10 @@ _referrals contains "The organisation is not verified yet, so the board decides.
 	_assessment.verified == false
 }
 
-_approval := concat("", ["The overall score of ", scores.n(score), " reaches the approval threshold of ", scores.n(_conf.thresholds.approve), "."])
+_approval := concat("", [
+	"The overall score of ", scores.n(score), " reaches the approval threshold of ",
+	scores.n(_conf.thresholds.approve), ".",
+])
 
 _because := _rejections if proposed == "reject"
 

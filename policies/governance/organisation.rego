@@ -32,8 +32,12 @@ assessment := {
 	"reasons": _reasons,
 }
 
+# A whole number both engines hold exactly (at most 2^53 either side of 0). Beyond, OPA
+# computes exactly while rego-cpp overflows 64-bit integers or rounds, and answers differ.
 _is_int(x) if {
 	is_number(x)
+	x <= 9007199254740992
+	x >= -9007199254740992
 	floor(x) == x
 }
 
@@ -71,30 +75,32 @@ _errors contains "The organisation's type must be named." if {
 	not _type_ok
 }
 
-_type_ok if is_string(_org.type)
-
 _errors contains "The organisation's verification must be true or false." if {
 	_org_is_object
 	not _verified_ok
 }
-
-_verified_ok if is_boolean(_org.verified)
 
 _errors contains "The organisation's commitments must be a list of names." if {
 	_org_is_object
 	not _commitments_ok
 }
 
+_errors contains "The organisation's track record must count completed and revoked grants." if {
+	_org_is_object
+	not _track_record_ok
+}
+
+_errors contains "The time of the assessment (now, unix seconds) is missing." if not _now_ok
+
+_type_ok if is_string(_org.type)
+
+_verified_ok if is_boolean(_org.verified)
+
 _commitments_ok if {
 	is_array(_org.commitments)
 	every c in _org.commitments {
 		is_string(c)
 	}
-}
-
-_errors contains "The organisation's track record must count completed and revoked grants." if {
-	_org_is_object
-	not _track_record_ok
 }
 
 _track_record_ok if {
@@ -104,15 +110,12 @@ _track_record_ok if {
 	_org.track_record.revoked_grants >= 0
 }
 
-_errors contains "The time of the assessment (now, unix seconds) is missing." if not _now_ok
-
 # --- dimensions ---------------------------------------------------------------------------
 
 default _dimensions := {}
 
-_dimensions := {name: object.union(_conf.dimensions[name], _dimension[name]) | some name in object.keys(_conf.dimensions)} if {
-	_valid
-}
+# Each dimension the co-op set (title, weight) with its score and reason for this organisation.
+_dimensions := {name: object.union(conf, _dimension[name]) | some name, conf in _conf.dimensions} if _valid
 
 _known_type if _conf.types[_org.type]
 
@@ -130,7 +133,10 @@ _dimension["type"] := {"score": 0, "reason": msg} if {
 	])
 }
 
-_declared := {c | some c in _org.commitments; _conf.commitments[c]}
+_declared contains c if {
+	some c in _org.commitments
+	_conf.commitments[c]
+}
 
 _dimension["ethos"] := {"score": 0, "reason": "It declares none of the commitments the co-op values."} if {
 	count(_declared) == 0

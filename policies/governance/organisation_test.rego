@@ -21,7 +21,11 @@ _cases := [
 	},
 	{
 		"name": "every commitment caps ethos at 100",
-		"input": _org("cooperative", ["not_for_profit", "open_publication", "ethics_approval", "data_minimisation"], true, 4, 0),
+		"input": _org(
+			"cooperative",
+			["not_for_profit", "open_publication", "ethics_approval", "data_minimisation"],
+			true, 4, 0,
+		),
 		"score": 99, "reason": "completed 4 grants with the co-op, none revoked",
 	},
 	{
@@ -46,8 +50,49 @@ _cases := [
 	},
 	{
 		"name": "malformed track record",
-		"input": {"organisation": {"type": "university", "commitments": [], "verified": true, "track_record": {"completed_grants": -1, "revoked_grants": 0}}, "now": _now},
+		"input": {
+			"organisation": {
+				"type": "university", "commitments": [], "verified": true,
+				"track_record": {"completed_grants": -1, "revoked_grants": 0},
+			},
+			"now": _now,
+		},
 		"score": 0, "reason": "track record must count",
+	},
+	{
+		"name": "type not a name",
+		"input": _org(7, [], true, 0, 0),
+		"score": 0, "reason": "type must be named",
+	},
+	{
+		"name": "verification not true or false",
+		"input": _org("university", [], "yes", 0, 0),
+		"score": 0, "reason": "verification must be true or false",
+	},
+	{
+		"name": "commitments not a list",
+		"input": _org("university", "not_for_profit", true, 0, 0),
+		"score": 0, "reason": "commitments must be a list",
+	},
+	{
+		"name": "a fraction of a grant",
+		"input": _org("university", [], true, 1.5, 0),
+		"score": 0, "reason": "track record must count",
+	},
+	{
+		"name": "more grants than 2^63",
+		"input": _org("university", [], true, 9223372036854775808, 0),
+		"score": 0, "reason": "track record must count",
+	},
+	{
+		"name": "a time past 2^63",
+		"input": object.union(_org("university", [], true, 0, 0), {"now": 1000000000000000000000000000000}),
+		"score": 0, "reason": "now, unix seconds",
+	},
+	{
+		"name": "no time",
+		"input": object.remove(_org("university", [], true, 0, 0), ["now"]),
+		"score": 0, "reason": "now, unix seconds",
 	},
 	{"name": "no organisation", "input": {"now": _now}, "score": 0, "reason": "missing or is not an object"},
 ]

@@ -13,7 +13,7 @@ import data.coopfed.governance.scores
 
 _conf := data.governance.purpose
 
-_req := request.request
+_req := request.body
 
 _code := _req.purpose.code
 
@@ -45,14 +45,16 @@ blocks contains msg if {
 blocks contains msg if {
 	request.valid
 	count(trim_space(object.get(_req.purpose, "description", ""))) < _conf.min_description_length
-	msg := concat("", ["The purpose must be described in at least ", scores.n(_conf.min_description_length), " characters."])
+	msg := concat("", [
+		"The purpose must be described in at least ", scores.n(_conf.min_description_length),
+		" characters.",
+	])
 }
 
 default _dimensions := {}
 
-_dimensions := {name: object.union(_conf.dimensions[name], _dimension[name]) | some name in object.keys(_conf.dimensions)} if {
-	request.valid
-}
+# Each dimension the co-op set (title, weight) with its score and reason for this purpose.
+_dimensions := {name: object.union(conf, _dimension[name]) | some name, conf in _conf.dimensions} if request.valid
 
 default _score := 0
 
@@ -113,7 +115,10 @@ _granularity_risk := _conf.risk[_req.granularity]
 _dimension["risk"] := {"score": _granularity_risk, "reason": msg} if {
 	request.valid
 	not _long
-	msg := concat("", ["Releasing ", _req.granularity, " data over this period scores ", scores.n(_granularity_risk), " for safety."])
+	msg := concat("", [
+		"Releasing ", _req.granularity, " data over this period scores ", scores.n(_granularity_risk),
+		" for safety.",
+	])
 }
 
 _dimension["risk"] := {"score": score, "reason": msg} if {

@@ -26,7 +26,8 @@ test_public_benefit_planning_scores_high if {
 
 test_alignment_follows_the_coops_aims if {
 	_dimension({}, "alignment") == 100
-	_dimension({"purpose": {"code": "dpv:CommercialResearch", "description": "Product research for a smart meter firm"}}, "alignment") == 0
+	commercial := {"code": "dpv:CommercialResearch", "description": "Product research for a smart meter firm"}
+	_dimension({"purpose": commercial}, "alignment") == 0
 }
 
 test_sharing_results_with_members_adds_value if {
@@ -38,8 +39,8 @@ test_sharing_results_with_members_adds_value if {
 test_individual_and_long_requests_are_riskier if {
 	aggregate := _dimension({}, "risk")
 	individual := _dimension({"granularity": "individual"}, "risk")
-	long := _dimension({"period": {"start": 1672531200, "end": 1706745600}}, "risk")
 	individual < aggregate
+	long := _dimension({"period": {"start": 1672531200, "end": 1706745600}}, "risk")
 	long == aggregate - data.governance.purpose.risk.long_period_penalty
 }
 

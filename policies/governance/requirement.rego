@@ -11,7 +11,7 @@ package coopfed.governance.requirement
 import data.coopfed.governance.request
 import data.coopfed.governance.scores
 
-_req := request.request
+_req := request.body
 
 _cat := data.governance.catalogue
 
@@ -85,11 +85,27 @@ _field_offered(f) if _req.granularity in data.governance.fields[f].granularities
 
 _flow_served if _req.flow in data.governance.flows
 
+_covers(held, asked) if {
+	held.start <= asked.start
+	asked.end <= held.end
+}
+
+_consenting(ds) := object.get(input.catalogue[ds], "consenting_members", 0)
+
+# "Electricity demand data to be shared with ... for ...": what a member's consent is asked for.
+_release_words(ds) := concat("", [_title(ds), _release_tail])
+
+_release_tail := concat("", [
+	" data to be ", data.flows[_req.flow].phrase, " for ", data.purposes[_req.purpose.code].label,
+])
+
 _problems contains ["held", msg] if {
 	request.valid
 	some ds in _req.datasets
 	not _cat[ds]
-	msg := concat("", ["The catalogue has no dataset called '", ds, "' (it offers: ", concat(", ", sort(object.keys(_cat))), ")."])
+	msg := concat("", [
+		"The catalogue has no dataset called '", ds, "' (it offers: ", concat(", ", sort(object.keys(_cat))), ").",
+	])
 }
 
 _problems contains ["held", msg] if {
@@ -117,7 +133,10 @@ _problems contains ["fields", msg] if {
 	request.valid
 	some f in _req.fields
 	not data.governance.fields[f]
-	msg := concat("", ["There is no field called '", f, "' (fields: ", concat(", ", sort(object.keys(data.governance.fields))), ")."])
+	msg := concat("", [
+		"There is no field called '", f, "' (fields: ",
+		concat(", ", sort(object.keys(data.governance.fields))), ").",
+	])
 }
 
 _problems contains ["fields", msg] if {
@@ -141,11 +160,6 @@ _problems contains ["period", msg] if {
 	])
 }
 
-_covers(held, asked) if {
-	held.start <= asked.start
-	asked.end <= held.end
-}
-
 _problems contains ["period", msg] if {
 	request.valid
 	limit := data.governance.grant.max_period_days
@@ -156,15 +170,10 @@ _problems contains ["period", msg] if {
 _problems contains ["flow", msg] if {
 	request.valid
 	not _flow_served
-	msg := concat("", ["Data requests are for the ", concat(", ", data.governance.flows), " flow, not '", _req.flow, "'."])
+	msg := concat("", [
+		"Data requests are for the ", concat(", ", data.governance.flows), " flow, not '", _req.flow, "'.",
+	])
 }
-
-_consenting(ds) := object.get(input.catalogue[ds], "consenting_members", 0)
-
-_release_words(ds) := concat("", [
-	_title(ds), " data to be ", data.flows[_req.flow].phrase, " for ",
-	data.purposes[_req.purpose.code].label,
-])
 
 _problems contains ["consent", msg] if {
 	request.valid

@@ -14,7 +14,7 @@ from fedtools import ISSUER, NODE, NOW, PEER, Forge, claims, refused
 from coopfed.federation.errors import TokenError
 from coopfed.federation.keys import KeyRing, SigningKey, TrustStore, b64url, b64url_decode
 from coopfed.federation.revocation import RevocationList
-from coopfed.federation.tokens import REQUIRED_CLAIMS, TokenUse, issue_token, verify_token
+from coopfed.federation.tokens import REQUIRED_CLAIMS, TokenUse, issue_token, new_jti, verify_token
 
 
 def verify(token: str, trust: TrustStore, **kw: Any):
@@ -347,3 +347,9 @@ def test_every_error_code_is_distinct() -> None:
         cls.code for cls in vars(errors).values() if isinstance(cls, type) and issubclass(cls, TokenError)
     ]
     assert len(codes) == len(set(codes)) >= 13
+
+
+def test_token_ids_are_safe_to_paste_into_a_command_line() -> None:
+    ids = {new_jti() for _ in range(2_000)}
+    assert len(ids) == 2_000
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)  # hex: never starts with "-"

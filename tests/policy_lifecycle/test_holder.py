@@ -151,3 +151,19 @@ def test_a_grpc_request_finishes_on_the_revision_it_started_with(
     first, second = asyncio.run(scenario())
     assert first == f"{old.revision} {old.revision} False"
     assert second == f"{new.revision} {new.revision} True"
+
+
+def test_node_consent_answers_follow_a_swap_and_drop_the_old_revision(tmp_path, revisions: tuple) -> None:
+    from coopfed.node.runtime import init_node, open_node
+    from coopfed.node.settings import load_settings
+
+    from ..node.conftest import POLICIES
+
+    _, new = revisions
+    config = init_node(tmp_path, node_id="coop-a", name="a", listen="127.0.0.1:0", policies=POLICIES)
+    with open_node(load_settings(config, environ={})) as node:
+        ask = (GREEN_RESEARCH["profile"], "demand", "third_party", "dpv:CommercialResearch")
+        assert node.consent(*ask).allowed is False
+        node.policy.swap(EmbeddedEngine(new), new)
+        assert node.consent(*ask).allowed is True
+        assert {key[0] for key in node._consent_cache} == {new.revision}
