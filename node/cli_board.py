@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from coopfed.node.cli_format import id_column
 from coopfed.node.cli_governance import bind, outcome_name, print_assessment, print_status
 from coopfed.node.client import Credentials, bearer, channel
 from coopfed.node.errors import InvalidArgument
@@ -110,7 +111,9 @@ def _decisions(args: argparse.Namespace, console: Console) -> int:
         ),
         metadata=md,
     )
-    table = Table("decided", "by", "request", "organisation", "outcome", "proposed", "score", "agreed")
+    table = Table(
+        "decided", "by", id_column("request"), "organisation", "outcome", "proposed", "score", "agreed"
+    )
     for d in reply.decisions:
         agreed = ("yes" if d.agreed_with_policy else "no") if d.decided_by == "board" else ""
         score = str(d.score) if d.decided_by == "policy" else ""
@@ -125,7 +128,7 @@ def _decisions(args: argparse.Namespace, console: Console) -> int:
 
 def _orgs(args: argparse.Namespace, console: Console) -> int:
     stub, md = _board(args)
-    table = Table("organisation", "name", "type", "verified", "score", "contact")
+    table = Table(id_column("organisation"), "name", "type", "verified", "score", "contact")
     for o in stub.ListOrganisations(pb.ListOrganisationsRequest(), metadata=md).organisations:
         table.add_row(
             o.organisation_id, o.name, o.type, "yes" if o.verified else "", str(o.assessment.score), o.contact

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from coopfed.federation.grants import Granularity
+from coopfed.node.cli_format import id_column
 from coopfed.node.errors import InvalidArgument
 from coopfed.node.federation import grantee, issuer
 from coopfed.node.federation.decide import GrantAsk
@@ -193,7 +194,14 @@ def _request_grant(args: argparse.Namespace, node: Node, console: Console) -> in
 def _grants(args: argparse.Namespace, node: Node, console: Console) -> int:
     state = issuer.federation_of(node).state
     held = Table(
-        "held grant", "issuer", "datasets", "period", "k", "expires", "status", title="held from peers"
+        id_column("held grant"),
+        "issuer",
+        "datasets",
+        "period",
+        "k",
+        "expires",
+        "status",
+        title="held from peers",
     )
     for g in state.held().values():
         status = "valid" if g.revoked_reason is None else escape(f"revoked: {g.revoked_reason}")
@@ -204,7 +212,7 @@ def _grants(args: argparse.Namespace, node: Node, console: Console) -> int:
         )  # fmt: skip
     console.print(held)
     revoked = state.revocations()
-    issued = Table("issued grant", "to", "datasets", "expires", "status", title="issued to peers")
+    issued = Table(id_column("issued grant"), "to", "datasets", "expires", "status", title="issued to peers")
     for g in state.issued():
         status = "valid" if g["jti"] not in revoked else escape(f"revoked: {revoked.reason_for(g['jti'])}")
         issued.add_row(

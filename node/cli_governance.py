@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from coopfed.node.cli_format import id_column
 from coopfed.node.client import Credentials, bearer, channel
 from coopfed.node.errors import InvalidArgument
 from coopfed.v1 import common_pb2
@@ -210,7 +211,7 @@ def print_status(console: Console, s: pb.DataRequestStatus) -> None:
 
 def _list(args: argparse.Namespace, console: Console) -> int:
     stub, md, _ = _org_session(args)
-    table = Table("request", "submitted", "datasets", "state", "policy", "grant")
+    table = Table(id_column("request"), "submitted", "datasets", "state", "policy", id_column("grant"))
     for s in stub.ListMyRequests(pb.ListMyRequestsRequest(), metadata=md).requests:
         table.add_row(
             s.request_id, f"{s.submitted_at.ToDatetime(UTC):%Y-%m-%d %H:%M}", ", ".join(s.request.datasets),
@@ -229,7 +230,7 @@ def _show(args: argparse.Namespace, console: Console) -> int:
 
 def _grants(args: argparse.Namespace, console: Console) -> int:
     stub, md, _ = _org_session(args)
-    table = Table("grant", "request", "datasets", "expires", "revoked")
+    table = Table(id_column("grant"), id_column("request"), "datasets", "expires", "revoked")
     for g in stub.ListMyGrants(pb.ListMyGrantsRequest(), metadata=md).grants:
         revoked = f"yes: {g.revocation_reason}" if g.revoked else ""
         expires = f"{g.expires_at.ToDatetime(UTC):%Y-%m-%d}"

@@ -2,22 +2,26 @@
 
 The cost of a release is O(periods x profiles): members with the same consent settings share a
 profile, the consent policy is asked once per profile (and cached per policy revision), and the
-store keeps per-profile running totals, so no reading is touched at release time.
+store keeps per-profile running totals, so no reading is touched at release time. The access log
+gets one entry per member and dataset released, written in one transaction before data leaves.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from coopfed.federation.grants import Grant, Granularity, NoiseMechanism
-from coopfed.node.errors import InvalidArgument
+from coopfed.node.errors import FailedPrecondition, InvalidArgument
+from coopfed.node.governance.model import AccessEntry
 from coopfed.node.model import HALF_HOUR, Flow
 from coopfed.node.storage import PeriodTotals
+from coopfed.node.storage.governance import GrantKind
 
 if TYPE_CHECKING:
     from coopfed.node.runtime import Node
@@ -37,6 +41,7 @@ class Release:
     min_group_size: int
     consenting: dict[str, list[str]]  # dataset -> profile ids whose consent allows the release
     profiles_total: int
+    consent_ids: dict[str, dict[str, str]]  # dataset -> consenting profile -> consent decision id
 
     @property
     def profiles_included(self) -> int:
@@ -96,15 +101,17 @@ def plan_release(
     )
     k = max(grant.constraints.min_group_size, int(node.policy_data["coop"]["k_min"]))
     profiles = node.store.profiles()
-    consenting = {
-        ds: [
-            p.profile_id
-            for p in profiles
-            if node.consent(p.settings.policy_input(), ds, Flow.COOP_TO_COOP.value, scope.purpose).allowed
-        ]
-        for ds in datasets
-    }
-    return Release(grant, datasets, (start, end), k, consenting, len(profiles))
+    consent_ids: dict[str, dict[str, str]] = {}
+    for ds in datasets:
+        consent_ids[ds] = {}
+        for p in profiles:
+            decision, decision_id = node.consent_logged(
+                p.settings.policy_input(), ds, Flow.COOP_TO_COOP.value, scope.purpose
+            )
+            if decision.allowed:
+                consent_ids[ds][p.profile_id] = decision_id
+    consenting = {ds: list(ids) for ds, ids in consent_ids.items()}
+    return Release(grant, datasets, (start, end), k, consenting, len(profiles), consent_ids)
 
 
 def log_release(node: Node, release: Release) -> str:
@@ -143,6 +150,60 @@ def release_series(node: Node, release: Release, dataset: str) -> Series:
         totals.member_count[keep] if "member_count" in fields else None,
         totals.period_start[~keep],
     )
+
+
+def log_access(
+    node: Node, release: Release, released: Sequence[Series], recipient: tuple[str, str], release_id: str
+) -> int:
+    """Before any data leaves: an access-log entry for each member whose readings lie in the
+    released cells' span, per dataset, in one transaction. `recipient` is the peer's (id, name).
+    Returns the number of entries. A node without an access log releases nothing."""
+    governance = node.governance
+    if governance is None:
+        raise FailedPrecondition("this node keeps no access log; it releases nothing", code="release.no_log")
+    decision_id = _grant_decision_id(node, release.grant.jti)
+    rows: list[tuple[str, AccessEntry]] = []
+    for series in released:
+        if series.periods.size == 0:
+            continue  # nothing of anyone's is released
+        profiles = release.consent_ids[series.dataset]
+        entries = {  # one per consenting profile, shared by its members
+            profile: _entry(release, series.dataset, recipient, release_id, decision_id, consent_id)
+            for profile, consent_id in profiles.items()
+        }
+        span = [(int(series.periods[0]), int(series.periods[-1]) + HALF_HOUR)]
+        found = governance.contributors(list(profiles), series.dataset, span)
+        rows += [(member, entries[profile]) for member, profile in found]
+    governance.record_access(rows, GrantKind.FEDERATION)
+    return len(rows)
+
+
+def _entry(
+    release: Release,
+    dataset: str,
+    recipient: tuple[str, str],
+    release_id: str,
+    decision_id: str,
+    consent_id: str,
+) -> AccessEntry:
+    scope = release.grant.scope
+    return AccessEntry(
+        at=datetime.now(UTC), release_id=release_id, grant_id=release.grant.jti, request_id="",
+        organisation_id=recipient[0], organisation_name=recipient[1], purpose=scope.purpose,
+        flow=Flow.COOP_TO_COOP.value, dataset=dataset, granularity=Granularity.AGGREGATE.value,
+        period_start=release.period[0], period_end=release.period[1], decision_id=decision_id,
+        consent_decision_id=consent_id,
+    )  # fmt: skip
+
+
+def _grant_decision_id(node: Node, jti: str) -> str:
+    """The decision-log id of the grant decision that issued `jti`, "" if this node has none."""
+    if node.federation is None:
+        return ""
+    for record in reversed(node.federation.state.decisions.read()):
+        if (record.get("grant") or {}).get("jti") == jti:
+            return str(record.get("decision_id", ""))
+    return ""
 
 
 def _noisy(node: Node, release: Release, kwh: np.ndarray) -> np.ndarray:

@@ -7,7 +7,14 @@ import asyncio
 from coopfed.federation.revocation import DEFAULT_PUBLICATION_TTL
 from coopfed.node.auth import caller
 from coopfed.node.federation import convert
-from coopfed.node.federation.aggregates import log_release, plan_release, release_series
+from coopfed.node.federation.aggregates import (
+    Release,
+    Series,
+    log_access,
+    log_release,
+    plan_release,
+    release_series,
+)
 from coopfed.node.federation.issuer import (
     GRANTEE,
     PEER,
@@ -55,17 +62,18 @@ class FederationService(federation_pb2_grpc.FederationServiceServicer):
     @rpc
     async def FetchAggregates(self, request, context):
         principal = caller()
-        check_peer(self.node, principal, GRANTEE, context)
+        peer = check_peer(self.node, principal, GRANTEE, context)
         grant = principal.claims["grant"]
         datasets = convert.names(request.datasets, "datasets")
         period = convert.period_from_proto(request.period) if request.HasField("period") else None
         release = await asyncio.to_thread(plan_release, self.node, grant, datasets, period)
         decision_id = await asyncio.to_thread(log_release, self.node, release)
+        recipient = (peer.peer_id, peer.manifest.name)
+        everything = await asyncio.to_thread(_release, self.node, release, recipient, decision_id)
         yield convert.header_to_proto(release, self.node.policy.revision, decision_id)
         released = suppressed = 0
         chunk = max(1, federation_of(self.node).conf.series_chunk)
-        for dataset in release.datasets:
-            series = await asyncio.to_thread(release_series, self.node, release, dataset)
+        for series in everything:
             released += series.periods.size
             suppressed += series.suppressed.size
             for part in series.chunks(chunk):
@@ -79,3 +87,10 @@ class FederationService(federation_pb2_grpc.FederationServiceServicer):
                 profiles_excluded=release.profiles_total - release.profiles_included,
             )
         )
+
+
+def _release(node: Node, release: Release, recipient: tuple[str, str], decision_id: str) -> list[Series]:
+    """Every dataset's series, and the members' access-log entries for them, before anything is sent."""
+    everything = [release_series(node, release, dataset) for dataset in release.datasets]
+    log_access(node, release, everything, recipient, decision_id)
+    return everything

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from coopfed.node.governance.model import (
@@ -20,6 +21,13 @@ from coopfed.node.governance.model import (
 from coopfed.node.storage.base import StorageError
 
 Events = Sequence[Mapping[str, Any]]
+
+
+class GrantKind(StrEnum):
+    """Which kind of grant a release ran under: a third party's (governance) or a peer co-op's."""
+
+    GOVERNANCE = "governance"  # in the governance store; its organisation is on record
+    FEDERATION = "federation"  # in the federation folder; the entry names the peer that received it
 
 
 class Conflict(StorageError):
@@ -119,10 +127,16 @@ class GovernanceStore(abc.ABC):
         """(member id, profile id) of members of the profiles holding a reading in any run [start, end)."""
 
     @abc.abstractmethod
-    def record_access(self, rows: Sequence[tuple[str, AccessEntry]]) -> dict[str, str]:
-        """Append (member id, entry) rows to the access log; returns each member's pseudonym.
+    def record_access(
+        self, rows: Sequence[tuple[str, AccessEntry]], kind: GrantKind = GrantKind.GOVERNANCE
+    ) -> dict[str, str]:
+        """Append (member id, entry) rows, all under grants of `kind`, to the access log in one
+        transaction; returns each member's pseudonym.
 
-        Members erased meanwhile are left out of both: their data must not be released."""
+        A governance entry's grant must be on record here (its organisation and request are read
+        from it); a federation entry names its recipient in `organisation_id` and
+        `organisation_name`. Members erased meanwhile are left out of both: their data must not
+        be released."""
 
     @abc.abstractmethod
     def access_for_member(self, member_id: str, limit: int = 100) -> list[AccessEntry]:

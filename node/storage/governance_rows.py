@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +24,7 @@ from coopfed.node.governance.model import (
     Review,
 )
 from coopfed.node.storage.base import NotFound
+from coopfed.node.storage.governance import GrantKind
 
 
 def iso(at: datetime) -> str:
@@ -119,18 +121,21 @@ WHERE p.profile_id IN (SELECT value FROM json_each(?1)) AND EXISTS (
     SELECT 1 FROM readings AS r WHERE r.member_key = m.member_key AND r.dataset_id = ?2
     AND r.period_start >= ?3 AND r.period_start < ?4)"""
 
-INSERT_ACCESS = """INSERT INTO access_log (pseudonym, at, release_id, grant_id, dataset, granularity,
-    period_start, period_end, purpose, flow, decision_id, consent_decision_id)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+INSERT_ACCESS = """INSERT INTO access_log (pseudonym, at, release_id, grant_kind, grant_id, recipient_id,
+    recipient_name, dataset, granularity, period_start, period_end, purpose, flow, decision_id,
+    consent_decision_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 
-ACCESS = """SELECT a.at, a.release_id, a.grant_id, r.request_id, o.organisation_id, o.profile_json,
+# A governance entry's organisation and request come from its grant; a federation entry names its peer.
+ACCESS = """SELECT a.at, a.release_id, a.grant_id, coalesce(r.request_id, ''),
+    coalesce(o.organisation_id, a.recipient_id),
+    coalesce(json_extract(o.profile_json, '$.name'), a.recipient_name),
     a.purpose, a.flow, a.dataset, a.granularity, a.period_start, a.period_end, a.decision_id,
     a.consent_decision_id
 FROM members AS m JOIN member_pseudonyms AS s USING (member_key)
 JOIN access_log AS a ON a.pseudonym = s.pseudonym
-JOIN grants AS g ON g.grant_id = a.grant_id
-JOIN data_requests AS r ON r.request_key = g.request_key
-JOIN organisations AS o ON o.org_key = g.org_key
+LEFT JOIN grants AS g ON g.grant_id = a.governance_grant_id
+LEFT JOIN data_requests AS r ON r.request_key = g.request_key
+LEFT JOIN organisations AS o ON o.org_key = g.org_key
 WHERE m.member_id = ?1 ORDER BY a.access_key DESC LIMIT ?2"""
 
 _MISSING_PSEUDONYMS = """SELECT m.member_key
@@ -238,15 +243,37 @@ def pseudonyms(conn: sqlite3.Connection, member_ids: list[str]) -> dict[str, str
     return dict(conn.execute(_PSEUDONYMS, (ids,)).fetchall())  # a member erased meanwhile has none
 
 
+def access_values(
+    pseudonyms: dict[str, str], kind: GrantKind, rows: Sequence[tuple[str, AccessEntry]]
+) -> list[tuple]:
+    """INSERT_ACCESS parameters of the rows whose member has a pseudonym. An entry shared by many
+    members (one per consent profile in a release) is converted once. A governance grant names
+    its own organisation, so only a federation entry's recipient is stored."""
+    converted: dict[int, tuple] = {}
+    values = []
+    for member, e in rows:
+        if member not in pseudonyms:
+            continue
+        tail = converted.get(id(e))
+        if tail is None:
+            recipient = (e.organisation_id, e.organisation_name) if kind is GrantKind.FEDERATION else ("", "")
+            tail = converted[id(e)] = (
+                iso(e.at), e.release_id, kind.value, e.grant_id, *recipient, e.dataset, e.granularity,
+                e.period_start, e.period_end, e.purpose, e.flow, e.decision_id, e.consent_decision_id,
+            )  # fmt: skip
+        values.append((pseudonyms[member], *tail))
+    return values
+
+
 def access(row: tuple) -> AccessEntry:
-    at, rel, gid, rid, oid, profile, purpose, flow, ds, gran, ps, pe, did, cid = row
+    at, rel, gid, rid, oid, name, purpose, flow, ds, gran, ps, pe, did, cid = row
     return AccessEntry(
         at=datetime.fromisoformat(at),
         release_id=rel,
         grant_id=gid,
         request_id=rid,
         organisation_id=oid,
-        organisation_name=json.loads(profile)["name"],
+        organisation_name=name,
         purpose=purpose,
         flow=flow,
         dataset=ds,

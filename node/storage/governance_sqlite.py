@@ -23,7 +23,7 @@ from coopfed.node.governance.model import (
 )
 from coopfed.node.storage import governance_rows as rows_
 from coopfed.node.storage.base import NotFound
-from coopfed.node.storage.governance import Conflict, Events, GovernanceStore
+from coopfed.node.storage.governance import Conflict, Events, GovernanceStore, GrantKind
 from coopfed.node.storage.sqlite import SqliteStore
 
 
@@ -247,20 +247,15 @@ class SqliteGovernanceStore(GovernanceStore):
                 found.update(conn.execute(rows_.CONTRIBUTORS, (profiles, row[0], start, end)).fetchall())
         return sorted(found.items())
 
-    def record_access(self, rows: Sequence[tuple[str, AccessEntry]]) -> dict[str, str]:
+    def record_access(
+        self, rows: Sequence[tuple[str, AccessEntry]], kind: GrantKind = GrantKind.GOVERNANCE
+    ) -> dict[str, str]:
         if not rows:
             return {}
+        kind = GrantKind(kind)
         with self._write() as conn:
             pseudonyms = rows_.pseudonyms(conn, sorted({member for member, _ in rows}))
-            values = [
-                (
-                    pseudonyms[m], rows_.iso(e.at), e.release_id, e.grant_id, e.dataset, e.granularity,
-                    e.period_start, e.period_end, e.purpose, e.flow, e.decision_id, e.consent_decision_id,
-                )
-                for m, e in rows
-                if m in pseudonyms
-            ]  # fmt: skip
-            conn.executemany(rows_.INSERT_ACCESS, values)
+            conn.executemany(rows_.INSERT_ACCESS, rows_.access_values(pseudonyms, kind, rows))
         return pseudonyms
 
     def access_for_member(self, member_id: str, limit: int = 100) -> list[AccessEntry]:

@@ -2,7 +2,8 @@
 
 A joins B, obtains a grant and fetches a year of aggregates; C is refused with the policy's
 reasons; a member of B turning red leaves A's next fetch; cells under k are withheld; revoking
-the grant stops A at once at B and, after A's next refresh, at A itself; forged grants are refused.
+the grant stops A at once at B and, after A's next refresh, at A itself; forged grants are refused;
+B's members see A's fetches in their access log, and members who did not consent see none.
 """
 
 from __future__ import annotations
@@ -168,6 +169,62 @@ def test_a_fetches_a_year_then_consent_and_revocation_take_effect(coops: Coops) 
     assert revoked.wait(timeout=20)
     with pytest.raises(PermissionDenied, match="board decision 12"):
         asyncio.run(grantee.fetch_aggregates(a.node, held.jti))
+
+
+def _access(b: RunningNode, member_id: str) -> list[member_pb2.DataAccess]:
+    """What the member sees through MemberService.ListDataAccess, with the member's own token."""
+    with grpc.insecure_channel(b.public) as channel:
+        stub = member_pb2_grpc.MemberServiceStub(channel)
+        token = bearer(b.node.issue_member_token(member_id))
+        return list(stub.ListDataAccess(member_pb2.ListDataAccessRequest(), metadata=token).entries)
+
+
+def test_members_see_a_peers_fetch_in_their_access_log(coops: Coops) -> None:
+    a, b = coops.a, coops.b
+    ask = GrantAsk(
+        ("demand", "generation"), (), "aggregate", "coop_to_coop", FORECASTING, YEAR_START, YEAR_END
+    )
+    held, _ = asyncio.run(grantee.obtain_grant(a.node, "coop-b", ask))
+    fetched = asyncio.run(grantee.fetch_aggregates(a.node, held.jti))
+    [issued] = [
+        d for d in b.node.federation.state.decisions.read() if (d["grant"] or {}).get("jti") == held.jti
+    ]
+    b.node.decision_log.flush()
+    logged = {e["decision_id"]: e for e in map(json.loads, b.node.governance.decision_log())}
+
+    def under_grant(member_id: str) -> list[member_pb2.DataAccess]:
+        return [e for e in _access(b, member_id) if e.grant_id == held.jti]
+
+    green = under_grant("m00")
+    assert sorted(e.dataset for e in green) == ["demand", "generation"]
+    for entry in green:
+        assert (entry.organisation_id, entry.organisation_name) == ("coop-a", "coop-a co-op")
+        assert (entry.purpose, entry.flow) == (FORECASTING, common_pb2.FLOW_COOP_TO_COOP)
+        assert entry.purpose_label == b.node.policy_data["purposes"][FORECASTING]["label"]
+        assert (entry.granularity, entry.period.start_unix, entry.period.end_unix) == (
+            "aggregate", YEAR_START, YEAR_END,
+        )  # fmt: skip
+        assert (entry.release_id, entry.decision_id) == (fetched.header.decision_id, issued["decision_id"])
+        assert logged[entry.decision_id]["path"] == "coopfed/federation/grant/decision"
+        consent = logged[entry.consent_decision_id]
+        assert (consent["path"], consent["result"]["allowed"]) == ("coopfed/consent/decision", True)
+    # amber members see only the datasets they chose to share; members who did not consent, nothing
+    assert [e.dataset for e in under_grant("m08")] == ["demand"]
+    assert [e.dataset for e in under_grant("m11")] == ["generation"]
+    assert _access(b, "m10") == []  # red: nothing of theirs has left the co-op
+    # one entry per member and dataset released, for the members the consent policy let in
+    still_red = b.node.store.get_member("m03").settings.level is ConsentLevel.RED  # set by another test
+    expected = {
+        (m, ds) for ds in ("demand", "generation") for m in CONSENTING[ds] if not (m == "m03" and still_red)
+    }
+    entries = {
+        (m, e.dataset)
+        for m in coops.values
+        for e in b.node.governance.access_for_member(m)
+        if e.grant_id == held.jti
+    }
+    assert entries == expected
+    assert sum(len(under_grant(m)) for m in coops.values) == len(expected)
 
 
 def test_unaligned_coop_is_refused_with_the_policy_reasons(coops: Coops) -> None:

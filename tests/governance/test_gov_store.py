@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,8 +28,8 @@ from coopfed.node.governance.model import (
     Review,
 )
 from coopfed.node.model import ConsentLevel, ConsentSettings
-from coopfed.node.storage import NotFound, SqliteStore, Store
-from coopfed.node.storage.governance import Conflict, GovernanceStore
+from coopfed.node.storage import InvalidData, NotFound, SqliteStore, Store
+from coopfed.node.storage.governance import Conflict, GovernanceStore, GrantKind
 from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
 
 BACKENDS: dict[str, Callable[[Path], tuple[Store, GovernanceStore]]] = {
@@ -253,3 +254,34 @@ def test_release_membership_contributors_and_the_access_log(stores: tuple[Store,
     assert gov.access_for_member("a") == []  # the pseudonym went with the member
     assert gov.record_access([("a", entry)]) == {}  # an erased member is never released
     assert gov.member_profiles(["a"]) == {}
+
+
+def test_the_access_log_holds_releases_under_either_kind_of_grant(
+    stores: tuple[Store, GovernanceStore],
+) -> None:
+    store, gov = stores
+    _org(gov)
+    _request(gov, "r1", RequestState.APPROVED, grant=True)
+    store.create_member("a", "a", ConsentSettings(level=ConsentLevel.GREEN))
+    # a governance entry's organisation and request are those of its grant, whatever the entry says
+    third = AccessEntry(
+        NOW, "rel-1", "g-r1", "r-other", "org-other", "Other", "dpv:X", "third_party", "demand", "aggregate",
+        JAN, JAN + 3600, "d", "c",
+    )  # fmt: skip
+    gov.record_access([("a", third)])
+    # a federation grant is not in this store: the entry names the peer co-op that received the data
+    peer = replace(
+        third, release_id="rel-2", grant_id="jti-1", request_id="", organisation_id="coop-a",
+        organisation_name="A co-op", flow="coop_to_coop",
+    )  # fmt: skip
+    gov.record_access([("a", peer)], GrantKind.FEDERATION)
+    newest, oldest = gov.access_for_member("a")
+    assert (newest.organisation_id, newest.organisation_name, newest.request_id) == ("coop-a", "A co-op", "")
+    assert (newest.grant_id, newest.flow, newest.release_id) == ("jti-1", "coop_to_coop", "rel-2")
+    assert (oldest.organisation_id, oldest.organisation_name, oldest.request_id) == ("org-1", "Uni", "r1")
+    # refused, and nothing of the batch written: a governance grant not on record, a peer not named
+    with pytest.raises(InvalidData):
+        gov.record_access([("a", third), ("a", replace(third, grant_id="g-unknown"))])
+    with pytest.raises(InvalidData):
+        gov.record_access([("a", replace(peer, organisation_id=""))], GrantKind.FEDERATION)
+    assert len(gov.access_for_member("a")) == 2
