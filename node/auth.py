@@ -3,15 +3,16 @@ unless it is listed as public."""
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 
 from coopfed.node.errors import Unauthenticated
-from coopfed.node.rpc import as_coopfed_error, status_for
+from coopfed.node.rpc import around_calls, as_coopfed_error, status_for
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,8 @@ def _authenticate(authenticate: Authenticator | None, context: grpc.aio.Servicer
 def _guarded(handler: grpc.RpcMethodHandler, authenticate: Authenticator | None) -> grpc.RpcMethodHandler:
     """The same handler, with authentication run first inside the RPC's own task."""
 
-    async def check(context: grpc.aio.ServicerContext) -> None:
+    @contextlib.asynccontextmanager
+    async def authenticated(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         try:
             _caller.set(_authenticate(authenticate, context))
         except Exception as exc:  # noqa: BLE001 - any failure to authenticate refuses the call
@@ -95,31 +97,6 @@ def _guarded(handler: grpc.RpcMethodHandler, authenticate: Authenticator | None)
             if not isinstance(error, Unauthenticated):
                 error = Unauthenticated(error.message, code=error.code)
             await context.abort_with_status(status_for(error))
+        yield
 
-    if handler.unary_unary or handler.stream_unary:
-        inner = handler.unary_unary or handler.stream_unary
-
-        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            await check(context)
-            return await inner(request, context)
-
-        factory = (
-            grpc.unary_unary_rpc_method_handler
-            if handler.unary_unary
-            else grpc.stream_unary_rpc_method_handler
-        )
-        return factory(unary, handler.request_deserializer, handler.response_serializer)
-
-    inner_stream = handler.unary_stream or handler.stream_stream
-
-    async def streaming(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await check(context)
-        async for item in inner_stream(request, context):
-            yield item
-
-    factory = (
-        grpc.unary_stream_rpc_method_handler
-        if handler.unary_stream
-        else grpc.stream_stream_rpc_method_handler
-    )
-    return factory(streaming, handler.request_deserializer, handler.response_serializer)
+    return around_calls(handler, authenticated)

@@ -8,6 +8,7 @@ import logging
 import sys
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import grpc
@@ -109,3 +110,38 @@ def rpc(method: Callable[..., Any]) -> Callable[..., Any]:
             await _abort(context, exc)
 
     return unary
+
+
+CallScope = Callable[[grpc.aio.ServicerContext], AbstractAsyncContextManager[None]]
+"""Something every call of a method runs inside, in the call's own task (interceptors use it)."""
+
+
+def around_calls(handler: grpc.RpcMethodHandler, scope: CallScope) -> grpc.RpcMethodHandler:
+    """The same handler, each call running inside `scope(context)`; for server interceptors."""
+    if handler.unary_unary or handler.stream_unary:
+        inner = handler.unary_unary or handler.stream_unary
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            async with scope(context):
+                return await inner(request, context)
+
+        factory = (
+            grpc.unary_unary_rpc_method_handler
+            if handler.unary_unary
+            else grpc.stream_unary_rpc_method_handler
+        )
+        return factory(unary, handler.request_deserializer, handler.response_serializer)
+
+    inner_stream = handler.unary_stream or handler.stream_stream
+
+    async def streaming(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async with scope(context):
+            async for item in inner_stream(request, context):
+                yield item
+
+    factory = (
+        grpc.unary_stream_rpc_method_handler
+        if handler.unary_stream
+        else grpc.stream_stream_rpc_method_handler
+    )
+    return factory(streaming, handler.request_deserializer, handler.response_serializer)

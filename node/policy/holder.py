@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +14,7 @@ import grpc
 from coopfed.node.policy.engine import PolicyEngine
 from coopfed.node.policy.errors import PolicyError
 from coopfed.node.policy.loader import PolicySet
+from coopfed.node.rpc import around_calls
 
 
 @dataclass(eq=False)
@@ -155,30 +156,9 @@ class PolicyPinInterceptor(grpc.aio.ServerInterceptor):
 
 def _pinned_handler(handler: grpc.RpcMethodHandler, holder: PolicyHolder) -> grpc.RpcMethodHandler:
     # The pin is a context variable set inside the RPC's own task; asyncio.to_thread copies it.
-    if handler.unary_unary or handler.stream_unary:
-        inner = handler.unary_unary or handler.stream_unary
-
-        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            with holder.pinned():
-                return await inner(request, context)
-
-        factory = (
-            grpc.unary_unary_rpc_method_handler
-            if handler.unary_unary
-            else grpc.stream_unary_rpc_method_handler
-        )
-        return factory(unary, handler.request_deserializer, handler.response_serializer)
-
-    inner_stream = handler.unary_stream or handler.stream_stream
-
-    async def streaming(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    @contextlib.asynccontextmanager
+    async def pinned(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         with holder.pinned():
-            async for item in inner_stream(request, context):
-                yield item
+            yield
 
-    factory = (
-        grpc.unary_stream_rpc_method_handler
-        if handler.unary_stream
-        else grpc.stream_stream_rpc_method_handler
-    )
-    return factory(streaming, handler.request_deserializer, handler.response_serializer)
+    return around_calls(handler, pinned)
