@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import json
 import shutil
+import signal
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -82,8 +83,11 @@ async def _demo(folder: Path, once: bool, console: Console) -> int:
             console.print("\nthe three nodes keep serving; Ctrl-C stops them")
             for coop in coops:
                 console.print(f"  {coop.node.node_id}: {coop.public}")
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.Event().wait()
+            stop = asyncio.Event()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+            await stop.wait()
+            console.print("stopping the nodes")
     return 0
 
 
