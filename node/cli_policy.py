@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -25,6 +25,9 @@ from coopfed.node.policy.boardkeys import BoardKeySet, BoardSigningKey, fingerpr
 from coopfed.node.policy.errors import PolicyEngineError
 from coopfed.node.policy.impact import ImpactAnalysis, ImpactReport, LogEntry, parse_entries
 from coopfed.node.policy.regotest import find_tool, run_checks, run_tests
+
+if TYPE_CHECKING:
+    from coopfed.node.storage.governance import GovernanceStore
 
 Action = Callable[[argparse.Namespace, Console], int]
 
@@ -179,18 +182,25 @@ def _entries(args: argparse.Namespace, bad: Counter[str]) -> Iterator[Iterator[L
         with args.log.open(encoding="utf-8") as lines:
             yield parse_entries((line for line in lines if line.strip()), bad)
     elif args.config:
-        from coopfed.node.settings import load_settings
-        from coopfed.node.storage import SqliteStore
-        from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
-
-        settings = load_settings(args.config)
-        store = SqliteStore(settings.path(settings.storage.path), synchronous=settings.storage.synchronous)
-        try:
-            yield parse_entries(SqliteGovernanceStore(store).decision_log(), bad)
-        finally:
-            store.close()
+        with _governance(args.config) as governance:
+            yield parse_entries(governance.decision_log(), bad)
     else:
         raise InvalidArgument("give --config (a node's log) or --log (an export)", code="cli.log")
+
+
+@contextlib.contextmanager
+def _governance(config: Path) -> Iterator[GovernanceStore]:
+    """The governance store of a node's database, given its coopfed.toml."""
+    from coopfed.node.settings import load_settings
+    from coopfed.node.storage import SqliteStore
+    from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
+
+    settings = load_settings(config)
+    store = SqliteStore(settings.path(settings.storage.path), synchronous=settings.storage.synchronous)
+    try:
+        yield SqliteGovernanceStore(store)
+    finally:
+        store.close()
 
 
 def _diff(args: argparse.Namespace, console: Console) -> int:
@@ -361,13 +371,16 @@ def _args_explain(p: argparse.ArgumentParser) -> None:
 
 
 def _explain(args: argparse.Namespace, console: Console) -> int:
-    from coopfed.node.policy.explain import explain, find_entry
+    from coopfed.node.policy.explain import explain, find_entry, lookup_entry, not_found
 
-    with _entries(args, Counter()) as entries:
-        entry = find_entry(entries, args.decision_id)
-    if entry is None:
-        console.print(f"[red]no decision {escape(args.decision_id)} in the log[/red]")
-        return 1
+    if args.config and not args.log:  # a node's own log: one indexed lookup, no scan
+        with _governance(args.config) as governance:
+            entry = lookup_entry(governance, args.decision_id)
+    else:
+        with _entries(args, Counter()) as entries:
+            entry = find_entry(entries, args.decision_id)
+        if entry is None:
+            raise not_found(args.decision_id)
     for line in explain(entry):
         console.print(line, highlight=False, markup=line.startswith(("[bold]", "Result")), soft_wrap=True)
     return 0

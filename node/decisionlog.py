@@ -2,36 +2,23 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
-import hmac
 import json
-import secrets
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from coopfed.federation.keys import read_private, write_private
-
-PSEUDONYM_KEY_FILE = "pseudonym.key"
+from coopfed.node.masking import Masker, canonical
 
 GENESIS = "0" * 64
 """The `prev_hash` of the first entry."""
 
 CHAIN_FIELDS = ("seq", "prev_hash", "hash")
 _REQUIRED = ("decision_id", "path", "input", "result", "timestamp", *CHAIN_FIELDS)
-
-
-def canonical(value: Any) -> bytes:
-    """The one byte form that is hashed: sorted keys, no spaces, UTF-8, no NaN."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
 
 
 def entry_hash(entry: Mapping[str, Any]) -> str:
@@ -52,108 +39,6 @@ def link(entries: Iterable[dict[str, Any]], head_seq: int, head_hash: str) -> li
 
 # --- masking, as OPA's decision-log mask policy does -------------------------------------
 
-
-@dataclass(frozen=True)
-class MaskRules:
-    """JSON pointers (`/input/a/b`, `*` for any key or element) to erase, digest or pseudonymise.
-
-    erase: the value is removed (listed in the entry's `erased`, as OPA does).
-    digest: replaced by `sha256:<hex>` of its canonical JSON, so a copy can be checked
-        against the log without the log disclosing it (listed in `masked`).
-    pseudonymise: replaced by a keyed pseudonym (HMAC-SHA256 with the node's key), so equal
-        identifiers stay equal in the log and only the co-op can link them (listed in `masked`).
-    """
-
-    erase: tuple[str, ...] = ()
-    digest: tuple[str, ...] = ()
-    pseudonymise: tuple[str, ...] = ()
-
-    @classmethod
-    def from_policy_data(cls, data: Mapping[str, Any]) -> MaskRules:
-        rules = data.get("governance", {}).get("decision_log", {})
-        return cls(*(tuple(rules.get(name, ())) for name in ("erase", "digest", "pseudonymise")))
-
-
-def _split(pointer: str) -> list[str]:
-    if not pointer.startswith("/"):
-        raise ValueError(f"not a JSON pointer: {pointer!r}")
-    return [p.replace("~1", "/").replace("~0", "~") for p in pointer[1:].split("/")]
-
-
-def _visit(node: Any, parts: Sequence[str], path: str, act: Callable[[Any, Any, str], None]) -> None:
-    """Call act(container, key, pointer) for every match of `parts` below `node`."""
-    head, rest = parts[0], parts[1:]
-    if isinstance(node, dict):
-        keys = list(node) if head == "*" else [head] if head in node else []
-    elif isinstance(node, list):
-        keys = list(range(len(node))) if head == "*" else [int(head)] if head.isdigit() else []
-        keys = [k for k in keys if k < len(node)]
-    else:
-        return
-    for key in keys:
-        here = f"{path}/{key}"
-        if rest:
-            _visit(node[key], rest, here, act)
-        else:
-            act(node, key, here)
-
-
-def load_or_create_key(keys_dir: Path) -> bytes:
-    """The node's secret for pseudonyms: 32 random bytes, mode 0600, beside its signing keys."""
-    path = Path(keys_dir) / PSEUDONYM_KEY_FILE
-    if not path.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_private(path, secrets.token_bytes(32))
-    return read_private(path)
-
-
-class Masker:
-    """Applies mask rules to an event's `input` and `result` before it is logged."""
-
-    def __init__(self, rules: MaskRules, key: bytes) -> None:
-        if len(key) < 16:
-            raise ValueError("the pseudonym key must hold at least 16 bytes")
-        self.rules = rules
-        self._key = key
-
-    def derive(self, label: bytes) -> bytes:
-        """A key for another use (e.g. per-grant member references), independent of this one."""
-        return hmac.new(self._key, b"coopfed:" + label, hashlib.sha256).digest()
-
-    def pseudonym(self, value: Any) -> str:
-        mac = hmac.new(self._key, canonical(value), hashlib.sha256).hexdigest()
-        return f"pseud:{mac[:32]}"
-
-    def apply(self, event: dict[str, Any]) -> dict[str, Any]:
-        event = copy.deepcopy(event)
-        erased: list[str] = []
-        masked: list[str] = []
-
-        def erase(container: Any, key: Any, pointer: str) -> None:
-            del container[key]
-            erased.append(pointer)
-
-        def digest(container: Any, key: Any, pointer: str) -> None:
-            container[key] = "sha256:" + hashlib.sha256(canonical(container[key])).hexdigest()
-            masked.append(pointer)
-
-        def pseudonymise(container: Any, key: Any, pointer: str) -> None:
-            container[key] = self.pseudonym(container[key])
-            masked.append(pointer)
-
-        for pointers, act in ((self.rules.erase, erase), (self.rules.digest, digest)):
-            for pointer in pointers:
-                _visit(event, _split(pointer), "", act)
-        for pointer in self.rules.pseudonymise:
-            _visit(event, _split(pointer), "", pseudonymise)
-        if erased:
-            event["erased"] = sorted(erased)
-        if masked:
-            event["masked"] = sorted(masked)
-        return event
-
-
-# --- writing ------------------------------------------------------------------------------
 
 Sink = Callable[[list[dict[str, Any]]], None]
 """Appends events to durable storage in one transaction, chaining them onto the log."""

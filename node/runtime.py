@@ -12,10 +12,11 @@ from typing import Any
 from coopfed.federation.keys import KeyRing, TrustStore
 from coopfed.federation.tokens import TokenUse, issue_token, verify_token
 from coopfed.node.auth import Principal
-from coopfed.node.decisionlog import DecisionLog, Masker, MaskRules, load_or_create_key
+from coopfed.node.decisionlog import DecisionLog
 from coopfed.node.errors import AlreadyExists, Unauthenticated
 from coopfed.node.federation.context import Federation, check_node_id, default_peer_listen, open_federation
 from coopfed.node.forecast.context import ForecastContext, open_forecast
+from coopfed.node.masking import Masker, load_or_create_key
 from coopfed.node.policy import load_policies
 from coopfed.node.policy.consent import CONSENT_PATH, ConsentDecision, consent_input, decide_consent
 from coopfed.node.policy.holder import PolicyHolder
@@ -129,10 +130,10 @@ def open_node(settings: Settings) -> Iterator[Node]:
                 opa_url=conf.opa_url, opa_binary=conf.opa_binary,
             )
         )  # fmt: skip
-        policies = engine.policies
         keys = KeyRing.load_or_create(settings.keys_dir)
         governance = SqliteGovernanceStore(store)
-        masker = Masker(MaskRules.from_policy_data(policies.data), load_or_create_key(settings.keys_dir))
+        # masks by the rules of the revision that made each decision, so a reload applies at once
+        masker = Masker(engine, load_or_create_key(settings.keys_dir))
         decision_log = DecisionLog(masker, {"id": settings.node.id}, governance.append_decisions)
         stack.callback(decision_log.flush)  # before the store closes: no waiting decision is lost
         yield Node(

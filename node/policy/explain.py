@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
 from rich.markup import escape
 
-from coopfed.node.policy.impact import LogEntry, outcome_of
+from coopfed.node.errors import FailedPrecondition, NotFound
+from coopfed.node.policy.impact import LogEntry, outcome_of, parse_entries
+from coopfed.node.storage import base as storage
+from coopfed.node.storage.governance import GovernanceStore
 
 _TITLES = {
     "coopfed/consent/decision": "consent to release a member's data",
@@ -20,7 +24,27 @@ _TITLES = {
 
 
 def find_entry(entries: Iterable[LogEntry], decision_id: str) -> LogEntry | None:
+    """Scan entries (an exported log has no index); None if the id is not among them."""
     return next((e for e in entries if e.decision_id == decision_id), None)
+
+
+def lookup_entry(governance: GovernanceStore, decision_id: str) -> LogEntry:
+    """One entry of a node's log, by its indexed decision id; NotFound if there is none."""
+    try:
+        raw = governance.decision_entry(decision_id)
+    except storage.NotFound:
+        raise not_found(decision_id) from None
+    entry = next(parse_entries([raw], Counter()), None)
+    if entry is None:
+        raise FailedPrecondition(
+            f"decision {decision_id} is stored but is not a log entry: run coopfed audit verify",
+            code="decision.malformed",
+        )
+    return entry
+
+
+def not_found(decision_id: str) -> NotFound:
+    return NotFound(f"no decision {decision_id!r} in the decision log", code="decision.not_found")
 
 
 def explain(entry: LogEntry) -> list[str]:

@@ -50,6 +50,11 @@ class GovernanceStore(abc.ABC):
         """Every stored entry, as stored (canonical JSON), in stored order."""
 
     @abc.abstractmethod
+    def decision_entry(self, decision_id: str) -> str:
+        """The stored entry (canonical JSON) of one decision, the first if an id repeats;
+        NotFound if the log holds none."""
+
+    @abc.abstractmethod
     def decision_log_head(self) -> tuple[int, str]:
         """(seq, hash) of the last entry appended; (0, GENESIS) for an empty log."""
 

@@ -107,6 +107,8 @@ REVOCATION = "SELECT revocation_reason FROM grants WHERE grant_id = ? AND revoke
 
 HEAD = "SELECT seq, hash FROM decision_log_head"
 
+DECISION_BY_ID = "SELECT entry_json FROM decision_log WHERE decision_id = ? ORDER BY position LIMIT 1"
+
 SET_HEAD = """INSERT INTO decision_log_head (only_row, seq, hash) VALUES (1, ?, ?)
 ON CONFLICT (only_row) DO UPDATE SET seq = excluded.seq, hash = excluded.hash"""
 

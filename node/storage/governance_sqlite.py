@@ -66,6 +66,13 @@ class SqliteGovernanceStore(GovernanceStore):
             while rows := cursor.fetchmany(1000):
                 yield from (entry for (entry,) in rows)
 
+    def decision_entry(self, decision_id: str) -> str:
+        with self._read() as conn:
+            row = conn.execute(rows_.DECISION_BY_ID, (decision_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no decision {decision_id!r} in the decision log")
+        return row[0]
+
     def decision_log_head(self) -> tuple[int, str]:
         with self._read() as conn:
             row = conn.execute(rows_.HEAD).fetchone()

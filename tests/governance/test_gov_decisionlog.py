@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coopfed.node.decisionlog import (
-    GENESIS,
-    DecisionLog,
-    Masker,
-    MaskRules,
-    canonical,
-    entry_hash,
-    export_lines,
-    link,
-    verify,
-)
+from coopfed.node.decisionlog import GENESIS, DecisionLog, entry_hash, export_lines, link, verify
+from coopfed.node.masking import Masker, MaskRules, canonical
+from coopfed.node.policy import PolicySet, make_policy_set
+from coopfed.node.policy.embedded import EmbeddedEngine
+from coopfed.node.policy.holder import PolicyHolder
 
 KEY = b"k" * 32
 
@@ -200,6 +196,71 @@ def test_rules_come_from_policy_data(policy_set: Any) -> None:
     rules = MaskRules.from_policy_data(policy_set.data)
     assert "/input/organisation/contact" in rules.erase
     assert "/input/reviewer" in rules.pseudonymise
+
+
+def _with_mask(policies: PolicySet, **rules: list[str]) -> PolicySet:
+    """The same policies with other decision-log mask rules: a new revision."""
+    data = copy.deepcopy(policies.data)
+    data["governance"]["decision_log"].update(rules)
+    return make_policy_set(dict(policies.modules), data)
+
+
+@pytest.fixture
+def holder(policy_set: PolicySet) -> Iterator[PolicyHolder]:
+    holder = PolicyHolder(EmbeddedEngine(policy_set), policy_set)
+    yield holder
+    holder.close()
+
+
+REVIEW = {"reviewer": "board:ada", "note": "Dr Ada Lovelace, 12 Acacia Avenue"}
+
+
+def test_a_reload_changes_what_the_next_entry_masks(
+    holder: PolicyHolder, policy_set: PolicySet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed: list[str] = []
+    parse = MaskRules.from_policy_data.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[MaskRules], data: Any) -> MaskRules:
+        parsed.append(holder.revision)
+        return parse(cls, data)
+
+    monkeypatch.setattr(MaskRules, "from_policy_data", classmethod(counting))
+    sink = _Sink()
+    log = DecisionLog(Masker(holder, KEY), {"id": "coop"}, sink)
+    log.append(log.event("coopfed/board/review", REVIEW, {}, holder.revision))
+    pseudonymise = policy_set.data["governance"]["decision_log"]["pseudonymise"]
+    new = _with_mask(
+        policy_set, erase=["/input/note"], pseudonymise=[p for p in pseudonymise if p != "/input/reviewer"]
+    )
+    holder.swap(EmbeddedEngine(new), new)
+    for _ in range(3):
+        log.append(log.event("coopfed/board/review", REVIEW, {}, holder.revision))
+    before, *after = [batch[0] for batch in sink.batches]
+    assert before["input"] == {
+        "reviewer": Masker(MaskRules(), KEY).pseudonym("board:ada"),
+        "note": REVIEW["note"],
+    }
+    assert before["masked"] == ["/input/reviewer"]
+    assert "erased" not in before
+    for entry in after:  # the new revision's rules: the note erased, the reviewer named
+        assert entry["input"] == {"reviewer": "board:ada"}
+        assert entry["erased"] == ["/input/note"]
+        assert "masked" not in entry
+    assert parsed == [policy_set.revision, new.revision]  # once per revision, not per entry
+
+
+def test_an_entry_is_masked_by_the_revision_that_made_it(holder: PolicyHolder, policy_set: PolicySet) -> None:
+    masker = Masker(holder, KEY)
+    narrower = _with_mask(policy_set, pseudonymise=[])
+    with holder.pinned():  # a request that started on the old revision and logs after the reload
+        holder.swap(EmbeddedEngine(narrower), narrower)
+        logged = masker.apply({"input": dict(REVIEW), "revision": holder.revision})
+    assert logged["input"]["reviewer"].startswith("pseud:")
+    assert masker.apply({"input": dict(REVIEW), "revision": narrower.revision})["input"] == REVIEW
+    # a revision gone before its rules were read: masked by every rule still known
+    gone = masker.apply({"input": dict(REVIEW), "revision": "no-longer-held"})
+    assert gone["input"]["reviewer"].startswith("pseud:")
 
 
 def test_a_short_key_is_refused() -> None:

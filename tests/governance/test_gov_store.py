@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -30,6 +31,7 @@ from coopfed.node.governance.model import (
 from coopfed.node.model import ConsentLevel, ConsentSettings
 from coopfed.node.storage import InvalidData, NotFound, SqliteStore, Store
 from coopfed.node.storage.governance import Conflict, GovernanceStore, GrantKind
+from coopfed.node.storage.governance_rows import DECISION_BY_ID
 from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
 
 BACKENDS: dict[str, Callable[[Path], tuple[Store, GovernanceStore]]] = {
@@ -100,6 +102,25 @@ def test_the_decision_log_chains_onto_its_head(stores: tuple[Store, GovernanceSt
     assert second[0]["prev_hash"] == first[-1]["hash"]
     assert gov.decision_log_head() == (3, second[0]["hash"])
     assert verify(gov.decision_log(), head=gov.decision_log_head()).ok
+
+
+def test_a_decision_is_found_by_its_id(stores: tuple[Store, GovernanceStore]) -> None:
+    _, gov = stores
+    stored = gov.append_decisions([_event("a"), _event("b"), _event("c")])
+    assert json.loads(gov.decision_entry("b")) == stored[1]
+    gov.append_decisions([{**_event("b"), "input": {"again": True}}])
+    assert json.loads(gov.decision_entry("b")) == stored[1]  # a repeated id: the first entry
+    for missing in ("d", "", "b' OR '1'='1", "%"):
+        with pytest.raises(NotFound, match="no decision"):
+            gov.decision_entry(missing)
+
+
+def test_the_sqlite_lookup_uses_the_decision_id_index(tmp_path: Path) -> None:
+    store, _ = BACKENDS["sqlite"](tmp_path)
+    with store._read() as conn:
+        plan = conn.execute("EXPLAIN QUERY PLAN " + DECISION_BY_ID, ("x",)).fetchall()
+    store.close()
+    assert "USING INDEX decision_log_by_decision_id" in " ".join(row[-1] for row in plan)
 
 
 def test_the_sqlite_decision_log_is_append_only(tmp_path: Path) -> None:

@@ -12,6 +12,10 @@ from coopfed.node.cli import main
 from coopfed.node.policy import load_policies
 from coopfed.node.policy.embedded import EmbeddedEngine
 from coopfed.node.policy.regotest import find_tool
+from coopfed.node.runtime import init_node
+from coopfed.node.settings import load_settings
+from coopfed.node.storage import SqliteStore
+from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
 
 from .test_impact import GOVERNANCE, _governance_input
 
@@ -214,7 +218,28 @@ def test_explain_prints_a_decision_in_plain_words(
         '"granularity": "aggregate"',
     ):
         assert words in out, words
-    assert main(["policy", "explain", "no-such-decision", "--log", str(log)]) == 1
+    assert main(["policy", "explain", "no-such-decision", "--log", str(log)]) == 2
+    assert "no decision 'no-such-decision' in the decision log" in capsys.readouterr().out
+
+
+def test_explain_looks_a_nodes_decision_up_by_id(
+    tmp_path: Path, policy_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log, revision = _log_with(tmp_path, policy_dir)
+    config = init_node(
+        tmp_path / "node", node_id="coop-a", name="A co-op", listen="127.0.0.1:0", policies=policy_dir
+    )
+    settings = load_settings(config)
+    store = SqliteStore(settings.path(settings.storage.path), synchronous="NORMAL")
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    SqliteGovernanceStore(store).append_decisions([*entries, {**entries[0], "decision_id": "last"}])
+    store.close()
+    assert main(["policy", "explain", "dec-1", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "Decision dec-1: a third party's data request" in out
+    assert f"by policy revision {revision}" in out
+    assert main(["policy", "explain", "no-such-decision", "--config", str(config)]) == 2
+    assert "error: no decision 'no-such-decision' in the decision log" in capsys.readouterr().out
 
 
 @pytest.mark.integration
