@@ -1,0 +1,1 @@
+"""Forward-only SQL migrations of the SQLite store, applied in order by schema.py."""
