@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,17 +13,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from coopfed.federation.grants import Granularity
-from coopfed.node.cli_format import id_column
+from coopfed.node.cli_common import NodeAction, bind_on_node, id_column
 from coopfed.node.errors import InvalidArgument
 from coopfed.node.federation import grantee, issuer
 from coopfed.node.federation.decide import GrantAsk
 from coopfed.node.federation.manifest import Manifest, own_manifest
 from coopfed.node.federation.refresh import refresh_all
 from coopfed.node.model import DATASETS, Flow
-from coopfed.node.runtime import Node, open_node
-from coopfed.node.settings import load_settings
-
-Action = Callable[[argparse.Namespace, Node, Console], int]
+from coopfed.node.runtime import Node
 
 
 def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
@@ -65,7 +61,7 @@ def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
     retire = commands.add_parser("retire-key", help="stop accepting tokens signed by an old key")
     # Key ids are base64url and may start with "-": write `retire-key -- KID`.
     retire.add_argument("kid", help="the key id; put -- before it (ids may start with '-')")
-    actions: dict[str, Action] = {
+    actions: dict[str, NodeAction] = {
         "manifest": _manifest,
         "join": _join,
         "peers": _peers,
@@ -78,13 +74,7 @@ def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
         "rotate-key": _rotate,
         "retire-key": _retire,
     }
-    for name, action in actions.items():
-        commands.choices[name].set_defaults(func=lambda args, action=action: _run(args, action, console))
-
-
-def _run(args: argparse.Namespace, action: Action, console: Console) -> int:
-    with open_node(load_settings(args.config)) as node:
-        return action(args, node, console)
+    bind_on_node(commands, actions, console)
 
 
 def _show_manifest(manifest: Manifest, console: Console) -> None:

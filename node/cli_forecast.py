@@ -16,13 +16,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from coopfed.node.cli_common import NodeAction, bind_on_node
 from coopfed.node.errors import InvalidArgument
 from coopfed.node.forecast.context import forecast_of
 from coopfed.node.model import HALF_HOUR
-from coopfed.node.runtime import Node, open_node
-from coopfed.node.settings import load_settings
+from coopfed.node.runtime import Node
 
-Action = Callable[[argparse.Namespace, Node, Console], int]
 ProgressFn = Callable[[str, int, int], None]
 LOCAL_TZ = "Europe/London"
 _DEVICE = re.compile(r"cpu|cuda(:[0-9]+)?")
@@ -54,19 +53,13 @@ def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
     for sub in (train, backtest):
         sub.add_argument("--rounds", type=int, default=0, help="boosting rounds (default: [forecast] rounds)")
         sub.add_argument("--device", type=_device, default=None, help="cpu or cuda[:n] (default: [forecast])")
-    actions: dict[str, Action] = {
+    actions: dict[str, NodeAction] = {
         "train": _train,
         "backtest": _backtest,
         "predict": _predict,
         "models": _models,
     }
-    for name, action in actions.items():
-        commands.choices[name].set_defaults(func=lambda args, action=action: _run(args, action, console))
-
-
-def _run(args: argparse.Namespace, action: Action, console: Console) -> int:
-    with open_node(load_settings(args.config)) as node:
-        return action(args, node, console)
+    bind_on_node(commands, actions, console)
 
 
 def _device(text: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from coopfed.node.cli_format import id_column
+from coopfed.node.cli_common import bind, id_column
 from coopfed.node.client import Credentials, bearer, channel
 from coopfed.node.errors import InvalidArgument
 from coopfed.v1 import common_pb2
@@ -20,7 +20,6 @@ from coopfed.v1 import governance_pb2 as pb
 from coopfed.v1 import governance_pb2_grpc as pb_grpc
 
 DEFAULT_ORG = Path("org.json")
-Action = Callable[[argparse.Namespace, Console], int]
 
 
 def add_commands(groups: Any, console: Console) -> None:
@@ -35,11 +34,6 @@ def add_commands(groups: Any, console: Console) -> None:
         groups.add_parser("review", help="the board: decide referred requests, verify, revoke"), console
     )
     cli_board.add_audit(groups.add_parser("audit", help="verify or export the node's decision log"), console)
-
-
-def bind(commands: Any, actions: dict[str, Action], console: Console) -> None:
-    for name, action in actions.items():
-        commands.choices[name].set_defaults(func=lambda args, action=action: action(args, console))
 
 
 # --- org ----------------------------------------------------------------------------------

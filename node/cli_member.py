@@ -12,6 +12,7 @@ from google.protobuf.json_format import MessageToDict
 from rich.console import Console
 from rich.table import Table
 
+from coopfed.node.cli_common import bind
 from coopfed.node.client import Credentials, bearer, channel
 from coopfed.node.errors import InvalidArgument
 from coopfed.v1 import common_pb2, member_pb2, member_pb2_grpc
@@ -57,8 +58,7 @@ def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
         "access": _access,
         "erase": _erase,
     }
-    for name, action in actions.items():
-        commands.choices[name].set_defaults(func=lambda args, action=action: action(args, console))
+    bind(commands, actions, console)
 
 
 def _stub(node: str) -> member_pb2_grpc.MemberServiceStub:

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from coopfed.node.policy import PolicySet, load_policies
+from coopfed.node.policy.embedded import EmbeddedEngine
+from coopfed.node.policy.opa import OpaEngine
 from coopfed.node.policy.sidecar import OpaSidecar
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,3 +50,13 @@ def opa_server(opa_binary: str) -> Iterator[OpaSidecar]:
     """`opa run --server` on a free loopback port, loaded from policies/ (tests excluded)."""
     with OpaSidecar(opa_binary, [POLICY_DIR]) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def engines(opa_server: OpaSidecar, policy_set: PolicySet) -> Iterator[tuple[EmbeddedEngine, OpaEngine]]:
+    """Both engines on the repository's policies: in-process regopy and the real OPA server."""
+    embedded = EmbeddedEngine(policy_set)
+    opa = OpaEngine(opa_server.url, policy_set, push=False)
+    yield embedded, opa
+    embedded.close()
+    opa.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,7 +20,6 @@ from coopfed.node.federation.manifest import Manifest
 from coopfed.node.policy import PolicyError, PolicySet, make_policy_set
 from coopfed.node.policy.embedded import EmbeddedEngine
 from coopfed.node.policy.opa import OpaEngine
-from coopfed.node.policy.sidecar import OpaSidecar
 
 from .conftest import FORECASTING, YEAR_END, YEAR_START, sample_manifest
 
@@ -81,15 +79,6 @@ _SETTINGS = settings(
     max_examples=150,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-
-
-@pytest.fixture(scope="module")
-def engines(opa_server: OpaSidecar, policy_set: PolicySet) -> Iterator[tuple[EmbeddedEngine, OpaEngine]]:
-    embedded = EmbeddedEngine(policy_set)
-    opa = OpaEngine(opa_server.url, policy_set, push=False)
-    yield embedded, opa
-    embedded.close()
-    opa.close()
 
 
 @pytest.mark.integration

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,7 +12,6 @@ from coopfed.node.policy import PolicySet
 from coopfed.node.policy.consent import CONSENT_PATH
 from coopfed.node.policy.embedded import EmbeddedEngine
 from coopfed.node.policy.opa import OpaEngine
-from coopfed.node.policy.sidecar import OpaSidecar
 
 from .cases import ALL_FLOWS, CASES
 
@@ -92,15 +90,6 @@ _SETTINGS = settings(
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-
-
-@pytest.fixture(scope="module")
-def engines(opa_server: OpaSidecar, policy_set: PolicySet) -> Iterator[tuple[EmbeddedEngine, OpaEngine]]:
-    embedded = EmbeddedEngine(policy_set)
-    opa = OpaEngine(opa_server.url, policy_set, push=False)
-    yield embedded, opa
-    embedded.close()
-    opa.close()
 
 
 def test_engines_agree_on_every_case(engines: tuple[EmbeddedEngine, OpaEngine]) -> None:

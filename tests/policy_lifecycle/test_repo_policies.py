@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from coopfed.node.cli import main
-from coopfed.node.policy import PolicySet
 from coopfed.node.policy.embedded import EmbeddedEngine
 from coopfed.node.policy.opa import OpaEngine
 from coopfed.node.policy.regotest import find_tool
-from coopfed.node.policy.sidecar import OpaSidecar
 
 pytestmark = pytest.mark.integration
 
@@ -62,15 +59,6 @@ def test_repo_policies_pass_policy_test(
     replayed = re.search(r"case tables: (\d+) inputs replayed through both engines", out)
     assert replayed, out
     assert int(replayed.group(1)) >= 100  # every package's table, not an empty run
-
-
-@pytest.fixture(scope="module")
-def engines(opa_server: OpaSidecar, policy_set: PolicySet) -> Iterator[tuple[EmbeddedEngine, OpaEngine]]:
-    embedded = EmbeddedEngine(policy_set)
-    opa = OpaEngine(opa_server.url, policy_set, push=False)
-    yield embedded, opa
-    embedded.close()
-    opa.close()
 
 
 def _grant_question(**request: Any) -> dict[str, Any]:
