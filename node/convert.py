@@ -79,9 +79,13 @@ def settings_to_proto(settings: ConsentSettings) -> member_pb2.ConsentSettings:
     )
 
 
-def timestamp(at: datetime) -> Timestamp:
+def timestamp(at: datetime | int) -> Timestamp:
+    """A protobuf Timestamp from an aware datetime or from unix seconds."""
     ts = Timestamp()
-    ts.FromDatetime(at.astimezone(UTC))
+    if isinstance(at, datetime):
+        ts.FromDatetime(at.astimezone(UTC))
+    else:
+        ts.FromSeconds(int(at))
     return ts
 
 

@@ -39,9 +39,13 @@ class Release:
     datasets: tuple[str, ...]
     period: tuple[int, int]
     min_group_size: int
-    consenting: dict[str, list[str]]  # dataset -> profile ids whose consent allows the release
     profiles_total: int
     consent_ids: dict[str, dict[str, str]]  # dataset -> consenting profile -> consent decision id
+
+    @property
+    def consenting(self) -> dict[str, list[str]]:
+        """Dataset -> profile ids whose consent allows the release."""
+        return {ds: list(ids) for ds, ids in self.consent_ids.items()}
 
     @property
     def profiles_included(self) -> int:
@@ -110,8 +114,7 @@ def plan_release(
             )
             if decision.allowed:
                 consent_ids[ds][p.profile_id] = decision_id
-    consenting = {ds: list(ids) for ds, ids in consent_ids.items()}
-    return Release(grant, datasets, (start, end), k, consenting, len(profiles), consent_ids)
+    return Release(grant, datasets, (start, end), k, len(profiles), consent_ids)
 
 
 def log_release(node: Node, release: Release) -> str:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
+from coopfed.node.convert import timestamp
 from coopfed.node.forecast.store import ModelRecord, StoredForecast, WindowRecord
 from coopfed.v1 import forecast_pb2 as pb
 
@@ -13,24 +12,12 @@ _KINDS = {"peak": pb.WINDOW_KIND_PEAK, "surplus": pb.WINDOW_KIND_SURPLUS}
 _MODES = {"pooled": pb.TRAINING_MODE_POOLED, "federated": pb.TRAINING_MODE_FEDERATED}
 
 
-def _seconds(unix: int) -> Timestamp:
-    ts = Timestamp()
-    ts.FromSeconds(int(unix))
-    return ts
-
-
-def _iso(text: str) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(datetime.fromisoformat(text))
-    return ts
-
-
 def model_to_proto(record: ModelRecord) -> pb.ModelInfo:
     return pb.ModelInfo(
         trained_by=record.trained_by,
         version=record.version,
         kind=record.kind,
-        trained_at=_iso(record.trained_at),
+        trained_at=timestamp(datetime.fromisoformat(record.trained_at)),
         training_rows=record.training_rows,
         weight=record.weight,
         contributors=list(record.contributors),
@@ -53,8 +40,8 @@ def forecast_to_proto(forecast: StoredForecast, texts: list[str]) -> pb.Forecast
     return pb.Forecast(
         coop_id=forecast.coop_id,
         sequence=forecast.sequence,
-        made_at=_seconds(forecast.made_at),
-        origin=_seconds(forecast.origin),
+        made_at=timestamp(forecast.made_at),
+        origin=timestamp(forecast.origin),
         periods=[
             pb.ForecastPeriod(period_start_unix=p, demand_kwh=d, generation_kwh=g)
             for p, d, g in zip(forecast.periods, forecast.demand_kwh, forecast.generation_kwh, strict=True)
@@ -76,5 +63,5 @@ def nudge_to_proto(window: WindowRecord, text: str, forecast: StoredForecast) ->
         end_unix=window.end,
         text=text,
         forecast_sequence=forecast.sequence,
-        forecast_made_at=_seconds(forecast.made_at),
+        forecast_made_at=timestamp(forecast.made_at),
     )
