@@ -10,8 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from coopfed.node.cli_common import bind, id_column
-from coopfed.node.cli_governance import outcome_name, print_assessment, print_status
+from coopfed.node.cli.common import bind, id_column
+from coopfed.node.cli.governance import outcome_name, print_assessment, print_status
 from coopfed.node.client import Credentials, bearer, channel
 from coopfed.node.errors import InvalidArgument
 from coopfed.v1 import governance_pb2 as pb

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from coopfed.federation.grants import Granularity
-from coopfed.node.cli_common import NodeAction, bind_on_node, id_column
+from coopfed.node.cli.common import NodeAction, bind_on_node, id_column
 from coopfed.node.errors import InvalidArgument
 from coopfed.node.federation import grantee, issuer
 from coopfed.node.federation.decide import GrantAsk

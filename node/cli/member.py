@@ -12,7 +12,7 @@ from google.protobuf.json_format import MessageToDict
 from rich.console import Console
 from rich.table import Table
 
-from coopfed.node.cli_common import bind
+from coopfed.node.cli.common import bind
 from coopfed.node.client import Credentials, bearer, channel
 from coopfed.node.errors import InvalidArgument
 from coopfed.v1 import common_pb2, member_pb2, member_pb2_grpc

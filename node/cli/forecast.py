@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from coopfed.node.cli_common import NodeAction, bind_on_node
+from coopfed.node.cli.common import NodeAction, bind_on_node
 from coopfed.node.errors import InvalidArgument
 from coopfed.node.forecast.context import forecast_of
 from coopfed.node.model import HALF_HOUR

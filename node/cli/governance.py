@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from coopfed.node.cli_common import bind, id_column
+from coopfed.node.cli.common import bind, id_column
 from coopfed.node.client import Credentials, bearer, channel
 from coopfed.node.errors import InvalidArgument
 from coopfed.v1 import common_pb2
@@ -24,7 +24,7 @@ DEFAULT_ORG = Path("org.json")
 
 def add_commands(groups: Any, console: Console) -> None:
     """Register the org, request, review and audit command groups."""
-    from coopfed.node import cli_board  # it builds on this module's helpers
+    from coopfed.node.cli import board as cli_board  # it builds on this module's helpers
 
     _org(groups.add_parser("org", help="a third party: register and read the catalogue"), console)
     _request(
