@@ -14,7 +14,7 @@ from rich.table import Table
 
 from coopfed.federation.grants import Granularity
 from coopfed.node.cli.common import NodeAction, bind_on_node, id_column
-from coopfed.node.errors import InvalidArgument
+from coopfed.node.errors import UsageError
 from coopfed.node.federation import grantee, issuer
 from coopfed.node.federation.decide import GrantAsk
 from coopfed.node.federation.manifest import Manifest, own_manifest
@@ -276,7 +276,7 @@ def _day(text: str, option: str) -> int:
     try:
         at = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise InvalidArgument(f"{option}: not an ISO 8601 date or time: {text!r}", code="cli.date") from exc
+        raise UsageError(f"{option}: not an ISO 8601 date or time: {text!r}", code="cli.date") from exc
     return int((at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp())
 
 

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from coopfed.node.cli.common import bind, id_column
 from coopfed.node.client import Credentials, bearer, channel
-from coopfed.node.errors import InvalidArgument
+from coopfed.node.errors import UsageError
 from coopfed.v1 import common_pb2
 from coopfed.v1 import governance_pb2 as pb
 from coopfed.v1 import governance_pb2_grpc as pb_grpc
@@ -237,7 +237,7 @@ def _fetch(args: argparse.Namespace, console: Console) -> int:
     stub, md, creds = _org_session(args)
     grants = {g.grant_id: g for g in stub.ListMyGrants(pb.ListMyGrantsRequest(), metadata=md).grants}
     if args.grant_id not in grants:
-        raise InvalidArgument(
+        raise UsageError(
             f"no grant {args.grant_id} among yours (see `coopfed request grants`)", code="cli.grant"
         )
     data = pb_grpc.DataServiceStub(channel(creds.node))

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from coopfed.node.cli.common import bind
 from coopfed.node.client import Credentials, bearer, channel
-from coopfed.node.errors import InvalidArgument
+from coopfed.node.errors import UsageError
 from coopfed.v1 import common_pb2, member_pb2, member_pb2_grpc
 
 DEFAULT_CREDENTIALS = Path("member.json")
@@ -111,7 +111,7 @@ def _choice(text: str) -> common_pb2.DatasetChoice:
     try:
         values = [common_pb2.Flow.Value("FLOW_" + f.strip().upper()) for f in flows.split(",") if f.strip()]
     except ValueError as exc:
-        raise InvalidArgument(f"--allow {text}: {exc}", code="cli.flow") from exc
+        raise UsageError(f"--allow {text}: {exc}", code="cli.flow") from exc
     return common_pb2.DatasetChoice(dataset=dataset.strip(), allowed_flows=values)
 
 
@@ -133,7 +133,7 @@ def _batches_from_csv(path: Path) -> list[member_pb2.ReadingBatch]:
                 periods.append(int(at.timestamp()))
                 kwh.append(float(row["kwh"]))
             except (KeyError, ValueError) as exc:
-                raise InvalidArgument(f"{path}:{line}: {exc}", code="cli.csv") from exc
+                raise UsageError(f"{path}:{line}: {exc}", code="cli.csv") from exc
     return [
         member_pb2.ReadingBatch(
             dataset=dataset, period_start_unix=periods[i : i + UPLOAD_BATCH], kwh=kwh[i : i + UPLOAD_BATCH]
@@ -180,7 +180,7 @@ def _day(unix: int) -> str:
 
 def _erase(args: argparse.Namespace, console: Console) -> int:
     if not args.yes:
-        raise InvalidArgument("erasing cannot be undone: add --yes", code="cli.confirm")
+        raise UsageError("erasing cannot be undone: add --yes", code="cli.confirm")
     stub, md, creds = _session(args)
     reply = stub.EraseMe(member_pb2.EraseRequest(confirm_member_id=creds.subject), metadata=md)
     console.print(f"erased {reply.readings_erased} readings; your token no longer works")
