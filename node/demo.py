@@ -27,12 +27,12 @@ from coopfed.node.client import bearer
 from coopfed.node.errors import CoopfedError
 from coopfed.node.federation import grantee
 from coopfed.node.federation.decide import GrantAsk
+from coopfed.node.policy.defaults import default_policies
 from coopfed.node.runtime import Node, init_node, open_node
 from coopfed.node.server import NodeServer
 from coopfed.node.settings import load_settings
 from coopfed.v1 import common_pb2, forecast_pb2, forecast_pb2_grpc, member_pb2, member_pb2_grpc
 
-POLICIES = Path("policies")
 DAYS = 42
 FORECASTING = "dpv:CommunityEnergyForecasting"
 # How the simulated households set their consent, in turn: mostly sharing, some not at all.
@@ -120,9 +120,9 @@ _NAMES = {
 def _policies_for(folder: Path, coop_id: str) -> Path:
     """Riverside and Fellside run the shared policies; Market Town, a company, has other aims."""
     if coop_id != "market-town":
-        return POLICIES
+        return default_policies()
     target = folder.parent / f"{coop_id}-policies"
-    shutil.copytree(POLICIES, target, ignore=shutil.ignore_patterns("*_test.rego"))
+    shutil.copytree(default_policies(), target, ignore=shutil.ignore_patterns("*_test.rego"))
     data = json.loads((target / "data.json").read_text())
     data["coop"]["aims"] = [FORECASTING, "dpv:Marketing", "dpv:CommercialResearch"]
     data["federation"]["governance"]["legal_form"] = "company"

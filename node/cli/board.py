@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from coopfed.federation.keys import open_private
 from coopfed.node.cli.common import bind, id_column
 from coopfed.node.cli.governance import outcome_name, print_assessment, print_status
 from coopfed.node.client import Credentials, bearer, channel
@@ -229,7 +230,7 @@ def _audit_export(args: argparse.Namespace, console: Console) -> int:
     store, gov = _open_log(args.config)
     try:
         count = 0
-        with args.out.open("w", encoding="utf-8") as out:
+        with open_private(args.out) as out:
             for line in export_lines(gov.decision_log()):
                 out.write(line)
                 count += 1

@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from coopfed.federation.keys import open_private
 from coopfed.node.cli.common import bind, id_column
 from coopfed.node.client import Credentials, bearer, channel
 from coopfed.node.errors import UsageError
@@ -252,7 +253,7 @@ def _fetch(args: argparse.Namespace, console: Console) -> int:
 def write_release_csv(chunks: Iterable[pb.DataChunk], out: Path) -> int:
     """Write a FetchData stream as CSV: dataset, member_ref, period_start (UTC), kwh, member_count."""
     rows = 0
-    with out.open("w", newline="") as handle:
+    with open_private(out, newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["dataset", "member_ref", "period_start", "kwh", "member_count"])
         for chunk in chunks:

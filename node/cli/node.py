@@ -21,7 +21,9 @@ def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
     init.add_argument("--id", default="coop", help="the co-op's id in the federation")
     init.add_argument("--name", default="Energy co-op", help="the co-op's name")
     init.add_argument("--listen", default="127.0.0.1:50051", help="host:port to serve on")
-    init.add_argument("--policies", type=Path, default=Path("policies"), help="the policies folder")
+    init.add_argument(
+        "--policies", type=Path, metavar="DIR", help="copy the policies from DIR, not coopfed's defaults"
+    )
     init.set_defaults(func=lambda args: _node_init(args, console))
     run = commands.add_parser("serve", help="serve until SIGTERM or SIGINT")
     run.add_argument("--config", type=Path, required=True, help="the node's coopfed.toml")
