@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from collections.abc import Sequence
 
 import grpc
@@ -11,6 +10,7 @@ from rich.console import Console
 
 from coopfed.node.cli import federation, forecast, governance, member, node, policy
 from coopfed.node.errors import CoopfedError
+from coopfed.node.logs import configure_logging
 
 console = Console()
 
@@ -18,9 +18,7 @@ console = Console()
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
-    )
+    configure_logging("info" if args.verbose else "warning")
     try:
         return args.func(args)
     except CoopfedError as exc:
