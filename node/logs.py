@@ -45,13 +45,13 @@ def _timestamp(record: logging.LogRecord) -> str:
 
 
 class TextFormatter(logging.Formatter):
-    """`time level logger [request id] message`, on one line (tracebacks indented onto it)."""
+    """`time level logger [request id] message` on one line: line breaks (a traceback's) become " | "."""
 
     def format(self, record: logging.LogRecord) -> str:
         line = f"{_timestamp(record)} {record.levelname} {record.name} [{request_id()}] {record.getMessage()}"
         if record.exc_info:
-            line += " | " + self.formatException(record.exc_info).replace("\n", " | ")
-        return redact(line)
+            line += "\n" + self.formatException(record.exc_info)
+        return redact(line.replace("\n", " | "))
 
 
 class JsonFormatter(logging.Formatter):
