@@ -63,7 +63,7 @@ proto-check: $(VENV)/.installed
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && mkdir -p "$$tmp/new/coopfed/v1" && \
 	$(call protoc,$$tmp/new) >/dev/null && \
 	(cd "$$tmp/new" && find coopfed* -type f | sort) > "$$tmp/generated" && \
-	(cd proto && find coopfed* -type f \( -name '*_pb2*' -o -name '*.protoset' \) | sort) > "$$tmp/committed" && \
+	(cd proto && find coopfed* -type f \( -name '*_pb2*.py' -o -name '*_pb2*.pyi' -o -name '*.protoset' \) | sort) > "$$tmp/committed" && \
 	diff "$$tmp/generated" "$$tmp/committed" && \
 	for f in $$(cat "$$tmp/generated"); do \
 		cmp -s "$$tmp/new/$$f" "proto/$$f" || { echo "proto/$$f is stale: run make proto"; exit 1; }; \
