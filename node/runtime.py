@@ -16,6 +16,7 @@ from coopfed.node.errors import AlreadyExists, Unauthenticated
 from coopfed.node.federation.context import Federation, check_node_id, default_peer_listen, open_federation
 from coopfed.node.forecast.context import ForecastContext, open_forecast
 from coopfed.node.masking import Masker, load_or_create_key
+from coopfed.node.metrics import Metrics
 from coopfed.node.policy import load_policies
 from coopfed.node.policy.consent import CONSENT_PATH, ConsentDecision, consent_input, decide_consent
 from coopfed.node.policy.defaults import write_coop_policies
@@ -42,6 +43,7 @@ class Node:
     forecast: ForecastContext | None = None  # signed models, the latest forecast, nudge streams
     governance: GovernanceStore | None = None  # organisations, requests, grants, decision and access logs
     decision_log: DecisionLog | None = None
+    metrics: Metrics = field(default_factory=Metrics)  # served over HTTP where [metrics] says
     # (revision, profile, dataset, flow, purpose) -> (decision, id of its decision-log entry)
     _consent_cache: dict[tuple, tuple[ConsentDecision, str]] = field(default_factory=dict, repr=False)
 
@@ -134,11 +136,15 @@ def open_node(settings: Settings) -> Iterator[Node]:
         governance = SqliteGovernanceStore(store)
         # masks by the rules of the revision that made each decision, so a reload applies at once
         masker = Masker(engine, load_or_create_key(settings.keys_dir))
-        decision_log = DecisionLog(masker, {"id": settings.node.id}, governance.append_decisions)
+        metrics = Metrics(lambda: engine.revision)
+        decision_log = DecisionLog(
+            masker, {"id": settings.node.id}, governance.append_decisions, logged=metrics.logged
+        )
         stack.callback(decision_log.flush)  # before the store closes: no waiting decision is lost
         yield Node(
             settings, store, engine, keys, federation=open_federation(settings),
             governance=governance, decision_log=decision_log, forecast=open_forecast(settings),
+            metrics=metrics,
         )  # fmt: skip
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from coopfed.node.logs import configure_logging
 from coopfed.node.runtime import init_node, open_node
 from coopfed.node.server import serve
 from coopfed.node.settings import load_settings
@@ -45,6 +46,8 @@ def _node_init(args: argparse.Namespace, console: Console) -> int:
 
 def _node_serve(args: argparse.Namespace, console: Console) -> int:
     settings = load_settings(args.config)
+    level = "info" if args.verbose and settings.log.level in ("warning", "error") else settings.log.level
+    configure_logging(level, settings.log.format)
 
     def started(port: int) -> None:
         console.print(f"node [bold]{settings.node.id}[/bold] serving on port {port}", highlight=False)
