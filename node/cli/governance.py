@@ -202,8 +202,9 @@ def _submit(args: argparse.Namespace, console: Console) -> int:
         flow=common_pb2.FLOW_THIRD_PARTY, purpose=args.purpose, purpose_description=args.describe,
         commitments=args.commit,
     )  # fmt: skip
-    print_status(console, stub.SubmitDataRequest(request, metadata=md))
-    return 0
+    status = stub.SubmitDataRequest(request, metadata=md)
+    print_status(console, status)
+    return 1 if status.state == pb.REQUEST_STATE_REJECTED else 0  # refused: exit 1
 
 
 def outcome_name(value: int) -> str:
