@@ -295,11 +295,8 @@ def test_policy_test_and_check_find_the_nodes_own_policies(
     assert (
         "no policy folder at policies: give --policies DIR or --config of a node" in capsys.readouterr().out
     )
-    own = shutil.copytree(policy_dir, tmp_path / "own")
-    config = init_node(
-        tmp_path / "node", node_id="coop-a", name="A co-op", listen="127.0.0.1:0", policies=own
-    )
-    shutil.rmtree(own)  # the node's own copy is gone
+    config = init_node(tmp_path / "node", node_id="coop-a", name="A co-op", listen="127.0.0.1:0")
+    shutil.rmtree(tmp_path / "node" / "policies")  # the node's own copy is gone
     assert main(["policy", "test", "--config", str(config)]) == 2
     assert "no policy folder at" in capsys.readouterr().out
     assert main(["policy", "test", "--config", str(tmp_path / "nowhere.toml")]) == 2
