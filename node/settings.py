@@ -59,7 +59,8 @@ class FederationSection:
     listen: str = ""
     # The host peers reach this node at; empty: the listen host, or the node id on a wildcard.
     advertise_host: str = ""
-    # Peers without TLS: for development on loopback only, and only when set here explicitly.
+    # Development on loopback only. It never turns off TLS between peers: the peer port and
+    # calls to peers are always mutual TLS against the pinned certificates.
     plaintext: bool = False
     dir: str = "federation"
     # How often peers' manifests (key rotations) and revocation lists are fetched again.
