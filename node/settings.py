@@ -38,6 +38,8 @@ class PolicySection:
     dir: str = "policies"
     opa_url: str = ""  # an OPA server to use; empty with opa_binary set starts a sidecar
     opa_binary: str = ""
+    opa_token_file: str = ""  # the bearer token for opa_url's server (a file readable by us only)
+    opa_ca_file: str = ""  # the CA (PEM) that verifies an https opa_url; empty: the system's CAs
     # A signed bundle (.tar.gz from `coopfed policy bundle`). Set, the node runs only what the
     # board signed (dir is then unused) and reloads it when it changes or on `coopfed policy reload`.
     bundle: str = ""

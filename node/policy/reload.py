@@ -21,7 +21,7 @@ from typing import Any
 
 import watchfiles
 
-from coopfed.federation.keys import write_public
+from coopfed.federation.keys import read_private, write_public
 from coopfed.node.policy.boardkeys import BoardKeySet
 from coopfed.node.policy.bundle import DEFAULT_SCOPE, BundleError, VerifiedBundle, verify_bundle
 from coopfed.node.policy.engine import PolicyEngine, make_engine
@@ -210,13 +210,20 @@ def open_policy(
     watch: bool = True,
     opa_url: str = "",
     opa_binary: str = "",
+    opa_token_file: Path | None = None,
+    opa_ca_file: Path | None = None,
 ) -> Iterator[PolicyHolder]:
     """The node's policy holder: from a signed bundle when one is configured (then reloadable),
     else from a policy directory (development). Fails closed: a bundle without board keys, or
     one that does not verify, stops the node from starting."""
 
+    token = read_private(opa_token_file).decode("utf-8").strip() if opa_token_file else ""
+    ca = str(opa_ca_file) if opa_ca_file else ""
+
     def factory(policies: PolicySet) -> PolicyEngine:
-        return make_engine(kind, policies, opa_url=opa_url, opa_binary=opa_binary)
+        return make_engine(
+            kind, policies, opa_url=opa_url, opa_binary=opa_binary, opa_token=token, opa_ca_file=ca
+        )
 
     if bundle is None:
         policies = load_policies(policy_dir)
