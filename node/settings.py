@@ -45,6 +45,8 @@ class PolicySection:
     bundle: str = ""
     board_keys: tuple[str, ...] = ()  # PEM public keys (ES256) of the technical board
     signatures_required: int = 1  # M: how many distinct board keys must have signed a bundle
+    # How many must sign a bundle marked rollback (old content re-issued); 0: every board key.
+    rollback_signatures_required: int = 0
     signature_scope: str = "coopfed-policy"  # the scope board signatures must carry
     watch: bool = True  # reload when the bundle file changes
 
