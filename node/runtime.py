@@ -129,7 +129,10 @@ def open_node(settings: Settings) -> Iterator[Node]:
                 bundle=settings.path(conf.bundle) if conf.bundle else None,
                 board_keys=[settings.path(k) for k in conf.board_keys], threshold=conf.signatures_required,
                 scope=conf.signature_scope, control_dir=settings.base_dir, watch=conf.watch,
+                rollback_threshold=conf.rollback_signatures_required,
                 opa_url=conf.opa_url, opa_binary=conf.opa_binary,
+                opa_token_file=settings.path(conf.opa_token_file) if conf.opa_token_file else None,
+                opa_ca_file=settings.path(conf.opa_ca_file) if conf.opa_ca_file else None,
             )
         )  # fmt: skip
         keys = KeyRing.load_or_create(settings.keys_dir)

@@ -38,11 +38,15 @@ class PolicySection:
     dir: str = "policies"
     opa_url: str = ""  # an OPA server to use; empty with opa_binary set starts a sidecar
     opa_binary: str = ""
+    opa_token_file: str = ""  # the bearer token for opa_url's server (a file readable by us only)
+    opa_ca_file: str = ""  # the CA (PEM) that verifies an https opa_url; empty: the system's CAs
     # A signed bundle (.tar.gz from `coopfed policy bundle`). Set, the node runs only what the
     # board signed (dir is then unused) and reloads it when it changes or on `coopfed policy reload`.
     bundle: str = ""
     board_keys: tuple[str, ...] = ()  # PEM public keys (ES256) of the technical board
     signatures_required: int = 1  # M: how many distinct board keys must have signed a bundle
+    # How many must sign a bundle marked rollback (old content re-issued); 0: every board key.
+    rollback_signatures_required: int = 0
     signature_scope: str = "coopfed-policy"  # the scope board signatures must carry
     watch: bool = True  # reload when the bundle file changes
 
@@ -59,7 +63,8 @@ class FederationSection:
     listen: str = ""
     # The host peers reach this node at; empty: the listen host, or the node id on a wildcard.
     advertise_host: str = ""
-    # Peers without TLS: for development on loopback only, and only when set here explicitly.
+    # Development on loopback only. It never turns off TLS between peers: the peer port and
+    # calls to peers are always mutual TLS against the pinned certificates.
     plaintext: bool = False
     dir: str = "federation"
     # How often peers' manifests (key rotations) and revocation lists are fetched again.

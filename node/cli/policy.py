@@ -299,14 +299,27 @@ def _args_bundle(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="the bundle to write (.tar.gz)")
     p.add_argument("--scope", default=bundles.DEFAULT_SCOPE, help="the scope claim signatures carry")
     p.add_argument("--source", help="where the policies come from (default: git describe)")
+    p.add_argument(
+        "--serial", type=int, help="the bundle's counter (default: one more than the bundle at --out, or 1)"
+    )
+    p.add_argument(
+        "--rollback", action="store_true", help="re-issue earlier content on purpose (needs more signatures)"
+    )
 
 
 def _bundle(args: argparse.Namespace, console: Console) -> int:
     keys = [BoardSigningKey.load(k) for k in args.key]
     policies = _policy_dir(args)
     source = args.source if args.source is not None else _git_source(policies)
-    info = bundles.build_bundle(policies, args.out, keys, scope=args.scope, source=source)
-    console.print(f"bundle {info.path}: revision {info.revision}, {len(info.files)} files", highlight=False)
+    serial = args.serial if args.serial is not None else bundles.next_serial(args.out)
+    info = bundles.build_bundle(
+        policies, args.out, keys, scope=args.scope, source=source, serial=serial, rollback=args.rollback
+    )
+    console.print(
+        f"bundle {info.path}: serial {info.serial}{' (rollback)' if info.rollback else ''}, "
+        f"revision {info.revision}, {len(info.files)} files",
+        markup=False,
+    )
     console.print(f"signed by {', '.join(info.signers)}", highlight=False)
     return 0
 

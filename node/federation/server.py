@@ -1,5 +1,9 @@
 """The peer port: FederationService over mutual TLS whose roots are the pinned peers' certificates,
-reloaded at each handshake (so a peer pinned while the node runs can connect), and the refresh task."""
+reloaded at each handshake (so a peer pinned while the node runs can connect), and the refresh task.
+
+The peer port is the only place FederationService (beyond the public manifest) and
+ModelExchangeService are served, and it is mutual TLS even where `[federation] plaintext` is set.
+"""
 
 from __future__ import annotations
 
@@ -90,14 +94,14 @@ class PeerServer:
         return self.port
 
     def _bind(self) -> int:
+        # Always mutual TLS, whatever [federation] plaintext says: peers are known by their
+        # pinned certificates, and without TLS there is nothing to pin.
         listen = self.fed.conf.listen
-        if self.fed.conf.plaintext:
-            if not is_loopback_host(listen):
-                raise FailedPrecondition(
-                    f"[federation] plaintext is allowed only on loopback, not {listen}",
-                    code="config.plaintext",
-                )
-            return self.server.add_insecure_port(listen)
+        if self.fed.conf.plaintext and not is_loopback_host(listen):
+            raise FailedPrecondition(
+                f"[federation] plaintext is allowed only on loopback, not {listen}",
+                code="config.plaintext",
+            )
         roots = _PinnedRoots(self.fed)
         creds = grpc.dynamic_ssl_server_credentials(
             roots.configuration(), roots, require_client_authentication=True
