@@ -123,9 +123,15 @@ def test_a_signed_bundle_that_does_not_compile_is_refused(
 
 
 def test_the_reload_command_reports_the_outcome(
-    tmp_path: Path, board: list[BoardSigningKey], policies: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    board: list[BoardSigningKey],
+    policies: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with _node(tmp_path, board, watch=False) as (node, first):
+        for name, value in _env(tmp_path / "node", board, watch=False).items():
+            monkeypatch.setenv(name, value)  # the operator's shell configures the node as its service does
         config = str(node.settings.base_dir / "coopfed.toml")
         second = _publish(_research_allowed(policies), node.settings.path("bundle.tar.gz"), board[:1])
         assert node.policy.revision == first.revision  # not watched: nothing happens by itself
