@@ -91,7 +91,7 @@ def main() -> None:
     inputs = questions()
     embedded = EmbeddedEngine(policies)
     with OpaSidecar(opa_binary) as server:
-        opa = OpaEngine(server.url, policies)
+        opa = OpaEngine(server.url, policies, token=server.token)
         for q in inputs:  # the engines must agree before their speed means anything
             assert embedded.evaluate(CONSENT_PATH, q) == opa.evaluate(CONSENT_PATH, q), q
         print(f"consent decision, {len(inputs)} distinct inputs, policy revision {policies.revision[:12]}")

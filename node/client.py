@@ -97,6 +97,7 @@ class Credentials:
                 "or replace it with --force",
                 code="cli.credentials_exist",
             ) from None
+        os.fchmod(fd, 0o600)  # a replaced file keeps no looser mode it had
         with os.fdopen(fd, "w") as out:
             json.dump(asdict(self), out, indent=2)
 

@@ -13,7 +13,7 @@ from coopfed.node.auth import Authenticator, caller
 from coopfed.node.errors import InvalidArgument
 from coopfed.node.federation import issuer as federation_issuer
 from coopfed.node.federation.service import SERVICE_NAME as FEDERATION_SERVICE
-from coopfed.node.federation.service import FederationService
+from coopfed.node.federation.service import PublicManifestService
 from coopfed.node.forecast.exchange import ModelExchangeService
 from coopfed.node.forecast.service import SERVICE_NAME as FORECAST_SERVICE
 from coopfed.node.forecast.service import ForecastService
@@ -124,7 +124,8 @@ async def _enumerate(iterator: AsyncIterator) -> AsyncIterator:
 def add_services(server: grpc.aio.Server, node: Node) -> list[str]:
     """Register every coopfed servicer; returns the full service names (for health and reflection)."""
     member_pb2_grpc.add_MemberServiceServicer_to_server(MemberService(node), server)
-    federation_pb2_grpc.add_FederationServiceServicer_to_server(FederationService(node), server)
+    # Only the manifest: the rest of FederationService is on the mutual-TLS peer port.
+    federation_pb2_grpc.add_FederationServiceServicer_to_server(PublicManifestService(node), server)
     forecast_pb2_grpc.add_ForecastServiceServicer_to_server(ForecastService(node), server)
     governed = governance.add_services(server, node)
     member = member_pb2.DESCRIPTOR.services_by_name["MemberService"].full_name

@@ -38,11 +38,15 @@ class PolicySection:
     dir: str = "policies"
     opa_url: str = ""  # an OPA server to use; empty with opa_binary set starts a sidecar
     opa_binary: str = ""
+    opa_token_file: str = ""  # the bearer token for opa_url's server (a file readable by us only)
+    opa_ca_file: str = ""  # the CA (PEM) that verifies an https opa_url; empty: the system's CAs
     # A signed bundle (.tar.gz from `coopfed policy bundle`). Set, the node runs only what the
     # board signed (dir is then unused) and reloads it when it changes or on `coopfed policy reload`.
     bundle: str = ""
     board_keys: tuple[str, ...] = ()  # PEM public keys (ES256) of the technical board
     signatures_required: int = 1  # M: how many distinct board keys must have signed a bundle
+    # How many must sign a bundle marked rollback (old content re-issued); 0: every board key.
+    rollback_signatures_required: int = 0
     signature_scope: str = "coopfed-policy"  # the scope board signatures must carry
     watch: bool = True  # reload when the bundle file changes
 
@@ -59,7 +63,8 @@ class FederationSection:
     listen: str = ""
     # The host peers reach this node at; empty: the listen host, or the node id on a wildcard.
     advertise_host: str = ""
-    # Peers without TLS: for development on loopback only, and only when set here explicitly.
+    # Development on loopback only. It never turns off TLS between peers: the peer port and
+    # calls to peers are always mutual TLS against the pinned certificates.
     plaintext: bool = False
     dir: str = "federation"
     # How often peers' manifests (key rotations) and revocation lists are fetched again.
@@ -84,6 +89,20 @@ class ForecastSection:
 
 
 @dataclass(frozen=True)
+class LogSection:
+    level: str = "info"  # debug, info, warning, error
+    format: str = "text"  # "text" (one line per event) or "json" (one object per line)
+
+
+@dataclass(frozen=True)
+class MetricsSection:
+    # host:port of a Prometheus /metrics endpoint, e.g. "127.0.0.1:9464"; empty: none.
+    listen: str = ""
+    # Loopback only unless set: the numbers tell anyone who can reach them how busy the co-op is.
+    allow_remote: bool = False
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every option has a default that works on one machine. Paths are relative to `base_dir`."""
 
@@ -94,6 +113,8 @@ class Settings:
     tls: TlsSection = field(default_factory=TlsSection)
     federation: FederationSection = field(default_factory=FederationSection)
     forecast: ForecastSection = field(default_factory=ForecastSection)
+    log: LogSection = field(default_factory=LogSection)
+    metrics: MetricsSection = field(default_factory=MetricsSection)
 
     def path(self, relative: str) -> Path:
         """Resolve a configured path against the config file's folder."""
@@ -111,6 +132,8 @@ _SECTIONS = {
     "tls": TlsSection,
     "federation": FederationSection,
     "forecast": ForecastSection,
+    "log": LogSection,
+    "metrics": MetricsSection,
 }
 
 

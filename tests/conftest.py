@@ -56,7 +56,7 @@ def opa_server(opa_binary: str) -> Iterator[OpaSidecar]:
 def engines(opa_server: OpaSidecar, policy_set: PolicySet) -> Iterator[tuple[EmbeddedEngine, OpaEngine]]:
     """Both engines on the repository's policies: in-process regopy and the real OPA server."""
     embedded = EmbeddedEngine(policy_set)
-    opa = OpaEngine(opa_server.url, policy_set, push=False)
+    opa = OpaEngine(opa_server.url, policy_set, push=False, token=opa_server.token)
     yield embedded, opa
     embedded.close()
     opa.close()

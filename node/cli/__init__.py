@@ -11,6 +11,7 @@ import grpc
 
 from coopfed.node.cli import federation, forecast, governance, member, node, output, policy
 from coopfed.node.errors import CoopfedError
+from coopfed.node.logs import configure_logging
 
 console = output.make_console()
 log = logging.getLogger("coopfed.cli")
@@ -32,9 +33,7 @@ _STATUS_WORDS: dict[grpc.StatusCode, tuple[str, int]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # usage errors exit 2 here, with argparse's message
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
-    )
+    configure_logging("info" if args.verbose else "warning")
     try:
         return args.func(args)
     except Exception as exc:  # noqa: BLE001 - the one place every failure becomes a message and a code

@@ -8,11 +8,24 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
-from coopfed.node.cli.common import bind, id_column
-from coopfed.node.cli.governance import outcome_name, print_assessment, print_status
-from coopfed.node.client import Credentials, bearer, channel
+from coopfed.federation.keys import open_private
+from coopfed.node.cli.common import (
+    add_config_option,
+    add_credentials_option,
+    bind,
+    node_settings,
+    saved_credentials,
+)
+from coopfed.node.cli.governance import (
+    organisation_record,
+    outcome_name,
+    print_assessment,
+    print_status,
+    request_record,
+)
+from coopfed.node.cli.output import Col, add_json_option, cell, print_json, show
+from coopfed.node.client import Credentials, add_node_options, bearer
 from coopfed.node.errors import UsageError
 from coopfed.v1 import governance_pb2 as pb
 from coopfed.v1 import governance_pb2_grpc as pb_grpc
@@ -24,16 +37,14 @@ DEFAULT_BOARD = Path("board.json")
 
 
 def add_review(parser: argparse.ArgumentParser, console: Console) -> None:
-    parser.add_argument("--credentials", type=Path, default=DEFAULT_BOARD, help="saved board token")
     commands = parser.add_subparsers(required=True, metavar="ACTION")
     token = commands.add_parser("token", help="make a board token (on the node's machine: needs its keys)")
-    token.add_argument("--config", type=Path, required=True, help="the node's coopfed.toml")
+    add_config_option(token)
     token.add_argument("--name", required=True, help="the board member's name for the record")
     token.add_argument("--days", type=int, default=30, help="how long the token is valid")
-    token.add_argument(
-        "--node", default="", help="address to save with it (default: the node's listen address)"
-    )
-    commands.add_parser("list", help="requests the policy referred to the board")
+    add_node_options(token, default="")  # default: the node's listen address
+    add_credentials_option(token, DEFAULT_BOARD, saves=True)
+    add_json_option(commands.add_parser("list", help="requests the policy referred to the board"))
     for verb in ("approve", "reject"):
         sub = commands.add_parser(verb, help=f"{verb} a referred request")
         sub.add_argument("request_id")
@@ -43,7 +54,8 @@ def add_review(parser: argparse.ArgumentParser, console: Console) -> None:
     decisions.add_argument("--outcome", choices=["approve", "reject", "refer"], default="")
     decisions.add_argument("--org", default="")
     decisions.add_argument("--limit", type=int, default=100)
-    commands.add_parser("orgs", help="registered organisations")
+    add_json_option(decisions)
+    add_json_option(commands.add_parser("orgs", help="registered organisations"))
     verify = commands.add_parser("verify", help="record that the board verified an organisation")
     verify.add_argument("organisation_id")
     verify.add_argument("--note", required=True, help="what the board checked")
@@ -51,6 +63,9 @@ def add_review(parser: argparse.ArgumentParser, console: Console) -> None:
     revoke = commands.add_parser("revoke", help="revoke a grant before it expires")
     revoke.add_argument("grant_id")
     revoke.add_argument("--reason", required=True, help="why, in words the grantee will read")
+    for name, sub in commands.choices.items():
+        if name != "token":
+            add_credentials_option(sub, DEFAULT_BOARD)
     actions = {
         "token": _board_token, "list": _referred, "approve": _decide, "reject": _decide,
         "decisions": _decisions, "orgs": _orgs, "verify": _verify, "revoke": _revoke,
@@ -63,33 +78,54 @@ def add_review(parser: argparse.ArgumentParser, console: Console) -> None:
 def _board_token(args: argparse.Namespace, console: Console) -> int:
     from coopfed.federation.keys import KeyRing
     from coopfed.node.governance.organisations import issue_board_token
-    from coopfed.node.settings import load_settings
 
-    settings = load_settings(args.config)
     if args.days < 1 or args.days > 366:
         raise UsageError("--days: 1 to 366", code="cli.days")
+    settings = node_settings(args.config)
+    if args.credentials.exists() and not args.force:  # refuse before making a token no one keeps
+        saved_credentials(args, "", "", "")
     token = issue_board_token(
         settings.node.id, KeyRing.load(settings.keys_dir), args.name, args.days * 86_400
     )
-    Credentials(args.node or settings.node.listen, f"board:{args.name}", token).save(args.credentials)
-    console.print(f"board token for {args.name} saved to {args.credentials} (valid {args.days} days)")
+    saved_credentials(args, args.node or settings.node.listen, f"board:{args.name}", token)
+    console.print(
+        f"board token for {args.name} saved to {args.credentials} (valid {args.days} days)", markup=False
+    )
     return 0
 
 
 def _board(args: argparse.Namespace) -> tuple[pb_grpc.ReviewServiceStub, tuple]:
     creds = Credentials.load(args.credentials, "run `coopfed review token` on the node's machine")
-    return pb_grpc.ReviewServiceStub(channel(creds.node)), bearer(creds.token)
+    return pb_grpc.ReviewServiceStub(creds.channel()), bearer(creds.token)
 
 
 def _referred(args: argparse.Namespace, console: Console) -> int:
     stub, md = _board(args)
     referred = stub.ListReferred(pb.ListReferredRequest(), metadata=md).requests
-    if not referred:
-        console.print("no requests await review")
-    for s in referred:
+    orgs = {
+        o.organisation_id: o
+        for o in stub.ListOrganisations(pb.ListOrganisationsRequest(), metadata=md).organisations
+    }
+    records = [_referred_record(s, orgs.get(s.organisation_id)) for s in referred]
+    if args.json or not records:
+        show(console, records, [], as_json=args.json, empty="no requests await review")
+        return 0
+    for s, r in zip(referred, records, strict=True):
+        for line in (
+            f"{r['organisation']} ({r['organisation_type']}, {s.organisation_id}) asks for "
+            f"{cell(r['datasets'])} ({cell(r['fields'])}, {r['granularity']}), {r['period']}",
+            f"purpose: {r['purpose']}: {r['description'] or 'no description'}",
+            f"commitments: {cell(r['commitments'])}",
+        ):
+            console.print(line, markup=False)
         print_status(console, s)
         console.print()
     return 0
+
+
+def _referred_record(s: pb.DataRequestStatus, org: pb.Organisation | None) -> dict[str, Any]:
+    who = {"organisation": org.name, "organisation_type": org.type} if org else {}
+    return request_record(s) | {"organisation": "", "organisation_type": ""} | who
 
 
 def _decide(args: argparse.Namespace, console: Console) -> int:
@@ -111,29 +147,44 @@ def _decisions(args: argparse.Namespace, console: Console) -> int:
         ),
         metadata=md,
     )
-    table = Table(
-        "decided", "by", id_column("request"), "organisation", "outcome", "proposed", "score", "agreed"
+    records = [_decision_record(d) for d in reply.decisions]
+    if args.json:
+        print_json({"decisions": records, "reviewed": reply.reviewed, "agreed": reply.agreed})
+        return 0
+    columns = [
+        Col("decided", "decided"), Col("by", "by"), Col("request_id", "request", True),
+        Col("organisation_id", "organisation", True), Col("outcome", "outcome"), Col("proposed", "proposed"),
+        Col("score", "score"), Col("agreed", "agreed"),
+    ]  # fmt: skip
+    show(console, records, columns, as_json=False, empty="no decisions")
+    console.print(
+        f"board agreed with the policy's proposal in {reply.agreed} of {reply.reviewed} reviews "
+        "(a request the policy referred without a proposal counts in neither)",
+        markup=False,
     )
-    for d in reply.decisions:
-        agreed = ("yes" if d.agreed_with_policy else "no") if d.decided_by == "board" else ""
-        score = str(d.score) if d.decided_by == "policy" else ""
-        table.add_row(
-            f"{d.decided_at.ToDatetime(UTC):%Y-%m-%d %H:%M}", d.decided_by, d.request_id, d.organisation_id,
-            outcome_name(d.outcome), outcome_name(d.proposed), score, agreed,
-        )  # fmt: skip
-    console.print(table)
-    console.print(f"board agreed with the policy's proposal in {reply.agreed} of {reply.reviewed} reviews")
     return 0
+
+
+def _decision_record(d: pb.Decision) -> dict[str, Any]:
+    board = d.decided_by == "board"
+    proposal = board and d.proposed != pb.OUTCOME_REFER  # the policy proposed an outcome to agree with
+    return {
+        "decided": d.decided_at.ToDatetime(UTC), "by": d.decided_by, "request_id": d.request_id,
+        "organisation_id": d.organisation_id, "outcome": outcome_name(d.outcome),
+        "proposed": outcome_name(d.proposed), "score": None if board else d.score,
+        "agreed": d.agreed_with_policy if proposal else None, "reasons": list(d.reasons),
+    }  # fmt: skip
 
 
 def _orgs(args: argparse.Namespace, console: Console) -> int:
     stub, md = _board(args)
-    table = Table(id_column("organisation"), "name", "type", "verified", "score", "contact")
-    for o in stub.ListOrganisations(pb.ListOrganisationsRequest(), metadata=md).organisations:
-        table.add_row(
-            o.organisation_id, o.name, o.type, "yes" if o.verified else "", str(o.assessment.score), o.contact
-        )
-    console.print(table)
+    organisations = stub.ListOrganisations(pb.ListOrganisationsRequest(), metadata=md).organisations
+    columns = [
+        Col("organisation_id", "organisation", True), Col("name", "name"), Col("type", "type"),
+        Col("verified", "verified"), Col("score", "score"), Col("contact", "contact"),
+    ]  # fmt: skip
+    records = [organisation_record(o) for o in organisations]
+    show(console, records, columns, as_json=args.json, empty="no organisations registered")
     return 0
 
 
@@ -145,7 +196,7 @@ def _verify(args: argparse.Namespace, console: Console) -> int:
         ),
         metadata=md,
     )
-    console.print(f"{org.name}: verified {org.verified}")
+    console.print(f"{org.name}: verified {cell(org.verified)}", markup=False)
     print_assessment(console, org.assessment)
     return 0
 
@@ -153,9 +204,7 @@ def _verify(args: argparse.Namespace, console: Console) -> int:
 def _revoke(args: argparse.Namespace, console: Console) -> int:
     stub, md = _board(args)
     grant = stub.RevokeGrant(pb.RevokeGrantRequest(grant_id=args.grant_id, reason=args.reason), metadata=md)
-    console.print(
-        f"grant {grant.grant_id} revoked: {grant.revocation_reason}", highlight=False, soft_wrap=True
-    )
+    console.print(f"grant {grant.grant_id} revoked: {grant.revocation_reason}", markup=False)
     return 0
 
 
@@ -173,17 +222,16 @@ def add_audit(parser: argparse.ArgumentParser, console: Console) -> None:
         "--head", default="", help="SEQ:HASH recorded earlier, to detect entries cut off the end"
     )
     export = commands.add_parser("export", help="write the decision log as JSON lines")
-    export.add_argument("--config", type=Path, required=True)
+    add_config_option(export)
     export.add_argument("--out", type=Path, required=True)
     bind(commands, {"verify": _audit_verify, "export": _audit_export}, console)
 
 
 def _open_log(config: Path) -> Any:
-    from coopfed.node.settings import load_settings
     from coopfed.node.storage import SqliteStore
     from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
 
-    settings = load_settings(config)
+    settings = node_settings(config)
     store = SqliteStore(settings.path(settings.storage.path), synchronous=settings.storage.synchronous)
     return store, SqliteGovernanceStore(store)
 
@@ -213,7 +261,7 @@ def _audit_verify(args: argparse.Namespace, console: Console) -> int:
     else:
         raise UsageError("give --config (the node's log) or --file (an export)", code="cli.audit")
     for problem in report.problems:
-        console.print(f"[red]{problem.kind}[/red]: {problem.message}", highlight=False, soft_wrap=True)
+        console.print(f"{problem.kind}: {problem.message}", markup=False, style="red")
     if not report.ok:
         console.print(f"the decision log fails verification: {len(report.problems)} problem(s)")
         return 1
@@ -229,7 +277,7 @@ def _audit_export(args: argparse.Namespace, console: Console) -> int:
     store, gov = _open_log(args.config)
     try:
         count = 0
-        with args.out.open("w", encoding="utf-8") as out:
+        with open_private(args.out) as out:
             for line in export_lines(gov.decision_log()):
                 out.write(line)
                 count += 1

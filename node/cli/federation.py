@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from coopfed.federation.grants import Granularity
-from coopfed.node.cli.common import NodeAction, bind_on_node, id_column
-from coopfed.node.errors import UsageError
+from coopfed.federation.keys import open_private
+from coopfed.federation.tls import is_loopback
+from coopfed.node.cli.common import NodeAction, add_period_options, bind_on_node, period_of, period_text
+from coopfed.node.cli.output import Col, add_json_option, local_time, print_json, show
 from coopfed.node.federation import grantee, issuer
 from coopfed.node.federation.decide import GrantAsk
 from coopfed.node.federation.manifest import Manifest, own_manifest
@@ -24,12 +24,11 @@ from coopfed.node.runtime import Node
 
 
 def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
-    parser.add_argument("--config", type=Path, default=Path("coopfed.toml"), help="the node's coopfed.toml")
     commands = parser.add_subparsers(required=True, metavar="ACTION")
     commands.add_parser("manifest", help="this node's manifest and fingerprints, to read out to peers")
     join = commands.add_parser("join", help="fetch a co-op's manifest, check alignment, pin its keys")
-    join.add_argument("address", help="the co-op's public host:port")
-    join.add_argument("--plaintext", action="store_true", help="no TLS (loopback development only)")
+    join.add_argument("address", help="the co-op's public host:port (on loopback: plaintext unless --ca)")
+    join.add_argument("--plaintext", action="store_true", help="no TLS (loopback only; the default there)")
     join.add_argument(
         "--ca", type=Path, help="CA certificate of the public port (default: trust on first use)"
     )
@@ -37,22 +36,23 @@ def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
     join.add_argument(
         "--allow-unaligned", action="store_true", help="pin even if the policy finds it unaligned"
     )
-    commands.add_parser("peers", help="pinned peers")
+    add_json_option(commands.add_parser("peers", help="pinned peers"))
     leave = commands.add_parser("leave", help="unpin a peer: it can no longer connect or be granted")
     leave.add_argument("peer")
     ask = commands.add_parser("request-grant", help="ask a pinned peer for a grant to aggregates")
     ask.add_argument("peer")
-    ask.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated datasets")
-    ask.add_argument("--fields", default="", help="comma-separated fields (default: all offered)")
-    ask.add_argument("--start", required=True, help="first day, ISO 8601 (UTC)")
-    ask.add_argument("--end", required=True, help="first day excluded, ISO 8601 (UTC)")
+    ask.add_argument("--dataset", action="append", default=[], help="a dataset (repeatable; default: all)")
+    ask.add_argument(
+        "--field", action="append", default=[], help="a field (repeatable; default: all offered)"
+    )
+    add_period_options(ask)
     ask.add_argument("--purpose", default="dpv:CommunityEnergyForecasting", help="purpose code")
     ask.add_argument("--min-group-size", type=int, default=0, help="ask for a larger k than the peer's")
-    commands.add_parser("grants", help="grants held from peers, and grants this node issued")
+    add_json_option(commands.add_parser("grants", help="grants held from peers, and grants this node issued"))
     fetch = commands.add_parser("fetch", help="fetch the aggregates a held grant allows, as CSV")
     fetch.add_argument("grant", help="the grant id (jti)")
     fetch.add_argument("--out", type=Path, required=True, help="CSV file to write")
-    fetch.add_argument("--datasets", default="", help="comma-separated (default: all granted)")
+    fetch.add_argument("--dataset", action="append", default=[], help="a dataset (repeatable; default: all)")
     revoke = commands.add_parser("revoke", help="revoke a grant this node issued")
     revoke.add_argument("grant", help="the grant id (jti)")
     revoke.add_argument("--reason", required=True, help="why, for the grantee to read")
@@ -105,24 +105,35 @@ def _manifest(args: argparse.Namespace, node: Node, console: Console) -> int:
 
 
 def _join(args: argparse.Namespace, node: Node, console: Console) -> int:
-    preview = asyncio.run(grantee.preview_join(node, args.address, plaintext=args.plaintext, ca=args.ca))
-    console.print(f"fetched over {preview.contact.transport}")
+    plaintext = args.plaintext or (args.ca is None and is_loopback(args.address))
+    preview = asyncio.run(grantee.preview_join(node, args.address, plaintext=plaintext, ca=args.ca))
+    _say(console, f"fetched over {preview.contact.transport}")
     if preview.contact.presented_fingerprint:
         _say(console, f"public port certificate SHA-256: {preview.contact.presented_fingerprint}")
     _show_manifest(preview.contact.manifest, console)
-    verdict = "[green]aligned[/green]" if preview.alignment.aligned else "[red]not aligned[/red]"
-    console.print(f"federation policy: {verdict}")
+    verdict = "aligned" if preview.alignment.aligned else "not aligned"
+    console.print(f"federation policy: {verdict}", style="green" if preview.alignment.aligned else "red")
     for reason in preview.alignment.reasons:
         _say(console, f"  - {reason}")
     _show_changes(node, preview.contact.manifest, console)
-    if not args.yes:
-        answer = console.input("Do these fingerprints match what the co-op told you? Pin them [y/N] ")
-        if answer.strip().lower() not in {"y", "yes"}:
-            console.print("nothing pinned")
-            return 1
+    if not args.yes and not _confirmed(
+        console, "Do these fingerprints match what the co-op told you? Pin them"
+    ):
+        console.print("nothing pinned")
+        return 1
     record = grantee.pin(node, preview, allow_unaligned=args.allow_unaligned)
-    console.print(f"pinned [bold]{record.peer_id}[/bold]; it must also pin this node to exchange data")
+    _say(console, f"pinned {record.peer_id}; it must also pin this node to exchange data")
     return 0
+
+
+def _confirmed(console: Console, question: str) -> bool:
+    """Ask [y/N]; anything but yes, or the input ending, is no."""
+    try:
+        answer = console.input(f"{question} [y/N] ", markup=False)
+    except EOFError:
+        console.print()
+        return False
+    return answer.strip().lower() in {"y", "yes"}
 
 
 def _show_changes(node: Node, manifest: Manifest, console: Console) -> None:
@@ -146,36 +157,43 @@ def _show_changes(node: Node, manifest: Manifest, console: Console) -> None:
 
 
 def _peers(args: argparse.Namespace, node: Node, console: Console) -> int:
-    table = Table("peer", "name", "aligned", "peer endpoint", "TLS fingerprint", "keys", "updated")
-    for record in issuer.federation_of(node).state.peers().values():
-        m = record.manifest
-        table.add_row(
-            m.coop_id, escape(m.name), "yes" if record.aligned else "no", m.endpoints["peer"],
-            m.tls_fingerprint[:23] + "...", str(len(m.jwks)), _when(record.updated_at),
-        )  # fmt: skip
-    console.print(table)
+    records = [
+        {
+            "peer": r.manifest.coop_id, "name": r.manifest.name, "aligned": r.aligned,
+            "peer_endpoint": r.manifest.endpoints["peer"], "tls_fingerprint": r.manifest.tls_fingerprint,
+            "keys": len(r.manifest.jwks), "updated": _at(r.updated_at),
+        }
+        for r in issuer.federation_of(node).state.peers().values()
+    ]  # fmt: skip
+    columns = [
+        Col("peer", "peer", True), Col("name", "name"), Col("aligned", "aligned"),
+        Col("peer_endpoint", "peer endpoint"), Col("tls_fingerprint", "TLS fingerprint", True),
+        Col("keys", "keys"), Col("updated", "updated"),
+    ]  # fmt: skip
+    show(console, records, columns, as_json=args.json, empty="no peers pinned")
     return 0
 
 
 def _leave(args: argparse.Namespace, node: Node, console: Console) -> int:
     issuer.federation_of(node).state.unpin(args.peer)
-    console.print(f"unpinned {args.peer}")
+    _say(console, f"unpinned {args.peer}")
     return 0
 
 
 def _request_grant(args: argparse.Namespace, node: Node, console: Console) -> int:
+    start, end = period_of(args)
     ask = GrantAsk(
-        datasets=_list(args.datasets),
-        fields=_list(args.fields),
+        datasets=tuple(args.dataset) or DATASETS,
+        fields=tuple(args.field),
         granularity=Granularity.AGGREGATE.value,
         flow=Flow.COOP_TO_COOP.value,
         purpose=args.purpose,
-        period_start=_day(args.start, "--start"),
-        period_end=_day(args.end, "--end"),
+        period_start=start,
+        period_end=end,
         min_group_size=args.min_group_size,
     )
     held, reasons = asyncio.run(grantee.obtain_grant(node, args.peer, ask))
-    console.print(f"granted [bold]{held.jti}[/bold] by {held.issuer}, until {_when(held.expires_at)}")
+    _say(console, f"granted {held.jti} by {held.issuer}, until {local_time(held.expires_at)}")
     for reason in reasons:
         _say(console, f"  - {reason}")
     return 0
@@ -183,39 +201,43 @@ def _request_grant(args: argparse.Namespace, node: Node, console: Console) -> in
 
 def _grants(args: argparse.Namespace, node: Node, console: Console) -> int:
     state = issuer.federation_of(node).state
-    held = Table(
-        id_column("held grant"),
-        "issuer",
-        "datasets",
-        "period",
-        "k",
-        "expires",
-        "status",
-        title="held from peers",
-    )
-    for g in state.held().values():
-        status = "valid" if g.revoked_reason is None else escape(f"revoked: {g.revoked_reason}")
-        held.add_row(
-            g.jti, g.issuer, ",".join(sorted(g.scope.datasets)),
-            f"{_when(g.scope.period_start)} - {_when(g.scope.period_end)}",
-            str(g.constraints.min_group_size), _when(g.expires_at), status,
-        )  # fmt: skip
-    console.print(held)
+    held = [
+        {
+            "grant_id": g.jti, "issuer": g.issuer, "datasets": sorted(g.scope.datasets),
+            "period": period_text(g.scope.period_start, g.scope.period_end),
+            "min_group_size": g.constraints.min_group_size, "expires": _at(g.expires_at),
+            "status": "valid" if g.revoked_reason is None else f"revoked: {g.revoked_reason}",
+        }
+        for g in state.held().values()
+    ]  # fmt: skip
     revoked = state.revocations()
-    issued = Table(id_column("issued grant"), "to", "datasets", "expires", "status", title="issued to peers")
-    for g in state.issued():
-        status = "valid" if g["jti"] not in revoked else escape(f"revoked: {revoked.reason_for(g['jti'])}")
-        issued.add_row(
-            g["jti"], g["subject"], ",".join(g["scope"]["datasets"]), _when(g["expires_at"]), status
-        )
-    console.print(issued)
+    issued = [
+        {
+            "grant_id": g["jti"], "to": g["subject"], "datasets": list(g["scope"]["datasets"]),
+            "expires": _at(g["expires_at"]),
+            "status": f"revoked: {revoked.reason_for(g['jti'])}" if g["jti"] in revoked else "valid",
+        }
+        for g in state.issued()
+    ]  # fmt: skip
+    if args.json:
+        print_json({"held": held, "issued": issued})
+        return 0
+    show(console, held, [
+        Col("grant_id", "held grant", True), Col("issuer", "issuer"), Col("datasets", "datasets"),
+        Col("period", "period"), Col("min_group_size", "k"), Col("expires", "expires"),
+        Col("status", "status"),
+    ], as_json=False, empty="no grants held from peers", title="held from peers")  # fmt: skip
+    show(console, issued, [
+        Col("grant_id", "issued grant", True), Col("to", "to"), Col("datasets", "datasets"),
+        Col("expires", "expires"), Col("status", "status"),
+    ], as_json=False, empty="no grants issued to peers", title="issued to peers")  # fmt: skip
     return 0
 
 
 def _fetch(args: argparse.Namespace, node: Node, console: Console) -> int:
-    result = asyncio.run(grantee.fetch_aggregates(node, args.grant, datasets=_list(args.datasets)))
+    result = asyncio.run(grantee.fetch_aggregates(node, args.grant, datasets=tuple(args.dataset)))
     rows = 0
-    with args.out.open("w", newline="") as handle:
+    with open_private(args.out, newline="") as handle:
         out = csv.writer(handle)
         out.writerow(["dataset", "period_start", "kwh", "member_count"])
         for dataset, series in sorted(result.series.items()):
@@ -234,20 +256,20 @@ def _fetch(args: argparse.Namespace, node: Node, console: Console) -> int:
 
 def _revoke(args: argparse.Namespace, node: Node, console: Console) -> int:
     entry = issuer.revoke(node, args.grant, args.reason)
-    console.print(f"revoked {entry.jti}: refused here at once, by peers at their next refresh")
+    _say(console, f"revoked {entry.jti}: refused here at once, by peers at their next refresh")
     return 0
 
 
 def _refresh(args: argparse.Namespace, node: Node, console: Console) -> int:
     report = asyncio.run(refresh_all(node))
-    console.print(f"refreshed {', '.join(report.refreshed) or 'no peers'}")
+    _say(console, f"refreshed {', '.join(report.refreshed) or 'no peers'}")
     for peer in report.rekeyed:
-        console.print(f"  {peer}: signing keys re-pinned from its manifest")
+        _say(console, f"  {peer}: signing keys re-pinned from its manifest")
     for jti in report.newly_revoked:
-        console.print(f"  [red]grant {jti} was revoked by its issuer[/red]")
+        console.print(f"  grant {jti} was revoked by its issuer", markup=False, style="red")
     for peer, problem in report.failures.items():
         _say(console, f"  {peer}: {problem}")
-    return 0 if not report.failures else 4
+    return 0 if not report.failures else 1
 
 
 def _rotate(args: argparse.Namespace, node: Node, console: Console) -> int:
@@ -264,24 +286,12 @@ def _rotate(args: argparse.Namespace, node: Node, console: Console) -> int:
 
 def _retire(args: argparse.Namespace, node: Node, console: Console) -> int:
     node.keys.retire(args.kid)
-    console.print(f"retired {args.kid}: tokens and grants it signed no longer verify")
+    _say(console, f"retired {args.kid}: tokens and grants it signed no longer verify")
     return 0
 
 
-def _list(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-def _day(text: str, option: str) -> int:
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise UsageError(f"{option}: not an ISO 8601 date or time: {text!r}", code="cli.date") from exc
-    return int((at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp())
-
-
-def _when(unix: int) -> str:
-    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%d %H:%M")
+def _at(unix: int) -> datetime:
+    return datetime.fromtimestamp(unix, UTC)
 
 
 def _iso(unix: int) -> str:

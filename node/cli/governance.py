@@ -5,15 +5,24 @@ from __future__ import annotations
 import argparse
 import csv
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
-from coopfed.node.cli.common import bind, id_column
-from coopfed.node.client import Credentials, bearer, channel
+from coopfed.federation.keys import open_private
+from coopfed.node.cli.common import (
+    add_credentials_option,
+    add_period_options,
+    bind,
+    period_of,
+    period_text,
+    public_channel,
+    saved_credentials,
+)
+from coopfed.node.cli.output import Col, add_json_option, cell, local_day, print_json, show
+from coopfed.node.client import Credentials, add_node_options, bearer, channel
 from coopfed.node.errors import UsageError
 from coopfed.v1 import common_pb2
 from coopfed.v1 import governance_pb2 as pb
@@ -40,10 +49,9 @@ def add_commands(groups: Any, console: Console) -> None:
 
 
 def _org(parser: argparse.ArgumentParser, console: Console) -> None:
-    parser.add_argument("--credentials", type=Path, default=DEFAULT_ORG, help="saved organisation token")
     commands = parser.add_subparsers(required=True, metavar="ACTION")
     reg = commands.add_parser("register", help="register an organisation with a co-op's node")
-    reg.add_argument("--node", default="127.0.0.1:50051", help="the node's host:port")
+    add_node_options(reg)
     reg.add_argument("--name", required=True)
     reg.add_argument("--type", required=True, help="e.g. university, council, charity, company")
     reg.add_argument("--registration-number", default="")
@@ -51,10 +59,14 @@ def _org(parser: argparse.ArgumentParser, console: Console) -> None:
     reg.add_argument("--contact", default="", help="contact address for the co-op's board")
     reg.add_argument("--commit", action="append", default=[], help="a commitment, e.g. not_for_profit")
     reg.add_argument("--description", default="")
-    commands.add_parser("show", help="your organisation and its assessment")
+    add_credentials_option(reg, DEFAULT_ORG, saves=True)
+    show = commands.add_parser("show", help="your organisation and its assessment")
     for name, text in (("datasets", "the co-op's dataset catalogue"), ("purposes", "the purpose vocabulary")):
         sub = commands.add_parser(name, help=text)
-        sub.add_argument("--node", default="", help="the node's host:port (default: from credentials)")
+        add_node_options(sub, default="")  # default: the node of the saved credential
+    for sub in (show, commands.choices["datasets"], commands.choices["purposes"]):
+        add_credentials_option(sub, DEFAULT_ORG)
+        add_json_option(sub)
     bind(
         commands,
         {"register": _org_register, "show": _org_show, "datasets": _datasets, "purposes": _purposes},
@@ -62,24 +74,23 @@ def _org(parser: argparse.ArgumentParser, console: Console) -> None:
     )
 
 
-def _governance(node: str) -> pb_grpc.GovernanceServiceStub:
-    return pb_grpc.GovernanceServiceStub(channel(node))
-
-
 def _org_session(args: argparse.Namespace) -> tuple[pb_grpc.GovernanceServiceStub, tuple, Credentials]:
     creds = Credentials.load(args.credentials, "run `coopfed org register` first")
-    return _governance(creds.node), bearer(creds.token), creds
+    return pb_grpc.GovernanceServiceStub(creds.channel()), bearer(creds.token), creds
 
 
 def _org_register(args: argparse.Namespace, console: Console) -> int:
-    reply = _governance(args.node).RegisterOrganisation(
+    if args.credentials.exists() and not args.force:  # refuse before registering an orphan
+        saved_credentials(args, args.node, "", "")
+    stub = pb_grpc.GovernanceServiceStub(channel(args.node, ca=args.ca, fingerprint=args.fingerprint))
+    reply = stub.RegisterOrganisation(
         pb.RegisterOrganisationRequest(
             name=args.name, type=args.type, registration_number=args.registration_number,
             website=args.website, contact=args.contact, commitments=args.commit, description=args.description,
         )
     )  # fmt: skip
-    Credentials(args.node, reply.organisation_id, reply.token).save(args.credentials)
-    console.print(f"registered as [bold]{reply.organisation_id}[/bold]; token saved to {args.credentials}")
+    saved_credentials(args, args.node, reply.organisation_id, reply.token)
+    console.print(f"registered as {reply.organisation_id}; token saved to {args.credentials}", markup=False)
     print_assessment(console, reply.organisation.assessment)
     return 0
 
@@ -87,42 +98,69 @@ def _org_register(args: argparse.Namespace, console: Console) -> int:
 def _org_show(args: argparse.Namespace, console: Console) -> int:
     stub, md, _ = _org_session(args)
     org = stub.GetOrganisation(pb.GetOrganisationRequest(), metadata=md)
-    console.print(f"[bold]{org.name}[/bold] ({org.organisation_id}), {org.type}, verified: {org.verified}")
+    if args.json:
+        print_json(organisation_record(org))
+        return 0
+    console.print(
+        f"{org.name} ({org.organisation_id}), {org.type}, verified: {cell(org.verified)}", markup=False
+    )
     print_assessment(console, org.assessment)
     return 0
 
 
+def organisation_record(o: pb.Organisation) -> dict[str, Any]:
+    a = o.assessment
+    return {
+        "organisation_id": o.organisation_id, "name": o.name, "type": o.type, "verified": o.verified,
+        "contact": o.contact, "score": a.score, "assessment_expires": a.expires_at.ToDatetime(UTC),
+        "reasons": list(a.reasons),
+    }  # fmt: skip
+
+
 def print_assessment(console: Console, a: pb.Assessment) -> None:
-    console.print(f"assessment: {a.score}/100, valid until {a.expires_at.ToDatetime(UTC):%Y-%m-%d}")
+    console.print(f"assessment: {a.score}/100, valid until {local_day(a.expires_at.ToDatetime(UTC))}")
     for reason in a.reasons:
-        console.print(f"  - {reason}", highlight=False, soft_wrap=True)
-
-
-def _public_node(args: argparse.Namespace) -> str:
-    return args.node or Credentials.load(args.credentials, "give --node or register first").node
+        console.print(f"  - {reason}", markup=False)
 
 
 def _datasets(args: argparse.Namespace, console: Console) -> int:
-    reply = _governance(_public_node(args)).ListDatasets(pb.ListDatasetsRequest())
-    table = Table(
-        "dataset", "title", "granularities", "fields", "period held", "sensitivity", title=reply.publisher
-    )
-    for d in reply.datasets:
-        period = _period_text(d.period_available) if d.HasField("period_available") else "none yet"
-        grans = ", ".join(
-            pb.Granularity.Name(g).removeprefix("GRANULARITY_").lower() for g in d.granularities
-        )
-        table.add_row(d.id, d.title, grans, ", ".join(f.name for f in d.fields), period, d.sensitivity)
-    console.print(table)
+    stub = pb_grpc.GovernanceServiceStub(public_channel(args, "give --node or register first"))
+    reply = stub.ListDatasets(pb.ListDatasetsRequest())
+    records = [
+        {
+            "dataset": d.id, "title": d.title,
+            "granularities": [granularity_name(g) for g in d.granularities],
+            "fields": [f.name for f in d.fields], "sensitivity": d.sensitivity,
+            "period_held": period_text(d.period_available.start_unix, d.period_available.end_unix)
+            if d.HasField("period_available") else "none yet",
+        }
+        for d in reply.datasets
+    ]  # fmt: skip
+    columns = [
+        Col("dataset", "dataset", True),
+        Col("title", "title"),
+        Col("granularities", "granularities"),
+        Col("fields", "fields"),
+        Col("period_held", "period held"),
+        Col("sensitivity", "sensitivity"),
+    ]
+    show(console, records, columns, as_json=args.json, empty="no datasets", title=reply.publisher)
     return 0
 
 
 def _purposes(args: argparse.Namespace, console: Console) -> int:
-    reply = _governance(_public_node(args)).ListPurposes(pb.ListPurposesRequest())
-    table = Table("code", "label", "among the co-op's aims", "never served")
-    for p in reply.purposes:
-        table.add_row(p.code, p.label, "yes" if p.among_aims else "", "yes" if p.prohibited else "")
-    console.print(table)
+    stub = pb_grpc.GovernanceServiceStub(public_channel(args, "give --node or register first"))
+    records = [
+        {"code": p.code, "label": p.label, "among_aims": p.among_aims, "prohibited": p.prohibited}
+        for p in stub.ListPurposes(pb.ListPurposesRequest()).purposes
+    ]
+    columns = [
+        Col("code", "code", True),
+        Col("label", "label"),
+        Col("among_aims", "among the co-op's aims"),
+        Col("prohibited", "never served"),
+    ]
+    show(console, records, columns, as_json=args.json, empty="no purposes")
     return 0
 
 
@@ -130,106 +168,140 @@ def _purposes(args: argparse.Namespace, console: Console) -> int:
 
 
 def _request(parser: argparse.ArgumentParser, console: Console) -> None:
-    parser.add_argument("--credentials", type=Path, default=DEFAULT_ORG, help="saved organisation token")
     commands = parser.add_subparsers(required=True, metavar="ACTION")
     submit = commands.add_parser("submit", help="ask for data; the policy decides at once")
     submit.add_argument("--dataset", action="append", required=True, help="a dataset id (repeatable)")
     submit.add_argument("--field", action="append", default=[], help="a field name (repeatable)")
     submit.add_argument("--granularity", choices=["aggregate", "individual"], default="aggregate")
-    submit.add_argument(
-        "--from", dest="start", required=True, type=date.fromisoformat, help="first day (UTC)"
-    )
-    submit.add_argument("--to", dest="end", required=True, type=date.fromisoformat, help="day after the last")
+    add_period_options(submit)
     submit.add_argument("--purpose", required=True, help="a purpose code, e.g. dpv:AcademicResearch")
     submit.add_argument("--describe", default="", help="the purpose in your own words")
     submit.add_argument("--commit", action="append", default=[], help="e.g. results_shared_with_members")
-    commands.add_parser("list", help="your requests")
-    show = commands.add_parser("show", help="one request: decisions, reasons, scores, grant")
-    show.add_argument("request_id")
-    commands.add_parser("grants", help="your grants, with revocations and their reasons")
+    listing = commands.add_parser("list", help="your requests")
+    add_json_option(listing)
+    one = commands.add_parser("show", help="one request: decisions, reasons, scores, grant")
+    one.add_argument("request_id")
+    add_json_option(one)
+    add_json_option(commands.add_parser("grants", help="your grants, with revocations and their reasons"))
     fetch = commands.add_parser("fetch", help="stream the data a grant allows into a CSV file")
     fetch.add_argument("grant_id")
     fetch.add_argument("--out", type=Path, required=True)
-    fetch.add_argument("--dataset", action="append", default=[])
+    fetch.add_argument("--dataset", action="append", default=[], help="only this dataset (repeatable)")
+    for sub in commands.choices.values():
+        add_credentials_option(sub, DEFAULT_ORG)
     actions = {"submit": _submit, "list": _list, "show": _show, "grants": _grants, "fetch": _fetch}
     bind(commands, actions, console)
 
 
-def _unix(day: date) -> int:
-    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
-
-
-def _period_text(p: common_pb2.Period) -> str:
-    start, end = (datetime.fromtimestamp(t, UTC) for t in (p.start_unix, p.end_unix))
-    return f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
-
-
 def _submit(args: argparse.Namespace, console: Console) -> int:
+    start, end = period_of(args)
     stub, md, _ = _org_session(args)
     request = pb.DataRequest(
         datasets=args.dataset, fields=args.field or ["kwh"],
         granularity=pb.Granularity.Value("GRANULARITY_" + args.granularity.upper()),
-        period=common_pb2.Period(start_unix=_unix(args.start), end_unix=_unix(args.end)),
+        period=common_pb2.Period(start_unix=start, end_unix=end),
         flow=common_pb2.FLOW_THIRD_PARTY, purpose=args.purpose, purpose_description=args.describe,
         commitments=args.commit,
     )  # fmt: skip
-    print_status(console, stub.SubmitDataRequest(request, metadata=md))
-    return 0
+    status = stub.SubmitDataRequest(request, metadata=md)
+    print_status(console, status)
+    return 1 if status.state == pb.REQUEST_STATE_REJECTED else 0  # refused: exit 1
 
 
 def outcome_name(value: int) -> str:
     return pb.Outcome.Name(value).removeprefix("OUTCOME_").lower()
 
 
+def state_name(value: int) -> str:
+    return pb.RequestState.Name(value).removeprefix("REQUEST_STATE_").lower().replace("_", " ")
+
+
+def granularity_name(value: int) -> str:
+    return pb.Granularity.Name(value).removeprefix("GRANULARITY_").lower()
+
+
+def request_record(s: pb.DataRequestStatus) -> dict[str, Any]:
+    """A request as people read it: who asks, for what, over which days, why, and where it stands."""
+    r = s.request
+    return {
+        "request_id": s.request_id, "organisation_id": s.organisation_id,
+        "submitted": s.submitted_at.ToDatetime(UTC), "datasets": list(r.datasets), "fields": list(r.fields),
+        "granularity": granularity_name(r.granularity),
+        "period": period_text(r.period.start_unix, r.period.end_unix),
+        "purpose": r.purpose, "description": r.purpose_description, "commitments": list(r.commitments),
+        "state": state_name(s.state), "policy": outcome_name(s.policy_decision.outcome),
+        "score": s.policy_decision.score, "grant_id": s.grant.grant_id,
+    }  # fmt: skip
+
+
 def print_status(console: Console, s: pb.DataRequestStatus) -> None:
-    state = pb.RequestState.Name(s.state).removeprefix("REQUEST_STATE_").lower().replace("_", " ")
     d = s.policy_decision
-    console.print(f"request [bold]{s.request_id}[/bold]: {state}")
+    console.print(f"request {s.request_id}: {state_name(s.state)}", markup=False)
     console.print(f"policy: {outcome_name(d.outcome)} (score {d.score}/100, decision {d.decision_id})")
     for reason in d.reasons:
-        console.print(f"  - {reason}", highlight=False, soft_wrap=True)
+        console.print(f"  - {reason}", markup=False)
     for stage in d.stages:
-        console.print(f"  {stage.stage}: {stage.score}/100", highlight=False, soft_wrap=True)
+        console.print(f"  {stage.stage}: {stage.score}/100", markup=False)
         for dim in stage.dimensions:
-            console.print(
-                f"    {dim.name} {dim.score}/100 (weight {dim.weight}): {dim.reason}", highlight=False
-            )
+            console.print(f"    {dim.name} {dim.score}/100 (weight {dim.weight}): {dim.reason}", markup=False)
     if s.HasField("review"):
-        console.print(
-            f"board: {outcome_name(s.review.outcome)}: {s.review.reasons[0]}", highlight=False, soft_wrap=True
-        )
+        console.print(f"board: {outcome_name(s.review.outcome)}: {s.review.reasons[0]}", markup=False)
     if s.HasField("grant"):
         g = s.grant
-        console.print(f"grant [bold]{g.grant_id}[/bold] until {g.expires_at.ToDatetime(UTC):%Y-%m-%d}")
+        console.print(f"grant {g.grant_id} until {local_day(g.expires_at.ToDatetime(UTC))}", markup=False)
 
 
 def _list(args: argparse.Namespace, console: Console) -> int:
     stub, md, _ = _org_session(args)
-    table = Table(id_column("request"), "submitted", "datasets", "state", "policy", id_column("grant"))
-    for s in stub.ListMyRequests(pb.ListMyRequestsRequest(), metadata=md).requests:
-        table.add_row(
-            s.request_id, f"{s.submitted_at.ToDatetime(UTC):%Y-%m-%d %H:%M}", ", ".join(s.request.datasets),
-            pb.RequestState.Name(s.state).removeprefix("REQUEST_STATE_").lower(),
-            outcome_name(s.policy_decision.outcome), s.grant.grant_id,
-        )  # fmt: skip
-    console.print(table)
+    records = [
+        request_record(s) for s in stub.ListMyRequests(pb.ListMyRequestsRequest(), metadata=md).requests
+    ]
+    columns = [
+        Col("request_id", "request", True),
+        Col("submitted", "submitted"),
+        Col("datasets", "datasets"),
+        Col("period", "period"),
+        Col("state", "state"),
+        Col("policy", "policy"),
+        Col("grant_id", "grant", True),
+    ]
+    show(console, records, columns, as_json=args.json, empty="no requests yet")
     return 0
 
 
 def _show(args: argparse.Namespace, console: Console) -> int:
     stub, md, _ = _org_session(args)
-    print_status(console, stub.GetDecision(pb.GetDecisionRequest(request_id=args.request_id), metadata=md))
+    status = stub.GetDecision(pb.GetDecisionRequest(request_id=args.request_id), metadata=md)
+    if args.json:
+        print_json(request_record(status) | {"reasons": list(status.policy_decision.reasons)})
+        return 0
+    print_status(console, status)
     return 0
+
+
+def grant_record(g: pb.Grant) -> dict[str, Any]:
+    return {
+        "grant_id": g.grant_id, "request_id": g.request_id, "datasets": list(g.scope.datasets),
+        "period": period_text(g.scope.period.start_unix, g.scope.period.end_unix),
+        "expires": g.expires_at.ToDatetime(UTC), "revoked": g.revoked,
+        "revoked_at": g.revoked_at.ToDatetime(UTC) if g.HasField("revoked_at") else None,
+        "revocation_reason": g.revocation_reason,
+        "status": f"revoked: {g.revocation_reason}" if g.revoked else "valid",
+    }  # fmt: skip
 
 
 def _grants(args: argparse.Namespace, console: Console) -> int:
     stub, md, _ = _org_session(args)
-    table = Table(id_column("grant"), id_column("request"), "datasets", "expires", "revoked")
-    for g in stub.ListMyGrants(pb.ListMyGrantsRequest(), metadata=md).grants:
-        revoked = f"yes: {g.revocation_reason}" if g.revoked else ""
-        expires = f"{g.expires_at.ToDatetime(UTC):%Y-%m-%d}"
-        table.add_row(g.grant_id, g.request_id, ", ".join(g.scope.datasets), expires, revoked)
-    console.print(table)
+    records = [grant_record(g) for g in stub.ListMyGrants(pb.ListMyGrantsRequest(), metadata=md).grants]
+    columns = [
+        Col("grant_id", "grant", True),
+        Col("request_id", "request", True),
+        Col("datasets", "datasets"),
+        Col("period", "period"),
+        Col("expires", "expires"),
+        Col("status", "status"),
+    ]
+    show(console, records, columns, as_json=args.json, empty="no grants yet")
     return 0
 
 
@@ -240,19 +312,19 @@ def _fetch(args: argparse.Namespace, console: Console) -> int:
         raise UsageError(
             f"no grant {args.grant_id} among yours (see `coopfed request grants`)", code="cli.grant"
         )
-    data = pb_grpc.DataServiceStub(channel(creds.node))
+    data = pb_grpc.DataServiceStub(creds.channel())
     chunks = data.FetchData(
         pb.FetchDataRequest(datasets=args.dataset), metadata=bearer(grants[args.grant_id].token)
     )
     rows = write_release_csv(chunks, args.out)
-    console.print(f"wrote {rows} rows to {args.out}")
+    console.print(f"wrote {rows} rows to {args.out}", markup=False)
     return 0
 
 
 def write_release_csv(chunks: Iterable[pb.DataChunk], out: Path) -> int:
     """Write a FetchData stream as CSV: dataset, member_ref, period_start (UTC), kwh, member_count."""
     rows = 0
-    with out.open("w", newline="") as handle:
+    with open_private(out, newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["dataset", "member_ref", "period_start", "kwh", "member_count"])
         for chunk in chunks:

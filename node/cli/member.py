@@ -12,6 +12,7 @@ from google.protobuf.json_format import MessageToDict
 from rich.console import Console
 from rich.table import Table
 
+from coopfed.federation.keys import open_private
 from coopfed.node.cli.common import bind
 from coopfed.node.client import Credentials, bearer, channel
 from coopfed.node.errors import UsageError
@@ -148,7 +149,8 @@ def _export(args: argparse.Namespace, console: Console) -> int:
     chunks = [MessageToDict(c) for c in stub.ExportMyData(member_pb2.ExportRequest(), metadata=md)]
     text = json.dumps(chunks, indent=2)
     if args.out:
-        args.out.write_text(text)
+        with open_private(args.out) as out:
+            out.write(text)
         console.print(f"wrote {len(chunks)} chunks to {args.out}")
     else:
         print(text)

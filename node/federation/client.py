@@ -101,15 +101,10 @@ class PeerClient:
     def __init__(self, fed: Federation, ring: KeyRing, peer: PeerRecord) -> None:
         self.fed, self.ring, self.peer = fed, ring, peer
         address = peer.manifest.endpoints["peer"]
-        options = [("grpc.max_receive_message_length", _MAX_MESSAGE)]
-        if fed.conf.plaintext:
-            if not is_loopback_host(address):
-                raise FailedPrecondition("plaintext is allowed only on loopback", code="federation.plaintext")
-            self.channel = grpc.aio.insecure_channel(address, options=options)
-        else:
-            creds = fed.tls.channel_credentials([peer.manifest.tls_certificate_pem])
-            options += list(channel_options(peer.peer_id))
-            self.channel = grpc.aio.secure_channel(address, creds, options=options)
+        # Mutual TLS even with [federation] plaintext: the pinned certificate is the peer's identity.
+        options = [("grpc.max_receive_message_length", _MAX_MESSAGE), *channel_options(peer.peer_id)]
+        creds = fed.tls.channel_credentials([peer.manifest.tls_certificate_pem])
+        self.channel = grpc.aio.secure_channel(address, creds, options=options)
         self.stub = federation_pb2_grpc.FederationServiceStub(self.channel)
 
     async def __aenter__(self) -> Self:

@@ -99,11 +99,6 @@ class Federation:
     def enabled(self) -> bool:
         return bool(self.conf.listen)
 
-    @property
-    def require_client_certificate(self) -> bool:
-        """Peers must show their pinned certificate, unless plaintext is configured for loopback."""
-        return not self.conf.plaintext
-
     def keys(self, node: Node) -> KeyRing:
         """The node's key ring, reloaded if it changed on disk (a rotation made with the CLI)."""
         st = os.stat(self._ring_index)

@@ -82,7 +82,7 @@ def check_peer(node: Node, principal: Principal, kind: str, context: grpc.aio.Se
         raise Unauthenticated(
             f"{principal.id!r} is not a pinned peer of this node", code="federation.not_peer"
         )
-    if fed.require_client_certificate and peer_fingerprint(context) != record.manifest.tls_fingerprint:
+    if peer_fingerprint(context) != record.manifest.tls_fingerprint:
         raise Unauthenticated(
             f"the TLS client certificate is not the one pinned for {principal.id!r}",
             code="federation.certificate",

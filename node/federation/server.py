@@ -1,5 +1,9 @@
 """The peer port: FederationService over mutual TLS whose roots are the pinned peers' certificates,
-reloaded at each handshake (so a peer pinned while the node runs can connect), and the refresh task."""
+reloaded at each handshake (so a peer pinned while the node runs can connect), and the refresh task.
+
+The peer port is the only place FederationService (beyond the public manifest) and
+ModelExchangeService are served, and it is mutual TLS even where `[federation] plaintext` is set.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import logging
 from collections.abc import Callable
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from coopfed.federation.errors import KeyStoreError
 from coopfed.federation.tls import pinned_roots
@@ -18,6 +22,8 @@ from coopfed.node.errors import FailedPrecondition
 from coopfed.node.federation.context import Federation, is_loopback_host
 from coopfed.node.federation.refresh import RefreshReport, refresh_forever
 from coopfed.node.federation.service import SERVICE_NAME, FederationService
+from coopfed.node.introspection import add_health
+from coopfed.node.logs import RequestIdInterceptor
 from coopfed.node.runtime import Node
 from coopfed.v1 import federation_pb2_grpc
 
@@ -66,13 +72,16 @@ class PeerServer:
         from coopfed.node.services import add_peer_services, authenticators  # they import this package
 
         self.server = grpc.aio.server(
-            interceptors=[AuthInterceptor(authenticators(self.node))],
+            interceptors=[
+                RequestIdInterceptor(),
+                self.node.metrics.interceptor(),
+                AuthInterceptor(authenticators(self.node)),
+            ],
             options=[("grpc.max_receive_message_length", max_receive)],
         )
         federation_pb2_grpc.add_FederationServiceServicer_to_server(FederationService(self.node), self.server)
         add_peer_services(self.server, self.node)  # model exchange
-        self.health = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.health = add_health(self.server)
         self.port = self._bind()
         await self.server.start()
         for name in ("", SERVICE_NAME):
@@ -85,14 +94,14 @@ class PeerServer:
         return self.port
 
     def _bind(self) -> int:
+        # Always mutual TLS, whatever [federation] plaintext says: peers are known by their
+        # pinned certificates, and without TLS there is nothing to pin.
         listen = self.fed.conf.listen
-        if self.fed.conf.plaintext:
-            if not is_loopback_host(listen):
-                raise FailedPrecondition(
-                    f"[federation] plaintext is allowed only on loopback, not {listen}",
-                    code="config.plaintext",
-                )
-            return self.server.add_insecure_port(listen)
+        if self.fed.conf.plaintext and not is_loopback_host(listen):
+            raise FailedPrecondition(
+                f"[federation] plaintext is allowed only on loopback, not {listen}",
+                code="config.plaintext",
+            )
         roots = _PinnedRoots(self.fed)
         creds = grpc.dynamic_ssl_server_credentials(
             roots.configuration(), roots, require_client_authentication=True

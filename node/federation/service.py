@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import grpc
+
 from coopfed.federation.revocation import DEFAULT_PUBLICATION_TTL
 from coopfed.node.auth import caller
 from coopfed.node.federation import convert
@@ -87,6 +89,34 @@ class FederationService(federation_pb2_grpc.FederationServiceServicer):
                 profiles_excluded=release.profiles_total - release.profiles_included,
             )
         )
+
+
+class PublicManifestService(federation_pb2_grpc.FederationServiceServicer):
+    """FederationService as the public port serves it: the manifest for first contact; every
+    other method UNIMPLEMENTED, so grants, aggregates and revocation lists are reachable only
+    over the mutual-TLS peer port."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    GetManifest = FederationService.GetManifest
+
+    async def GetRevocations(self, request, context):
+        await _peer_port_only(context)
+
+    async def RequestGrant(self, request, context):
+        await _peer_port_only(context)
+
+    async def FetchAggregates(self, request, context):
+        await _peer_port_only(context)
+        yield  # a server stream
+
+
+async def _peer_port_only(context: grpc.aio.ServicerContext) -> None:
+    await context.abort(
+        grpc.StatusCode.UNIMPLEMENTED,
+        "this method is served only on the peer port, over mutual TLS with a pinned certificate",
+    )
 
 
 def _release(node: Node, release: Release, recipient: tuple[str, str], decision_id: str) -> list[Series]:

@@ -70,7 +70,9 @@ _STATES = {
 
 def period_from_proto(msg: common_pb2.Period, field: str = "period") -> tuple[int, int]:
     if msg.start_unix >= msg.end_unix or msg.start_unix < 0:
-        raise InvalidArgument(f"{field}: start before end, unix seconds", code="request.period", field=field)
+        raise InvalidArgument(
+            f"{field}: its start must come before its end", code="request.period", field=field
+        )
     return msg.start_unix, msg.end_unix
 
 

@@ -5,6 +5,10 @@ with its SHA-256 (`{"files": [{"name", "hash", "algorithm"}], "scope", "iat", "i
 hashes data.json and .manifest over a canonical form of the JSON (see `opa_file_hash`), every
 other file over its bytes. OPA's own verifier accepts exactly one JWT; a coopfed node accepts
 several and requires valid signatures from at least M distinct board keys.
+
+The manifest's `metadata.coopfed` carries a `serial`, a counter that orders a co-op's bundles
+(each new bundle takes the next number), and `rollback`, true only on a bundle that re-issues
+old content on purpose; see ordering.py for what a node accepts.
 """
 
 from __future__ import annotations
@@ -109,6 +113,9 @@ class BundleInfo:
     files: dict[str, str]  # name -> sha256
     signers: tuple[str, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
+    serial: int = 0  # the manifest's counter: a later bundle has a higher one
+    rollback: bool = False  # the manifest says it re-issues old content on purpose
+    issued_at: int = 0  # the newest `iat` among the valid board signatures (unix seconds)
 
 
 def bundle_files(policy_dir: str | Path) -> dict[str, bytes]:
@@ -145,21 +152,28 @@ def build_bundle(
     source: str = "",
     issuer: str = "coopfed",
     now: int | None = None,
+    serial: int = 1,
+    rollback: bool = False,
 ) -> BundleInfo:
     """Write a signed bundle (.tar.gz) of `policy_dir`; `source` (e.g. a git commit) goes in metadata.
+
+    `serial` orders the bundle among the co-op's bundles (see `next_serial`); `rollback` marks
+    one that deliberately re-issues content of an earlier bundle, under a new serial.
 
     The archive is reproducible (sorted entries, zero times), so a second board member can
     rebuild it from the same revision, compare, and co-sign with `sign_bundle`.
     """
     if not keys:
         raise BundleError("a bundle needs at least one board signing key")
+    if isinstance(serial, bool) or not isinstance(serial, int) or serial < 1:
+        raise BundleError(f"a bundle's serial is a whole number from 1, not {serial!r}")
     files = bundle_files(policy_dir)
     policies = load_policies(policy_dir)
     manifest = {
         "revision": policies.revision,
         "roots": list(roots_of(policies)),
         "rego_version": 1,
-        "metadata": {"coopfed": {"source": source}},
+        "metadata": {"coopfed": {"source": source, "serial": serial, "rollback": rollback}},
     }
     files[MANIFEST] = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8")
     hashes = {name: opa_file_hash(name, data) for name, data in files.items()}
@@ -167,8 +181,18 @@ def build_bundle(
     files[SIGNATURES] = _signatures_file(tokens)
     write_archive(Path(out), files)
     return BundleInfo(
-        Path(out), policies.revision, tuple(manifest["roots"]), hashes, tuple(k.kid for k in keys)
-    )
+        Path(out), policies.revision, tuple(manifest["roots"]), hashes, tuple(k.kid for k in keys),
+        serial=serial, rollback=rollback,
+    )  # fmt: skip
+
+
+def next_serial(path: str | Path) -> int:
+    """The serial a bundle replacing the one at `path` should carry: its serial + 1, or 1 where
+    there is none yet. Read without verifying: a wrong guess is refused by the node anyway."""
+    if not Path(path).exists():
+        return 1
+    serial, _ = _order(_manifest(read_archive(path)))
+    return serial + 1
 
 
 def sign_files(
@@ -238,7 +262,9 @@ def verify_bundle(
     files = read_archive(path)
     tokens = _tokens(files.pop(SIGNATURES, None))
     hashes = {name: opa_file_hash(name, data) for name, data in files.items()}
-    signers = sorted({kid for kid in (_check_token(t, keys, hashes, scope) for t in tokens) if kid})
+    checked = [_check_token(t, keys, hashes, scope) for t in tokens]
+    signed_at = {kid: iat for kid, iat in checked if kid}
+    signers = sorted(signed_at)
     if len(signers) < threshold:
         raise BundleError(
             f"bundle carries valid signatures from {len(signers)} board key(s); {threshold} required"
@@ -248,8 +274,28 @@ def verify_bundle(
     if manifest.get("revision") != policies.revision:
         raise BundleError("the manifest's revision is not the hash of the bundle's policies and data")
     _check_roots(policies, manifest.get("roots"))
-    info = BundleInfo(Path(path), policies.revision, tuple(manifest["roots"]), hashes, tuple(signers))
+    serial, rollback = _order(manifest)
+    info = BundleInfo(
+        Path(path), policies.revision, tuple(manifest["roots"]), hashes, tuple(signers),
+        serial=serial, rollback=rollback, issued_at=max(signed_at.values()),
+    )  # fmt: skip
     return VerifiedBundle(info, policies)
+
+
+def _order(manifest: Mapping[str, Any]) -> tuple[int, bool]:
+    """The manifest's serial and rollback flag, or BundleError where they are missing or malformed."""
+    meta = manifest.get("metadata")
+    ours = meta.get("coopfed") if isinstance(meta, dict) else None
+    ours = ours if isinstance(ours, dict) else {}
+    serial, rollback = ours.get("serial"), ours.get("rollback", False)
+    if isinstance(serial, bool) or not isinstance(serial, int) or serial < 1:
+        raise BundleError(
+            "the bundle's manifest carries no serial (metadata.coopfed.serial); "
+            "build it again with `coopfed policy bundle`"
+        )
+    if not isinstance(rollback, bool):
+        raise BundleError("the bundle's manifest says rollback with something other than true or false")
+    return serial, rollback
 
 
 def _tokens(raw: bytes | None) -> list[str]:
@@ -275,8 +321,9 @@ def _unverified_kid(token: str) -> str:
     return header.get("kid", "") if isinstance(header, dict) else ""
 
 
-def _check_token(token: str, keys: BoardKeySet, hashes: Mapping[str, str], scope: str) -> str:
-    """The kid of a valid board signature over exactly these files; "" for a key outside the set."""
+def _check_token(token: str, keys: BoardKeySet, hashes: Mapping[str, str], scope: str) -> tuple[str, int]:
+    """The kid and iat of a valid board signature over exactly these files; "" for a key outside
+    the set."""
     parts = token.split(".")
     if len(parts) != 3 or not all(_SEGMENT.fullmatch(p) for p in parts):
         raise BundleError("a bundle signature is not a compact JWT")
@@ -285,7 +332,7 @@ def _check_token(token: str, keys: BoardKeySet, hashes: Mapping[str, str], scope
         raise BundleError(f"bundle signatures must be {ALGORITHM} JWTs with only alg, typ and kid headers")
     kid = header.get("kid")
     if not isinstance(kid, str) or kid not in keys:
-        return ""
+        return "", 0
     signature = b64url_decode(parts[2])
     if b64url(signature) != parts[2] or not _ES256.verify(
         f"{parts[0]}.{parts[1]}".encode(), keys[kid], signature
@@ -298,7 +345,10 @@ def _check_token(token: str, keys: BoardKeySet, hashes: Mapping[str, str], scope
     signed = _signed_files(payload, kid)
     if signed != dict(hashes):
         raise BundleError(_mismatch(signed, hashes, kid))
-    return kid
+    iat = payload.get("iat")
+    if isinstance(iat, bool) or not isinstance(iat, int) or iat < 0:
+        raise BundleError(f"the signature by board key {kid} carries no issue time (iat)")
+    return kid, iat
 
 
 def _json_segment(segment: str) -> dict[str, Any]:

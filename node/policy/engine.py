@@ -56,13 +56,17 @@ def make_engine(
     opa_binary: str = "",
     push: bool = True,
     timeout: float = 2.0,
+    opa_token: str = "",
+    opa_ca_file: str = "",
 ) -> PolicyEngine:
     """Build the engine named by `kind`.
 
     embedded: in-process Rego (regopy), compiled once for this policy set.
     opa: an OPA server over REST. With `opa_url`, that server (policies pushed to it unless
     push is False, when the server is trusted to hold this policy set already); without it,
-    `opa_binary` is started as a sidecar on a loopback port and stopped on close.
+    `opa_binary` is started as a sidecar on a loopback port and stopped on close. `opa_token`
+    is the bearer token for that server and `opa_ca_file` the CA that verifies its https
+    certificate (a sidecar has its own token and needs neither).
     """
     if kind == "embedded":
         from coopfed.node.policy.embedded import EmbeddedEngine
@@ -72,7 +76,9 @@ def make_engine(
         from coopfed.node.policy.opa import OpaEngine
 
         if opa_url:
-            return OpaEngine(opa_url, policies, push=push, timeout=timeout)
+            return OpaEngine(
+                opa_url, policies, push=push, timeout=timeout, token=opa_token, ca_file=opa_ca_file
+            )
         if opa_binary:
             return OpaEngine.with_sidecar(opa_binary, policies, timeout=timeout)
         raise PolicyError("the opa engine needs an opa_url or an opa_binary")

@@ -19,3 +19,9 @@ class PolicyUnavailable(PolicyEngineError):
     """The engine cannot be reached (OPA down, refused or timed out); the caller may retry."""
 
     code = "policy_unavailable"
+
+
+class PolicyRevisionMismatch(PolicyUnavailable):
+    """The engine answered from another policy revision than the node's active one; refused."""
+
+    code = "policy_revision_mismatch"

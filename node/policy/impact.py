@@ -239,6 +239,7 @@ class ImpactAnalysis:
                     "logged_revision": entry.revision,
                     "timestamp": entry.timestamp,
                     "input": entry.input,
+                    "logged": summary_of((True, entry.result)),  # what the node decided at the time
                     "base": summary_of(verdict.base),
                     "head": summary_of(verdict.head),
                 }

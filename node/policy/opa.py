@@ -1,7 +1,16 @@
-"""An OPA server over its REST Data API, through opa-python-client with one reused session."""
+"""An OPA server over its REST API, through opa-python-client with one reused session.
+
+Every decision is pinned to the node's revision: the engine stores the revision it pushed in
+the server's data (`data.coopfed_node.revision`) and asks for it in the same query as the
+decision, so OPA answers both from one snapshot; an answer from any other revision (OPA
+restarted empty, its data replaced behind the node's back, another writer) is refused, never
+used. This catches every change that does not also forge the fact, which is why the sidecar
+admits only the node's token (see sidecar.py).
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any, TypeVar
@@ -12,7 +21,7 @@ from opa_client import OpaClient
 from opa_client import errors as opa_errors
 
 from coopfed.node.policy.engine import check_path, input_json
-from coopfed.node.policy.errors import PolicyError, PolicyUnavailable
+from coopfed.node.policy.errors import PolicyError, PolicyRevisionMismatch, PolicyUnavailable
 from coopfed.node.policy.loader import PolicySet
 from coopfed.node.policy.sidecar import OpaSidecar
 
@@ -20,6 +29,8 @@ T = TypeVar("T")
 
 POLICY_ID_PREFIX = "coopfed/"
 """Policies this engine pushes are stored under ids with this prefix (and only those are pruned)."""
+REVISION_ROOT = "coopfed_node"
+"""The top-level data key where the engine stores the revision it pushed (reserved)."""
 
 
 class OpaEngine:
@@ -33,6 +44,8 @@ class OpaEngine:
         push: bool = True,
         timeout: float = 2.0,
         retries: int = 1,
+        token: str = "",
+        ca_file: str = "",
         sidecar: OpaSidecar | None = None,
     ) -> None:
         parts = urlsplit(url)
@@ -42,12 +55,17 @@ class OpaEngine:
             port = 0
         if parts.scheme not in ("http", "https") or not parts.hostname or not port:
             raise PolicyError(f"not an OPA server URL: {url!r}")
+        if ca_file and parts.scheme != "https":
+            raise PolicyError("opa_ca_file is set but the OPA URL is not https")
         self._policies = policies
         self._sidecar = sidecar
+        # push=False: the server is trusted to hold this policy set already, without the fact.
+        self._pinned = push
         self._client = OpaClient(
             host=parts.hostname,
             port=port,
-            ssl=parts.scheme == "https",
+            ssl=(ca_file or True) if parts.scheme == "https" else False,  # a CA file, or the system's
+            token=token or None,
             timeout=timeout,
             retries=retries,
         )
@@ -64,7 +82,7 @@ class OpaEngine:
         sidecar = OpaSidecar(binary)
         sidecar.start()
         try:
-            return cls(sidecar.url, policies, push=True, timeout=timeout, sidecar=sidecar)
+            return cls(sidecar.url, policies, timeout=timeout, token=sidecar.token, sidecar=sidecar)
         except BaseException:
             sidecar.stop()
             raise
@@ -73,14 +91,39 @@ class OpaEngine:
     def revision(self) -> str:
         return self._policies.revision
 
+    @property
+    def sidecar(self) -> OpaSidecar | None:
+        """The OPA server this engine started and owns, if it did."""
+        return self._sidecar
+
     def evaluate(self, path: str, input: Any) -> Any:
         check_path(path)
         input_json(input)  # refuse what the embedded engine refuses, before the wire
-        body = _call(partial(self._client.query_rule, input, path))
-        return body.get("result")  # absent where the document is undefined
+        if not self._pinned:
+            body = _call(partial(self._client.query_rule, input, path))
+            return body.get("result")  # absent where the document is undefined
+        # One ad-hoc query, one snapshot: the document (as a list, empty where undefined) and
+        # the revision fact. Segments are quoted as JSON strings, so no path can inject Rego.
+        ref = "data" + "".join(f"[{json.dumps(seg)}]" for seg in path.split("/"))
+        query = f"result := [x | x := {ref}]; revision := [r | r := data.{REVISION_ROOT}.revision]"
+        body = _call(partial(self._post, "query", {"query": query, "input": input}))
+        rows = body.get("result")
+        row = rows[0] if isinstance(rows, list) and rows and isinstance(rows[0], dict) else {}
+        found = row.get("revision") or ["none"]
+        if found != [self.revision]:
+            raise PolicyRevisionMismatch(
+                f"OPA holds policy revision {str(found[0])[:64]}, not the node's active revision "
+                f"{self.revision}; refusing to decide until the node loads its policies again"
+            )
+        result = row.get("result") or []
+        return result[0] if result else None
 
     def push(self, policies: PolicySet) -> None:
         """Replace the server's data and this engine's modules with `policies`."""
+        if REVISION_ROOT in policies.data:
+            raise PolicyError(f"policy data may not use the top-level key {REVISION_ROOT!r} (reserved)")
+        # The root PUT drops the old revision fact, and the new one is written last: while the
+        # server holds a mix of two revisions, no decision passes the check.
         _call(partial(self._put_root_data, policies.data))
         wanted = {POLICY_ID_PREFIX + name: src for name, src in policies.modules.items()}
         _settle(
@@ -93,13 +136,24 @@ class OpaEngine:
             if p.startswith(POLICY_ID_PREFIX) and p not in wanted
         ]
         _settle(partial(self._client.delete_policy, policy_id) for policy_id in stale)
+        _call(partial(self._put, f"data/{REVISION_ROOT}", {"revision": policies.revision}))
         self._policies = policies
+
+    def _post(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = self._client._session.post(
+            f"{self._client.root_url}/{endpoint}", json=body, timeout=self._client.timeout
+        )
+        response.raise_for_status()
+        return response.json()
 
     def _put_root_data(self, data: dict[str, Any]) -> None:
         # The client's update_or_create_data("") PUTs to /v1/data/, which OPA redirects to
         # /v1/data, and the redirected request loses its body; so PUT the root on its session.
+        self._put("data", data)
+
+    def _put(self, endpoint: str, body: Any) -> None:
         response = self._client._session.put(
-            f"{self._client.root_url}/data", json=data, timeout=self._client.timeout
+            f"{self._client.root_url}/{endpoint}", json=body, timeout=self._client.timeout
         )
         response.raise_for_status()
 

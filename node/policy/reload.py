@@ -2,8 +2,9 @@
 
 A reload is asked for by a change to the bundle file (a watch thread) or by writing a nonce
 to the node's control file `policy.reload` (`coopfed policy reload`). Either way one worker
-thread verifies the bundle against the board keys, compiles it into a new engine and swaps
-it into the PolicyHolder; on any failure the old revision stays. The outcome of the latest
+thread verifies the bundle against the board keys, checks it is newer than the last one the
+node accepted (ordering.py), compiles it into a new engine and swaps it into the PolicyHolder;
+on any failure the old revision stays. The outcome of the latest
 attempt is written to `policy-status.json` beside the control file.
 """
 
@@ -21,13 +22,14 @@ from typing import Any
 
 import watchfiles
 
-from coopfed.federation.keys import write_public
+from coopfed.federation.keys import read_private, write_public
 from coopfed.node.policy.boardkeys import BoardKeySet
 from coopfed.node.policy.bundle import DEFAULT_SCOPE, BundleError, VerifiedBundle, verify_bundle
 from coopfed.node.policy.engine import PolicyEngine, make_engine
 from coopfed.node.policy.errors import PolicyEngineError
 from coopfed.node.policy.holder import PolicyHolder
 from coopfed.node.policy.loader import PolicySet, load_policies
+from coopfed.node.policy.ordering import Floor, check_order, load_floor, raised, save_floor
 
 log = logging.getLogger(__name__)
 CONTROL_FILE = "policy.reload"
@@ -42,9 +44,17 @@ class BundleTrust:
     keys: BoardKeySet
     threshold: int = 1
     scope: str = DEFAULT_SCOPE
+    rollback_threshold: int = 0  # signatures a rollback bundle needs; 0: every board key
 
     def verify(self, path: Path) -> VerifiedBundle:
         return verify_bundle(path, self.keys, threshold=self.threshold, scope=self.scope)
+
+    def admit(self, verified: VerifiedBundle, folder: Path) -> Floor:
+        """Check a verified bundle may follow the last one this node accepted (the floor kept in
+        `folder`); returns the floor to save once it runs."""
+        floor = load_floor(folder)
+        check_order(floor, verified.info, max(self.rollback_threshold or len(self.keys), self.threshold))
+        return raised(floor, verified.info)
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,7 @@ class PolicyReloader:
         watch_bundle: bool = True,
     ) -> None:
         self.holder, self.bundle, self.trust, self.factory = holder, bundle, trust, factory
+        self.folder = control_dir  # where the floor of accepted bundles is kept
         self.control = control_dir / CONTROL_FILE
         self.status_path = control_dir / STATUS_FILE
         self.watch_bundle = watch_bundle
@@ -113,8 +124,15 @@ class PolicyReloader:
         try:
             verified = self.trust.verify(self.bundle)
             offered, signers = verified.info.revision, verified.info.signers
-            if offered != current:
-                engine = self.factory(verified.policies)  # compiles: a bad policy fails here
+            floor = self.trust.admit(verified, self.folder)
+            engine = self.factory(verified.policies) if offered != current else None  # compiles
+            try:
+                save_floor(self.folder, floor)  # durable before the bundle runs
+            except OSError as exc:
+                if engine is not None:
+                    engine.close()
+                raise BundleError(f"cannot record the accepted bundle: {exc}") from exc
+            if engine is not None:
                 self.holder.swap(engine, verified.policies, source=str(self.bundle))
             outcome = self._outcome(True, offered, offered, "", signers, request)
             log.info("policy revision %s loaded from %s", offered, self.bundle)
@@ -207,16 +225,25 @@ def open_policy(
     threshold: int,
     scope: str,
     control_dir: Path,
+    rollback_threshold: int = 0,
     watch: bool = True,
     opa_url: str = "",
     opa_binary: str = "",
+    opa_token_file: Path | None = None,
+    opa_ca_file: Path | None = None,
 ) -> Iterator[PolicyHolder]:
     """The node's policy holder: from a signed bundle when one is configured (then reloadable),
-    else from a policy directory (development). Fails closed: a bundle without board keys, or
-    one that does not verify, stops the node from starting."""
+    else from a policy directory (development). Fails closed: a bundle without board keys, one
+    that does not verify, or one older than the last bundle this node accepted stops the node
+    from starting."""
+
+    token = read_private(opa_token_file).decode("utf-8").strip() if opa_token_file else ""
+    ca = str(opa_ca_file) if opa_ca_file else ""
 
     def factory(policies: PolicySet) -> PolicyEngine:
-        return make_engine(kind, policies, opa_url=opa_url, opa_binary=opa_binary)
+        return make_engine(
+            kind, policies, opa_url=opa_url, opa_binary=opa_binary, opa_token=token, opa_ca_file=ca
+        )
 
     if bundle is None:
         policies = load_policies(policy_dir)
@@ -228,9 +255,16 @@ def open_policy(
         return
     if not board_keys:
         raise BundleError("[policy] bundle is set but no board_keys are configured to verify it")
-    trust = BundleTrust(BoardKeySet.load(board_keys), threshold, scope)
+    trust = BundleTrust(BoardKeySet.load(board_keys), threshold, scope, rollback_threshold)
     verified = trust.verify(bundle)
-    holder = PolicyHolder(factory(verified.policies), verified.policies, source=str(bundle))
+    floor = trust.admit(verified, control_dir)
+    engine = factory(verified.policies)
+    try:
+        save_floor(control_dir, floor)
+    except OSError as exc:
+        engine.close()
+        raise BundleError(f"cannot record the accepted bundle in {control_dir}: {exc}") from exc
+    holder = PolicyHolder(engine, verified.policies, source=str(bundle))
     reloader = PolicyReloader(holder, bundle, trust, factory, control_dir, watch_bundle=watch)
     holder.reloader = reloader
     reloader.start()

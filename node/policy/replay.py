@@ -66,6 +66,7 @@ class OpaReplayer:
         self._sidecar = OpaSidecar(binary, [policy_dir])
         self._sidecar.start()
         self._session = requests.Session()
+        self._session.headers["Authorization"] = f"Bearer {self._sidecar.token}"
         self._timeout = timeout
 
     def evaluate_many(self, path: str, inputs: Sequence[Any]) -> list[Answer]:

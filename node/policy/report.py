@@ -109,6 +109,11 @@ def _side(name: str, summary: dict[str, Any]) -> list[str]:
     return out
 
 
+def _base_replay(ex: dict[str, Any]) -> list[str]:
+    """The base revision's replay, only where it differs from what the node logged."""
+    return [] if ex["base"] == ex["logged"] else _side("base revision on replay", ex["base"])
+
+
 def _outcome_changes_first(examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(examples, key=lambda e: e["base"]["outcome"] == e["head"]["outcome"])
 
@@ -126,7 +131,8 @@ def _examples(report: ImpactReport) -> list[str]:
             "",
             f"Decision `{ex['decision_id']}` ({ex['timestamp'] or 'no time'}).",
             "",
-            *_side("before", ex["base"]),
+            *_side(f"before (logged under `{str(ex['logged_revision'])[:12]}`)", ex["logged"]),
+            *_base_replay(ex),
             *_side("after", ex["head"]),
             "",
             "<details><summary>input as logged</summary>",

@@ -1,8 +1,15 @@
-"""Run a real OPA server as a child process on a loopback port; wait for health; stop on close."""
+"""Run a real OPA server as a child process on a loopback port; wait for health; stop on close.
+
+The server admits only requests bearing a random token that the node holds in memory: OPA runs
+with `--authentication=token --authorization=basic` and a static system authz policy that
+compares the SHA-256 of the presented token with a hash handed over in the child's environment.
+Neither the process list nor any file nor OPA's logs carry the token itself.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -20,6 +27,14 @@ from types import TracebackType
 from coopfed.node.policy.errors import PolicyUnavailable
 
 _BIND_ATTEMPTS = 3
+_TOKEN_HASH_ENV = "COOPFED_OPA_TOKEN_SHA256"
+AUTHZ_POLICY = f"""package system.authz
+
+# Only the node that started this server, by its bearer token (see coopfed.node.policy.sidecar).
+default allow := false
+
+allow if crypto.sha256(input.identity) == opa.runtime().env.{_TOKEN_HASH_ENV}
+"""
 
 
 class OpaSidecar:
@@ -27,9 +42,11 @@ class OpaSidecar:
 
     OPA does not log the port it bound for `--addr :0`, so a free port is chosen by binding
     port 0 and releasing it; if another process takes it first OPA exits, and a new port is
-    tried. Each start labels the server with a random token, and readiness requires /health
-    and that token in /v1/config, so a foreign server on the port is never mistaken for
+    tried. Each start labels the server with a random nonce, and readiness requires /health
+    and that nonce in /v1/config, so a foreign server on the port is never mistaken for
     ours. `paths` are loaded at start (files or directories; *_test.rego are ignored).
+    `token` is the bearer token every request must carry (authenticate=False: none, for
+    tools that run OPA on files only).
     """
 
     def __init__(
@@ -40,6 +57,7 @@ class OpaSidecar:
         host: str = "127.0.0.1",
         startup_timeout: float = 15.0,
         args: Sequence[str] = (),
+        authenticate: bool = True,
     ) -> None:
         self.binary = str(binary)
         self.paths = [str(p) for p in paths]
@@ -47,7 +65,9 @@ class OpaSidecar:
         self.host = host
         self.startup_timeout = startup_timeout
         self.port = 0
-        self._token = ""
+        self.token = secrets.token_urlsafe(32) if authenticate else ""
+        self._nonce = ""
+        self._authz: tempfile.TemporaryDirectory[str] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: tempfile._TemporaryFileWrapper[bytes] | None = None
 
@@ -68,7 +88,7 @@ class OpaSidecar:
         last_log = ""
         for _ in range(_BIND_ATTEMPTS):
             self.port = _free_port(self.host)
-            self._token = secrets.token_hex(8)
+            self._nonce = secrets.token_hex(8)
             self._spawn()
             if self._wait_healthy():
                 return self.url
@@ -91,6 +111,9 @@ class OpaSidecar:
         if self._log is not None:
             self._log.close()
             self._log = None
+        if self._authz is not None:
+            self._authz.cleanup()
+            self._authz = None
 
     def __enter__(self) -> OpaSidecar:
         self.start()
@@ -117,13 +140,25 @@ class OpaSidecar:
             "--log-level",
             "error",
             "--set",
-            f"labels.coopfed_sidecar={self._token}",
+            f"labels.coopfed_sidecar={self._nonce}",
             "--ignore",
             "*_test.rego",
+            *self._auth_args(),
             *self.args,
             *self.paths,
         ]
-        self._proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
+        env = dict(os.environ)
+        if self.token:
+            env[_TOKEN_HASH_ENV] = hashlib.sha256(self.token.encode()).hexdigest()
+        self._proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+
+    def _auth_args(self) -> list[str]:
+        if not self.token:
+            return []
+        self._authz = tempfile.TemporaryDirectory(prefix="coopfed-opa-authz-")  # 0700
+        policy = Path(self._authz.name, "authz.rego")
+        policy.write_text(AUTHZ_POLICY, encoding="utf-8")
+        return ["--authentication=token", "--authorization=basic", str(policy)]
 
     def _wait_healthy(self) -> bool:
         """Poll until our OPA is healthy, it exits, or the start-up timeout passes."""
@@ -131,7 +166,7 @@ class OpaSidecar:
         deadline = time.monotonic() + self.startup_timeout
         delay = 0.01
         while time.monotonic() < deadline:
-            if _get(f"{self.url}/health") is not None and self._is_ours():
+            if _get(f"{self.url}/health", self.token) is not None and self._is_ours():
                 return True
             # Waiting on the process doubles as the poll delay and notices an early exit.
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -141,9 +176,9 @@ class OpaSidecar:
         return False
 
     def _is_ours(self) -> bool:
-        config = _get(f"{self.url}/v1/config")
+        config = _get(f"{self.url}/v1/config", self.token)
         try:
-            return json.loads(config or b"{}")["result"]["labels"]["coopfed_sidecar"] == self._token
+            return json.loads(config or b"{}")["result"]["labels"]["coopfed_sidecar"] == self._nonce
         except (ValueError, KeyError, TypeError):
             return False
 
@@ -159,10 +194,11 @@ def _free_port(host: str) -> int:
         return sock.getsockname()[1]
 
 
-def _get(url: str) -> bytes | None:
+def _get(url: str, token: str) -> bytes | None:
     """The body of a 200 answer, else None (refused, timed out, another status)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(url, timeout=1.0) as response:  # noqa: S310 - an http URL we built
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=1.0) as response:  # noqa: S310 - an http URL we built
             return response.read() if response.status == 200 else None
     except (urllib.error.URLError, OSError):
         return None

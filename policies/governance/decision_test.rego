@@ -94,7 +94,7 @@ _cases := [
 	{
 		"name": "purpose without a description",
 		"input": _with({"purpose": {"code": "dpv:AcademicResearch", "description": "  research  "}}),
-		"outcome": "reject", "reason": "described in at least 20 characters",
+		"outcome": "reject", "reason": "described in at least 10 characters",
 	},
 	{
 		"name": "dataset not held",

@@ -51,7 +51,7 @@ def _fetch(a: RunningNode, jti: str) -> int:
 
 
 def _cli(node: RunningNode, *args: str) -> int:
-    return cli.main(["federation", "--config", str(node.config), *args])
+    return cli.main(["federation", args[0], "--config", str(node.config), *args[1:]])
 
 
 def test_rotated_keys_sign_new_grants_and_old_ones_verify_until_retired(pair) -> None:
@@ -104,7 +104,7 @@ def test_manifest_cli_shows_what_peers_pin(pair, capsys) -> None:
 
 def test_grants_cli_lists_held_and_issued(pair, capsys, tmp_path) -> None:
     a, b = pair
-    argv = ["request-grant", "coop-b", "--datasets", "demand", "--start", "2023-12-25", "--end", "2024-01-01"]
+    argv = ["request-grant", "coop-b", "--dataset", "demand", "--from", "2023-12-25", "--to", "2024-01-01"]
     assert _cli(a, *argv) == 0
     jti = next(iter(a.node.federation.state.held()))
     out = tmp_path / "year.csv"

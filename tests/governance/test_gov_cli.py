@@ -27,43 +27,43 @@ def test_a_third_party_and_the_board_on_the_command_line(
         add_member(gov.node, GREEN)
     org, board = str(tmp_path / "org.json"), str(tmp_path / "board.json")
     config = str(gov.node.settings.base_dir / "coopfed.toml")
-    code, out = _run(capsys, "org", "--credentials", org, "register", "--node", gov.address, "--name", "Uni",
+    code, out = _run(capsys, "org", "register", "--credentials", org, "--node", gov.address, "--name", "Uni",
                      "--type", "university", "--commit", "not_for_profit")  # fmt: skip
     assert code == 0
     assert "registered as org-" in out
     assert (Path(org).stat().st_mode & 0o777) == 0o600
-    code, out = _run(capsys, "org", "--credentials", org, "datasets")
+    code, out = _run(capsys, "org", "datasets", "--credentials", org)
     assert "demand" in out
     submit = ["submit", "--dataset", "demand", "--field", "kwh", "--from", "2024-01-01", "--to", "2024-01-08"]
-    code, out = _run(capsys, "request", "--credentials", org, *submit, "--purpose", "dpv:AcademicResearch",
+    code, out = _run(capsys, "request", *submit, "--credentials", org, "--purpose", "dpv:AcademicResearch",
                      "--describe", "Evening peaks in community energy use")  # fmt: skip
     assert code == 0
     assert "awaiting review" in out
     request_id = out.split("request ")[1].split(":")[0].strip()
-    assert _run(capsys, "review", "--credentials", board, "token", "--config", config, "--name", "ada",
+    assert _run(capsys, "review", "token", "--credentials", board, "--config", config, "--name", "ada",
                 "--node", gov.address)[0] == 0  # fmt: skip
-    code, out = _run(capsys, "review", "--credentials", board, "list")
+    code, out = _run(capsys, "review", "list", "--credentials", board)
     assert request_id in out
     code, out = _run(
-        capsys, "review", "--credentials", board, "approve", request_id, "--reason", "Good study"
+        capsys, "review", "approve", "--credentials", board, request_id, "--reason", "Good study"
     )
     assert "approved" in out
     grant_id = re.search(r"grant (\S+) until", out).group(1)
-    code, out = _run(capsys, "request", "--credentials", org, "show", request_id)
+    code, out = _run(capsys, "request", "show", "--credentials", org, request_id)
     assert f"grant {grant_id} until" in out
     assert "board: approve: Good study" in out
     csv_path = tmp_path / "data.csv"
-    code, out = _run(capsys, "request", "--credentials", org, "fetch", grant_id, "--out", str(csv_path))
+    code, out = _run(capsys, "request", "fetch", "--credentials", org, grant_id, "--out", str(csv_path))
     assert code == 0
     lines = csv_path.read_text().splitlines()
     assert lines[0] == "dataset,member_ref,period_start,kwh,member_count"
     assert len(lines) == 1 + 7 * 48
-    code, out = _run(capsys, "review", "--credentials", board, "decisions")
+    code, out = _run(capsys, "review", "decisions", "--credentials", board)
     assert "board agreed with the policy's proposal in 0 of 0 reviews" in out
-    code, out = _run(capsys, "review", "--credentials", board, "revoke", grant_id, "--reason", "Study ended")
+    code, out = _run(capsys, "review", "revoke", "--credentials", board, grant_id, "--reason", "Study ended")
     assert "revoked" in out
     assert (
-        _run(capsys, "request", "--credentials", org, "fetch", grant_id, "--out", str(csv_path))[0] == 1
+        _run(capsys, "request", "fetch", "--credentials", org, grant_id, "--out", str(csv_path))[0] == 1
     )  # refused: the grant was revoked
 
 

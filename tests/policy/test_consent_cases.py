@@ -26,7 +26,7 @@ def embedded(policy_set: PolicySet) -> Iterator[EmbeddedEngine]:
 
 @pytest.fixture(scope="module")
 def opa(opa_server: OpaSidecar, policy_set: PolicySet) -> Iterator[OpaEngine]:
-    engine = OpaEngine(opa_server.url, policy_set, push=False)
+    engine = OpaEngine(opa_server.url, policy_set, push=False, token=opa_server.token)
     yield engine
     engine.close()
 

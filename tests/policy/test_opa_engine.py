@@ -34,14 +34,16 @@ def _opa_children() -> list[psutil.Process]:
 
 
 def test_the_shared_server_holds_the_policies_but_not_their_tests(opa_server: OpaSidecar) -> None:
-    policies = requests.get(f"{opa_server.url}/v1/policies", timeout=5).json()["result"]
+    policies = requests.get(f"{opa_server.url}/v1/policies", headers=_auth(opa_server), timeout=5).json()[
+        "result"
+    ]
     ids = [p["id"] for p in policies]
     assert any(i.endswith("consent/consent.rego") for i in ids)
     assert not any(i.endswith("_test.rego") for i in ids)
 
 
 def test_push_loads_an_empty_server(bare_opa: OpaSidecar, policy_set: PolicySet) -> None:
-    engine = OpaEngine(bare_opa.url, policy_set)
+    engine = OpaEngine(bare_opa.url, policy_set, token=bare_opa.token)
     try:
         decision = decide_consent(engine, GREEN_OPEN["profile"], "demand", "open_data", "dpv:PublicBenefit")
         assert decision.allowed
@@ -51,7 +53,7 @@ def test_push_loads_an_empty_server(bare_opa: OpaSidecar, policy_set: PolicySet)
 
 
 def test_make_engine_pushes_to_a_configured_server(bare_opa: OpaSidecar, policy_set: PolicySet) -> None:
-    engine = make_engine("opa", policy_set, opa_url=bare_opa.url)
+    engine = make_engine("opa", policy_set, opa_url=bare_opa.url, opa_token=bare_opa.token)
     try:
         assert engine.evaluate(CONSENT_PATH, GREEN_OPEN)["allowed"] is True
     finally:
@@ -60,7 +62,7 @@ def test_make_engine_pushes_to_a_configured_server(bare_opa: OpaSidecar, policy_
 
 
 def test_push_replaces_data_and_prunes_old_modules(bare_opa: OpaSidecar, policy_set: PolicySet) -> None:
-    engine = OpaEngine(bare_opa.url, policy_set)
+    engine = OpaEngine(bare_opa.url, policy_set, token=bare_opa.token)
     try:
         extra = make_policy_set(
             {**policy_set.modules, "extra.rego": "package extra\n\nx := 1\n"}, policy_set.data
@@ -80,7 +82,7 @@ def test_a_policy_that_does_not_compile_is_a_policy_error(
     bare_opa: OpaSidecar, policy_set: PolicySet
 ) -> None:
     broken = make_policy_set({"broken.rego": "package broken\n\nx := if {"}, {})
-    engine = OpaEngine(bare_opa.url, policy_set)
+    engine = OpaEngine(bare_opa.url, policy_set, token=bare_opa.token)
     try:
         with pytest.raises(PolicyError, match="OPA refused"):
             engine.push(broken)
@@ -90,7 +92,7 @@ def test_a_policy_that_does_not_compile_is_a_policy_error(
 
 def test_an_evaluation_error_is_a_policy_error(bare_opa: OpaSidecar) -> None:
     conflict = make_policy_set({"c.rego": "package c\n\nx := input.a\n\nx := input.b\n"}, {})
-    engine = OpaEngine(bare_opa.url, conflict)
+    engine = OpaEngine(bare_opa.url, conflict, token=bare_opa.token)
     try:
         assert engine.evaluate("c/x", {"a": 1, "b": 1}) == 1
         with pytest.raises(PolicyError, match="500"):
@@ -100,7 +102,7 @@ def test_an_evaluation_error_is_a_policy_error(bare_opa: OpaSidecar) -> None:
 
 
 def test_a_stopped_server_is_unavailable(bare_opa: OpaSidecar, policy_set: PolicySet) -> None:
-    engine = OpaEngine(bare_opa.url, policy_set)
+    engine = OpaEngine(bare_opa.url, policy_set, token=bare_opa.token)
     try:
         assert engine.evaluate(CONSENT_PATH, GREEN_OPEN)["allowed"] is True
         bare_opa.stop()
@@ -128,7 +130,7 @@ def test_urls_that_are_not_opa_servers_are_refused(policy_set: PolicySet, url: s
 def test_paths_that_are_not_documents_are_refused(
     opa_server: OpaSidecar, policy_set: PolicySet, path: str
 ) -> None:
-    engine = OpaEngine(opa_server.url, policy_set, push=False)
+    engine = OpaEngine(opa_server.url, policy_set, push=False, token=opa_server.token)
     try:
         with pytest.raises(PolicyError, match="not a policy path"):
             engine.evaluate(path, {})
@@ -150,7 +152,7 @@ def test_sidecar_starts_and_stops_leaving_no_process(opa_binary: str, policy_set
 def test_sidecar_as_a_context_manager(opa_binary: str, policy_dir) -> None:
     with OpaSidecar(opa_binary, [policy_dir]) as server:
         pid = server.pid
-        assert requests.get(f"{server.url}/health", timeout=5).status_code == 200
+        assert requests.get(f"{server.url}/health", headers=_auth(server), timeout=5).status_code == 200
     assert not psutil.pid_exists(pid)
     server.stop()  # stopping twice is harmless
 
@@ -183,9 +185,13 @@ def test_sidecar_that_cannot_start_says_why(opa_binary: str, tmp_path) -> None:
 def test_input_that_is_not_json_is_a_policy_error(
     opa_server: OpaSidecar, policy_set: PolicySet, value: object
 ) -> None:
-    engine = OpaEngine(opa_server.url, policy_set, push=False)
+    engine = OpaEngine(opa_server.url, policy_set, push=False, token=opa_server.token)
     try:
         with pytest.raises(PolicyError, match="not valid JSON"):
             engine.evaluate(CONSENT_PATH, value)
     finally:
         engine.close()
+
+
+def _auth(server: OpaSidecar) -> dict[str, str]:
+    return {"Authorization": f"Bearer {server.token}"}

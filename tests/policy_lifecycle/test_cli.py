@@ -267,3 +267,54 @@ def test_explain_and_diff_read_a_nodes_own_decision_log(
         assert main([*args, str(policies), "--config", config, "--engine", "embedded"]) == 0
         out = capsys.readouterr().out
         assert "| `coopfed/consent/decision` | refused | allowed | 1 |" in out
+
+
+@pytest.mark.integration
+def test_reload_on_a_node_without_a_bundle_answers_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import time
+
+    from ..node.conftest import running_node
+
+    with running_node(tmp_path / "node") as (node, _address):
+        config = str(node.settings.base_dir / "coopfed.toml")
+        began = time.monotonic()
+        assert main(["policy", "reload", "--config", config]) == 1
+        assert time.monotonic() - began < 5  # not the 60 s wait for an answer that never comes
+    out = capsys.readouterr().out
+    assert "runs the policies folder" in out
+    assert "not a signed bundle" in out
+
+
+def test_policy_test_and_check_find_the_nodes_own_policies(
+    tmp_path: Path, policy_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # outside a source checkout: no ./policies here
+    assert main(["policy", "check"]) == 2
+    assert (
+        "no policy folder at policies: give --policies DIR or --config of a node" in capsys.readouterr().out
+    )
+    config = init_node(tmp_path / "node", node_id="coop-a", name="A co-op", listen="127.0.0.1:0")
+    shutil.rmtree(tmp_path / "node" / "policies")  # the node's own copy is gone
+    assert main(["policy", "test", "--config", str(config)]) == 2
+    assert "no policy folder at" in capsys.readouterr().out
+    assert main(["policy", "test", "--config", str(tmp_path / "nowhere.toml")]) == 2
+    assert "no node configuration at" in capsys.readouterr().out
+
+
+@pytest.mark.integration
+def test_policy_test_says_plainly_what_the_embedded_engine_ran(
+    tmp_path: Path, opa_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _suite(tmp_path / "p", 7)
+    config = init_node(tmp_path / "node", node_id="coop-a", name="A", listen="127.0.0.1:0", policies=root)
+    assert main(["policy", "test", "--config", str(config), "--coverage-threshold", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "embedded engine: ran" in out
+    assert "crashed (signal" not in out
+    if "ran 1 of 1 Rego tests" not in out:  # rego-cpp did not run the suite: say so, claim only what ran
+        assert "only OPA runs all of *_test.rego" in out
+        assert "policy tests pass on OPA, and both engines agree on the case tables" in out
+    else:
+        assert "policy tests pass on both engines" in out

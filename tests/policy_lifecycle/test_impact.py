@@ -164,6 +164,43 @@ def test_diff_reports_every_changed_decision(
     assert "lies between the thresholds" in markdown  # and one from after
 
 
+def test_diff_shows_before_as_the_node_logged_it(repo: Path, log: Path, tmp_path: Path) -> None:
+    """ "Before" is the logged decision, even where a replay of the base revision answers otherwise."""
+    lines = log.read_text().splitlines()
+    edited = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            edited.append(line)
+            continue
+        if entry.get("path") == GOVERNANCE:  # as if the node had decided differently at the time
+            entry["result"] = {**entry["result"], "outcome": "reject", "score": 3, "reasons": ["logged"]}
+        edited.append(json.dumps(entry))
+    doctored = tmp_path / "logged.jsonl"
+    doctored.write_text("\n".join(edited) + "\n")
+    out_json, out_md = tmp_path / "impact.json", tmp_path / "impact.md"
+    args = [
+        "policy",
+        "diff",
+        "--base",
+        "HEAD~1",
+        "--head",
+        "HEAD",
+        "--repo",
+        str(repo),
+        "--log",
+        str(doctored),
+    ]
+    assert main([*args, "--engine", "embedded", "--json", str(out_json), "--markdown", str(out_md)]) == 0
+    example = next(e for e in json.loads(out_json.read_text())["examples"] if e["path"] == GOVERNANCE)
+    assert example["logged"] == {"outcome": "reject", "score": 3, "reasons": ["logged"]}
+    markdown = out_md.read_text()
+    assert "**before (logged under" in markdown
+    assert ": reject, score 3" in markdown  # what the node logged, not the replay
+    assert "base revision on replay" in markdown  # and the replay, since it differs
+
+
 def test_the_same_revision_on_both_sides_changes_nothing(repo: Path, log: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     args = ["policy", "diff", "--base", "HEAD", "--head", "HEAD", "--repo", str(repo), "--log", str(log)]
     assert main([*args, "--engine", "embedded"]) == 0

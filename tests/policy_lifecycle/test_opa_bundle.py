@@ -30,7 +30,9 @@ def _opa_with_bundle(opa_binary: str, bundle: Path, key: BoardSigningKey, tmp_pa
     pem.write_bytes(public_pem(key.public_key))
     flags = ["--bundle", "--verification-key", str(pem), "--verification-key-id", key.kid]
     flags += ["--signing-alg", "ES256", "--scope", bundles.DEFAULT_SCOPE]
-    return OpaSidecar(opa_binary, [bundle], args=flags)
+    # With --bundle every path is a signed bundle, so no authz policy can ride along: this
+    # server answers anyone, as OPA run on files does (the node's sidecars never do).
+    return OpaSidecar(opa_binary, [bundle], args=flags, authenticate=False)
 
 
 def test_opa_loads_our_signed_bundle(

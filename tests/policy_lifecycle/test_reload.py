@@ -13,7 +13,7 @@ import pytest
 from coopfed.node.cli import main
 from coopfed.node.policy.archive import write_archive
 from coopfed.node.policy.boardkeys import BoardSigningKey, public_pem
-from coopfed.node.policy.bundle import BundleError, BundleInfo, build_bundle, read_archive
+from coopfed.node.policy.bundle import BundleError, BundleInfo, build_bundle, next_serial, read_archive
 from coopfed.node.policy.reload import STATUS_FILE
 from coopfed.node.runtime import Node, init_node, open_node
 from coopfed.node.settings import load_settings
@@ -44,7 +44,7 @@ def _env(
 
 def _publish(policies: Path, target: Path, keys: list[BoardSigningKey]) -> BundleInfo:
     """Build beside the target and rename over it, as a publisher should."""
-    staged = build_bundle(policies, target.with_name("staged.tar.gz"), keys)
+    staged = build_bundle(policies, target.with_name("staged.tar.gz"), keys, serial=next_serial(target))
     os.replace(staged.path, target)
     return staged
 
