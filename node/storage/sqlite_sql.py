@@ -35,8 +35,11 @@ INSERT_RECORD = """INSERT INTO consent_records (member_key, at, settings_json, p
     changes_json, terms_version, withdrawal_reason) VALUES (?, ?, ?, ?, ?, ?, ?)"""
 
 _RECORD_COLUMNS = """c.record_id, m.member_id, c.at, c.settings_json, c.profile_id, c.changes_json,
-    c.terms_version, c.withdrawal_reason
-FROM consent_records AS c JOIN members AS m USING (member_key)"""
+    c.terms_version, c.withdrawal_reason, coalesce(r.receipt, '')
+FROM consent_records AS c JOIN members AS m USING (member_key)
+LEFT JOIN consent_receipts AS r USING (record_id)"""
+
+INSERT_RECEIPT = "INSERT INTO consent_receipts (record_id, receipt) VALUES (?, ?)"
 
 HISTORY = f"SELECT {_RECORD_COLUMNS} WHERE m.member_id = ? ORDER BY c.record_id"
 
