@@ -33,7 +33,8 @@ def register(node: Node, display_name: str) -> Registration:
             field="display_name",
         )
     member_id = "m-" + uuid.uuid4().hex[:16]
-    node.store.create_member(member_id, name, ConsentSettings())
+    terms = node.policy_data["coop"]["terms_version"]
+    node.store.create_member(member_id, name, ConsentSettings(), terms_version=terms)
     return Registration(member_id, node.issue_member_token(member_id))
 
 

@@ -261,6 +261,7 @@ def _access(args: argparse.Namespace, console: Console) -> int:
             "organisation": e.organisation_name or e.organisation_id,
             "purpose": e.purpose_label or e.purpose,
             "flow": _flow(e.flow).value,
+            "to_whom": FLOW_WORDS.get(_flow(e.flow), "the co-op itself"),
             "dataset": e.dataset,
             "granularity": e.granularity,
             "from": local_day(e.period.start_unix),
@@ -270,7 +271,7 @@ def _access(args: argparse.Namespace, console: Console) -> int:
         }
         for e in entries
     ]
-    columns = [Col("at", "when"), Col("organisation", "who"), Col("purpose", "why"), Col("flow", "flow")]
+    columns = [Col("at", "when"), Col("organisation", "who"), Col("purpose", "why"), Col("to_whom", "as")]
     columns += [Col("dataset", "what"), Col("from", "from"), Col("to", "to")]
     show(
         console, records, columns, as_json=args.json, empty="no one outside the co-op has received your data"

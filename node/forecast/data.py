@@ -138,13 +138,14 @@ def own_aggregates(
     frame = aggregates_frame(columns, k)
     if frame.empty:
         use = node.policy_data["flows"][flow.value]["title"]
+        who = "members" if k == 1 else f"at least k = {k} members"
         raise FailedPrecondition(
-            f"no half-hour of demand readings from members who consent to {use}"
+            f"no half-hour has demand readings from {who} who consent to {use}"
             + (
                 ""
                 if k == 1
-                else f" with at least k = {k} of them (the co-op's minimum group size, coop.k_min in its "
-                "policy data): data leaves the co-op only in groups of k members or more"
+                else " (k is the co-op's minimum group size, coop.k_min in its policy data: data leaves "
+                "the co-op only in groups of k members or more)"
             ),
             code="forecast.no_data",
         )

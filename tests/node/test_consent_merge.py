@@ -8,6 +8,8 @@ import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 
+from coopfed.node.model import ConsentLevel, ConsentSettings
+from coopfed.node.storage import ConsentChanged
 from coopfed.v1 import common_pb2, member_pb2
 
 AMBER = member_pb2.ConsentSettings(level=common_pb2.CONSENT_LEVEL_AMBER)
@@ -47,3 +49,28 @@ def test_an_unknown_mask_path_is_refused(stub, member):
         _change(stub, member, AMBER, "level", "member_id")
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "cannot change member_id" in caught.value.details()
+
+
+def test_the_store_refuses_a_change_made_from_stale_settings(node, member):
+    store = node[0].store
+    before = store.get_member(member.id).settings
+    store.set_consent(member.id, ConsentSettings(level=ConsentLevel.GREEN))
+    with pytest.raises(ConsentChanged):
+        store.set_consent(member.id, ConsentSettings(nudges=True), expected=before)
+    assert store.get_member(member.id).settings == ConsentSettings(level=ConsentLevel.GREEN)
+
+
+def test_a_record_and_its_receipt_are_kept_together_or_not_at_all(node, member):
+    store = node[0].store
+
+    def broken_seal(record):
+        raise RuntimeError("the signing key is gone")
+
+    with pytest.raises(RuntimeError):
+        store.set_consent(member.id, ConsentSettings(level=ConsentLevel.GREEN), seal=broken_seal)
+    assert len(store.consent_history(member.id)) == 1  # only the record made on joining
+    assert store.get_member(member.id).settings.level is ConsentLevel.RED
+    record = store.set_consent(
+        member.id, ConsentSettings(level=ConsentLevel.GREEN), seal=lambda r: f"sig-{r.record_id}"
+    )
+    assert store.consent_history(member.id)[-1].receipt == f"sig-{record.record_id}" == record.receipt
