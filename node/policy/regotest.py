@@ -90,7 +90,7 @@ def _regal_findings(done: subprocess.CompletedProcess[str]) -> str:
 
 
 def _regal_config(policy_dir: Path) -> Path | None:
-    """The project's .regal/config.yaml: above the policies, else above the working directory."""
+    """The Regal rules that travel with the policies (`.regal/config.yaml`), else the nearest above."""
     for folder in [policy_dir.resolve(), *policy_dir.resolve().parents, Path.cwd(), *Path.cwd().parents]:
         if (folder / ".regal" / "config.yaml").is_file():
             return folder / ".regal" / "config.yaml"
