@@ -66,8 +66,9 @@ def make_engine(
 ) -> PolicyEngine:
     """Build the engine named by `kind`.
 
+    auto (the default): wasm where an OPA binary is found, else embedded.
     wasm: OPA's compiler to WebAssembly, run in-process (wasmtime); compiled once for this
-    policy set with `opa_binary`, or the OPA that find_tool finds (the default engine).
+    policy set with `opa_binary`, or the OPA that find_tool finds.
     embedded: in-process Rego (regopy), compiled once for this policy set; needs no OPA.
     opa: an OPA server over REST. With `opa_url`, that server (policies pushed to it unless
     push is False, when the server is trusted to hold this policy set already); without it,
@@ -75,17 +76,20 @@ def make_engine(
     is the bearer token for that server and `opa_ca_file` the CA that verifies its https
     certificate (a sidecar has its own token and needs neither).
     """
-    if kind == "wasm":
+    if kind in ("auto", "wasm"):
         from coopfed.node.policy.regotest import find_tool
         from coopfed.node.policy.wasm import WasmEngine
 
         binary = find_tool("opa", opa_binary or None)
-        if binary is None:
+        if binary is None and kind == "auto":
+            kind = "embedded"  # zero set-up: a node installed without OPA still decides in-process
+        elif binary is None:
             raise PolicyError(
                 "the wasm engine compiles policies with OPA, and no OPA binary was found: set "
                 '[policy] opa_binary (or COOPFED_OPA), or choose engine = "embedded"'
             )
-        return WasmEngine(policies, binary)
+        else:
+            return WasmEngine(policies, binary)
     if kind == "embedded":
         from coopfed.node.policy.embedded import EmbeddedEngine
 
@@ -100,4 +104,4 @@ def make_engine(
         if opa_binary:
             return OpaEngine.with_sidecar(opa_binary, policies, timeout=timeout)
         raise PolicyError("the opa engine needs an opa_url or an opa_binary")
-    raise PolicyError(f"unknown policy engine {kind!r} (wasm, embedded or opa)")
+    raise PolicyError(f"unknown policy engine {kind!r} (auto, wasm, embedded or opa)")
