@@ -21,7 +21,7 @@ import threading
 from collections.abc import Sequence
 from ctypes import byref
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import wasmtime
 from wasmtime import _ffi
@@ -51,16 +51,17 @@ class _Instance:
         imports: list[Any] = []
         for imp in module.imports:
             if imp.name == "memory":
-                self.memory = wasmtime.Memory(self.store, imp.type)
+                self.memory = wasmtime.Memory(self.store, cast(wasmtime.MemoryType, imp.type))
                 imports.append(self.memory)
             elif imp.name in ("opa_abort", "opa_println"):
                 imports.append(wasmtime.Func(self.store, wasmtime.FuncType([i32], []), self._abort))
             else:  # opa_builtin0..4(builtin_id, ctx, args...)
-                arity = int(imp.name.removeprefix("opa_builtin")) + 2
+                arity = int((imp.name or "").removeprefix("opa_builtin")) + 2
                 imports.append(
                     wasmtime.Func(self.store, wasmtime.FuncType([i32] * arity, [i32]), self._builtin)
                 )
-        self.exports = wasmtime.Instance(self.store, module, imports).exports(self.store)
+        # Exports are looked up by name; OPA's Wasm ABI fixes what kind each one is.
+        self.exports: Any = cast(Any, wasmtime.Instance(self.store, module, imports).exports(self.store))
         needed = self._json(self.exports["builtins"](self.store))
         if needed:
             raise PolicyError(
@@ -74,7 +75,7 @@ class _Instance:
         # four times the policy's own run: opa_eval's seven i32 arguments are laid out once.
         self._args = (_ffi.wasmtime_val_t * 7)()
         for arg in self._args:
-            arg.kind = _ffi.WASMTIME_I32.value
+            arg.kind = _ffi.WASMTIME_I32.value  # type: ignore[assignment]  # ctypes takes the int
         self._result = (_ffi.wasmtime_val_t * 1)()
 
     def _eval(self, entrypoint: int, length: int, heap: int) -> int:
