@@ -10,6 +10,7 @@ import pytest
 
 from coopfed.node.cli import main
 from coopfed.node.policy import load_policies
+from coopfed.node.policy.defaults import default_policies
 from coopfed.node.policy.embedded import EmbeddedEngine
 from coopfed.node.policy.regotest import find_tool
 from coopfed.node.runtime import init_node
@@ -19,6 +20,7 @@ from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
 
 from .test_impact import GOVERNANCE, _governance_input
 
+REGAL_RULES = default_policies() / ".regal"
 MODULE = """# METADATA
 # title: Demo
 # scope: package
@@ -49,7 +51,8 @@ test_small if demo.k == 5 with input as {"k": 3}
 
 
 def _suite(root: Path, big: int) -> Path:
-    root.mkdir(parents=True)
+    """A small policy folder carrying the project's Regal rules, as every copy of the policies does."""
+    shutil.copytree(REGAL_RULES, root / ".regal")
     (root / "demo.rego").write_text(MODULE)
     (root / "demo_test.rego").write_text(TESTS % ("big" if big > 9 else "single digit", big))
     return root
