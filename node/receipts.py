@@ -64,6 +64,9 @@ def _services(node: Node, record: ConsentRecord) -> list[dict[str, Any]]:
 
 
 def consent_receipt(node: Node, member_id: str, record: ConsentRecord) -> str:
+    body = receipt_body(node, member_id, record)
+    if node.decision_log is not None:
+        node.decision_log.flush()  # the consent decisions the receipt shows, before it is shown
     return issue_token(
         node.keys,
         issuer=node.node_id,
@@ -71,5 +74,5 @@ def consent_receipt(node: Node, member_id: str, record: ConsentRecord) -> str:
         audience=member_id,
         use=TokenUse.CONSENT_RECEIPT,
         ttl=RECEIPT_TTL,
-        claims={"receipt": receipt_body(node, member_id, record)},
+        claims={"receipt": body},
     )
