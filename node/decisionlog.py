@@ -286,6 +286,8 @@ def _sequence(seen: list[_Seen]) -> list[Problem]:
 
 
 def _against_head(seen: list[_Seen], head: Head) -> list[Problem]:
+    if head.seq == 0:  # the head of an empty log: nothing to have been cut
+        return []
     match = next((s for s in seen if s.seq == head.seq), None)
     if match is None:
         last = max((s.seq or 0 for s in seen), default=0)
