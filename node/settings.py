@@ -34,7 +34,10 @@ class StorageSection:
 
 @dataclass(frozen=True)
 class PolicySection:
-    engine: str = "embedded"  # "embedded" (regopy, in-process) or "opa" (REST)
+    # "auto": "wasm" where OPA is installed, else "embedded". "wasm": OPA compiled to WebAssembly,
+    # in-process (needs opa_binary or OPA installed to compile); "embedded": regopy, in-process,
+    # no OPA needed; "opa": an OPA server over REST.
+    engine: str = "auto"
     dir: str = "policies"
     opa_url: str = ""  # an OPA server to use; empty with opa_binary set starts a sidecar
     opa_binary: str = ""
