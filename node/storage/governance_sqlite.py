@@ -146,6 +146,7 @@ class SqliteGovernanceStore(GovernanceStore):
                     org.verification_note,
                 ),
             ).lastrowid
+            assert key is not None  # an INSERT always gives its row id
             if org.assessment is not None:
                 rows_.save_assessment(conn, key, org.assessment)
             self._append(conn, log)
@@ -196,6 +197,7 @@ class SqliteGovernanceStore(GovernanceStore):
                 rows_.iso(record.submitted_at), d.decision_id, d.revision, rows_.to_json(d.result),
             )  # fmt: skip
             request_key = conn.execute(rows_.INSERT_REQUEST, values).lastrowid
+            assert request_key is not None  # an INSERT always gives its row id
             if grant is not None:
                 rows_.insert_grant(conn, request_key, org_key, grant)
             self._append(conn, log)
