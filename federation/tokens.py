@@ -33,6 +33,7 @@ class TokenUse(StrEnum):
     GRANT = "grant"  # a data grant to a third party or a peer co-op
     REVOCATION_LIST = "revocation-list"  # an issuer's signed list of revoked grants
     CONSENT_RECEIPT = "consent-receipt"  # a member's evidence of the consent they gave
+    LOG_HEAD = "log-head"  # a node's signed statement of its decision log's head, kept by witnesses
 
     @property
     def typ(self) -> str:

@@ -48,11 +48,16 @@ Sink = Callable[[list[dict[str, Any]]], None]
 class DecisionLog:
     """Builds decision events and hands them to storage.
 
-    `event()` makes a masked, unchained event for the caller to append together with the
-    state change it explains (one transaction). `record()` is for decisions with no state
-    change of their own, such as consent decisions: they wait in memory and are appended with
-    the next durable append, or when `flush_at` are waiting, or on `flush()` (as OPA's decision-log
-    plugin buffers), so that evaluating a new consent profile costs no disk write.
+    Every entry behind an effect someone can see (a grant issued or refused, data released, a
+    review, a consent receipt) is committed before the effect leaves the node, so a SIGKILL at
+    any moment loses none of them. `event()` makes a masked, unchained event for the caller to
+    append together with the state change it explains (one transaction). `commit()` logs a
+    decision with no state change of its own, durably, now (a peer's grant). `record()` is
+    the one place entries wait in memory: consent decisions per profile, which nothing shows
+    until a release, request decision, model or receipt built on them is appended or
+    flushed (each of those takes the waiting entries with it), so that evaluating a new consent
+    profile costs no disk write. They are also appended when `flush_at` are waiting, or on
+    `flush()` (as OPA's decision-log plugin buffers).
     """
 
     masker: Masker
@@ -87,6 +92,12 @@ class DecisionLog:
             self.flush()
         return event["decision_id"]
 
+    def commit(self, path: str, input: Any, result: Any, revision: str) -> str:
+        """Log a decision durably now (with any waiting ones), before its effect is shown."""
+        event = self.event(path, input, result, revision)
+        self.append(event)
+        return event["decision_id"]
+
     @contextmanager
     def batch(self, *events: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
         """The waiting events plus `events`, for one durable append; put back if it fails."""
@@ -117,7 +128,8 @@ class DecisionLog:
 @dataclass(frozen=True)
 class Problem:
     """Something wrong with the log: `kind` is edited, deleted, reordered, duplicated,
-    malformed or truncated; `position` counts stored entries from 1."""
+    malformed, truncated, forged (not written by the node) or unsigned (a head without a valid
+    signature of the node); `position` counts stored entries from 1."""
 
     kind: str
     position: int
@@ -166,11 +178,28 @@ def _parse(position: int, raw: str | Mapping[str, Any]) -> tuple[_Seen | None, P
     return _Seen(position, seq, decision_id, str(entry["hash"]), str(entry["prev_hash"]), intact), None
 
 
-def verify(entries: Iterable[str | Mapping[str, Any]], *, head: tuple[int, str] | None = None) -> Report:
+@dataclass(frozen=True)
+class Head:
+    """A head recorded outside the log: entry `seq` had hash `hash`, as `source` says."""
+
+    seq: int
+    hash: str
+    source: str = "the recorded head"
+
+
+def verify(
+    entries: Iterable[str | Mapping[str, Any]],
+    *,
+    head: tuple[int, str] | None = None,
+    heads: Iterable[Head] = (),
+    signed: Head | None = None,
+) -> Report:
     """Check a log, entries in stored order; say which entries were edited, deleted or reordered.
 
     `head` is a (seq, hash) pair recorded earlier (e.g. printed by `coopfed audit verify` or
-    published): without it, cutting entries off the end of the log cannot be detected.
+    published) and `heads` are heads held elsewhere (witnesses): without one, cutting entries
+    off the end of the log cannot be detected. `signed` is the node's own latest signed head:
+    every entry after it was appended by someone other than the node.
     """
     seen: list[_Seen] = []
     problems: list[Problem] = []
@@ -181,15 +210,18 @@ def verify(entries: Iterable[str | Mapping[str, Any]], *, head: tuple[int, str] 
         if item:
             seen.append(item)
     problems += _edits(seen) + _sequence(seen)
-    if head is not None:
-        problems += _against_head(seen, head)
+    recorded = [Head(*head)] if head is not None else []
+    for known in [*recorded, *heads, *([signed] if signed else [])]:
+        problems += _against_head(seen, known)
+    if signed is not None:
+        problems += _after_signed(seen, signed)
     problems.sort(key=lambda p: (p.position, p.kind))
     last = seen[-1] if seen else None
     return Report(
         entries=len(seen),
         head_seq=(last.seq or 0) if last else 0,
         head_hash=last.stored_hash if last else GENESIS,
-        problems=tuple(problems),
+        problems=tuple(dict.fromkeys(problems)),
     )
 
 
@@ -253,24 +285,30 @@ def _sequence(seen: list[_Seen]) -> list[Problem]:
     return problems
 
 
-def _against_head(seen: list[_Seen], head: tuple[int, str]) -> list[Problem]:
-    seq, digest = head
-    match = next((s for s in seen if s.seq == seq), None)
+def _against_head(seen: list[_Seen], head: Head) -> list[Problem]:
+    if head.seq == 0:  # the head of an empty log: nothing to have been cut
+        return []
+    match = next((s for s in seen if s.seq == head.seq), None)
     if match is None:
         last = max((s.seq or 0 for s in seen), default=0)
-        message = f"entries {last + 1} to {seq} were cut off the end of the log"
-        return [Problem("truncated", len(seen), seq, "", message)]
-    if match.stored_hash != digest:
-        return [
-            Problem(
-                "edited",
-                match.position,
-                seq,
-                match.decision_id,
-                f"{_describe(match)} differs from the recorded head",
-            )
-        ]
+        message = f"entries {last + 1} to {head.seq} were cut off the end of the log"
+        message += f" ({head.source} is entry {head.seq})"
+        return [Problem("truncated", len(seen), head.seq, "", message)]
+    if match.stored_hash != head.hash:
+        message = f"{_describe(match)} differs from {head.source}: the log was rewritten"
+        return [Problem("edited", match.position, head.seq, match.decision_id, message)]
     return []
+
+
+def _after_signed(seen: list[_Seen], signed: Head) -> list[Problem]:
+    after = [s for s in seen if s.seq is not None and s.seq > signed.seq]
+    if not after:
+        return []
+    message = (
+        f"entries {after[0].seq} to {after[-1].seq} come after {signed.source} (entry {signed.seq}): "
+        "they were not written by the node"
+    )
+    return [Problem("forged", after[0].position, after[0].seq, after[0].decision_id, message)]
 
 
 def export_lines(entries: Iterable[str]) -> Iterator[str]:

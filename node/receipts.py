@@ -73,6 +73,8 @@ def receipt_sealer(node: Node, member_id: str, settings: ConsentSettings) -> Cal
     The policy is asked first, outside the store's transaction; the store then calls the sealer
     with the record, so the receipt is kept together with the record or not at all."""
     services = _services(node, settings)
+    if node.decision_log is not None:
+        node.decision_log.flush()  # the consent decisions the receipt shows, before it is shown
 
     def seal(record: ConsentRecord) -> str:
         return issue_token(

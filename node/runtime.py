@@ -15,6 +15,7 @@ from coopfed.node.decisionlog import DecisionLog
 from coopfed.node.errors import AlreadyExists, Unauthenticated
 from coopfed.node.federation.context import Federation, check_node_id, default_peer_listen, open_federation
 from coopfed.node.forecast.context import ForecastContext, open_forecast
+from coopfed.node.loghead import HeadSigner
 from coopfed.node.masking import Masker, load_or_create_key
 from coopfed.node.metrics import Metrics
 from coopfed.node.policy import load_policies
@@ -144,11 +145,13 @@ def open_node(settings: Settings) -> Iterator[Node]:
             masker, {"id": settings.node.id}, governance.append_decisions, logged=metrics.logged
         )
         stack.callback(decision_log.flush)  # before the store closes: no waiting decision is lost
-        yield Node(
+        node = Node(
             settings, store, engine, keys, federation=open_federation(settings),
             governance=governance, decision_log=decision_log, forecast=open_forecast(settings),
             metrics=metrics,
         )  # fmt: skip
+        governance.heads = HeadSigner(node.node_id, lambda: node.keys)  # signs with the ring in use
+        yield node
 
 
 def init_node(folder: Path, *, node_id: str, name: str, listen: str, policies: Path | None = None) -> Path:

@@ -214,12 +214,16 @@ def _revoke(args: argparse.Namespace, console: Console) -> int:
 def add_audit(parser: argparse.ArgumentParser, console: Console) -> None:
     commands = parser.add_subparsers(required=True, metavar="ACTION")
     verify = commands.add_parser(
-        "verify", help="check the hash chain; name any entry edited, deleted or moved"
+        "verify",
+        help="check the hash chain, the node's signed head and its peers' copies; name what is wrong",
     )
     verify.add_argument("--config", type=Path, help="the node's coopfed.toml (its database is checked)")
     verify.add_argument("--file", type=Path, help="an exported log (JSON lines) to check instead")
     verify.add_argument(
         "--head", default="", help="SEQ:HASH recorded earlier, to detect entries cut off the end"
+    )
+    verify.add_argument(
+        "--offline", action="store_true", help="do not ask the pinned peers for the heads they keep"
     )
     export = commands.add_parser("export", help="write the decision log as JSON lines")
     add_config_option(export)
@@ -253,11 +257,7 @@ def _audit_verify(args: argparse.Namespace, console: Console) -> int:
         with args.file.open(encoding="utf-8") as lines:
             report = verify((line for line in lines if line.strip()), head=head)
     elif args.config:
-        store, gov = _open_log(args.config)
-        try:
-            report = verify(gov.decision_log(), head=head or gov.decision_log_head())
-        finally:
-            store.close()
+        report = _audit_node(args, console, head)
     else:
         raise UsageError("give --config (the node's log) or --file (an export)", code="cli.audit")
     for problem in report.problems:
@@ -269,6 +269,35 @@ def _audit_verify(args: argparse.Namespace, console: Console) -> int:
         f"decision log verified: {report.entries} entries, head {report.head_seq}:{report.head_hash}"
     )
     return 0
+
+
+def _audit_node(args: argparse.Namespace, console: Console, head: tuple[int, str] | None) -> Any:
+    """The node's own log, against its signed head and what its pinned peers keep of it."""
+    import asyncio
+
+    from coopfed.federation.keys import KeyRing, TrustStore
+    from coopfed.node.audit import Witnesses, ask_witnesses, audit
+
+    store, gov = _open_log(args.config)
+    settings = node_settings(args.config)
+    ring = KeyRing.load(settings.keys_dir)
+    witnesses = Witnesses() if args.offline else asyncio.run(ask_witnesses(settings, ring))
+    for peer, why in witnesses.failures.items():
+        console.print(f"witness {peer} could not be asked: {why}", markup=False, style="yellow")
+    if witnesses.heads:
+        held = ", ".join(f"{peer} ({len(heads)} heads)" for peer, heads in witnesses.heads.items())
+        console.print(f"checked against the heads its witnesses keep: {held}", markup=False)
+    try:
+        return audit(
+            gov.decision_log(),
+            node_id=settings.node.id,
+            trust=TrustStore({settings.node.id: ring.jwks()}),
+            signed=gov.signed_head(),
+            witnessed=witnesses.heads,
+            head=head or gov.decision_log_head(),
+        )
+    finally:
+        store.close()
 
 
 def _audit_export(args: argparse.Namespace, console: Console) -> int:

@@ -132,6 +132,11 @@ class PeerClient:
         md = bearer(self.access_token())
         return await self.stub.RequestGrant(request, metadata=md, timeout=CALL_TIMEOUT)
 
+    async def exchange_heads(self, head: str) -> federation_pb2.ExchangeLogHeadsResponse:
+        request = federation_pb2.ExchangeLogHeadsRequest(head=head)
+        md = bearer(self.access_token())
+        return await self.stub.ExchangeLogHeads(request, metadata=md, timeout=CALL_TIMEOUT)
+
     def fetch(
         self, grant_token: str, request: federation_pb2.FetchAggregatesRequest
     ) -> AsyncIterator[federation_pb2.AggregatesChunk]:

@@ -84,9 +84,10 @@ def _verdict(result: Any, path: str, flag: str) -> tuple[bool, tuple[str, ...]]:
 
 
 def record(node: Node, path: str, question: dict[str, Any], result: dict[str, Any], revision: str) -> str:
-    """Write a decision to the node's decision log, if it keeps one; returns its decision_id."""
+    """Commit a decision to the node's decision log, if it keeps one, before the peer hears of
+    it; returns its decision_id."""
     log = node.decision_log
-    return log.record(path, question, result, revision) if log is not None else ""
+    return log.commit(path, question, result, revision) if log is not None else ""
 
 
 def decide_alignment(engine: PolicyEngine, peer: Manifest) -> Alignment:

@@ -14,6 +14,7 @@ import grpc
 from coopfed.federation.errors import FederationError
 from coopfed.federation.revocation import verify_publication
 from coopfed.node.errors import CoopfedError, FailedPrecondition
+from coopfed.node.federation import witness
 from coopfed.node.federation.client import PeerClient
 from coopfed.node.federation.decide import decide_alignment
 from coopfed.node.federation.issuer import federation_of
@@ -88,6 +89,7 @@ async def refresh_peer(node: Node, record: PeerRecord, report: RefreshReport) ->
         if set(fresh.manifest.jwks) != set(record.manifest.jwks):
             report.rekeyed.append(record.peer_id)
         token = await client.revocations()
+        await witness.exchange_with(node, client)
     previous = fed.state.peer_revocations(record.peer_id)
     published = verify_publication(
         token,

@@ -8,7 +8,7 @@ import grpc
 
 from coopfed.federation.revocation import DEFAULT_PUBLICATION_TTL
 from coopfed.node.auth import caller
-from coopfed.node.federation import convert
+from coopfed.node.federation import convert, witness
 from coopfed.node.federation.aggregates import (
     Release,
     Series,
@@ -90,6 +90,11 @@ class FederationService(federation_pb2_grpc.FederationServiceServicer):
             )
         )
 
+    @rpc
+    async def ExchangeLogHeads(self, request, context):
+        peer = check_peer(self.node, caller(), PEER, context)
+        return await asyncio.to_thread(witness.exchange, self.node, peer.peer_id, request.head)
+
 
 class PublicManifestService(federation_pb2_grpc.FederationServiceServicer):
     """FederationService as the public port serves it: the manifest for first contact; every
@@ -110,6 +115,9 @@ class PublicManifestService(federation_pb2_grpc.FederationServiceServicer):
     async def FetchAggregates(self, request, context):
         await _peer_port_only(context)
         yield  # a server stream
+
+    async def ExchangeLogHeads(self, request, context):
+        await _peer_port_only(context)
 
 
 async def _peer_port_only(context: grpc.aio.ServicerContext) -> None:

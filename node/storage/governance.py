@@ -36,6 +36,12 @@ class Conflict(StorageError):
     code = "conflict"
 
 
+class LogTampered(StorageError):
+    """The decision log's head is not one the node signed: the log was changed behind its back."""
+
+    code = "decision_log.tampered"
+
+
 class GovernanceStore(abc.ABC):
     """Governance state beside a node's Store. Every write is one transaction, and takes the
     decision-log events that explain it, so a state change and its log entries commit together."""
@@ -57,6 +63,19 @@ class GovernanceStore(abc.ABC):
     @abc.abstractmethod
     def decision_log_head(self) -> tuple[int, str]:
         """(seq, hash) of the last entry appended; (0, GENESIS) for an empty log."""
+
+    @abc.abstractmethod
+    def signed_head(self) -> str:
+        """The node's signed head of its log (see coopfed.node.loghead); "" if none was signed."""
+
+    # witnessing: heads of aligned peers' logs that this node was shown
+    @abc.abstractmethod
+    def keep_head(self, node_id: str, seq: int, digest: str, signed: str, received_at: datetime) -> None:
+        """Keep a verified head of `node_id`'s log (each distinct seq and hash once)."""
+
+    @abc.abstractmethod
+    def heads_of(self, node_id: str, limit: int) -> list[str]:
+        """The signed heads of `node_id`'s log kept here, highest seq first."""
 
     # organisations
     @abc.abstractmethod

@@ -107,10 +107,22 @@ REVOCATION = "SELECT revocation_reason FROM grants WHERE grant_id = ? AND revoke
 
 HEAD = "SELECT seq, hash FROM decision_log_head"
 
+SIGNED_HEAD = "SELECT seq, hash, signed FROM decision_log_head"
+
 DECISION_BY_ID = "SELECT entry_json FROM decision_log WHERE decision_id = ? ORDER BY position LIMIT 1"
 
 SET_HEAD = """INSERT INTO decision_log_head (only_row, seq, hash) VALUES (1, ?, ?)
 ON CONFLICT (only_row) DO UPDATE SET seq = excluded.seq, hash = excluded.hash"""
+
+SET_SIGNED_HEAD = """INSERT INTO decision_log_head (only_row, seq, hash, signed) VALUES (1, ?, ?, ?)
+ON CONFLICT (only_row) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, signed = excluded.signed"""
+
+KEEP_HEAD = """INSERT INTO witnessed_heads (node_id, seq, hash, signed, received_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (node_id, seq, hash) DO NOTHING"""
+
+HEADS_OF = (
+    """SELECT signed FROM witnessed_heads WHERE node_id = ? ORDER BY seq DESC, witness_key DESC LIMIT ?"""
+)
 
 MEMBERS_OF = """SELECT p.profile_id, m.member_id FROM members AS m JOIN profiles AS p USING (profile_key)
 WHERE p.profile_id IN (SELECT value FROM json_each(?)) ORDER BY p.profile_id, m.member_key"""

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from coopfed.federation.errors import TokenError
 from coopfed.node.decisionlog import GENESIS, link
 from coopfed.node.governance.model import (
     AccessEntry,
@@ -21,21 +23,32 @@ from coopfed.node.governance.model import (
     RequestState,
     Review,
 )
+from coopfed.node.loghead import HeadSigner
 from coopfed.node.storage import governance_rows as rows_
 from coopfed.node.storage.base import NotFound
-from coopfed.node.storage.governance import Conflict, Events, GovernanceStore, GrantKind
+from coopfed.node.storage.governance import Conflict, Events, GovernanceStore, GrantKind, LogTampered
 from coopfed.node.storage.sqlite import SqliteStore
+
+Head = tuple[int, str, str | None]  # seq, hash and signed head, as the head row holds them
 
 
 class SqliteGovernanceStore(GovernanceStore):
     """Governance tables in the node's SQLite file, sharing the node store's writer and readers,
     so governance writes and member writes are serialised and each sees a consistent snapshot."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: SqliteStore, heads: HeadSigner | None = None) -> None:
         self._store = store
+        self.heads = heads  # signs every new head; None for tools that only read (or tests)
+        self._written: Head | None = None  # the head this store last committed
+        self._writing: Head | None = None  # the head of the transaction under way
 
-    def _write(self) -> Any:
-        return self._store._write()
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        self._writing = None
+        with self._store._write() as conn:
+            yield conn
+        if self._writing is not None:  # committed
+            self._written = self._writing
 
     def _read(self) -> Any:
         return self._store._read()
@@ -43,17 +56,43 @@ class SqliteGovernanceStore(GovernanceStore):
     # --- decision log -----------------------------------------------------------------------
 
     def _append(self, conn: sqlite3.Connection, events: Events) -> list[dict[str, Any]]:
-        """Chain onto the recorded head (not the last row: a deleted tail stays a visible gap)."""
-        row = conn.execute(rows_.HEAD).fetchone()
-        seq, head = row if row else (0, GENESIS)
+        """Chain onto the recorded head (not the last row: a deleted tail stays a visible gap),
+        and sign the new head in the same transaction."""
+        heads = self.heads
+        row = conn.execute(rows_.SIGNED_HEAD if heads else rows_.HEAD).fetchone()
+        seq, head, signed = (*row, None)[:3] if row else (0, GENESIS, None)
+        if heads is not None:
+            self._check_head(heads, seq, head, signed)
         chained = link((dict(e) for e in events), seq, head)
         if chained:
             conn.executemany(
                 "INSERT INTO decision_log (decision_id, entry_json) VALUES (?, ?)",
                 [(e["decision_id"], rows_.to_json(e)) for e in chained],
             )
-            conn.execute(rows_.SET_HEAD, (chained[-1]["seq"], chained[-1]["hash"]))
+            top = chained[-1]["seq"], chained[-1]["hash"]
+            if heads is None:  # a tool without the node's key: the head it leaves is unsigned
+                conn.execute(rows_.SET_HEAD, top)
+            else:
+                self._writing = (*top, heads.sign(*top))
+                conn.execute(rows_.SET_SIGNED_HEAD, self._writing)
         return chained
+
+    def _check_head(self, heads: HeadSigner, seq: int, head: str, signed: str | None) -> None:
+        """Refuse to chain onto a head this node did not sign: entries appended behind its back
+        would otherwise be covered by its next signature."""
+        if (seq, head, signed) == self._written or (seq == 0 and signed is None):
+            return
+        if signed is None and self._written is None:
+            return  # a log from before heads were signed: its first signed head starts here
+        try:
+            claimed = heads.check(signed) if signed else None
+        except TokenError:
+            claimed = None
+        if claimed is None or (claimed.seq, claimed.hash) != (seq, head):
+            raise LogTampered(
+                f"the decision log's head (entry {seq}) is not one this node signed: the log was "
+                "changed outside the node, and no decision is logged onto it; run `coopfed audit verify`"
+            )
 
     def append_decisions(self, events: Events) -> list[dict[str, Any]]:
         with self._write() as conn:
@@ -78,6 +117,19 @@ class SqliteGovernanceStore(GovernanceStore):
             row = conn.execute(rows_.HEAD).fetchone()
         return (row[0], row[1]) if row else (0, GENESIS)
 
+    def signed_head(self) -> str:
+        with self._read() as conn:
+            row = conn.execute(rows_.SIGNED_HEAD).fetchone()
+        return (row[2] or "") if row else ""
+
+    def keep_head(self, node_id: str, seq: int, digest: str, signed: str, received_at: datetime) -> None:
+        with self._write() as conn:
+            conn.execute(rows_.KEEP_HEAD, (node_id, seq, digest, signed, rows_.iso(received_at)))
+
+    def heads_of(self, node_id: str, limit: int) -> list[str]:
+        with self._read() as conn:
+            return [signed for (signed,) in conn.execute(rows_.HEADS_OF, (node_id, limit))]
+
     # --- organisations ----------------------------------------------------------------------
 
     def create_organisation(self, org: Organisation, log: Events) -> Organisation:
@@ -94,6 +146,7 @@ class SqliteGovernanceStore(GovernanceStore):
                     org.verification_note,
                 ),
             ).lastrowid
+            assert key is not None  # an INSERT always gives its row id
             if org.assessment is not None:
                 rows_.save_assessment(conn, key, org.assessment)
             self._append(conn, log)
@@ -144,6 +197,7 @@ class SqliteGovernanceStore(GovernanceStore):
                 rows_.iso(record.submitted_at), d.decision_id, d.revision, rows_.to_json(d.result),
             )  # fmt: skip
             request_key = conn.execute(rows_.INSERT_REQUEST, values).lastrowid
+            assert request_key is not None  # an INSERT always gives its row id
             if grant is not None:
                 rows_.insert_grant(conn, request_key, org_key, grant)
             self._append(conn, log)

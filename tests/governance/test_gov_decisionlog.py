@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coopfed.node.decisionlog import GENESIS, DecisionLog, entry_hash, export_lines, link, verify
+from coopfed.node.decisionlog import GENESIS, DecisionLog, Head, entry_hash, export_lines, link, verify
 from coopfed.node.masking import Masker, MaskRules, canonical
 from coopfed.node.policy import PolicySet, make_policy_set
 from coopfed.node.policy.embedded import EmbeddedEngine
@@ -329,3 +329,31 @@ def test_a_failed_append_keeps_the_waiting_decisions() -> None:
     sink.fail = False
     log.flush()
     assert [e["decision_id"] for e in sink.batches[0]] == [waiting]
+
+
+def test_a_committed_decision_is_appended_at_once_with_those_waiting() -> None:
+    sink = _Sink()
+    log = _decision_log(sink)
+    waiting = log.record("coopfed/consent/decision", {"p": 1}, {"allowed": True}, "r1")
+    granted = log.commit("coopfed/federation/grant/decision", {"q": 2}, {"allowed": True}, "r1")
+    assert [[e["decision_id"] for e in batch] for batch in sink.batches] == [[waiting, granted]]
+
+
+def test_the_head_of_an_empty_log_verifies() -> None:
+    assert verify([], head=(0, GENESIS)).ok
+
+
+def test_a_witness_head_names_its_source_for_a_cut_and_a_rewrite() -> None:
+    entries = link(_events(4), 0, GENESIS)
+    cut = verify([json.dumps(e) for e in entries[:2]], heads=[Head(4, entries[3]["hash"], "coop-b's copy")])
+    assert [p.kind for p in cut.problems] == ["truncated"]
+    assert "(coop-b's copy is entry 4)" in cut.problems[0].message
+    moved = verify([json.dumps(e) for e in entries], heads=[Head(3, "f" * 64, "coop-b's copy")])
+    assert [(p.kind, p.seq) for p in moved.problems] == [("edited", 3)]
+
+
+def test_entries_after_the_signed_head_are_forged() -> None:
+    entries = link(_events(5), 0, GENESIS)
+    report = verify([json.dumps(e) for e in entries], signed=Head(3, entries[2]["hash"], "the signed head"))
+    assert [(p.kind, p.seq) for p in report.problems] == [("forged", 4)]
+    assert "entries 4 to 5 come after the signed head (entry 3)" in report.problems[0].message

@@ -545,3 +545,55 @@ class AggregatesSummary(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AggregatesSummary: _TypeAlias = AggregatesSummary  # noqa: Y015
+
+@_typing.final
+class ExchangeLogHeadsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEAD_FIELD_NUMBER: _builtins.int
+    head: _builtins.str
+    """The caller's latest signed head, for the callee to keep: a compact JWS (typ
+    coopfed-log-head+jwt) signed by one of the caller's pinned keys, with claims iss = sub =
+    aud = the caller's node id, iat = when it was signed, seq = the last entry's sequence
+    number and hash = that entry's SHA-256 (hex). Empty to only ask (e.g. an audit).
+    """
+    def __init__(
+        self,
+        *,
+        head: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["head", b"head"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExchangeLogHeadsRequest: _TypeAlias = ExchangeLogHeadsRequest  # noqa: Y015
+
+@_typing.final
+class ExchangeLogHeadsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEAD_FIELD_NUMBER: _builtins.int
+    WITNESSED_FIELD_NUMBER: _builtins.int
+    head: _builtins.str
+    """The callee's latest signed head, in the same form; empty while its log is empty."""
+    @_builtins.property
+    def witnessed(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Heads of the caller's own log that the callee kept, highest seq first, at most 16: what
+        `coopfed audit verify` compares the caller's log with.
+        """
+
+    def __init__(
+        self,
+        *,
+        head: _builtins.str = ...,
+        witnessed: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["head", b"head", "witnessed", b"witnessed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExchangeLogHeadsResponse: _TypeAlias = ExchangeLogHeadsResponse  # noqa: Y015

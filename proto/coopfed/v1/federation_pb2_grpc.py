@@ -54,6 +54,11 @@ class FederationServiceStub:
                 request_serializer=coopfed_dot_v1_dot_federation__pb2.FetchAggregatesRequest.SerializeToString,
                 response_deserializer=coopfed_dot_v1_dot_federation__pb2.AggregatesChunk.FromString,
                 _registered_method=True)
+        self.ExchangeLogHeads = channel.unary_unary(
+                '/coopfed.v1.FederationService/ExchangeLogHeads',
+                request_serializer=coopfed_dot_v1_dot_federation__pb2.ExchangeLogHeadsRequest.SerializeToString,
+                response_deserializer=coopfed_dot_v1_dot_federation__pb2.ExchangeLogHeadsResponse.FromString,
+                _registered_method=True)
 
 
 class FederationServiceServicer:
@@ -91,6 +96,16 @@ class FederationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExchangeLogHeads(self, request, context):
+        """Exchange signed heads of the two nodes' decision logs: each keeps the other's (a witness,
+        as in Certificate Transparency), so neither operator can later cut, rewrite or extend its
+        log unseen. Peer port only; needs the caller's access token, like RequestGrant.
+        UNAUTHENTICATED for a head not signed by the caller's pinned key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FederationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -113,6 +128,11 @@ def add_FederationServiceServicer_to_server(servicer, server):
                     servicer.FetchAggregates,
                     request_deserializer=coopfed_dot_v1_dot_federation__pb2.FetchAggregatesRequest.FromString,
                     response_serializer=coopfed_dot_v1_dot_federation__pb2.AggregatesChunk.SerializeToString,
+            ),
+            'ExchangeLogHeads': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExchangeLogHeads,
+                    request_deserializer=coopfed_dot_v1_dot_federation__pb2.ExchangeLogHeadsRequest.FromString,
+                    response_serializer=coopfed_dot_v1_dot_federation__pb2.ExchangeLogHeadsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -223,6 +243,33 @@ class FederationService:
             '/coopfed.v1.FederationService/FetchAggregates',
             coopfed_dot_v1_dot_federation__pb2.FetchAggregatesRequest.SerializeToString,
             coopfed_dot_v1_dot_federation__pb2.AggregatesChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExchangeLogHeads(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/coopfed.v1.FederationService/ExchangeLogHeads',
+            coopfed_dot_v1_dot_federation__pb2.ExchangeLogHeadsRequest.SerializeToString,
+            coopfed_dot_v1_dot_federation__pb2.ExchangeLogHeadsResponse.FromString,
             options,
             channel_credentials,
             insecure,

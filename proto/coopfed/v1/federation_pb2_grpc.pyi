@@ -57,6 +57,12 @@ class FederationServiceStub:
     grant, or a client certificate that is not the grantee's; PERMISSION_DENIED for a request
     beyond the grant's scope.
     """
+    ExchangeLogHeads: _grpc.UnaryUnaryMultiCallable[_federation_pb2.ExchangeLogHeadsRequest, _federation_pb2.ExchangeLogHeadsResponse]
+    """Exchange signed heads of the two nodes' decision logs: each keeps the other's (a witness,
+    as in Certificate Transparency), so neither operator can later cut, rewrite or extend its
+    log unseen. Peer port only; needs the caller's access token, like RequestGrant.
+    UNAUTHENTICATED for a head not signed by the caller's pinned key.
+    """
 
 @_typing.type_check_only
 class FederationServiceAsyncStub(FederationServiceStub):
@@ -74,6 +80,12 @@ class FederationServiceAsyncStub(FederationServiceStub):
     then a summary. UNAUTHENTICATED for a bad, expired, revoked (also mid-stream) or foreign
     grant, or a client certificate that is not the grantee's; PERMISSION_DENIED for a request
     beyond the grant's scope.
+    """
+    ExchangeLogHeads: _aio.UnaryUnaryMultiCallable[_federation_pb2.ExchangeLogHeadsRequest, _federation_pb2.ExchangeLogHeadsResponse]  # type: ignore[assignment]
+    """Exchange signed heads of the two nodes' decision logs: each keeps the other's (a witness,
+    as in Certificate Transparency), so neither operator can later cut, rewrite or extend its
+    log unseen. Peer port only; needs the caller's access token, like RequestGrant.
+    UNAUTHENTICATED for a head not signed by the caller's pinned key.
     """
 
 class FederationServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -113,6 +125,18 @@ class FederationServiceServicer(metaclass=_abc_1.ABCMeta):
         then a summary. UNAUTHENTICATED for a bad, expired, revoked (also mid-stream) or foreign
         grant, or a client certificate that is not the grantee's; PERMISSION_DENIED for a request
         beyond the grant's scope.
+        """
+
+    @_abc_1.abstractmethod
+    def ExchangeLogHeads(
+        self,
+        request: _federation_pb2.ExchangeLogHeadsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_federation_pb2.ExchangeLogHeadsResponse, _abc.Awaitable[_federation_pb2.ExchangeLogHeadsResponse]]:
+        """Exchange signed heads of the two nodes' decision logs: each keeps the other's (a witness,
+        as in Certificate Transparency), so neither operator can later cut, rewrite or extend its
+        log unseen. Peer port only; needs the caller's access token, like RequestGrant.
+        UNAUTHENTICATED for a head not signed by the caller's pinned key.
         """
 
 def add_FederationServiceServicer_to_server(servicer: FederationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
