@@ -18,6 +18,7 @@ from coopfed.node.errors import FailedPrecondition
 from coopfed.node.federation.context import Federation, is_loopback_host
 from coopfed.node.federation.refresh import RefreshReport, refresh_forever
 from coopfed.node.federation.service import SERVICE_NAME, FederationService
+from coopfed.node.operations import NO_PORT_SHARING, bind
 from coopfed.node.runtime import Node
 from coopfed.v1 import federation_pb2_grpc
 
@@ -67,7 +68,7 @@ class PeerServer:
 
         self.server = grpc.aio.server(
             interceptors=[AuthInterceptor(authenticators(self.node))],
-            options=[("grpc.max_receive_message_length", max_receive)],
+            options=[("grpc.max_receive_message_length", max_receive), NO_PORT_SHARING],
         )
         federation_pb2_grpc.add_FederationServiceServicer_to_server(FederationService(self.node), self.server)
         add_peer_services(self.server, self.node)  # model exchange
@@ -92,12 +93,12 @@ class PeerServer:
                     f"[federation] plaintext is allowed only on loopback, not {listen}",
                     code="config.plaintext",
                 )
-            return self.server.add_insecure_port(listen)
+            return bind(self.server, listen, "federation", None)
         roots = _PinnedRoots(self.fed)
         creds = grpc.dynamic_ssl_server_credentials(
             roots.configuration(), roots, require_client_authentication=True
         )
-        return self.server.add_secure_port(listen, creds)
+        return bind(self.server, listen, "federation", creds)
 
     def _notify(self, report: RefreshReport) -> None:
         for listener in list(self.listeners):
