@@ -209,8 +209,9 @@ def backup(settings: Settings, target: Path, *, force: bool = False) -> int:
     return target.stat().st_size
 
 
-def restore(settings: Settings, backup_file: Path) -> Path:
-    """Put a backup in place of a stopped node's database; return where the old one was kept.
+def restore(settings: Settings, backup_file: Path) -> Path | None:
+    """Put a backup in place of a stopped node's database; return where the old one was kept
+    (None where there was none).
 
     Refuses while the node serves (its lock) and refuses a file that is not a coopfed database
     this version can open. The old database and its WAL are kept, renamed, never deleted.
@@ -218,18 +219,26 @@ def restore(settings: Settings, backup_file: Path) -> Path:
     database = settings.path(settings.storage.path)
     if not backup_file.is_file():
         raise NotFound(f"no backup file {backup_file}", code="restore.no_file")
+    try:
+        return _restore(database, backup_file, FolderLock(settings.base_dir))
+    except OSError as exc:
+        raise FailedPrecondition(f"cannot restore {database}: {exc}", code="restore.io") from None
+
+
+def _restore(database: Path, backup_file: Path, lock: FolderLock) -> Path | None:
     with contextlib.ExitStack() as stack:
-        lock = FolderLock(settings.base_dir)
         lock.acquire(doing="restore its database")
         stack.callback(lock.release)
         tmp = database.with_name(f".{database.name}.restoring")
         tmp.unlink(missing_ok=True)
         stack.callback(tmp.unlink, missing_ok=True)
         _copy_checked(backup_file, tmp)
-        kept = _free_name(database.with_name(f"{database.name}.before-restore"))
-        for suffix in ("", "-wal"):  # SQLite pairs a database with its WAL by name
-            with contextlib.suppress(FileNotFoundError):
-                os.replace(f"{database}{suffix}", f"{kept}{suffix}")
+        kept = None
+        if database.exists():
+            kept = _free_name(database.with_name(f"{database.name}.before-restore"))
+            for suffix in ("", "-wal"):  # SQLite pairs a database with its WAL by name
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(f"{database}{suffix}", f"{kept}{suffix}")
         Path(f"{database}-shm").unlink(missing_ok=True)  # an index of the old WAL, no data
         os.replace(tmp, database)
         _sync_folder(database.parent)

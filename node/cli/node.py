@@ -100,17 +100,17 @@ def _node_status(args: argparse.Namespace, console: Console) -> int:
 
 def _node_backup(args: argparse.Namespace, console: Console) -> int:
     size = operations.backup(load_settings(args.config), args.file, force=args.force)
+    copy = args.file.resolve()
     console.print(
-        f"backed up the database to {args.file.resolve()} ({_size(size)}, checked)", highlight=False
+        f"backed up the database to {copy} ({_size(size)}, checked)", highlight=False, soft_wrap=True
     )
     return 0
 
 
 def _node_restore(args: argparse.Namespace, console: Console) -> int:
     kept = operations.restore(load_settings(args.config), args.file)
-    console.print(
-        f"restored the database from {args.file}; the one it replaced is kept as {kept}", highlight=False
-    )
+    replaced = f"; the one it replaced is kept as {kept}" if kept else ""
+    console.print(f"restored the database from {args.file}{replaced}", highlight=False, soft_wrap=True)
     return 0
 
 

@@ -280,3 +280,16 @@ def test_backup_while_serving_under_uploads_restores_into_a_working_node(tmp_pat
     assert uploads == list(range(k))
     assert before_backup <= k <= after_backup + 1
     assert held == {p: kwh for p, kwh in everything.items() if kwh < k}
+
+
+def test_a_lost_database_comes_back_from_its_backup(tmp_path: Path) -> None:
+    config = node(tmp_path / "a")
+    db, copy = tmp_path / "a" / "node.db", tmp_path / "copy.db"
+    assert coopfed("node", "backup", copy, "--config", config).returncode == 0
+    db.unlink()
+    assert "is missing" in refused(coopfed("node", "serve", "--config", config))
+    restored = coopfed("node", "restore", copy, "--config", config)
+    assert restored.returncode == 0, restored.stdout
+    assert "kept as" not in restored.stdout  # there was nothing to keep
+    with serving(config) as (_, address):
+        assert answers_health(address)
