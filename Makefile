@@ -50,9 +50,24 @@ fmt: install
 	$(VENV)/bin/ruff check --fix .
 	$(OPA) fmt --write policies
 
+# Stubs, typed stubs and a descriptor set with the comments (for grpcurl and ghz), written under $(1).
+protoc = $(PY) -m grpc_tools.protoc -I proto --python_out=$(1) --grpc_python_out=$(1) \
+	--mypy_out=$(1) --mypy_grpc_out=$(1) --include_imports --include_source_info \
+	--descriptor_set_out=$(1)/coopfed.protoset $(sort $(wildcard proto/coopfed/v1/*.proto))
+
 proto: $(VENV)/.installed
-	$(PY) -m grpc_tools.protoc -I proto --python_out=proto --grpc_python_out=proto \
-		--mypy_out=proto proto/coopfed/v1/*.proto
+	$(call protoc,proto)
+
+# Fails when a committed generated file differs from what `make proto` would write.
+proto-check: $(VENV)/.installed
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && mkdir -p "$$tmp/new/coopfed/v1" && \
+	$(call protoc,$$tmp/new) >/dev/null && \
+	(cd "$$tmp/new" && find coopfed* -type f | sort) > "$$tmp/generated" && \
+	(cd proto && find coopfed* -type f \( -name '*_pb2*.py' -o -name '*_pb2*.pyi' -o -name '*.protoset' \) | sort) > "$$tmp/committed" && \
+	diff "$$tmp/generated" "$$tmp/committed" && \
+	for f in $$(cat "$$tmp/generated"); do \
+		cmp -s "$$tmp/new/$$f" "proto/$$f" || { echo "proto/$$f is stale: run make proto"; exit 1; }; \
+	done && echo "generated files in proto/ are up to date"
 
 bench: install
 	for b in ingest storage policy grants federation governance forecast policy_diff; do \

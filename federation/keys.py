@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import io
 import json
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, TextIO
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -79,16 +81,39 @@ def public_key_from_jwk(jwk: Mapping[str, Any]) -> Ed25519PublicKey:
     return key
 
 
-def _write_file(path: Path, data: bytes, mode: int) -> None:
-    """Write atomically: a crash leaves the old file or the new one, never half of either."""
+@contextlib.contextmanager
+def _replacing(path: Path, mode: int) -> Iterator[BinaryIO]:
+    """A file that replaces `path` only once written whole: a crash or an error leaves the old
+    file or none, never half of either."""
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.unlink(missing_ok=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
+
+
+def _write_file(path: Path, data: bytes, mode: int) -> None:
+    with _replacing(path, mode) as fh:
+        fh.write(data)
+
+
+@contextlib.contextmanager
+def open_private(path: Path, *, newline: str | None = None) -> Iterator[TextIO]:
+    """Write a text file readable by the owner only (mode 0600), e.g. an export of members' data.
+
+    The file appears when the block ends without an error, whole."""
+    with _replacing(path, 0o600) as fh:
+        text = io.TextIOWrapper(fh, encoding="utf-8", newline=newline)
+        yield text
+        text.flush()
+        text.detach()  # the binary file is _replacing's to sync and close
 
 
 def write_private(path: Path, data: bytes) -> None:

@@ -209,3 +209,15 @@ def peer_fingerprint(context: grpc.ServicerContext | grpc.aio.ServicerContext) -
     """SHA-256 fingerprint of the client certificate of the current call, or None without TLS."""
     pems = context.auth_context().get("x509_pem_cert")
     return cert_fingerprint(pems[0]) if pems else None
+
+
+def is_loopback(address: str) -> bool:
+    """Whether host:port (or a bare host) names this machine: the only place plaintext is allowed."""
+    host = address.rsplit(":", 1)[0] if address.count(":") == 1 or address.startswith("[") else address
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -40,6 +40,7 @@ PUBLIC_METHODS = frozenset(
         "/coopfed.v1.FederationService/GetRevocations",
         "/grpc.health.v1.Health/Check",
         "/grpc.health.v1.Health/Watch",
+        "/grpc.health.v1.Health/List",
         "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
         "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
     }

@@ -1,22 +1,71 @@
-"""Client side helpers: channels to a node and the member's saved credentials."""
+"""Client side helpers: channels to a node (TLS, or plaintext to loopback only) and saved credentials."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import ssl
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import grpc
 
-from coopfed.node.errors import InvalidArgument
+from coopfed.federation.tls import cert_fingerprint, cert_node_id, channel_options, is_loopback
+from coopfed.node.errors import InvalidArgument, Unavailable, UsageError
+
+CONNECT_TIMEOUT = 10.0
 
 
-def channel(address: str, ca_cert: Path | None = None) -> grpc.Channel:
-    """A blocking channel: TLS when a CA or pinned certificate is given, else plaintext (loopback)."""
-    if ca_cert is None:
-        return grpc.insecure_channel(address)
-    return grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=ca_cert.read_bytes()))
+def add_node_options(parser: argparse.ArgumentParser, *, default: str | None = "127.0.0.1:50051") -> None:
+    """--node, and how to trust it over TLS: --ca FILE or --fingerprint of its certificate."""
+    parser.add_argument("--node", default=default, help="the node's host:port")
+    parser.add_argument("--ca", type=Path, default=None, help="the node's certificate (or its CA) to trust")
+    parser.add_argument(
+        "--fingerprint",
+        default="",
+        help="SHA-256 fingerprint of the node's certificate (as `node status` shows)",
+    )
+
+
+def channel(address: str, *, ca: Path | None = None, fingerprint: str = "") -> grpc.Channel:
+    """A blocking channel: TLS trusting `ca` or the certificate with `fingerprint`, else plaintext.
+
+    Plaintext is only allowed to this machine: a member's token must never cross a network in clear."""
+    if ca is not None:
+        return grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=ca.read_bytes()))
+    if fingerprint:
+        pem = pinned_certificate(address, fingerprint)
+        roots = grpc.ssl_channel_credentials(root_certificates=pem)
+        # The pin is stronger than a name: check the certificate names its node, whatever was dialled.
+        return grpc.secure_channel(address, roots, options=channel_options(cert_node_id(pem)))
+    if not is_loopback(address):
+        raise UsageError(
+            f"{address} is not on this machine: connect over TLS with --ca FILE or --fingerprint SHA256",
+            code="cli.plaintext",
+        )
+    return grpc.insecure_channel(address)
+
+
+def pinned_certificate(address: str, fingerprint: str) -> bytes:
+    """The node's certificate, fetched and accepted only if its SHA-256 fingerprint is `fingerprint`."""
+    host, _, port = address.rpartition(":")
+    if not port.isdigit():
+        raise UsageError(f"{address}: expected host:port", code="cli.address")
+    try:
+        pem = ssl.get_server_certificate((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).encode()
+    except OSError as exc:
+        raise Unavailable(f"cannot reach the node at {address}: {exc}", code="cli.unreachable") from exc
+    if _normalised(cert_fingerprint(pem)) != _normalised(fingerprint):
+        raise Unavailable(
+            f"the node at {address} has certificate {cert_fingerprint(pem)}, not the fingerprint given",
+            code="cli.fingerprint",
+        )
+    return pem
+
+
+def _normalised(fingerprint: str) -> str:
+    return fingerprint.upper().removeprefix("SHA256:").replace(":", "").strip()
 
 
 def bearer(token: str) -> tuple[tuple[str, str], ...]:
@@ -30,10 +79,25 @@ class Credentials:
     node: str
     subject: str  # the member id, organisation id or board name the token was issued to
     token: str
+    ca: str = ""  # how to trust the node over TLS, as given when the credential was saved
+    fingerprint: str = ""
 
-    def save(self, path: Path) -> None:
+    def channel(self) -> grpc.Channel:
+        return channel(self.node, ca=Path(self.ca) if self.ca else None, fingerprint=self.fingerprint)
+
+    def save(self, path: Path, *, force: bool = False) -> None:
+        """Write the credential; an existing one is kept unless `force` (it may be the only copy)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
+        try:
+            fd = os.open(path, flags, 0o600)
+        except FileExistsError:
+            raise UsageError(
+                f"{path} already holds a credential: keep it, or choose another file (--credentials), "
+                "or replace it with --force",
+                code="cli.credentials_exist",
+            ) from None
+        os.fchmod(fd, 0o600)  # a replaced file keeps no looser mode it had
         with os.fdopen(fd, "w") as out:
             json.dump(asdict(self), out, indent=2)
 
@@ -41,6 +105,8 @@ class Credentials:
     def load(cls, path: Path, hint: str) -> Credentials:
         try:
             return cls(**json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise UsageError(f"no credentials in {path}: {hint}", code="cli.credentials") from None
         except (OSError, ValueError, TypeError) as exc:
             raise InvalidArgument(
                 f"cannot read credentials from {path}: {hint}", code="cli.credentials"

@@ -60,6 +60,7 @@ class DecisionLog:
     sink: Sink
     flush_at: int = 256
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    logged: Callable[[list[dict[str, Any]]], None] = field(default=lambda events: None)  # after each append
     _pending: list[dict[str, Any]] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -91,12 +92,14 @@ class DecisionLog:
         """The waiting events plus `events`, for one durable append; put back if it fails."""
         with self._lock:
             waiting, self._pending = self._pending, []
+        batch = [*waiting, *events]
         try:
-            yield [*waiting, *events]
+            yield batch
         except BaseException:
             with self._lock:
                 self._pending[:0] = waiting
             raise
+        self.logged(batch)
 
     def append(self, *events: dict[str, Any]) -> None:
         """Append events (and any waiting ones) now."""

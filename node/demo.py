@@ -1,7 +1,8 @@
 """`coopfed demo`: three co-ops on one machine, with simulated members, federating for real.
 
 Riverside and Fellside share aims and federate; Market Town Energy Ltd is a company with
-marketing aims and is refused. Every step goes through the real gRPC API, policies and grants.
+marketing aims and is refused. Riverside forecasts and nudges, and three organisations ask it for
+data (`demo_third_parties`). Every step goes through the real gRPC API, policies and grants.
 """
 
 from __future__ import annotations
@@ -24,15 +25,16 @@ from rich.table import Table
 
 from coopfed.forecaster import SimulatedCoop, default_federation, simulate_federation
 from coopfed.node.client import bearer
+from coopfed.node.demo_third_parties import ThirdPartyResult, third_parties
 from coopfed.node.errors import CoopfedError
 from coopfed.node.federation import grantee
 from coopfed.node.federation.decide import GrantAsk
+from coopfed.node.policy.defaults import default_policies
 from coopfed.node.runtime import Node, init_node, open_node
 from coopfed.node.server import NodeServer
 from coopfed.node.settings import load_settings
 from coopfed.v1 import common_pb2, forecast_pb2, forecast_pb2_grpc, member_pb2, member_pb2_grpc
 
-POLICIES = Path("policies")
 DAYS = 42
 FORECASTING = "dpv:CommunityEnergyForecasting"
 # How the simulated households set their consent, in turn: mostly sharing, some not at all.
@@ -61,11 +63,23 @@ class DemoCoop:
         return f"127.0.0.1:{self.server.port}"
 
 
+@dataclass(frozen=True)
+class Walkthrough:
+    """What the demo showed, for a caller (or a test) to check rather than read."""
+
+    pinned: tuple[str, ...]
+    refused: tuple[str, ...]
+    forecast_contributors: tuple[str, ...]
+    third_parties: ThirdPartyResult
+
+
 def run_demo(folder: Path, *, once: bool, console: Console) -> int:
-    return asyncio.run(_demo(folder, once, console))
+    asyncio.run(walk_through(folder, console, keep_serving=not once))
+    return 0
 
 
-async def _demo(folder: Path, once: bool, console: Console) -> int:
+async def walk_through(folder: Path, console: Console, *, keep_serving: bool = False) -> Walkthrough:
+    """Simulate, start the three nodes, and show every flow; serve on until a signal if asked."""
     end = dt.datetime.now(dt.UTC).date()
     start = end - dt.timedelta(days=DAYS)
     specs = [replace(spec, households=min(spec.households, 60)) for spec in default_federation()]
@@ -75,11 +89,15 @@ async def _demo(folder: Path, once: bool, console: Console) -> int:
         shutil.rmtree(folder)
     async with contextlib.AsyncExitStack() as stack:
         coops = [await _start(stack, folder, sims[spec.coop_id], console) for spec in specs]
-        tokens = {coop.node.node_id: await _members_join(coop, console) for coop in coops}
+        members = {coop.node.node_id: await _members_join(coop, console) for coop in coops}
         riverside, fellside, market = coops
-        await _federate(riverside, fellside, market, console)
-        await _forecast(riverside, tokens["riverside"], console)
-        if not once:
+        pinned, refused = await _federate(riverside, fellside, market, console)
+        contributors = await _forecast(riverside, members["riverside"].nudged, console)
+        console.print("\n[bold]Third parties[/bold]")
+        asked = await asyncio.to_thread(
+            third_parties, riverside.node, riverside.public, members["riverside"].green, folder, console
+        )
+        if keep_serving:
             console.print("\nthe three nodes keep serving; Ctrl-C stops them")
             for coop in coops:
                 console.print(f"  {coop.node.node_id}: {coop.public}")
@@ -88,7 +106,7 @@ async def _demo(folder: Path, once: bool, console: Console) -> int:
                 asyncio.get_running_loop().add_signal_handler(sig, stop.set)
             await stop.wait()
             console.print("stopping the nodes")
-    return 0
+    return Walkthrough(pinned, refused, contributors, asked)
 
 
 async def _start(
@@ -120,9 +138,9 @@ _NAMES = {
 def _policies_for(folder: Path, coop_id: str) -> Path:
     """Riverside and Fellside run the shared policies; Market Town, a company, has other aims."""
     if coop_id != "market-town":
-        return POLICIES
+        return default_policies()
     target = folder.parent / f"{coop_id}-policies"
-    shutil.copytree(POLICIES, target, ignore=shutil.ignore_patterns("*_test.rego"))
+    shutil.copytree(default_policies(), target, ignore=shutil.ignore_patterns("*_test.rego"))
     data = json.loads((target / "data.json").read_text())
     data["coop"]["aims"] = [FORECASTING, "dpv:Marketing", "dpv:CommercialResearch"]
     data["federation"]["governance"]["legal_form"] = "company"
@@ -130,13 +148,19 @@ def _policies_for(folder: Path, coop_id: str) -> Path:
     return target
 
 
-async def _members_join(coop: DemoCoop, console: Console) -> list[str]:
-    """Each household registers, sets its consent and uploads its readings over gRPC.
+@dataclass
+class Joined:
+    """Tokens of the co-op's members who opted in to nudges, and of one member at green."""
 
-    Returns the tokens of the members who opted in to nudges."""
+    nudged: list[str]
+    green: str = ""
+
+
+async def _members_join(coop: DemoCoop, console: Console) -> Joined:
+    """Each household registers, sets its consent and uploads its readings over gRPC."""
     readings = coop.sim.readings.to_frame()
     uploaded = 0
-    nudged = []
+    joined = Joined([])
     async with grpc.aio.insecure_channel(coop.public) as channel:
         stub = member_pb2_grpc.MemberServiceStub(channel)
         for i, (member, rows) in enumerate(readings.groupby("member_id", sort=False)):
@@ -145,11 +169,13 @@ async def _members_join(coop: DemoCoop, console: Console) -> list[str]:
             settings = CONSENTS[i % len(CONSENTS)]
             await stub.SetConsent(member_pb2.SetConsentRequest(settings=settings), metadata=md)
             if settings.nudges:
-                nudged.append(reg.token)
+                joined.nudged.append(reg.token)
+            if settings.level == common_pb2.CONSENT_LEVEL_GREEN and not joined.green:
+                joined.green = reg.token
             summary = await stub.UploadReadings(_batches(rows), metadata=md)
             uploaded += summary.inserted
     console.print(f"  {coop.node.node_id}: {i + 1} members joined and uploaded {uploaded:,} readings")
-    return nudged
+    return joined
 
 
 def _batches(rows: pd.DataFrame):
@@ -164,19 +190,27 @@ def _batches(rows: pd.DataFrame):
     return gen()
 
 
-async def _federate(riverside: DemoCoop, fellside: DemoCoop, market: DemoCoop, console: Console) -> None:
+async def _federate(
+    riverside: DemoCoop, fellside: DemoCoop, market: DemoCoop, console: Console
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Riverside and Fellside pin each other, Market Town is refused; Fellside grants aggregates.
+
+    Returns who pinned whom ("riverside>fellside") and whom Riverside refused."""
     console.print("\n[bold]Federation[/bold]")
+    pinned, refused = [], []
     for who, peer in ((riverside, fellside), (fellside, riverside)):
         preview = await grantee.preview_join(who.node, peer.public, plaintext=True)
         grantee.pin(who.node, preview)
+        pinned.append(f"{who.node.node_id}>{peer.node.node_id}")
         console.print(
             f"  {who.node.node_id} pinned {peer.node.node_id}: " + " ".join(preview.alignment.reasons)
         )
     preview = await grantee.preview_join(riverside.node, market.public, plaintext=True)
     try:
         grantee.pin(riverside.node, preview)
-    except CoopfedError as refused:
-        console.print(f"  [red]refused[/red] {market.node.node_id}: {refused.message}")
+    except CoopfedError as refusal:
+        refused.append(market.node.node_id)
+        console.print(f"  [red]refused[/red] {market.node.node_id}: {refusal.message}")
     periods = riverside.sim.readings.periods
     ask = GrantAsk(
         ("demand", "generation", "export"),
@@ -200,9 +234,10 @@ async def _federate(riverside: DemoCoop, fellside: DemoCoop, market: DemoCoop, c
             f"{np.median(series.member_count):.0f}",
         )
     console.print(table)
+    return tuple(pinned), tuple(refused)
 
 
-async def _forecast(coop: DemoCoop, nudged: list[str], console: Console) -> None:
+async def _forecast(coop: DemoCoop, nudged: list[str], console: Console) -> tuple[str, ...]:
     """Pooled training on the co-op's own and granted aggregates, a forecast, and its nudges."""
     from coopfed.node.forecast.data import forecast_policy, peer_aggregates
     from coopfed.node.forecast.forecasting import make_forecast
@@ -235,6 +270,7 @@ async def _forecast(coop: DemoCoop, nudged: list[str], console: Console) -> None
     if first is not None:
         console.print(f"  a member who opted in receives: [italic]{first.text}[/italic]")
     console.print(f"  {len(nudged)} of riverside's members opted in to nudges; no one else receives them")
+    return tuple(meta.contributors)
 
 
 def _local(unix: int) -> str:

@@ -1,4 +1,7 @@
-"""One error hierarchy with stable codes, and its one mapping to gRPC status."""
+"""One error hierarchy with stable codes, and its one mapping to gRPC status and to CLI exit codes.
+
+Exit codes (documented in the README): 0 done, 1 refused or failed, 2 usage error, 3 node unreachable.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ class CoopfedError(Exception):
 
     status = grpc.StatusCode.INTERNAL
     code = "internal"
+    exit_code = 1
 
     def __init__(self, message: str, *, code: str | None = None, field: str = "") -> None:
         super().__init__(message)
@@ -22,6 +26,13 @@ class CoopfedError(Exception):
 class InvalidArgument(CoopfedError):
     status = grpc.StatusCode.INVALID_ARGUMENT
     code = "invalid_argument"
+
+
+class UsageError(InvalidArgument):
+    """The command line itself is wrong: an option, a path, a value the user typed."""
+
+    code = "usage"
+    exit_code = 2
 
 
 class Unauthenticated(CoopfedError):
@@ -57,3 +68,4 @@ class ResourceExhausted(CoopfedError):
 class Unavailable(CoopfedError):
     status = grpc.StatusCode.UNAVAILABLE
     code = "unavailable"
+    exit_code = 3

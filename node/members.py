@@ -56,7 +56,9 @@ def set_consent(
 def upload(node: Node, member_id: str, batches: list[Batch]) -> tuple[int, int]:
     """Store every batch of one upload, or none of them. Returns (inserted, replaced)."""
     reject_duplicates(batches)
-    return node.store.put_readings(member_id, [(b.dataset, b.periods, b.kwh) for b in batches])
+    inserted, replaced = node.store.put_readings(member_id, [(b.dataset, b.periods, b.kwh) for b in batches])
+    node.metrics.stored(inserted + replaced)
+    return inserted, replaced
 
 
 def export(node: Node, member_id: str) -> tuple[Member, list[ConsentRecord], Iterator]:

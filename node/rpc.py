@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import logging
@@ -139,9 +140,27 @@ def around_calls(handler: grpc.RpcMethodHandler, scope: CallScope) -> grpc.RpcMe
             async for item in inner_stream(request, context):
                 yield item
 
+    async def writing(request: Any, context: grpc.aio.ServicerContext) -> None:
+        async with scope(context):
+            await inner_stream(request, context)  # a handler that sends with `context.write`
+
     factory = (
         grpc.unary_stream_rpc_method_handler
         if handler.unary_stream
         else grpc.stream_stream_rpc_method_handler
     )
-    return factory(streaming, handler.request_deserializer, handler.response_serializer)
+    wrapped = streaming if inspect.isasyncgenfunction(inner_stream) else writing
+    return factory(wrapped, handler.request_deserializer, handler.response_serializer)
+
+
+def call_code(context: grpc.aio.ServicerContext, exc: BaseException | None = None) -> grpc.StatusCode:
+    """The status a call ended with: the one it was aborted with or set, else OK, or for an
+    exception that escaped, CANCELLED or UNKNOWN (as gRPC reports them)."""
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code
+    if isinstance(code, int):
+        return next(c for c in grpc.StatusCode if c.value[0] == code)
+    if exc is None:
+        return grpc.StatusCode.OK
+    return grpc.StatusCode.CANCELLED if isinstance(exc, asyncio.CancelledError) else grpc.StatusCode.UNKNOWN

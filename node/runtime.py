@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,12 +16,14 @@ from coopfed.node.errors import AlreadyExists, Unauthenticated
 from coopfed.node.federation.context import Federation, check_node_id, default_peer_listen, open_federation
 from coopfed.node.forecast.context import ForecastContext, open_forecast
 from coopfed.node.masking import Masker, load_or_create_key
+from coopfed.node.metrics import Metrics
 from coopfed.node.operations import check_database
 from coopfed.node.policy import load_policies
 from coopfed.node.policy.consent import CONSENT_PATH, ConsentDecision, consent_input, decide_consent
+from coopfed.node.policy.defaults import write_coop_policies
 from coopfed.node.policy.holder import PolicyHolder
 from coopfed.node.policy.reload import open_policy
-from coopfed.node.settings import FederationSection, NodeSection, PolicySection, Settings, render_toml
+from coopfed.node.settings import FederationSection, NodeSection, Settings, render_toml
 from coopfed.node.storage import SqliteStore, Store
 from coopfed.node.storage.governance import GovernanceStore
 from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
@@ -43,6 +44,7 @@ class Node:
     forecast: ForecastContext | None = None  # signed models, the latest forecast, nudge streams
     governance: GovernanceStore | None = None  # organisations, requests, grants, decision and access logs
     decision_log: DecisionLog | None = None
+    metrics: Metrics = field(default_factory=Metrics)  # served over HTTP where [metrics] says
     # (revision, profile, dataset, flow, purpose) -> (decision, id of its decision-log entry)
     _consent_cache: dict[tuple, tuple[ConsentDecision, str]] = field(default_factory=dict, repr=False)
 
@@ -137,34 +139,52 @@ def open_node(settings: Settings) -> Iterator[Node]:
         governance = SqliteGovernanceStore(store)
         # masks by the rules of the revision that made each decision, so a reload applies at once
         masker = Masker(engine, load_or_create_key(settings.keys_dir))
-        decision_log = DecisionLog(masker, {"id": settings.node.id}, governance.append_decisions)
+        metrics = Metrics(lambda: engine.revision)
+        decision_log = DecisionLog(
+            masker, {"id": settings.node.id}, governance.append_decisions, logged=metrics.logged
+        )
         stack.callback(decision_log.flush)  # before the store closes: no waiting decision is lost
         yield Node(
             settings, store, engine, keys, federation=open_federation(settings),
             governance=governance, decision_log=decision_log, forecast=open_forecast(settings),
+            metrics=metrics,
         )  # fmt: skip
 
 
-def init_node(folder: Path, *, node_id: str, name: str, listen: str, policies: Path) -> Path:
-    """Create a node's folder: config, signing keys, TLS identity, federation state and database.
+def init_node(folder: Path, *, node_id: str, name: str, listen: str, policies: Path | None = None) -> Path:
+    """Create a node's folder (mode 0700): config, its own policies, keys, TLS identity and database.
 
-    Refuses to overwrite. The peer port listens next to the public one (see default_peer_listen).
+    The co-op's policies go to `<folder>/policies`, copied from `policies` (default: the ones
+    coopfed ships) with the co-op's id and name filled in; a `policies` that is already that
+    folder is used as it is. Refuses to overwrite. The peer port listens next to the public one
+    (see default_peer_listen).
     """
     check_node_id(node_id)
-    folder.mkdir(parents=True, exist_ok=True)
     config = folder / CONFIG_NAME
     if config.exists():
         raise AlreadyExists(f"{config} already exists; a node is set up there", code="node.exists")
-    policy_dir = os.path.relpath(policies.resolve(), folder.resolve())
     settings = Settings(
         base_dir=folder.resolve(),
         node=replace(NodeSection(), id=node_id, name=name, listen=listen),
-        policy=replace(PolicySection(), dir=policy_dir),
         federation=replace(FederationSection(), listen=default_peer_listen(listen)),
     )
-    load_policies(settings.path(settings.policy.dir))  # fail early on a wrong policies folder
+    own = settings.path(settings.policy.dir)
+    _make_private_folder(folder)
+    if policies is None or policies.resolve() != own:
+        if own.exists():
+            raise AlreadyExists(
+                f"{own} already exists; pass --policies {own} to use it as it is", code="node.policies_exist"
+            )
+        write_coop_policies(own, coop_id=node_id, name=name, source=policies)
+    load_policies(own)  # fail early on a wrong policies folder
     KeyRing.load_or_create(settings.keys_dir)
     open_federation(settings).state.create()  # TLS key and certificate (CN = node id), peers file
     SqliteStore(settings.path(settings.storage.path), synchronous=settings.storage.synchronous).close()
     config.write_text(render_toml(settings))
     return config
+
+
+def _make_private_folder(folder: Path) -> None:
+    """The node's folder holds its keys and members' data: only its owner may enter it."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)

@@ -9,12 +9,13 @@ import signal
 from collections.abc import Callable
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health_pb2
 
 from coopfed.node.auth import AuthInterceptor
 from coopfed.node.errors import FailedPrecondition
 from coopfed.node.federation.server import PeerServer
+from coopfed.node.introspection import HEALTH_SERVICE, add_health, add_reflection
+from coopfed.node.logs import RequestIdInterceptor
 from coopfed.node.operations import NO_PORT_SHARING, FolderLock, bind
 from coopfed.node.policy.holder import PolicyPinInterceptor
 from coopfed.node.runtime import Node
@@ -58,18 +59,20 @@ class NodeServer:
         settings = self.node.settings
         # gRPC's own limit sits above ours so that the node answers an oversized batch itself.
         self.server = grpc.aio.server(
-            interceptors=[AuthInterceptor(authenticators(self.node)), PolicyPinInterceptor(self.node.policy)],
+            interceptors=[
+                RequestIdInterceptor(),  # outermost: every line logged for a call carries its id
+                self.node.metrics.interceptor(),
+                AuthInterceptor(authenticators(self.node)),
+                PolicyPinInterceptor(self.node.policy),
+            ],
             options=[
                 ("grpc.max_receive_message_length", 2 * settings.node.max_message_bytes + 1024),
                 NO_PORT_SHARING,
             ],
         )
-        self.health = health.aio.HealthServicer()
+        self.health = add_health(self.server)
         names = add_services(self.server, self.node)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
-        )
+        names += [HEALTH_SERVICE, *add_reflection(self.server, [*names, HEALTH_SERVICE])]
         if settings.node.plaintext and not is_loopback(settings.node.listen):
             raise FailedPrecondition(
                 f"plaintext is allowed only on loopback, not {settings.node.listen}; configure [tls]",
@@ -82,9 +85,11 @@ class NodeServer:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("node %s serving on port %d", self.node.node_id, self.port)
         try:
+            self._start_metrics()
             await self._start_peers()
         except BaseException:
             await self.server.stop(0)
+            self.node.metrics.stop()
             raise
 
     async def _start_peers(self) -> None:
@@ -95,6 +100,18 @@ class NodeServer:
         if fed.enabled:
             self.peers = PeerServer(self.node)
             await self.peers.start(2 * self.node.settings.node.max_message_bytes + 1024)
+
+    def _start_metrics(self) -> None:
+        conf = self.node.settings.metrics
+        if not conf.listen:
+            return
+        if not (conf.allow_remote or is_loopback(conf.listen)):
+            raise FailedPrecondition(
+                f"metrics are served on loopback only, not {conf.listen}; see [metrics] allow_remote",
+                code="config.metrics",
+            )
+        port = self.node.metrics.serve(conf.listen).port
+        log.info("metrics on http://%s:%d/metrics", conf.listen.rsplit(":", 1)[0], port)
 
     def _tls_credentials(self) -> grpc.ServerCredentials:
         settings = self.node.settings
@@ -108,6 +125,7 @@ class NodeServer:
         if self.peers is not None:
             await self.peers.stop(grace)
         await self.server.stop(grace)
+        await asyncio.to_thread(self.node.metrics.stop)
         self.lock.release()
 
 

@@ -84,6 +84,20 @@ class ForecastSection:
 
 
 @dataclass(frozen=True)
+class LogSection:
+    level: str = "info"  # debug, info, warning, error
+    format: str = "text"  # "text" (one line per event) or "json" (one object per line)
+
+
+@dataclass(frozen=True)
+class MetricsSection:
+    # host:port of a Prometheus /metrics endpoint, e.g. "127.0.0.1:9464"; empty: none.
+    listen: str = ""
+    # Loopback only unless set: the numbers tell anyone who can reach them how busy the co-op is.
+    allow_remote: bool = False
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every option has a default that works on one machine. Paths are relative to `base_dir`."""
 
@@ -94,6 +108,8 @@ class Settings:
     tls: TlsSection = field(default_factory=TlsSection)
     federation: FederationSection = field(default_factory=FederationSection)
     forecast: ForecastSection = field(default_factory=ForecastSection)
+    log: LogSection = field(default_factory=LogSection)
+    metrics: MetricsSection = field(default_factory=MetricsSection)
 
     def path(self, relative: str) -> Path:
         """Resolve a configured path against the config file's folder."""
@@ -111,6 +127,8 @@ _SECTIONS = {
     "tls": TlsSection,
     "federation": FederationSection,
     "forecast": ForecastSection,
+    "log": LogSection,
+    "metrics": MetricsSection,
 }
 
 

@@ -10,10 +10,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from coopfed.federation.keys import open_private
 from coopfed.node.cli.common import bind, id_column
 from coopfed.node.cli.governance import outcome_name, print_assessment, print_status
 from coopfed.node.client import Credentials, bearer, channel
-from coopfed.node.errors import InvalidArgument
+from coopfed.node.errors import UsageError
 from coopfed.v1 import governance_pb2 as pb
 from coopfed.v1 import governance_pb2_grpc as pb_grpc
 
@@ -67,7 +68,7 @@ def _board_token(args: argparse.Namespace, console: Console) -> int:
 
     settings = load_settings(args.config)
     if args.days < 1 or args.days > 366:
-        raise InvalidArgument("--days: 1 to 366", code="cli.days")
+        raise UsageError("--days: 1 to 366", code="cli.days")
     token = issue_board_token(
         settings.node.id, KeyRing.load(settings.keys_dir), args.name, args.days * 86_400
     )
@@ -193,7 +194,7 @@ def _parse_head(text: str) -> tuple[int, str] | None:
         return None
     seq, _, digest = text.partition(":")
     if not seq.isdigit() or len(digest) != 64:
-        raise InvalidArgument("--head: SEQ:HASH as printed by `coopfed audit verify`", code="cli.head")
+        raise UsageError("--head: SEQ:HASH as printed by `coopfed audit verify`", code="cli.head")
     return int(seq), digest
 
 
@@ -211,7 +212,7 @@ def _audit_verify(args: argparse.Namespace, console: Console) -> int:
         finally:
             store.close()
     else:
-        raise InvalidArgument("give --config (the node's log) or --file (an export)", code="cli.audit")
+        raise UsageError("give --config (the node's log) or --file (an export)", code="cli.audit")
     for problem in report.problems:
         console.print(f"[red]{problem.kind}[/red]: {problem.message}", highlight=False, soft_wrap=True)
     if not report.ok:
@@ -229,7 +230,7 @@ def _audit_export(args: argparse.Namespace, console: Console) -> int:
     store, gov = _open_log(args.config)
     try:
         count = 0
-        with args.out.open("w", encoding="utf-8") as out:
+        with open_private(args.out) as out:
             for line in export_lines(gov.decision_log()):
                 out.write(line)
                 count += 1

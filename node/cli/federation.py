@@ -13,8 +13,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from coopfed.federation.grants import Granularity
+from coopfed.federation.keys import open_private
 from coopfed.node.cli.common import NodeAction, bind_on_node, id_column
-from coopfed.node.errors import InvalidArgument
+from coopfed.node.errors import UsageError
 from coopfed.node.federation import grantee, issuer
 from coopfed.node.federation.decide import GrantAsk
 from coopfed.node.federation.manifest import Manifest, own_manifest
@@ -215,7 +216,7 @@ def _grants(args: argparse.Namespace, node: Node, console: Console) -> int:
 def _fetch(args: argparse.Namespace, node: Node, console: Console) -> int:
     result = asyncio.run(grantee.fetch_aggregates(node, args.grant, datasets=_list(args.datasets)))
     rows = 0
-    with args.out.open("w", newline="") as handle:
+    with open_private(args.out, newline="") as handle:
         out = csv.writer(handle)
         out.writerow(["dataset", "period_start", "kwh", "member_count"])
         for dataset, series in sorted(result.series.items()):
@@ -276,7 +277,7 @@ def _day(text: str, option: str) -> int:
     try:
         at = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise InvalidArgument(f"{option}: not an ISO 8601 date or time: {text!r}", code="cli.date") from exc
+        raise UsageError(f"{option}: not an ISO 8601 date or time: {text!r}", code="cli.date") from exc
     return int((at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp())
 
 

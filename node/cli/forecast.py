@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from coopfed.node.cli.common import NodeAction, bind_on_node
-from coopfed.node.errors import InvalidArgument
+from coopfed.node.errors import UsageError
 from coopfed.node.forecast.context import forecast_of
 from coopfed.node.model import HALF_HOUR
 from coopfed.node.runtime import Node
@@ -134,7 +134,7 @@ def _at(text: str | None) -> int | None:
     try:
         at = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise InvalidArgument(f"--at {text!r}: {exc}", code="cli.at") from exc
+        raise UsageError(f"--at {text!r}: {exc}", code="cli.at") from exc
     unix = int((at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp())
     return unix - unix % HALF_HOUR
 
@@ -185,7 +185,7 @@ def _backtest(args: argparse.Namespace, node: Node, console: Console) -> int:
                 **_fit_args(args, progress),
             )  # fmt: skip
         except ValueError as exc:
-            raise InvalidArgument(f"cannot backtest: {exc}", code="cli.backtest") from exc
+            raise UsageError(f"cannot backtest: {exc}", code="cli.backtest") from exc
     for coop in ["all", *sorted(c.coop_id for c in coops)] if len(coops) > 1 else ["all"]:
         _say(console, report.to_table(coop=coop))
     if args.chart:

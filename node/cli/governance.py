@@ -12,9 +12,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from coopfed.federation.keys import open_private
 from coopfed.node.cli.common import bind, id_column
 from coopfed.node.client import Credentials, bearer, channel
-from coopfed.node.errors import InvalidArgument
+from coopfed.node.errors import UsageError
 from coopfed.v1 import common_pb2
 from coopfed.v1 import governance_pb2 as pb
 from coopfed.v1 import governance_pb2_grpc as pb_grpc
@@ -237,7 +238,7 @@ def _fetch(args: argparse.Namespace, console: Console) -> int:
     stub, md, creds = _org_session(args)
     grants = {g.grant_id: g for g in stub.ListMyGrants(pb.ListMyGrantsRequest(), metadata=md).grants}
     if args.grant_id not in grants:
-        raise InvalidArgument(
+        raise UsageError(
             f"no grant {args.grant_id} among yours (see `coopfed request grants`)", code="cli.grant"
         )
     data = pb_grpc.DataServiceStub(channel(creds.node))
@@ -252,7 +253,7 @@ def _fetch(args: argparse.Namespace, console: Console) -> int:
 def write_release_csv(chunks: Iterable[pb.DataChunk], out: Path) -> int:
     """Write a FetchData stream as CSV: dataset, member_ref, period_start (UTC), kwh, member_count."""
     rows = 0
-    with out.open("w", newline="") as handle:
+    with open_private(out, newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["dataset", "member_ref", "period_start", "kwh", "member_count"])
         for chunk in chunks:

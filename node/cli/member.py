@@ -12,9 +12,10 @@ from google.protobuf.json_format import MessageToDict
 from rich.console import Console
 from rich.table import Table
 
+from coopfed.federation.keys import open_private
 from coopfed.node.cli.common import bind
 from coopfed.node.client import Credentials, bearer, channel
-from coopfed.node.errors import InvalidArgument
+from coopfed.node.errors import UsageError
 from coopfed.v1 import common_pb2, member_pb2, member_pb2_grpc
 
 DEFAULT_CREDENTIALS = Path("member.json")
@@ -111,7 +112,7 @@ def _choice(text: str) -> common_pb2.DatasetChoice:
     try:
         values = [common_pb2.Flow.Value("FLOW_" + f.strip().upper()) for f in flows.split(",") if f.strip()]
     except ValueError as exc:
-        raise InvalidArgument(f"--allow {text}: {exc}", code="cli.flow") from exc
+        raise UsageError(f"--allow {text}: {exc}", code="cli.flow") from exc
     return common_pb2.DatasetChoice(dataset=dataset.strip(), allowed_flows=values)
 
 
@@ -133,7 +134,7 @@ def _batches_from_csv(path: Path) -> list[member_pb2.ReadingBatch]:
                 periods.append(int(at.timestamp()))
                 kwh.append(float(row["kwh"]))
             except (KeyError, ValueError) as exc:
-                raise InvalidArgument(f"{path}:{line}: {exc}", code="cli.csv") from exc
+                raise UsageError(f"{path}:{line}: {exc}", code="cli.csv") from exc
     return [
         member_pb2.ReadingBatch(
             dataset=dataset, period_start_unix=periods[i : i + UPLOAD_BATCH], kwh=kwh[i : i + UPLOAD_BATCH]
@@ -148,7 +149,8 @@ def _export(args: argparse.Namespace, console: Console) -> int:
     chunks = [MessageToDict(c) for c in stub.ExportMyData(member_pb2.ExportRequest(), metadata=md)]
     text = json.dumps(chunks, indent=2)
     if args.out:
-        args.out.write_text(text)
+        with open_private(args.out) as out:
+            out.write(text)
         console.print(f"wrote {len(chunks)} chunks to {args.out}")
     else:
         print(text)
@@ -180,7 +182,7 @@ def _day(unix: int) -> str:
 
 def _erase(args: argparse.Namespace, console: Console) -> int:
     if not args.yes:
-        raise InvalidArgument("erasing cannot be undone: add --yes", code="cli.confirm")
+        raise UsageError("erasing cannot be undone: add --yes", code="cli.confirm")
     stub, md, creds = _session(args)
     reply = stub.EraseMe(member_pb2.EraseRequest(confirm_member_id=creds.subject), metadata=md)
     console.print(f"erased {reply.readings_erased} readings; your token no longer works")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from pathlib import Path
 
 from rich.console import Console
 
 from coopfed.node import operations
+from coopfed.node.cli.output import print_json
+from coopfed.node.logs import configure_logging
 from coopfed.node.runtime import init_node, open_node
 from coopfed.node.server import serve
 from coopfed.node.settings import load_settings
@@ -23,7 +24,9 @@ def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
     init.add_argument("--id", default="coop", help="the co-op's id in the federation")
     init.add_argument("--name", default="Energy co-op", help="the co-op's name")
     init.add_argument("--listen", default="127.0.0.1:50051", help="host:port to serve on")
-    init.add_argument("--policies", type=Path, default=Path("policies"), help="the policies folder")
+    init.add_argument(
+        "--policies", type=Path, metavar="DIR", help="copy the policies from DIR, not coopfed's defaults"
+    )
     init.set_defaults(func=lambda args: _node_init(args, console))
     run = commands.add_parser("serve", help="serve until SIGTERM or SIGINT")
     run.add_argument("--config", type=Path, required=True, help="the node's coopfed.toml")
@@ -62,6 +65,8 @@ def _node_init(args: argparse.Namespace, console: Console) -> int:
 
 def _node_serve(args: argparse.Namespace, console: Console) -> int:
     settings = load_settings(args.config)
+    level = "info" if args.verbose and settings.log.level in ("warning", "error") else settings.log.level
+    configure_logging(level, settings.log.format)
 
     def started(port: int) -> None:
         console.print(f"node [bold]{settings.node.id}[/bold] serving on port {port}", highlight=False)
@@ -75,7 +80,7 @@ def _node_serve(args: argparse.Namespace, console: Console) -> int:
 def _node_status(args: argparse.Namespace, console: Console) -> int:
     status = operations.node_status(load_settings(args.config))
     if args.json:
-        print(json.dumps(status.as_dict(), indent=2))
+        print_json(status.as_dict())
         return 0
     if status.serving:
         where = f" at {status.address}" if status.address else ""

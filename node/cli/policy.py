@@ -19,7 +19,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from coopfed.federation.errors import KeyStoreError
-from coopfed.node.errors import FailedPrecondition, InvalidArgument
+from coopfed.node.errors import FailedPrecondition, UsageError
 from coopfed.node.policy import bundle as bundles
 from coopfed.node.policy.boardkeys import BoardKeySet, BoardSigningKey, fingerprint
 from coopfed.node.policy.errors import PolicyEngineError
@@ -185,7 +185,7 @@ def _entries(args: argparse.Namespace, bad: Counter[str]) -> Iterator[Iterator[L
         with _governance(args.config) as governance:
             yield parse_entries(governance.decision_log(), bad)
     else:
-        raise InvalidArgument("give --config (a node's log) or --log (an export)", code="cli.log")
+        raise UsageError("give --config (a node's log) or --log (an export)", code="cli.log")
 
 
 @contextlib.contextmanager
@@ -257,7 +257,7 @@ def _args_keygen(p: argparse.ArgumentParser) -> None:
 def _keygen(args: argparse.Namespace, console: Console) -> int:
     private, public = args.out.with_suffix(".key"), args.out.with_suffix(".pub")
     if private.exists():
-        raise InvalidArgument(f"{private} exists; not overwriting a key", code="cli.key_exists")
+        raise UsageError(f"{private} exists; not overwriting a key", code="cli.key_exists")
     key = BoardSigningKey.generate()
     key.save(private, public)
     console.print(f"board key {key.kid}\nfingerprint {fingerprint(key.public_key)}", highlight=False)

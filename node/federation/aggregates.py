@@ -134,6 +134,7 @@ def log_release(node: Node, release: Release) -> str:
     answer = {"consenting_profiles": release.consenting, "min_group_size": release.min_group_size}
     event = log.event(RELEASE_PATH, question, answer, node.policy.revision)
     log.append(event)  # durable, with the consent decisions it relies on
+    node.metrics.released(Flow.COOP_TO_COOP.value)
     return str(event["decision_id"])
 
 

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from coopfed.federation.errors import KeyStoreError
 from coopfed.federation.tls import pinned_roots
@@ -18,6 +18,8 @@ from coopfed.node.errors import FailedPrecondition
 from coopfed.node.federation.context import Federation, is_loopback_host
 from coopfed.node.federation.refresh import RefreshReport, refresh_forever
 from coopfed.node.federation.service import SERVICE_NAME, FederationService
+from coopfed.node.introspection import add_health
+from coopfed.node.logs import RequestIdInterceptor
 from coopfed.node.operations import NO_PORT_SHARING, bind
 from coopfed.node.runtime import Node
 from coopfed.v1 import federation_pb2_grpc
@@ -67,13 +69,16 @@ class PeerServer:
         from coopfed.node.services import add_peer_services, authenticators  # they import this package
 
         self.server = grpc.aio.server(
-            interceptors=[AuthInterceptor(authenticators(self.node))],
+            interceptors=[
+                RequestIdInterceptor(),
+                self.node.metrics.interceptor(),
+                AuthInterceptor(authenticators(self.node)),
+            ],
             options=[("grpc.max_receive_message_length", max_receive), NO_PORT_SHARING],
         )
         federation_pb2_grpc.add_FederationServiceServicer_to_server(FederationService(self.node), self.server)
         add_peer_services(self.server, self.node)  # model exchange
-        self.health = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.health = add_health(self.server)
         self.port = self._bind()
         await self.server.start()
         for name in ("", SERVICE_NAME):

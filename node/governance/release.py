@@ -131,6 +131,7 @@ def plan(node: Node, grant: Grant, fetch: FetchSpec) -> Plan:
         node.policy.revision,
     )  # fmt: skip
     node.decision_log.append(event)  # with the consent decisions it relies on, before data leaves
+    node.metrics.released(scope.flow)
     return Plan(
         release_id, event["decision_id"], record, request.decision.decision_id, datasets, fields, granularity,
         (start, end), scope.flow, scope.purpose, k, allowed,

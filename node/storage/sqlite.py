@@ -6,7 +6,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -74,6 +74,9 @@ class SqliteStore(Store):
         self._clock = clock
         self._create = create
         self._lock = threading.Lock()
+        # members' data: owner only. SQLite gives the -wal and -shm files the database's mode.
+        with suppress(FileExistsError):
+            self.path.touch(mode=0o600, exist_ok=False)
         self._writer: sqlite3.Connection | None = self._connect()
         try:
             self._writer.execute(f"PRAGMA cache_size = {-1024 * cache_mib}")

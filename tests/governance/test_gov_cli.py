@@ -62,7 +62,9 @@ def test_a_third_party_and_the_board_on_the_command_line(
     assert "board agreed with the policy's proposal in 0 of 0 reviews" in out
     code, out = _run(capsys, "review", "--credentials", board, "revoke", grant_id, "--reason", "Study ended")
     assert "revoked" in out
-    assert _run(capsys, "request", "--credentials", org, "fetch", grant_id, "--out", str(csv_path))[0] == 3
+    assert (
+        _run(capsys, "request", "--credentials", org, "fetch", grant_id, "--out", str(csv_path))[0] == 1
+    )  # refused: the grant was revoked
 
 
 def _tamper(db: Path, sql: str, *args: object) -> None:

@@ -28,6 +28,13 @@ def running_node(
     config = init_node(
         folder, node_id=node_id, name=f"{node_id} co-op", listen="127.0.0.1:0", policies=POLICIES
     )
+    with serving(config, env) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def serving(config: Path, env: dict[str, str] | None = None) -> Iterator[tuple[Node, str]]:
+    """The node of an existing folder, serving from its own event loop thread as `node serve` does."""
     with open_node(load_settings(config, environ=env or {})) as node:
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, daemon=True)

@@ -22,6 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from coopfed.node.client import bearer
 from coopfed.node.policy import load_policies
 from coopfed.node.runtime import init_node
+from coopfed.node.settings import load_settings
 from coopfed.v1 import member_pb2, member_pb2_grpc
 
 from .conftest import POLICIES
@@ -60,14 +61,19 @@ def serving(config: Path, env: dict[str, str] | None = None) -> Iterator[tuple[s
         text=True,
         env={**os.environ, **(env or {})},
     )
+    drain: threading.Thread | None = None
     try:
         line = proc.stdout.readline()
         assert "serving on port" in line, line + proc.stdout.read()
+        drain = threading.Thread(target=proc.stdout.read)  # its log must never fill the pipe
+        drain.start()
         yield proc, f"127.0.0.1:{line.split()[-1]}"
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+        if drain is not None:
+            drain.join(10)
         proc.stdout.close()
 
 
@@ -192,7 +198,8 @@ def test_status_says_what_an_operator_asks(tmp_path: Path) -> None:
         address,
         True,
     )
-    assert status["revision"] == load_policies(POLICIES).revision
+    settings = load_settings(config)
+    assert status["revision"] == load_policies(settings.path(settings.policy.dir)).revision
     assert (status["members"], status["peers"]) == (2, [])
     assert status["newest_reading_at"] == "2024-06-04T14:00:00+01:00"
     assert status["disk_bytes"] > (tmp_path / "a" / "node.db").stat().st_size

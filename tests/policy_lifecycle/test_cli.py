@@ -218,7 +218,9 @@ def test_explain_prints_a_decision_in_plain_words(
         '"granularity": "aggregate"',
     ):
         assert words in out, words
-    assert main(["policy", "explain", "no-such-decision", "--log", str(log)]) == 2
+    assert (
+        main(["policy", "explain", "no-such-decision", "--log", str(log)]) == 1
+    )  # not found: a failure, not a usage error
     assert "no decision 'no-such-decision' in the decision log" in capsys.readouterr().out
 
 
@@ -238,7 +240,7 @@ def test_explain_looks_a_nodes_decision_up_by_id(
     out = capsys.readouterr().out
     assert "Decision dec-1: a third party's data request" in out
     assert f"by policy revision {revision}" in out
-    assert main(["policy", "explain", "no-such-decision", "--config", str(config)]) == 2
+    assert main(["policy", "explain", "no-such-decision", "--config", str(config)]) == 1
     assert "error: no decision 'no-such-decision' in the decision log" in capsys.readouterr().out
 
 
