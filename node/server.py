@@ -16,6 +16,7 @@ from coopfed.node.errors import FailedPrecondition
 from coopfed.node.federation.server import PeerServer
 from coopfed.node.introspection import HEALTH_SERVICE, add_health, add_reflection
 from coopfed.node.logs import RequestIdInterceptor
+from coopfed.node.operations import NO_PORT_SHARING, FolderLock, bind
 from coopfed.node.policy.holder import PolicyPinInterceptor
 from coopfed.node.runtime import Node
 from coopfed.node.services import add_services, authenticators
@@ -41,9 +42,20 @@ class NodeServer:
         self.node = node
         self.port = 0
         self.peers: PeerServer | None = None  # the mutual-TLS port for peer co-ops, if configured
+        self.lock = FolderLock(node.settings.base_dir)  # one server per node folder
 
     async def start(self) -> int:
-        """Create the server on the running event loop, bind and start it."""
+        """Take the folder's lock, then create the server on the running event loop, bind and start it."""
+        self.lock.acquire()
+        try:
+            await self._start()
+        except BaseException:
+            self.lock.release()
+            raise
+        self.lock.note(port=self.port, peer_port=self.peers.port if self.peers else None)
+        return self.port
+
+    async def _start(self) -> None:
         settings = self.node.settings
         # gRPC's own limit sits above ours so that the node answers an oversized batch itself.
         self.server = grpc.aio.server(
@@ -53,20 +65,21 @@ class NodeServer:
                 AuthInterceptor(authenticators(self.node)),
                 PolicyPinInterceptor(self.node.policy),
             ],
-            options=[("grpc.max_receive_message_length", 2 * settings.node.max_message_bytes + 1024)],
+            options=[
+                ("grpc.max_receive_message_length", 2 * settings.node.max_message_bytes + 1024),
+                NO_PORT_SHARING,
+            ],
         )
         self.health = add_health(self.server)
         names = add_services(self.server, self.node)
         names += [HEALTH_SERVICE, *add_reflection(self.server, [*names, HEALTH_SERVICE])]
-        if settings.node.plaintext:
-            if not is_loopback(settings.node.listen):
-                raise FailedPrecondition(
-                    f"plaintext is allowed only on loopback, not {settings.node.listen}; configure [tls]",
-                    code="config.plaintext",
-                )
-            self.port = self.server.add_insecure_port(settings.node.listen)
-        else:
-            self.port = self.server.add_secure_port(settings.node.listen, self._tls_credentials())
+        if settings.node.plaintext and not is_loopback(settings.node.listen):
+            raise FailedPrecondition(
+                f"plaintext is allowed only on loopback, not {settings.node.listen}; configure [tls]",
+                code="config.plaintext",
+            )
+        creds = None if settings.node.plaintext else self._tls_credentials()
+        self.port = bind(self.server, settings.node.listen, "node", creds)
         await self.server.start()
         for name in ["", *names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -78,7 +91,6 @@ class NodeServer:
             await self.server.stop(0)
             self.node.metrics.stop()
             raise
-        return self.port
 
     async def _start_peers(self) -> None:
         fed = self.node.federation
@@ -114,6 +126,7 @@ class NodeServer:
             await self.peers.stop(grace)
         await self.server.stop(grace)
         await asyncio.to_thread(self.node.metrics.stop)
+        self.lock.release()
 
 
 async def serve(node: Node, on_started: Callable[[int], None] | None = None) -> None:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from coopfed.node import operations
+from coopfed.node.cli.output import print_json
 from coopfed.node.logs import configure_logging
 from coopfed.node.runtime import init_node, open_node
 from coopfed.node.server import serve
@@ -29,6 +31,23 @@ def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
     run = commands.add_parser("serve", help="serve until SIGTERM or SIGINT")
     run.add_argument("--config", type=Path, required=True, help="the node's coopfed.toml")
     run.set_defaults(func=lambda args: _node_serve(args, console))
+    status = commands.add_parser(
+        "status", help="is it serving, its policy, members, readings, peers, disk use"
+    )
+    status.add_argument("--config", type=Path, required=True, help="the node's coopfed.toml")
+    status.add_argument("--json", action="store_true", help="print JSON instead of words")
+    status.set_defaults(func=lambda args: _node_status(args, console))
+    backup = commands.add_parser("backup", help="copy the database to FILE, also while the node serves")
+    backup.add_argument("file", type=Path, metavar="FILE", help="where to write the copy (mode 0600)")
+    backup.add_argument("--config", type=Path, required=True, help="the node's coopfed.toml")
+    backup.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    backup.set_defaults(func=lambda args: _node_backup(args, console))
+    restore = commands.add_parser(
+        "restore", help="put a backup in place of the database of a stopped node (the old one is kept)"
+    )
+    restore.add_argument("file", type=Path, metavar="FILE", help="a file written by `coopfed node backup`")
+    restore.add_argument("--config", type=Path, required=True, help="the node's coopfed.toml")
+    restore.set_defaults(func=lambda args: _node_restore(args, console))
 
 
 def add_demo(parser: argparse.ArgumentParser, console: Console) -> None:
@@ -56,6 +75,56 @@ def _node_serve(args: argparse.Namespace, console: Console) -> int:
     with open_node(settings) as node:
         asyncio.run(serve(node, started))
     return 0
+
+
+def _node_status(args: argparse.Namespace, console: Console) -> int:
+    status = operations.node_status(load_settings(args.config))
+    if args.json:
+        print_json(status.as_dict())
+        return 0
+    if status.serving:
+        where = f" at {status.address}" if status.address else ""
+        answers = "answers health checks" if status.answers else "does NOT answer health checks"
+        serving = f"yes, process {status.pid}{where}, {answers}"
+    else:
+        serving = "no"
+    rows = [
+        ("node", f"{status.node_id} ({status.name})"),
+        ("folder", status.folder),
+        ("serving", serving),
+        ("policy revision", status.revision[:12] or "known once the node has verified its bundle"),
+        ("members", str(status.members)),
+        ("newest reading", status.newest_reading),
+        ("peers pinned", ", ".join(status.peers) or "none"),
+        ("disk use", _size(status.disk_bytes)),
+    ]
+    for label, value in rows:
+        console.print(f"{label + ':':<17}{value}", highlight=False, markup=False)
+    return 0
+
+
+def _node_backup(args: argparse.Namespace, console: Console) -> int:
+    size = operations.backup(load_settings(args.config), args.file, force=args.force)
+    copy = args.file.resolve()
+    console.print(
+        f"backed up the database to {copy} ({_size(size)}, checked)", highlight=False, soft_wrap=True
+    )
+    return 0
+
+
+def _node_restore(args: argparse.Namespace, console: Console) -> int:
+    kept = operations.restore(load_settings(args.config), args.file)
+    replaced = f"; the one it replaced is kept as {kept}" if kept else ""
+    console.print(f"restored the database from {args.file}{replaced}", highlight=False, soft_wrap=True)
+    return 0
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError  # the loop returns at GB
 
 
 def _demo(args: argparse.Namespace, console: Console) -> int:

@@ -24,6 +24,7 @@ from coopfed.node.federation.refresh import RefreshReport, refresh_forever
 from coopfed.node.federation.service import SERVICE_NAME, FederationService
 from coopfed.node.introspection import add_health
 from coopfed.node.logs import RequestIdInterceptor
+from coopfed.node.operations import NO_PORT_SHARING, bind
 from coopfed.node.runtime import Node
 from coopfed.v1 import federation_pb2_grpc
 
@@ -77,7 +78,7 @@ class PeerServer:
                 self.node.metrics.interceptor(),
                 AuthInterceptor(authenticators(self.node)),
             ],
-            options=[("grpc.max_receive_message_length", max_receive)],
+            options=[("grpc.max_receive_message_length", max_receive), NO_PORT_SHARING],
         )
         federation_pb2_grpc.add_FederationServiceServicer_to_server(FederationService(self.node), self.server)
         add_peer_services(self.server, self.node)  # model exchange
@@ -106,7 +107,7 @@ class PeerServer:
         creds = grpc.dynamic_ssl_server_credentials(
             roots.configuration(), roots, require_client_authentication=True
         )
-        return self.server.add_secure_port(listen, creds)
+        return bind(self.server, listen, "federation", creds)
 
     def _notify(self, report: RefreshReport) -> None:
         for listener in list(self.listeners):

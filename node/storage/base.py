@@ -254,6 +254,10 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    def newest_period(self) -> int | None:
+        """The start of the newest half-hour any member holds a reading for; None with no readings."""
+
+    @abc.abstractmethod
     def close(self) -> None: ...
 
     def __enter__(self) -> Self:

@@ -53,6 +53,8 @@ class SqliteStore(Store):
 
     `synchronous` FULL (default) syncs the WAL on every commit, so an acknowledged write also
     survives power loss; NORMAL is faster and still loses nothing when only the process dies.
+    With `create` False a missing file is an error: a node never starts on an empty database
+    in place of a lost one.
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class SqliteStore(Store):
         cache_mib: int = 64,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         migrations: list[Migration] | None = None,
+        create: bool = True,
     ) -> None:
         if synchronous not in ("NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous must be NORMAL, FULL or EXTRA, not {synchronous!r}")
@@ -71,6 +74,7 @@ class SqliteStore(Store):
         self._synchronous = synchronous
         self._busy_timeout_s = busy_timeout_s
         self._clock = clock
+        self._create = create
         self._lock = threading.Lock()
         # members' data: owner only. SQLite gives the -wal and -shm files the database's mode.
         with suppress(FileExistsError):
@@ -90,7 +94,9 @@ class SqliteStore(Store):
         self._readers = ReaderPool(lambda: self._connect(query_only=True))
 
     def _connect(self, *, query_only: bool = False) -> sqlite3.Connection:
-        return connect(self.path, self._synchronous, self._busy_timeout_s, query_only=query_only)
+        return connect(
+            self.path, self._synchronous, self._busy_timeout_s, query_only=query_only, create=self._create
+        )
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -333,6 +339,10 @@ class SqliteStore(Store):
         dataset_id = self._dataset_id(dataset)
         with self._read() as conn:
             return totals.query(conn, dataset_id, list(profile_ids), *_bounds(start, end))
+
+    def newest_period(self) -> int | None:
+        with self._read() as conn:
+            return totals.newest_period(conn)
 
 
 def _put(

@@ -32,6 +32,7 @@ _QUERY = """SELECT day, kwh_sums, member_counts FROM profile_totals
 WHERE dataset_id = ?1 AND day BETWEEN ?3 AND ?4 AND profile_key IN (
     SELECT profile_key FROM profiles WHERE profile_id IN (SELECT value FROM json_each(?2)))"""
 
+_NEWEST = "SELECT day, member_counts FROM profile_totals WHERE day = (SELECT max(day) FROM profile_totals)"
 
 _UPSERT = (
     "INSERT INTO profile_totals (dataset_id, profile_key, day, kwh_sums, member_counts) VALUES {}"
@@ -116,3 +117,12 @@ def query(
     periods = (unique[:, None] * DAY + np.arange(SLOTS) * HALF_HOUR).ravel()
     keep = (counts.ravel() > 0) & (periods >= start) & (periods < end)
     return PeriodTotals(periods[keep], sums.ravel()[keep], counts.ravel()[keep])
+
+
+def newest_period(conn: sqlite3.Connection) -> int | None:
+    """The start of the newest half-hour any profile holds a reading for (days with none are gone)."""
+    rows = conn.execute(_NEWEST).fetchall()
+    if not rows:
+        return None
+    counts = np.frombuffer(b"".join(r[1] for r in rows), _COUNTS).reshape(-1, SLOTS).sum(axis=0)
+    return int(rows[0][0]) * DAY + int(np.flatnonzero(counts).max()) * HALF_HOUR

@@ -353,6 +353,19 @@ def test_profile_totals_span_days(store: Store) -> None:
     assert set(got.member_count.tolist()) == {1}
 
 
+def test_newest_period_is_the_latest_half_hour_held_by_anyone(store: Store) -> None:
+    assert store.newest_period() is None
+    store.create_member("m1", "Ann", GREEN)
+    store.create_member("m2", "Bob", RED)
+    store.put_readings("m1", [("demand", grid(3), np.ones(3))])
+    assert store.newest_period() == int(grid(3)[-1])
+    late = grid(1, first=48 * 2 + 7)  # two days later, in another profile and dataset
+    store.put_readings("m2", [("generation", late, np.zeros(1))])  # a reading of 0 kWh still counts
+    assert store.newest_period() == int(late[0])
+    store.erase_member("m2")  # erased readings are no longer held
+    assert store.newest_period() == int(grid(3)[-1])
+
+
 # concurrency: the node calls the store from a pool of threads
 
 

@@ -1,0 +1,384 @@
+"""Running a node's folder: one server per folder and per port, the database checked at start,
+status, and backup and restore of the database while the node serves or is stopped."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import ipaddress
+import json
+import os
+import socket
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import arrow
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from coopfed.forecaster.timegrid import LOCAL_TZ
+from coopfed.node.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from coopfed.node.federation.state import FederationState
+from coopfed.node.policy import load_policies
+from coopfed.node.policy.reload import read_status
+from coopfed.node.settings import Settings
+from coopfed.node.storage import SqliteStore, StorageError
+from coopfed.node.storage.sqlite_conn import copy_database, existing, quick_check
+
+LOCK_NAME = "node.lock"
+NO_PORT_SHARING = ("grpc.so_reuseport", 0)  # gRPC shares a port between processes unless told not to
+HALF_HOUR = 1800
+
+
+# --- one server per folder and per port --------------------------------------------------------
+
+
+class FolderLock:
+    """An exclusive lock on the folder's lock file, held while a process serves the folder.
+
+    `flock` belongs to the open file: the OS releases it however the process ends, SIGKILL
+    included, so a folder can be served again at once. The file notes who holds it and where.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.path = folder / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self, doing: str = "serve it") -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = serving_note(self.folder) or {}
+            pid = f" (process {holder['pid']})" if "pid" in holder else ""
+            raise FailedPrecondition(
+                f"the node folder {self.folder} is already being served{pid}; "
+                f"stop that node before you {doing}",
+                code="node.locked",
+            ) from None
+        self._fd = fd
+
+    def note(self, **info: Any) -> None:
+        """Record who serves the folder (pid, ports) for `coopfed node status`."""
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, json.dumps({"pid": os.getpid(), **info}).encode(), 0)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the file releases the lock
+            self._fd = None
+
+    def __enter__(self) -> FolderLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def serving_note(folder: Path) -> dict[str, Any] | None:
+    """What the process serving the folder noted in the lock file; None when nothing serves it."""
+    try:
+        fd = os.open(folder / LOCK_NAME, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None  # we could take it: nobody holds it
+    except BlockingIOError:
+        with contextlib.suppress(ValueError):
+            return json.loads(os.pread(fd, 4096, 0) or b"{}")
+        return {}
+    finally:
+        os.close(fd)
+
+
+def bind(server: grpc.aio.Server, address: str, section: str, creds: grpc.ServerCredentials | None) -> int:
+    """Listen on `address`, or say plainly why not (the server must be made with NO_PORT_SHARING)."""
+    try:
+        return server.add_secure_port(address, creds) if creds else server.add_insecure_port(address)
+    except RuntimeError:
+        raise FailedPrecondition(
+            f"cannot listen on {address}: {_bind_failure(address)}. Stop the program using it (perhaps "
+            f"another coopfed node) or set a free port in `listen` under [{section}] of coopfed.toml",
+            code="node.port_in_use",
+        ) from None
+
+
+def _bind_failure(address: str) -> str:
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_server((host.strip("[]"), int(port))).close()
+    except OSError as exc:
+        return os.strerror(exc.errno).lower() if exc.errno else str(exc)
+    except ValueError:
+        return "it is not a host:port address"
+    return "gRPC could not bind it"
+
+
+# --- the database at start-up ------------------------------------------------------------------
+
+
+def check_database(path: Path, *, writing: bool = True) -> None:
+    """Refuse a database that is missing, damaged or (when `writing`) read-only, before opening it.
+
+    Only `coopfed node init` creates a database: a node whose database was lost must not start
+    on an empty one and carry on as if its members had never joined.
+    """
+    if not path.exists():
+        raise FailedPrecondition(
+            f"the database {path} is missing although the node's config and keys are there; "
+            "restore it from a backup with `coopfed node restore`",
+            code="storage.missing",
+        )
+    for what, target in (("the database", path), ("the database's folder", path.parent)):
+        if writing and not _writable(target):
+            raise FailedPrecondition(
+                f"{what} {target} is read-only; the node writes to the database and its WAL beside it: "
+                f"make it writable by the user that runs the node (chmod u+w {target})",
+                code="storage.read_only",
+            )
+    problem = database_problem(path)
+    if problem:
+        raise FailedPrecondition(
+            f"the database {path} cannot be used: {problem}; restore it from a backup "
+            "with `coopfed node restore`",
+            code="storage.corrupt",
+        )
+
+
+def _writable(path: Path) -> bool:
+    # the owner's write bit as well: a root-run node would otherwise ignore a chmod 0444
+    return os.access(path, os.W_OK) and bool(path.stat().st_mode & 0o200)
+
+
+def database_problem(path: Path) -> str:
+    """Why the file is not a sound coopfed database, or "" when it is one."""
+    if path.stat().st_size == 0:
+        return "the file is empty"
+    conn = sqlite3.connect(existing(path), uri=True, timeout=30)
+    try:
+        problems = quick_check(conn)
+        if problems:
+            return "SQLite's check found damage (" + "; ".join(problems[:3]) + ")"
+        tables = conn.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'schema_version'")
+        return "" if tables.fetchone()[0] else "it holds no coopfed data"
+    except sqlite3.Error as exc:
+        return str(exc)
+    finally:
+        conn.close()
+
+
+# --- backup and restore ------------------------------------------------------------------------
+
+
+def backup(settings: Settings, target: Path, *, force: bool = False) -> int:
+    """Copy the node's database to `target` (0600) while it serves or not; return its size.
+
+    The copy is one consistent snapshot, checked before it replaces `target` in one rename.
+    """
+    source = settings.path(settings.storage.path)
+    check_database(source, writing=False)
+    target = target.resolve()
+    if target.exists() and not force:
+        raise AlreadyExists(f"{target} already exists; give another name, or --force", code="backup.exists")
+    if target == source:
+        raise InvalidArgument("a backup cannot overwrite the database itself", code="backup.same_file")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        conn = sqlite3.connect(existing(source), uri=True, timeout=30)
+        try:
+            copy_database(conn, tmp)
+        finally:
+            conn.close()
+        problem = database_problem(tmp)
+        if problem:
+            raise FailedPrecondition(f"the copy failed its check: {problem}", code="backup.unsound")
+        os.replace(tmp, target)
+        _sync_folder(target.parent)
+    except OSError as exc:
+        raise FailedPrecondition(f"cannot write {target}: {exc.strerror or exc}", code="backup.io") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target.stat().st_size
+
+
+def restore(settings: Settings, backup_file: Path) -> Path | None:
+    """Put a backup in place of a stopped node's database; return where the old one was kept
+    (None where there was none).
+
+    Refuses while the node serves (its lock) and refuses a file that is not a coopfed database
+    this version can open. The old database and its WAL are kept, renamed, never deleted.
+    """
+    database = settings.path(settings.storage.path)
+    if not backup_file.is_file():
+        raise NotFound(f"no backup file {backup_file}", code="restore.no_file")
+    try:
+        return _restore(database, backup_file, FolderLock(settings.base_dir))
+    except OSError as exc:
+        raise FailedPrecondition(f"cannot restore {database}: {exc}", code="restore.io") from None
+
+
+def _restore(database: Path, backup_file: Path, lock: FolderLock) -> Path | None:
+    with contextlib.ExitStack() as stack:
+        lock.acquire(doing="restore its database")
+        stack.callback(lock.release)
+        tmp = database.with_name(f".{database.name}.restoring")
+        tmp.unlink(missing_ok=True)
+        stack.callback(tmp.unlink, missing_ok=True)
+        _copy_checked(backup_file, tmp)
+        kept = None
+        if database.exists():
+            kept = _free_name(database.with_name(f"{database.name}.before-restore"))
+            for suffix in ("", "-wal"):  # SQLite pairs a database with its WAL by name
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(f"{database}{suffix}", f"{kept}{suffix}")
+        Path(f"{database}-shm").unlink(missing_ok=True)  # an index of the old WAL, no data
+        os.replace(tmp, database)
+        _sync_folder(database.parent)
+    return kept
+
+
+def _copy_checked(backup_file: Path, tmp: Path) -> None:
+    """Copy the backup beside the database and open it as the node would (schema migrations)."""
+    refused = f"{backup_file} is not a coopfed database that can be restored"
+    try:
+        conn = sqlite3.connect(f"{backup_file.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            copy_database(conn, tmp)
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise InvalidArgument(f"{refused}: {exc}", code="restore.invalid") from None
+    problem = database_problem(tmp)
+    if problem:
+        raise InvalidArgument(f"{refused}: {problem}", code="restore.invalid")
+    try:
+        SqliteStore(tmp, create=False).close()
+    except StorageError as exc:
+        raise InvalidArgument(f"{refused}: {exc}", code="restore.invalid") from None
+
+
+def _free_name(path: Path) -> Path:
+    n = 1
+    candidate = path
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}.{n}")
+    return candidate
+
+
+def _sync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the rename itself survives power loss
+    finally:
+        os.close(fd)
+
+
+# --- status ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    node_id: str
+    name: str
+    folder: str
+    serving: bool  # a process holds the folder's lock
+    pid: int | None
+    address: str  # where it serves, "" when it does not
+    answers: bool  # its port answered a gRPC health check
+    revision: str  # the policy revision running (or that would run), "" when unknown
+    members: int
+    newest_reading: str  # in words, in the co-op's time zone
+    newest_reading_at: str  # ISO 8601 with offset, "" with no readings
+    peers: list[str]
+    disk_bytes: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def node_status(settings: Settings, zone: str = LOCAL_TZ) -> NodeStatus:
+    """The node's state as an operator asks for it, read from its folder (and its port, if served)."""
+    note = serving_note(settings.base_dir)
+    address = _served_address(settings, note) if note is not None else ""
+    database = settings.path(settings.storage.path)
+    check_database(database)
+    with SqliteStore(database, synchronous=settings.storage.synchronous, create=False) as store:
+        members = sum(profile.member_count for profile in store.profiles())
+        newest = store.newest_period()
+    peers = FederationState(settings.path(settings.federation.dir), settings.node.id).peers()
+    return NodeStatus(
+        node_id=settings.node.id,
+        name=settings.node.name,
+        folder=str(settings.base_dir),
+        serving=note is not None,
+        pid=(note or {}).get("pid"),
+        address=address,
+        answers=bool(address) and _answers(settings, address),
+        revision=_revision(settings, serving=note is not None),
+        members=members,
+        newest_reading=_half_hour_in_words(newest, zone),
+        newest_reading_at="" if newest is None else arrow.get(newest).to(zone).isoformat(),
+        peers=sorted(peers),
+        disk_bytes=_disk_use(settings.base_dir),
+    )
+
+
+def _served_address(settings: Settings, note: dict[str, Any]) -> str:
+    host = settings.node.listen.rpartition(":")[0]
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(host.strip("[]")).is_unspecified:
+            host = "127.0.0.1"  # served on every address: ask on this machine's own
+    port = note.get("port") or settings.node.listen.rpartition(":")[2]
+    return f"{host}:{port}"
+
+
+def _answers(settings: Settings, address: str) -> bool:
+    if settings.node.plaintext:
+        channel = grpc.insecure_channel(address)
+    else:
+        cert = settings.path(settings.tls.cert).read_bytes()
+        channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=cert))
+    with channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=3)
+        except grpc.RpcError:
+            return False
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def _revision(settings: Settings, *, serving: bool) -> str:
+    running = read_status(settings.base_dir) if serving else None
+    if running:
+        return running["running"]
+    if settings.policy.bundle:
+        return ""  # a signed bundle's revision is known once the node has verified it
+    return load_policies(settings.path(settings.policy.dir)).revision
+
+
+def _half_hour_in_words(start: int | None, zone: str) -> str:
+    if start is None:
+        return "no readings yet"
+    begins, ends = arrow.get(start).to(zone), arrow.get(start + HALF_HOUR).to(zone)
+    return f"{begins:HH:mm}-{ends:HH:mm} on {begins:dddd D MMMM YYYY} ({begins:ZZZ}), {begins.humanize()}"
+
+
+def _disk_use(folder: Path) -> int:
+    return sum(entry.stat().st_size for entry in _files(folder))
+
+
+def _files(folder: Path) -> Iterator[os.DirEntry[str]]:
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                yield from _files(Path(entry.path))
+            elif entry.is_file(follow_symlinks=False):
+                yield entry
