@@ -103,4 +103,4 @@ def _thousandths(value: Any) -> int:
 
 def _pence(millipence: int) -> str:
     """Exact decimal text: 28500 -> '28.5'."""
-    return format(Decimal(millipence) / 1000, "f").rstrip("0").rstrip(".") if millipence else "0"
+    return format((Decimal(millipence) / 1000).normalize(), "f")
