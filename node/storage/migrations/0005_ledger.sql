@@ -55,8 +55,6 @@ CREATE TABLE ledger_postings (
     PRIMARY KEY (txn_key, account_key)
 ) STRICT, WITHOUT ROWID;
 
-CREATE INDEX ledger_postings_by_account ON ledger_postings (account_key, txn_key);
-
 CREATE TRIGGER ledger_transactions_no_update BEFORE UPDATE ON ledger_transactions
 BEGIN
     SELECT RAISE(ABORT, 'ledger_transactions is append-only: post a correction');
