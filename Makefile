@@ -9,7 +9,7 @@ REGAL_VERSION := v0.42.0
 REGAL := $(TOOLS)/regal
 export PATH := $(abspath $(TOOLS)):$(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install run test lint fmt proto proto-check bench clean regal policy-check
+.PHONY: install run test lint typecheck fmt proto proto-check bench clean regal policy-check
 
 install: $(VENV)/.installed $(OPA) $(REGAL)
 
@@ -44,6 +44,11 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(OPA) fmt --diff --fail policies
 	$(OPA) check --strict policies
+	$(MAKE) typecheck
+
+# mypy on the whole package, at the strictness set in pyproject.toml's [tool.mypy].
+typecheck: $(VENV)/.installed
+	$(PY) scripts/typecheck.py
 
 fmt: install
 	$(VENV)/bin/ruff format .

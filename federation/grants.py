@@ -115,8 +115,8 @@ class GrantScope:
     def from_claim(cls, claim: Any) -> GrantScope:
         claim = _mapping(claim)
         return cls(
-            datasets=_list(claim["datasets"]),
-            fields=_list(claim["fields"]),
+            datasets=_strings(_list(claim["datasets"]), "datasets"),
+            fields=_strings(_list(claim["fields"]), "fields"),
             granularity=Granularity(claim["granularity"]),
             period_start=claim["period_start"],
             period_end=claim["period_end"],

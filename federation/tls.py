@@ -12,10 +12,10 @@ import datetime as dt
 import hashlib
 import ipaddress
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from cryptography import x509
@@ -205,9 +205,11 @@ def channel_options(peer_node_id: str) -> Sequence[tuple[str, Any]]:
     return [("grpc.ssl_target_name_override", peer_node_id)]
 
 
-def peer_fingerprint(context: grpc.ServicerContext | grpc.aio.ServicerContext) -> str | None:
+def peer_fingerprint(context: grpc.ServicerContext | grpc.aio.ServicerContext[Any, Any]) -> str | None:
     """SHA-256 fingerprint of the client certificate of the current call, or None without TLS."""
-    pems = context.auth_context().get("x509_pem_cert")
+    # Both contexts give each property as a list of values; the stubs type the sync one as bare bytes.
+    auth = cast(Mapping[str, Sequence[bytes]], context.auth_context())
+    pems = auth.get("x509_pem_cert")
     return cert_fingerprint(pems[0]) if pems else None
 
 

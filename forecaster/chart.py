@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
 
 from .nudges import Window, flags, windows_from_flags
 from .timegrid import LOCAL_TZ
@@ -16,7 +18,7 @@ from .timegrid import LOCAL_TZ
 _SHADE = {"peak": ("tab:red", "peak window"), "surplus": ("tab:green", "surplus window")}
 
 
-def _local(periods: np.ndarray, tz: str) -> pd.DatetimeIndex:
+def _local(periods: ArrayLike, tz: str) -> pd.DatetimeIndex:
     utc = pd.to_datetime(np.asarray(periods, dtype=np.int64), unit="s", utc=True)
     return pd.DatetimeIndex(utc.tz_convert(tz))
 
@@ -46,8 +48,14 @@ def plot_forecast(
     for w in found:
         colour, label = _SHADE[w.kind]
         span = _local(np.array([w.start, w.end]), tz)
+        # matplotlib's stubs type the span's ends as float; like plot(), it converts dates itself.
         ax.axvspan(
-            span[0], span[1], color=colour, alpha=0.12, lw=0, label=None if w.kind in labelled else label
+            cast(float, span[0]),
+            cast(float, span[1]),
+            color=colour,
+            alpha=0.12,
+            lw=0,
+            label=None if w.kind in labelled else label,
         )
         labelled.add(w.kind)
     ax.set_ylabel(unit)

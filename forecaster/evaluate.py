@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from numpy.typing import NDArray
 
 from .features import TARGETS, WEEK, CoopData, FeatureRows, build_features
 from .nudges import flags, peak_threshold
@@ -21,7 +22,7 @@ REFERENCE_DAYS = 28  # history behind a peak threshold
 _ACTUAL = [f"actual_{t}" for t in TARGETS]
 
 
-def metrics(pred: np.ndarray, actual: np.ndarray) -> dict[str, float]:
+def metrics(pred: NDArray[np.float64], actual: NDArray[np.float64]) -> dict[str, float]:
     """MAE, RMSE, MAE / mean actual (nMAE) over the rows where both are known."""
     ok = ~(np.isnan(pred) | np.isnan(actual))
     err = pred[ok] - actual[ok]
@@ -37,7 +38,7 @@ def metrics(pred: np.ndarray, actual: np.ndarray) -> dict[str, float]:
     }
 
 
-def precision_recall(pred: np.ndarray, actual: np.ndarray) -> dict[str, float]:
+def precision_recall(pred: NDArray[np.bool_], actual: NDArray[np.bool_]) -> dict[str, float]:
     """Period-level precision and recall of predicted event periods (peaks or surpluses)."""
     hit = int(np.sum(pred & actual))
     return {
@@ -62,13 +63,15 @@ class BacktestReport:
             p = p[p["coop"] == coop]
         return p[p["day"] == 1] if window == "day-ahead" else p
 
-    def score(self, model: str, target: str, coop: str = "all", window: str = "day-ahead") -> dict:
+    def score(
+        self, model: str, target: str, coop: str = "all", window: str = "day-ahead"
+    ) -> dict[str, float]:
         p = self._frame(coop, window)
         m = metrics(p[f"{model}_{target}"].to_numpy(), p[f"actual_{target}"].to_numpy())
         naive = metrics(p[f"seasonal-naive_{target}"].to_numpy(), p[f"actual_{target}"].to_numpy())
         return {**m, "vs_naive": m["mae"] / naive["mae"] if naive["mae"] else np.nan}
 
-    def events(self, model: str, kind: str, coop: str = "all", window: str = "day-ahead") -> dict:
+    def events(self, model: str, kind: str, coop: str = "all", window: str = "day-ahead") -> dict[str, float]:
         """Precision and recall of the model's peak or surplus periods."""
         p = self._frame(coop, window)
         thr = p["peak_threshold"].to_numpy()
@@ -116,23 +119,25 @@ class BacktestReport:
         return "\n".join(lines)
 
 
-def _pr(e: dict) -> str:
+def _pr(e: Mapping[str, float]) -> str:
     return f"{e['precision']:.2f}/{e['recall']:.2f}"
 
 
-def _thresholds(rows: FeatureRows, coop: CoopData, percentile: float) -> np.ndarray:
+def _thresholds(rows: FeatureRows, coop: CoopData, percentile: float) -> NDArray[np.float64]:
     """Per row: peak threshold from the co-op's per-member demand in the 28 days before the origin."""
     agg = coop.aggregates
     pm = (agg["demand"] / agg["members"]).to_numpy(dtype=float)
     periods = agg.index.to_numpy(dtype=np.int64)
-    out = {}
+    out: dict[int, float] = {}
     for o in np.unique(rows.origin):
         lo, hi = np.searchsorted(periods, [o - REFERENCE_DAYS * PERIODS_PER_DAY * HALF_HOUR, o])
         out[o] = peak_threshold(pm[lo:hi], percentile) if hi > lo else np.nan
     return np.array([out[o] for o in rows.origin])
 
 
-def _fold_frame(coop, origins, forecasters, percentile) -> pd.DataFrame:
+def _fold_frame(
+    coop: CoopData, origins: NDArray[np.int64], forecasters: Mapping[str, Forecaster], percentile: float
+) -> pd.DataFrame:
     rows = build_features(coop, origins)
     frame = pd.DataFrame(
         {

@@ -10,9 +10,11 @@ different sizes and technology mixes share one model.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from .timegrid import HALF_HOUR, PERIODS_PER_DAY, check_periods, is_holiday, local_times
 from .weather import Site, clearsky_ghi
@@ -71,22 +73,22 @@ class FeatureRows:
     """Feature matrix with targets, keys and the scales that turn predictions into kWh."""
 
     coop_id: str
-    origin: np.ndarray  # (n,) UTC unix seconds
-    period: np.ndarray  # (n,) target period starts
+    origin: NDArray[np.int64]  # (n,) UTC unix seconds
+    period: NDArray[np.int64]  # (n,) target period starts
     X: pd.DataFrame  # columns FEATURES
-    y: np.ndarray  # (n, 2) scaled targets, NaN where not (yet) measured
-    scale: np.ndarray  # (n, 2) kWh per member per unit of target
-    members: np.ndarray  # (n,) member count known at the origin
+    y: NDArray[np.float64]  # (n, 2) scaled targets, NaN where not (yet) measured
+    scale: NDArray[np.float64]  # (n, 2) kWh per member per unit of target
+    members: NDArray[np.float64]  # (n,) member count known at the origin
 
     def __len__(self) -> int:
         return len(self.origin)
 
     @property
-    def actual(self) -> np.ndarray:
+    def actual(self) -> NDArray[np.float64]:
         """Measured kWh per member (NaN where unknown)."""
         return self.y * self.scale
 
-    def select(self, mask: np.ndarray) -> FeatureRows:
+    def select(self, mask: NDArray[np.bool_]) -> FeatureRows:
         return FeatureRows(
             self.coop_id, self.origin[mask], self.period[mask], self.X[mask].reset_index(drop=True),
             self.y[mask], self.scale[mask], self.members[mask],
@@ -106,12 +108,12 @@ def concat_rows(parts: list[FeatureRows]) -> FeatureRows:
     )
 
 
-def _take(arr: np.ndarray, idx: np.ndarray) -> np.ndarray:
+def _take(arr: NDArray[np.floating[Any]], idx: NDArray[np.int64]) -> NDArray[np.float64]:
     ok = (idx >= 0) & (idx < len(arr))
     return np.where(ok, arr[np.clip(idx, 0, len(arr) - 1)], np.nan)
 
 
-def _window_mean(arr: np.ndarray, end: np.ndarray, width: int) -> np.ndarray:
+def _window_mean(arr: NDArray[np.float64], end: NDArray[np.int64], width: int) -> NDArray[np.float64]:
     """Mean of arr[end - width : end] ignoring NaN; NaN when under half the window is known."""
     known = ~np.isnan(arr)
     cs = np.concatenate([[0.0], np.cumsum(np.where(known, arr, 0.0))])
@@ -122,7 +124,7 @@ def _window_mean(arr: np.ndarray, end: np.ndarray, width: int) -> np.ndarray:
         return np.where(n >= width / 2, (cs[hi] - cs[lo]) / n, np.nan)
 
 
-def _series(frame: pd.DataFrame | None, column: str, p0: int, n: int) -> np.ndarray:
+def _series(frame: pd.DataFrame | None, column: str, p0: int, n: int) -> NDArray[np.float64]:
     out = np.full(n, np.nan)
     if frame is None or len(frame) == 0:
         return out
@@ -132,7 +134,7 @@ def _series(frame: pd.DataFrame | None, column: str, p0: int, n: int) -> np.ndar
     return out
 
 
-def _calendar(period: np.ndarray) -> dict[str, np.ndarray]:
+def _calendar(period: NDArray[np.int64]) -> dict[str, NDArray[np.int64]]:
     local = local_times(period)
     hol = is_holiday(local)
     dow = local.day_of_week.to_numpy()
@@ -149,7 +151,9 @@ def _calendar(period: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def _forecast_weather(coop: CoopData, origin: np.ndarray, period: np.ndarray) -> dict:
+def _forecast_weather(
+    coop: CoopData, origin: NDArray[np.int64], period: NDArray[np.int64]
+) -> dict[str, NDArray[np.float64]]:
     nan = np.full(len(origin), np.nan)
     fc = coop.weather_forecast
     if fc is None or len(fc) == 0:
@@ -168,7 +172,7 @@ def _forecast_weather(coop: CoopData, origin: np.ndarray, period: np.ndarray) ->
     }
 
 
-def build_features(coop: CoopData, origins: np.ndarray, horizon: int = HORIZON) -> FeatureRows:
+def build_features(coop: CoopData, origins: NDArray[np.int64], horizon: int = HORIZON) -> FeatureRows:
     """Rows for each origin and each of the next `horizon` periods."""
     origins = np.asarray(origins, dtype=np.int64)
     check_periods(origins)

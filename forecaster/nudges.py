@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import arrow
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike, NDArray
 
 from .timegrid import HALF_HOUR, LOCAL_TZ
 
@@ -29,7 +30,7 @@ class Nudge:
     text: str
 
 
-def peak_threshold(demand: np.ndarray, percentile: float) -> float:
+def peak_threshold(demand: ArrayLike, percentile: float) -> float:
     """Demand level above which a period is a peak: `percentile` (0-100) of `demand`."""
     if not 0 <= percentile <= 100:
         raise ValueError(f"percentile must be within 0-100, got {percentile}")
@@ -41,14 +42,14 @@ def peak_threshold(demand: np.ndarray, percentile: float) -> float:
 
 
 def flags(
-    demand: np.ndarray, generation: np.ndarray, threshold: float | np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+    demand: ArrayLike, generation: ArrayLike, threshold: float | NDArray[np.float64]
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
     """Per period: (peak, surplus) booleans."""
     d, g = np.asarray(demand, dtype=float), np.asarray(generation, dtype=float)
     return d > threshold, g > d
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+def _runs(mask: NDArray[np.bool_]) -> list[tuple[int, int]]:
     edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
     return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
 
@@ -57,7 +58,7 @@ def windows(
     forecast: pd.DataFrame,
     *,
     peak_percentile: float = 90.0,
-    reference: np.ndarray | None = None,
+    reference: NDArray[np.float64] | None = None,
     min_periods: int = 1,
 ) -> list[Window]:
     """Peak and surplus windows of a forecast (index `period`; demand_kwh, generation_kwh).
@@ -80,10 +81,10 @@ def windows(
 
 
 def windows_from_flags(
-    periods: np.ndarray,
-    peak: np.ndarray,
-    surplus: np.ndarray,
-    sun: np.ndarray | None = None,
+    periods: NDArray[np.int64],
+    peak: NDArray[np.bool_],
+    surplus: NDArray[np.bool_],
+    sun: NDArray[np.bool_] | None = None,
     min_periods: int = 1,
 ) -> list[Window]:
     """Windows from per-period flags of consecutive half-hours, in time order."""
@@ -138,7 +139,7 @@ def nudges(found: list[Window], *, now: int, tz: str = LOCAL_TZ) -> list[Nudge]:
     return out
 
 
-def reference_demand(aggregates: pd.DataFrame, origin: int, days: int = 28) -> np.ndarray:
+def reference_demand(aggregates: pd.DataFrame, origin: int, days: int = 28) -> NDArray[np.float64]:
     """Measured co-op demand (kWh) of the `days` before `origin`: the usual peak reference."""
     periods = aggregates.index.to_numpy(dtype=np.int64)
     known = (periods >= origin - days * 48 * HALF_HOUR) & (periods + HALF_HOUR <= origin)

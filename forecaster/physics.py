@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from demandlib import bdew
+from numpy.typing import ArrayLike, NDArray
 from pvlib import inverter, irradiance, pvsystem, temperature
 
 from .timegrid import HALF_HOUR
@@ -26,7 +27,7 @@ def quiet_pandas_deprecations() -> Iterator[None]:
         yield
 
 
-def pv_kwh_per_kwp(weather: pd.DataFrame, tilt: float, azimuth: float) -> np.ndarray:
+def pv_kwh_per_kwp(weather: pd.DataFrame, tilt: float, azimuth: float) -> NDArray[np.float64]:
     """AC energy (kWh) per half-hour from 1 kWp of rooftop PV facing `azimuth` (180 = south).
 
     Hay-Davies transposition, SAPM cell temperature for a roof mount, PVWatts DC model
@@ -52,7 +53,7 @@ def pv_kwh_per_kwp(weather: pd.DataFrame, tilt: float, azimuth: float) -> np.nda
     )
     losses = pvsystem.pvwatts_losses() / 100.0
     dc = pvsystem.pvwatts_dc(poa_global, cell, pdc0=1000.0, gamma_pdc=-0.0037) * (1 - losses)
-    ac = inverter.pvwatts(np.clip(dc, 0.0, None), pdc0=1000.0 / 0.96)
+    ac: NDArray[np.float64] = inverter.pvwatts(np.clip(dc, 0.0, None), pdc0=1000.0 / 0.96)
     return np.clip(np.nan_to_num(ac), 0.0, None) / 1000.0 * (HALF_HOUR / 3600)
 
 
@@ -67,24 +68,25 @@ class PowerCurve:
     hub_height_m: float = 24.0
     availability: float = 0.97  # share of time not down for maintenance or faults
 
-    def power_kw(self, hub_wind_ms: np.ndarray) -> np.ndarray:
+    def power_kw(self, hub_wind_ms: ArrayLike) -> NDArray[np.float64]:
         v = np.asarray(hub_wind_ms, dtype=float)
         ramp = (v**3 - self.cut_in_ms**3) / (self.rated_ms**3 - self.cut_in_ms**3)
         p = np.where(v < self.rated_ms, ramp, 1.0) * self.rated_kw
         return np.where((v < self.cut_in_ms) | (v >= self.cut_out_ms), 0.0, p)
 
-    def kwh(self, wind10_ms: np.ndarray, shear: float = 1 / 7) -> np.ndarray:
+    def kwh(self, wind10_ms: ArrayLike, shear: float = 1 / 7) -> NDArray[np.float64]:
         """Energy per half-hour from 10 m wind speed (Hellmann power law to hub height)."""
         hub = np.asarray(wind10_ms, dtype=float) * (self.hub_height_m / 10.0) ** shear
         return self.power_kw(hub) * self.availability * (HALF_HOUR / 3600)
 
 
-def heat_pump_cop(temp_c: np.ndarray) -> np.ndarray:
+def heat_pump_cop(temp_c: ArrayLike) -> NDArray[np.float64]:
     """Air-source heat pump COP (Staffell et al. 2012 regression, radiator sink 40 - T_air degC,
     0.85 real-world correction, as in the when2heat data set of Ruhnau et al. 2019)."""
     t = np.asarray(temp_c, dtype=float)
     delta = np.clip((40.0 - t) - t, 15.0, None)
-    return np.clip(0.85 * (6.08 - 0.09 * delta + 0.0005 * delta**2), 1.5, None)
+    cop: NDArray[np.float64] = np.clip(0.85 * (6.08 - 0.09 * delta + 0.0005 * delta**2), 1.5, None)
+    return cop
 
 
 def heat_profile(local_hourly_temp: pd.Series, building_class: int = 5) -> pd.Series:
@@ -108,8 +110,11 @@ def heat_profile(local_hourly_temp: pd.Series, building_class: int = 5) -> pd.Se
 
 
 def battery_dispatch(
-    surplus: np.ndarray, deficit: np.ndarray, capacity_kwh: np.ndarray, power_kw: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+    surplus: NDArray[np.float32],
+    deficit: NDArray[np.float32],
+    capacity_kwh: NDArray[np.float64],
+    power_kw: NDArray[np.float64],
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     """Self-consumption battery: charge from PV surplus, discharge to cover the home's deficit.
 
     surplus, deficit: (periods, batteries) kWh per half-hour. Round-trip efficiency 90 %.

@@ -11,10 +11,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 from demandlib import bdew
+from numpy.typing import NDArray
 from scipy.signal import lfilter
 
 from .features import CoopData
@@ -59,11 +61,11 @@ class MemberReadings:
     """Half-hourly kWh per member: arrays shaped (periods, members)."""
 
     coop_id: str
-    periods: np.ndarray
+    periods: NDArray[np.int64]
     members: pd.DataFrame
-    demand: np.ndarray
-    generation: np.ndarray
-    export: np.ndarray
+    demand: NDArray[np.float32]
+    generation: NDArray[np.float32]
+    export: NDArray[np.float32]
 
     def to_frame(self, start: int | None = None, end: int | None = None) -> pd.DataFrame:
         """Long readings (member_id, dataset, period, kwh) for periods in [start, end)."""
@@ -141,26 +143,29 @@ def aggregate_readings(readings: pd.DataFrame) -> pd.DataFrame:
     return totals
 
 
-def _bdew_unit(profile: type, local: pd.DatetimeIndex, holidays: list[dt.date]) -> np.ndarray:
+def _bdew_unit(profile: type, local: pd.DatetimeIndex, holidays: list[dt.date]) -> NDArray[np.floating[Any]]:
     """kWh per half-hour per kWh of annual consumption, looked up by local wall-clock time."""
     grid = pd.date_range(local.min().floor("D"), local.max().ceil("D"), freq="30min")
     with quiet_pandas_deprecations():
-        series = profile(grid, holidays=holidays)  # kW per GWh/a
+        series: pd.Series[float] = profile(grid, holidays=holidays)  # kW per GWh/a
     return series.reindex(local.floor("30min")).to_numpy() * (HALF_HOUR / 3600) / 1e6
 
 
-def _lognormal(rng: np.random.Generator, median: float, sigma: float, n: int) -> np.ndarray:
+def _lognormal(rng: np.random.Generator, median: float, sigma: float, n: int) -> NDArray[np.float64]:
     return median * np.exp(sigma * rng.standard_normal(n))
 
 
-def _noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float, phi: float) -> np.ndarray:
+def _noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float, phi: float) -> NDArray[np.float32]:
     """Mean-one multiplicative noise, AR(1) in time (appliance runs last beyond one period)."""
     white = rng.standard_normal(shape, dtype=np.float32)
-    ar = lfilter([np.sqrt(1 - phi**2)], [1.0, -phi], white, axis=0).astype(np.float32)
-    return np.exp(sigma * ar - sigma**2 / 2)
+    ar: NDArray[np.float32] = lfilter([np.sqrt(1 - phi**2)], [1.0, -phi], white, axis=0).astype(np.float32)
+    noise: NDArray[np.float32] = np.exp(sigma * ar - sigma**2 / 2)
+    return noise
 
 
-def _day_factor(rng: np.random.Generator, day: np.ndarray, n: int, sigma: float) -> np.ndarray:
+def _day_factor(
+    rng: np.random.Generator, day: NDArray[np.int64], n: int, sigma: float
+) -> NDArray[np.float32]:
     n_days = int(day.max()) + 1
     f = np.exp(sigma * rng.standard_normal((n_days, n)) - sigma**2 / 2).astype(np.float32)
     return f[day]
@@ -186,16 +191,26 @@ def _households(spec: CoopSpec, rng: np.random.Generator) -> pd.DataFrame:
     )
 
 
-def _heat_pump_kwh(weather: pd.DataFrame, local: pd.DatetimeIndex) -> np.ndarray:
+def _heat_pump_kwh(weather: pd.DataFrame, local: pd.DatetimeIndex) -> NDArray[np.float64]:
     """Electricity (kWh per half-hour) per kWh of annual heat demand."""
     temp = pd.Series(weather["temp_c"].to_numpy(), index=local).groupby(level=0).mean()
     hours = pd.date_range(local.min().floor("D"), local.max().ceil("D"), freq="h")
-    hourly = temp.groupby(temp.index.floor("h")).mean().reindex(hours).interpolate().bfill().ffill()
+    # grouping by level 0 keeps the DatetimeIndex, which pandas-stubs widen to Index
+    hourly = (
+        temp.groupby(cast(pd.DatetimeIndex, temp.index).floor("h"))
+        .mean()
+        .reindex(hours)
+        .interpolate()
+        .bfill()
+        .ffill()
+    )
     heat = heat_profile(hourly).reindex(local.floor("h")).to_numpy() / 2  # hour -> half-hours
     return heat / heat_pump_cop(weather["temp_c"].to_numpy())
 
 
-def _pv_generation(homes: pd.DataFrame, weather: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
+def _pv_generation(
+    homes: pd.DataFrame, weather: pd.DataFrame, rng: np.random.Generator
+) -> NDArray[np.float32]:
     gen = np.zeros((len(weather), len(homes)), dtype=np.float32)
     shading = 1.0 - rng.uniform(0.0, 0.1, len(homes))
     for o in np.unique(homes["orientation"][homes["orientation"] >= 0]):
@@ -212,12 +227,12 @@ def _consumption(
     local: pd.DatetimeIndex,
     holidays: list[dt.date],
     rng: np.random.Generator,
-) -> np.ndarray:
+) -> NDArray[np.float32]:
     """Each home's consumption (periods x homes, kWh): H25 routine plus any heat pump."""
     unit = _bdew_unit(bdew.H25, local, holidays).astype(np.float32)
     day = (local.normalize() - local.normalize()[0]).days.to_numpy()
     n = len(homes)
-    load = unit[:, None] * homes["annual_kwh"].to_numpy(dtype=np.float32)[None, :]
+    load: NDArray[np.float32] = unit[:, None] * homes["annual_kwh"].to_numpy(dtype=np.float32)[None, :]
     load *= _day_factor(rng, day, n, 0.15) * _noise(rng, load.shape, 0.55, 0.6)
     hp = homes["heat_pump"].to_numpy()
     if hp.any():
@@ -257,11 +272,11 @@ def _add_turbines(
     spec: CoopSpec,
     homes: pd.DataFrame,
     weather: pd.DataFrame,
-    demand: np.ndarray,
-    gen: np.ndarray,
-    export: np.ndarray,
+    demand: NDArray[np.float32],
+    gen: NDArray[np.float32],
+    export: NDArray[np.float32],
     rng: np.random.Generator,
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[pd.DataFrame, NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]:
     """Append the co-op's turbines as members that generate and export, and consume nothing."""
     if spec.turbines == 0:
         return homes, demand, gen, export

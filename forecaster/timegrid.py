@@ -9,13 +9,14 @@ import arrow
 import holidays
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike, NDArray
 
 HALF_HOUR = 1800  # seconds in one settlement period (same value as coopfed.node.model.HALF_HOUR)
 PERIODS_PER_DAY = 48
 LOCAL_TZ = "Europe/London"
 
 
-def period_grid(start: dt.date, end: dt.date, tz: str = LOCAL_TZ) -> np.ndarray:
+def period_grid(start: dt.date, end: dt.date, tz: str = LOCAL_TZ) -> NDArray[np.int64]:
     """UTC period starts (unix seconds) from local midnight of `start` to local midnight of `end`."""
     first = arrow.get(dt.datetime.combine(start, dt.time()), tz).int_timestamp
     last = arrow.get(dt.datetime.combine(end, dt.time()), tz).int_timestamp
@@ -24,13 +25,13 @@ def period_grid(start: dt.date, end: dt.date, tz: str = LOCAL_TZ) -> np.ndarray:
     return np.arange(first, last, HALF_HOUR, dtype=np.int64)
 
 
-def check_periods(periods: np.ndarray) -> None:
+def check_periods(periods: ArrayLike) -> None:
     """Reject timestamps that are not period starts."""
     if np.any(np.asarray(periods) % HALF_HOUR):
         raise ValueError("period timestamps must be multiples of 1800 s (UTC period starts)")
 
 
-def local_times(periods: np.ndarray, tz: str = LOCAL_TZ) -> pd.DatetimeIndex:
+def local_times(periods: ArrayLike, tz: str = LOCAL_TZ) -> pd.DatetimeIndex:
     """Naive local wall-clock times of UTC period starts (what a household's routine follows)."""
     utc = pd.to_datetime(np.asarray(periods, dtype=np.int64), unit="s", utc=True)
     return pd.DatetimeIndex(utc.tz_convert(tz).tz_localize(None))
@@ -48,7 +49,7 @@ def holiday_dates(
     return _holiday_dates(tuple(sorted(set(years))), country, subdiv)
 
 
-def is_holiday(local: pd.DatetimeIndex, country: str = "GB", subdiv: str | None = "ENG") -> np.ndarray:
+def is_holiday(local: pd.DatetimeIndex, country: str = "GB", subdiv: str | None = "ENG") -> NDArray[np.int8]:
     """1 where the local date is a public holiday, else 0."""
     if len(local) == 0:
         return np.zeros(0, dtype=np.int8)
@@ -58,7 +59,7 @@ def is_holiday(local: pd.DatetimeIndex, country: str = "GB", subdiv: str | None 
     return dates.isin(hol).astype(np.int8)
 
 
-def noon_origins(first: int, last: int, tz: str = LOCAL_TZ, hour: int = 12) -> np.ndarray:
+def noon_origins(first: int, last: int, tz: str = LOCAL_TZ, hour: int = 12) -> NDArray[np.int64]:
     """UTC instants of local `hour`:00 on each day whose origin lies in [first, last]."""
     day = arrow.get(first).to(tz).floor("day")
     end = arrow.get(last).to(tz)
@@ -71,7 +72,7 @@ def noon_origins(first: int, last: int, tz: str = LOCAL_TZ, hour: int = 12) -> n
     return np.asarray(out, dtype=np.int64)
 
 
-def local_day_offset(origins: np.ndarray, periods: np.ndarray, tz: str = LOCAL_TZ) -> np.ndarray:
+def local_day_offset(origins: ArrayLike, periods: ArrayLike, tz: str = LOCAL_TZ) -> NDArray[np.int64]:
     """Local calendar days from each origin to its period (0 today, 1 tomorrow, ...)."""
     start = local_times(np.asarray(origins), tz).normalize()
     day = local_times(np.asarray(periods), tz).normalize()

@@ -12,12 +12,13 @@ import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 import xgboost as xgb
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from numpy.typing import NDArray
 
 from .artifact import ArtifactMetadata, ArtifactVerificationError, ModelArtifact, sign_artifact
 from .features import FEATURES, HORIZON, TARGETS, WEEK, CoopData, FeatureRows, build_features
@@ -67,15 +68,16 @@ class TrainingSpec:
     """Training input: features X (columns FEATURES) and labels y (rows x targets), no NaN labels."""
 
     X: pd.DataFrame
-    y: np.ndarray
+    y: NDArray[np.float64]
     feature_names: tuple[str, ...] = FEATURES
 
     @classmethod
     def from_rows(cls, rows: FeatureRows) -> TrainingSpec:
-        keep = ~np.isnan(rows.y).any(axis=1)
+        # numpy's stubs cannot tell that any(axis=1) of a 2-D array is an array, not a scalar.
+        keep = cast(NDArray[np.bool_], ~np.isnan(rows.y).any(axis=1))
         if not keep.any():
             raise ValueError("no training rows with measured targets")
-        return cls(rows.X[keep].reset_index(drop=True), rows.y[keep])
+        return cls(rows.X.loc[keep].reset_index(drop=True), rows.y[keep])
 
     @property
     def rows(self) -> int:
@@ -92,10 +94,12 @@ class _ProgressCallback(xgb.callback.TrainingCallback):
         return False  # never stop early
 
 
-Trainer = Callable[[TrainingSpec, dict[str, Any], int, list], bytes]
+Trainer = Callable[[TrainingSpec, dict[str, Any], int, list[xgb.callback.TrainingCallback]], bytes]
 
 
-def local_trainer(spec: TrainingSpec, params: dict[str, Any], rounds: int, callbacks: list) -> bytes:
+def local_trainer(
+    spec: TrainingSpec, params: dict[str, Any], rounds: int, callbacks: list[xgb.callback.TrainingCallback]
+) -> bytes:
     """Train in this process; returns the booster as UBJSON bytes."""
     dtrain = xgb.DMatrix(spec.X, label=spec.y, feature_names=list(spec.feature_names))
     booster = xgb.train(params, dtrain, num_boost_round=rounds, callbacks=callbacks)
@@ -116,11 +120,13 @@ def fit(
     """Train one booster; returns its bytes and the params used (defaults, then `params`)."""
     merged = {**DEFAULT_PARAMS, **(params or {})}
     merged["device"] = resolve_device(device or merged.get("device"), allow_gpu)
-    callbacks = [_ProgressCallback(progress, stage, rounds)] if progress else []
+    callbacks: list[xgb.callback.TrainingCallback] = (
+        [_ProgressCallback(progress, stage, rounds)] if progress else []
+    )
     return trainer(spec, merged, rounds, callbacks), merged
 
 
-def training_origins(coop: CoopData, until: int | None = None) -> np.ndarray:
+def training_origins(coop: CoopData, until: int | None = None) -> NDArray[np.int64]:
     """Daily local-noon origins with two weeks of history whose 48 h targets end before `until`."""
     periods = coop.aggregates.index.to_numpy(dtype=np.int64)
     end = int(periods[-1]) + HALF_HOUR if until is None else until
@@ -133,7 +139,7 @@ def training_rows(coop: CoopData, until: int | None = None) -> FeatureRows:
 
 def _sign(
     blob: bytes,
-    params: dict,
+    params: dict[str, Any],
     spec: TrainingSpec,
     coop_id: str,
     kind: str,
@@ -225,13 +231,14 @@ class Forecaster:
         rows = np.array([m.training_rows for m in metas], dtype=float)
         return cls(tuple(boosters), tuple(rows / rows.sum()), metas)
 
-    def predict_scaled(self, X: pd.DataFrame) -> np.ndarray:
+    def predict_scaled(self, X: pd.DataFrame) -> NDArray[np.float64]:
         """Weighted mean of the members' (rows x targets) predictions."""
         dm = xgb.DMatrix(X, feature_names=list(self.metadata[0].feature_names))
         preds = [b.predict(dm).reshape(len(X), len(TARGETS)) for b in self.boosters]
-        return np.sum([w * p for w, p in zip(self.weights, preds, strict=True)], axis=0)
+        total: NDArray[np.float64] = np.sum([w * p for w, p in zip(self.weights, preds, strict=True)], axis=0)
+        return total
 
-    def predict_rows(self, rows: FeatureRows) -> np.ndarray:
+    def predict_rows(self, rows: FeatureRows) -> NDArray[np.float64]:
         """kWh per member (rows x targets), never negative."""
         return np.clip(self.predict_scaled(rows.X) * rows.scale, 0.0, None)
 

@@ -18,6 +18,7 @@ import demandlib
 import numpy as np
 import pandas as pd
 import pvlib
+from numpy.typing import NDArray
 from scipy.signal import lfilter
 
 from .physics import quiet_pandas_deprecations
@@ -120,7 +121,7 @@ def _station_indices(region: int) -> pd.DataFrame:
     )
 
 
-def resample_days(n_days: int, first_doy: int, rng: np.random.Generator) -> np.ndarray:
+def resample_days(n_days: int, first_doy: int, rng: np.random.Generator) -> NDArray[np.int64]:
     """TRY source day (0-364) for each simulated day: blocks of 3-7 consecutive days from near
     the same date (+-10 days), so every year differs yet keeps its season and day-to-day spells."""
     out = np.empty(n_days, dtype=np.int64)
@@ -134,7 +135,7 @@ def resample_days(n_days: int, first_doy: int, rng: np.random.Generator) -> np.n
     return out
 
 
-def simulate_weather(site: Site, periods: np.ndarray, region: int, seed: int) -> pd.DataFrame:
+def simulate_weather(site: Site, periods: NDArray[np.int64], region: int, seed: int) -> pd.DataFrame:
     """Half-hourly site weather for UTC period starts, from TRY days resampled with `seed`."""
     tr = read_try(region)
     idx = _station_indices(region)
@@ -171,14 +172,14 @@ def simulate_weather(site: Site, periods: np.ndarray, region: int, seed: int) ->
     return frame
 
 
-def clearsky_ghi(site: Site, periods: np.ndarray) -> np.ndarray:
+def clearsky_ghi(site: Site, periods: NDArray[np.int64]) -> NDArray[np.float64]:
     """Clear-sky horizontal irradiance at period midpoints (Haurwitz): astronomy only."""
     mid = pd.to_datetime(np.asarray(periods, dtype=np.int64) + HALF_HOUR // 2, unit="s", utc=True)
     return _solar(pd.DatetimeIndex(mid), site.latitude, site.longitude)["clearsky"].to_numpy()
 
 
 def simulate_weather_forecast(
-    weather: pd.DataFrame, origins: np.ndarray, seed: int, horizon: int = 96
+    weather: pd.DataFrame, origins: NDArray[np.int64], seed: int, horizon: int = 96
 ) -> pd.DataFrame:
     """Synthetic numerical weather forecasts issued at each origin for the next `horizon` periods.
 

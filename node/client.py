@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 
 from coopfed.federation.tls import cert_fingerprint, cert_node_id, channel_options, is_loopback
-from coopfed.node.errors import InvalidArgument, Unavailable, UsageError
+from coopfed.node.errors import Unavailable, UsageError
 
 CONNECT_TIMEOUT = 10.0
 
@@ -108,6 +108,4 @@ class Credentials:
         except FileNotFoundError:
             raise UsageError(f"no credentials in {path}: {hint}", code="cli.credentials") from None
         except (OSError, ValueError, TypeError) as exc:
-            raise InvalidArgument(
-                f"cannot read credentials from {path}: {hint}", code="cli.credentials"
-            ) from exc
+            raise UsageError(f"cannot read credentials from {path}: {hint}", code="cli.credentials") from exc

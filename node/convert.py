@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from coopfed.node.errors import InvalidArgument
+from coopfed.node.members import ConsentChange
 from coopfed.node.model import DATASETS, ConsentLevel, ConsentSettings, Flow
 from coopfed.node.storage import ConsentRecord, Member
 from coopfed.v1 import common_pb2, member_pb2
@@ -36,15 +37,39 @@ def level_to_proto(level: ConsentLevel) -> int:
     return common_pb2.ConsentLevel.Value("CONSENT_LEVEL_" + level.name)
 
 
-def settings_from_proto(msg: member_pb2.ConsentSettings, personas: set[str]) -> ConsentSettings:
-    """Validate and convert; a persona must be one the policy data defines."""
-    if msg.persona and msg.persona not in personas:
+_CONSENT_FIELDS = ("level", "choices", "persona", "nudges")
+
+
+def consent_change_from_proto(request: member_pb2.SetConsentRequest, personas: set[str]) -> ConsentChange:
+    """The fields named in the update mask (all of them when it is empty), validated."""
+    paths = list(request.update_mask.paths)
+    unknown = sorted(set(paths) - set(_CONSENT_FIELDS))
+    if unknown:
+        raise InvalidArgument(
+            f"update_mask: cannot change {', '.join(unknown)}; settings are {', '.join(_CONSENT_FIELDS)}",
+            code="consent.mask",
+            field="update_mask",
+        )
+    msg = request.settings
+    given = set(paths or _CONSENT_FIELDS)
+    if "persona" in given and msg.persona and msg.persona not in personas:
         raise InvalidArgument(
             f"settings.persona: unknown persona {msg.persona!r}; known: {', '.join(sorted(personas))}",
             code="consent.persona",
             field="settings.persona",
         )
-    level = level_from_proto(msg.level) if not msg.persona or msg.level else ConsentLevel.AMBER
+    replace = not paths
+    level_given = "level" in given and not (replace and msg.persona)
+    return ConsentChange(
+        level=level_from_proto(msg.level) if level_given else None,
+        choices=_choices_from_proto(msg) if "choices" in given and not (replace and msg.persona) else None,
+        persona=msg.persona if "persona" in given else None,
+        nudges=msg.nudges if "nudges" in given else None,
+        replace=replace,
+    )
+
+
+def _choices_from_proto(msg: member_pb2.ConsentSettings) -> dict[str, frozenset[Flow]]:
     choices: dict[str, frozenset[Flow]] = {}
     for i, choice in enumerate(msg.choices):
         where = f"settings.choices[{i}]"
@@ -64,7 +89,7 @@ def settings_from_proto(msg: member_pb2.ConsentSettings, personas: set[str]) -> 
             flow_from_proto(f, f"{where}.allowed_flows[{j}]") for j, f in enumerate(choice.allowed_flows)
         ]
         choices[choice.dataset] = frozenset(flows)
-    return ConsentSettings(level=level, choices=choices, persona=msg.persona, nudges=msg.nudges)
+    return choices
 
 
 def settings_to_proto(settings: ConsentSettings) -> member_pb2.ConsentSettings:
@@ -97,6 +122,7 @@ def record_to_proto(record: ConsentRecord) -> member_pb2.ConsentRecord:
         changes=list(record.changes),
         terms_version=record.terms_version,
         withdrawal_reason=record.withdrawal_reason,
+        receipt=record.receipt,
     )
 
 

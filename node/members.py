@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from coopfed.node.errors import InvalidArgument, PermissionDenied
-from coopfed.node.model import ConsentSettings
+from coopfed.node.errors import InvalidArgument, PermissionDenied, Unavailable
+from coopfed.node.model import ConsentLevel, ConsentSettings, Flow
 from coopfed.node.readings import Batch, reject_duplicates
-from coopfed.node.receipts import consent_receipt
+from coopfed.node.receipts import receipt_sealer
 from coopfed.node.runtime import Node
-from coopfed.node.storage import ConsentRecord, Member
+from coopfed.node.storage import ConsentChanged, ConsentRecord, Member
+
+# A change races another only when both land within the same few milliseconds; a few tries settle it.
+_CONSENT_TRIES = 5
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,8 @@ def register(node: Node, display_name: str) -> Registration:
             field="display_name",
         )
     member_id = "m-" + uuid.uuid4().hex[:16]
-    node.store.create_member(member_id, name, ConsentSettings())
+    terms = node.policy_data["coop"]["terms_version"]
+    node.store.create_member(member_id, name, ConsentSettings(), terms_version=terms)
     return Registration(member_id, node.issue_member_token(member_id))
 
 
@@ -40,17 +45,83 @@ def own_member(caller_id: str, requested_id: str) -> str:
     return caller_id
 
 
-def set_consent(
-    node: Node, member_id: str, settings: ConsentSettings, withdrawal_reason: str
-) -> tuple[ConsentRecord, str]:
-    """Store the change as a consent record and return it with a signed consent receipt."""
-    record = node.store.set_consent(
-        member_id,
-        settings,
-        terms_version=node.policy_data["coop"]["terms_version"],
-        withdrawal_reason=withdrawal_reason.strip(),
+@dataclass(frozen=True)
+class ConsentChange:
+    """What a member asks to change; None leaves a setting as it is.
+
+    `choices` names only the datasets that change (no flows: nothing shared); `replace` makes
+    the change replace every setting instead (choices of datasets not named are dropped)."""
+
+    level: ConsentLevel | None = None
+    choices: Mapping[str, frozenset[Flow]] | None = None
+    persona: str | None = None
+    nudges: bool | None = None
+    replace: bool = False
+
+    def apply(self, current: ConsentSettings, personas: Mapping[str, Any]) -> ConsentSettings:
+        base = ConsentSettings(nudges=current.nudges) if self.replace else current
+        nudges = base.nudges if self.nudges is None else self.nudges
+        if self.persona:
+            if not self.replace and (self.level is not None or self.choices is not None):
+                raise InvalidArgument(
+                    "a persona sets the level and choices itself: give a persona or a level and choices",
+                    code="consent.persona_and_choices",
+                    field="settings.persona",
+                )
+            return _persona_settings(self.persona, personas[self.persona], nudges)
+        merged = {**base.choices, **(self.choices or {})}
+        choices = {ds: flows for ds, flows in merged.items() if flows}  # no flows: nothing to keep
+        level = base.level if self.level is None else self.level
+        if self.choices and level is not ConsentLevel.AMBER:
+            raise InvalidArgument(
+                f"choices per dataset apply only at amber, and your consent would be {level.value}: "
+                "set the level to amber to choose per dataset",
+                code="consent.choices_need_amber",
+                field="settings.choices",
+            )
+        # Choosing a level or choices yourself leaves the persona, whose preset would replace them.
+        chose = self.level is not None or self.choices is not None
+        persona = "" if chose or self.persona == "" else base.persona
+        return ConsentSettings(level=level, choices=choices, persona=persona, nudges=nudges)
+
+
+def _persona_settings(name: str, persona: Mapping[str, Any], nudges: bool) -> ConsentSettings:
+    """A persona's preset as settings, so that what the member sees is what the persona means.
+    Internal use is always allowed, so it is not a choice."""
+    choices = {
+        ds: frozenset(Flow(f) for f in flows if f != Flow.INTERNAL)
+        for ds, flows in persona.get("flows", {}).items()
+    }
+    return ConsentSettings(level=ConsentLevel(persona["level"]), choices=choices, persona=name, nudges=nudges)
+
+
+def set_consent(node: Node, member_id: str, change: ConsentChange, withdrawal_reason: str) -> ConsentRecord:
+    """Merge the change into the stored settings and keep it as a record with its signed receipt.
+
+    The merge is read-modify-write: the store refuses the write if the settings changed after
+    they were read, and the change is merged again, so no concurrent change is ever undone."""
+    for _ in range(_CONSENT_TRIES):
+        before = node.store.get_member(member_id).settings
+        after = change.apply(before, node.personas())
+        try:
+            return node.store.set_consent(
+                member_id,
+                after,
+                terms_version=node.policy_data["coop"]["terms_version"],
+                withdrawal_reason=withdrawal_reason.strip(),
+                expected=before,
+                seal=receipt_sealer(node, member_id, after),
+            )
+        except ConsentChanged:
+            continue
+    raise Unavailable(
+        "your consent was being changed by other requests at the same time; try again",
+        code="member.consent_busy",
     )
-    return record, consent_receipt(node, member_id, record)
+
+
+def consent_history(node: Node, member_id: str) -> list[ConsentRecord]:
+    return node.store.consent_history(member_id)
 
 
 def upload(node: Node, member_id: str, batches: list[Batch]) -> tuple[int, int]:

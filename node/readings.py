@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -14,6 +15,26 @@ from coopfed.node.model import DATASETS, HALF_HOUR
 CLOCK_SKEW = 60
 # The earliest period accepted: 2000-01-01, before any smart meter.
 EARLIEST = 946_684_800
+
+
+class BadReading(InvalidArgument):
+    """One reading refused: its batch, column and row, and what is wrong in plain words."""
+
+    def __init__(
+        self, batch: int, column: str, row: int, value: float | int, problem: str, code: str
+    ) -> None:
+        field = f"batches[{batch}].{column}[{row}]"
+        shown = _instant(value) if column == "period_start_unix" else repr(value)
+        super().__init__(f"{field}: {shown} {problem}", code=code, field=field)
+        self.batch, self.column, self.row, self.problem = batch, column, row, problem
+
+
+def _instant(unix: float | int) -> str:
+    """A period start as people read it in an error (unix seconds mean nothing to a member)."""
+    try:
+        return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, OSError, ValueError):
+        return f"{unix} (far out of range)"
 
 
 @dataclass(frozen=True)
@@ -43,40 +64,29 @@ def validate_batch(
             field=where,
         )
     latest = int(now if now is not None else time.time()) + CLOCK_SKEW - HALF_HOUR
-    _first_bad(where, "kwh", ~np.isfinite(kwh), kwh, "is not a finite number", "reading.not_finite")
-    _first_bad(where, "kwh", kwh < 0, kwh, "kWh is negative", "reading.negative")
-    _first_bad(
-        where,
-        "period_start_unix",
-        periods % HALF_HOUR != 0,
-        periods,
-        "is not on a half-hour boundary",
-        "reading.misaligned",
+    checks = (
+        ("kwh", ~np.isfinite(kwh), "is not a finite number", "reading.not_finite"),
+        ("kwh", kwh < 0, "is negative: kWh cannot be", "reading.negative"),
+        (
+            "period_start_unix",
+            periods % HALF_HOUR != 0,
+            "is not the start of a half-hour",
+            "reading.misaligned",
+        ),
+        ("period_start_unix", periods > latest, "is a half-hour that has not ended yet", "reading.future"),
+        (
+            "period_start_unix",
+            periods < EARLIEST,
+            "is before 2000, before any smart meter",
+            "reading.too_old",
+        ),
     )
-    _first_bad(
-        where,
-        "period_start_unix",
-        periods > latest,
-        periods,
-        "is a period that has not ended yet",
-        "reading.future",
-    )
-    _first_bad(
-        where,
-        "period_start_unix",
-        periods < EARLIEST,
-        periods,
-        "is before 2000-01-01",
-        "reading.too_old",
-    )
+    for name, bad, problem, code in checks:
+        if bad.any():
+            row = int(np.argmax(bad))
+            values = kwh if name == "kwh" else periods
+            raise BadReading(index, name, row, values[row].item(), problem, code)
     return Batch(dataset, periods, kwh)
-
-
-def _first_bad(where: str, name: str, bad: np.ndarray, values: np.ndarray, problem: str, code: str) -> None:
-    if bad.any():
-        row = int(np.argmax(bad))
-        field = f"{where}.{name}[{row}]"
-        raise InvalidArgument(f"{field}: {values[row].item()!r} {problem}", code=code, field=field)
 
 
 def reject_duplicates(batches: list[Batch]) -> None:
@@ -90,11 +100,12 @@ def reject_duplicates(batches: list[Batch]) -> None:
             repeated = np.ones(len(combined), dtype=bool)
             repeated[first] = False
             row = int(np.argmax(repeated)) - len(earlier)
-            field = f"batches[{index}].period_start_unix[{row}]"
-            raise InvalidArgument(
-                f"{field}: period {batch.periods[row].item()} of {batch.dataset!r} "
-                "appears more than once in this upload",
-                code="reading.duplicate",
-                field=field,
+            raise BadReading(
+                index,
+                "period_start_unix",
+                row,
+                batch.periods[row].item(),
+                f"appears more than once for {batch.dataset} in this upload",
+                "reading.duplicate",
             )
         seen[batch.dataset] = combined

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from coopfed.federation.tokens import TokenUse, issue_token
 from coopfed.node.model import DATASETS, Flow
 
 if TYPE_CHECKING:
+    from coopfed.node.model import ConsentSettings
     from coopfed.node.runtime import Node
     from coopfed.node.storage import ConsentRecord
 
@@ -17,7 +19,9 @@ RECEIPT_TTL = 3650 * 86_400
 _DISCLOSED = {Flow.MEMBER_TO_MEMBER, Flow.COOP_TO_COOP, Flow.THIRD_PARTY, Flow.OPEN_DATA}
 
 
-def receipt_body(node: Node, member_id: str, record: ConsentRecord) -> dict[str, Any]:
+def receipt_body(
+    node: Node, member_id: str, record: ConsentRecord, services: list[dict[str, Any]]
+) -> dict[str, Any]:
     """The receipt: one service per flow the member allows, with the purposes and datasets."""
     coop = node.policy_data["coop"]
     return {
@@ -31,15 +35,15 @@ def receipt_body(node: Node, member_id: str, record: ConsentRecord) -> dict[str,
         "piiControllers": [{"piiController": coop["name"], "contact": coop.get("contact", "")}],
         "policyUrl": coop.get("policy_url", ""),
         "termsVersion": record.terms_version,
-        "services": _services(node, record),
+        "services": services,
         "sensitive": False,
         "spiCat": [],
         "withdrawalReason": record.withdrawal_reason,
     }
 
 
-def _services(node: Node, record: ConsentRecord) -> list[dict[str, Any]]:
-    profile = record.settings.policy_input()
+def _services(node: Node, settings: ConsentSettings) -> list[dict[str, Any]]:
+    profile = settings.policy_input()
     aims = node.policy_data["coop"]["aims"]
     services = []
     for flow in Flow:
@@ -63,13 +67,22 @@ def _services(node: Node, record: ConsentRecord) -> list[dict[str, Any]]:
     return services
 
 
-def consent_receipt(node: Node, member_id: str, record: ConsentRecord) -> str:
-    return issue_token(
-        node.keys,
-        issuer=node.node_id,
-        subject=member_id,
-        audience=member_id,
-        use=TokenUse.CONSENT_RECEIPT,
-        ttl=RECEIPT_TTL,
-        claims={"receipt": receipt_body(node, member_id, record)},
-    )
+def receipt_sealer(node: Node, member_id: str, settings: ConsentSettings) -> Callable[[ConsentRecord], str]:
+    """Signs the receipt of the record that will store `settings`.
+
+    The policy is asked first, outside the store's transaction; the store then calls the sealer
+    with the record, so the receipt is kept together with the record or not at all."""
+    services = _services(node, settings)
+
+    def seal(record: ConsentRecord) -> str:
+        return issue_token(
+            node.keys,
+            issuer=node.node_id,
+            subject=member_id,
+            audience=member_id,
+            use=TokenUse.CONSENT_RECEIPT,
+            ttl=RECEIPT_TTL,
+            claims={"receipt": receipt_body(node, member_id, record, services)},
+        )
+
+    return seal

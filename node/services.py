@@ -41,11 +41,17 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
 
     @rpc
     async def SetConsent(self, request, context):
-        settings = convert.settings_from_proto(request.settings, set(self.node.personas()))
-        record, receipt = await asyncio.to_thread(
-            members.set_consent, self.node, caller().id, settings, request.withdrawal_reason
+        change = convert.consent_change_from_proto(request, set(self.node.personas()))
+        record = await asyncio.to_thread(
+            members.set_consent, self.node, caller().id, change, request.withdrawal_reason
         )
-        return member_pb2.SetConsentResponse(record=convert.record_to_proto(record), receipt=receipt)
+        return member_pb2.SetConsentResponse(record=convert.record_to_proto(record), receipt=record.receipt)
+
+    @rpc
+    async def ListConsentHistory(self, request, context):
+        member_id = members.own_member(caller().id, request.member_id)
+        history = await asyncio.to_thread(members.consent_history, self.node, member_id)
+        return member_pb2.ListConsentHistoryResponse(records=[convert.record_to_proto(r) for r in history])
 
     @rpc
     async def ListPersonas(self, request, context):

@@ -34,7 +34,9 @@ class StorageSection:
 
 @dataclass(frozen=True)
 class PolicySection:
-    engine: str = "embedded"  # "embedded" (regopy, in-process) or "opa" (REST)
+    # "wasm" (OPA compiled to WebAssembly, in-process; needs opa_binary or OPA installed to
+    # compile), "embedded" (regopy, in-process, no OPA needed) or "opa" (an OPA server, REST).
+    engine: str = "wasm"
     dir: str = "policies"
     opa_url: str = ""  # an OPA server to use; empty with opa_binary set starts a sidecar
     opa_binary: str = ""

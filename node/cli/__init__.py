@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+
+# gRPC's core logs a failed TLS handshake at info level to stderr, beside our one-line error; it
+# reads this once, when grpc is first imported.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import grpc
 

@@ -7,8 +7,9 @@ import asyncio
 import contextlib
 import re
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import arrow
 from rich.console import Console
@@ -17,13 +18,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from coopfed.node.cli.common import NodeAction, bind_on_node
+from coopfed.node.cli.output import DEFAULT_TZ, Col, add_json_option, show
 from coopfed.node.errors import UsageError
 from coopfed.node.forecast.context import forecast_of
 from coopfed.node.model import HALF_HOUR
 from coopfed.node.runtime import Node
 
 ProgressFn = Callable[[str, int, int], None]
-LOCAL_TZ = "Europe/London"
+LOCAL_TZ = DEFAULT_TZ
+BACKTEST_HISTORY_DAYS = 21  # the forecaster's lags and training need three weeks before a test window
 _DEVICE = re.compile(r"cpu|cuda(:[0-9]+)?")
 
 
@@ -44,12 +47,23 @@ def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
     backtest.add_argument("--with-peers", action="store_true", help="add peers' aggregates held under grants")
     backtest.add_argument("--chart", type=Path, help="PNG of the last week's day-ahead forecasts")
     predict = commands.add_parser("predict", help="forecast the next 48 h, keep it, show windows and nudges")
-    predict.add_argument("--at", help="origin, ISO 8601 UTC (default: now, or the end of the data held)")
+    predict.add_argument(
+        "--at",
+        help=f"origin, ISO 8601; a time without a UTC offset is on the co-op's clock ({LOCAL_TZ}). "
+        "Default: now, or the end of the data held where that is earlier",
+    )
     predict.add_argument("--mode", choices=["pooled", "federated"], help="default: the mode last trained")
     predict.add_argument("--chart", type=Path, help="PNG of the forecast with its windows shaded")
-    commands.add_parser("models", help="the signed models held here, and whether they verify")
+    add_json_option(
+        commands.add_parser("models", help="the signed models held here, and whether they verify")
+    )
     for sub in (train, backtest, predict, commands.choices["models"]):
-        sub.add_argument("--config", type=Path, default=Path("coopfed.toml"), help="the node's coopfed.toml")
+        sub.add_argument(
+            "--config",
+            type=Path,
+            default=Path("coopfed.toml"),
+            help="the node's coopfed.toml (default ./coopfed.toml)",
+        )
     for sub in (train, backtest):
         sub.add_argument("--rounds", type=int, default=0, help="boosting rounds (default: [forecast] rounds)")
         sub.add_argument("--device", type=_device, default=None, help="cpu or cuda[:n] (default: [forecast])")
@@ -87,6 +101,23 @@ def _fit_args(args: argparse.Namespace, progress: ProgressFn) -> dict:
     return {"rounds": args.rounds or None, "device": args.device or None, "progress": progress}
 
 
+def _held_out(days: int, first: int, end: int, console: Console) -> int:
+    """The start of the test window: `days` before the end, or fewer where the data is shorter
+    (the models need three weeks of history before the window, and a day to forecast)."""
+    room = (end - first) // (48 * HALF_HOUR) - BACKTEST_HISTORY_DAYS
+    if room < 2:
+        raise UsageError(
+            f"a backtest needs {BACKTEST_HISTORY_DAYS} days of history and two days to test; "
+            f"{(end - first) / 86_400:.0f} days are held",
+            code="cli.backtest",
+        )
+    if days > room:
+        _say(console, f"testing on the last {room} days, not {days}: the models need "
+             f"{BACKTEST_HISTORY_DAYS} days of history before them")  # fmt: skip
+        days = room
+    return end - days * 48 * HALF_HOUR
+
+
 def _say(console: Console, text: str) -> None:
     console.print(text, soft_wrap=True, highlight=False, markup=False, emoji=False)
 
@@ -121,7 +152,7 @@ def _train(args: argparse.Namespace, node: Node, console: Console) -> int:
         problems |= report.failures
     for peer, why in problems.items():
         _say(console, f"  {peer}: {why}")
-    return 0 if not problems else 4
+    return 0 if not problems else 1  # the model is kept; exchanging it with some peers failed
 
 
 def _when(unix: int) -> str:
@@ -135,7 +166,7 @@ def _at(text: str | None) -> int | None:
         at = datetime.fromisoformat(text)
     except ValueError as exc:
         raise UsageError(f"--at {text!r}: {exc}", code="cli.at") from exc
-    unix = int((at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp())
+    unix = int((at if at.tzinfo else at.replace(tzinfo=ZoneInfo(LOCAL_TZ))).timestamp())
     return unix - unix % HALF_HOUR
 
 
@@ -168,6 +199,7 @@ def _backtest(args: argparse.Namespace, node: Node, console: Console) -> int:
 
     from coopfed.forecaster import backtest, plot_backtest
     from coopfed.node.forecast.data import forecast_policy, own_aggregates, peer_aggregates
+    from coopfed.node.forecast.models import fit_settings
 
     policy = forecast_policy(node)
     with progress_bars(console) as progress:
@@ -176,13 +208,14 @@ def _backtest(args: argparse.Namespace, node: Node, console: Console) -> int:
             peers, _ = asyncio.run(peer_aggregates(node, policy.purpose, progress))
             coops += [p.coop for p in peers]
         end = int(coops[0].aggregates.index[-1]) + HALF_HOUR
-        start = end - args.days * 48 * HALF_HOUR
+        first = max(int(c.aggregates.index[0]) for c in coops)
+        start = _held_out(args.days, first, end, console)
         # Backtest models are scored and thrown away: signed with throwaway keys, never kept.
         keys = {c.coop_id: Ed25519PrivateKey.generate() for c in coops}
         try:
             report = backtest(
                 coops, keys, test_start=start, folds=args.folds, peak_percentile=policy.peak_percentile,
-                **_fit_args(args, progress),
+                **fit_settings(node, _fit_args(args, progress)),
             )  # fmt: skip
         except ValueError as exc:
             raise UsageError(f"cannot backtest: {exc}", code="cli.backtest") from exc
@@ -200,18 +233,21 @@ def _models(args: argparse.Namespace, node: Node, console: Console) -> int:
 
     store = forecast_of(node).store
     peers = sorted(node.federation.state.peers()) if node.federation else []
-    table = Table("trainer", "kind", "version", "rows", "trained at", "signature")
+    records = []
     for coop in [node.node_id, *peers]:
         for kind in ("local", "pooled"):
             for file in store.model_files(coop, kind):
+                row = {"trainer": coop, "kind": kind, "version": file.version, "path": str(file.path)}
                 try:
                     art = ModelArtifact.load(file.path)
                     verifying_key(art, trusted_keys(node, coop))
                     meta = art.metadata
-                    table.add_row(
-                        coop, kind, str(file.version), str(meta.training_rows), meta.trained_at, "ok"
-                    )
-                except (ArtifactError, OSError) as exc:
-                    table.add_row(coop, kind, str(file.version), "", "", escape(f"refused: {exc}"))
-    console.print(table)
+                    at = datetime.fromisoformat(meta.trained_at)
+                    row |= {"rows": meta.training_rows, "trained_at": at, "signature": "ok"}
+                except (ArtifactError, OSError, ValueError) as exc:
+                    row |= {"signature": f"refused: {exc}"}
+                records.append(row)
+    columns = [Col("trainer", "trainer"), Col("kind", "kind"), Col("version", "version"), Col("rows", "rows")]
+    columns += [Col("trained_at", "trained at"), Col("signature", "signature")]
+    show(console, records, columns, as_json=args.json, empty="no models yet: run `coopfed forecast train`")
     return 0

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import Progress
+from rich.progress import MofNCompleteColumn, Progress
 from rich.table import Table
 
 from coopfed.federation.errors import KeyStoreError
@@ -191,7 +191,10 @@ def _args_diff(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policies", default="policies", help="the policy directory inside the repository")
     _log_args(p)
     p.add_argument(
-        "--engine", default="auto", choices=["auto", "opa", "embedded"], help="auto: OPA if installed"
+        "--engine",
+        default="auto",
+        choices=["auto", "wasm", "opa", "embedded"],
+        help="auto: wasm (OPA compiled to WebAssembly) if OPA is installed, else embedded",
     )
     p.add_argument("--opa", help="the opa binary")
     p.add_argument("--markdown", type=Path, help="write the Markdown report here (else it is printed)")
@@ -215,6 +218,17 @@ def _entries(args: argparse.Namespace, bad: Counter[str]) -> Iterator[Iterator[L
             yield parse_entries(governance.decision_log(), bad)
     else:
         raise UsageError("give --config (a node's log) or --log (an export)", code="cli.log")
+
+
+def _log_size(args: argparse.Namespace) -> int | None:
+    """How many entries the log holds, for the progress bar (None where it cannot tell)."""
+    if args.log:
+        with args.log.open(encoding="utf-8") as lines:
+            return sum(1 for line in lines if line.strip())
+    if args.config:
+        with _governance(args.config) as governance:
+            return governance.decision_log_head()[0]
+    return None
 
 
 @contextlib.contextmanager
@@ -246,14 +260,15 @@ def _diff(args: argparse.Namespace, console: Console) -> int:
         except BaseException:
             base.close()
             raise
-        engine = "OPA" if type(base).__name__ == "OpaReplayer" else "embedded"
-        report = ImpactReport(args.base, args.head, base.policies.revision, head.policies.revision, engine)
+        report = ImpactReport(args.base, args.head, base.policies.revision, head.policies.revision, base.name)
         try:
             with (
                 _entries(args, report.malformed) as entries,
-                Progress(console=console, transient=True) as bar,
+                Progress(
+                    *Progress.get_default_columns(), MofNCompleteColumn(), console=console, transient=True
+                ) as bar,
             ):
-                task = bar.add_task("replaying decisions", total=None)
+                task = bar.add_task("replaying decisions", total=_log_size(args))
                 analysis = ImpactAnalysis(
                     base, head, report, examples_per_change=args.examples,
                     progress=lambda n: bar.advance(task, n),

@@ -137,9 +137,16 @@ def own_aggregates(
             columns[dataset] = (totals.period_start, totals.kwh_sum, totals.member_count)
     frame = aggregates_frame(columns, k)
     if frame.empty:
+        use = node.policy_data["flows"][flow.value]["title"]
+        who = "members" if k == 1 else f"at least k = {k} members"
         raise FailedPrecondition(
-            f"no aggregates of demand that consent allows for {flow.value} use"
-            + ("" if k == 1 else f" in groups of at least {k} members"),
+            f"no half-hour has demand readings from {who} who consent to {use}"
+            + (
+                ""
+                if k == 1
+                else " (k is the co-op's minimum group size, coop.k_min in its policy data: data leaves "
+                "the co-op only in groups of k members or more)"
+            ),
             code="forecast.no_data",
         )
     return OwnData(CoopData(node.node_id, frame, site=site(node)), flow.value, consenting, k)

@@ -27,11 +27,8 @@ def default_origin(node: Node, now: int | None = None) -> int:
     now -= now % HALF_HOUR
     try:
         held = own_aggregates(node, Flow.INTERNAL, *history_window(now)).coop.aggregates
-    except FailedPrecondition as exc:
-        raise FailedPrecondition(
-            "no readings in the five weeks before now: give the forecast an origin within the data",
-            code="forecast.no_recent_data",
-        ) from exc
+    except FailedPrecondition:  # nothing recent: the data held ends earlier
+        held = own_aggregates(node, Flow.INTERNAL, None, now).coop.aggregates
     return min(now, int(held.index[-1]) + HALF_HOUR)
 
 

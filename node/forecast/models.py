@@ -8,9 +8,10 @@ is stored and again before it is used. A retired key no longer verifies what it 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -117,7 +118,8 @@ def train_local_model(node: Node, **fit_args: Any) -> Trained:
     own = own_aggregates(node, Flow.COOP_TO_COOP)
     store = forecast_of(node).store
     version = store.next_version(node.node_id)
-    art = train_local(own.coop, signing_key(node), version=version, **_fit(node, fit_args))
+    with _too_little(node, own):
+        art = train_local(own.coop, signing_key(node), version=version, **fit_settings(node, fit_args))
     saved = store.save_model(node.node_id, "local", version, art.to_bytes())
     decision_id = _record_training(node, own, (), art)
     store.set_mode("federated")
@@ -130,16 +132,42 @@ def train_pooled_model(node: Node, peers: Sequence[PeerData], **fit_args: Any) -
     store = forecast_of(node).store
     version = store.next_version(node.node_id)
     coops = [own.coop, *(p.coop for p in peers)]
-    art = train_pooled(
-        coops, signing_key(node), trainer_id=node.node_id, version=version, **_fit(node, fit_args)
-    )
+    with _too_little(node, own):
+        art = train_pooled(
+            coops, signing_key(node), trainer_id=node.node_id, version=version, **fit_settings(node, fit_args)
+        )
     saved = store.save_model(node.node_id, "pooled", version, art.to_bytes())
     decision_id = _record_training(node, own, peers, art)
     store.set_mode("pooled")
     return Trained(art, saved, decision_id)
 
 
-def _fit(node: Node, args: dict[str, Any]) -> dict[str, Any]:
+@contextlib.contextmanager
+def _too_little(node: Node, own: OwnData) -> Iterator[None]:
+    """The forecaster refuses data too thin to learn from (ValueError): say why in the co-op's terms."""
+    try:
+        yield
+    except ValueError as exc:
+        frame = own.coop.aggregates
+        days = len(frame) / 48
+        if own.min_group_size > 1:
+            why = (
+                f"a model shared with aligned co-ops learns only from half-hours where at least "
+                f"k = {own.min_group_size} members consent to sharing with them (the co-op's minimum "
+                f"group size, coop.k_min in its policy data); {days:.1f} days of such half-hours are "
+                f"held, with at most {int(frame['members'].max())} members in any"
+            )
+        else:
+            why = f"{days:.1f} days of the co-op's half-hourly totals are held"
+        raise FailedPrecondition(
+            f"cannot train: {why}, and that is too little to learn from ({exc}). The forecaster needs "
+            "about three weeks of history.",
+            code="forecast.too_little_data",
+        ) from exc
+
+
+def fit_settings(node: Node, args: dict[str, Any]) -> dict[str, Any]:
+    """Training arguments, with the node's [forecast] rounds and device where none are given."""
     conf = node.settings.forecast
     out = {**args}
     out["rounds"] = out.get("rounds") or conf.rounds

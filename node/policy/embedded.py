@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import regopy
@@ -33,24 +34,31 @@ class EmbeddedEngine:
         return self._policies.revision
 
     def evaluate(self, path: str, input: Any) -> Any:
+        return self.evaluate_many(path, [input])[0]
+
+    def evaluate_many(self, path: str, inputs: Sequence[Any]) -> list[Any]:
+        """Each input's document, in order, on the one compiled bundle; PolicyError where any fails."""
         check_path(path)
-        # A JSON term, not regopy.Input: Input passes strings to C as NUL-terminated, so
+        # JSON terms, not regopy.Input: Input passes strings to C as NUL-terminated, so
         # "demand\x00x" would arrive as "demand"; in JSON text the NUL stays escaped.
-        term = input_json(input)
+        terms = [input_json(value) for value in inputs]
         with self._lock:
             if self._runner is None:
                 raise PolicyError("the embedded policy engine is closed")
             if path not in self._entrypoints:
                 self._bundle = self._build(self._entrypoints | {path})
                 self._entrypoints.add(path)
-            try:
-                self._runner.set_input_term(term)
-                output = self._runner.query_bundle_entrypoint(self._bundle, path)
-            except (regopy.RegoError, ValueError) as exc:  # ValueError: output that is not JSON
-                raise PolicyError(f"evaluating {path}: {exc}") from exc
-            if not output.ok():
-                raise PolicyError(f"evaluating {path}: {output}")
-            results = output.results
+            return [self._query(self._runner, path, term) for term in terms]
+
+    def _query(self, runner: regopy.Interpreter, path: str, term: str) -> Any:
+        try:
+            runner.set_input_term(term)
+            output = runner.query_bundle_entrypoint(self._bundle, path)
+        except (regopy.RegoError, ValueError) as exc:  # ValueError: output that is not JSON
+            raise PolicyError(f"evaluating {path}: {exc}") from exc
+        if not output.ok():
+            raise PolicyError(f"evaluating {path}: {output}")
+        results = output.results
         if not results or not results[0].expressions:
             return None  # undefined, as OPA's REST API reports by leaving out "result"
         return results[0].expressions[0]

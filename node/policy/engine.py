@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from coopfed.node.policy.errors import PolicyError
@@ -18,13 +19,17 @@ class PolicyEngine(Protocol):
 
     `evaluate` returns the document's value, or None where it is undefined. It raises
     PolicyUnavailable when the engine cannot be reached and PolicyError for anything
-    else that went wrong. `revision` names the policy set that answers.
+    else that went wrong. `evaluate_many` answers many inputs for one path at once, in
+    order, from one revision (one compiled query, one OPA request): a PolicyError from any
+    input fails the whole batch. `revision` names the policy set that answers.
     """
 
     @property
     def revision(self) -> str: ...
 
     def evaluate(self, path: str, input: Any) -> Any: ...
+
+    def evaluate_many(self, path: str, inputs: Sequence[Any]) -> list[Any]: ...
 
     def close(self) -> None: ...
 
@@ -61,13 +66,26 @@ def make_engine(
 ) -> PolicyEngine:
     """Build the engine named by `kind`.
 
-    embedded: in-process Rego (regopy), compiled once for this policy set.
+    wasm: OPA's compiler to WebAssembly, run in-process (wasmtime); compiled once for this
+    policy set with `opa_binary`, or the OPA that find_tool finds (the default engine).
+    embedded: in-process Rego (regopy), compiled once for this policy set; needs no OPA.
     opa: an OPA server over REST. With `opa_url`, that server (policies pushed to it unless
     push is False, when the server is trusted to hold this policy set already); without it,
     `opa_binary` is started as a sidecar on a loopback port and stopped on close. `opa_token`
     is the bearer token for that server and `opa_ca_file` the CA that verifies its https
     certificate (a sidecar has its own token and needs neither).
     """
+    if kind == "wasm":
+        from coopfed.node.policy.regotest import find_tool
+        from coopfed.node.policy.wasm import WasmEngine
+
+        binary = find_tool("opa", opa_binary or None)
+        if binary is None:
+            raise PolicyError(
+                "the wasm engine compiles policies with OPA, and no OPA binary was found: set "
+                '[policy] opa_binary (or COOPFED_OPA), or choose engine = "embedded"'
+            )
+        return WasmEngine(policies, binary)
     if kind == "embedded":
         from coopfed.node.policy.embedded import EmbeddedEngine
 
@@ -82,4 +100,4 @@ def make_engine(
         if opa_binary:
             return OpaEngine.with_sidecar(opa_binary, policies, timeout=timeout)
         raise PolicyError("the opa engine needs an opa_url or an opa_binary")
-    raise PolicyError(f"unknown policy engine {kind!r} (embedded or opa)")
+    raise PolicyError(f"unknown policy engine {kind!r} (wasm, embedded or opa)")

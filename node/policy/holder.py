@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +57,10 @@ class PolicyHolder:
     def evaluate(self, path: str, input: Any) -> Any:
         with self.pinned() as engine:
             return engine.evaluate(path, input)
+
+    def evaluate_many(self, path: str, inputs: Sequence[Any]) -> list[Any]:
+        with self.pinned() as engine:
+            return engine.evaluate_many(path, inputs)
 
     def close(self) -> None:
         with self._lock:

@@ -11,7 +11,7 @@ admits only the node's token (see sidecar.py).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -31,6 +31,19 @@ POLICY_ID_PREFIX = "coopfed/"
 """Policies this engine pushes are stored under ids with this prefix (and only those are pruned)."""
 REVISION_ROOT = "coopfed_node"
 """The top-level data key where the engine stores the revision it pushed (reserved)."""
+
+
+_REVISION_QUERY = f"revision := [r | r := data.{REVISION_ROOT}.revision]"
+
+
+def _ref(path: str) -> str:
+    """data["pkg"]["rule"]: segments quoted as JSON strings, so no path can inject Rego."""
+    return "data" + "".join(f"[{json.dumps(seg)}]" for seg in path.split("/"))
+
+
+def _first_row(body: dict[str, Any]) -> dict[str, Any]:
+    rows = body.get("result")
+    return rows[0] if isinstance(rows, list) and rows and isinstance(rows[0], dict) else {}
 
 
 class OpaEngine:
@@ -104,19 +117,37 @@ class OpaEngine:
             return body.get("result")  # absent where the document is undefined
         # One ad-hoc query, one snapshot: the document (as a list, empty where undefined) and
         # the revision fact. Segments are quoted as JSON strings, so no path can inject Rego.
-        ref = "data" + "".join(f"[{json.dumps(seg)}]" for seg in path.split("/"))
-        query = f"result := [x | x := {ref}]; revision := [r | r := data.{REVISION_ROOT}.revision]"
-        body = _call(partial(self._post, "query", {"query": query, "input": input}))
-        rows = body.get("result")
-        row = rows[0] if isinstance(rows, list) and rows and isinstance(rows[0], dict) else {}
+        query = f"result := [x | x := {_ref(path)}]; {_REVISION_QUERY}"
+        row = self._pinned_row(query, input)
+        result = row.get("result") or []
+        return result[0] if result else None
+
+    def evaluate_many(self, path: str, inputs: Sequence[Any]) -> list[Any]:
+        """One request: OPA evaluates the document once per input (`with input as`) and, in the
+        same snapshot, reads the revision fact once for the whole batch. Indices missing from
+        the answer were undefined."""
+        check_path(path)
+        for value in inputs:
+            input_json(value)
+        answers = f"result := [[n, v] | some n, i in input.batch; v := {_ref(path)} with input as i]"
+        if self._pinned:
+            row = self._pinned_row(f"{answers}; {_REVISION_QUERY}", {"batch": list(inputs)})
+        else:
+            body = _call(partial(self._post, "query", {"query": answers, "input": {"batch": list(inputs)}}))
+            row = _first_row(body)
+        found = {n: v for n, v in row.get("result") or []}
+        return [found.get(n) for n in range(len(inputs))]
+
+    def _pinned_row(self, query: str, input: Any) -> dict[str, Any]:
+        """The query's one row, refused unless it was answered by this engine's revision."""
+        row = _first_row(_call(partial(self._post, "query", {"query": query, "input": input})))
         found = row.get("revision") or ["none"]
         if found != [self.revision]:
             raise PolicyRevisionMismatch(
                 f"OPA holds policy revision {str(found[0])[:64]}, not the node's active revision "
                 f"{self.revision}; refusing to decide until the node loads its policies again"
             )
-        result = row.get("result") or []
-        return result[0] if result else None
+        return row
 
     def push(self, policies: PolicySet) -> None:
         """Replace the server's data and this engine's modules with `policies`."""

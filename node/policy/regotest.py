@@ -21,7 +21,7 @@ from typing import Any
 
 from coopfed.node.policy.errors import PolicyError
 from coopfed.node.policy.loader import PolicySet, load_policies
-from coopfed.node.policy.replay import EmbeddedReplayer, OpaReplayer
+from coopfed.node.policy.replay import make_replayer
 
 _PACKAGE = re.compile(r"^package\s+([A-Za-z_][\w.]*)", re.MULTILINE)
 _TEST_RULE = re.compile(r"^(test_\w+)", re.MULTILINE)
@@ -90,7 +90,7 @@ def _regal_findings(done: subprocess.CompletedProcess[str]) -> str:
 
 
 def _regal_config(policy_dir: Path) -> Path | None:
-    """The project's .regal/config.yaml: above the policies, else above the working directory."""
+    """The Regal rules that travel with the policies (`.regal/config.yaml`), else the nearest above."""
     for folder in [policy_dir.resolve(), *policy_dir.resolve().parents, Path.cwd(), *Path.cwd().parents]:
         if (folder / ".regal" / "config.yaml").is_file():
             return folder / ".regal" / "config.yaml"
@@ -115,7 +115,8 @@ class CaseDifference:
     case: str
     entrypoint: str
     opa: Any
-    embedded: Any
+    embedded: Any  # the in-process engine's answer
+    engine: str = "embedded"  # which in-process engine gave it (embedded or wasm)
 
 
 @dataclass
@@ -258,33 +259,35 @@ def _tested_entrypoints(policies: PolicySet, test_package: str) -> list[str]:
 
 
 def _replay_cases(policy_dir: Path, opa: str, packages: list[str], report: TestReport) -> None:
-    """Evaluate every case-table input on both engines, entrypoint by entrypoint; compare."""
+    """Evaluate every case-table input on OPA and on both in-process engines (embedded, wasm),
+    each entrypoint's table as one batch; compare."""
     query = "x := {" + ", ".join(f'"{p}": data.{p}' for p in packages) + "}"
     done = _run([opa, "eval", "--format", "json", "-d", str(policy_dir), query])
     try:
         documents = json.loads(done.stdout)["result"][0]["bindings"]["x"]
     except (ValueError, KeyError, IndexError) as exc:
         raise PolicyError(f"cannot read the suites' case tables: {done.stderr.strip()[:1000]}") from exc
-    real = OpaReplayer(opa, policy_dir)
-    embedded = EmbeddedReplayer(real.policies)
+    replayers = [make_replayer(policy_dir, kind, opa) for kind in ("opa", "embedded", "wasm")]
+    real, *in_process = replayers
     try:
         for package in packages:
             cases = _tables(
                 {k: v for k, v in documents.get(package, {}).items() if not k.startswith("test_")}
             )
+            inputs = [value for _, value in cases]
             for entrypoint in _tested_entrypoints(real.policies, package):
-                inputs = [value for _, value in cases]
                 opa_answers = real.evaluate_many(entrypoint, inputs)
-                answers = zip(opa_answers, embedded.evaluate_many(entrypoint, inputs), strict=True)
-                for (name, _), (by_opa, by_embedded) in zip(cases, answers, strict=True):
-                    report.cases_replayed += 1
-                    if by_opa != by_embedded:
-                        report.differences.append(
-                            CaseDifference(package, name, entrypoint, by_opa, by_embedded)
-                        )
+                report.cases_replayed += len(cases)
+                for other in in_process:
+                    answers = zip(opa_answers, other.evaluate_many(entrypoint, inputs), strict=True)
+                    for (name, _), (by_opa, by_other) in zip(cases, answers, strict=True):
+                        if by_opa != by_other:
+                            report.differences.append(
+                                CaseDifference(package, name, entrypoint, by_opa, by_other, other.name)
+                            )
     finally:
-        real.close()
-        embedded.close()
+        for replayer in replayers:
+            replayer.close()
 
 
 if __name__ == "__main__":  # the child process of _embedded_suite

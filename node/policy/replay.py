@@ -1,4 +1,4 @@
-"""Evaluate many logged inputs against one policy revision, compiled once: OPA in batches, or embedded."""
+"""Evaluate many logged inputs against one policy revision, compiled once, in batches on any engine."""
 
 from __future__ import annotations
 
@@ -8,111 +8,62 @@ import tarfile
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
-
-import requests
+from typing import Any
 
 from coopfed.node.policy.embedded import EmbeddedEngine
-from coopfed.node.policy.engine import check_path
+from coopfed.node.policy.engine import PolicyEngine
 from coopfed.node.policy.errors import PolicyError
 from coopfed.node.policy.loader import PolicySet, load_policies
-from coopfed.node.policy.sidecar import OpaSidecar
+from coopfed.node.policy.opa import OpaEngine
+from coopfed.node.policy.wasm import WasmEngine
 
 Answer = tuple[bool, Any]
 """(True, the document or None where undefined) or (False, the error message)."""
 
-
-class Replayer(Protocol):
-    """One policy revision, compiled once, answering many inputs for one document path."""
-
-    policies: PolicySet
-
-    def evaluate_many(self, path: str, inputs: Sequence[Any]) -> list[Answer]: ...
-
-    def close(self) -> None: ...
+ENGINES = ("auto", "wasm", "opa", "embedded")
 
 
-class EmbeddedReplayer:
-    """regopy, one input at a time (rego-cpp cannot batch: it crashes on `with input as`)."""
+class Replayer:
+    """One policy revision on one engine, answering many inputs for one path in batches.
 
-    def __init__(self, policies: PolicySet) -> None:
-        self.policies = policies
-        self._engine = EmbeddedEngine(policies)
+    A batch that fails (one input raising an evaluation error) is halved until the error is
+    pinned to the inputs that cause it, so one bad input costs a few more calls, not a
+    batch of single ones. An engine that cannot be reached, or answers from another
+    revision, fails the whole replay.
+    """
+
+    def __init__(self, engine: PolicyEngine, policies: PolicySet, name: str) -> None:
+        self.policies, self.name = policies, name
+        self._engine = engine
 
     def evaluate_many(self, path: str, inputs: Sequence[Any]) -> list[Answer]:
-        answers: list[Answer] = []
-        for value in inputs:
-            try:
-                answers.append((True, self._engine.evaluate(path, value)))
-            except PolicyError as exc:
-                answers.append((False, str(exc)))
-        return answers
+        try:
+            return [(True, value) for value in self._engine.evaluate_many(path, inputs)]
+        except PolicyError as exc:
+            if len(inputs) <= 1:
+                return [(False, str(exc))] * len(inputs)
+        half = len(inputs) // 2
+        return self.evaluate_many(path, inputs[:half]) + self.evaluate_many(path, inputs[half:])
 
     def close(self) -> None:
         self._engine.close()
 
 
-class OpaReplayer:
-    """A sidecar OPA loaded with the revision; one ad-hoc query evaluates a whole batch.
-
-    The query is `[[n, v] | some n, x in input.batch; v := data.<path> with input as x]`, so
-    a batch costs one HTTP exchange and one query compilation; indices left out were
-    undefined. If a batch fails (one input raising an evaluation error), its inputs are
-    evaluated one by one so the error is pinned to the input that caused it.
-    """
-
-    def __init__(self, binary: str, policy_dir: Path, *, timeout: float = 120.0) -> None:
-        self.policies = load_policies(policy_dir)
-        self._sidecar = OpaSidecar(binary, [policy_dir])
-        self._sidecar.start()
-        self._session = requests.Session()
-        self._session.headers["Authorization"] = f"Bearer {self._sidecar.token}"
-        self._timeout = timeout
-
-    def evaluate_many(self, path: str, inputs: Sequence[Any]) -> list[Answer]:
-        ref = "data." + check_path(path).replace("/", ".")
-        query = f"x := [[n, v] | some n, i in input.batch; v := {ref} with input as i]"
-        body = self._post("/v1/query", {"query": query, "input": {"batch": list(inputs)}})
-        if body is not None:
-            found = dict(body["result"][0]["x"]) if body.get("result") else {}
-            return [(True, found.get(n)) for n in range(len(inputs))]
-        return [self._one(path, value) for value in inputs]
-
-    def _one(self, path: str, value: Any) -> Answer:
-        body = self._post(f"/v1/data/{path}", {"input": value})
-        if body is None:
-            return False, self._last_error
-        return True, body.get("result")
-
-    def _post(self, route: str, payload: dict[str, Any]) -> dict[str, Any] | None:
-        try:
-            response = self._session.post(self._sidecar.url + route, json=payload, timeout=self._timeout)
-        except requests.RequestException as exc:
-            raise PolicyError(f"OPA is unreachable: {exc}") from exc
-        if response.status_code == 200:
-            return response.json()
-        try:
-            self._last_error = str(response.json().get("message", response.text))[:500]
-        except ValueError:
-            self._last_error = response.text[:500]
-        return None
-
-    _last_error = ""
-
-    def close(self) -> None:
-        self._session.close()
-        self._sidecar.stop()
-
-
 def make_replayer(policy_dir: Path, engine: str, opa_binary: str | None) -> Replayer:
-    """`opa` (needs the binary), `embedded`, or `auto`: OPA where there is a binary."""
-    if engine == "opa" or (engine == "auto" and opa_binary):
-        if not opa_binary:
-            raise PolicyError("the opa replay engine needs an OPA binary")
-        return OpaReplayer(opa_binary, policy_dir)
-    if engine in ("embedded", "auto"):
-        return EmbeddedReplayer(load_policies(policy_dir))
-    raise PolicyError(f"unknown replay engine {engine!r} (auto, opa or embedded)")
+    """`wasm` or `opa` (both need the OPA binary), `embedded`, or `auto`: wasm where there is
+    an OPA binary, else embedded."""
+    policies = load_policies(policy_dir)
+    if engine == "auto":
+        engine = "wasm" if opa_binary else "embedded"
+    if engine == "embedded":
+        return Replayer(EmbeddedEngine(policies), policies, "embedded")
+    if engine not in ENGINES:
+        raise PolicyError(f"unknown replay engine {engine!r} ({', '.join(ENGINES)})")
+    if not opa_binary:
+        raise PolicyError(f"the {engine} replay engine needs an OPA binary")
+    if engine == "wasm":
+        return Replayer(WasmEngine(policies, opa_binary), policies, "wasm")
+    return Replayer(OpaEngine.with_sidecar(opa_binary, policies, timeout=120.0), policies, "OPA")
 
 
 def checkout(revision: str, workdir: Path, *, repo: Path, subdir: str = "policies") -> Path:

@@ -2,6 +2,7 @@
 
 from coopfed.node.storage.base import (
     AlreadyExists,
+    ConsentChanged,
     ConsentRecord,
     InvalidData,
     Member,
@@ -22,6 +23,7 @@ from coopfed.node.storage.sqlite import SqliteStore
 
 __all__ = [
     "AlreadyExists",
+    "ConsentChanged",
     "ConsentRecord",
     "InvalidData",
     "Member",

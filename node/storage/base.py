@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -32,6 +32,12 @@ class MemberErased(StorageError):
     """The member exercised erasure: their id stays reserved, nothing can be written to it."""
 
     code = "member_erased"
+
+
+class ConsentChanged(StorageError):
+    """The member's consent is no longer what the caller read: read it again and redo the change."""
+
+    code = "consent_changed"
 
 
 class InvalidData(StorageError, ValueError):
@@ -82,6 +88,7 @@ class ConsentRecord:
     changes: tuple[str, ...]  # human-readable, e.g. "level: amber -> green"
     terms_version: str
     withdrawal_reason: str
+    receipt: str = ""  # the signed consent receipt issued for this record, if one was
 
     @property
     def settings(self) -> ConsentSettings:
@@ -179,8 +186,15 @@ class Store(abc.ABC):
         terms_version: str = "",
         withdrawal_reason: str = "",
         at: datetime | None = None,
+        expected: ConsentSettings | None = None,
+        seal: Callable[[ConsentRecord], str] | None = None,
     ) -> ConsentRecord:
-        """Change consent, record what changed, and move the member's readings between profiles."""
+        """Change consent, record what changed, and move the member's readings between profiles.
+
+        With `expected`, refuse (ConsentChanged, nothing written) unless the member's settings
+        are still those: a read-merge-write never undoes a change made in between. `seal` makes
+        the record's receipt, kept with it in the same transaction; it must not use the store.
+        """
 
     @abc.abstractmethod
     def consent_history(self, member_id: str) -> list[ConsentRecord]:

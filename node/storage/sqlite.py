@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -18,6 +19,7 @@ from coopfed.node.storage import sqlite_sql as q
 from coopfed.node.storage import sqlite_totals as totals
 from coopfed.node.storage.base import (
     AlreadyExists,
+    ConsentChanged,
     ConsentRecord,
     InvalidData,
     Member,
@@ -156,10 +158,14 @@ class SqliteStore(Store):
         terms_version: str = "",
         withdrawal_reason: str = "",
         at: datetime | None = None,
+        expected: ConsentSettings | None = None,
+        seal: Callable[[ConsentRecord], str] | None = None,
     ) -> ConsentRecord:
         stamp = self._stamp(at)
         with self._write() as conn:
             member_key, old_profile, old_json, _ = _writable(conn, member_id)
+            if expected is not None and ConsentSettings.from_json(old_json) != expected:
+                raise ConsentChanged(f"the consent of member {member_id!r} changed meanwhile")
             last = _record(conn.execute(q.LAST_RECORD, (member_key,)).fetchone())
             new_profile = self._profile_key(conn, settings)
             if new_profile != old_profile:
@@ -167,7 +173,14 @@ class SqliteStore(Store):
             conn.execute(q.UPDATE_CONSENT, (settings.to_json(), new_profile, member_key))
             old = ConsentSettings.from_json(old_json)
             changes = describe_changes(old, settings, last.terms_version, terms_version)
-            return self._append(conn, member_key, stamp, settings, changes, terms_version, withdrawal_reason)
+            record = self._append(
+                conn, member_key, stamp, settings, changes, terms_version, withdrawal_reason
+            )
+            if seal is None:
+                return record
+            receipt = seal(record)
+            conn.execute(q.INSERT_RECEIPT, (record.record_id, receipt))
+            return dataclasses.replace(record, receipt=receipt)
 
     def consent_history(self, member_id: str) -> list[ConsentRecord]:
         with self._read() as conn:
@@ -378,10 +391,10 @@ def _writable(conn: sqlite3.Connection, member_id: str) -> tuple[int, int, str, 
 
 
 def _record(row: tuple) -> ConsentRecord:
-    record_id, member_id, at, settings_json, profile_id, changes, terms, reason = row
+    record_id, member_id, at, settings_json, profile_id, changes, terms, reason, receipt = row
     return ConsentRecord(
         record_id, member_id, _time(at), settings_json, profile_id, tuple(json.loads(changes)),
-        terms, reason,
+        terms, reason, receipt,
     )  # fmt: skip
 
 

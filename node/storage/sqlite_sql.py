@@ -35,12 +35,19 @@ INSERT_RECORD = """INSERT INTO consent_records (member_key, at, settings_json, p
     changes_json, terms_version, withdrawal_reason) VALUES (?, ?, ?, ?, ?, ?, ?)"""
 
 _RECORD_COLUMNS = """c.record_id, m.member_id, c.at, c.settings_json, c.profile_id, c.changes_json,
-    c.terms_version, c.withdrawal_reason
-FROM consent_records AS c JOIN members AS m USING (member_key)"""
+    c.terms_version, c.withdrawal_reason"""
 
-HISTORY = f"SELECT {_RECORD_COLUMNS} WHERE m.member_id = ? ORDER BY c.record_id"
+_RECORDS = "FROM consent_records AS c JOIN members AS m USING (member_key)"
 
-LAST_RECORD = f"SELECT {_RECORD_COLUMNS} WHERE c.member_key = ? ORDER BY c.record_id DESC LIMIT 1"
+INSERT_RECEIPT = "INSERT INTO consent_receipts (record_id, receipt) VALUES (?, ?)"
+
+# The history carries each record's receipt; the write path reads records without them.
+HISTORY = f"""SELECT {_RECORD_COLUMNS}, coalesce(r.receipt, '') {_RECORDS}
+LEFT JOIN consent_receipts AS r USING (record_id) WHERE m.member_id = ? ORDER BY c.record_id"""
+
+LAST_RECORD = (
+    f"SELECT {_RECORD_COLUMNS}, '' {_RECORDS} WHERE c.member_key = ? ORDER BY c.record_id DESC LIMIT 1"
+)
 
 READINGS_RANGE = """SELECT period_start, kwh FROM readings
 WHERE member_key = ? AND dataset_id = ? AND period_start >= ? AND period_start < ?

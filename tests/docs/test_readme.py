@@ -180,8 +180,6 @@ def stop_nodes(harness: Path) -> None:
 
 
 @pytest.mark.integration
-# Remove once issue 9's packaged policies and CLI conventions are merged: the README is written to them.
-@pytest.mark.xfail(reason="README uses CLI conventions of issue 9 not merged on this branch", strict=False)
 @pytest.mark.skipif(not (ROOT / ".venv" / "bin" / "coopfed").exists(), reason="needs `make install`")
 def test_every_shell_block_of_the_readme_runs(tmp_path):
     workdir = tmp_path / "reader"

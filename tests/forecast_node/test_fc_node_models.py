@@ -252,5 +252,5 @@ def test_federated_training_needs_k_consenting_members(tmp_path) -> None:
                 f"m{i}", [("demand", np.arange(0, 1800 * 48 * 30, 1800), np.ones(48 * 30))]
             )
         assert len(own_aggregates(node, Flow.INTERNAL).coop.aggregates) == 48 * 30
-        with pytest.raises(FailedPrecondition, match="groups of at least 5"):
+        with pytest.raises(FailedPrecondition, match="at least k = 5 members who consent to sharing"):
             train_local_model(node)

@@ -30,7 +30,7 @@ def receipt_services(folder, env) -> tuple[str, list]:
 def test_opa_sidecar_node_gives_the_embedded_answers(tmp_path, opa_binary):
     sidecar = {"COOPFED_POLICY__ENGINE": "opa", "COOPFED_POLICY__OPA_BINARY": opa_binary}
     opa_kind, on_opa = receipt_services(tmp_path / "opa", sidecar)
-    embedded_kind, embedded = receipt_services(tmp_path / "embedded", {})
+    embedded_kind, embedded = receipt_services(tmp_path / "embedded", {"COOPFED_POLICY__ENGINE": "embedded"})
     assert (opa_kind, embedded_kind) == ("OpaEngine", "EmbeddedEngine")
     assert on_opa == embedded
     assert any(p["thirdPartyDisclosure"] for s in on_opa for p in s["purposes"])

@@ -111,9 +111,9 @@ def test_exports_and_credentials_are_written_0600(tmp_path: Path) -> None:
 def _export(address: str, folder: Path) -> None:
     folder.mkdir()
     creds, export = folder / "member.json", folder / "export.json"
-    member = ["member", "--credentials", str(creds)]
-    assert cli.main([*member, "register", "--node", address, "--name", "Ada"]) == 0
-    assert cli.main([*member, "export", "--out", str(export)]) == 0
+    owner = ["--credentials", str(creds)]
+    assert cli.main(["member", "register", *owner, "--node", address, "--name", "Ada"]) == 0
+    assert cli.main(["member", "export", *owner, "--out", str(export)]) == 0
     assert json.loads(export.read_text())[0]["profile"]["displayName"] == "Ada"
     assert (mode(creds), mode(export)) == (0o600, 0o600)
     assert sorted(p.name for p in folder.iterdir()) == ["export.json", "member.json"]  # no temporary left

@@ -100,6 +100,6 @@ def test_malformed_decisions_fail_closed(result: Any) -> None:
 
 def test_make_engine_refuses_unknown_kinds(policy_set: PolicySet) -> None:
     with pytest.raises(PolicyError, match="unknown policy engine"):
-        make_engine("wasm", policy_set)
+        make_engine("rego-cpp", policy_set)
     with pytest.raises(PolicyError, match="opa_url or an opa_binary"):
         make_engine("opa", policy_set)

@@ -1,4 +1,5 @@
-"""Both engines give identical answers: on every table case and on generated inputs."""
+"""Every engine gives identical answers, one by one and in batches: on every table case and on
+generated inputs. OPA's server is the reference; embedded (rego-cpp) and wasm must match it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from coopfed.node.policy import PolicySet
 from coopfed.node.policy.consent import CONSENT_PATH
 from coopfed.node.policy.embedded import EmbeddedEngine
 from coopfed.node.policy.opa import OpaEngine
+from coopfed.node.policy.wasm import WasmEngine
 
 from .cases import ALL_FLOWS, CASES
 
@@ -92,34 +94,56 @@ _SETTINGS = settings(
 )
 
 
-def test_engines_agree_on_every_case(engines: tuple[EmbeddedEngine, OpaEngine]) -> None:
-    embedded, opa = engines
+Engines = tuple[EmbeddedEngine, OpaEngine, WasmEngine]
+
+
+@pytest.fixture(scope="module")
+def every(engines: tuple[EmbeddedEngine, OpaEngine], wasm_engine: WasmEngine) -> Engines:
+    return (*engines, wasm_engine)
+
+
+def _agree(every: Engines, question: Any) -> dict[str, Any]:
+    """The one answer all engines give to `question`, one by one."""
+    embedded, opa, wasm = every
+    reference = opa.evaluate(CONSENT_PATH, question)
+    assert embedded.evaluate(CONSENT_PATH, question) == reference, "embedded differs from OPA"
+    assert wasm.evaluate(CONSENT_PATH, question) == reference, "wasm differs from OPA"
+    return reference
+
+
+def _agree_in_batch(every: Engines, questions: list[Any]) -> None:
+    """Each engine's batch answers equal OPA's one-by-one answers, in order."""
+    expected = [every[1].evaluate(CONSENT_PATH, q) for q in questions]
+    for engine in every:
+        assert engine.evaluate_many(CONSENT_PATH, questions) == expected, type(engine).__name__
+
+
+def test_engines_agree_on_every_case(every: Engines) -> None:
     for case in CASES:
-        assert embedded.evaluate(CONSENT_PATH, case.input) == opa.evaluate(CONSENT_PATH, case.input), (
-            case.name
-        )
+        assert _agree(every, case.input)["allowed"] is case.allowed, case.name
+
+
+def test_engines_agree_on_every_case_in_one_batch(every: Engines) -> None:
+    _agree_in_batch(every, [case.input for case in CASES])
+    _agree_in_batch(every, [])
 
 
 @settings(_SETTINGS, max_examples=500)
 @given(question=_well_formed)
-def test_engines_agree_on_well_formed_questions(
-    engines: tuple[EmbeddedEngine, OpaEngine], question: dict[str, Any]
-) -> None:
-    embedded, opa = engines
-    ours = embedded.evaluate(CONSENT_PATH, question)
-    assert ours == opa.evaluate(CONSENT_PATH, question)
-    _invariants(question, ours)
+def test_engines_agree_on_well_formed_questions(every: Engines, question: dict[str, Any]) -> None:
+    _invariants(question, _agree(every, question))
 
 
 @settings(_SETTINGS, max_examples=200)
 @given(question=_malformed)
-def test_engines_agree_on_malformed_questions(
-    engines: tuple[EmbeddedEngine, OpaEngine], question: Any
-) -> None:
-    embedded, opa = engines
-    ours = embedded.evaluate(CONSENT_PATH, question)
-    assert ours == opa.evaluate(CONSENT_PATH, question)
-    _invariants(question, ours)
+def test_engines_agree_on_malformed_questions(every: Engines, question: Any) -> None:
+    _invariants(question, _agree(every, question))
+
+
+@settings(_SETTINGS, max_examples=60)
+@given(questions=st.lists(_well_formed | _malformed, max_size=12))
+def test_engines_agree_on_generated_batches(every: Engines, questions: list[Any]) -> None:
+    _agree_in_batch(every, questions)
 
 
 def _invariants(question: Any, decision: dict[str, Any]) -> None:

@@ -127,7 +127,7 @@ def _expected(repo: Path, tmp_path: Path) -> Counter[tuple[str, str, str]]:
     return changes
 
 
-@pytest.mark.parametrize("engine", ["embedded", pytest.param("opa", marks=pytest.mark.integration)])
+@pytest.mark.parametrize("engine", ["embedded", "wasm", pytest.param("opa", marks=pytest.mark.integration)])
 def test_diff_reports_every_changed_decision(
     repo: Path, log: Path, tmp_path: Path, engine: str, opa_binary: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,6 +10,7 @@ Authentication: every call but Register and ListPersonas carries the member's be
 from collections import abc as _abc
 from coopfed.v1 import common_pb2 as _common_pb2
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -130,21 +131,33 @@ class SetConsentRequest(_message.Message):
 
     SETTINGS_FIELD_NUMBER: _builtins.int
     WITHDRAWAL_REASON_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
     withdrawal_reason: _builtins.str
     """Why the member withdrew consent, when the change withdraws any (optional, kept in the record)."""
     @_builtins.property
     def settings(self) -> Global___ConsentSettings:
-        """The new settings, replacing the old ones entirely."""
+        """The new settings: the fields named in update_mask, or all of them when it is empty."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """Which settings change: any of "level", "choices", "persona", "nudges"; the others stay as they
+        were. The node merges them with the stored settings in one step, so two changes made at the
+        same time never undo each other. With "choices", each dataset named replaces that dataset's
+        choice (no flows: nothing shared) and the other datasets keep theirs. Choosing a persona sets
+        the level and choices it defines; setting the level or choices leaves the persona. Choices are
+        refused unless the resulting level is amber (at red and green they would mean nothing).
+        """
 
     def __init__(
         self,
         *,
         settings: Global___ConsentSettings | None = ...,
         withdrawal_reason: _builtins.str = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings", "withdrawal_reason", b"withdrawal_reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings", "update_mask", b"update_mask", "withdrawal_reason", b"withdrawal_reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -188,12 +201,17 @@ class ConsentRecord(_message.Message):
     CHANGES_FIELD_NUMBER: _builtins.int
     TERMS_VERSION_FIELD_NUMBER: _builtins.int
     WITHDRAWAL_REASON_FIELD_NUMBER: _builtins.int
+    RECEIPT_FIELD_NUMBER: _builtins.int
     record_id: _builtins.str
     """Record id."""
     terms_version: _builtins.str
     """Version of the co-op's consent terms the member agreed to."""
     withdrawal_reason: _builtins.str
     """The member's reason, for a withdrawal."""
+    receipt: _builtins.str
+    """The consent receipt issued for this change (a signed JWT, as SetConsent returned it); empty for
+    the record made on joining and for an erasure.
+    """
     @_builtins.property
     def at(self) -> _timestamp_pb2.Timestamp:
         """When the change took effect."""
@@ -215,14 +233,57 @@ class ConsentRecord(_message.Message):
         changes: _abc.Iterable[_builtins.str] | None = ...,
         terms_version: _builtins.str = ...,
         withdrawal_reason: _builtins.str = ...,
+        receipt: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "settings", b"settings"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "changes", b"changes", "record_id", b"record_id", "settings", b"settings", "terms_version", b"terms_version", "withdrawal_reason", b"withdrawal_reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "changes", b"changes", "receipt", b"receipt", "record_id", b"record_id", "settings", b"settings", "terms_version", b"terms_version", "withdrawal_reason", b"withdrawal_reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ConsentRecord: _TypeAlias = ConsentRecord  # noqa: Y015
+
+@_typing.final
+class ListConsentHistoryRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBER_ID_FIELD_NUMBER: _builtins.int
+    member_id: _builtins.str
+    """Empty for the caller. Another member's id is refused with PERMISSION_DENIED."""
+    def __init__(
+        self,
+        *,
+        member_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["member_id", b"member_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListConsentHistoryRequest: _TypeAlias = ListConsentHistoryRequest  # noqa: Y015
+
+@_typing.final
+class ListConsentHistoryResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConsentRecord]:
+        """Oldest first."""
+
+    def __init__(
+        self,
+        *,
+        records: _abc.Iterable[Global___ConsentRecord] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["records", b"records"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListConsentHistoryResponse: _TypeAlias = ListConsentHistoryResponse  # noqa: Y015
 
 @_typing.final
 class ListPersonasRequest(_message.Message):

@@ -49,6 +49,11 @@ class MemberServiceStub:
                 request_serializer=coopfed_dot_v1_dot_member__pb2.SetConsentRequest.SerializeToString,
                 response_deserializer=coopfed_dot_v1_dot_member__pb2.SetConsentResponse.FromString,
                 _registered_method=True)
+        self.ListConsentHistory = channel.unary_unary(
+                '/coopfed.v1.MemberService/ListConsentHistory',
+                request_serializer=coopfed_dot_v1_dot_member__pb2.ListConsentHistoryRequest.SerializeToString,
+                response_deserializer=coopfed_dot_v1_dot_member__pb2.ListConsentHistoryResponse.FromString,
+                _registered_method=True)
         self.ListPersonas = channel.unary_unary(
                 '/coopfed.v1.MemberService/ListPersonas',
                 request_serializer=coopfed_dot_v1_dot_member__pb2.ListPersonasRequest.SerializeToString,
@@ -94,7 +99,14 @@ class MemberServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SetConsent(self, request, context):
-        """Change consent. Returns the consent record and a signed consent receipt.
+        """Change consent. Returns the consent record and a signed consent receipt, which the node also keeps.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListConsentHistory(self, request, context):
+        """The member's consent history, oldest first, each change with the signed receipt issued for it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -155,6 +167,11 @@ def add_MemberServiceServicer_to_server(servicer, server):
                     servicer.SetConsent,
                     request_deserializer=coopfed_dot_v1_dot_member__pb2.SetConsentRequest.FromString,
                     response_serializer=coopfed_dot_v1_dot_member__pb2.SetConsentResponse.SerializeToString,
+            ),
+            'ListConsentHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConsentHistory,
+                    request_deserializer=coopfed_dot_v1_dot_member__pb2.ListConsentHistoryRequest.FromString,
+                    response_serializer=coopfed_dot_v1_dot_member__pb2.ListConsentHistoryResponse.SerializeToString,
             ),
             'ListPersonas': grpc.unary_unary_rpc_method_handler(
                     servicer.ListPersonas,
@@ -263,6 +280,33 @@ class MemberService:
             '/coopfed.v1.MemberService/SetConsent',
             coopfed_dot_v1_dot_member__pb2.SetConsentRequest.SerializeToString,
             coopfed_dot_v1_dot_member__pb2.SetConsentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConsentHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/coopfed.v1.MemberService/ListConsentHistory',
+            coopfed_dot_v1_dot_member__pb2.ListConsentHistoryRequest.SerializeToString,
+            coopfed_dot_v1_dot_member__pb2.ListConsentHistoryResponse.FromString,
             options,
             channel_credentials,
             insecure,
