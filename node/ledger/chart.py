@@ -15,11 +15,13 @@ from coopfed.node.storage.ledger import JournalLine
 
 def day_matching(lines: Iterable[JournalLine], periods: np.ndarray) -> pd.DataFrame:
     """kWh per period from the co-op's own accounts (no member's readings): matched, from and to the grid."""
-    frame = pd.DataFrame(0.0, index=periods, columns=["matched", "grid_import", "grid_export"])
-    column = {"local_sales": "matched", "grid_purchases": "grid_import", "grid_sales": "grid_export"}
+    column = {"local_sales": 0, "grid_purchases": 1, "grid_sales": 2}
+    row = {int(p): i for i, p in enumerate(periods.tolist())}
+    wh = np.zeros((periods.size, 3), np.int64)
     for line in lines:
         if line.account == "coop" and line.kind in column:
-            frame.loc[line.period_start, column[line.kind]] += line.wh / 1000
+            wh[row[line.period_start], column[line.kind]] += line.wh
+    frame = pd.DataFrame(wh / 1000, index=periods, columns=["matched", "grid_import", "grid_export"])
     frame["demand"] = frame["matched"] + frame["grid_import"]
     frame["generation"] = frame["matched"] + frame["grid_export"]
     return frame
