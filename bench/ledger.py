@@ -62,8 +62,10 @@ def main() -> int:
             ledger = ledger_of(node)
             with sqlite3.connect(db) as conn:
                 unbalanced_periods = conn.execute(
-                    "SELECT count(*) FROM (SELECT t.period_start FROM ledger_transactions t "
-                    "JOIN ledger_postings p USING (txn_key) GROUP BY t.period_start HAVING sum(p.pence) != 0)"
+                    "SELECT count(*) FROM (SELECT t.period_start FROM ledger_transactions t LEFT JOIN "
+                    "(SELECT txn_key, sum(local_bought + local_credit + grid_import + grid_export) AS pence "
+                    "FROM ledger_lines GROUP BY txn_key) l USING (txn_key) GROUP BY t.period_start HAVING "
+                    "sum(coalesce(l.pence, 0) + local_sales + local_payouts + grid_purchases + grid_sales))"
                 ).fetchone()[0]
             unbalanced = len(ledger.unbalanced()) + unbalanced_periods
     kwh = {d: round(s) for d, s in sums}

@@ -79,7 +79,7 @@ def test_an_unbalanced_transaction_writes_nothing(stores: tuple[Store, LedgerSto
 def test_history_cannot_be_edited(stores: tuple[Store, LedgerStore]) -> None:
     store, ledger = stores
     ledger.post(_run(), ["alice", "bob"], [_txn(T0, [10, -10])], [])
-    for sql in ("UPDATE ledger_postings SET pence = 0", "DELETE FROM ledger_transactions"):
+    for sql in ("UPDATE ledger_lines SET local_bought = 0", "DELETE FROM ledger_transactions"):
         with pytest.raises(StorageError, match="append-only"), store._write() as conn:  # type: ignore[attr-defined]
             conn.execute(sql)
     assert ledger.totals(T0, T0 + 3600)["local_bought"] == (10, 1)
