@@ -40,7 +40,9 @@ class MemberServiceStub:
     GetConsent: _grpc.UnaryUnaryMultiCallable[_member_pb2.GetConsentRequest, _member_pb2.ConsentSettings]
     """The member's current consent settings."""
     SetConsent: _grpc.UnaryUnaryMultiCallable[_member_pb2.SetConsentRequest, _member_pb2.SetConsentResponse]
-    """Change consent. Returns the consent record and a signed consent receipt."""
+    """Change consent. Returns the consent record and a signed consent receipt, which the node also keeps."""
+    ListConsentHistory: _grpc.UnaryUnaryMultiCallable[_member_pb2.ListConsentHistoryRequest, _member_pb2.ListConsentHistoryResponse]
+    """The member's consent history, oldest first, each change with the signed receipt issued for it."""
     ListPersonas: _grpc.UnaryUnaryMultiCallable[_member_pb2.ListPersonasRequest, _member_pb2.ListPersonasResponse]
     """The personas (named consent presets) defined by the co-op's policy data."""
     UploadReadings: _grpc.StreamUnaryMultiCallable[_member_pb2.ReadingBatch, _member_pb2.UploadSummary]
@@ -65,7 +67,9 @@ class MemberServiceAsyncStub(MemberServiceStub):
     GetConsent: _aio.UnaryUnaryMultiCallable[_member_pb2.GetConsentRequest, _member_pb2.ConsentSettings]  # type: ignore[assignment]
     """The member's current consent settings."""
     SetConsent: _aio.UnaryUnaryMultiCallable[_member_pb2.SetConsentRequest, _member_pb2.SetConsentResponse]  # type: ignore[assignment]
-    """Change consent. Returns the consent record and a signed consent receipt."""
+    """Change consent. Returns the consent record and a signed consent receipt, which the node also keeps."""
+    ListConsentHistory: _aio.UnaryUnaryMultiCallable[_member_pb2.ListConsentHistoryRequest, _member_pb2.ListConsentHistoryResponse]  # type: ignore[assignment]
+    """The member's consent history, oldest first, each change with the signed receipt issued for it."""
     ListPersonas: _aio.UnaryUnaryMultiCallable[_member_pb2.ListPersonasRequest, _member_pb2.ListPersonasResponse]  # type: ignore[assignment]
     """The personas (named consent presets) defined by the co-op's policy data."""
     UploadReadings: _aio.StreamUnaryMultiCallable[_member_pb2.ReadingBatch, _member_pb2.UploadSummary]  # type: ignore[assignment]
@@ -105,7 +109,15 @@ class MemberServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _member_pb2.SetConsentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_member_pb2.SetConsentResponse, _abc.Awaitable[_member_pb2.SetConsentResponse]]:
-        """Change consent. Returns the consent record and a signed consent receipt."""
+        """Change consent. Returns the consent record and a signed consent receipt, which the node also keeps."""
+
+    @_abc_1.abstractmethod
+    def ListConsentHistory(
+        self,
+        request: _member_pb2.ListConsentHistoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_member_pb2.ListConsentHistoryResponse, _abc.Awaitable[_member_pb2.ListConsentHistoryResponse]]:
+        """The member's consent history, oldest first, each change with the signed receipt issued for it."""
 
     @_abc_1.abstractmethod
     def ListPersonas(
