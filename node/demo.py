@@ -29,6 +29,7 @@ from coopfed.node.demo_third_parties import ThirdPartyResult, third_parties
 from coopfed.node.errors import CoopfedError
 from coopfed.node.federation import grantee
 from coopfed.node.federation.decide import GrantAsk
+from coopfed.node.ledger.demo import show_ledger
 from coopfed.node.policy.defaults import default_policies
 from coopfed.node.runtime import Node, init_node, open_node
 from coopfed.node.server import NodeServer
@@ -93,6 +94,8 @@ async def walk_through(folder: Path, console: Console, *, keep_serving: bool = F
         riverside, fellside, market = coops
         pinned, refused = await _federate(riverside, fellside, market, console)
         contributors = await _forecast(riverside, members["riverside"].nudged, console)
+        first = int(riverside.sim.readings.periods[0])
+        await asyncio.to_thread(show_ledger, [c.node for c in coops], first, first + DAYS * 86_400, console)
         console.print("\n[bold]Third parties[/bold]")
         asked = await asyncio.to_thread(
             third_parties, riverside.node, riverside.public, members["riverside"].green, folder, console

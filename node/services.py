@@ -18,10 +18,11 @@ from coopfed.node.forecast.exchange import ModelExchangeService
 from coopfed.node.forecast.service import SERVICE_NAME as FORECAST_SERVICE
 from coopfed.node.forecast.service import ForecastService
 from coopfed.node.governance import service as governance
+from coopfed.node.ledger import service as ledger
 from coopfed.node.readings import Batch, validate_batch
 from coopfed.node.rpc import rpc
 from coopfed.node.runtime import Node
-from coopfed.v1 import federation_pb2_grpc, forecast_pb2_grpc, member_pb2, member_pb2_grpc
+from coopfed.v1 import federation_pb2_grpc, forecast_pb2_grpc, ledger_pb2_grpc, member_pb2, member_pb2_grpc
 
 
 class MemberService(member_pb2_grpc.MemberServiceServicer):
@@ -133,9 +134,10 @@ def add_services(server: grpc.aio.Server, node: Node) -> list[str]:
     # Only the manifest: the rest of FederationService is on the mutual-TLS peer port.
     federation_pb2_grpc.add_FederationServiceServicer_to_server(PublicManifestService(node), server)
     forecast_pb2_grpc.add_ForecastServiceServicer_to_server(ForecastService(node), server)
+    ledger_pb2_grpc.add_LedgerServiceServicer_to_server(ledger.LedgerService(node), server)
     governed = governance.add_services(server, node)
     member = member_pb2.DESCRIPTOR.services_by_name["MemberService"].full_name
-    return [member, FEDERATION_SERVICE, FORECAST_SERVICE, *governed]
+    return [member, FEDERATION_SERVICE, FORECAST_SERVICE, ledger.SERVICE_NAME, *governed]
 
 
 def add_peer_services(server: grpc.aio.Server, node: Node) -> None:
@@ -150,5 +152,6 @@ def authenticators(node: Node) -> dict[str, Authenticator]:
         "/coopfed.v1.FederationService/": lambda token: federation_issuer.authenticate(node, token),
         "/coopfed.v1.ForecastService/": node.authenticate_member,
         "/coopfed.v1.ModelExchangeService/": lambda token: federation_issuer.authenticate(node, token),
+        "/coopfed.v1.LedgerService/": lambda token: ledger.authenticate(node, token),
         **governance.authenticators(node),
     }

@@ -14,7 +14,7 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import grpc
 
-from coopfed.node.cli import federation, forecast, governance, member, node, output, policy
+from coopfed.node.cli import federation, forecast, governance, ledger, member, node, output, policy
 from coopfed.node.errors import CoopfedError
 from coopfed.node.logs import configure_logging
 
@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     governance.add_commands(groups, console)
     forecast.add_commands(
         groups.add_parser("forecast", help="train, backtest and run the co-op's forecaster"), console
+    )
+    ledger.add_commands(
+        groups.add_parser("ledger", help="settle local energy, statements, the journal"), console
     )
     node.add_demo(groups.add_parser("demo", help="a node on embedded defaults with a sample member"), console)
     return parser

@@ -6,7 +6,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from coopfed.node.storage import SqliteStore, Store
+from coopfed.node.storage.ledger import LedgerStore
+from coopfed.node.storage.ledger_sqlite import SqliteLedgerStore
 
 BACKENDS: dict[str, Callable[[Path], Store]] = {
     "sqlite": lambda folder: SqliteStore(folder / "node.db"),
 }
+
+LEDGER_BACKENDS: dict[str, Callable[[Store], LedgerStore]] = {
+    "sqlite": lambda store: SqliteLedgerStore(store),  # type: ignore[arg-type]
+}
+"""The ledger beside each backend's store, by the same name."""
