@@ -311,7 +311,7 @@ def node_status(settings: Settings, zone: str = LOCAL_TZ) -> NodeStatus:
     address = _served_address(settings, note) if note is not None else ""
     database = settings.path(settings.storage.path)
     check_database(database)
-    with SqliteStore(database, synchronous=settings.storage.synchronous, create=False) as store:
+    with SqliteStore(database, create=False) as store:  # read only: durability settings are moot
         members = sum(profile.member_count for profile in store.profiles())
         newest = store.newest_period()
     peers = FederationState(settings.path(settings.federation.dir), settings.node.id).peers()
@@ -349,7 +349,8 @@ def _answers(settings: Settings, address: str) -> bool:
         channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=cert))
     with channel:
         try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=3)
+            stub: Any = health_pb2_grpc.HealthStub(channel)  # its type stubs declare no methods
+            reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=3)
         except grpc.RpcError:
             return False
     return reply.status == health_pb2.HealthCheckResponse.SERVING
