@@ -1,38 +1,51 @@
-"""coopfed.forecaster: simulated co-ops, features, signed XGBoost models, backtests and nudges."""
+"""coopfed.forecaster: simulated co-ops, features, signed XGBoost models, backtests and nudges.
 
-from .artifact import (
-    ArtifactError,
-    ArtifactFormatError,
-    ArtifactMetadata,
-    ArtifactVerificationError,
-    ModelArtifact,
-    sign_artifact,
-)
-from .chart import plot_backtest, plot_forecast
-from .evaluate import BacktestReport, backtest, metrics, precision_recall
-from .features import FEATURES, HORIZON, TARGETS, CoopData, FeatureRows, build_features
+The names below are imported on first use: XGBoost, pandas, scipy and pvlib cost seconds to
+import, and most commands that touch this package (a time grid, a model's metadata) need none.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Imported at once: the function `nudges` shares its module's name, and a lazy name would lose
+# to the submodule the import system binds here first.
 from .nudges import Nudge, Window, nudges, peak_threshold, reference_demand, windows
-from .simulate import (
-    CoopSpec,
-    MemberReadings,
-    SimulatedCoop,
-    aggregate_readings,
-    default_federation,
-    simulate_coop,
-    simulate_federation,
-)
-from .train import (
-    DEFAULT_PARAMS,
-    Forecaster,
-    TrainingSpec,
-    fit,
-    predict,
-    resolve_device,
-    train_federated,
-    train_local,
-    train_pooled,
-)
-from .weather import Site
+
+if TYPE_CHECKING:
+    from .artifact import (
+        ArtifactError,
+        ArtifactFormatError,
+        ArtifactMetadata,
+        ArtifactVerificationError,
+        ModelArtifact,
+        sign_artifact,
+    )
+    from .chart import plot_backtest, plot_forecast
+    from .evaluate import BacktestReport, backtest, metrics, precision_recall
+    from .features import FEATURES, HORIZON, TARGETS, CoopData, FeatureRows, build_features
+    from .simulate import (
+        CoopSpec,
+        MemberReadings,
+        SimulatedCoop,
+        aggregate_readings,
+        default_federation,
+        simulate_coop,
+        simulate_federation,
+    )
+    from .train import (
+        DEFAULT_PARAMS,
+        Forecaster,
+        TrainingSpec,
+        fit,
+        predict,
+        resolve_device,
+        train_federated,
+        train_local,
+        train_pooled,
+    )
+    from .weather import Site
 
 __all__ = [
     "DEFAULT_PARAMS",
@@ -77,3 +90,33 @@ __all__ = [
     "train_pooled",
     "windows",
 ]
+
+_HOMES = {
+    **dict.fromkeys(
+        ["ArtifactError", "ArtifactFormatError", "ArtifactMetadata", "ArtifactVerificationError"], "artifact"
+    ),
+    **dict.fromkeys(["ModelArtifact", "sign_artifact"], "artifact"),
+    **dict.fromkeys(["plot_backtest", "plot_forecast"], "chart"),
+    **dict.fromkeys(["BacktestReport", "backtest", "metrics", "precision_recall"], "evaluate"),
+    **dict.fromkeys(
+        ["FEATURES", "HORIZON", "TARGETS", "CoopData", "FeatureRows", "build_features"], "features"
+    ),
+    **dict.fromkeys(
+        ["CoopSpec", "MemberReadings", "SimulatedCoop", "aggregate_readings", "default_federation"],
+        "simulate",
+    ),
+    **dict.fromkeys(["simulate_coop", "simulate_federation"], "simulate"),
+    **dict.fromkeys(
+        ["DEFAULT_PARAMS", "Forecaster", "TrainingSpec", "fit", "predict", "resolve_device"], "train"
+    ),
+    **dict.fromkeys(["train_federated", "train_local", "train_pooled"], "train"),
+    "Site": "weather",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    globals()[name] = value  # imported once
+    return value

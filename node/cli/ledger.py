@@ -12,7 +12,6 @@ from rich.console import Console
 from coopfed.node.cli.common import NodeAction, add_period_options, bind_on_node, period_of, period_text
 from coopfed.node.cli.output import DEFAULT_TZ, Col, add_json_option, show, show_record
 from coopfed.node.errors import NotFound
-from coopfed.node.ledger.chart import day_matching, plot_day
 from coopfed.node.ledger.money import pounds
 from coopfed.node.ledger.run import decide_terms, ledger_of, settle_span
 from coopfed.node.ledger.statement import journal_csv, statement
@@ -87,6 +86,8 @@ def _journal(args: argparse.Namespace, node: Node, console: Console) -> int:
         day_end = min(end, start + 86_400)
         periods = np.arange(start, day_end, 1800)
         title = f"local matching, {period_text(start, day_end)}"
+        from coopfed.node.ledger.chart import day_matching, plot_day  # matplotlib: only for a chart
+
         plot_day(day_matching(lines, periods), args.chart, title=title, tz=DEFAULT_TZ)
         console.print(f"chart written to {args.chart}", markup=False)
     if args.csv or args.chart:

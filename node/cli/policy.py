@@ -24,10 +24,10 @@ from coopfed.node.errors import FailedPrecondition, Unavailable, UsageError
 from coopfed.node.policy import bundle as bundles
 from coopfed.node.policy.boardkeys import BoardKeySet, BoardSigningKey, fingerprint
 from coopfed.node.policy.errors import PolicyEngineError
-from coopfed.node.policy.impact import ImpactAnalysis, ImpactReport, LogEntry, parse_entries
 from coopfed.node.policy.regotest import find_tool, run_checks, run_tests
 
 if TYPE_CHECKING:
+    from coopfed.node.policy.impact import LogEntry
     from coopfed.node.storage.governance import GovernanceStore
 
 Action = Callable[[argparse.Namespace, Console], int]
@@ -210,6 +210,8 @@ def _log_args(p: argparse.ArgumentParser) -> None:
 @contextlib.contextmanager
 def _entries(args: argparse.Namespace, bad: Counter[str]) -> Iterator[Iterator[LogEntry]]:
     """The decision log from a JSON-lines file or straight from a node's database (read only)."""
+    from coopfed.node.policy.impact import parse_entries  # the replay engines load only for diff
+
     if args.log:
         with args.log.open(encoding="utf-8") as lines:
             yield parse_entries((line for line in lines if line.strip()), bad)
@@ -248,6 +250,7 @@ def _governance(config: Path) -> Iterator[GovernanceStore]:
 def _diff(args: argparse.Namespace, console: Console) -> int:
     import tempfile
 
+    from coopfed.node.policy.impact import ImpactAnalysis, ImpactReport
     from coopfed.node.policy.replay import checkout, make_replayer
 
     opa = find_tool("opa", args.opa)
