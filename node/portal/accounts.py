@@ -67,6 +67,11 @@ def check_password(password: str) -> None:
         )
 
 
+def hash_password(password: str) -> str:
+    check_password(password)
+    return _hasher.hash(password)
+
+
 class Accounts:
     """Account, passkey and session rows in the node's database, on the member store's connections."""
 
@@ -78,11 +83,11 @@ class Accounts:
     def sign_up(self, display_name: str, login: str, password: str, invitation: str) -> Joined:
         login = normal_login(login)
         if password:
-            check_password(password)
+            check_password(password)  # before anything is written
         if self.find(login) is not None:
             raise AlreadyExists("That sign-in name is taken; choose another.", code="portal.login_taken")
         joined = join(self.node, display_name, invitation)
-        self.add(joined.member_id, login, _hasher.hash(password) if password else "")
+        self.add(joined.member_id, login, hash_password(password) if password else "")
         return joined
 
     def add(self, member_id: str, login: str, password_hash: str, role: str = "member") -> None:

@@ -10,7 +10,6 @@ import socket
 import uvicorn
 
 from coopfed.node.errors import FailedPrecondition
-from coopfed.node.portal.app import create_app
 from coopfed.node.runtime import Node
 
 log = logging.getLogger(__name__)
@@ -25,15 +24,16 @@ def is_loopback(host: str) -> bool:
 class PortalServer:
     """Serves the portal where [portal] listen says; `url` is where members reach it."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, listen: str = "") -> None:
         self.node = node
+        self.listen = listen or node.settings.portal.listen
         self.url = ""
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> str:
         settings = self.node.settings
-        host, _, port = settings.portal.listen.rpartition(":")
+        host, _, port = self.listen.rpartition(":")
         host = host.strip("[]")
         secure = not is_loopback(host)
         tls = {}
@@ -49,11 +49,13 @@ class PortalServer:
         except (OSError, ValueError) as exc:
             sock.close()
             raise FailedPrecondition(
-                f"the portal cannot listen on {settings.portal.listen}: {exc}", code="config.portal_listen"
+                f"the portal cannot listen on {self.listen}: {exc}", code="config.portal_listen"
             ) from exc
         bound = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
         self.url = settings.portal.public_url or f"{'https' if secure else 'http'}://{shown}:{bound}"
+        from coopfed.node.portal.app import create_app  # starlette and uvicorn load only when used
+
         app = create_app(self.node, secure=secure, origin=self.url)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", **tls)  # type: ignore[arg-type]
         self._server = uvicorn.Server(config)
@@ -71,3 +73,27 @@ class PortalServer:
         self._server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+
+
+DEMO_PASSWORD = "riverside-demo"
+
+
+async def demo_portal(
+    node: Node, member_token: str, listen: str = "127.0.0.1:8080"
+) -> tuple[PortalServer, str]:
+    """The demo's portal, with a sign-in for one of its members (also on the board); returns the
+    server and the lines to print. Port 8080 taken: any free port."""
+    from coopfed.node.portal.accounts import Accounts, hash_password
+
+    member_id = node.authenticate_member(member_token).id
+    accounts = Accounts(node)
+    await asyncio.to_thread(
+        accounts.add, member_id, "demo@riverside.example", hash_password(DEMO_PASSWORD), "board"
+    )
+    server = PortalServer(node, listen)
+    try:
+        url = await server.start()
+    except FailedPrecondition:
+        server = PortalServer(node, listen.rsplit(":", 1)[0] + ":0")
+        url = await server.start()
+    return server, f"members' portal: {url}  (sign in as demo@riverside.example, password {DEMO_PASSWORD})"
