@@ -9,9 +9,15 @@ REGAL_VERSION := v0.42.0
 REGAL := $(TOOLS)/regal
 export PATH := $(abspath $(TOOLS)):$(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install run test lint typecheck fmt proto proto-check bench clean regal policy-check
+.PHONY: browser install run test lint typecheck fmt proto proto-check bench clean regal policy-check
 
-install: $(VENV)/.installed $(OPA) $(REGAL)
+install: $(VENV)/.installed $(OPA) $(REGAL) browser
+
+# Debian's headless Chromium and its driver, for the portal's browser tests (they skip without it).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		apt-get install -y --no-install-recommends chromium chromium-driver || \
+		echo "chromium not installed (needs root): the portal's browser tests will skip"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -75,7 +81,7 @@ proto-check: $(VENV)/.installed
 	done && echo "generated files in proto/ are up to date"
 
 bench: install
-	for b in ingest storage policy grants federation governance forecast policy_diff ledger; do \
+	for b in ingest storage policy grants federation governance forecast policy_diff ledger portal; do \
 		$(PY) bench/$$b.py || exit 1; done
 
 clean:

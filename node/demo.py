@@ -31,6 +31,7 @@ from coopfed.node.federation import grantee
 from coopfed.node.federation.decide import GrantAsk
 from coopfed.node.ledger.demo import show_ledger
 from coopfed.node.policy.defaults import default_policies
+from coopfed.node.portal.server import demo_portal
 from coopfed.node.runtime import Node, init_node, open_node
 from coopfed.node.server import NodeServer
 from coopfed.node.settings import load_settings
@@ -101,7 +102,10 @@ async def walk_through(folder: Path, console: Console, *, keep_serving: bool = F
             third_parties, riverside.node, riverside.public, members["riverside"].green, folder, console
         )
         if keep_serving:
-            console.print("\nthe three nodes keep serving; Ctrl-C stops them")
+            portal, line = await demo_portal(riverside.node, members["riverside"].green)
+            stack.push_async_callback(portal.stop)
+            console.print("\n" + line, markup=False)
+            console.print("the three nodes keep serving; Ctrl-C stops them")
             for coop in coops:
                 console.print(f"  {coop.node.node_id}: {coop.public}")
             stop = asyncio.Event()

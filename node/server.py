@@ -7,6 +7,7 @@ import ipaddress
 import logging
 import signal
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health_pb2
@@ -20,6 +21,9 @@ from coopfed.node.operations import NO_PORT_SHARING, FolderLock, bind
 from coopfed.node.policy.holder import PolicyPinInterceptor
 from coopfed.node.runtime import Node
 from coopfed.node.services import add_services, authenticators
+
+if TYPE_CHECKING:
+    from coopfed.node.portal.server import PortalServer
 
 log = logging.getLogger(__name__)
 SHUTDOWN_GRACE = 10.0
@@ -42,6 +46,7 @@ class NodeServer:
         self.node = node
         self.port = 0
         self.peers: PeerServer | None = None  # the mutual-TLS port for peer co-ops, if configured
+        self.portal: PortalServer | None = None  # the members' web portal, where [portal] listen says
         self.lock = FolderLock(node.settings.base_dir)  # one server per node folder
 
     async def start(self) -> int:
@@ -87,7 +92,10 @@ class NodeServer:
         try:
             self._start_metrics()
             await self._start_peers()
+            await self._start_portal()
         except BaseException:
+            if self.peers is not None:
+                await self.peers.stop(0)
             await self.server.stop(0)
             self.node.metrics.stop()
             raise
@@ -100,6 +108,13 @@ class NodeServer:
         if fed.enabled:
             self.peers = PeerServer(self.node)
             await self.peers.start(2 * self.node.settings.node.max_message_bytes + 1024)
+
+    async def _start_portal(self) -> None:
+        if self.node.settings.portal.listen:
+            from coopfed.node.portal.server import PortalServer  # the web stack loads only when used
+
+            self.portal = PortalServer(self.node)
+            await self.portal.start()
 
     def _start_metrics(self) -> None:
         conf = self.node.settings.metrics
@@ -122,6 +137,8 @@ class NodeServer:
     async def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
         """Refuse new calls, let calls in flight finish (and commit), then stop."""
         await self.health.enter_graceful_shutdown()
+        if self.portal is not None:
+            await self.portal.stop()
         if self.peers is not None:
             await self.peers.stop(grace)
         await self.server.stop(grace)

@@ -106,6 +106,16 @@ class MetricsSection:
 
 
 @dataclass(frozen=True)
+class PortalSection:
+    # host:port of the members' web portal, e.g. "127.0.0.1:8080"; empty: no portal.
+    # Plain http only on loopback; anywhere else it serves https with the node's [tls] certificate.
+    listen: str = ""
+    # The address members type, when a proxy or a name sits in front ("https://coop.example");
+    # empty: made from listen. Passkeys are bound to its host name.
+    public_url: str = ""
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every option has a default that works on one machine. Paths are relative to `base_dir`."""
 
@@ -118,6 +128,7 @@ class Settings:
     forecast: ForecastSection = field(default_factory=ForecastSection)
     log: LogSection = field(default_factory=LogSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)
+    portal: PortalSection = field(default_factory=PortalSection)
 
     def path(self, relative: str) -> Path:
         """Resolve a configured path against the config file's folder."""
@@ -137,6 +148,7 @@ _SECTIONS = {
     "forecast": ForecastSection,
     "log": LogSection,
     "metrics": MetricsSection,
+    "portal": PortalSection,
 }
 
 

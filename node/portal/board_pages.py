@@ -1,0 +1,115 @@
+"""The board's pages: referred requests with their full context, decisions, and grants with revoke."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from coopfed.node.errors import InvalidArgument
+from coopfed.node.governance import requests
+from coopfed.node.governance.model import DecisionFilter, Outcome, RequestState
+from coopfed.node.portal import words
+from coopfed.node.portal.accounts import Account
+from coopfed.node.portal.app import call, page, portal, render, text
+from coopfed.node.runtime import Node
+
+
+def reviewer(account: Account) -> str:
+    """How the decision log names a board member who decided in the portal."""
+    return f"portal:{account.member_id}"
+
+
+@page(board=True)
+async def referred(request: Request, account: Account) -> Response:
+    node = portal(request).node
+    return render(request, "board_referred.html", requests=await call(referred_view, node))
+
+
+def referred_view(node: Node) -> list[dict[str, Any]]:
+    assert node.governance is not None
+    out = []
+    for r in node.governance.list_requests(state=RequestState.AWAITING_REVIEW, oldest_first=True):
+        org = node.governance.get_organisation(r.organisation_id)
+        out.append({
+            "id": r.request_id, "org": org, "spec": r.spec, "submitted": r.submitted_at,
+            "purpose": words.purpose_label(node, r.spec.purpose),
+            "decision": words.decision_words(node, r.request_id),
+            "granularity": words.GRANULARITY.get(r.spec.granularity.value, r.spec.granularity.value),
+            "period": (words.at(r.spec.period_start), words.at(r.spec.period_end)),
+            "org_score": org.assessment.score if org.assessment else None,
+        })  # fmt: skip
+    return out
+
+
+@page(board=True)
+async def decide(request: Request, account: Account, form: FormData) -> Response:
+    node = portal(request).node
+    try:
+        outcome = {"approve": Outcome.APPROVE, "reject": Outcome.REJECT}[text(form, "outcome")]
+    except KeyError:
+        raise InvalidArgument("Choose approve or reject.", code="portal.outcome", field="outcome") from None
+    request_id = request.path_params["request_id"]
+    await call(requests.review, node, request_id, reviewer(account), outcome, text(form, "reason"))
+    return RedirectResponse("/board/decisions?done=" + request_id, status_code=303)
+
+
+@page(board=True)
+async def decisions(request: Request, account: Account) -> Response:
+    node = portal(request).node
+    by = request.query_params.get("by", "")
+    if by not in ("", "policy", "board"):
+        by = ""
+    return render(request, "board_decisions.html", by=by, **await call(decisions_view, node, by))
+
+
+def decisions_view(node: Node, by: str) -> dict[str, Any]:
+    assert node.governance is not None
+    rows, reviewed, agreed = node.governance.list_decisions(DecisionFilter(decided_by=by, limit=100))
+    listed = [
+        {**words.decision_words(node, r.request_id), "id": r.request_id, "org": r.organisation_id,
+         "purpose": words.purpose_label(node, r.spec.purpose)}
+        for _by, r in rows
+    ]  # fmt: skip
+    return {"decisions": listed, "reviewed": reviewed, "agreed": agreed}
+
+
+@page(board=True)
+async def grants(request: Request, account: Account) -> Response:
+    node = portal(request).node
+    return render(request, "board_grants.html", grants=await call(grants_view, node))
+
+
+def grants_view(node: Node) -> list[dict[str, Any]]:
+    assert node.governance is not None
+    out = []
+    for org in node.governance.list_organisations():
+        for g in node.governance.list_grants(org.organisation_id):
+            out.append({
+                "id": g.grant_id, "org": org.profile.name,
+                "purpose": words.purpose_label(node, g.scope.purpose), "datasets": sorted(g.scope.datasets),
+                "expires": words.at(g.expires_at), "revoked": g.revoked,
+                "reason": g.revocation_reason,
+            })  # fmt: skip
+    return out
+
+
+@page(board=True)
+async def revoke(request: Request, account: Account, form: FormData) -> Response:
+    node = portal(request).node
+    await call(
+        requests.revoke, node, request.path_params["grant_id"], text(form, "reason"), reviewer(account)
+    )
+    return RedirectResponse("/board/grants", status_code=303)
+
+
+routes = [
+    Route("/board", referred),
+    Route("/board/requests/{request_id:str}", decide, methods=["POST"]),
+    Route("/board/decisions", decisions),
+    Route("/board/grants", grants),
+    Route("/board/grants/{grant_id:str}/revoke", revoke, methods=["POST"]),
+]

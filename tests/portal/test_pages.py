@@ -1,0 +1,146 @@
+"""The portal over HTTP against a real node: sign-up, sessions, CSRF, consent, export, erasure."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.testclient import TestClient
+
+from coopfed.node.runtime import Node
+
+
+def csrf(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+PASSWORD = "correct horse battery"
+
+
+def sign_up(client: TestClient, login: str = "ana@example.org", password: str = PASSWORD) -> None:
+    page = client.get("/signup")
+    r = client.post("/signup", data={
+        "csrf_token": csrf(page.text), "display_name": "Ana's house", "login": login,
+        "password": password, "invitation": "",
+    })  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert "Welcome" in r.text
+
+
+def test_pages_need_a_session(client: TestClient) -> None:
+    for path in ("/consent", "/access", "/energy", "/data", "/neighbourhood", "/decides", "/account"):
+        r = client.get(path, follow_redirects=False)
+        assert r.status_code == 303
+        assert r.headers["location"] == "/signin"
+
+
+def test_sign_up_sets_a_strict_http_only_cookie_and_every_page_renders(client: TestClient) -> None:
+    page = client.get("/signup")
+    r = client.post("/signup", data={
+        "csrf_token": csrf(page.text), "display_name": "Ana", "login": "Ana@Example.org",
+        "password": "correct horse battery", "invitation": "",
+    }, follow_redirects=False)  # fmt: skip
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+    for path in ("/consent", "/access", "/energy", "/data", "/neighbourhood", "/decides", "/account"):
+        page = client.get(path)
+        assert page.status_code == 200, path
+        assert '<html lang="en-GB">' in page.text
+        assert "Traceback" not in page.text
+    assert client.get("/board").status_code == 403  # not a board member
+
+
+def test_a_form_without_its_csrf_token_changes_nothing(client: TestClient, node: Node) -> None:
+    sign_up(client)
+    r = client.post("/consent", data={"level": "green", "csrf_token": "forged"})
+    assert r.status_code == 403
+    assert "expired" in r.text
+    (member,) = [m for m in _members(node)]
+    assert node.store.get_member(member).settings.level.value == "red"
+
+
+def test_consent_change_gives_a_signed_receipt_to_download(client: TestClient, node: Node) -> None:
+    sign_up(client)
+    page = client.get("/consent")
+    choice = {
+        "csrf_token": csrf(page.text),
+        "level": "amber",
+        "choice": ["demand:open_data", "generation:third_party"],
+    }
+    r = client.post("/consent", data=choice)
+    assert r.status_code == 200
+    assert "Saved" in r.text
+    (member,) = _members(node)
+    settings = node.store.get_member(member).settings
+    assert settings.level.value == "amber"
+    assert {ds: {f.value for f in fl} for ds, fl in settings.choices.items()} == {
+        "demand": {"open_data"},
+        "generation": {"third_party"},
+    }
+    link = re.findall(r'href="(/consent/receipts/\d+)"', r.text)[0]
+    receipt = client.get(link)
+    assert receipt.headers["content-disposition"].startswith("attachment")
+    body = receipt.json()
+    assert body["receipt"]["piiPrincipalId"] == member
+    assert body["signed_receipt"].count(".") == 2
+
+
+def test_wrong_passwords_are_rate_limited(client: TestClient) -> None:
+    sign_up(client)
+    client.cookies.clear()
+    statuses = []
+    for _ in range(6):
+        page = client.get("/signin")
+        r = client.post(
+            "/signin",
+            data={"csrf_token": csrf(page.text), "login": "ana@example.org", "password": "wrong one!!"},
+        )
+        statuses.append(r.status_code)
+    assert statuses == [401] * 5 + [429]
+    page = client.get("/signin")
+    r = client.post(
+        "/signin",
+        data={"csrf_token": csrf(page.text), "login": "ana@example.org", "password": "correct horse battery"},
+    )
+    assert r.status_code == 429  # even the right password waits
+
+
+def test_sign_out_everywhere_ends_other_sessions(client: TestClient, node: Node) -> None:
+    sign_up(client)
+    other = TestClient(client.app, base_url="http://localhost")
+    page = other.get("/signin")
+    other.post(
+        "/signin",
+        data={"csrf_token": csrf(page.text), "login": "ana@example.org", "password": "correct horse battery"},
+    )
+    assert other.get("/consent", follow_redirects=False).status_code == 200
+    page = client.get("/account")
+    client.post("/signout", data={"csrf_token": csrf(page.text), "everywhere": "1"})
+    assert other.get("/consent", follow_redirects=False).status_code == 303
+
+
+def test_export_and_erasure(client: TestClient, node: Node) -> None:
+    import numpy as np
+
+    sign_up(client)
+    (member,) = _members(node)
+    node.store.put_readings(member, [("demand", np.arange(48, dtype=np.int64) * 1800, np.full(48, 0.25))])
+    data = client.get("/data/export.json").json()
+    assert data["member"]["id"] == member
+    assert len(data["readings"][0]["kwh"]) == 48
+    lines = client.get("/data/export.csv").text.splitlines()
+    assert lines[0].startswith("dataset,")
+    assert len(lines) == 49
+    page = client.get("/data")
+    refused = client.post("/data/erase", data={"csrf_token": csrf(page.text), "confirm": "yes"})
+    assert refused.status_code == 400
+    assert node.store.get_member(member).erased_at is None
+    done = client.post("/data/erase", data={"csrf_token": csrf(page.text), "confirm": "erase"})
+    assert "48 readings" in done.text
+    assert node.store.get_member(member).erased
+    assert client.get("/consent", follow_redirects=False).status_code == 303
+
+
+def _members(node: Node) -> list[str]:
+    with node.store._read() as conn:
+        return [r[0] for r in conn.execute("SELECT member_id FROM portal_accounts")]
