@@ -83,9 +83,11 @@ _INSERT_LINE = "INSERT INTO ledger_lines VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 class SqliteLedgerStore(LedgerStore):
     """Ledger tables in the node's SQLite file, sharing the node store's writer and readers."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: SqliteStore, governance: SqliteGovernanceStore | None = None) -> None:
         self._store = store
-        self._governance = SqliteGovernanceStore(store)
+        # The node's own decision-log store, so a run's entries are chained onto the head it
+        # signed and its next head is signed too; a fresh one (unsigned heads) for tools and tests.
+        self._governance = governance or SqliteGovernanceStore(store)
 
     def period_readings(self, start: int, end: int) -> PeriodReadings:
         periods = np.arange(start - start % 1800 + (1800 if start % 1800 else 0), end, 1800, dtype=np.int64)
@@ -142,7 +144,7 @@ class SqliteLedgerStore(LedgerStore):
             if int(txn.pence.sum()) != 0:
                 raise InvalidData(f"the transaction of period {txn.period_start} does not balance")
         n = len(member_ids)
-        with self._store._write() as conn:
+        with self._governance._write() as conn:  # the decision log's transaction: its head moves too
             keys = _ensure_accounts(conn, member_ids)
             run_key = conn.execute(
                 "INSERT INTO ledger_runs (run_id, at, period_start, period_end, decision_id, revision, "

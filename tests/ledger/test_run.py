@@ -106,3 +106,13 @@ def test_every_run_and_every_change_of_terms_is_in_the_decision_log(node: Node) 
     assert change["result"]["after"]["prices_pence_per_kwh"]["local"] == "20"
     assert change["result"]["before_revision"] == first.revision
     assert change["revision"] == second.revision
+
+
+def test_a_run_moves_the_signed_head_so_the_node_keeps_logging_onto_it(node: Node) -> None:
+    _neighbourhood(node)
+    before = node.governance.signed_head()
+    settle_span(node, T0, T0 + DAY, now=T0 + DAY)
+    assert node.governance.signed_head() not in ("", before)  # the run's entries are under a signed head
+    event = {"decision_id": "after-run", "path": "p", "input": {}, "result": {}, "timestamp": "t"}
+    [logged] = node.governance.append_decisions([event])  # not refused as a head changed behind its back
+    assert logged["decision_id"] == "after-run"
