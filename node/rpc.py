@@ -7,6 +7,8 @@ import functools
 import inspect
 import logging
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -111,6 +113,26 @@ def rpc(method: Callable[..., Any]) -> Callable[..., Any]:
             await _abort(context, exc)
 
     return unary
+
+
+def still_wanted(context: grpc.aio.ServicerContext) -> Callable[[], None]:
+    """A check, safe to run on any thread, that raises once the call is over for its caller:
+    cancelled, disconnected, cut off by the node's shutdown, or past its deadline. gRPC ends a
+    cut-off request stream as if the client had finished it, so a handler must ask."""
+    over = threading.Event()
+    context.add_done_callback(lambda _: over.set())
+    remaining = context.time_remaining()
+    deadline = None if remaining is None else time.monotonic() + remaining
+
+    def check() -> None:
+        if over.is_set() or context.cancelled():
+            raise errors.Cancelled("the call ended before it was complete; nothing was stored")
+        if deadline is not None and time.monotonic() >= deadline:
+            raise errors.DeadlineExceeded(
+                "the call's deadline passed before it was complete; nothing was stored"
+            )
+
+    return check
 
 
 CallScope = Callable[[grpc.aio.ServicerContext], AbstractAsyncContextManager[None]]

@@ -20,7 +20,7 @@ from coopfed.node.forecast.service import ForecastService
 from coopfed.node.governance import service as governance
 from coopfed.node.ledger import service as ledger
 from coopfed.node.readings import Batch, validate_batch
-from coopfed.node.rpc import rpc
+from coopfed.node.rpc import rpc, still_wanted
 from coopfed.node.runtime import Node
 from coopfed.v1 import federation_pb2_grpc, forecast_pb2_grpc, ledger_pb2_grpc, member_pb2, member_pb2_grpc
 
@@ -67,8 +67,10 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
 
     @rpc
     async def UploadReadings(self, request_iterator, context):
+        wanted = still_wanted(context)
         batches = await self._receive(request_iterator)
-        inserted, replaced = await asyncio.to_thread(members.upload, self.node, caller().id, batches)
+        wanted()  # the stream may have ended because the caller went away: then store nothing
+        inserted, replaced = await asyncio.to_thread(members.upload, self.node, caller().id, batches, wanted)
         return member_pb2.UploadSummary(inserted=inserted, replaced=replaced)
 
     async def _receive(self, request_iterator: AsyncIterator[member_pb2.ReadingBatch]) -> list[Batch]:

@@ -243,7 +243,11 @@ class SqliteStore(Store):
     # readings
 
     def put_readings(
-        self, member_id: str, batches: Iterable[ReadingBatch | tuple[str, np.ndarray, np.ndarray]]
+        self,
+        member_id: str,
+        batches: Iterable[ReadingBatch | tuple[str, np.ndarray, np.ndarray]],
+        *,
+        before_commit: Callable[[], None] | None = None,
     ) -> PutResult:
         prepared = [self._prepare(*batch) for batch in batches]  # outside the lock
         inserted = replaced = 0
@@ -257,6 +261,8 @@ class SqliteStore(Store):
                     raise InvalidData(f"{name}: {_BAD_VALUES.get(str(exc), exc)}") from exc
                 replaced += held
                 inserted += periods.size - held
+            if before_commit is not None:
+                before_commit()
         return PutResult(inserted, replaced)
 
     def _prepare(
