@@ -10,6 +10,7 @@ import numpy as np
 
 from coopfed.node.errors import InvalidArgument
 from coopfed.node.model import DATASETS, HALF_HOUR
+from coopfed.node.settings import NodeSection
 
 # Meters report a half-hour after it ends; allow this much clock skew on top.
 CLOCK_SKEW = 60
@@ -47,9 +48,16 @@ class Batch:
 
 
 def validate_batch(
-    index: int, dataset: str, periods: np.ndarray, kwh: np.ndarray, now: float | None = None
+    index: int,
+    dataset: str,
+    periods: np.ndarray,
+    kwh: np.ndarray,
+    now: float | None = None,
+    max_kwh: float = NodeSection.max_kwh_per_half_hour,
 ) -> Batch:
-    """Check one batch; raise InvalidArgument naming `batches[index].<field>[row]`."""
+    """Check one batch; raise InvalidArgument naming `batches[index].<field>[row]`.
+
+    `max_kwh` is the most a household can use or make in a half-hour ([node] max_kwh_per_half_hour)."""
     where = f"batches[{index}]"
     if dataset not in DATASETS:
         raise InvalidArgument(
@@ -67,6 +75,12 @@ def validate_batch(
     checks = (
         ("kwh", ~np.isfinite(kwh), "is not a finite number", "reading.not_finite"),
         ("kwh", kwh < 0, "is negative: kWh cannot be", "reading.negative"),
+        (
+            "kwh",
+            kwh > max_kwh,
+            f"is more than a household can use or make in a half-hour ({max_kwh:g} kWh)",
+            "reading.too_large",
+        ),
         (
             "period_start_unix",
             periods % HALF_HOUR != 0,
