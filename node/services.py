@@ -24,7 +24,6 @@ from coopfed.node.rpc import rpc, still_wanted
 from coopfed.node.runtime import Node
 from coopfed.v1 import federation_pb2_grpc, forecast_pb2_grpc, ledger_pb2_grpc, member_pb2, member_pb2_grpc
 
-
 _CUT_OFF_NOTICE_S = 0.005
 
 
