@@ -65,6 +65,18 @@ class ResourceExhausted(CoopfedError):
     code = "resource_exhausted"
 
 
+class Cancelled(CoopfedError):
+    """The caller went away (cancelled, disconnected, or the node is stopping) before the end."""
+
+    status = grpc.StatusCode.CANCELLED
+    code = "cancelled"
+
+
+class DeadlineExceeded(CoopfedError):
+    status = grpc.StatusCode.DEADLINE_EXCEEDED
+    code = "deadline_exceeded"
+
+
 class Unavailable(CoopfedError):
     status = grpc.StatusCode.UNAVAILABLE
     code = "unavailable"

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from coopfed.node.errors import InvalidArgument, PermissionDenied, Unavailable
 from coopfed.node.model import ConsentLevel, ConsentSettings, Flow
-from coopfed.node.readings import Batch, reject_duplicates
+from coopfed.node.readings import Batch, merged, reject_duplicates
 from coopfed.node.receipts import receipt_sealer
 from coopfed.node.runtime import Node
 from coopfed.node.storage import ConsentChanged, ConsentRecord, Member
@@ -124,10 +124,15 @@ def consent_history(node: Node, member_id: str) -> list[ConsentRecord]:
     return node.store.consent_history(member_id)
 
 
-def upload(node: Node, member_id: str, batches: list[Batch]) -> tuple[int, int]:
-    """Store every batch of one upload, or none of them. Returns (inserted, replaced)."""
+def upload(
+    node: Node, member_id: str, batches: list[Batch], still_wanted: Callable[[], None] | None = None
+) -> tuple[int, int]:
+    """Store every batch of one upload, or none of them. Returns (inserted, replaced).
+
+    `still_wanted` raises when the caller has gone away; it runs just before the commit, so a
+    stream cut off while it was being stored stores nothing either."""
     reject_duplicates(batches)
-    inserted, replaced = node.store.put_readings(member_id, [(b.dataset, b.periods, b.kwh) for b in batches])
+    inserted, replaced = node.store.put_readings(member_id, merged(batches), before_commit=still_wanted)
     node.metrics.stored(inserted + replaced)
     return inserted, replaced
 

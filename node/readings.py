@@ -10,6 +10,7 @@ import numpy as np
 
 from coopfed.node.errors import InvalidArgument
 from coopfed.node.model import DATASETS, HALF_HOUR
+from coopfed.node.settings import NodeSection
 
 # Meters report a half-hour after it ends; allow this much clock skew on top.
 CLOCK_SKEW = 60
@@ -47,9 +48,16 @@ class Batch:
 
 
 def validate_batch(
-    index: int, dataset: str, periods: np.ndarray, kwh: np.ndarray, now: float | None = None
+    index: int,
+    dataset: str,
+    periods: np.ndarray,
+    kwh: np.ndarray,
+    now: float | None = None,
+    max_kwh: float = NodeSection.max_kwh_per_half_hour,
 ) -> Batch:
-    """Check one batch; raise InvalidArgument naming `batches[index].<field>[row]`."""
+    """Check one batch; raise InvalidArgument naming `batches[index].<field>[row]`.
+
+    `max_kwh` is the most a household can use or make in a half-hour ([node] max_kwh_per_half_hour)."""
     where = f"batches[{index}]"
     if dataset not in DATASETS:
         raise InvalidArgument(
@@ -67,6 +75,12 @@ def validate_batch(
     checks = (
         ("kwh", ~np.isfinite(kwh), "is not a finite number", "reading.not_finite"),
         ("kwh", kwh < 0, "is negative: kWh cannot be", "reading.negative"),
+        (
+            "kwh",
+            kwh > max_kwh,
+            f"is more than a household can use or make in a half-hour ({max_kwh:g} kWh)",
+            "reading.too_large",
+        ),
         (
             "period_start_unix",
             periods % HALF_HOUR != 0,
@@ -90,22 +104,47 @@ def validate_batch(
 
 
 def reject_duplicates(batches: list[Batch]) -> None:
-    """A period given twice for one dataset in one upload is ambiguous: name the second one."""
-    seen: dict[str, np.ndarray] = {}
+    """A period given twice for one dataset in one upload is ambiguous: name the first repeat.
+
+    One sort per dataset over the whole upload, so many small batches cost no more than one."""
+    by_dataset: dict[str, list[int]] = {}
     for index, batch in enumerate(batches):
-        earlier = seen.get(batch.dataset, np.empty(0, dtype=np.int64))
-        combined = np.concatenate([earlier, batch.periods])
-        _, first = np.unique(combined, return_index=True)
-        if len(first) < len(combined):
-            repeated = np.ones(len(combined), dtype=bool)
-            repeated[first] = False
-            row = int(np.argmax(repeated)) - len(earlier)
-            raise BadReading(
-                index,
-                "period_start_unix",
-                row,
-                batch.periods[row].item(),
-                f"appears more than once for {batch.dataset} in this upload",
-                "reading.duplicate",
-            )
-        seen[batch.dataset] = combined
+        by_dataset.setdefault(batch.dataset, []).append(index)
+    repeats = [repeat for indexes in by_dataset.values() if (repeat := _first_repeat(batches, indexes))]
+    if repeats:
+        index, row = min(repeats)
+        batch = batches[index]
+        raise BadReading(
+            index,
+            "period_start_unix",
+            row,
+            batch.periods[row].item(),
+            f"appears more than once for {batch.dataset} in this upload",
+            "reading.duplicate",
+        )
+
+
+def merged(batches: list[Batch]) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """One batch per dataset, so the store does one pass per dataset however the upload was cut
+    (checked for duplicates first: no period is in two of them)."""
+    by_dataset: dict[str, list[Batch]] = {}
+    for batch in batches:
+        by_dataset.setdefault(batch.dataset, []).append(batch)
+    return [
+        (dataset, np.concatenate([b.periods for b in group]), np.concatenate([b.kwh for b in group]))
+        for dataset, group in by_dataset.items()
+    ]
+
+
+def _first_repeat(batches: list[Batch], indexes: list[int]) -> tuple[int, int] | None:
+    """(batch, row) of the first period, in upload order, that an earlier one already gave."""
+    periods = np.concatenate([batches[i].periods for i in indexes])
+    _, first = np.unique(periods, return_index=True)  # the first of each value (a stable sort)
+    if len(first) == len(periods):
+        return None
+    repeated = np.ones(len(periods), dtype=bool)
+    repeated[first] = False
+    at = int(np.argmax(repeated))
+    ends = np.cumsum([batches[i].periods.size for i in indexes])
+    which = int(np.searchsorted(ends, at, side="right"))
+    return indexes[which], at - (int(ends[which - 1]) if which else 0)

@@ -7,8 +7,10 @@ import functools
 import inspect
 import logging
 import sys
+import threading
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -111,6 +113,124 @@ def rpc(method: Callable[..., Any]) -> Callable[..., Any]:
             await _abort(context, exc)
 
     return unary
+
+
+def still_wanted(context: grpc.aio.ServicerContext) -> Callable[[], None]:
+    """A check, safe to run on any thread, that raises once the call is over for its caller:
+    cancelled, disconnected, cut off by the node's shutdown, or past its deadline. gRPC ends a
+    cut-off request stream as if the client had finished it, so a handler must ask."""
+    over = threading.Event()
+    context.add_done_callback(lambda _: over.set())
+    remaining = context.time_remaining()
+    deadline = None if remaining is None else time.monotonic() + remaining
+
+    def check() -> None:
+        if over.is_set() or context.cancelled():
+            raise errors.Cancelled("the call ended before it was complete; nothing was stored")
+        if deadline is not None and time.monotonic() >= deadline:
+            raise errors.DeadlineExceeded(
+                "the call's deadline passed before it was complete; nothing was stored"
+            )
+
+    return check
+
+
+class _Malformed:
+    """What a request that does not parse becomes, so that the handler can refuse it by name."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+    def error(self, method: str) -> errors.InvalidArgument:
+        return errors.InvalidArgument(
+            f"the request is not a valid {method.rsplit('/', 1)[-1]} message: {truncated(self.problem)}",
+            code="request.malformed",
+        )
+
+
+def _lenient(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserialize is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception as exc:  # noqa: BLE001 - DecodeError, or whatever a parser raises
+            return _Malformed(str(exc) or type(exc).__name__)
+
+    return parse
+
+
+class MalformedRequestInterceptor(grpc.aio.ServerInterceptor):
+    """Bytes that are not the method's request message get INVALID_ARGUMENT, not the UNKNOWN
+    (or INTERNAL) gRPC gives when its deserializer raises. Outermost, so nothing else sees them."""
+
+    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        method = handler_call_details.method
+
+        def parsed(request: Any) -> Any:
+            if isinstance(request, _Malformed):
+                raise request.error(method)
+            return request
+
+        async def each_parsed(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+            async for request in requests:
+                yield parsed(request)
+
+        checked = with_requests(handler, each_parsed if handler.request_streaming else parsed)
+        return checked._replace(request_deserializer=_lenient(handler.request_deserializer))
+
+
+def with_requests(handler: grpc.RpcMethodHandler, prepare: Callable[[Any], Any]) -> grpc.RpcMethodHandler:
+    """The same handler, given `prepare(request)` (or of the request iterator) instead; a
+    CoopfedError that `prepare` raises, there or while iterating, ends the call with its status."""
+    kind = _KINDS[handler.request_streaming, handler.response_streaming]
+    inner = getattr(handler, kind)
+
+    if not handler.response_streaming:
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                return await inner(prepare(request), context)
+            except errors.CoopfedError as exc:
+                await context.abort_with_status(status_for(exc))
+
+        return handler._replace(**{kind: unary})
+
+    async def streaming(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            async for item in inner(prepare(request), context):
+                yield item
+        except errors.CoopfedError as exc:
+            await context.abort_with_status(status_for(exc))
+
+    async def writing(request: Any, context: grpc.aio.ServicerContext) -> None:
+        try:
+            await inner(prepare(request), context)
+        except errors.CoopfedError as exc:
+            await context.abort_with_status(status_for(exc))
+
+    return handler._replace(**{kind: streaming if inspect.isasyncgenfunction(inner) else writing})
+
+
+_KINDS = {
+    (False, False): "unary_unary",
+    (False, True): "unary_stream",
+    (True, False): "stream_unary",
+    (True, True): "stream_stream",
+}
+
+
+TRUNCATE_AT = 120
+
+
+def truncated(text: str, limit: int = TRUNCATE_AT) -> str:
+    """At most `limit` characters of what a caller sent, for quoting it in an error message:
+    an error must never grow with the input (gRPC refuses status messages past its header size)."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 CallScope = Callable[[grpc.aio.ServicerContext], AbstractAsyncContextManager[None]]

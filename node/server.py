@@ -19,6 +19,7 @@ from coopfed.node.introspection import HEALTH_SERVICE, add_health, add_reflectio
 from coopfed.node.logs import RequestIdInterceptor
 from coopfed.node.operations import NO_PORT_SHARING, FolderLock, bind
 from coopfed.node.policy.holder import PolicyPinInterceptor
+from coopfed.node.rpc import MalformedRequestInterceptor
 from coopfed.node.runtime import Node
 from coopfed.node.services import add_services, authenticators
 
@@ -65,7 +66,8 @@ class NodeServer:
         # gRPC's own limit sits above ours so that the node answers an oversized batch itself.
         self.server = grpc.aio.server(
             interceptors=[
-                RequestIdInterceptor(),  # outermost: every line logged for a call carries its id
+                MalformedRequestInterceptor(),  # bytes that do not parse are refused before all else
+                RequestIdInterceptor(),  # every line logged for a call carries its id
                 self.node.metrics.interceptor(),
                 AuthInterceptor(authenticators(self.node)),
                 PolicyPinInterceptor(self.node.policy),

@@ -20,9 +20,11 @@ from coopfed.node.forecast.service import ForecastService
 from coopfed.node.governance import service as governance
 from coopfed.node.ledger import service as ledger
 from coopfed.node.readings import Batch, validate_batch
-from coopfed.node.rpc import rpc
+from coopfed.node.rpc import rpc, still_wanted
 from coopfed.node.runtime import Node
 from coopfed.v1 import federation_pb2_grpc, forecast_pb2_grpc, ledger_pb2_grpc, member_pb2, member_pb2_grpc
+
+_CUT_OFF_NOTICE_S = 0.005
 
 
 class MemberService(member_pb2_grpc.MemberServiceServicer):
@@ -67,8 +69,13 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
 
     @rpc
     async def UploadReadings(self, request_iterator, context):
+        wanted = still_wanted(context)
         batches = await self._receive(request_iterator)
-        inserted, replaced = await asyncio.to_thread(members.upload, self.node, caller().id, batches)
+        # A stream also ends when its caller goes away; gRPC reports that just after the end, so
+        # give it a moment to arrive, then store nothing if it did (checked again before commit).
+        await asyncio.sleep(_CUT_OFF_NOTICE_S)
+        wanted()
+        inserted, replaced = await asyncio.to_thread(members.upload, self.node, caller().id, batches, wanted)
         return member_pb2.UploadSummary(inserted=inserted, replaced=replaced)
 
     async def _receive(self, request_iterator: AsyncIterator[member_pb2.ReadingBatch]) -> list[Batch]:
@@ -77,6 +84,13 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
         batches: list[Batch] = []
         total = 0
         async for index, msg in _enumerate(request_iterator):
+            if index >= limits.max_messages_per_upload:
+                raise InvalidArgument(
+                    f"batches[{index}]: more than {limits.max_messages_per_upload} messages in one "
+                    "upload; send fewer, larger batches",
+                    code="reading.too_many_messages",
+                    field=f"batches[{index}]",
+                )
             if msg.ByteSize() > limits.max_message_bytes:
                 raise InvalidArgument(
                     f"batches[{index}]: {msg.ByteSize()} bytes is over the {limits.max_message_bytes}-byte "
@@ -94,7 +108,9 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
                     code="reading.too_many",
                     field=f"batches[{index}]",
                 )
-            batches.append(validate_batch(index, msg.dataset, periods, kwh))
+            batches.append(
+                validate_batch(index, msg.dataset, periods, kwh, max_kwh=limits.max_kwh_per_half_hour)
+            )
         return batches
 
     @rpc

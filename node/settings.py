@@ -22,6 +22,10 @@ class NodeSection:
     plaintext: bool = True
     max_message_bytes: int = 4 * 1024 * 1024
     max_readings_per_upload: int = 500_000
+    max_messages_per_upload: int = 50_000
+    # The most one household's meter can read in a half-hour: 50 kWh is 100 kW for 30 minutes,
+    # beyond any home's supply. A reading above it is a fault and is refused, never summed.
+    max_kwh_per_half_hour: float = 50.0
     member_token_ttl_days: int = 365
 
 

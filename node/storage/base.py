@@ -202,9 +202,16 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def put_readings(
-        self, member_id: str, batches: Iterable[ReadingBatch | tuple[str, np.ndarray, np.ndarray]]
+        self,
+        member_id: str,
+        batches: Iterable[ReadingBatch | tuple[str, np.ndarray, np.ndarray]],
+        *,
+        before_commit: Callable[[], None] | None = None,
     ) -> PutResult:
         """Store all batches in one transaction; a reading for a period already held replaces it.
+
+        `before_commit` runs last inside the transaction: whatever it raises rolls it back (an
+        upload whose caller has gone away stores nothing).
 
         Batches apply in order. Refuses (InvalidData, nothing written) unknown datasets,
         duplicate periods within a batch, periods off the half-hour grid or negative,

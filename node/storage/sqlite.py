@@ -86,6 +86,10 @@ class SqliteStore(Store):
             if mode != "wal":
                 raise StorageError(f"{self.path} cannot use write-ahead logging (mode {mode})")
             self.schema_version = migrate(self._writer, migrations or bundled_migrations())
+            with translated(self._writer):
+                self._writer.execute("BEGIN IMMEDIATE")
+                _rebuild_totals(self._writer)
+                self._writer.execute("COMMIT")
             self._datasets = dict(self._writer.execute("SELECT name, dataset_id FROM datasets"))
         except BaseException:
             self._writer.close()
@@ -243,7 +247,11 @@ class SqliteStore(Store):
     # readings
 
     def put_readings(
-        self, member_id: str, batches: Iterable[ReadingBatch | tuple[str, np.ndarray, np.ndarray]]
+        self,
+        member_id: str,
+        batches: Iterable[ReadingBatch | tuple[str, np.ndarray, np.ndarray]],
+        *,
+        before_commit: Callable[[], None] | None = None,
     ) -> PutResult:
         prepared = [self._prepare(*batch) for batch in batches]  # outside the lock
         inserted = replaced = 0
@@ -257,6 +265,8 @@ class SqliteStore(Store):
                     raise InvalidData(f"{name}: {_BAD_VALUES.get(str(exc), exc)}") from exc
                 replaced += held
                 inserted += periods.size - held
+            if before_commit is not None:
+                before_commit()
         return PutResult(inserted, replaced)
 
     def _prepare(
@@ -276,6 +286,8 @@ class SqliteStore(Store):
             raise InvalidData(f"kwh must be real numbers, not {kwh.dtype}")
         if periods.dtype.kind == "u" and periods.size and periods.max() > np.iinfo(np.int64).max:
             raise InvalidData(f"{dataset}: a period is beyond the 64-bit range")
+        if kwh.size and not (kwh <= totals.MAX_KWH).all():  # NaN too; the bound keeps totals in int64
+            raise InvalidData(f"{dataset}: kwh must be a number no larger than {totals.MAX_KWH:g}")
         order = np.argsort(periods, kind="stable")
         periods, kwh = periods.astype(np.int64)[order], kwh.astype(np.float64)[order]
         if (periods[1:] == periods[:-1]).any():
@@ -364,8 +376,8 @@ def _put(
     _, new_at, held_at = np.intersect1d(
         periods, held["period_start"], assume_unique=True, return_indices=True
     )
-    delta, added = kwh.copy(), np.ones(periods.size, np.int64)
-    delta[new_at] -= held["kwh"][held_at]
+    delta, added = totals.units(kwh), np.ones(periods.size, np.int64)
+    delta[new_at] -= totals.units(held["kwh"][held_at])
     added[new_at] = 0
     flat: list = [None] * (2 * periods.size)
     flat[0::2], flat[1::2] = periods.tolist(), kwh.tolist()
@@ -378,17 +390,33 @@ def _put(
 
 
 def _move_totals(
-    conn: sqlite3.Connection, member_key: int, old_profile: int, new_profile: int | None
+    conn: sqlite3.Connection, member_key: int, old_profile: int | None, new_profile: int | None
 ) -> None:
-    """Move the member's readings from one profile's totals to another's (or to none)."""
+    """Move the member's readings from one profile's totals to another's (or to none, or from
+    none when `old_profile` is None)."""
     rows = conn.execute(q.MEMBER_READINGS, (member_key,)).fetchall()
     readings = np.array(rows, dtype=_MEMBER_READING)
     for dataset_id in np.unique(readings["dataset_id"]).tolist():
         mine = readings[readings["dataset_id"] == dataset_id]
-        periods, kwh = mine["period_start"], mine["kwh"]
-        totals.apply(conn, dataset_id, old_profile, periods, -kwh, -1)
+        periods, units = mine["period_start"], totals.units(mine["kwh"])
+        if old_profile is not None:
+            totals.apply(conn, dataset_id, old_profile, periods, -units, -1)
         if new_profile is not None:
-            totals.apply(conn, dataset_id, new_profile, periods, kwh, 1)
+            totals.apply(conn, dataset_id, new_profile, periods, units, 1)
+
+
+def _rebuild_totals(conn: sqlite3.Connection) -> None:
+    """Totals from the readings, where a migration asked for it (see 0008_exact_totals.sql)."""
+    asked = "SELECT 1 FROM sqlite_schema WHERE name = 'totals_to_rebuild'"
+    if (
+        conn.execute(asked).fetchone() is None
+        or conn.execute("SELECT 1 FROM totals_to_rebuild").fetchone() is None
+    ):
+        return
+    conn.execute("DELETE FROM profile_totals")
+    for member_key, profile_key in conn.execute(q.MEMBERS_IN_PROFILES).fetchall():
+        _move_totals(conn, member_key, None, profile_key)
+    conn.execute("DELETE FROM totals_to_rebuild")
 
 
 def _writable(conn: sqlite3.Connection, member_id: str) -> tuple[int, int, str, str | None]:

@@ -9,6 +9,8 @@ WHERE member_key = ?1 AND dataset_id = ?2 AND period_start BETWEEN ?3 AND ?4"""
 MEMBER_READINGS = """SELECT dataset_id, period_start, kwh FROM readings
 WHERE member_key = ? ORDER BY dataset_id, period_start"""
 
+MEMBERS_IN_PROFILES = "SELECT member_key, profile_key FROM members WHERE profile_key IS NOT NULL"
+
 MEMBER_KEYS = """SELECT member_key, profile_key, settings_json, erased_at
 FROM members WHERE member_id = ?"""
 

@@ -1,7 +1,9 @@
 """Running per-profile totals in SQLite: one row per dataset, profile and UTC day of 48 slots.
 
 A row per period would cost one B-tree update per reading written, which halves ingest speed;
-a day row costs one per 48. Sums are little-endian float64, counts little-endian int32.
+a day row costs one per 48. Sums are little-endian int64 nanowatt-hours (10^-12 kWh), counts
+little-endian int32: integer sums are exact, so removing a reading takes away exactly what adding
+it put in, whatever else the slot holds.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ from functools import lru_cache
 import numpy as np
 
 from coopfed.node.model import HALF_HOUR
-from coopfed.node.storage.base import PeriodTotals, StorageError
+from coopfed.node.storage.base import InvalidData, PeriodTotals, StorageError
 from coopfed.node.storage.sqlite_sql import load_sizes
 
 DAY = 86_400
 SLOTS = DAY // HALF_HOUR
-_SUMS, _COUNTS = np.dtype("<f8"), np.dtype("<i4")
+_SUMS, _COUNTS = np.dtype("<i8"), np.dtype("<i4")
+UNITS_PER_KWH = 10**12
+# The largest reading the store takes: its units fit int64 with room for several in one slot.
+MAX_KWH = 1e6
 _CHUNK = 256  # day rows per INSERT
 
 _DAYS = """SELECT day, kwh_sums, member_counts FROM profile_totals
@@ -46,32 +51,41 @@ def _upsert(rows: int) -> str:
     return _UPSERT.format(",".join(f"(?1,?2,?{3 * i + 3},?{3 * i + 4},?{3 * i + 5})" for i in range(rows)))
 
 
+def units(kwh: np.ndarray) -> np.ndarray:
+    """kWh as whole nanowatt-hours (readings are finite, 0 <= kWh <= MAX_KWH)."""
+    return np.rint(np.asarray(kwh, np.float64) * UNITS_PER_KWH).astype(np.int64)
+
+
 def apply(
     conn: sqlite3.Connection,
     dataset_id: int,
     profile_key: int,
     periods: np.ndarray,
-    kwh: np.ndarray,
+    delta: np.ndarray,
     count: np.ndarray | int,
 ) -> None:
-    """Add `kwh` and `count` at `periods` (sorted, unique) to one profile's totals of one dataset."""
+    """Add `delta` (nanowatt-hours, see `units`) and `count` at `periods` (sorted, unique) to one
+    profile's totals of one dataset."""
     if periods.size == 0:
         return
     day, slot = np.divmod(periods, DAY)
     first = np.empty(day.size, bool)
     first[0], first[1:] = True, day[1:] != day[:-1]
     days, row = day[first], np.cumsum(first) - 1
-    sums, counts = np.zeros((days.size, SLOTS)), np.zeros((days.size, SLOTS), np.int64)
+    sums, counts = np.zeros((days.size, SLOTS), np.int64), np.zeros((days.size, SLOTS), np.int64)
     key = (dataset_id, profile_key, json.dumps(days.tolist()))
     if held := conn.execute(_DAYS, key).fetchall():
         at = np.searchsorted(days, [r[0] for r in held])
         sums[at] = np.frombuffer(b"".join(r[1] for r in held), _SUMS).reshape(-1, SLOTS)
         counts[at] = np.frombuffer(b"".join(r[2] for r in held), _COUNTS).reshape(-1, SLOTS)
-    sums[row, slot // HALF_HOUR] += kwh  # periods are unique, so no slot is hit twice
-    counts[row, slot // HALF_HOUR] += count
-    if (counts < 0).any():
-        raise StorageError("profile totals would go below zero members: the store is inconsistent")
-    sums[counts == 0] = 0.0  # nobody left in the slot: drop rounding residue
+    cell = (row, slot // HALF_HOUR)
+    before = sums[cell]
+    sums[cell] += delta  # periods are unique, so no slot is hit twice
+    if ((delta > 0) & (sums[cell] < before)).any():  # int64 wrapped round
+        raise InvalidData("a half-hour's total would exceed what the store can hold")
+    counts[cell] += count
+    if (counts < 0).any() or (sums < 0).any() or (sums[counts == 0] != 0).any():
+        raise StorageError("profile totals would not match the readings: the store is inconsistent")
     empty = counts.sum(axis=1) == 0
     if empty.any():
         conn.execute(_DROP, (dataset_id, profile_key, json.dumps(days[empty].tolist())))
@@ -109,14 +123,15 @@ def query(
     rows = conn.execute(_QUERY, (dataset_id, json.dumps(profile_ids), first, last)).fetchall()
     days = np.array([r[0] for r in rows], np.int64)
     unique, row = np.unique(days, return_inverse=True)
-    sums, counts = np.zeros((unique.size, SLOTS)), np.zeros((unique.size, SLOTS), np.int64)
+    sums, counts = np.zeros((unique.size, SLOTS), np.int64), np.zeros((unique.size, SLOTS), np.int64)
     if rows:
         np.add.at(sums, row, np.frombuffer(b"".join(r[1] for r in rows), _SUMS).reshape(-1, SLOTS))
         all_counts = np.frombuffer(b"".join(r[2] for r in rows), _COUNTS).reshape(-1, SLOTS)
         np.add.at(counts, row, all_counts)
     periods = (unique[:, None] * DAY + np.arange(SLOTS) * HALF_HOUR).ravel()
     keep = (counts.ravel() > 0) & (periods >= start) & (periods < end)
-    return PeriodTotals(periods[keep], sums.ravel()[keep], counts.ravel()[keep])
+    kwh = sums.ravel()[keep] / UNITS_PER_KWH
+    return PeriodTotals(periods[keep], kwh, counts.ravel()[keep])
 
 
 def newest_period(conn: sqlite3.Connection) -> int | None:

@@ -205,10 +205,10 @@ def test_batches_apply_in_order_within_one_upload(store: Store) -> None:
 def test_unsorted_uploads_are_stored_in_period_order(store: Store) -> None:
     store.create_member("m1", "Ann", GREEN)
     periods = grid(5)[[3, 0, 4, 1, 2]]
-    store.put_readings("m1", [("demand", periods, periods.astype(float))])
+    store.put_readings("m1", [("demand", periods, (periods - T0) / HALF_HOUR)])  # kWh: the index
     (batch,) = store.iter_readings("m1")
     assert batch.periods.tolist() == sorted(periods.tolist())
-    assert batch.kwh.tolist() == [float(p) for p in sorted(periods.tolist())]
+    assert batch.kwh.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
     assert batch.periods.dtype == np.int64
     assert batch.kwh.dtype == np.float64
 
@@ -341,6 +341,22 @@ def test_profile_totals_sum_over_the_profiles_asked_for(store: Store) -> None:
         store.profile_totals(GREEN.profile_id, "demand")
     with pytest.raises(InvalidData):
         store.profile_totals([GREEN.profile_id], "gas")
+
+
+def test_totals_are_exact_when_a_huge_reading_is_replaced(store: Store) -> None:
+    store.create_member("m1", "Ann", GREEN)
+    store.create_member("m2", "Bob", GREEN)
+    store.put_readings("m1", [("demand", grid(1), np.array([1e6]))])
+    store.put_readings("m2", [("demand", grid(1), np.array([0.001]))])
+    store.put_readings("m1", [("demand", grid(1), np.array([0.0]))])
+    assert totals(store, GREEN) == {T0: (0.001, 2)}
+
+
+def test_readings_beyond_any_meter_are_refused(store: Store) -> None:
+    store.create_member("m1", "Ann", GREEN)
+    with pytest.raises(InvalidData):
+        store.put_readings("m1", [("demand", grid(1), np.array([1e300]))])
+    assert all_readings(store, "m1") == {}
 
 
 def test_profile_totals_span_days(store: Store) -> None:

@@ -14,7 +14,7 @@ from coopfed.node.model import DATASETS, HALF_HOUR, ConsentLevel, ConsentSetting
 from coopfed.node.storage import SchemaError, SchemaTooNew, SqliteStore, StorageBusy, StorageError
 from coopfed.node.storage import sqlite_sql as q
 from coopfed.node.storage.schema import bundled_migrations, load_migrations, split_statements
-from coopfed.node.storage.sqlite_totals import DAY
+from coopfed.node.storage.sqlite_totals import DAY, UNITS_PER_KWH
 
 GREEN = ConsentSettings(level=ConsentLevel.GREEN)
 T0 = 1_711_756_800  # 2024-03-30 00:00 UTC
@@ -206,7 +206,7 @@ def test_uploads_are_bound_in_a_few_statement_sizes(n: int) -> None:
 def decode_totals(conn: sqlite3.Connection) -> dict[tuple[int, int, int], tuple[float, int]]:
     out = {}
     for dataset_id, profile_key, day, sums, counts in conn.execute("SELECT * FROM profile_totals"):
-        kwh, members = np.frombuffer(sums, "<f8"), np.frombuffer(counts, "<i4")
+        kwh, members = np.frombuffer(sums, "<i8") / UNITS_PER_KWH, np.frombuffer(counts, "<i4")
         assert members.sum() > 0, "a day row with no members left should have been deleted"
         assert (kwh[members == 0] == 0).all()
         for slot in np.flatnonzero(members).tolist():
@@ -258,3 +258,17 @@ def test_totals_over_more_days_than_one_statement_writes(db: Path) -> None:
         got = store.profile_totals([GREEN.profile_id], "demand")
         assert got.period_start.tolist() == periods.tolist()
         assert got.member_count.sum() == periods.size + periods[::7].size
+
+
+def test_totals_kept_as_floats_before_0008_are_rebuilt_exactly_from_the_readings(db: Path) -> None:
+    before = [m for m in bundled_migrations() if m.name < "0008"]
+    with SqliteStore(db, migrations=before) as store:
+        store.create_member("m1", "x", GREEN)
+        store.put_readings("m1", [("demand", T0 + HALF_HOUR * np.arange(3), np.array([0.1, 0.2, 0.3]))])
+    with raw(db) as conn:  # what the float64 totals of the old schema looked like, rounding and all
+        conn.execute("UPDATE profile_totals SET kwh_sums = ?", (np.full(48, 0.30000000000000004).tobytes(),))
+    with SqliteStore(db) as store:
+        got = store.profile_totals([GREEN.profile_id], "demand")
+        assert got.kwh_sum.tolist() == [0.1, 0.2, 0.3]
+        assert got.member_count.tolist() == [1, 1, 1]
+    assert raw(db).execute("SELECT count(*) FROM totals_to_rebuild").fetchone()[0] == 0
