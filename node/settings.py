@@ -23,6 +23,9 @@ class NodeSection:
     max_message_bytes: int = 4 * 1024 * 1024
     max_readings_per_upload: int = 500_000
     member_token_ttl_days: int = 365
+    # Registrations (applications to join) from one address: a burst, then so many an hour.
+    registration_burst: int = 20
+    registrations_per_hour: int = 60
 
 
 @dataclass(frozen=True)
