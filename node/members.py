@@ -8,7 +8,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from coopfed.node.errors import AlreadyExists, InvalidArgument, PermissionDenied, Unavailable
+from coopfed.node.decisionlog import DecisionLog
+from coopfed.node.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    PermissionDenied,
+    Unavailable,
+)
 from coopfed.node.meters import meter_hash
 from coopfed.node.model import ConsentLevel, ConsentSettings, Flow
 from coopfed.node.readings import Batch, reject_duplicates
@@ -68,11 +75,17 @@ def register(node: Node, display_name: str, meter_id: str = "", invitation_code:
             field="invitation_code",
         ) from None
     if member.admitted_at is not None:
+        log = decision_log(node)
         event = {"member_id": member_id, "by": member.admitted_by}
-        node.decision_log.append(
-            node.decision_log.event(ADMISSION_PATH, event, {"admitted": True}, node.policy.revision)
-        )
+        log.append(log.event(ADMISSION_PATH, event, {"admitted": True}, node.policy.revision))
     return Registration(member_id, node.issue_member_token(member_id), member.status)
+
+
+def decision_log(node: Node) -> DecisionLog:
+    """The node's decision log: a node serving members always has one."""
+    if node.decision_log is None:
+        raise FailedPrecondition("this node keeps no decision log", code="node.no_decision_log")
+    return node.decision_log
 
 
 def invitation_hash(code: str) -> bytes:

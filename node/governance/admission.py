@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from coopfed.node.errors import FailedPrecondition, InvalidArgument
-from coopfed.node.members import ADMISSION_PATH, invitation_hash
+from coopfed.node.members import ADMISSION_PATH, decision_log, invitation_hash
 from coopfed.node.storage import Member, NotAnApplicant
 
 if TYPE_CHECKING:
@@ -32,15 +32,18 @@ def _reason(text: str) -> str:
 def decide(node: Node, member_id: str, admit: bool, reason: str, reviewer: str) -> tuple[Member, str]:
     """Admit or refuse an applicant; the decision is logged in the same transaction."""
     reason = _reason(reason)
-    event = node.decision_log.event(
+    log, governance = decision_log(node), node.governance
+    if governance is None:
+        raise FailedPrecondition("this node keeps no governance records", code="node.no_governance")
+    event = log.event(
         ADMISSION_PATH,
         {"member_id": member_id, "by": reviewer, "reason": reason},
         {"admitted": admit},
         node.policy.revision,
     )
     try:
-        with node.decision_log.batch(event) as log:
-            member = node.governance.decide_admission(member_id, admit, reviewer, reason, log)
+        with log.batch(event) as events:
+            member = governance.decide_admission(member_id, admit, reviewer, reason, events)
     except NotAnApplicant:
         raise FailedPrecondition(
             f"member {member_id} was admitted already; a member leaves by erasing their data",
@@ -61,8 +64,9 @@ def invite(node: Node, days: int, reviewer: str) -> tuple[str, str, datetime]:
     code = secrets.token_urlsafe(16)
     expires = datetime.now(UTC) + timedelta(days=days)
     node.store.create_invitation(invitation_id, invitation_hash(code), expires, created_by=reviewer)
-    node.decision_log.append(
-        node.decision_log.event(
+    log = decision_log(node)
+    log.append(
+        log.event(
             INVITATION_PATH,
             {"invitation_id": invitation_id, "by": reviewer, "expires_at": expires.isoformat()},
             {"issued": True},

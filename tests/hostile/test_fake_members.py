@@ -4,6 +4,8 @@ doors around it: invitations reused or expired, one meter claimed twice, a regis
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +14,7 @@ import grpc
 import numpy as np
 import pytest
 
+from coopfed.node.cli import main
 from coopfed.node.client import bearer
 from coopfed.node.members import invitation_hash
 from coopfed.v1 import common_pb2, member_pb2
@@ -149,3 +152,32 @@ def test_a_registration_flood_is_refused(gov: Running) -> None:
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "too many registrations" in err.value.details()
     assert len(gov.node.store.applicants()) == burst
+
+
+def test_admission_on_the_command_line(
+    gov: Running, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    board, config = str(tmp_path / "board.json"), str(gov.node.settings.base_dir / "coopfed.toml")
+    assert main(["review", "token", "--credentials", board, "--config", config, "--name", "ada",
+                 "--node", gov.address]) == 0  # fmt: skip
+    assert main(["review", "invite", "--credentials", board, "--expires", "3"]) == 0
+    code = re.search(r"invitation code: (\S+)", capsys.readouterr().out).group(1)
+    invited, applied = str(tmp_path / "ann.json"), str(tmp_path / "bob.json")
+    assert main(["member", "register", "--credentials", invited, "--node", gov.address, "--name", "Ann",
+                 "--invitation", code, "--meter", "1200001234567"]) == 0  # fmt: skip
+    assert "you are a member" in capsys.readouterr().out
+    assert main(["member", "register", "--credentials", applied, "--node", gov.address, "--name", "Bob"]) == 0
+    assert "you have applied" in capsys.readouterr().out
+    assert main(["review", "applicants", "--credentials", board, "--json"]) == 0
+    (waiting,) = json.loads(capsys.readouterr().out)
+    assert waiting["name"] == "Bob"
+    assert (
+        main(["review", "admit", "--credentials", board, waiting["member_id"], "--reason", "neighbour"]) == 0
+    )
+    assert "is now admitted" in capsys.readouterr().out
+    assert main(["member", "status", "--credentials", applied]) == 0
+    out = capsys.readouterr().out
+    assert "you are a member" in out
+    assert "decided" in out
+    assert main(["review", "refuse", "--credentials", board, waiting["member_id"], "--reason", "late"]) == 1
+    assert "admitted already" in capsys.readouterr().out
