@@ -75,7 +75,9 @@ def build_coop(folder: Path, members: int, seed: int = 11) -> Path:
     began = time.perf_counter()
     with open_node(settings) as node:
         for i in range(members):
-            node.store.create_member(f"m{i:04d}", f"Household {i}", PROFILES[choice[i]][0])
+            node.store.create_member(
+                f"m{i:04d}", f"Household {i}", PROFILES[choice[i]][0], admitted_by="bench"
+            )
             batches = [("demand", periods, rng.gamma(2.0, 0.15, periods.size))]
             if rng.random() < 0.4:
                 generation = sun * rng.uniform(0.5, 2.0) * rng.uniform(0.6, 1.0, periods.size)

@@ -59,7 +59,7 @@ def populate(node: Node, members: int, days: int) -> list[str]:
     ids = []
     for i in range(members):
         member_id = f"m{i:05d}"
-        node.store.create_member(member_id, "bench", PROFILES[i % len(PROFILES)])
+        node.store.create_member(member_id, "bench", PROFILES[i % len(PROFILES)], admitted_by="bench")
         node.store.put_readings(member_id, [("demand", periods, rng.gamma(2.0, 0.12, periods.size))])
         ids.append(member_id)
     return ids

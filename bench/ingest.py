@@ -89,7 +89,7 @@ def upload_all(address: str, tokens: list[str], days: int, clients: int) -> floa
 def baseline(folder: Path, members: int, days: int, synchronous: str) -> float:
     store = SqliteStore(folder / "baseline.db", synchronous=synchronous)
     for i in range(members):
-        store.create_member(f"m{i}", f"m{i}", ConsentSettings())
+        store.create_member(f"m{i}", f"m{i}", ConsentSettings(), admitted_by="bench")
     started = time.perf_counter()
     for i in range(members):
         periods, kwh = readings(days, seed=i)

@@ -40,7 +40,7 @@ def main() -> int:
             readings = 0
             for i in range(args.members):
                 member = f"m-{i:05d}"
-                node.store.create_member(member, member, ConsentSettings())
+                node.store.create_member(member, member, ConsentSettings(), admitted_by="bench")
                 batches = [("demand", periods, rng.gamma(2.0, 0.15, periods.size))]
                 if i % 3 == 0:
                     gen = np.clip(rng.normal(0.6, 0.4, periods.size), 0, None)

@@ -56,7 +56,9 @@ def ingest(store: SqliteStore, periods: np.ndarray, kwh: list[np.ndarray]) -> fl
     """Readings per second through put_readings, one call per member."""
     profiles = make_profiles()
     for member in range(len(kwh)):
-        store.create_member(f"m{member}", f"Member {member}", profiles[member % len(profiles)])
+        store.create_member(
+            f"m{member}", f"Member {member}", profiles[member % len(profiles)], admitted_by="bench"
+        )
     began = time.perf_counter()
     for member, values in enumerate(kwh):
         result = store.put_readings(f"m{member}", [("demand", periods, values)])
@@ -69,7 +71,7 @@ def time_totals(store: SqliteStore, repeats: int = 5) -> tuple[float, float, int
     year = START + HALF_HOUR * np.arange(365 * 48, dtype=np.int64)
     rng = np.random.default_rng(1)
     for i, settings in enumerate(make_profiles()):  # one year-long member per profile
-        store.create_member(f"year{i}", "Year", settings)
+        store.create_member(f"year{i}", "Year", settings, admitted_by="bench")
         store.put_readings(f"year{i}", [("demand", year, rng.gamma(2.0, 0.15, year.size))])
     ids = [p.profile_id for p in store.profiles()]
     end = int(year[-1]) + HALF_HOUR

@@ -29,13 +29,22 @@ from coopfed.node.demo_third_parties import ThirdPartyResult, third_parties
 from coopfed.node.errors import CoopfedError
 from coopfed.node.federation import grantee
 from coopfed.node.federation.decide import GrantAsk
+from coopfed.node.governance.organisations import issue_board_token
 from coopfed.node.ledger.demo import show_ledger
 from coopfed.node.policy.defaults import default_policies
 from coopfed.node.portal.server import demo_portal
 from coopfed.node.runtime import Node, init_node, open_node
 from coopfed.node.server import NodeServer
 from coopfed.node.settings import load_settings
-from coopfed.v1 import common_pb2, forecast_pb2, forecast_pb2_grpc, member_pb2, member_pb2_grpc
+from coopfed.v1 import (
+    common_pb2,
+    forecast_pb2,
+    forecast_pb2_grpc,
+    governance_pb2,
+    governance_pb2_grpc,
+    member_pb2,
+    member_pb2_grpc,
+)
 
 DAYS = 42
 FORECASTING = "dpv:CommunityEnergyForecasting"
@@ -125,7 +134,16 @@ async def _start(
         folder / coop_id, node_id=coop_id, name=_NAMES[coop_id], listen="127.0.0.1:0", policies=policies
     )
     node = stack.enter_context(
-        open_node(load_settings(config, environ={"COOPFED_STORAGE__SYNCHRONOUS": "NORMAL"}))
+        # every household signs up from this one machine: a burst the size of the co-op
+        open_node(
+            load_settings(
+                config,
+                environ={
+                    "COOPFED_STORAGE__SYNCHRONOUS": "NORMAL",
+                    "COOPFED_NODE__REGISTRATION_BURST": "1000",
+                },
+            )
+        )
     )
     server = NodeServer(node)
     await server.start()
@@ -164,14 +182,21 @@ class Joined:
 
 
 async def _members_join(coop: DemoCoop, console: Console) -> Joined:
-    """Each household registers, sets its consent and uploads its readings over gRPC."""
+    """The board invites each household, which registers with its invitation code (so it is
+    admitted), sets its consent and uploads its readings over gRPC."""
     readings = coop.sim.readings.to_frame()
     uploaded = 0
     joined = Joined([])
+    board = bearer(issue_board_token(coop.node.node_id, coop.node.keys, "demo", 3600))
     async with grpc.aio.insecure_channel(coop.public) as channel:
         stub = member_pb2_grpc.MemberServiceStub(channel)
+        review = governance_pb2_grpc.ReviewServiceStub(channel)
         for i, (member, rows) in enumerate(readings.groupby("member_id", sort=False)):
-            reg = await stub.Register(member_pb2.RegisterRequest(display_name=str(member)))
+            invitation = await review.CreateInvitation(
+                governance_pb2.CreateInvitationRequest(), metadata=board
+            )
+            request = member_pb2.RegisterRequest(display_name=str(member), invitation_code=invitation.code)
+            reg = await stub.Register(request)
             md = bearer(reg.token)
             settings = CONSENTS[i % len(CONSENTS)]
             await stub.SetConsent(member_pb2.SetConsentRequest(settings=settings), metadata=md)
@@ -181,7 +206,10 @@ async def _members_join(coop: DemoCoop, console: Console) -> Joined:
                 joined.green = reg.token
             summary = await stub.UploadReadings(_batches(rows), metadata=md)
             uploaded += summary.inserted
-    console.print(f"  {coop.node.node_id}: {i + 1} members joined and uploaded {uploaded:,} readings")
+    console.print(
+        f"  {coop.node.node_id}: the board invited {i + 1} households; each joined with its invitation "
+        f"and uploaded its readings ({uploaded:,} in all)"
+    )
     return joined
 
 

@@ -2,29 +2,44 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from coopfed.node.errors import InvalidArgument, PermissionDenied, Unavailable
+from coopfed.node.decisionlog import DecisionLog
+from coopfed.node.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    PermissionDenied,
+    Unavailable,
+)
+from coopfed.node.meters import meter_hash
 from coopfed.node.model import ConsentLevel, ConsentSettings, Flow
 from coopfed.node.readings import Batch, merged, reject_duplicates
 from coopfed.node.receipts import receipt_sealer
 from coopfed.node.runtime import Node
-from coopfed.node.storage import ConsentChanged, ConsentRecord, Member
+from coopfed.node.storage import ConsentChanged, ConsentRecord, InvitationUnusable, Member, MeterTaken
 
 # A change races another only when both land within the same few milliseconds; a few tries settle it.
 _CONSENT_TRIES = 5
+
+
+ADMISSION_PATH = "coopfed/membership/admission"
+_MAX_CODE = 64
 
 
 @dataclass(frozen=True)
 class Registration:
     member_id: str
     token: str
+    status: str  # applicant, or admitted by an invitation
 
 
-def register(node: Node, display_name: str) -> Registration:
+def register(node: Node, display_name: str, meter_id: str = "", invitation_code: str = "") -> Registration:
+    """Apply to join; a valid invitation admits at once (logged as the board's admission)."""
     name = display_name.strip()
     if not name or len(name) > 200:
         raise InvalidArgument(
@@ -32,10 +47,50 @@ def register(node: Node, display_name: str) -> Registration:
             code="member.display_name",
             field="display_name",
         )
+    code = invitation_code.strip()
+    if len(code) > _MAX_CODE:
+        raise InvalidArgument(
+            f"invitation_code: at most {_MAX_CODE} characters",
+            code="member.invitation",
+            field="invitation_code",
+        )
+    meter = meter_hash(node.settings.base_dir, meter_id)
     member_id = "m-" + uuid.uuid4().hex[:16]
     terms = node.policy_data["coop"]["terms_version"]
-    node.store.create_member(member_id, name, ConsentSettings(), terms_version=terms)
-    return Registration(member_id, node.issue_member_token(member_id))
+    try:
+        member = node.store.create_member(
+            member_id, name, ConsentSettings(), terms_version=terms, meter=meter,
+            invitation=invitation_hash(code) if code else None,
+        )  # fmt: skip
+    except MeterTaken:
+        raise AlreadyExists(
+            "that meter belongs to another member of the co-op; if it is yours, ask the co-op",
+            code="member.meter_taken",
+            field="meter_id",
+        ) from None
+    except InvitationUnusable:
+        raise PermissionDenied(
+            "that invitation code is unknown, used already or expired; ask the co-op for a new one",
+            code="member.invitation",
+            field="invitation_code",
+        ) from None
+    if member.admitted_at is not None:
+        log = decision_log(node)
+        event = {"member_id": member_id, "by": member.admitted_by}
+        log.append(log.event(ADMISSION_PATH, event, {"admitted": True}, node.policy.revision))
+    return Registration(member_id, node.issue_member_token(member_id), member.status)
+
+
+def decision_log(node: Node) -> DecisionLog:
+    """The node's decision log: a node serving members always has one."""
+    if node.decision_log is None:
+        raise FailedPrecondition("this node keeps no decision log", code="node.no_decision_log")
+    return node.decision_log
+
+
+def invitation_hash(code: str) -> bytes:
+    """What the node keeps of an invitation code: 128 random bits need no key or slow hash."""
+    return hashlib.sha256(code.encode()).digest()
 
 
 def own_member(caller_id: str, requested_id: str) -> str:

@@ -17,6 +17,7 @@ from coopfed.node.federation.context import Federation, check_node_id, default_p
 from coopfed.node.forecast.context import ForecastContext, open_forecast
 from coopfed.node.loghead import HeadSigner
 from coopfed.node.masking import Masker, load_or_create_key
+from coopfed.node.meters import ensure_key as ensure_meter_key
 from coopfed.node.metrics import Metrics
 from coopfed.node.operations import check_database
 from coopfed.node.policy import load_policies
@@ -125,6 +126,7 @@ def open_node(settings: Settings) -> Iterator[Node]:
     check_database(database)  # missing, read-only or damaged: refuse with a reason, create nothing
     with contextlib.ExitStack() as stack:
         store = SqliteStore(database, synchronous=settings.storage.synchronous, create=False)
+        ensure_meter_key(settings.base_dir)  # nodes made before meters were keyed get theirs now
         stack.callback(store.close)
         conf = settings.policy
         engine = stack.enter_context(
@@ -184,6 +186,7 @@ def init_node(folder: Path, *, node_id: str, name: str, listen: str, policies: P
         write_coop_policies(own, coop_id=node_id, name=name, source=policies)
     load_policies(own)  # fail early on a wrong policies folder
     KeyRing.load_or_create(settings.keys_dir)
+    ensure_meter_key(settings.base_dir)
     open_federation(settings).state.create()  # TLS key and certificate (CN = node id), peers file
     SqliteStore(settings.path(settings.storage.path), synchronous=settings.storage.synchronous).close()
     config.write_text(render_toml(settings))

@@ -19,6 +19,7 @@ from coopfed.node.forecast.service import SERVICE_NAME as FORECAST_SERVICE
 from coopfed.node.forecast.service import ForecastService
 from coopfed.node.governance import service as governance
 from coopfed.node.ledger import service as ledger
+from coopfed.node.ratelimit import RateLimit, peer_address
 from coopfed.node.readings import Batch, validate_batch
 from coopfed.node.rpc import rpc, still_wanted
 from coopfed.node.runtime import Node
@@ -30,11 +31,27 @@ _CUT_OFF_NOTICE_S = 0.005
 class MemberService(member_pb2_grpc.MemberServiceServicer):
     def __init__(self, node: Node) -> None:
         self.node = node
+        conf = node.settings.node
+        self.registrations = RateLimit("registrations", conf.registration_burst, conf.registrations_per_hour)
 
     @rpc
     async def Register(self, request, context):
-        reg = await asyncio.to_thread(members.register, self.node, request.display_name)
-        return member_pb2.RegisterResponse(member_id=reg.member_id, token=reg.token)
+        self.registrations.take(peer_address(context.peer()))
+        reg = await asyncio.to_thread(
+            members.register, self.node, request.display_name, request.meter_id, request.invitation_code
+        )
+        return member_pb2.RegisterResponse(member_id=reg.member_id, token=reg.token, status=reg.status)
+
+    @rpc
+    async def GetMembership(self, request, context):
+        member = await asyncio.to_thread(self.node.store.get_member, caller().id)
+        decided = member.admitted_at or member.refused_at
+        return member_pb2.Membership(
+            status=member.status,
+            applied_at=convert.timestamp(member.created_at),
+            decided_at=convert.timestamp(decided) if decided else None,
+            refusal_reason=member.refusal_reason,
+        )
 
     @rpc
     async def GetConsent(self, request, context):

@@ -27,6 +27,9 @@ class NodeSection:
     # beyond any home's supply. A reading above it is a fault and is refused, never summed.
     max_kwh_per_half_hour: float = 50.0
     member_token_ttl_days: int = 365
+    # Registrations (applications to join) from one address: a burst, then so many an hour.
+    registration_burst: int = 20
+    registrations_per_hour: int = 60
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from coopfed.node.cli.governance import (
     print_status,
     request_record,
 )
-from coopfed.node.cli.output import Col, add_json_option, cell, print_json, show
+from coopfed.node.cli.output import Col, add_json_option, cell, local_time, print_json, show
 from coopfed.node.client import Credentials, add_node_options, bearer
 from coopfed.node.errors import UsageError
 from coopfed.v1 import governance_pb2 as pb
@@ -63,16 +63,29 @@ def add_review(parser: argparse.ArgumentParser, console: Console) -> None:
     revoke = commands.add_parser("revoke", help="revoke a grant before it expires")
     revoke.add_argument("grant_id")
     revoke.add_argument("--reason", required=True, help="why, in words the grantee will read")
+    add_json_option(commands.add_parser("applicants", help="members waiting to be admitted"))
+    for verb in ("admit", "refuse"):
+        sub = commands.add_parser(verb, help=f"{verb} an applicant")
+        sub.add_argument("member_id")
+        sub.add_argument("--reason", required=True, help="what the board checked, or why not")
+    invite = commands.add_parser(
+        "invite", help="a single-use invitation code that admits whoever registers with it"
+    )
+    invite.add_argument("--expires", type=int, default=14, metavar="DAYS", help="days until it expires")
+    add_json_option(invite)
     for name, sub in commands.choices.items():
         if name != "token":
             add_credentials_option(sub, DEFAULT_BOARD)
     actions = {
         "token": _board_token, "list": _referred, "approve": _decide, "reject": _decide,
         "decisions": _decisions, "orgs": _orgs, "verify": _verify, "revoke": _revoke,
+        "applicants": _applicants, "admit": _admission, "refuse": _admission, "invite": _invite,
     }  # fmt: skip
     bind(commands, actions, console)
     commands.choices["approve"].set_defaults(outcome=pb.OUTCOME_APPROVE)
     commands.choices["reject"].set_defaults(outcome=pb.OUTCOME_REJECT)
+    commands.choices["admit"].set_defaults(admit=True)
+    commands.choices["refuse"].set_defaults(admit=False)
 
 
 def _board_token(args: argparse.Namespace, console: Console) -> int:
@@ -205,6 +218,49 @@ def _revoke(args: argparse.Namespace, console: Console) -> int:
     stub, md = _board(args)
     grant = stub.RevokeGrant(pb.RevokeGrantRequest(grant_id=args.grant_id, reason=args.reason), metadata=md)
     console.print(f"grant {grant.grant_id} revoked: {grant.revocation_reason}", markup=False)
+    return 0
+
+
+def _applicants(args: argparse.Namespace, console: Console) -> int:
+    stub, md = _board(args)
+    found = stub.ListApplicants(pb.ListApplicantsRequest(), metadata=md).applicants
+    records = [
+        {"member_id": a.member_id, "name": a.display_name, "applied": a.applied_at.ToDatetime(UTC),
+         "meter": a.has_meter}
+        for a in found
+    ]  # fmt: skip
+    columns = [Col("member_id", "member", True), Col("name", "name"), Col("applied", "applied")]
+    show(console, records, [*columns, Col("meter", "named a meter")], as_json=args.json, empty="no one waits")
+    return 0
+
+
+def _admission(args: argparse.Namespace, console: Console) -> int:
+    stub, md = _board(args)
+    if args.admit:
+        reply = stub.AdmitMember(
+            pb.AdmitMemberRequest(member_id=args.member_id, reason=args.reason), metadata=md
+        )
+    else:
+        reply = stub.RefuseMember(
+            pb.RefuseMemberRequest(member_id=args.member_id, reason=args.reason), metadata=md
+        )
+    console.print(f"{reply.member_id} is now {reply.status}", markup=False)
+    return 0
+
+
+def _invite(args: argparse.Namespace, console: Console) -> int:
+    stub, md = _board(args)
+    inv = stub.CreateInvitation(pb.CreateInvitationRequest(expires_days=args.expires), metadata=md)
+    record = {"invitation_id": inv.invitation_id, "code": inv.code, "expires": inv.expires_at.ToDatetime(UTC)}
+    if args.json:
+        print_json(record)
+        return 0
+    console.print(f"invitation code: {inv.code}", markup=False)
+    console.print(
+        f"valid once, until {local_time(record['expires'])}; give it to the person invited: "
+        "it is not shown again (`coopfed member register ... --invitation CODE`)",
+        markup=False,
+    )
     return 0
 
 

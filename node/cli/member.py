@@ -14,7 +14,16 @@ from rich.console import Console
 
 from coopfed.federation.keys import open_private
 from coopfed.node.cli.common import bind
-from coopfed.node.cli.output import DEFAULT_TZ, Col, add_json_option, local_day, print_json, show, show_record
+from coopfed.node.cli.output import (
+    DEFAULT_TZ,
+    Col,
+    add_json_option,
+    local_day,
+    local_time,
+    print_json,
+    show,
+    show_record,
+)
 from coopfed.node.cli.upload import read_readings
 from coopfed.node.client import Credentials, add_node_options, bearer, channel
 from coopfed.node.errors import UsageError
@@ -40,7 +49,14 @@ def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
     register = commands.add_parser("register", help="join a co-op's node and save your credential")
     add_node_options(register)
     register.add_argument("--name", required=True, help="your name as the co-op sees it")
+    register.add_argument(
+        "--meter", default="", help="your meter's id (MPAN or serial): one member per meter"
+    )
+    register.add_argument(
+        "--invitation", default="", metavar="CODE", help="an invitation code from the co-op"
+    )
     register.add_argument("--force", action="store_true", help="replace the credential file if it exists")
+    add_json_option(commands.add_parser("status", help="whether the co-op has admitted you"))
     add_json_option(commands.add_parser("personas", help="the consent presets the co-op offers"))
     add_json_option(commands.add_parser("consent", help="your consent settings"))
     setc = commands.add_parser(
@@ -86,6 +102,7 @@ def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
         )
     actions = {
         "register": _register,
+        "status": _status,
         "personas": _personas,
         "consent": _consent,
         "set-consent": _set_consent,
@@ -112,11 +129,43 @@ def _register(args: argparse.Namespace, console: Console) -> int:
         )
     ca = str(args.ca.resolve()) if args.ca else ""
     stub = member_pb2_grpc.MemberServiceStub(channel(args.node, ca=args.ca, fingerprint=args.fingerprint))
-    reply = stub.Register(member_pb2.RegisterRequest(display_name=args.name))
+    request = member_pb2.RegisterRequest(
+        display_name=args.name, meter_id=args.meter, invitation_code=args.invitation
+    )
+    reply = stub.Register(request)
     Credentials(args.node, reply.member_id, reply.token, ca, args.fingerprint).save(
         args.credentials, force=args.force
     )
     console.print(f"registered as {reply.member_id}; credential saved to {args.credentials}", markup=False)
+    console.print(_STANDING[reply.status], markup=False)
+    return 0
+
+
+_STANDING = {
+    "admitted": "you are a member: your data counts in what the co-op shares, as your consent allows",
+    "applicant": "you have applied: the co-op's board decides; until then your data is shared with no one",
+    "refused": "the co-op's board did not admit you",
+}
+
+
+def _status(args: argparse.Namespace, console: Console) -> int:
+    stub, md, _ = _session(args)
+    reply = stub.GetMembership(member_pb2.GetMembershipRequest(), metadata=md)
+    record = {
+        "status": reply.status,
+        "applied": reply.applied_at.ToDatetime(UTC),
+        "decided": reply.decided_at.ToDatetime(UTC) if reply.HasField("decided_at") else None,
+        "reason": reply.refusal_reason,
+    }
+    if args.json:
+        print_json(record)
+        return 0
+    console.print(_STANDING[reply.status], markup=False)
+    console.print(f"applied {local_time(record['applied'])}", markup=False)
+    if record["decided"]:
+        console.print(f"decided {local_time(record['decided'])}", markup=False)
+    if record["reason"]:
+        console.print(f"reason: {record['reason']}", markup=False)
     return 0
 
 

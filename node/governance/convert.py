@@ -24,6 +24,7 @@ from coopfed.node.governance.model import (
     Review,
 )
 from coopfed.node.model import Flow
+from coopfed.node.storage import Member
 from coopfed.v1 import common_pb2, member_pb2
 from coopfed.v1 import governance_pb2 as pb
 
@@ -306,4 +307,24 @@ def access_to_proto(entry: AccessEntry, purpose_label: str) -> member_pb2.DataAc
         grant_id=entry.grant_id,
         consent_decision_id=entry.consent_decision_id,
         release_id=entry.release_id,
+    )
+
+
+def applicant_to_proto(member: Member) -> pb.Applicant:
+    return pb.Applicant(
+        member_id=member.member_id,
+        display_name=member.display_name,
+        applied_at=timestamp(member.created_at),
+        has_meter=member.has_meter,
+    )
+
+
+def admission_to_proto(member: Member, decision_id: str = "") -> pb.Admission:
+    decided = member.admitted_at or member.refused_at
+    return pb.Admission(
+        member_id=member.member_id,
+        status=member.status,
+        decided_at=timestamp(decided) if decided else None,
+        reason=member.refusal_reason,
+        decision_id=decision_id,
     )

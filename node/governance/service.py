@@ -11,9 +11,9 @@ from typing import Any
 import grpc
 
 from coopfed.node.auth import Authenticator, caller
-from coopfed.node.convert import flow_to_proto
+from coopfed.node.convert import flow_to_proto, timestamp
 from coopfed.node.errors import InvalidArgument
-from coopfed.node.governance import catalogue, organisations, release, requests
+from coopfed.node.governance import admission, catalogue, organisations, release, requests
 from coopfed.node.governance import convert as cv
 from coopfed.node.governance.model import DecisionFilter, RequestState
 from coopfed.node.model import Flow
@@ -153,6 +153,32 @@ class ReviewService(pb_grpc.ReviewServiceServicer):
             requests.revoke, self.node, request.grant_id, request.reason, caller().id
         )
         return cv.grant_to_proto(grant, with_token=False)
+
+    @rpc
+    async def ListApplicants(self, request, context):
+        found = await asyncio.to_thread(self.node.store.applicants, _limit(request.limit))
+        return pb.ListApplicantsResponse(applicants=[cv.applicant_to_proto(m) for m in found])
+
+    @rpc
+    async def AdmitMember(self, request, context):
+        return await self._decide(request, admit=True)
+
+    @rpc
+    async def RefuseMember(self, request, context):
+        return await self._decide(request, admit=False)
+
+    async def _decide(self, request, *, admit: bool) -> pb.Admission:
+        member, decision_id = await asyncio.to_thread(
+            admission.decide, self.node, request.member_id, admit, request.reason, caller().id
+        )
+        return cv.admission_to_proto(member, decision_id)
+
+    @rpc
+    async def CreateInvitation(self, request, context):
+        invitation_id, code, expires = await asyncio.to_thread(
+            admission.invite, self.node, request.expires_days, caller().id
+        )
+        return pb.Invitation(invitation_id=invitation_id, code=code, expires_at=timestamp(expires))
 
 
 class DataService(pb_grpc.DataServiceServicer):

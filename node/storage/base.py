@@ -28,6 +28,24 @@ class AlreadyExists(StorageError):
     code = "already_exists"
 
 
+class MeterTaken(AlreadyExists):
+    """Another member holds the meter; it is released only when they are erased."""
+
+    code = "meter_taken"
+
+
+class InvitationUnusable(StorageError):
+    """No unused, unexpired invitation has that code."""
+
+    code = "invitation_unusable"
+
+
+class NotAnApplicant(StorageError):
+    """Only an applicant can be refused: the member was admitted already (or erased)."""
+
+    code = "not_an_applicant"
+
+
 class MemberErased(StorageError):
     """The member exercised erasure: their id stays reserved, nothing can be written to it."""
 
@@ -70,10 +88,24 @@ class Member:
     settings: ConsentSettings
     profile_id: str  # "" once erased
     erased_at: datetime | None = None
+    admitted_at: datetime | None = None  # None: an applicant, who counts toward nothing
+    admitted_by: str = ""  # the board member, or the invitation, that admitted them
+    refused_at: datetime | None = None
+    refusal_reason: str = ""
+    has_meter: bool = False
 
     @property
     def erased(self) -> bool:
         return self.erased_at is not None
+
+    @property
+    def status(self) -> str:
+        """erased, admitted, refused or applicant."""
+        if self.erased:
+            return "erased"
+        if self.admitted_at is not None:
+            return "admitted"
+        return "refused" if self.refused_at is not None else "applicant"
 
 
 @dataclass(frozen=True)
@@ -170,8 +202,43 @@ class Store(abc.ABC):
         *,
         terms_version: str = "",
         at: datetime | None = None,
+        meter: bytes | None = None,
+        invitation: bytes | None = None,
+        admitted_by: str = "",
     ) -> Member:
-        """Add a member and record their initial consent. AlreadyExists if the id was ever used."""
+        """Add a member and record their initial consent. AlreadyExists if the id was ever used.
+
+        The member is an applicant unless `invitation` (an invitation code's SHA-256) opens an
+        unused, unexpired invitation, which is used up in the same transaction and admits them
+        (InvitationUnusable otherwise, nothing written), or `admitted_by` names who admitted them.
+        `meter` (a keyed hash of their meter id) is refused with MeterTaken while another member
+        holds it.
+        """
+
+    @abc.abstractmethod
+    def admit_member(self, member_id: str, *, by: str, at: datetime | None = None) -> Member:
+        """Admit an applicant (or a refused one): from now on they count toward k, and their
+        readings join the profile totals in this transaction. Admitting again changes nothing."""
+
+    @abc.abstractmethod
+    def refuse_member(self, member_id: str, *, reason: str, at: datetime | None = None) -> Member:
+        """Record the board's refusal of an applicant; NotAnApplicant if they were admitted."""
+
+    @abc.abstractmethod
+    def applicants(self, limit: int = 1000) -> list[Member]:
+        """Members waiting for the board's decision (neither admitted nor refused), oldest first."""
+
+    @abc.abstractmethod
+    def create_invitation(
+        self,
+        invitation_id: str,
+        code_hash: bytes,
+        expires_at: datetime,
+        *,
+        created_by: str,
+        at: datetime | None = None,
+    ) -> None:
+        """Keep a single-use invitation by its code's SHA-256 (the code itself is never stored)."""
 
     @abc.abstractmethod
     def get_member(self, member_id: str) -> Member:
@@ -189,7 +256,8 @@ class Store(abc.ABC):
         expected: ConsentSettings | None = None,
         seal: Callable[[ConsentRecord], str] | None = None,
     ) -> ConsentRecord:
-        """Change consent, record what changed, and move the member's readings between profiles.
+        """Change consent, record what changed, and move an admitted member's readings between
+        profiles' totals.
 
         With `expected`, refuse (ConsentChanged, nothing written) unless the member's settings
         are still those: a read-merge-write never undoes a change made in between. `seal` makes
@@ -245,7 +313,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def profiles(self) -> list[ProfileInfo]:
-        """Consent profiles that currently have members, with their member counts."""
+        """Consent profiles that currently have admitted members, with their admitted member counts."""
 
     @abc.abstractmethod
     def profile_totals(
@@ -257,7 +325,8 @@ class Store(abc.ABC):
     ) -> PeriodTotals:
         """Per-period kWh sums and member counts over the given profiles, start <= period < end.
 
-        Unknown profile ids contribute nothing; periods with no readings are absent.
+        Only admitted members' readings are in the totals. Unknown profile ids contribute
+        nothing; periods with no readings are absent.
         """
 
     @abc.abstractmethod

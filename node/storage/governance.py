@@ -18,7 +18,7 @@ from coopfed.node.governance.model import (
     RequestState,
     Review,
 )
-from coopfed.node.storage.base import StorageError
+from coopfed.node.storage.base import Member, StorageError
 
 Events = Sequence[Mapping[str, Any]]
 
@@ -91,6 +91,11 @@ class GovernanceStore(abc.ABC):
     def set_verification(
         self, organisation_id: str, verified: bool, note: str, assessment: Assessment, log: Events
     ) -> Organisation: ...
+
+    @abc.abstractmethod
+    def decide_admission(self, member_id: str, admit: bool, by: str, reason: str, log: Events) -> Member:
+        """The board admits or refuses an applicant (as the member store's admit_member and
+        refuse_member do), its decision logged in the same transaction."""
 
     @abc.abstractmethod
     def track_record(self, organisation_id: str, now: int) -> tuple[int, int]:

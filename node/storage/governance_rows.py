@@ -124,13 +124,16 @@ HEADS_OF = (
     """SELECT signed FROM witnessed_heads WHERE node_id = ? ORDER BY seq DESC, witness_key DESC LIMIT ?"""
 )
 
-MEMBERS_OF = """SELECT p.profile_id, m.member_id FROM members AS m JOIN profiles AS p USING (profile_key)
+MEMBERS_OF = """SELECT p.profile_id, m.member_id FROM admitted_members AS m
+JOIN profiles AS p USING (profile_key)
 WHERE p.profile_id IN (SELECT value FROM json_each(?)) ORDER BY p.profile_id, m.member_key"""
 
-PROFILES_OF = """SELECT m.member_id, p.profile_id FROM members AS m JOIN profiles AS p USING (profile_key)
+PROFILES_OF = """SELECT m.member_id, p.profile_id FROM admitted_members AS m
+JOIN profiles AS p USING (profile_key)
 WHERE m.member_id IN (SELECT value FROM json_each(?))"""
 
-CONTRIBUTORS = """SELECT m.member_id, p.profile_id FROM members AS m JOIN profiles AS p USING (profile_key)
+CONTRIBUTORS = """SELECT m.member_id, p.profile_id FROM admitted_members AS m
+JOIN profiles AS p USING (profile_key)
 WHERE p.profile_id IN (SELECT value FROM json_each(?1)) AND EXISTS (
     SELECT 1 FROM readings AS r WHERE r.member_key = m.member_key AND r.dataset_id = ?2
     AND r.period_start >= ?3 AND r.period_start < ?4)"""

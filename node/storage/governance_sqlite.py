@@ -25,7 +25,7 @@ from coopfed.node.governance.model import (
 )
 from coopfed.node.loghead import HeadSigner
 from coopfed.node.storage import governance_rows as rows_
-from coopfed.node.storage.base import NotFound
+from coopfed.node.storage.base import Member, NotFound
 from coopfed.node.storage.governance import Conflict, Events, GovernanceStore, GrantKind, LogTampered
 from coopfed.node.storage.sqlite import SqliteStore
 
@@ -174,6 +174,17 @@ class SqliteGovernanceStore(GovernanceStore):
             rows_.save_assessment(conn, key, assessment)
             self._append(conn, log)
         return self.get_organisation(organisation_id)
+
+    def decide_admission(self, member_id: str, admit: bool, by: str, reason: str, log: Events) -> Member:
+        store = self._store
+        with self._write() as conn:
+            stamp = store._stamp(None)
+            if admit:
+                store._admit(conn, member_id, by, stamp)
+            else:
+                store._refuse(conn, member_id, reason, stamp)
+            self._append(conn, log)
+        return store.get_member(member_id)
 
     def track_record(self, organisation_id: str, now: int) -> tuple[int, int]:
         with self._read() as conn:

@@ -22,8 +22,11 @@ from coopfed.node.storage.base import (
     ConsentChanged,
     ConsentRecord,
     InvalidData,
+    InvitationUnusable,
     Member,
     MemberErased,
+    MeterTaken,
+    NotAnApplicant,
     NotFound,
     PeriodTotals,
     ProfileInfo,
@@ -136,29 +139,78 @@ class SqliteStore(Store):
         *,
         terms_version: str = "",
         at: datetime | None = None,
+        meter: bytes | None = None,
+        invitation: bytes | None = None,
+        admitted_by: str = "",
     ) -> Member:
         stamp = self._stamp(at)
         with self._write() as conn:
             if conn.execute(q.MEMBER_KEYS, (member_id,)).fetchone():
                 raise AlreadyExists(f"member {member_id!r} already exists")
+            if meter is not None and conn.execute(q.METER_HOLDER, (meter,)).fetchone():
+                raise MeterTaken("that meter belongs to another member")
+            opened = None
+            if invitation is not None:
+                opened = conn.execute(q.OPEN_INVITATION, (invitation, stamp)).fetchone()
+                if opened is None:
+                    raise InvitationUnusable("that invitation code is unknown, used or expired")
+                admitted_by = f"invitation {opened[1]}"
             profile_key = self._profile_key(conn, settings)
-            member_key = conn.execute(
-                q.INSERT_MEMBER, (member_id, display_name, stamp, settings.to_json(), profile_key)
-            ).lastrowid
+            admitted_at = stamp if admitted_by else None
+            values = (member_id, display_name, stamp, settings.to_json(), profile_key, meter, admitted_at)
+            member_key = conn.execute(q.INSERT_MEMBER, (*values, admitted_by)).lastrowid
+            if opened is not None:
+                conn.execute(q.USE_INVITATION, (stamp, member_key, opened[0]))
             changes = describe_changes(None, settings, new_terms=terms_version)
             self._append(conn, member_key, stamp, settings, changes, terms_version, "")
-        return Member(member_id, display_name, _time(stamp), settings, settings.profile_id)
+        return self.get_member(member_id)
 
     def get_member(self, member_id: str) -> Member:
         with self._read() as conn:
             row = conn.execute(q.MEMBER, (member_id,)).fetchone()
         if row is None:
             raise NotFound(f"member {member_id!r} not found")
-        mid, name, created, settings, profile_id, erased = row
-        return Member(
-            mid, name, _time(created), ConsentSettings.from_json(settings), profile_id,
-            _time(erased) if erased else None,
-        )  # fmt: skip
+        return _member(row)
+
+    def admit_member(self, member_id: str, *, by: str, at: datetime | None = None) -> Member:
+        with self._write() as conn:
+            self._admit(conn, member_id, by, self._stamp(at))
+        return self.get_member(member_id)
+
+    def _admit(self, conn: sqlite3.Connection, member_id: str, by: str, stamp: str) -> None:
+        """Admit in the caller's transaction: the member's readings join their profile's totals."""
+        member_key, profile_key, _, _, admitted_at = _writable(conn, member_id)
+        if admitted_at is None:
+            _move_totals(conn, member_key, None, profile_key)
+            conn.execute(q.ADMIT, (stamp, by, member_key))
+
+    def refuse_member(self, member_id: str, *, reason: str, at: datetime | None = None) -> Member:
+        with self._write() as conn:
+            self._refuse(conn, member_id, reason, self._stamp(at))
+        return self.get_member(member_id)
+
+    def _refuse(self, conn: sqlite3.Connection, member_id: str, reason: str, stamp: str) -> None:
+        member_key, _, _, _, admitted_at = _writable(conn, member_id)
+        if admitted_at is not None:
+            raise NotAnApplicant(f"member {member_id!r} was admitted already")
+        conn.execute(q.REFUSE, (stamp, reason, member_key))
+
+    def applicants(self, limit: int = 1000) -> list[Member]:
+        with self._read() as conn:
+            return [_member(row) for row in conn.execute(q.APPLICANTS, (limit,)).fetchall()]
+
+    def create_invitation(
+        self,
+        invitation_id: str,
+        code_hash: bytes,
+        expires_at: datetime,
+        *,
+        created_by: str,
+        at: datetime | None = None,
+    ) -> None:
+        values = (invitation_id, code_hash, self._stamp(at), created_by, self._stamp(expires_at))
+        with self._write() as conn:
+            conn.execute(q.INSERT_INVITATION, values)
 
     def set_consent(
         self,
@@ -173,12 +225,12 @@ class SqliteStore(Store):
     ) -> ConsentRecord:
         stamp = self._stamp(at)
         with self._write() as conn:
-            member_key, old_profile, old_json, _ = _writable(conn, member_id)
+            member_key, old_profile, old_json, _, admitted_at = _writable(conn, member_id)
             if expected is not None and ConsentSettings.from_json(old_json) != expected:
                 raise ConsentChanged(f"the consent of member {member_id!r} changed meanwhile")
             last = _record(conn.execute(q.LAST_RECORD, (member_key,)).fetchone())
             new_profile = self._profile_key(conn, settings)
-            if new_profile != old_profile:
+            if new_profile != old_profile and admitted_at is not None:
                 _move_totals(conn, member_key, old_profile, new_profile)
             conn.execute(q.UPDATE_CONSENT, (settings.to_json(), new_profile, member_key))
             old = ConsentSettings.from_json(old_json)
@@ -205,11 +257,12 @@ class SqliteStore(Store):
             row = conn.execute(q.MEMBER_KEYS, (member_id,)).fetchone()
             if row is None:
                 raise NotFound(f"member {member_id!r} not found")
-            member_key, profile_key, _, erased_at = row
+            member_key, profile_key, _, erased_at, admitted_at = row
             if erased_at is not None:
                 return 0
             last = _record(conn.execute(q.LAST_RECORD, (member_key,)).fetchone())
-            _move_totals(conn, member_key, profile_key, None)
+            if admitted_at is not None:
+                _move_totals(conn, member_key, profile_key, None)
             erased = conn.execute(q.DELETE_READINGS, (member_key,)).rowcount
             red = ConsentSettings()
             conn.execute(q.ERASE_MEMBER, (red.to_json(), stamp, member_key))
@@ -256,10 +309,11 @@ class SqliteStore(Store):
         prepared = [self._prepare(*batch) for batch in batches]  # outside the lock
         inserted = replaced = 0
         with self._write() as conn:
-            member_key, profile_key, _, _ = _writable(conn, member_id)
+            member_key, profile_key, _, _, admitted_at = _writable(conn, member_id)
+            counted = profile_key if admitted_at is not None else None  # applicants are in no totals
             for dataset_id, periods, kwh in prepared:
                 try:
-                    held = _put(conn, member_key, dataset_id, profile_key, periods, kwh)
+                    held = _put(conn, member_key, dataset_id, counted, periods, kwh)
                 except sqlite3.IntegrityError as exc:
                     name = self._dataset_names[dataset_id]
                     raise InvalidData(f"{name}: {_BAD_VALUES.get(str(exc), exc)}") from exc
@@ -361,11 +415,12 @@ def _put(
     conn: sqlite3.Connection,
     member_key: int,
     dataset_id: int,
-    profile_key: int,
+    profile_key: int | None,
     periods: np.ndarray,
     kwh: np.ndarray,
 ) -> int:
-    """Upsert one dataset's sorted, unique readings and add new - old to the profile's totals.
+    """Upsert one dataset's sorted, unique readings and add new - old to the profile's totals
+    (to none for an applicant).
 
     Returns how many readings replaced ones already held.
     """
@@ -385,15 +440,15 @@ def _put(
     for rows in q.load_sizes(periods.size):
         conn.execute(q.upsert_readings(rows), (member_key, dataset_id, *flat[pos : pos + 2 * rows]))
         pos += 2 * rows
-    totals.apply(conn, dataset_id, profile_key, periods, delta, added)
+    if profile_key is not None:
+        totals.apply(conn, dataset_id, profile_key, periods, delta, added)
     return int(new_at.size)
 
 
 def _move_totals(
     conn: sqlite3.Connection, member_key: int, old_profile: int | None, new_profile: int | None
 ) -> None:
-    """Move the member's readings from one profile's totals to another's (or to none, or from
-    none when `old_profile` is None)."""
+    """Move the member's readings from one profile's totals (or none) to another's (or none)."""
     rows = conn.execute(q.MEMBER_READINGS, (member_key,)).fetchall()
     readings = np.array(rows, dtype=_MEMBER_READING)
     for dataset_id in np.unique(readings["dataset_id"]).tolist():
@@ -406,7 +461,7 @@ def _move_totals(
 
 
 def _rebuild_totals(conn: sqlite3.Connection) -> None:
-    """Totals from the readings, where a migration asked for it (see 0008_exact_totals.sql)."""
+    """Totals from the readings, where a migration asked for it (see 0009_exact_totals.sql)."""
     asked = "SELECT 1 FROM sqlite_schema WHERE name = 'totals_to_rebuild'"
     if (
         conn.execute(asked).fetchone() is None
@@ -419,13 +474,22 @@ def _rebuild_totals(conn: sqlite3.Connection) -> None:
     conn.execute("DELETE FROM totals_to_rebuild")
 
 
-def _writable(conn: sqlite3.Connection, member_id: str) -> tuple[int, int, str, str | None]:
+def _writable(conn: sqlite3.Connection, member_id: str) -> tuple[int, int, str, str | None, str | None]:
+    """The member's keys, settings, erasure and admission times, if anything may be written to them."""
     row = conn.execute(q.MEMBER_KEYS, (member_id,)).fetchone()
     if row is None:
         raise NotFound(f"member {member_id!r} not found")
     if row[3] is not None:
         raise MemberErased(f"member {member_id!r} was erased")
     return row
+
+
+def _member(row: tuple) -> Member:
+    mid, name, created, settings, profile_id, erased, admitted, admitted_by, refused, reason, meter = row
+    return Member(
+        mid, name, _time(created), ConsentSettings.from_json(settings), profile_id, _maybe_time(erased),
+        _maybe_time(admitted), admitted_by, _maybe_time(refused), reason, bool(meter),
+    )  # fmt: skip
 
 
 def _record(row: tuple) -> ConsentRecord:
@@ -438,6 +502,10 @@ def _record(row: tuple) -> ConsentRecord:
 
 def _time(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+def _maybe_time(text: str | None) -> datetime | None:
+    return None if text is None else _time(text)
 
 
 def _bounds(start: int | None, end: int | None) -> tuple[int, int]:

@@ -9,22 +9,50 @@ WHERE member_key = ?1 AND dataset_id = ?2 AND period_start BETWEEN ?3 AND ?4"""
 MEMBER_READINGS = """SELECT dataset_id, period_start, kwh FROM readings
 WHERE member_key = ? ORDER BY dataset_id, period_start"""
 
-MEMBERS_IN_PROFILES = "SELECT member_key, profile_key FROM members WHERE profile_key IS NOT NULL"
+# Admitted members only: applicants' readings join the totals at admission.
+MEMBERS_IN_PROFILES = (
+    "SELECT member_key, profile_key FROM members WHERE profile_key IS NOT NULL AND admitted_at IS NOT NULL"
+)
 
-MEMBER_KEYS = """SELECT member_key, profile_key, settings_json, erased_at
+MEMBER_KEYS = """SELECT member_key, profile_key, settings_json, erased_at, admitted_at
 FROM members WHERE member_id = ?"""
 
-MEMBER = """SELECT m.member_id, m.display_name, m.created_at, m.settings_json,
-    coalesce(p.profile_id, ''), m.erased_at
-FROM members AS m LEFT JOIN profiles AS p USING (profile_key) WHERE m.member_id = ?"""
+_MEMBER_COLUMNS = """m.member_id, m.display_name, m.created_at, m.settings_json,
+    coalesce(p.profile_id, ''), m.erased_at, m.admitted_at, m.admitted_by, m.refused_at, m.refusal_reason,
+    m.meter_hash IS NOT NULL"""
 
-INSERT_MEMBER = """INSERT INTO members (member_id, display_name, created_at, settings_json, profile_key)
+_MEMBERS = "FROM members AS m LEFT JOIN profiles AS p USING (profile_key)"
+
+MEMBER = f"SELECT {_MEMBER_COLUMNS} {_MEMBERS} WHERE m.member_id = ?"
+
+# Applicants the board has not decided on, oldest first (a refused one is listed again only if admitted).
+APPLICANTS = f"""SELECT {_MEMBER_COLUMNS} {_MEMBERS}
+WHERE m.admitted_at IS NULL AND m.refused_at IS NULL AND m.erased_at IS NULL
+ORDER BY m.member_key LIMIT ?"""
+
+INSERT_MEMBER = """INSERT INTO members (member_id, display_name, created_at, settings_json, profile_key,
+    meter_hash, admitted_at, admitted_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""
+
+METER_HOLDER = "SELECT member_id FROM members WHERE meter_hash = ?"
+
+ADMIT = """UPDATE members SET admitted_at = ?, admitted_by = ?, refused_at = NULL, refusal_reason = ''
+WHERE member_key = ?"""
+
+REFUSE = "UPDATE members SET refused_at = ?, refusal_reason = ? WHERE member_key = ?"
+
+INSERT_INVITATION = """INSERT INTO invitations (invitation_id, code_hash, created_at, created_by, expires_at)
 VALUES (?, ?, ?, ?, ?)"""
+
+# The invitation a code opens, if unused and unexpired (?2 now); using it is the UPDATE below.
+OPEN_INVITATION = """SELECT invitation_key, invitation_id FROM invitations
+WHERE code_hash = ?1 AND used_at IS NULL AND expires_at > ?2"""
+
+USE_INVITATION = "UPDATE invitations SET used_at = ?, used_by = ? WHERE invitation_key = ?"
 
 UPDATE_CONSENT = "UPDATE members SET settings_json = ?, profile_key = ? WHERE member_key = ?"
 
 ERASE_MEMBER = """UPDATE members SET display_name = '', settings_json = ?, profile_key = NULL,
-    erased_at = ? WHERE member_key = ?"""
+    meter_hash = NULL, erased_at = ? WHERE member_key = ?"""
 
 DELETE_READINGS = "DELETE FROM readings WHERE member_key = ?"
 
@@ -56,7 +84,7 @@ WHERE member_key = ? AND dataset_id = ? AND period_start >= ? AND period_start <
 ORDER BY period_start"""
 
 PROFILES = """SELECT p.profile_id, p.settings_json, count(*)
-FROM members AS m JOIN profiles AS p USING (profile_key)
+FROM admitted_members AS m JOIN profiles AS p USING (profile_key)
 GROUP BY p.profile_key ORDER BY p.profile_id"""
 
 LOAD_CHUNK = 1024  # readings per INSERT; binding one multi-row VALUES beats executemany several-fold

@@ -107,7 +107,7 @@ def populate(
     values: dict[str, dict[str, np.ndarray]] = {}
     for i, settings in enumerate(consents):
         member_id = f"m{i:02d}"
-        node.store.create_member(member_id, f"Member {i}", settings)
+        node.store.create_member(member_id, f"Member {i}", settings, admitted_by="test")
         keep = np.ones(periods.size, bool) if i < last_day_members else ~last_day
         series = {ds: rng.gamma(2.0, 0.2, periods.size).round(3) for ds in ("demand", "generation", "export")}
         node.store.put_readings(member_id, [(ds, periods[keep], kwh[keep]) for ds, kwh in series.items()])

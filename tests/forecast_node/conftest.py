@@ -50,7 +50,7 @@ def store_readings(node: Node, readings: MemberReadings) -> dict[str, ConsentSet
     consents = {}
     for i, member_id in enumerate(readings.members["member_id"]):
         settings = CONSENTS[i % len(CONSENTS)]
-        node.store.create_member(member_id, f"Member {i}", settings)
+        node.store.create_member(member_id, f"Member {i}", settings, admitted_by="test")
         node.store.put_readings(
             member_id,
             [

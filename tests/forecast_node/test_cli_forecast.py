@@ -28,7 +28,9 @@ def coop_folder(folder: Path, *, ends_days_ago: int = 0, sharing: int = 6, parti
     config = init_node(folder, node_id="riverside", name="Riverside", listen="127.0.0.1:0", policies=POLICIES)
     with open_node(load_settings(config, environ={})) as node:
         for i, member_id in enumerate(readings.members["member_id"]):
-            node.store.create_member(member_id, f"Member {i}", GREEN if i < sharing else RED)
+            node.store.create_member(
+                member_id, f"Member {i}", GREEN if i < sharing else RED, admitted_by="test"
+            )
             rows = slice(-48 * partial, None) if partial and i == sharing - 1 else slice(None)
             series = [
                 (ds, readings.periods[rows], getattr(readings, ds)[rows, i].astype(float)) for ds in DATASETS

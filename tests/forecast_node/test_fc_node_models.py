@@ -247,7 +247,7 @@ def test_federated_training_needs_k_consenting_members(tmp_path) -> None:
     config = init_node(tmp_path, node_id="coop-small", name="small", listen="127.0.0.1:0", policies=POLICIES)
     with open_node(load_settings(config, environ={})) as node:
         for i in range(4):  # four green members: fewer than k = 5 may leave the co-op
-            node.store.create_member(f"m{i}", f"Member {i}", GREEN)
+            node.store.create_member(f"m{i}", f"Member {i}", GREEN, admitted_by="test")
             node.store.put_readings(
                 f"m{i}", [("demand", np.arange(0, 1800 * 48 * 30, 1800), np.ones(48 * 30))]
             )

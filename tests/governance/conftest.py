@@ -88,7 +88,7 @@ def add_member(
 ) -> str:
     """A member with half-hourly readings from 1 January 2024 (+ first_day), straight into storage."""
     member_id = "m-" + uuid.uuid4().hex[:12]
-    node.store.create_member(member_id, "member", settings)
+    node.store.create_member(member_id, "member", settings, admitted_by="test")
     periods = JAN + first_day * DAY + HH * np.arange(48 * days, dtype=np.int64)
     node.store.put_readings(member_id, [(ds, periods, np.full(periods.size, 0.5)) for ds in datasets])
     return member_id

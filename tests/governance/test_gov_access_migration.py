@@ -31,7 +31,7 @@ def _v2_database(path: Path) -> None:
     gov = SqliteGovernanceStore(store)
     _org(gov)
     _request(gov, "r1", RequestState.APPROVED, grant=True)
-    store.create_member("a", "a", ConsentSettings(level=ConsentLevel.GREEN))
+    store.create_member("a", "a", ConsentSettings(level=ConsentLevel.GREEN), admitted_by="test")
     with store._write() as conn:
         conn.execute(
             "INSERT INTO member_pseudonyms (member_key, pseudonym) "

@@ -100,7 +100,7 @@ def test_released_members_are_exactly_the_permitted_ones(
     ids = {}
     for settings_, datasets, periods in members:
         member_id = "m-" + uuid.uuid4().hex[:12]
-        node.store.create_member(member_id, "p", settings_)
+        node.store.create_member(member_id, "p", settings_, admitted_by="test")
         times = start + HH * np.arange(periods, dtype=np.int64)
         node.store.put_readings(member_id, [(ds, times, np.ones(periods)) for ds in datasets])
         ids[member_id] = (settings_, datasets)

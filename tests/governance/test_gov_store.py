@@ -235,7 +235,7 @@ def test_release_membership_contributors_and_the_access_log(stores: tuple[Store,
     _request(gov, "r1", RequestState.APPROVED, grant=True)
     green, red = ConsentSettings(level=ConsentLevel.GREEN), ConsentSettings(level=ConsentLevel.RED)
     for mid, settings, periods in (("a", green, [0, 1]), ("b", green, [5]), ("c", red, [0])):
-        store.create_member(mid, mid, settings)
+        store.create_member(mid, mid, settings, admitted_by="test")
         times = JAN + 1800 * np.array(periods, dtype=np.int64)
         store.put_readings(mid, [("demand", times, np.ones(len(periods)))])
     g, r = green.profile_id, red.profile_id
@@ -283,7 +283,7 @@ def test_the_access_log_holds_releases_under_either_kind_of_grant(
     store, gov = stores
     _org(gov)
     _request(gov, "r1", RequestState.APPROVED, grant=True)
-    store.create_member("a", "a", ConsentSettings(level=ConsentLevel.GREEN))
+    store.create_member("a", "a", ConsentSettings(level=ConsentLevel.GREEN), admitted_by="test")
     # a governance entry's organisation and request are those of its grant, whatever the entry says
     third = AccessEntry(
         NOW, "rel-1", "g-r1", "r-other", "org-other", "Other", "dpv:X", "third_party", "demand", "aggregate",

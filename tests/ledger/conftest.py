@@ -28,6 +28,6 @@ def add_member(
     node: Node, member_id: str, demand: float, generation: float = 0.0, export: float = 0.0
 ) -> None:
     """A member with flat readings for the day of T0."""
-    node.store.create_member(member_id, member_id, ConsentSettings())
+    node.store.create_member(member_id, member_id, ConsentSettings(), admitted_by="test")
     flat = {"demand": demand, "generation": generation, "export": export}
     node.store.put_readings(member_id, [(k, PERIODS, np.full(PERIODS.size, v)) for k, v in flat.items()])

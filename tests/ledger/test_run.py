@@ -39,7 +39,7 @@ def test_late_data_corrects_and_never_edits(node: Node) -> None:
     # bea's readings of two periods arrive late
     held = np.ones(PERIODS.size, bool)
     held[[10, 11]] = False
-    node.store.create_member("eve", "eve", node.store.get_member("ann").settings)
+    node.store.create_member("eve", "eve", node.store.get_member("ann").settings, admitted_by="test")
     node.store.put_readings("eve", [("demand", PERIODS[held], np.full(int(held.sum()), 0.5))])
     first = settle_span(node, T0, T0 + DAY, now=T0 + DAY)
     assert (first.settled, first.provisional) == (48, 2)
@@ -60,7 +60,7 @@ def test_late_data_corrects_and_never_edits(node: Node) -> None:
 
 def test_the_cut_off_makes_a_period_final_without_its_data(node: Node) -> None:
     _neighbourhood(node)
-    node.store.create_member("eve", "eve", node.store.get_member("ann").settings)
+    node.store.create_member("eve", "eve", node.store.get_member("ann").settings, admitted_by="test")
     node.store.put_readings("eve", [("demand", PERIODS[1:], np.full(47, 0.5))])
     assert settle_span(node, T0, T0 + DAY, now=T0 + DAY).provisional == 1
     assert settle_span(node, T0, T0 + DAY, now=T0 + 15 * DAY).provisional == 0

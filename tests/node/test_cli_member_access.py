@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from coopfed.node.cli.output import local_time
+from coopfed.v1 import governance_pb2 as pb
 from tests.governance.conftest import GREEN, add_member, approved_grant, data_request, fetch, gov, register
 
 from .test_cli_member import Cli
@@ -14,7 +15,8 @@ __all__ = ["gov"]  # the fixture, used by name
 
 def test_the_member_sees_who_received_their_data_in_local_time(gov, tmp_path, capsys):
     member = Cli(capsys, tmp_path / "member.json")
-    member("register", "--node", gov.address, "--name", "Grace")
+    code = gov.review.CreateInvitation(pb.CreateInvitationRequest(), metadata=gov.board()).code
+    member("register", "--node", gov.address, "--name", "Grace", "--invitation", code)
     member("set-consent", "--level", "green")
     csv = tmp_path / "jan.csv"
     # Winter in London is UTC+0: bare times are the same instants as the Z ones below.

@@ -26,7 +26,7 @@ def upload(i: int) -> tuple[str, list[tuple[str, np.ndarray, np.ndarray]]]:
 def main(path: str, synchronous: str) -> None:
     with SqliteStore(Path(path), synchronous=synchronous) as store:  # type: ignore[arg-type]
         for m in range(MEMBERS):
-            store.create_member(f"m{m}", "x", ConsentSettings(level=ConsentLevel.GREEN))
+            store.create_member(f"m{m}", "x", ConsentSettings(level=ConsentLevel.GREEN), admitted_by="test")
         print("ready", flush=True)
         i = 0
         while True:

@@ -13,7 +13,10 @@ from coopfed.node.model import DATASETS, HALF_HOUR, ConsentLevel, ConsentSetting
 from coopfed.node.storage import (
     AlreadyExists,
     InvalidData,
+    InvitationUnusable,
     MemberErased,
+    MeterTaken,
+    NotAnApplicant,
     NotFound,
     ReadingBatch,
     Store,
@@ -55,7 +58,7 @@ def totals(store: Store, settings: ConsentSettings, dataset: str = "demand") -> 
 
 def test_member_round_trips(store: Store) -> None:
     at = datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
-    created = store.create_member("m1", "Ann Example", AMBER, terms_version="t1", at=at)
+    created = store.create_member("m1", "Ann Example", AMBER, terms_version="t1", at=at, admitted_by="test")
     fetched = store.get_member("m1")
     assert fetched == created
     assert (fetched.display_name, fetched.settings, fetched.profile_id) == (
@@ -68,9 +71,9 @@ def test_member_round_trips(store: Store) -> None:
 
 
 def test_unknown_and_duplicate_members_are_refused(store: Store) -> None:
-    store.create_member("m1", "Ann", RED)
+    store.create_member("m1", "Ann", RED, admitted_by="test")
     with pytest.raises(AlreadyExists):
-        store.create_member("m1", "Someone else", GREEN)
+        store.create_member("m1", "Someone else", GREEN, admitted_by="test")
     assert store.get_member("m1").display_name == "Ann"
     for call in (
         lambda: store.get_member("nobody"),
@@ -87,19 +90,19 @@ def test_unknown_and_duplicate_members_are_refused(store: Store) -> None:
 @pytest.mark.parametrize("member_id", ["", "x" * 129])
 def test_member_ids_outside_limits_are_refused(store: Store, member_id: str) -> None:
     with pytest.raises(InvalidData):
-        store.create_member(member_id, "Ann", RED)
+        store.create_member(member_id, "Ann", RED, admitted_by="test")
 
 
 def test_naive_times_are_refused(store: Store) -> None:
     with pytest.raises(InvalidData, match="timezone"):
-        store.create_member("m1", "Ann", RED, at=datetime(2024, 1, 1))
+        store.create_member("m1", "Ann", RED, at=datetime(2024, 1, 1), admitted_by="test")
     with pytest.raises(NotFound):
         store.get_member("m1")
 
 
 def test_consent_history_records_what_changed(store: Store) -> None:
     t = datetime(2024, 1, 1, tzinfo=UTC)
-    store.create_member("m1", "Ann", RED, terms_version="t1", at=t)
+    store.create_member("m1", "Ann", RED, terms_version="t1", at=t, admitted_by="test")
     store.set_consent("m1", AMBER, terms_version="t1", at=t + timedelta(days=1))
     record = store.set_consent(
         "m1", RED, terms_version="t2", withdrawal_reason="moving house", at=t + timedelta(days=2)
@@ -121,7 +124,7 @@ def test_consent_history_records_what_changed(store: Store) -> None:
 
 
 def test_nudges_are_recorded_but_do_not_change_the_profile(store: Store) -> None:
-    store.create_member("m1", "Ann", GREEN)
+    store.create_member("m1", "Ann", GREEN, admitted_by="test")
     store.put_readings("m1", [("demand", grid(3), np.ones(3))])
     with_nudges = ConsentSettings(level=ConsentLevel.GREEN, nudges=True)
     record = store.set_consent("m1", with_nudges)
@@ -134,15 +137,15 @@ def test_nudges_are_recorded_but_do_not_change_the_profile(store: Store) -> None
 
 def test_profiles_count_members_by_consent_profile(store: Store) -> None:
     for i, settings in enumerate([GREEN, GREEN, AMBER, RED]):
-        store.create_member(f"m{i}", "x", settings)
+        store.create_member(f"m{i}", "x", settings, admitted_by="test")
     store.set_consent("m3", GREEN)
     got = {p.profile_id: (p.settings, p.member_count) for p in store.profiles()}
     assert got == {GREEN.profile_id: (GREEN, 3), AMBER.profile_id: (AMBER, 1)}
 
 
 def test_consent_change_moves_readings_between_profile_totals(store: Store) -> None:
-    store.create_member("a", "A", GREEN)
-    store.create_member("b", "B", GREEN)
+    store.create_member("a", "A", GREEN, admitted_by="test")
+    store.create_member("b", "B", GREEN, admitted_by="test")
     store.put_readings("a", [("demand", grid(4), np.array([1.0, 2.0, 3.0, 4.0]))])
     store.put_readings("b", [("demand", grid(2, first=2), np.array([10.0, 20.0]))])
     store.set_consent("a", AMBER)
@@ -161,7 +164,7 @@ def test_consent_change_moves_readings_between_profile_totals(store: Store) -> N
 
 
 def test_upload_replaces_readings_for_periods_already_held(store: Store) -> None:
-    store.create_member("m1", "Ann", GREEN)
+    store.create_member("m1", "Ann", GREEN, admitted_by="test")
     first = store.put_readings("m1", [("demand", grid(4), np.full(4, 1.0))])
     assert (first.inserted, first.replaced) == (4, 0)
     inserted, replaced = store.put_readings("m1", [("demand", grid(4, first=2), np.full(4, 5.0))])
@@ -172,7 +175,7 @@ def test_upload_replaces_readings_for_periods_already_held(store: Store) -> None
 
 
 def test_large_uploads_overlapping_earlier_ones(store: Store) -> None:
-    store.create_member("m1", "Ann", GREEN)
+    store.create_member("m1", "Ann", GREEN, admitted_by="test")
     store.put_readings("m1", [("demand", grid(2500), np.full(2500, 1.0))])
     inserted, replaced = store.put_readings("m1", [("demand", grid(3000, first=1700), np.full(3000, 2.0))])
     assert (inserted, replaced) == (2200, 800)
@@ -183,7 +186,7 @@ def test_large_uploads_overlapping_earlier_ones(store: Store) -> None:
 
 
 def test_batches_apply_in_order_within_one_upload(store: Store) -> None:
-    store.create_member("m1", "Ann", GREEN)
+    store.create_member("m1", "Ann", GREEN, admitted_by="test")
     result = store.put_readings(
         "m1",
         [
@@ -203,7 +206,7 @@ def test_batches_apply_in_order_within_one_upload(store: Store) -> None:
 
 
 def test_unsorted_uploads_are_stored_in_period_order(store: Store) -> None:
-    store.create_member("m1", "Ann", GREEN)
+    store.create_member("m1", "Ann", GREEN, admitted_by="test")
     periods = grid(5)[[3, 0, 4, 1, 2]]
     store.put_readings("m1", [("demand", periods, (periods - T0) / HALF_HOUR)])  # kWh: the index
     (batch,) = store.iter_readings("m1")
@@ -231,7 +234,7 @@ BAD_BATCHES = {
 
 @pytest.mark.parametrize("bad", BAD_BATCHES.values(), ids=BAD_BATCHES.keys())
 def test_bad_values_are_refused_and_nothing_of_the_upload_is_written(store: Store, bad: tuple) -> None:
-    store.create_member("m1", "Ann", GREEN)
+    store.create_member("m1", "Ann", GREEN, admitted_by="test")
     store.put_readings("m1", [("demand", grid(2), np.array([3.0, 4.0]))])
     good = ("generation", grid(3), np.ones(3))
     replacing = ("demand", grid(2), np.array([30.0, 40.0]))
@@ -243,14 +246,14 @@ def test_bad_values_are_refused_and_nothing_of_the_upload_is_written(store: Stor
 
 
 def test_empty_batches_write_nothing(store: Store) -> None:
-    store.create_member("m1", "Ann", GREEN)
+    store.create_member("m1", "Ann", GREEN, admitted_by="test")
     assert store.put_readings("m1", [("demand", np.array([], dtype=np.int64), np.array([]))]) == (0, 0)
     assert store.put_readings("m1", []) == (0, 0)
     assert list(store.iter_readings("m1")) == []
 
 
 def test_iter_readings_filters_and_chunks(store: Store) -> None:
-    store.create_member("m1", "Ann", GREEN)
+    store.create_member("m1", "Ann", GREEN, admitted_by="test")
     store.put_readings("m1", [(ds, grid(10), np.arange(10.0) + i) for i, ds in enumerate(DATASETS)])
     chunks = list(store.iter_readings("m1", chunk=4))
     assert [(c.dataset, c.periods.size) for c in chunks] == [
@@ -267,7 +270,7 @@ def test_iter_readings_filters_and_chunks(store: Store) -> None:
 
 
 def test_iter_readings_reads_one_snapshot(store: Store) -> None:
-    store.create_member("m1", "Ann", GREEN)
+    store.create_member("m1", "Ann", GREEN, admitted_by="test")
     store.put_readings("m1", [("demand", grid(6), np.ones(6)), ("export", grid(2), np.ones(2))])
     stream = store.iter_readings("m1", chunk=3)
     first = next(stream)
@@ -282,8 +285,8 @@ def test_iter_readings_reads_one_snapshot(store: Store) -> None:
 
 
 def test_erasure_removes_readings_and_personal_details_and_keeps_consent_history(store: Store) -> None:
-    store.create_member("gone", "Ann Example", GREEN, terms_version="t1")
-    store.create_member("stays", "Bob", GREEN)
+    store.create_member("gone", "Ann Example", GREEN, terms_version="t1", admitted_by="test")
+    store.create_member("stays", "Bob", GREEN, admitted_by="test")
     store.put_readings("gone", [("demand", grid(3), np.ones(3)), ("export", grid(2), np.ones(2))])
     store.put_readings("stays", [("demand", grid(2), np.full(2, 2.0))])
     assert store.erase_member("gone", reason="leaving the co-op") == 5
@@ -305,14 +308,14 @@ def test_erasure_removes_readings_and_personal_details_and_keeps_consent_history
 
 
 def test_an_erased_member_cannot_be_written_to_or_recreated(store: Store) -> None:
-    store.create_member("m1", "Ann", GREEN)
+    store.create_member("m1", "Ann", GREEN, admitted_by="test")
     store.erase_member("m1")
     with pytest.raises(MemberErased):
         store.put_readings("m1", [("demand", grid(1), np.ones(1))])
     with pytest.raises(MemberErased):
         store.set_consent("m1", GREEN)
     with pytest.raises(AlreadyExists):
-        store.create_member("m1", "Ann again", GREEN)
+        store.create_member("m1", "Ann again", GREEN, admitted_by="test")
     assert store.erase_member("m1") == 0
     assert len(store.consent_history("m1")) == 2
 
@@ -322,7 +325,7 @@ def test_an_erased_member_cannot_be_written_to_or_recreated(store: Store) -> Non
 
 def test_profile_totals_sum_over_the_profiles_asked_for(store: Store) -> None:
     for member, settings in [("a", GREEN), ("b", AMBER), ("c", RED)]:
-        store.create_member(member, member, settings)
+        store.create_member(member, member, settings, admitted_by="test")
     store.put_readings("a", [("demand", grid(3), np.array([1.0, 2.0, 3.0]))])
     store.put_readings("b", [("demand", grid(2, first=1), np.array([10.0, 20.0]))])
     store.put_readings("c", [("demand", grid(3), np.full(3, 100.0))])
@@ -360,7 +363,7 @@ def test_readings_beyond_any_meter_are_refused(store: Store) -> None:
 
 
 def test_profile_totals_span_days(store: Store) -> None:
-    store.create_member("m1", "Ann", GREEN)
+    store.create_member("m1", "Ann", GREEN, admitted_by="test")
     periods = grid(48 * 3 + 5, first=40)  # part of one day, two whole days, part of a fourth
     store.put_readings("m1", [("demand", periods, np.ones(periods.size))])
     got = store.profile_totals([GREEN.profile_id], "demand", start=int(periods[3]), end=int(periods[-2]))
@@ -371,8 +374,8 @@ def test_profile_totals_span_days(store: Store) -> None:
 
 def test_newest_period_is_the_latest_half_hour_held_by_anyone(store: Store) -> None:
     assert store.newest_period() is None
-    store.create_member("m1", "Ann", GREEN)
-    store.create_member("m2", "Bob", RED)
+    store.create_member("m1", "Ann", GREEN, admitted_by="test")
+    store.create_member("m2", "Bob", RED, admitted_by="test")
     store.put_readings("m1", [("demand", grid(3), np.ones(3))])
     assert store.newest_period() == int(grid(3)[-1])
     late = grid(1, first=48 * 2 + 7)  # two days later, in another profile and dataset
@@ -388,7 +391,7 @@ def test_newest_period_is_the_latest_half_hour_held_by_anyone(store: Store) -> N
 def test_concurrent_writers_and_readers_from_threads(store: Store) -> None:
     members = [f"m{i}" for i in range(6)]
     for member in members:
-        store.create_member(member, member, GREEN)
+        store.create_member(member, member, GREEN, admitted_by="test")
     errors: list[BaseException] = []
 
     def write(member: str) -> None:
@@ -422,7 +425,12 @@ def test_concurrent_writers_and_readers_from_threads(store: Store) -> None:
 
 def test_calls_through_asyncio_to_thread(store: Store) -> None:
     async def scenario() -> list:
-        await asyncio.gather(*(asyncio.to_thread(store.create_member, f"m{i}", "x", GREEN) for i in range(4)))
+        await asyncio.gather(
+            *(
+                asyncio.to_thread(store.create_member, f"m{i}", "x", GREEN, admitted_by="test")
+                for i in range(4)
+            )
+        )
         uploads = [
             asyncio.to_thread(store.put_readings, f"m{i}", [("demand", grid(10), np.full(10, float(i)))])
             for i in range(4)
@@ -437,3 +445,79 @@ def test_calls_through_asyncio_to_thread(store: Store) -> None:
     chunks = asyncio.run(scenario())
     assert [c.periods.size for c in chunks] == [4, 4, 2]
     assert totals(store, GREEN) == {int(p): (6.0, 4) for p in grid(10)}
+
+
+# admission: only admitted members count
+
+
+def test_an_applicant_counts_toward_nothing_until_admitted(store: Store) -> None:
+    store.create_member("real", "Ann", GREEN, admitted_by="board:test")
+    store.create_member("fake", "Fake", GREEN)
+    assert store.get_member("fake").status == "applicant"
+    store.put_readings("real", [("demand", grid(2), np.array([1.0, 2.0]))])
+    store.put_readings("fake", [("demand", grid(2), np.array([10.0, 20.0]))])
+    assert totals(store, GREEN) == {int(grid(1)[0]): (1.0, 1), int(grid(2)[1]): (2.0, 1)}
+    assert [(p.profile_id, p.member_count) for p in store.profiles()] == [(GREEN.profile_id, 1)]
+    assert [m.member_id for m in store.applicants()] == ["fake"]
+
+    admitted = store.admit_member("fake", by="board:ann")
+    assert (admitted.status, admitted.admitted_by) == ("admitted", "board:ann")
+    assert totals(store, GREEN) == {int(grid(1)[0]): (11.0, 2), int(grid(2)[1]): (22.0, 2)}
+    assert store.profiles()[0].member_count == 2
+    assert store.applicants() == []
+    assert store.admit_member("fake", by="board:bob").admitted_by == "board:ann"  # once only
+    assert totals(store, GREEN)[int(grid(1)[0])] == (11.0, 2)
+
+
+def test_an_applicants_consent_changes_and_erasure_leave_the_totals_alone(store: Store) -> None:
+    store.create_member("a", "A", GREEN)
+    store.put_readings("a", [("demand", grid(3), np.ones(3))])
+    store.set_consent("a", AMBER)
+    store.put_readings("a", [("demand", grid(3), np.full(3, 2.0))])  # replaces, still uncounted
+    assert totals(store, GREEN) == totals(store, AMBER) == {}
+    store.admit_member("a", by="board:test")
+    assert totals(store, AMBER) == {int(p): (2.0, 1) for p in grid(3)}
+    store.set_consent("a", GREEN)
+    assert totals(store, AMBER) == {}
+    assert len(totals(store, GREEN)) == 3
+    store.create_member("b", "B", GREEN)
+    store.put_readings("b", [("demand", grid(3), np.ones(3))])
+    assert store.erase_member("b") == 3
+    assert totals(store, GREEN) == {int(p): (2.0, 1) for p in grid(3)}
+
+
+def test_a_refused_applicant_stays_out_and_an_admitted_member_cannot_be_refused(store: Store) -> None:
+    store.create_member("a", "A", GREEN)
+    refused = store.refuse_member("a", reason="no such address in the co-op")
+    assert (refused.status, refused.refusal_reason) == ("refused", "no such address in the co-op")
+    assert store.applicants() == []
+    assert store.profiles() == []
+    store.create_member("b", "B", GREEN, admitted_by="board:test")
+    with pytest.raises(NotAnApplicant):
+        store.refuse_member("b", reason="changed our minds")
+    assert store.get_member("b").status == "admitted"
+
+
+def test_a_meter_belongs_to_one_member_until_erased(store: Store) -> None:
+    meter = bytes(range(32))
+    store.create_member("a", "A", GREEN, meter=meter)
+    assert store.get_member("a").has_meter
+    with pytest.raises(MeterTaken):
+        store.create_member("b", "B", GREEN, meter=meter)
+    with pytest.raises(NotFound):
+        store.get_member("b")  # nothing written
+    store.erase_member("a")
+    assert store.create_member("b", "B", GREEN, meter=meter).has_meter
+
+
+def test_an_invitation_admits_once_and_not_after_it_expires(store: Store) -> None:
+    now = datetime.now(UTC)
+    store.create_invitation("inv-1", b"1" * 32, now + timedelta(days=1), created_by="board:test")
+    store.create_invitation("inv-2", b"2" * 32, now - timedelta(seconds=1), created_by="board:test")
+    member = store.create_member("a", "A", GREEN, invitation=b"1" * 32)
+    assert (member.status, member.admitted_by) == ("admitted", "invitation inv-1")
+    for code in (b"1" * 32, b"2" * 32, b"3" * 32):  # used, expired, never issued
+        with pytest.raises(InvitationUnusable):
+            store.create_member("b", "B", GREEN, invitation=code)
+    with pytest.raises(NotFound):
+        store.get_member("b")

@@ -23,7 +23,7 @@ T0 = 1704067200  # 2024-01-01T00:00:00Z
 def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Store, LedgerStore]]:
     with BACKENDS[request.param](tmp_path) as store:
         for member in ("alice", "bob"):
-            store.create_member(member, member, ConsentSettings())
+            store.create_member(member, member, ConsentSettings(), admitted_by="test")
         yield store, LEDGER_BACKENDS[request.param](store)
 
 

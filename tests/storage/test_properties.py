@@ -126,7 +126,7 @@ def test_totals_always_equal_the_readings_of_each_profiles_members(
     with tempfile.TemporaryDirectory() as folder, BACKENDS[backend](Path(folder)) as store:
         model = Model(initial)
         for member, choice in zip(MEMBERS, initial, strict=True):
-            store.create_member(member, member, CHOICES[choice])
+            store.create_member(member, member, CHOICES[choice], admitted_by="test")
         for op in ops:
             apply(store, model, op)
             check(store, model)

@@ -50,7 +50,7 @@ def test_closed_store_refuses_calls(db: Path) -> None:
     store = SqliteStore(db)
     store.close()
     with pytest.raises(StorageError, match="closed"):
-        store.create_member("m1", "Ann", GREEN)
+        store.create_member("m1", "Ann", GREEN, admitted_by="test")
     with pytest.raises(StorageError, match="closed"):
         store.profiles()
 
@@ -60,10 +60,10 @@ def test_a_writer_in_another_process_past_the_busy_timeout_is_reported_busy(db: 
         other = raw(db)
         other.execute("BEGIN IMMEDIATE")
         with pytest.raises(StorageBusy):
-            store.create_member("m1", "Ann", GREEN)
+            store.create_member("m1", "Ann", GREEN, admitted_by="test")
         assert store.profiles() == []  # readers are not blocked by a writer
         other.execute("ROLLBACK")
-        store.create_member("m1", "Ann", GREEN)
+        store.create_member("m1", "Ann", GREEN, admitted_by="test")
 
 
 def test_datasets_match_the_domain_model(db: Path) -> None:
@@ -161,7 +161,7 @@ INSERT INTO t VALUES ('a;b');
 
 def test_readings_table_refuses_garbage(db: Path) -> None:
     with SqliteStore(db) as store:
-        store.create_member("m1", "Ann", GREEN)
+        store.create_member("m1", "Ann", GREEN, admitted_by="test")
     conn = raw(db)
     insert = "INSERT INTO readings (member_key, dataset_id, period_start, kwh) VALUES (?, ?, ?, ?)"
     conn.execute(insert, (1, 1, T0, 1.5))
@@ -176,7 +176,7 @@ def test_readings_table_refuses_garbage(db: Path) -> None:
 
 def test_consent_records_are_append_only(db: Path) -> None:
     with SqliteStore(db) as store:
-        store.create_member("m1", "Ann", GREEN)
+        store.create_member("m1", "Ann", GREEN, admitted_by="test")
     conn = raw(db)
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         conn.execute("UPDATE consent_records SET terms_version = 'forged'")
@@ -227,7 +227,7 @@ def test_totals_rows_match_readings_and_empty_days_are_deleted(db: Path) -> None
     rng = np.random.default_rng(3)
     with SqliteStore(db) as store:
         for i in range(4):
-            store.create_member(f"m{i}", "x", GREEN if i % 2 else amber)
+            store.create_member(f"m{i}", "x", GREEN if i % 2 else amber, admitted_by="test")
             periods = T0 + HALF_HOUR * np.arange(i * 30, i * 30 + 100)
             store.put_readings(
                 f"m{i}", [("demand", periods, rng.random(100)), ("export", periods[:7], np.ones(7))]
@@ -248,8 +248,8 @@ def test_totals_rows_match_readings_and_empty_days_are_deleted(db: Path) -> None
 def test_totals_over_more_days_than_one_statement_writes(db: Path) -> None:
     periods = T0 + HALF_HOUR * np.arange(400 * 48)
     with SqliteStore(db) as store:
-        store.create_member("m1", "Ann", ConsentSettings())
-        store.create_member("m2", "Bob", GREEN)
+        store.create_member("m1", "Ann", ConsentSettings(), admitted_by="test")
+        store.create_member("m2", "Bob", GREEN, admitted_by="test")
         store.put_readings("m1", [("demand", periods, np.full(periods.size, 0.25))])
         store.put_readings("m2", [("demand", periods[::7], np.full(periods[::7].size, 1.0))])
         store.set_consent("m1", GREEN)
@@ -260,8 +260,8 @@ def test_totals_over_more_days_than_one_statement_writes(db: Path) -> None:
         assert got.member_count.sum() == periods.size + periods[::7].size
 
 
-def test_totals_kept_as_floats_before_0008_are_rebuilt_exactly_from_the_readings(db: Path) -> None:
-    before = [m for m in bundled_migrations() if m.name < "0008"]
+def test_totals_kept_as_floats_before_0009_are_rebuilt_exactly_from_the_readings(db: Path) -> None:
+    before = [m for m in bundled_migrations() if m.name < "0009"]
     with SqliteStore(db, migrations=before) as store:
         store.create_member("m1", "x", GREEN)
         store.put_readings("m1", [("demand", T0 + HALF_HOUR * np.arange(3), np.array([0.1, 0.2, 0.3]))])
@@ -272,3 +272,23 @@ def test_totals_kept_as_floats_before_0008_are_rebuilt_exactly_from_the_readings
         assert got.kwh_sum.tolist() == [0.1, 0.2, 0.3]
         assert got.member_count.tolist() == [1, 1, 1]
     assert raw(db).execute("SELECT count(*) FROM totals_to_rebuild").fetchone()[0] == 0
+
+
+def test_members_who_joined_before_admission_existed_stay_admitted_and_counted(db: Path) -> None:
+    before = [m for m in bundled_migrations() if m.name < "0010"]
+    periods = np.arange(3, dtype=np.int64) * HALF_HOUR
+    with SqliteStore(db, migrations=before) as old:
+        conn = old._writer  # the old schema, written as the old code wrote it
+        assert conn is not None
+        conn.execute("INSERT INTO profiles (profile_id, settings_json) VALUES (?, '{}')", (GREEN.profile_id,))
+        conn.execute(
+            "INSERT INTO members (member_id, display_name, created_at, settings_json, profile_key)"
+            " VALUES ('old', 'Old', '2024-01-01T00:00:00.000000+00:00', ?, 1)",
+            (GREEN.to_json(),),
+        )
+    with SqliteStore(db) as new:
+        member = new.get_member("old")
+        assert member.status == "admitted"
+        assert member.admitted_at == member.created_at
+        new.put_readings("old", [("demand", periods, np.ones(3))])
+        assert new.profile_totals([GREEN.profile_id], "demand").member_count.tolist() == [1, 1, 1]

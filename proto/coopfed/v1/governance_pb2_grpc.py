@@ -450,6 +450,26 @@ class ReviewServiceStub:
                 request_serializer=coopfed_dot_v1_dot_governance__pb2.RevokeGrantRequest.SerializeToString,
                 response_deserializer=coopfed_dot_v1_dot_governance__pb2.Grant.FromString,
                 _registered_method=True)
+        self.ListApplicants = channel.unary_unary(
+                '/coopfed.v1.ReviewService/ListApplicants',
+                request_serializer=coopfed_dot_v1_dot_governance__pb2.ListApplicantsRequest.SerializeToString,
+                response_deserializer=coopfed_dot_v1_dot_governance__pb2.ListApplicantsResponse.FromString,
+                _registered_method=True)
+        self.AdmitMember = channel.unary_unary(
+                '/coopfed.v1.ReviewService/AdmitMember',
+                request_serializer=coopfed_dot_v1_dot_governance__pb2.AdmitMemberRequest.SerializeToString,
+                response_deserializer=coopfed_dot_v1_dot_governance__pb2.Admission.FromString,
+                _registered_method=True)
+        self.RefuseMember = channel.unary_unary(
+                '/coopfed.v1.ReviewService/RefuseMember',
+                request_serializer=coopfed_dot_v1_dot_governance__pb2.RefuseMemberRequest.SerializeToString,
+                response_deserializer=coopfed_dot_v1_dot_governance__pb2.Admission.FromString,
+                _registered_method=True)
+        self.CreateInvitation = channel.unary_unary(
+                '/coopfed.v1.ReviewService/CreateInvitation',
+                request_serializer=coopfed_dot_v1_dot_governance__pb2.CreateInvitationRequest.SerializeToString,
+                response_deserializer=coopfed_dot_v1_dot_governance__pb2.Invitation.FromString,
+                _registered_method=True)
 
 
 class ReviewServiceServicer:
@@ -500,6 +520,37 @@ class ReviewServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListApplicants(self, request, context):
+        """Members who applied and wait for the board's decision, oldest first. An applicant counts
+        toward no group size and appears in no release until admitted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AdmitMember(self, request, context):
+        """Admit an applicant (or one refused before): from now on they count toward k and their
+        readings, those already uploaded included, join releases their consent allows.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RefuseMember(self, request, context):
+        """Refuse an applicant, with a reason the applicant reads. FAILED_PRECONDITION if admitted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateInvitation(self, request, context):
+        """A single-use invitation: a member who registers with its code is admitted at once.
+        The code is in this response only; the node keeps its hash.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReviewServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -532,6 +583,26 @@ def add_ReviewServiceServicer_to_server(servicer, server):
                     servicer.RevokeGrant,
                     request_deserializer=coopfed_dot_v1_dot_governance__pb2.RevokeGrantRequest.FromString,
                     response_serializer=coopfed_dot_v1_dot_governance__pb2.Grant.SerializeToString,
+            ),
+            'ListApplicants': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListApplicants,
+                    request_deserializer=coopfed_dot_v1_dot_governance__pb2.ListApplicantsRequest.FromString,
+                    response_serializer=coopfed_dot_v1_dot_governance__pb2.ListApplicantsResponse.SerializeToString,
+            ),
+            'AdmitMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.AdmitMember,
+                    request_deserializer=coopfed_dot_v1_dot_governance__pb2.AdmitMemberRequest.FromString,
+                    response_serializer=coopfed_dot_v1_dot_governance__pb2.Admission.SerializeToString,
+            ),
+            'RefuseMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.RefuseMember,
+                    request_deserializer=coopfed_dot_v1_dot_governance__pb2.RefuseMemberRequest.FromString,
+                    response_serializer=coopfed_dot_v1_dot_governance__pb2.Admission.SerializeToString,
+            ),
+            'CreateInvitation': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateInvitation,
+                    request_deserializer=coopfed_dot_v1_dot_governance__pb2.CreateInvitationRequest.FromString,
+                    response_serializer=coopfed_dot_v1_dot_governance__pb2.Invitation.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -697,6 +768,114 @@ class ReviewService:
             '/coopfed.v1.ReviewService/RevokeGrant',
             coopfed_dot_v1_dot_governance__pb2.RevokeGrantRequest.SerializeToString,
             coopfed_dot_v1_dot_governance__pb2.Grant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListApplicants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/coopfed.v1.ReviewService/ListApplicants',
+            coopfed_dot_v1_dot_governance__pb2.ListApplicantsRequest.SerializeToString,
+            coopfed_dot_v1_dot_governance__pb2.ListApplicantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AdmitMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/coopfed.v1.ReviewService/AdmitMember',
+            coopfed_dot_v1_dot_governance__pb2.AdmitMemberRequest.SerializeToString,
+            coopfed_dot_v1_dot_governance__pb2.Admission.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RefuseMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/coopfed.v1.ReviewService/RefuseMember',
+            coopfed_dot_v1_dot_governance__pb2.RefuseMemberRequest.SerializeToString,
+            coopfed_dot_v1_dot_governance__pb2.Admission.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateInvitation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/coopfed.v1.ReviewService/CreateInvitation',
+            coopfed_dot_v1_dot_governance__pb2.CreateInvitationRequest.SerializeToString,
+            coopfed_dot_v1_dot_governance__pb2.Invitation.FromString,
             options,
             channel_credentials,
             insecure,

@@ -178,6 +178,20 @@ class ReviewServiceStub:
     """
     RevokeGrant: _grpc.UnaryUnaryMultiCallable[_governance_pb2.RevokeGrantRequest, _governance_pb2.Grant]
     """Revoke a grant before it expires. Takes effect on the grantee's next message."""
+    ListApplicants: _grpc.UnaryUnaryMultiCallable[_governance_pb2.ListApplicantsRequest, _governance_pb2.ListApplicantsResponse]
+    """Members who applied and wait for the board's decision, oldest first. An applicant counts
+    toward no group size and appears in no release until admitted.
+    """
+    AdmitMember: _grpc.UnaryUnaryMultiCallable[_governance_pb2.AdmitMemberRequest, _governance_pb2.Admission]
+    """Admit an applicant (or one refused before): from now on they count toward k and their
+    readings, those already uploaded included, join releases their consent allows.
+    """
+    RefuseMember: _grpc.UnaryUnaryMultiCallable[_governance_pb2.RefuseMemberRequest, _governance_pb2.Admission]
+    """Refuse an applicant, with a reason the applicant reads. FAILED_PRECONDITION if admitted."""
+    CreateInvitation: _grpc.UnaryUnaryMultiCallable[_governance_pb2.CreateInvitationRequest, _governance_pb2.Invitation]
+    """A single-use invitation: a member who registers with its code is admitted at once.
+    The code is in this response only; the node keeps its hash.
+    """
 
 @_typing.type_check_only
 class ReviewServiceAsyncStub(ReviewServiceStub):
@@ -200,6 +214,20 @@ class ReviewServiceAsyncStub(ReviewServiceStub):
     """
     RevokeGrant: _aio.UnaryUnaryMultiCallable[_governance_pb2.RevokeGrantRequest, _governance_pb2.Grant]  # type: ignore[assignment]
     """Revoke a grant before it expires. Takes effect on the grantee's next message."""
+    ListApplicants: _aio.UnaryUnaryMultiCallable[_governance_pb2.ListApplicantsRequest, _governance_pb2.ListApplicantsResponse]  # type: ignore[assignment]
+    """Members who applied and wait for the board's decision, oldest first. An applicant counts
+    toward no group size and appears in no release until admitted.
+    """
+    AdmitMember: _aio.UnaryUnaryMultiCallable[_governance_pb2.AdmitMemberRequest, _governance_pb2.Admission]  # type: ignore[assignment]
+    """Admit an applicant (or one refused before): from now on they count toward k and their
+    readings, those already uploaded included, join releases their consent allows.
+    """
+    RefuseMember: _aio.UnaryUnaryMultiCallable[_governance_pb2.RefuseMemberRequest, _governance_pb2.Admission]  # type: ignore[assignment]
+    """Refuse an applicant, with a reason the applicant reads. FAILED_PRECONDITION if admitted."""
+    CreateInvitation: _aio.UnaryUnaryMultiCallable[_governance_pb2.CreateInvitationRequest, _governance_pb2.Invitation]  # type: ignore[assignment]
+    """A single-use invitation: a member who registers with its code is admitted at once.
+    The code is in this response only; the node keeps its hash.
+    """
 
 class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
     """What the co-op's board does: verify organisations, decide referred requests, revoke grants."""
@@ -255,6 +283,44 @@ class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_governance_pb2.Grant, _abc.Awaitable[_governance_pb2.Grant]]:
         """Revoke a grant before it expires. Takes effect on the grantee's next message."""
+
+    @_abc_1.abstractmethod
+    def ListApplicants(
+        self,
+        request: _governance_pb2.ListApplicantsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_governance_pb2.ListApplicantsResponse, _abc.Awaitable[_governance_pb2.ListApplicantsResponse]]:
+        """Members who applied and wait for the board's decision, oldest first. An applicant counts
+        toward no group size and appears in no release until admitted.
+        """
+
+    @_abc_1.abstractmethod
+    def AdmitMember(
+        self,
+        request: _governance_pb2.AdmitMemberRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_governance_pb2.Admission, _abc.Awaitable[_governance_pb2.Admission]]:
+        """Admit an applicant (or one refused before): from now on they count toward k and their
+        readings, those already uploaded included, join releases their consent allows.
+        """
+
+    @_abc_1.abstractmethod
+    def RefuseMember(
+        self,
+        request: _governance_pb2.RefuseMemberRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_governance_pb2.Admission, _abc.Awaitable[_governance_pb2.Admission]]:
+        """Refuse an applicant, with a reason the applicant reads. FAILED_PRECONDITION if admitted."""
+
+    @_abc_1.abstractmethod
+    def CreateInvitation(
+        self,
+        request: _governance_pb2.CreateInvitationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_governance_pb2.Invitation, _abc.Awaitable[_governance_pb2.Invitation]]:
+        """A single-use invitation: a member who registers with its code is admitted at once.
+        The code is in this response only; the node keeps its hash.
+        """
 
 def add_ReviewServiceServicer_to_server(servicer: ReviewServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

@@ -39,6 +39,11 @@ class MemberServiceStub:
                 request_serializer=coopfed_dot_v1_dot_member__pb2.RegisterRequest.SerializeToString,
                 response_deserializer=coopfed_dot_v1_dot_member__pb2.RegisterResponse.FromString,
                 _registered_method=True)
+        self.GetMembership = channel.unary_unary(
+                '/coopfed.v1.MemberService/GetMembership',
+                request_serializer=coopfed_dot_v1_dot_member__pb2.GetMembershipRequest.SerializeToString,
+                response_deserializer=coopfed_dot_v1_dot_member__pb2.Membership.FromString,
+                _registered_method=True)
         self.GetConsent = channel.unary_unary(
                 '/coopfed.v1.MemberService/GetConsent',
                 request_serializer=coopfed_dot_v1_dot_member__pb2.GetConsentRequest.SerializeToString,
@@ -85,7 +90,18 @@ class MemberServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Register(self, request, context):
-        """Join the co-op. Returns the member id and a bearer token for later calls.
+        """Apply to join the co-op. Returns the member id and a bearer token for later calls. The
+        member is an applicant until the board admits them, or admitted at once with a valid
+        invitation code (PERMISSION_DENIED for one unknown, used or expired). ALREADY_EXISTS if
+        another member holds the meter; RESOURCE_EXHAUSTED when too many registrations come from
+        one address.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMembership(self, request, context):
+        """Whether the member is an applicant, admitted or refused (and why).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -158,6 +174,11 @@ def add_MemberServiceServicer_to_server(servicer, server):
                     request_deserializer=coopfed_dot_v1_dot_member__pb2.RegisterRequest.FromString,
                     response_serializer=coopfed_dot_v1_dot_member__pb2.RegisterResponse.SerializeToString,
             ),
+            'GetMembership': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMembership,
+                    request_deserializer=coopfed_dot_v1_dot_member__pb2.GetMembershipRequest.FromString,
+                    response_serializer=coopfed_dot_v1_dot_member__pb2.Membership.SerializeToString,
+            ),
             'GetConsent': grpc.unary_unary_rpc_method_handler(
                     servicer.GetConsent,
                     request_deserializer=coopfed_dot_v1_dot_member__pb2.GetConsentRequest.FromString,
@@ -226,6 +247,33 @@ class MemberService:
             '/coopfed.v1.MemberService/Register',
             coopfed_dot_v1_dot_member__pb2.RegisterRequest.SerializeToString,
             coopfed_dot_v1_dot_member__pb2.RegisterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMembership(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/coopfed.v1.MemberService/GetMembership',
+            coopfed_dot_v1_dot_member__pb2.GetMembershipRequest.SerializeToString,
+            coopfed_dot_v1_dot_member__pb2.Membership.FromString,
             options,
             channel_credentials,
             insecure,

@@ -36,7 +36,14 @@ class MemberServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> MemberServiceAsyncStub: ...
     Register: _grpc.UnaryUnaryMultiCallable[_member_pb2.RegisterRequest, _member_pb2.RegisterResponse]
-    """Join the co-op. Returns the member id and a bearer token for later calls."""
+    """Apply to join the co-op. Returns the member id and a bearer token for later calls. The
+    member is an applicant until the board admits them, or admitted at once with a valid
+    invitation code (PERMISSION_DENIED for one unknown, used or expired). ALREADY_EXISTS if
+    another member holds the meter; RESOURCE_EXHAUSTED when too many registrations come from
+    one address.
+    """
+    GetMembership: _grpc.UnaryUnaryMultiCallable[_member_pb2.GetMembershipRequest, _member_pb2.Membership]
+    """Whether the member is an applicant, admitted or refused (and why)."""
     GetConsent: _grpc.UnaryUnaryMultiCallable[_member_pb2.GetConsentRequest, _member_pb2.ConsentSettings]
     """The member's current consent settings."""
     SetConsent: _grpc.UnaryUnaryMultiCallable[_member_pb2.SetConsentRequest, _member_pb2.SetConsentResponse]
@@ -63,7 +70,14 @@ class MemberServiceStub:
 class MemberServiceAsyncStub(MemberServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Register: _aio.UnaryUnaryMultiCallable[_member_pb2.RegisterRequest, _member_pb2.RegisterResponse]  # type: ignore[assignment]
-    """Join the co-op. Returns the member id and a bearer token for later calls."""
+    """Apply to join the co-op. Returns the member id and a bearer token for later calls. The
+    member is an applicant until the board admits them, or admitted at once with a valid
+    invitation code (PERMISSION_DENIED for one unknown, used or expired). ALREADY_EXISTS if
+    another member holds the meter; RESOURCE_EXHAUSTED when too many registrations come from
+    one address.
+    """
+    GetMembership: _aio.UnaryUnaryMultiCallable[_member_pb2.GetMembershipRequest, _member_pb2.Membership]  # type: ignore[assignment]
+    """Whether the member is an applicant, admitted or refused (and why)."""
     GetConsent: _aio.UnaryUnaryMultiCallable[_member_pb2.GetConsentRequest, _member_pb2.ConsentSettings]  # type: ignore[assignment]
     """The member's current consent settings."""
     SetConsent: _aio.UnaryUnaryMultiCallable[_member_pb2.SetConsentRequest, _member_pb2.SetConsentResponse]  # type: ignore[assignment]
@@ -93,7 +107,20 @@ class MemberServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _member_pb2.RegisterRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_member_pb2.RegisterResponse, _abc.Awaitable[_member_pb2.RegisterResponse]]:
-        """Join the co-op. Returns the member id and a bearer token for later calls."""
+        """Apply to join the co-op. Returns the member id and a bearer token for later calls. The
+        member is an applicant until the board admits them, or admitted at once with a valid
+        invitation code (PERMISSION_DENIED for one unknown, used or expired). ALREADY_EXISTS if
+        another member holds the meter; RESOURCE_EXHAUSTED when too many registrations come from
+        one address.
+        """
+
+    @_abc_1.abstractmethod
+    def GetMembership(
+        self,
+        request: _member_pb2.GetMembershipRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_member_pb2.Membership, _abc.Awaitable[_member_pb2.Membership]]:
+        """Whether the member is an applicant, admitted or refused (and why)."""
 
     @_abc_1.abstractmethod
     def GetConsent(

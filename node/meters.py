@@ -1,0 +1,66 @@
+"""Meter ids as keyed hashes: the node's meter key (0600 in its folder) and HMAC-SHA256 under it.
+
+A plain hash of an MPAN could be reversed by hashing every MPAN; a keyed one cannot without the key.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from coopfed.node.errors import FailedPrecondition, InvalidArgument
+
+KEY_NAME = "meter.key"
+_KEY_BYTES = 32
+_MAX_METER_ID = 64
+
+
+def ensure_key(folder: Path) -> Path:
+    """Create the node's meter key if it has none (at init, or at the first start of an older node)."""
+    path = folder / KEY_NAME
+    if path.exists():
+        return path
+    staged = folder / f".{KEY_NAME}.{secrets.token_hex(4)}"
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(secrets.token_bytes(_KEY_BYTES))
+        out.flush()
+        os.fsync(out.fileno())
+    try:
+        os.link(staged, path)  # atomic, and never replaces a key another process made meanwhile
+    except FileExistsError:
+        pass
+    finally:
+        staged.unlink()
+    return path
+
+
+@functools.cache
+def _key(folder: Path) -> bytes:
+    path = ensure_key(folder)
+    if path.stat().st_mode & 0o077:
+        raise FailedPrecondition(
+            f"{path} must be readable by its owner only (chmod 600)", code="meter.key_mode"
+        )
+    key = path.read_bytes()
+    if len(key) != _KEY_BYTES:
+        raise FailedPrecondition(f"{path} is not a meter key", code="meter.key")
+    return key
+
+
+def meter_hash(folder: Path, meter_id: str) -> bytes | None:
+    """The keyed hash of a meter id (spaces and case ignored); None when no meter is given."""
+    normal = "".join(meter_id.split()).upper()
+    if not normal:
+        return None
+    if len(normal) > _MAX_METER_ID or not normal.isascii() or not normal.replace("-", "").isalnum():
+        raise InvalidArgument(
+            f"meter_id: letters, digits and '-', up to {_MAX_METER_ID} (an MPAN or a meter serial)",
+            code="member.meter_id",
+            field="meter_id",
+        )
+    return hmac.new(_key(folder), normal.encode(), hashlib.sha256).digest()
