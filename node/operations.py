@@ -295,7 +295,8 @@ class NodeStatus:
     address: str  # where it serves, "" when it does not
     answers: bool  # its port answered a gRPC health check
     revision: str  # the policy revision running (or that would run), "" when unknown
-    members: int
+    members: int  # admitted: the members who count toward k and appear in releases
+    applicants: int  # waiting for the board
     newest_reading: str  # in words, in the co-op's time zone
     newest_reading_at: str  # ISO 8601 with offset, "" with no readings
     peers: list[str]
@@ -313,6 +314,7 @@ def node_status(settings: Settings, zone: str = LOCAL_TZ) -> NodeStatus:
     check_database(database)
     with SqliteStore(database, create=False) as store:  # read only: durability settings are moot
         members = sum(profile.member_count for profile in store.profiles())
+        applicants = len(store.applicants(limit=1_000_000))
         newest = store.newest_period()
     peers = FederationState(settings.path(settings.federation.dir), settings.node.id).peers()
     return NodeStatus(
@@ -325,6 +327,7 @@ def node_status(settings: Settings, zone: str = LOCAL_TZ) -> NodeStatus:
         answers=bool(address) and _answers(settings, address),
         revision=_revision(settings, serving=note is not None),
         members=members,
+        applicants=applicants,
         newest_reading=_half_hour_in_words(newest, zone),
         newest_reading_at="" if newest is None else arrow.get(newest).to(zone).isoformat(),
         peers=sorted(peers),

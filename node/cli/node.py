@@ -93,7 +93,7 @@ def _node_status(args: argparse.Namespace, console: Console) -> int:
         ("folder", status.folder),
         ("serving", serving),
         ("policy revision", status.revision[:12] or "known once the node has verified its bundle"),
-        ("members", str(status.members)),
+        ("members", f"{status.members} admitted, {status.applicants} waiting for the board"),
         ("newest reading", status.newest_reading),
         ("peers pinned", ", ".join(status.peers) or "none"),
         ("disk use", _size(status.disk_bytes)),

@@ -461,7 +461,7 @@ def _move_totals(
 
 
 def _rebuild_totals(conn: sqlite3.Connection) -> None:
-    """Totals from the readings, where a migration asked for it (see 0009_exact_totals.sql)."""
+    """Totals from the readings, where a migration asked for it (see 0010_exact_totals.sql)."""
     asked = "SELECT 1 FROM sqlite_schema WHERE name = 'totals_to_rebuild'"
     if (
         conn.execute(asked).fetchone() is None

@@ -23,6 +23,7 @@ from coopfed.node.client import bearer
 from coopfed.node.policy import load_policies
 from coopfed.node.runtime import init_node
 from coopfed.node.settings import load_settings
+from coopfed.node.storage import SqliteStore
 from coopfed.v1 import member_pb2, member_pb2_grpc
 
 from .conftest import POLICIES
@@ -185,8 +186,11 @@ def test_status_says_what_an_operator_asks(tmp_path: Path) -> None:
     summer = int(datetime(2024, 6, 4, 13, 0, tzinfo=UTC).timestamp())  # 14:00 in London (BST)
     with serving(config) as (proc, address), grpc.insecure_channel(address) as channel:
         stub = member_pb2_grpc.MemberServiceStub(channel)
-        for name in ("Ada", "Ben"):
+        for name in ("Cy", "Ada", "Ben"):  # Ben, admitted, uploads
             reg = stub.Register(member_pb2.RegisterRequest(display_name=name))
+            if name != "Cy":  # the board admits two; Cy waits
+                with SqliteStore(tmp_path / "a" / "node.db", create=False) as store:
+                    store.admit_member(reg.member_id, by="board")
         batch = member_pb2.ReadingBatch(dataset="demand", period_start_unix=[summer - HH, summer], kwh=[1, 2])
         stub.UploadReadings(iter([batch]), metadata=bearer(reg.token))
         status = json.loads(coopfed("node", "status", "--config", config, "--json").stdout)
@@ -200,13 +204,13 @@ def test_status_says_what_an_operator_asks(tmp_path: Path) -> None:
     )
     settings = load_settings(config)
     assert status["revision"] == load_policies(settings.path(settings.policy.dir)).revision
-    assert (status["members"], status["peers"]) == (2, [])
+    assert (status["members"], status["applicants"], status["peers"]) == (2, 1, [])
     assert status["newest_reading_at"] == "2024-06-04T14:00:00+01:00"
     assert status["disk_bytes"] > (tmp_path / "a" / "node.db").stat().st_size
     text = " ".join(words.stdout.split())
     assert f"serving: yes, process {proc.pid} at {address}, answers health checks" in text
     assert "newest reading: 14:00-14:30 on Tuesday 4 June 2024 (BST)" in text
-    assert "members: 2 " in text
+    assert "members: 2 admitted, 1 waiting for the board" in text
     assert "peers pinned: none" in text
     after = json.loads(coopfed("node", "status", "--config", config, "--json").stdout)
     assert (after["serving"], after["answers"]) == (False, False)
@@ -235,14 +239,14 @@ def test_backup_while_serving_under_uploads_restores_into_a_working_node(tmp_pat
         reg = stub.Register(member_pb2.RegisterRequest(display_name="Ada"))
         stop, failures = threading.Event(), []
 
-        def upload() -> None:  # upload n is one transaction: a day of readings, all of value n
+        def upload() -> None:  # upload n is one transaction: a day of readings, all of n Wh
             n = 0
             while not stop.is_set() and n < 2000:
                 start = first + n * per_upload * HH
                 msg = member_pb2.ReadingBatch(
                     dataset="demand",
                     period_start_unix=list(range(start, start + per_upload * HH, HH)),
-                    kwh=[float(n)] * per_upload,
+                    kwh=[n / 1000] * per_upload,
                 )
                 try:
                     stub.UploadReadings(iter([msg]), metadata=bearer(reg.token))
@@ -282,11 +286,11 @@ def test_backup_while_serving_under_uploads_restores_into_a_working_node(tmp_pat
     with serving(config) as (_, address), grpc.insecure_channel(address) as channel:
         held = _export(member_pb2_grpc.MemberServiceStub(channel), reg.token)
     # a consistent copy: whole uploads 0..k-1, every one acknowledged before the backup began
-    uploads = sorted({int(kwh) for kwh in held.values()})
+    uploads = sorted({round(kwh * 1000) for kwh in held.values()})
     k = len(uploads)
     assert uploads == list(range(k))
     assert before_backup <= k <= after_backup + 1
-    assert held == {p: kwh for p, kwh in everything.items() if kwh < k}
+    assert held == {p: kwh for p, kwh in everything.items() if round(kwh * 1000) < k}
 
 
 def test_a_lost_database_comes_back_from_its_backup(tmp_path: Path) -> None:

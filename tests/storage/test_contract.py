@@ -347,8 +347,8 @@ def test_profile_totals_sum_over_the_profiles_asked_for(store: Store) -> None:
 
 
 def test_totals_are_exact_when_a_huge_reading_is_replaced(store: Store) -> None:
-    store.create_member("m1", "Ann", GREEN)
-    store.create_member("m2", "Bob", GREEN)
+    store.create_member("m1", "Ann", GREEN, admitted_by="test")
+    store.create_member("m2", "Bob", GREEN, admitted_by="test")
     store.put_readings("m1", [("demand", grid(1), np.array([1e6]))])
     store.put_readings("m2", [("demand", grid(1), np.array([0.001]))])
     store.put_readings("m1", [("demand", grid(1), np.array([0.0]))])
@@ -356,7 +356,7 @@ def test_totals_are_exact_when_a_huge_reading_is_replaced(store: Store) -> None:
 
 
 def test_readings_beyond_any_meter_are_refused(store: Store) -> None:
-    store.create_member("m1", "Ann", GREEN)
+    store.create_member("m1", "Ann", GREEN, admitted_by="test")
     with pytest.raises(InvalidData):
         store.put_readings("m1", [("demand", grid(1), np.array([1e300]))])
     assert all_readings(store, "m1") == {}

@@ -260,10 +260,10 @@ def test_totals_over_more_days_than_one_statement_writes(db: Path) -> None:
         assert got.member_count.sum() == periods.size + periods[::7].size
 
 
-def test_totals_kept_as_floats_before_0009_are_rebuilt_exactly_from_the_readings(db: Path) -> None:
-    before = [m for m in bundled_migrations() if m.name < "0009"]
+def test_totals_kept_as_floats_before_0010_are_rebuilt_exactly_from_the_readings(db: Path) -> None:
+    before = [m for m in bundled_migrations() if m.name < "0010"]
     with SqliteStore(db, migrations=before) as store:
-        store.create_member("m1", "x", GREEN)
+        store.create_member("m1", "x", GREEN, admitted_by="test")
         store.put_readings("m1", [("demand", T0 + HALF_HOUR * np.arange(3), np.array([0.1, 0.2, 0.3]))])
     with raw(db) as conn:  # what the float64 totals of the old schema looked like, rounding and all
         conn.execute("UPDATE profile_totals SET kwh_sums = ?", (np.full(48, 0.30000000000000004).tobytes(),))
@@ -275,7 +275,7 @@ def test_totals_kept_as_floats_before_0009_are_rebuilt_exactly_from_the_readings
 
 
 def test_members_who_joined_before_admission_existed_stay_admitted_and_counted(db: Path) -> None:
-    before = [m for m in bundled_migrations() if m.name < "0010"]
+    before = [m for m in bundled_migrations() if m.name < "0009"]
     periods = np.arange(3, dtype=np.int64) * HALF_HOUR
     with SqliteStore(db, migrations=before) as old:
         conn = old._writer  # the old schema, written as the old code wrote it
