@@ -18,9 +18,11 @@ from .simulate import (
     SimulatedCoop,
     aggregate_readings,
     default_federation,
+    england,
     simulate_coop,
     simulate_federation,
 )
+from .timegrid import Site
 from .train import (
     DEFAULT_PARAMS,
     Forecaster,
@@ -32,7 +34,6 @@ from .train import (
     train_local,
     train_pooled,
 )
-from .weather import Site
 
 __all__ = [
     "DEFAULT_PARAMS",
@@ -59,6 +60,7 @@ __all__ = [
     "backtest",
     "build_features",
     "default_federation",
+    "england",
     "fit",
     "metrics",
     "nudges",

@@ -144,7 +144,7 @@ def _fold_frame(
             "coop": coop.coop_id,
             "origin": rows.origin,
             "period": rows.period,
-            "day": local_day_offset(rows.origin, rows.period),
+            "day": local_day_offset(rows.origin, rows.period, coop.site.tz),
             "peak_threshold": _thresholds(rows, coop, percentile),
         }
     )
@@ -175,17 +175,18 @@ def backtest(
     The pooled model is trained and signed by the first co-op; models are verified before use."""
     end = test_end or min(int(c.aggregates.index[-1]) + HALF_HOUR for c in coops)
     # Origins whose next local day is measured; later periods without a reading are dropped.
-    origins = noon_origins(test_start, end - 36 * 3600)
+    last = end - 36 * 3600
+    origins = noon_origins(test_start, last, coops[0].site.tz)  # fold boundaries
     if len(origins) == 0 or folds < 1:
         raise ValueError("the test window holds no forecast origin")
     if test_start - int(max(c.aggregates.index[0] for c in coops)) < 3 * WEEK * HALF_HOUR:
         raise ValueError("need at least three weeks of aggregates before the test window")
     trusted = {cid: k.public_key() for cid, k in signing_keys.items()}
     parts, seconds = [], {"pooled": 0.0, "federated": 0.0, "federated_slowest": 0.0}
-    for i, block in enumerate(np.array_split(origins, folds)):
-        if len(block) == 0:
-            continue
+    blocks = [b for b in np.array_split(origins, folds) if len(b)]
+    for i, block in enumerate(blocks):
         until = int(block[0])
+        block_end = int(blocks[i + 1][0]) - 1 if i + 1 < len(blocks) else last
         tick = time.perf_counter()
         pooled = train_pooled(
             coops,
@@ -211,7 +212,8 @@ def backtest(
         }
         for coop, art in zip(coops, local, strict=True):
             own = {**shared, "local": Forecaster.from_artifacts([art], trusted)}
-            frame = _fold_frame(coop, block, own, peak_percentile)
+            own_origins = noon_origins(until, block_end, coop.site.tz)  # noon on the co-op's clock
+            frame = _fold_frame(coop, own_origins, own, peak_percentile)
             parts.append(frame[(frame["period"] < end) & frame[_ACTUAL].notna().all(axis=1)])
         if progress:
             progress("backtest folds", i + 1, folds)
