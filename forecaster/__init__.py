@@ -31,9 +31,11 @@ if TYPE_CHECKING:
         SimulatedCoop,
         aggregate_readings,
         default_federation,
+        england,
         simulate_coop,
         simulate_federation,
     )
+    from .timegrid import Site
     from .train import (
         DEFAULT_PARAMS,
         Forecaster,
@@ -45,7 +47,6 @@ if TYPE_CHECKING:
         train_local,
         train_pooled,
     )
-    from .weather import Site
 
 __all__ = [
     "DEFAULT_PARAMS",
@@ -72,6 +73,7 @@ __all__ = [
     "backtest",
     "build_features",
     "default_federation",
+    "england",
     "fit",
     "metrics",
     "nudges",
@@ -105,12 +107,12 @@ _HOMES = {
         ["CoopSpec", "MemberReadings", "SimulatedCoop", "aggregate_readings", "default_federation"],
         "simulate",
     ),
-    **dict.fromkeys(["simulate_coop", "simulate_federation"], "simulate"),
+    **dict.fromkeys(["england", "simulate_coop", "simulate_federation"], "simulate"),
     **dict.fromkeys(
         ["DEFAULT_PARAMS", "Forecaster", "TrainingSpec", "fit", "predict", "resolve_device"], "train"
     ),
     **dict.fromkeys(["train_federated", "train_local", "train_pooled"], "train"),
-    "Site": "weather",
+    "Site": "timegrid",
 }
 
 

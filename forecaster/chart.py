@@ -13,7 +13,6 @@ from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
 from .nudges import Window, flags, windows_from_flags
-from .timegrid import LOCAL_TZ
 
 _SHADE = {"peak": ("tab:red", "peak window"), "surplus": ("tab:green", "surplus window")}
 
@@ -30,8 +29,8 @@ def plot_forecast(
     actual: pd.DataFrame | None = None,
     found: Sequence[Window] = (),
     title: str = "",
+    tz: str,
     unit: str = "kWh per half-hour",
-    tz: str = LOCAL_TZ,
 ) -> Path:
     """Forecast (index period; demand_kwh, generation_kwh) against actual, windows shaded."""
     fig = Figure(figsize=(12, 4.5), dpi=100)
@@ -71,7 +70,13 @@ def plot_forecast(
 
 
 def plot_backtest(
-    predictions: pd.DataFrame, coop: str, path: str | Path, *, model: str = "federated", days: int = 7
+    predictions: pd.DataFrame,
+    coop: str,
+    path: str | Path,
+    *,
+    tz: str,
+    model: str = "federated",
+    days: int = 7,
 ) -> Path:
     """Day-ahead forecasts of the last `days` origins of a backtest for one co-op, stitched."""
     p = predictions[(predictions["coop"] == coop) & (predictions["day"] == 1)]
@@ -95,4 +100,6 @@ def plot_backtest(
     )
     found = windows_from_flags(idx.to_numpy(), peak, surplus)
     title = f"{coop}: day-ahead {model} forecast vs actual (windows from the forecast)"
-    return plot_forecast(fc, path, actual=act, found=found, title=title, unit="kWh per member per half-hour")
+    return plot_forecast(
+        fc, path, actual=act, found=found, title=title, tz=tz, unit="kWh per member per half-hour"
+    )

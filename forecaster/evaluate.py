@@ -1,10 +1,16 @@
-"""Rolling-origin backtests of pooled, federated and local models against seasonal-naive."""
+"""Rolling-origin backtests of pooled, federated and local models against the simple baselines.
+
+Baselines, all on the co-op's local clock and from what was measured by the origin: seasonal-naive
+by day (the latest same half-hour), by week (the same half-hour a week before the target), and the
+mean of the last seven same half-hours. Weather: forecasts issued by each origin where the co-op
+kept them; otherwise observed weather stands in for them, and the report says so.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -12,12 +18,15 @@ import pandas as pd
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from numpy.typing import NDArray
 
-from .features import TARGETS, WEEK, CoopData, FeatureRows, build_features
+from .features import HORIZON, TARGETS, WEEK, CoopData, FeatureRows, build_features
 from .nudges import flags, peak_threshold
 from .timegrid import HALF_HOUR, PERIODS_PER_DAY, local_day_offset, noon_origins
 from .train import Forecaster, Progress, train_local, train_pooled
+from .weather_sources import observed_as_forecasts
 
-MODELS = ("seasonal-naive", "local", "pooled", "federated")
+BASELINES = {"seasonal-naive-day": "last_same", "seasonal-naive-week": "lag7", "7-day-mean": "mean7_same"}
+MODELS = (*BASELINES, "local", "pooled", "federated")
+WEEKLY, MEAN7 = "seasonal-naive-week", "7-day-mean"
 REFERENCE_DAYS = 28  # history behind a peak threshold
 _ACTUAL = [f"actual_{t}" for t in TARGETS]
 
@@ -56,6 +65,7 @@ class BacktestReport:
     predictions: pd.DataFrame  # coop, origin, period, day, actual_<t>, <model>_<t> (kWh/member)
     peak_percentile: float
     train_seconds: dict[str, float] = field(default_factory=dict)
+    weather: dict[str, str] = field(default_factory=dict)  # per co-op: what weather the models saw
 
     def _frame(self, coop: str, window: str) -> pd.DataFrame:
         p = self.predictions
@@ -67,9 +77,15 @@ class BacktestReport:
         self, model: str, target: str, coop: str = "all", window: str = "day-ahead"
     ) -> dict[str, float]:
         p = self._frame(coop, window)
-        m = metrics(p[f"{model}_{target}"].to_numpy(), p[f"actual_{target}"].to_numpy())
-        naive = metrics(p[f"seasonal-naive_{target}"].to_numpy(), p[f"actual_{target}"].to_numpy())
-        return {**m, "vs_naive": m["mae"] / naive["mae"] if naive["mae"] else np.nan}
+        actual = p[f"actual_{target}"].to_numpy()
+        m = metrics(p[f"{model}_{target}"].to_numpy(), actual)
+        week = metrics(p[f"{WEEKLY}_{target}"].to_numpy(), actual)["mae"]
+        mean7 = metrics(p[f"{MEAN7}_{target}"].to_numpy(), actual)["mae"]
+        return {
+            **m,
+            "vs_naive": m["mae"] / week if week else np.nan,  # vs weekly seasonal-naive
+            "vs_mean7": m["mae"] / mean7 if mean7 else np.nan,
+        }
 
     def events(self, model: str, kind: str, coop: str = "all", window: str = "day-ahead") -> dict[str, float]:
         """Precision and recall of the model's peak or surplus periods."""
@@ -85,9 +101,16 @@ class BacktestReport:
         return {
             "peak_percentile": self.peak_percentile,
             "train_seconds": self.train_seconds,
+            "weather": self.weather,
             "origins": int(self.predictions["origin"].nunique()),
             "scores": [
-                {"model": m, "target": t, "coop": c, "window": w, **self.score(m, t, c, w)}
+                {
+                    "model": m,
+                    "target": t,
+                    "coop": c,
+                    "window": w,
+                    **self.score(m, t, c, w),
+                }
                 for m in MODELS
                 for t in TARGETS
                 for c in coops
@@ -104,18 +127,20 @@ class BacktestReport:
     def to_table(self, coop: str = "all", window: str = "day-ahead") -> str:
         """Fixed-width table: one row per model, errors in kWh per member per half-hour."""
         head = (
-            f"{'model':<15}{'demand MAE':>11}{'RMSE':>8}{'nMAE':>7}{'vs naive':>9}"
-            f"{'gen MAE':>9}{'nMAE':>7}{'vs naive':>9}{'peak P/R':>12}{'surplus P/R':>13}"
+            f"{'model':<20}{'demand MAE':>11}{'RMSE':>8}{'nMAE':>7}{'vs week':>8}{'vs 7d':>7}"
+            f"{'gen MAE':>9}{'nMAE':>7}{'vs week':>8}{'peak P/R':>12}{'surplus P/R':>13}"
         )
         lines = [f"{window}, co-op: {coop}, kWh per member per half-hour", head, "-" * len(head)]
         for m in MODELS:
             d, g = self.score(m, "demand", coop, window), self.score(m, "generation", coop, window)
             pk, sp = self.events(m, "peak", coop, window), self.events(m, "surplus", coop, window)
             lines.append(
-                f"{m:<15}{d['mae']:>11.4f}{d['rmse']:>8.4f}{d['nmae']:>7.1%}{d['vs_naive']:>9.2f}"
-                f"{g['mae']:>9.4f}{g['nmae']:>7.1%}{g['vs_naive']:>9.2f}"
+                f"{m:<20}{d['mae']:>11.4f}{d['rmse']:>8.4f}{d['nmae']:>7.1%}{d['vs_naive']:>8.2f}"
+                f"{d['vs_mean7']:>7.2f}{g['mae']:>9.4f}{g['nmae']:>7.1%}{g['vs_naive']:>8.2f}"
                 f"{_pr(pk):>12}{_pr(sp):>13}"
             )
+        notes = self.weather if coop == "all" else {coop: self.weather.get(coop, "")}
+        lines += [f"weather, {c}: {why}" for c, why in notes.items() if why]
         return "\n".join(lines)
 
 
@@ -144,16 +169,16 @@ def _fold_frame(
             "coop": coop.coop_id,
             "origin": rows.origin,
             "period": rows.period,
-            "day": local_day_offset(rows.origin, rows.period),
+            "day": local_day_offset(rows.origin, rows.period, coop.site.tz),
             "peak_threshold": _thresholds(rows, coop, percentile),
         }
     )
     actual = rows.actual
-    naive = rows.X[["d_lag7", "g_lag7"]].to_numpy(dtype=float) * rows.scale
     preds = {name: fc.predict_rows(rows) for name, fc in forecasters.items()}
+    for name, feature in BASELINES.items():
+        preds[name] = rows.X[[f"d_{feature}", f"g_{feature}"]].to_numpy(dtype=float) * rows.scale
     for j, t in enumerate(TARGETS):
         frame[f"actual_{t}"] = actual[:, j]
-        frame[f"seasonal-naive_{t}"] = naive[:, j]
         for name, pred in preds.items():
             frame[f"{name}_{t}"] = pred[:, j]
     return frame
@@ -175,17 +200,19 @@ def backtest(
     The pooled model is trained and signed by the first co-op; models are verified before use."""
     end = test_end or min(int(c.aggregates.index[-1]) + HALF_HOUR for c in coops)
     # Origins whose next local day is measured; later periods without a reading are dropped.
-    origins = noon_origins(test_start, end - 36 * 3600)
+    last = end - 36 * 3600
+    origins = noon_origins(test_start, last, coops[0].site.tz)  # fold boundaries
     if len(origins) == 0 or folds < 1:
         raise ValueError("the test window holds no forecast origin")
     if test_start - int(max(c.aggregates.index[0] for c in coops)) < 3 * WEEK * HALF_HOUR:
         raise ValueError("need at least three weeks of aggregates before the test window")
     trusted = {cid: k.public_key() for cid, k in signing_keys.items()}
+    coops, weather = zip(*(_honest_weather(c) for c in coops), strict=True)
     parts, seconds = [], {"pooled": 0.0, "federated": 0.0, "federated_slowest": 0.0}
-    for i, block in enumerate(np.array_split(origins, folds)):
-        if len(block) == 0:
-            continue
+    blocks = [b for b in np.array_split(origins, folds) if len(b)]
+    for i, block in enumerate(blocks):
         until = int(block[0])
+        block_end = int(blocks[i + 1][0]) - 1 if i + 1 < len(blocks) else last
         tick = time.perf_counter()
         pooled = train_pooled(
             coops,
@@ -211,9 +238,25 @@ def backtest(
         }
         for coop, art in zip(coops, local, strict=True):
             own = {**shared, "local": Forecaster.from_artifacts([art], trusted)}
-            frame = _fold_frame(coop, block, own, peak_percentile)
+            own_origins = noon_origins(until, block_end, coop.site.tz)  # noon on the co-op's clock
+            frame = _fold_frame(coop, own_origins, own, peak_percentile)
             parts.append(frame[(frame["period"] < end) & frame[_ACTUAL].notna().all(axis=1)])
         if progress:
             progress("backtest folds", i + 1, folds)
     predictions = pd.concat(parts, ignore_index=True)
-    return BacktestReport(predictions, peak_percentile, seconds)
+    notes = {c.coop_id: why for c, why in zip(coops, weather, strict=True)}
+    return BacktestReport(predictions, peak_percentile, seconds, notes)
+
+
+def _honest_weather(coop: CoopData) -> tuple[CoopData, str]:
+    """The co-op with the weather its models may see, and a line saying which it is."""
+    if coop.weather_forecast is not None and len(coop.weather_forecast):
+        return coop, "forecasts issued by each origin"
+    if coop.weather is not None and len(coop.weather):
+        periods = coop.aggregates.index.to_numpy(dtype=np.int64)
+        origins = noon_origins(int(periods[0]), int(periods[-1]), coop.site.tz)
+        stand_in = observed_as_forecasts(coop.weather, list(origins), HORIZON)
+        why = "no forecasts kept: observed weather stands in for them (optimistic)"
+        return replace(coop, weather_forecast=stand_in), why
+    sky = "clear-sky and sun position" if coop.astronomy else "calendar"
+    return coop, f"none (features: {sky} only)"

@@ -9,42 +9,53 @@ different sizes and technology mixes share one model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from .timegrid import HALF_HOUR, PERIODS_PER_DAY, check_periods, is_holiday, local_times
-from .weather import Site, clearsky_ghi
+from .timegrid import (
+    HALF_HOUR,
+    PERIODS_PER_DAY,
+    Site,
+    check_periods,
+    is_holiday,
+    local_times,
+    same_local_time,
+)
+from .weather import sky
 
 HORIZON = 2 * PERIODS_PER_DAY  # 48 hours of half-hour targets
 TARGETS = ("demand", "generation")
 WEEK = 7 * PERIODS_PER_DAY
 _GEN_FLOOR = 1e-3  # kWh per member per half-hour: scale of a co-op with (almost) no generation
 FEATURES = (
-    "horizon", "tod", "dow", "day_type", "holiday", "doy", "month", "season", "clearsky",
-    "d_lag7", "d_lag14", "d_last_same", "d_last", "d_mean24",
-    "g_lag7", "g_last_same", "g_last", "g_mean24",
+    "horizon", "tod", "dow", "day_type", "holiday", "doy", "month", "season",
+    "clearsky", "sun_elevation", "sun_azimuth",
+    "d_lag7", "d_lag14", "d_last_same", "d_mean7_same", "d_last", "d_mean24",
+    "g_lag7", "g_last_same", "g_mean7_same", "g_last", "g_mean24",
     "temp_last", "temp_mean24", "temp_fc", "ghi_fc", "clearness_fc", "wind_fc", "fc_lead",
 )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class CoopData:
-    """What one co-op's node knows: aggregates, and optionally its site and weather.
+    """What one co-op's node knows: aggregates, its site (clock, holidays, sun), optionally weather.
 
     aggregates: index `period` (UTC unix seconds, multiples of 1800); columns demand,
     generation, export (kWh totals) and members. weather: index `period`; temp_c, ghi, wind_ms.
-    weather_forecast: columns issued, period, temp_c, ghi, wind_ms.
+    weather_forecast: columns issued, period, temp_c, ghi, wind_ms. `astronomy` off leaves the
+    clear-sky and sun-position features empty (only to measure what they add).
     """
 
     coop_id: str
     aggregates: pd.DataFrame
-    site: Site | None = None
+    site: Site
     weather: pd.DataFrame | None = None
     weather_forecast: pd.DataFrame | None = None
+    astronomy: bool = True
 
     def __post_init__(self) -> None:
         agg = self.aggregates
@@ -65,7 +76,11 @@ class CoopData:
         weather = None if self.weather is None else self.weather[self.weather.index + HALF_HOUR <= origin]
         fc = self.weather_forecast
         fc = None if fc is None else fc[fc["issued"] <= origin]
-        return CoopData(self.coop_id, agg, self.site, weather, fc)
+        return replace(self, aggregates=agg, weather=weather, weather_forecast=fc)
+
+    def without_weather(self, astronomy: bool = True) -> CoopData:
+        """The same co-op with no weather observations or forecasts (and optionally no sun)."""
+        return replace(self, weather=None, weather_forecast=None, astronomy=astronomy)
 
 
 @dataclass
@@ -124,6 +139,21 @@ def _window_mean(arr: NDArray[np.float64], end: NDArray[np.int64], width: int) -
         return np.where(n >= width / 2, (cs[hi] - cs[lo]) / n, np.nan)
 
 
+def _known_days(at: dict[int, NDArray[np.int64]], oi: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Per row, the 7 most recent day offsets (as indices into `at`, 0 = one day back) whose
+    same-local-time period was measured by the origin (period index < oi)."""
+    known = np.column_stack([at[d] < oi for d in sorted(at)])  # (rows, 14), True from some day on
+    first = np.argmax(known, axis=1)
+    days: NDArray[np.int64] = np.minimum(first[:, None] + np.arange(7)[None, :], len(at) - 1)
+    return days
+
+
+def _row_mean(a: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Mean of each row's known values; NaN where none is known."""
+    n = np.sum(~np.isnan(a), axis=1)
+    return np.where(n > 0, np.nansum(a, axis=1) / np.maximum(n, 1), np.nan)
+
+
 def _series(frame: pd.DataFrame | None, column: str, p0: int, n: int) -> NDArray[np.float64]:
     out = np.full(n, np.nan)
     if frame is None or len(frame) == 0:
@@ -134,9 +164,9 @@ def _series(frame: pd.DataFrame | None, column: str, p0: int, n: int) -> NDArray
     return out
 
 
-def _calendar(period: NDArray[np.int64]) -> dict[str, NDArray[np.int64]]:
-    local = local_times(period)
-    hol = is_holiday(local)
+def _calendar(period: NDArray[np.int64], site: Site) -> dict[str, NDArray[np.int64]]:
+    local = local_times(period, site.tz)
+    hol = is_holiday(local, site.country, site.subdiv)
     dow = local.day_of_week.to_numpy()
     day_type = np.where((dow == 6) | (hol == 1), 2, np.where(dow == 5, 1, 0))
     month = local.month.to_numpy()
@@ -189,20 +219,28 @@ def build_features(coop: CoopData, origins: NDArray[np.int64], horizon: int = HO
     k = np.tile(np.arange(horizon), len(origins))
     oi = np.repeat((origins - p0) // HALF_HOUR, horizon)  # first period not yet measured
     ti = oi + k
-    last_same = oi + (k % PERIODS_PER_DAY) - PERIODS_PER_DAY  # latest same time of day < origin
+    period = p0 + ti * HALF_HOUR
+    tz = coop.site.tz
+    at = {days: (same_local_time(period, -days, tz) - p0) // HALF_HOUR for days in range(1, 15)}
+    known_days = _known_days(at, oi)  # per row: days back to the same local time, 7 known ones
     base_d = _window_mean(d, oi, WEEK)
     gmax = pd.Series(g).rolling(4 * WEEK, min_periods=PERIODS_PER_DAY).max().to_numpy()
     base_g = np.maximum(_take(gmax, oi - 1), _GEN_FLOOR)
     temp = _series(coop.weather, "temp_c", p0, n)
-    period = p0 + ti * HALF_HOUR
-    clear = clearsky_ghi(coop.site, period) if coop.site else np.full(len(ti), np.nan)
-    cols = {"horizon": k, **_calendar(period), "clearsky": clear}
+    sun = sky(coop.site, period)
+    if not coop.astronomy:
+        sun[:] = np.nan
+    clear = sun["clearsky"].to_numpy()
+    cols: dict[str, NDArray[Any]] = {"horizon": k, **_calendar(period, coop.site)}
+    cols |= {str(c): sun[c].to_numpy() for c in sun}
     for name, arr, scale in (("d", d, base_d), ("g", g, base_g)):
-        cols[f"{name}_lag7"] = _take(arr, ti - WEEK) / scale
-        cols[f"{name}_last_same"] = _take(arr, last_same) / scale
+        same = np.column_stack([_take(arr, np.choose(known_days[:, j], list(at.values()))) for j in range(7)])
+        cols[f"{name}_lag7"] = _take(arr, at[7]) / scale
+        cols[f"{name}_last_same"] = same[:, 0] / scale
+        cols[f"{name}_mean7_same"] = _row_mean(same) / scale
         cols[f"{name}_last"] = _take(arr, oi - 1) / scale
         cols[f"{name}_mean24"] = _window_mean(arr, oi, PERIODS_PER_DAY) / scale
-    cols["d_lag14"] = _take(d, ti - 2 * WEEK) / base_d
+    cols["d_lag14"] = _take(d, at[14]) / base_d
     cols["temp_last"] = _take(temp, oi - 1)
     cols["temp_mean24"] = _window_mean(temp, oi, PERIODS_PER_DAY)
     origin = p0 + oi * HALF_HOUR

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from .timegrid import HALF_HOUR, LOCAL_TZ
+from .timegrid import HALF_HOUR
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def _span(start: int, end: int, now: arrow.Arrow, tz: str) -> str:
     return f"{_day(a, now)} {a.format('HH:mm')} to {_day(b, now, on='')} {b.format('HH:mm')}"
 
 
-def nudges(found: list[Window], *, now: int, tz: str = LOCAL_TZ) -> list[Nudge]:
+def nudges(found: list[Window], *, now: int, tz: str) -> list[Nudge]:
     """Plain-language nudges for windows, with times on the local clock of `tz`.
 
     Who receives them (members who opted in) is for the node to decide.

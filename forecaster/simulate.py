@@ -28,8 +28,8 @@ from .physics import (
     pv_kwh_per_kwp,
     quiet_pandas_deprecations,
 )
-from .timegrid import HALF_HOUR, holiday_dates, local_times, noon_origins, period_grid
-from .weather import Site, simulate_weather, simulate_weather_forecast
+from .timegrid import HALF_HOUR, Site, holiday_dates, local_times, noon_origins, period_grid
+from .weather import simulate_weather, simulate_weather_forecast
 
 DATASETS = ("demand", "generation", "export")  # the member datasets of coopfed.node.model
 _ORIENTATIONS = [(t, a) for t in (30.0, 40.0) for a in (90.0, 135.0, 180.0, 225.0, 270.0)]
@@ -247,10 +247,11 @@ def _consumption(
 def simulate_coop(spec: CoopSpec, start: dt.date, end: dt.date) -> SimulatedCoop:
     """Members' readings from local midnight of `start` to local midnight of `end` (exclusive)."""
     rng = np.random.default_rng(spec.seed)
-    periods = period_grid(start, end)
-    local = local_times(periods)
-    holidays = sorted(holiday_dates(range(start.year - 1, end.year + 2)))
-    weather = simulate_weather(spec.site, periods, spec.try_region, spec.seed + 1)
+    site = spec.site
+    periods = period_grid(start, end, site.tz)
+    local = local_times(periods, site.tz)
+    holidays = sorted(holiday_dates(range(start.year - 1, end.year + 2), site.country, site.subdiv))
+    weather = simulate_weather(site, periods, spec.try_region, spec.seed + 1)
     homes = _households(spec, rng)
     demand = _consumption(homes, weather, local, holidays, rng)
     gen = _pv_generation(homes, weather, rng)
@@ -263,7 +264,7 @@ def simulate_coop(spec: CoopSpec, start: dt.date, end: dt.date) -> SimulatedCoop
         surplus[:, bat] -= charge.astype(np.float32)
     members, demand, gen, export = _add_turbines(spec, homes, weather, demand, gen, surplus, rng)
     readings = MemberReadings(spec.coop_id, periods, members, demand, gen, export)
-    origins = noon_origins(int(periods[0]), int(periods[-1]))
+    origins = noon_origins(int(periods[0]), int(periods[-1]), site.tz)
     forecast = simulate_weather_forecast(weather, origins, spec.seed + 2)
     return SimulatedCoop(spec, readings, weather, forecast)
 
@@ -305,12 +306,17 @@ def _add_turbines(
     )
 
 
+def england(name: str, latitude: float, longitude: float, altitude: float = 0.0) -> Site:
+    """A site in England: UK clock, England and Wales bank holidays."""
+    return Site(name, latitude, longitude, altitude, tz="Europe/London", country="GB", subdiv="ENG")
+
+
 def default_federation() -> tuple[CoopSpec, ...]:
     """Three co-ops of different sizes and technology mixes, one with two wind turbines."""
     riverside = CoopSpec(
         "riverside",
         households=60,
-        site=Site("Bristol", 51.45, -2.59, 20),
+        site=england("Bristol", 51.45, -2.59, 20),
         pv_share=0.35,
         battery_share=0.3,
         heat_pump_share=0.15,
@@ -320,7 +326,7 @@ def default_federation() -> tuple[CoopSpec, ...]:
     fellside = CoopSpec(
         "fellside",
         households=150,
-        site=Site("Kendal", 54.33, -2.75, 60),
+        site=england("Kendal", 54.33, -2.75, 60),
         pv_share=0.2,
         battery_share=0.2,
         heat_pump_share=0.1,
@@ -331,7 +337,7 @@ def default_federation() -> tuple[CoopSpec, ...]:
     market_town = CoopSpec(
         "market-town",
         households=300,
-        site=Site("Norwich", 52.63, 1.30, 30),
+        site=england("Norwich", 52.63, 1.30, 30),
         pv_share=0.45,
         battery_share=0.35,
         heat_pump_share=0.25,

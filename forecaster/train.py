@@ -130,7 +130,7 @@ def training_origins(coop: CoopData, until: int | None = None) -> NDArray[np.int
     """Daily local-noon origins with two weeks of history whose 48 h targets end before `until`."""
     periods = coop.aggregates.index.to_numpy(dtype=np.int64)
     end = int(periods[-1]) + HALF_HOUR if until is None else until
-    return noon_origins(int(periods[0]) + 2 * WEEK * HALF_HOUR, end - HORIZON * HALF_HOUR)
+    return noon_origins(int(periods[0]) + 2 * WEEK * HALF_HOUR, end - HORIZON * HALF_HOUR, coop.site.tz)
 
 
 def training_rows(coop: CoopData, until: int | None = None) -> FeatureRows:

@@ -22,21 +22,11 @@ from numpy.typing import NDArray
 from scipy.signal import lfilter
 
 from .physics import quiet_pandas_deprecations
-from .timegrid import HALF_HOUR
+from .timegrid import HALF_HOUR, Site
 
 TRY_DIR = Path(demandlib.__file__).parent / "vdi" / "resources_weather"
 _MIN_CLEARSKY = 50.0  # W/m2: below this a clear-sky index is too noisy to carry over
 _MAX_CLEARNESS = 1.3
-
-
-@dataclass(frozen=True)
-class Site:
-    """Where a co-op's roofs are (decimal degrees, metres)."""
-
-    name: str
-    latitude: float
-    longitude: float
-    altitude: float = 50.0
 
 
 @dataclass(frozen=True)
@@ -172,10 +162,23 @@ def simulate_weather(site: Site, periods: NDArray[np.int64], region: int, seed: 
     return frame
 
 
+def sky(site: Site, periods: NDArray[np.int64]) -> pd.DataFrame:
+    """Clear-sky horizontal irradiance (Haurwitz, W/m2) and the sun's elevation and azimuth
+    (degrees) at period midpoints: astronomy only, known years ahead."""
+    mid = pd.to_datetime(np.asarray(periods, dtype=np.int64) + HALF_HOUR // 2, unit="s", utc=True)
+    sun = _solar(pd.DatetimeIndex(mid), site.latitude, site.longitude, site.altitude)
+    return pd.DataFrame(
+        {
+            "clearsky": sun["clearsky"].to_numpy(),
+            "sun_elevation": 90.0 - sun["zenith"].to_numpy(),
+            "sun_azimuth": sun["azimuth"].to_numpy(),
+        }
+    )
+
+
 def clearsky_ghi(site: Site, periods: NDArray[np.int64]) -> NDArray[np.float64]:
     """Clear-sky horizontal irradiance at period midpoints (Haurwitz): astronomy only."""
-    mid = pd.to_datetime(np.asarray(periods, dtype=np.int64) + HALF_HOUR // 2, unit="s", utc=True)
-    return _solar(pd.DatetimeIndex(mid), site.latitude, site.longitude)["clearsky"].to_numpy()
+    return sky(site, periods)["clearsky"].to_numpy()
 
 
 def simulate_weather_forecast(

@@ -19,7 +19,6 @@ import arrow
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from coopfed.forecaster.timegrid import LOCAL_TZ
 from coopfed.node.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from coopfed.node.federation.state import FederationState
 from coopfed.node.policy import load_policies
@@ -306,8 +305,9 @@ class NodeStatus:
         return asdict(self)
 
 
-def node_status(settings: Settings, zone: str = LOCAL_TZ) -> NodeStatus:
+def node_status(settings: Settings, zone: str | None = None) -> NodeStatus:
     """The node's state as an operator asks for it, read from its folder (and its port, if served)."""
+    zone = zone or settings.place.tz
     note = serving_note(settings.base_dir)
     address = _served_address(settings, note) if note is not None else ""
     database = settings.path(settings.storage.path)

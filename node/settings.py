@@ -86,11 +86,21 @@ class FederationSection:
 
 
 @dataclass(frozen=True)
+class PlaceSection:
+    """Where the co-op is: its clock (settlement periods, calendars, times members read), its
+    public holidays and its location (the sun's path for forecasts)."""
+
+    tz: str = "Europe/London"  # an IANA time zone
+    holiday_country: str = "GB"  # ISO 3166 code, as the `holidays` package names countries
+    holiday_subdivision: str = "ENG"  # e.g. ENG, SCT, NIR, WLS for GB; empty: the country's only
+    latitude: float = 51.45  # decimal degrees (Bristol)
+    longitude: float = -2.59
+    altitude: float = 20.0  # metres
+
+
+@dataclass(frozen=True)
 class ForecastSection:
     dir: str = "forecast"  # signed models, the latest forecast
-    # Where the co-op's roofs are, "latitude,longitude" in decimal degrees, for clear-sky
-    # features; empty: none (the model learns the sun from the calendar alone).
-    site: str = ""
     device: str = "cpu"  # XGBoost training device: "cpu" or "cuda[:n]"
     rounds: int = 150  # boosting rounds per model
     # How often a nudge stream looks for a forecast made by another process (the CLI) and
@@ -128,6 +138,7 @@ class Settings:
 
     base_dir: Path = Path(".")
     node: NodeSection = field(default_factory=NodeSection)
+    place: PlaceSection = field(default_factory=PlaceSection)
     storage: StorageSection = field(default_factory=StorageSection)
     policy: PolicySection = field(default_factory=PolicySection)
     tls: TlsSection = field(default_factory=TlsSection)
@@ -148,6 +159,7 @@ class Settings:
 
 _SECTIONS = {
     "node": NodeSection,
+    "place": PlaceSection,
     "storage": StorageSection,
     "policy": PolicySection,
     "tls": TlsSection,

@@ -18,14 +18,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from coopfed.node.cli.common import NodeAction, bind_on_node
-from coopfed.node.cli.output import DEFAULT_TZ, Col, add_json_option, show
+from coopfed.node.cli.output import Col, add_json_option, show
 from coopfed.node.errors import UsageError
 from coopfed.node.forecast.context import forecast_of
 from coopfed.node.model import HALF_HOUR
 from coopfed.node.runtime import Node
 
 ProgressFn = Callable[[str, int, int], None]
-LOCAL_TZ = DEFAULT_TZ
 BACKTEST_HISTORY_DAYS = 21  # the forecaster's lags and training need three weeks before a test window
 _DEVICE = re.compile(r"cpu|cuda(:[0-9]+)?")
 
@@ -49,7 +48,7 @@ def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
     predict = commands.add_parser("predict", help="forecast the next 48 h, keep it, show windows and nudges")
     predict.add_argument(
         "--at",
-        help=f"origin, ISO 8601; a time without a UTC offset is on the co-op's clock ({LOCAL_TZ}). "
+        help="origin, ISO 8601; a time without a UTC offset is on the co-op's clock ([place] tz). "
         "Default: now, or the end of the data held where that is earlier",
     )
     predict.add_argument("--mode", choices=["pooled", "federated"], help="default: the mode last trained")
@@ -155,18 +154,18 @@ def _train(args: argparse.Namespace, node: Node, console: Console) -> int:
     return 0 if not problems else 1  # the model is kept; exchanging it with some peers failed
 
 
-def _when(unix: int) -> str:
-    return arrow.get(unix).to(LOCAL_TZ).format("ddd D MMM HH:mm")
+def _when(unix: int, tz: str) -> str:
+    return arrow.get(unix).to(tz).format("ddd D MMM HH:mm")
 
 
-def _at(text: str | None) -> int | None:
+def _at(text: str | None, tz: str) -> int | None:
     if not text:
         return None
     try:
         at = datetime.fromisoformat(text)
     except ValueError as exc:
         raise UsageError(f"--at {text!r}: {exc}", code="cli.at") from exc
-    unix = int((at if at.tzinfo else at.replace(tzinfo=ZoneInfo(LOCAL_TZ))).timestamp())
+    unix = int((at if at.tzinfo else at.replace(tzinfo=ZoneInfo(tz))).timestamp())
     return unix - unix % HALF_HOUR
 
 
@@ -174,13 +173,14 @@ def _predict(args: argparse.Namespace, node: Node, console: Console) -> int:
     from coopfed.forecaster import Window, plot_forecast
     from coopfed.node.forecast.forecasting import forecast_frame, make_forecast, nudge_texts
 
-    forecast, ensemble = make_forecast(node, origin=_at(args.at), mode=args.mode)
+    tz = node.settings.place.tz
+    forecast, ensemble = make_forecast(node, origin=_at(args.at, tz), mode=args.mode)
     models = ", ".join(f"{m.trained_by} v{m.version} {m.kind} ({m.weight:.0%})" for m in forecast.models)
-    title = f"forecast #{forecast.sequence} of {forecast.coop_id} from {_when(forecast.origin)} ({LOCAL_TZ})"
+    title = f"forecast #{forecast.sequence} of {forecast.coop_id} from {_when(forecast.origin, tz)} ({tz})"
     table = Table("window", "from", "to", "nudge", title=escape(title))
-    texts = nudge_texts(forecast.windows, now=forecast.origin)
+    texts = nudge_texts(forecast.windows, tz, now=forecast.origin)
     for w, text in zip(forecast.windows, texts, strict=True):
-        table.add_row(w.kind, _when(w.start), _when(w.end), escape(text))
+        table.add_row(w.kind, _when(w.start, tz), _when(w.end, tz), escape(text))
     console.print(table)
     _say(console, f"{forecast.mode} models: {models}")
     _say(console, f"peak: demand above {forecast.peak_threshold_kwh:.1f} kWh per half-hour "
@@ -189,7 +189,7 @@ def _predict(args: argparse.Namespace, node: Node, console: Console) -> int:
         _say(console, f"  left out {peer}'s model: {why}")
     if args.chart:
         found = [Window(w.kind, w.start, w.end, w.daylight) for w in forecast.windows]
-        plot_forecast(forecast_frame(forecast), args.chart, found=found, title=title)
+        plot_forecast(forecast_frame(forecast), args.chart, found=found, title=title, tz=tz)
         _say(console, f"chart written to {args.chart}")
     return 0
 
@@ -222,7 +222,7 @@ def _backtest(args: argparse.Namespace, node: Node, console: Console) -> int:
     for coop in ["all", *sorted(c.coop_id for c in coops)] if len(coops) > 1 else ["all"]:
         _say(console, report.to_table(coop=coop))
     if args.chart:
-        plot_backtest(report.predictions, node.node_id, args.chart)
+        plot_backtest(report.predictions, node.node_id, args.chart, tz=node.settings.place.tz)
         _say(console, f"chart written to {args.chart}")
     return 0
 

@@ -70,20 +70,21 @@ def forecast_policy(node: Node) -> ForecastPolicy:
     return ForecastPolicy(percentile, purpose)
 
 
-def site(node: Node) -> Site | None:
-    """The co-op's site from `[forecast] site` ("latitude,longitude"), or None."""
-    text = node.settings.forecast.site.strip()
-    if not text:
-        return None
+def site(node: Node) -> Site:
+    """The co-op's place from `[place]`: clock, public holidays, location."""
+    place = node.settings.place
     try:
-        lat, lon = (float(v) for v in text.split(","))
+        return Site(
+            node.node_id,
+            place.latitude,
+            place.longitude,
+            place.altitude,
+            tz=place.tz,
+            country=place.holiday_country,
+            subdiv=place.holiday_subdivision or None,
+        )
     except ValueError as exc:
-        raise InvalidArgument(
-            f"[forecast] site must be 'latitude,longitude', not {text!r}", code="config.site"
-        ) from exc
-    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-        raise InvalidArgument(f"[forecast] site {text!r} is not on Earth", code="config.site")
-    return Site(node.node_id, lat, lon)
+        raise InvalidArgument(f"[place]: {exc}", code="config.place") from exc
 
 
 def aggregates_frame(
@@ -202,7 +203,9 @@ async def peer_aggregates(
             frame = peer_frame(result)
             if frame.empty:
                 raise FailedPrecondition("it released no demand cells", code="forecast.no_data")
-            found.append(PeerData(CoopData(held.issuer, frame), held.jti, result.header.decision_id))
+            # A peer's manifest says nothing of its place: neighbours are taken to share ours.
+            peer = CoopData(held.issuer, frame, site(node))
+            found.append(PeerData(peer, held.jti, result.header.decision_id))
         except (CoopfedError, grpc.RpcError, ValueError) as exc:
             problems[held.issuer] = _problem(exc)
         if progress:

@@ -70,11 +70,11 @@ def make_forecast(
     return saved, ensemble
 
 
-def nudge_texts(found: tuple[WindowRecord, ...], now: int | None = None) -> list[str]:
+def nudge_texts(found: tuple[WindowRecord, ...], tz: str, now: int | None = None) -> list[str]:
     """Plain-language nudges, worded for the moment they are read ("today", "tomorrow")."""
     now = int(time.time()) if now is None else now
     ws = [Window(w.kind, w.start, w.end, w.daylight) for w in found]
-    return [n.text for n in nudges(ws, now=now)]
+    return [n.text for n in nudges(ws, now=now, tz=tz)]
 
 
 def forecast_frame(forecast: StoredForecast) -> pd.DataFrame:

@@ -35,11 +35,11 @@ def require_opted_in(node: Node, member_id: str) -> None:
         )
 
 
-def texts(windows: tuple[WindowRecord, ...]) -> list[str]:
+def texts(windows: tuple[WindowRecord, ...], tz: str) -> list[str]:
     """Nudge texts worded for now. The forecaster (XGBoost, pandas, pvlib) loads on first use."""
     from coopfed.node.forecast.forecasting import nudge_texts
 
-    return nudge_texts(windows, int(time.time()))
+    return nudge_texts(windows, tz, int(time.time()))
 
 
 class ForecastService(forecast_pb2_grpc.ForecastServiceServicer):
@@ -51,7 +51,9 @@ class ForecastService(forecast_pb2_grpc.ForecastServiceServicer):
         latest = forecast_of(self.node).store.latest()
         if latest is None:
             raise NotFound("the co-op has not made a forecast yet", code="forecast.none")
-        return convert.forecast_to_proto(latest, await asyncio.to_thread(texts, latest.windows))
+        return convert.forecast_to_proto(
+            latest, await asyncio.to_thread(texts, latest.windows, self.node.settings.place.tz)
+        )
 
     @rpc
     async def SubscribeNudges(self, request, context):
@@ -71,6 +73,8 @@ class ForecastService(forecast_pb2_grpc.ForecastServiceServicer):
                 if not await asyncio.to_thread(wants_nudges, self.node, member_id):
                     return  # opted out (or erased) since: nothing more is sent
                 found = latest.open_windows(int(time.time()))
-                for window, text in zip(found, await asyncio.to_thread(texts, found), strict=True):
+                for window, text in zip(
+                    found, await asyncio.to_thread(texts, found, self.node.settings.place.tz), strict=True
+                ):
                     yield convert.nudge_to_proto(window, text, latest)
                 sent = latest.sequence

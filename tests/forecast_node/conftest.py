@@ -16,7 +16,7 @@ import grpc
 import numpy as np
 import pytest
 
-from coopfed.forecaster import CoopSpec, MemberReadings, Site, simulate_coop
+from coopfed.forecaster import CoopSpec, MemberReadings, england, simulate_coop
 from coopfed.node.client import bearer
 from coopfed.node.federation import grantee
 from coopfed.node.model import ConsentLevel, ConsentSettings
@@ -31,8 +31,8 @@ GREEN = ConsentSettings(level=ConsentLevel.GREEN)
 RED = ConsentSettings(level=ConsentLevel.RED)
 CONSENTS = [GREEN] * 6 + [RED] * 2  # six may be shared with aligned co-ops (k = 5), two internal only
 SPECS = {
-    "coop-a": CoopSpec("coop-a", households=8, site=Site("Bristol", 51.45, -2.59), pv_share=0.5, seed=11),
-    "coop-b": CoopSpec("coop-b", households=8, site=Site("Kendal", 54.33, -2.75), pv_share=0.3, seed=22),
+    "coop-a": CoopSpec("coop-a", households=8, site=england("Bristol", 51.45, -2.59), pv_share=0.5, seed=11),
+    "coop-b": CoopSpec("coop-b", households=8, site=england("Kendal", 54.33, -2.75), pv_share=0.3, seed=22),
 }
 
 
@@ -84,11 +84,7 @@ def coops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coops]:
     }
     with contextlib.ExitStack() as stack:
         a, b = (
-            stack.enter_context(
-                running(
-                    tmp / cid, cid, forecast_policies(tmp / cid), {**ENV, "COOPFED_FORECAST__SITE": site(cid)}
-                )
-            )
+            stack.enter_context(running(tmp / cid, cid, forecast_policies(tmp / cid), {**ENV, **place(cid)}))
             for cid in SPECS
         )
         for run in (a, b):
@@ -98,9 +94,9 @@ def coops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coops]:
         yield Coops(a, b, readings)
 
 
-def site(coop_id: str) -> str:
+def place(coop_id: str) -> dict[str, str]:
     s = SPECS[coop_id].site
-    return f"{s.latitude},{s.longitude}"
+    return {"COOPFED_PLACE__LATITUDE": str(s.latitude), "COOPFED_PLACE__LONGITUDE": str(s.longitude)}
 
 
 def totals(readings: MemberReadings, dataset: str, members: list[int]) -> np.ndarray:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from coopfed.forecaster import CoopSpec, Site, simulate_coop
+from coopfed.forecaster import CoopSpec, england, simulate_coop
 from coopfed.node import cli
 from coopfed.node.model import DATASETS, ConsentLevel, ConsentSettings
 from coopfed.node.runtime import init_node, open_node
@@ -23,7 +23,7 @@ def coop_folder(folder: Path, *, ends_days_ago: int = 0, sharing: int = 6, parti
     """A node folder holding DAYS of 8 simulated households; `sharing` of them consent green (k = 5).
     With `partial`, the last sharing member joined only `partial` days before the end."""
     end = dt.date.today() - dt.timedelta(days=ends_days_ago)
-    spec = CoopSpec("riverside", households=8, site=Site("Bristol", 51.45, -2.59), pv_share=0.4, seed=7)
+    spec = CoopSpec("riverside", households=8, site=england("Bristol", 51.45, -2.59), pv_share=0.4, seed=7)
     readings = simulate_coop(spec, end - dt.timedelta(days=DAYS), end).readings
     config = init_node(folder, node_id="riverside", name="Riverside", listen="127.0.0.1:0", policies=POLICIES)
     with open_node(load_settings(config, environ={})) as node:

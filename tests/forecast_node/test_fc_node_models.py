@@ -37,7 +37,7 @@ from coopfed.node.settings import load_settings
 from coopfed.v1 import common_pb2, forecast_pb2, forecast_pb2_grpc
 from tests.federation_node.conftest import POLICIES
 
-from .conftest import CONSENTS, GREEN, Coops, totals
+from .conftest import CONSENTS, GREEN, SPECS, Coops, totals
 
 pytestmark = pytest.mark.integration
 FORECASTING = "dpv:CommunityEnergyForecasting"
@@ -64,7 +64,7 @@ def test_own_aggregates_follow_consent_per_profile(coops: Coops) -> None:
     assert [len(ids) for ids in internal.consenting.values()] == [2, 2, 2]  # red is internal too
     assert [len(ids) for ids in shared.consenting.values()] == [1, 1, 1]
     assert shared.min_group_size == 5
-    assert shared.coop.site is not None  # from [forecast] site
+    assert shared.coop.site.latitude == SPECS["coop-a"].site.latitude  # from [place]
 
 
 def _peer_call(coops: Coops, method: str, request: object) -> object:

@@ -10,6 +10,8 @@ import pandas as pd
 from coopfed.forecaster import Window, plot_backtest, plot_forecast
 from coopfed.forecaster.timegrid import HALF_HOUR
 
+UK = "Europe/London"
+
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -23,10 +25,10 @@ def test_plot_forecast_writes_a_png(tmp_path: Path) -> None:
         Window("surplus", start, start + 20 * HALF_HOUR, True),
         Window("peak", start + 60 * HALF_HOUR, start + 70 * HALF_HOUR, False),
     ]
-    out = plot_forecast(fc, tmp_path / "fc.png", actual=fc * 1.1, found=found, title="test")
+    out = plot_forecast(fc, tmp_path / "fc.png", actual=fc * 1.1, found=found, title="test", tz=UK)
     data = out.read_bytes()
     assert data.startswith(PNG)
-    plain = plot_forecast(fc, tmp_path / "plain.png").read_bytes()
+    plain = plot_forecast(fc, tmp_path / "plain.png", tz=UK).read_bytes()
     assert plain.startswith(PNG)
     assert plain != data
 
@@ -40,4 +42,4 @@ def test_plot_backtest_writes_a_png(tmp_path: Path) -> None:
             "federated_generation": 0.01,
         }
     )  # fmt: skip
-    assert plot_backtest(p, "a", tmp_path / "bt.png").read_bytes().startswith(PNG)
+    assert plot_backtest(p, "a", tmp_path / "bt.png", tz=UK).read_bytes().startswith(PNG)

@@ -89,8 +89,8 @@ def test_bad_inputs_are_rejected(coops: list[CoopData]) -> None:
     with pytest.raises(ValueError, match="after the first aggregate"):
         build_features(coop, np.array([int(coop.aggregates.index[0])]))
     with pytest.raises(ValueError, match="multiples of 1800"):
-        CoopData("x", coop.aggregates.set_axis(coop.aggregates.index + 5))
+        CoopData("x", coop.aggregates.set_axis(coop.aggregates.index + 5), coop.site)
     with pytest.raises(ValueError, match="at least one member"):
-        CoopData("x", coop.aggregates.assign(members=0))
+        CoopData("x", coop.aggregates.assign(members=0), coop.site)
     with pytest.raises(ValueError, match="lack columns"):
-        CoopData("x", coop.aggregates.drop(columns="members"))
+        CoopData("x", coop.aggregates.drop(columns="members"), coop.site)

@@ -10,6 +10,8 @@ import pytest
 from coopfed.forecaster import Nudge, Window, nudges, peak_threshold, reference_demand, windows
 from coopfed.forecaster.timegrid import HALF_HOUR
 
+UK = "Europe/London"
+
 
 def _at(text: str) -> int:
     return arrow.get(text, tzinfo="Europe/London").int_timestamp
@@ -70,7 +72,7 @@ def test_reference_demand_is_the_measured_month_before_the_origin() -> None:
 def test_sunny_surplus_nudge_text_in_british_summer_time() -> None:
     now = _at("2024-06-13T12:00:00")
     w = Window("surplus", _at("2024-06-14T11:00:00"), _at("2024-06-14T14:30:00"), True)
-    assert nudges([w], now=now) == [
+    assert nudges([w], now=now, tz=UK) == [
         Nudge(
             "surplus",
             w.start,
@@ -87,7 +89,7 @@ def test_peak_and_night_surplus_texts_and_day_names() -> None:
     windy = Window("surplus", _at("2024-12-22T02:00:00"), _at("2024-12-22T05:00:00"), False)
     late = Window("peak", _at("2024-12-21T22:30:00"), _at("2024-12-22T00:00:00"), False)
     span = Window("surplus", _at("2024-12-21T23:00:00"), _at("2024-12-22T01:30:00"), False)
-    texts = [n.text for n in nudges([peak, windy, late, span], now=now)]
+    texts = [n.text for n in nudges([peak, windy, late, span], now=now, tz=UK)]
     assert texts == [
         "Busy today 17:00-19:30: if you can, run the washing machine or dishwasher at another time",
         "Local power to spare on Sunday 02:00-05:00: a good time for EV charging or the dishwasher",
@@ -95,12 +97,12 @@ def test_peak_and_night_surplus_texts_and_day_names() -> None:
         "Local power to spare tomorrow 23:00 to Sunday 01:30: a good time for EV charging or the dishwasher",
     ]
     with pytest.raises(ValueError, match="unknown window kind"):
-        nudges([Window("storm", peak.start, peak.end, False)], now=now)
+        nudges([Window("storm", peak.start, peak.end, False)], now=now, tz=UK)
 
 
 def test_times_follow_the_local_clock_across_the_autumn_change() -> None:
     """On 27 Oct 2024 clocks go back at 02:00 BST: 00:30 BST to 01:30 GMT is two hours."""
     start, end = _at("2024-10-27T00:30:00"), arrow.get("2024-10-27T01:30:00Z").int_timestamp
     assert (end - start) == 2 * 3600
-    (n,) = nudges([Window("peak", start, end, False)], now=_at("2024-10-26T12:00:00"))
+    (n,) = nudges([Window("peak", start, end, False)], now=_at("2024-10-26T12:00:00"), tz=UK)
     assert n.text.startswith("Busy tomorrow 00:30-01:30:")

@@ -9,12 +9,13 @@ import pandas as pd
 import pytest
 from demandlib import bdew
 
-from coopfed.forecaster import CoopSpec, SimulatedCoop, Site, aggregate_readings, simulate_coop
+from coopfed.forecaster import CoopSpec, SimulatedCoop, aggregate_readings, england, simulate_coop
 from coopfed.forecaster.physics import quiet_pandas_deprecations
 from coopfed.forecaster.timegrid import HALF_HOUR, local_times, period_grid
 from coopfed.forecaster.weather import read_try
 
-NORWICH = Site("Norwich", 52.63, 1.30, 30)
+UK = "Europe/London"
+NORWICH = england("Norwich", 52.63, 1.30, 30)
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +38,9 @@ def test_same_seed_same_readings_other_seed_differs() -> None:
 
 
 def test_periods_are_utc_half_hours_with_local_clock_changes() -> None:
-    assert len(period_grid(dt.date(2024, 3, 31), dt.date(2024, 4, 1))) == 46
-    assert len(period_grid(dt.date(2024, 10, 27), dt.date(2024, 10, 28))) == 50
-    p = period_grid(dt.date(2024, 1, 1), dt.date(2024, 1, 2))
+    assert len(period_grid(dt.date(2024, 3, 31), dt.date(2024, 4, 1), UK)) == 46
+    assert len(period_grid(dt.date(2024, 10, 27), dt.date(2024, 10, 28), UK)) == 50
+    p = period_grid(dt.date(2024, 1, 1), dt.date(2024, 1, 2), UK)
     assert p[0] == 1704067200
     assert np.all(np.diff(p) == HALF_HOUR)
     assert np.all(p % HALF_HOUR == 0)
@@ -51,7 +52,7 @@ def test_pv_is_zero_at_night_and_summer_beats_winter(year: SimulatedCoop) -> Non
     gen = r.generation[:, homes].sum(axis=1)
     assert np.all(gen[w["clearsky"].to_numpy() == 0] == 0)
     assert gen.max() > 0
-    month = local_times(r.periods).month
+    month = local_times(r.periods, UK).month
     summer, winter = gen[month.isin([6, 7])].sum(), gen[month.isin([12, 1])].sum()
     assert summer > 3 * winter
     per_kwp = r.generation.sum(axis=0)[homes] / r.members["kwp"].to_numpy()[homes]
@@ -71,7 +72,7 @@ def test_pv_homes_grid_import_has_the_shape_of_bdew_p25(year: SimulatedCoop) -> 
     r = year.readings
     pv = (r.members["kind"] == "P25").to_numpy()
     imp = r.demand[:, pv] - np.minimum(r.demand[:, pv], r.generation[:, pv])
-    local = local_times(r.periods)
+    local = local_times(r.periods, UK)
     june = (local.month == 6) & (local.day_of_week < 5)
     sim = pd.Series(imp[june].mean(axis=1), index=local[june].hour).groupby(level=0).mean()
     idx = pd.date_range("2024-06-01", "2024-06-30 23:45", freq="15min")
@@ -97,7 +98,7 @@ def test_energy_balance(year: SimulatedCoop) -> None:
 
 def test_heat_pumps_raise_winter_demand(federation: dict[str, SimulatedCoop]) -> None:
     r = federation["market-town"].readings
-    december = local_times(r.periods).month == 12
+    december = local_times(r.periods, UK).month == 12
     hp = r.members["heat_pump"].to_numpy(dtype=bool)
     homes = (r.members["kind"] != "turbine").to_numpy()
     per_home = r.demand[december].sum(axis=0)

@@ -1,4 +1,7 @@
-"""The issue's accuracy targets on the default three-co-op federation (one year, final month held out).
+"""Accuracy floors on the default three-co-op federation (one year, final month held out):
+day-ahead demand MAE at most 0.75 x weekly seasonal-naive and below the 7-day same-half-hour
+mean, pooled and federated. Issue 16's targets (0.65 x and 0.85 x) are not met yet (0.650 x
+weekly on this year): bench/forecast.py prints them with PASS/FAIL.
 
 bench/forecast.py checks the same targets on two years and reports training times.
 """
@@ -24,4 +27,6 @@ def test_default_federation_meets_the_accuracy_targets() -> None:
     pooled, fed = report.score("pooled", "demand"), report.score("federated", "demand")
     assert pooled["vs_naive"] <= 0.75
     assert fed["vs_naive"] <= 0.75
+    assert pooled["vs_mean7"] < 1
+    assert fed["vs_mean7"] < 1
     assert fed["mae"] <= 1.05 * pooled["mae"]

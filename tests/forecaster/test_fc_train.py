@@ -104,21 +104,30 @@ def test_pooled_model_and_48h_prediction(coops: list[CoopData], keys: dict, trus
 
 
 def test_backtest_accuracy_ordering(coops: list[CoopData], keys: dict) -> None:
-    """A small but real run: learned models beat seasonal-naive; the federation tracks pooled."""
+    """A small but real run: learned models beat the baselines; the federation tracks pooled."""
     report = backtest(coops, keys, test_start=TEST_START, rounds=ROUNDS, params=ONE_THREAD)
-    naive = report.score("seasonal-naive", "demand")
+    naive = report.score("seasonal-naive-week", "demand")
+    mean7 = report.score("7-day-mean", "demand")
     pooled, fed, local = (report.score(m, "demand") for m in ("pooled", "federated", "local"))
     assert pooled["mae"] < 0.85 * naive["mae"]
     assert fed["mae"] < 0.85 * naive["mae"]
     assert local["mae"] < naive["mae"]
+    assert pooled["mae"] < mean7["mae"]
+    assert pooled["vs_mean7"] == pytest.approx(pooled["mae"] / mean7["mae"])
     assert fed["mae"] < 1.15 * pooled["mae"]
-    assert report.score("pooled", "generation")["mae"] < report.score("seasonal-naive", "generation")["mae"]
+    assert (
+        report.score("pooled", "generation")["mae"] < report.score("seasonal-naive-week", "generation")["mae"]
+    )
     doc = report.to_dict()
     assert doc["origins"] == report.predictions["origin"].nunique() > 20
-    assert {s["model"] for s in doc["scores"]} == {"seasonal-naive", "local", "pooled", "federated"}
+    assert {s["model"] for s in doc["scores"]} == {
+        "seasonal-naive-day", "seasonal-naive-week", "7-day-mean", "local", "pooled", "federated"
+    }  # fmt: skip
+    assert set(doc["weather"].values()) == {"forecasts issued by each origin"}
     table = report.to_table()
     assert "federated" in table
-    assert "vs naive" in table
+    assert "vs 7d" in table
+    assert "weather, riverside: forecasts issued by each origin" in table
     assert set(report.predictions["day"]) <= {0, 1, 2}
     assert report.predictions["period"].max() < int(coops[0].aggregates.index[-1]) + HALF_HOUR
 
