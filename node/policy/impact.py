@@ -184,36 +184,38 @@ class ImpactAnalysis:
         with ThreadPoolExecutor(max_workers=2) as pool:
             iterator = iter(entries)
             while chunk := list(itertools.islice(iterator, CHUNK)):
-                self._evaluate(chunk, pool)
-                for entry in chunk:
-                    self._tally(entry)
+                for entry, key in zip(chunk, self._evaluate(chunk, pool), strict=True):
+                    self._tally(entry, key)
                 if self._progress:
                     self._progress(len(chunk))
         self.report.distinct_inputs = len(self._cache)
         self.report.seconds = time.perf_counter() - started
         return self.report
 
-    def _evaluate(self, chunk: list[LogEntry], pool: ThreadPoolExecutor) -> None:
+    def _evaluate(self, chunk: list[LogEntry], pool: ThreadPoolExecutor) -> list[bytes | None]:
+        """Each entry's cache key (None where not replayed), its new inputs evaluated first."""
+        keys: list[bytes | None] = []
         todo: dict[str, dict[bytes, Any]] = {}
         for entry in chunk:
-            if entry.path in self.replayable:
-                key = _digest(entry.path, entry.input)
-                if key not in self._cache:
-                    todo.setdefault(entry.path, {})[key] = entry.input
+            key = _digest(entry.path, entry.input) if entry.path in self.replayable else None
+            keys.append(key)
+            if key is not None and key not in self._cache:
+                todo.setdefault(entry.path, {})[key] = entry.input
         for path, batch in todo.items():
             inputs = list(batch.values())
             before = pool.submit(self.base.evaluate_many, path, inputs)
             after = pool.submit(self.head.evaluate_many, path, inputs)
             for key, b, h in zip(batch, before.result(), after.result(), strict=True):
                 self._cache[key] = _Verdict(b, h)
+        return keys
 
-    def _tally(self, entry: LogEntry) -> None:
+    def _tally(self, entry: LogEntry, key: bytes | None) -> None:
         report = self.report
         report.entries += 1
-        if entry.path not in self.replayable:
+        if key is None:
             report.skipped[entry.path] += 1
             return
-        verdict = self._cache[_digest(entry.path, entry.input)]
+        verdict = self._cache[key]
         report.replayed += 1
         report.masked += bool(entry.masked)
         report.errors += (not verdict.base[0]) or (not verdict.head[0])
