@@ -14,7 +14,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,6 +160,13 @@ def _digest(path: str, value: Any) -> bytes:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
 
+@dataclass
+class _Chunk:
+    entries: list[LogEntry]
+    keys: list[bytes | None]
+    jobs: list[tuple[list[bytes], Future[list[Answer]], Future[list[Answer]]]]
+
+
 class ImpactAnalysis:
     """Replays entries through `base` and `head` (both evaluated at once, in two threads)."""
 
@@ -175,39 +182,54 @@ class ImpactAnalysis:
     ) -> None:
         self.base, self.head, self.report = base, head, report
         self.replayable = set(base.policies.entrypoints) | set(head.policies.entrypoints)
+        self._submitted: set[bytes] = set()  # keys of inputs sent to the engines
         self._cache: dict[bytes, _Verdict] = {}
         self._per_change, self._max_examples = examples_per_change, max_examples
         self._progress = progress
 
     def run(self, entries: Iterable[LogEntry]) -> ImpactReport:
         started = time.perf_counter()
+        iterator = iter(entries)
         with ThreadPoolExecutor(max_workers=2) as pool:
-            iterator = iter(entries)
+            # While the engines evaluate one chunk, this thread tallies the one before.
+            pending: _Chunk | None = None
             while chunk := list(itertools.islice(iterator, CHUNK)):
-                for entry, key in zip(chunk, self._evaluate(chunk, pool), strict=True):
-                    self._tally(entry, key)
-                if self._progress:
-                    self._progress(len(chunk))
-        self.report.distinct_inputs = len(self._cache)
+                submitted = self._submit(chunk, pool)
+                if pending:
+                    self._finish(pending)
+                pending = submitted
+            if pending:
+                self._finish(pending)
+        self.report.distinct_inputs = len(self._submitted)
         self.report.seconds = time.perf_counter() - started
         return self.report
 
-    def _evaluate(self, chunk: list[LogEntry], pool: ThreadPoolExecutor) -> list[bytes | None]:
-        """Each entry's cache key (None where not replayed), its new inputs evaluated first."""
+    def _submit(self, chunk: list[LogEntry], pool: ThreadPoolExecutor) -> _Chunk:
+        """The chunk with each entry's cache key (None where not replayed), and its new
+        inputs submitted to both revisions, one batch per path."""
         keys: list[bytes | None] = []
         todo: dict[str, dict[bytes, Any]] = {}
         for entry in chunk:
             key = _digest(entry.path, entry.input) if entry.path in self.replayable else None
             keys.append(key)
-            if key is not None and key not in self._cache:
+            if key is not None and key not in self._submitted:
+                self._submitted.add(key)
                 todo.setdefault(entry.path, {})[key] = entry.input
+        jobs = []
         for path, batch in todo.items():
             inputs = list(batch.values())
             before = pool.submit(self.base.evaluate_many, path, inputs)
-            after = pool.submit(self.head.evaluate_many, path, inputs)
+            jobs.append((list(batch), before, pool.submit(self.head.evaluate_many, path, inputs)))
+        return _Chunk(chunk, keys, jobs)
+
+    def _finish(self, done: _Chunk) -> None:
+        for batch, before, after in done.jobs:
             for key, b, h in zip(batch, before.result(), after.result(), strict=True):
                 self._cache[key] = _Verdict(b, h)
-        return keys
+        for entry, key in zip(done.entries, done.keys, strict=True):
+            self._tally(entry, key)
+        if self._progress:
+            self._progress(len(done.entries))
 
     def _tally(self, entry: LogEntry, key: bytes | None) -> None:
         report = self.report
