@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from coopfed.node.policy.replay import Answer, Replayer
 
@@ -155,9 +155,16 @@ def _changed_parts(base: Answer, head: Answer) -> tuple[str, ...]:
     return tuple(sorted(k for k in keys if base[1].get(k) != head[1].get(k)))
 
 
-def _digest(path: str, value: Any) -> bytes:
-    text = json.dumps([path, value], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+def _encode(path: str, value: Any) -> tuple[bytes, bytes | None]:
+    """The entry's cache key, and its input as canonical JSON text that both revisions' engines
+    read as it is (None where it is not JSON: the engines refuse it, in their own words)."""
+    try:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        data = text.encode("utf-8")
+    except (TypeError, ValueError):
+        text = json.dumps([path, value], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest(), None
+    return hashlib.sha256(path.encode("utf-8") + b"\0" + data).digest(), data
 
 
 @dataclass
@@ -208,18 +215,23 @@ class ImpactAnalysis:
         """The chunk with each entry's cache key (None where not replayed), and its new
         inputs submitted to both revisions, one batch per path."""
         keys: list[bytes | None] = []
-        todo: dict[str, dict[bytes, Any]] = {}
+        todo: dict[str, dict[bytes, tuple[Any, bytes | None]]] = {}
         for entry in chunk:
-            key = _digest(entry.path, entry.input) if entry.path in self.replayable else None
+            if entry.path not in self.replayable:
+                keys.append(None)
+                continue
+            key, text = _encode(entry.path, entry.input)
             keys.append(key)
-            if key is not None and key not in self._submitted:
+            if key not in self._submitted:
                 self._submitted.add(key)
-                todo.setdefault(entry.path, {})[key] = entry.input
+                todo.setdefault(entry.path, {})[key] = (entry.input, text)
         jobs = []
         for path, batch in todo.items():
-            inputs = list(batch.values())
-            before = pool.submit(self.base.evaluate_many, path, inputs)
-            jobs.append((list(batch), before, pool.submit(self.head.evaluate_many, path, inputs)))
+            inputs = [value for value, _ in batch.values()]
+            texts = [text for _, text in batch.values()]
+            encoded = None if None in texts else cast(list[bytes], texts)
+            before = pool.submit(self.base.evaluate_many, path, inputs, encoded)
+            jobs.append((list(batch), before, pool.submit(self.head.evaluate_many, path, inputs, encoded)))
         return _Chunk(chunk, keys, jobs)
 
     def _finish(self, done: _Chunk) -> None:

@@ -190,8 +190,12 @@ class WasmEngine:
 
     def evaluate_many(self, path: str, inputs: Sequence[Any]) -> list[Any]:
         """Each input's document, in order; PolicyError where any one fails."""
+        return self.evaluate_texts(path, [input_json(value).encode("utf-8") for value in inputs])
+
+    def evaluate_texts(self, path: str, texts: Sequence[bytes]) -> list[Any]:
+        """evaluate_many for inputs already written as JSON text (UTF-8, no NaN), so that a
+        caller evaluating the same inputs on two revisions encodes them once."""
         check_path(path)
-        texts = [input_json(value).encode("utf-8") for value in inputs]
         with self._lock:
             instance = self._instance
             if instance is None:
