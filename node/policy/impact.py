@@ -238,8 +238,8 @@ class ImpactAnalysis:
         for batch, before, after in done.jobs:
             for key, b, h in zip(batch, before.result(), after.result(), strict=True):
                 self._cache[key] = _Verdict(b, h)
-        for entry, key in zip(done.entries, done.keys, strict=True):
-            self._tally(entry, key)
+        for entry, entry_key in zip(done.entries, done.keys, strict=True):
+            self._tally(entry, entry_key)
         if self._progress:
             self._progress(len(done.entries))
 

@@ -127,7 +127,7 @@ class _Instance:
         results = json.loads(self._string(out))
         return results[0].get("result") if results else None
 
-    def evaluate_batch(self, rule: int, texts: list[bytes]) -> list[Any]:
+    def evaluate_batch(self, rule: int, texts: Sequence[bytes]) -> list[Any]:
         """Each input's document through the path's wrapper rule, None where undefined."""
         found = dict(self.evaluate(rule, b'{"batch":[' + b",".join(texts) + b"]}") or ())
         return [found.get(n) for n in range(len(texts))]
