@@ -8,6 +8,7 @@ grants, revocations) are counted and skipped. Equal (path, input) pairs are eval
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import itertools
 import json
@@ -200,13 +201,19 @@ class ImpactAnalysis:
         with ThreadPoolExecutor(max_workers=2) as pool:
             # While the engines evaluate one chunk, this thread tallies the one before.
             pending: _Chunk | None = None
-            while chunk := list(itertools.islice(iterator, CHUNK)):
-                submitted = self._submit(chunk, pool)
+            try:
+                while chunk := list(itertools.islice(iterator, CHUNK)):
+                    submitted = self._submit(chunk, pool)
+                    if pending:
+                        self._finish(pending)
+                        # The verdicts kept for the whole run are millions of objects that every
+                        # full collection scanned again, a cost growing with the square of the log.
+                        gc.freeze()
+                    pending = submitted
                 if pending:
                     self._finish(pending)
-                pending = submitted
-            if pending:
-                self._finish(pending)
+            finally:
+                gc.unfreeze()
         self.report.distinct_inputs = len(self._submitted)
         self.report.seconds = time.perf_counter() - started
         return self.report
