@@ -51,8 +51,8 @@ class Replayer:
                 return [(False, str(exc))] * len(inputs)
         half = len(inputs) // 2
         first, second = (None, None) if texts is None else (texts[:half], texts[half:])
-        head = self.evaluate_many(path, inputs[:half], first)
-        return head + self.evaluate_many(path, inputs[half:], second)
+        answers = self.evaluate_many(path, inputs[:half], first)
+        return answers + self.evaluate_many(path, inputs[half:], second)
 
     def close(self) -> None:
         self._engine.close()
