@@ -71,7 +71,7 @@ def governance_input(rng: random.Random, now: int) -> dict[str, Any]:
         "granularity": rng.choice(["aggregate", "aggregate", "aggregate", "individual"]),
         "period": {"start": start, "end": start + 1800 * length},
         "flow": "third_party",
-        "purpose": {"code": rng.choice(PURPOSES), "description": "sha256:" + uuid.uuid4().hex * 2},
+        "purpose": {"code": rng.choice(PURPOSES), "description": f"sha256:{rng.getrandbits(256):064x}"},
         "commitments": rng.sample(
             ["results_shared_with_members", "no_onward_sharing", "delete_after_use"], 2
         ),

@@ -8,15 +8,16 @@ grants, revocations) are counted and skipped. Equal (path, input) pairs are eval
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import itertools
 import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from coopfed.node.policy.replay import Answer, Replayer
 
@@ -155,9 +156,23 @@ def _changed_parts(base: Answer, head: Answer) -> tuple[str, ...]:
     return tuple(sorted(k for k in keys if base[1].get(k) != head[1].get(k)))
 
 
-def _digest(path: str, value: Any) -> bytes:
-    text = json.dumps([path, value], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+def _encode(path: str, value: Any) -> tuple[bytes, bytes | None]:
+    """The entry's cache key, and its input as canonical JSON text that both revisions' engines
+    read as it is (None where it is not JSON: the engines refuse it, in their own words)."""
+    try:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        data = text.encode("utf-8")
+    except (TypeError, ValueError):
+        text = json.dumps([path, value], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest(), None
+    return hashlib.sha256(path.encode("utf-8") + b"\0" + data).digest(), data
+
+
+@dataclass
+class _Chunk:
+    entries: list[LogEntry]
+    keys: list[bytes | None]
+    jobs: list[tuple[list[bytes], Future[list[Answer]], Future[list[Answer]]]]
 
 
 class ImpactAnalysis:
@@ -175,45 +190,73 @@ class ImpactAnalysis:
     ) -> None:
         self.base, self.head, self.report = base, head, report
         self.replayable = set(base.policies.entrypoints) | set(head.policies.entrypoints)
+        self._submitted: set[bytes] = set()  # keys of inputs sent to the engines
         self._cache: dict[bytes, _Verdict] = {}
         self._per_change, self._max_examples = examples_per_change, max_examples
         self._progress = progress
 
     def run(self, entries: Iterable[LogEntry]) -> ImpactReport:
         started = time.perf_counter()
+        iterator = iter(entries)
         with ThreadPoolExecutor(max_workers=2) as pool:
-            iterator = iter(entries)
-            while chunk := list(itertools.islice(iterator, CHUNK)):
-                self._evaluate(chunk, pool)
-                for entry in chunk:
-                    self._tally(entry)
-                if self._progress:
-                    self._progress(len(chunk))
-        self.report.distinct_inputs = len(self._cache)
+            # While the engines evaluate one chunk, this thread tallies the one before.
+            pending: _Chunk | None = None
+            try:
+                while chunk := list(itertools.islice(iterator, CHUNK)):
+                    submitted = self._submit(chunk, pool)
+                    if pending:
+                        self._finish(pending)
+                        # The verdicts kept for the whole run are millions of objects that every
+                        # full collection scanned again, a cost growing with the square of the log.
+                        gc.freeze()
+                    pending = submitted
+                if pending:
+                    self._finish(pending)
+            finally:
+                gc.unfreeze()
+        self.report.distinct_inputs = len(self._submitted)
         self.report.seconds = time.perf_counter() - started
         return self.report
 
-    def _evaluate(self, chunk: list[LogEntry], pool: ThreadPoolExecutor) -> None:
-        todo: dict[str, dict[bytes, Any]] = {}
+    def _submit(self, chunk: list[LogEntry], pool: ThreadPoolExecutor) -> _Chunk:
+        """The chunk with each entry's cache key (None where not replayed), and its new
+        inputs submitted to both revisions, one batch per path."""
+        keys: list[bytes | None] = []
+        todo: dict[str, dict[bytes, tuple[Any, bytes | None]]] = {}
         for entry in chunk:
-            if entry.path in self.replayable:
-                key = _digest(entry.path, entry.input)
-                if key not in self._cache:
-                    todo.setdefault(entry.path, {})[key] = entry.input
+            if entry.path not in self.replayable:
+                keys.append(None)
+                continue
+            key, text = _encode(entry.path, entry.input)
+            keys.append(key)
+            if key not in self._submitted:
+                self._submitted.add(key)
+                todo.setdefault(entry.path, {})[key] = (entry.input, text)
+        jobs = []
         for path, batch in todo.items():
-            inputs = list(batch.values())
-            before = pool.submit(self.base.evaluate_many, path, inputs)
-            after = pool.submit(self.head.evaluate_many, path, inputs)
+            inputs = [value for value, _ in batch.values()]
+            texts = [text for _, text in batch.values()]
+            encoded = None if None in texts else cast(list[bytes], texts)
+            before = pool.submit(self.base.evaluate_many, path, inputs, encoded)
+            jobs.append((list(batch), before, pool.submit(self.head.evaluate_many, path, inputs, encoded)))
+        return _Chunk(chunk, keys, jobs)
+
+    def _finish(self, done: _Chunk) -> None:
+        for batch, before, after in done.jobs:
             for key, b, h in zip(batch, before.result(), after.result(), strict=True):
                 self._cache[key] = _Verdict(b, h)
+        for entry, entry_key in zip(done.entries, done.keys, strict=True):
+            self._tally(entry, entry_key)
+        if self._progress:
+            self._progress(len(done.entries))
 
-    def _tally(self, entry: LogEntry) -> None:
+    def _tally(self, entry: LogEntry, key: bytes | None) -> None:
         report = self.report
         report.entries += 1
-        if entry.path not in self.replayable:
+        if key is None:
             report.skipped[entry.path] += 1
             return
-        verdict = self._cache[_digest(entry.path, entry.input)]
+        verdict = self._cache[key]
         report.replayed += 1
         report.masked += bool(entry.masked)
         report.errors += (not verdict.base[0]) or (not verdict.head[0])

@@ -36,14 +36,23 @@ class Replayer:
         self.policies, self.name = policies, name
         self._engine = engine
 
-    def evaluate_many(self, path: str, inputs: Sequence[Any]) -> list[Answer]:
+    def evaluate_many(
+        self, path: str, inputs: Sequence[Any], texts: Sequence[bytes] | None = None
+    ) -> list[Answer]:
+        """`texts`, the inputs as JSON text, spare an engine that reads text encoding them again."""
         try:
-            return [(True, value) for value in self._engine.evaluate_many(path, inputs)]
+            if texts is not None and isinstance(self._engine, WasmEngine):
+                values = self._engine.evaluate_texts(path, texts)
+            else:
+                values = self._engine.evaluate_many(path, inputs)
+            return [(True, value) for value in values]
         except PolicyError as exc:
             if len(inputs) <= 1:
                 return [(False, str(exc))] * len(inputs)
         half = len(inputs) // 2
-        return self.evaluate_many(path, inputs[:half]) + self.evaluate_many(path, inputs[half:])
+        first, second = (None, None) if texts is None else (texts[:half], texts[half:])
+        answers = self.evaluate_many(path, inputs[:half], first)
+        return answers + self.evaluate_many(path, inputs[half:], second)
 
     def close(self) -> None:
         self._engine.close()

@@ -91,3 +91,10 @@ def test_a_wasm_compile_error_names_the_file_not_a_temporary_folder(opa_binary: 
     with pytest.raises(PolicyError, match=r"compiling the policy set to wasm: .*policies/b\.rego") as err:
         WasmEngine(broken, opa_binary)
     assert "coopfed-wasm-" not in str(err.value)
+
+
+def test_a_long_batch_answers_each_input_in_its_place(conflict: PolicyEngine) -> None:
+    # Long enough to span several wasm calls; undefined answers fall between defined ones.
+    inputs = [[{}, {"a": True}, {"b": True}][n % 3] if n % 7 else {"b": True, "n": n} for n in range(350)]
+    assert conflict.evaluate_many("t/x", inputs) == [conflict.evaluate("t/x", i) for i in inputs]
+    assert conflict.evaluate_many("t/x", inputs).count(None) == sum(1 for i in inputs if not i)

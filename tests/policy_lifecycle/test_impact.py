@@ -15,8 +15,8 @@ import pytest
 from coopfed.node.cli import main
 from coopfed.node.policy import load_policies
 from coopfed.node.policy.embedded import EmbeddedEngine
-from coopfed.node.policy.impact import outcome_of
-from coopfed.node.policy.replay import checkout
+from coopfed.node.policy.impact import ImpactAnalysis, ImpactReport, LogEntry, outcome_of
+from coopfed.node.policy.replay import checkout, make_replayer
 
 from ..policy.cases import CASES
 
@@ -222,3 +222,26 @@ def test_an_unknown_revision_is_an_error(repo: Path, log: Path, capsys) -> None:
     ]
     assert main([*args, "--engine", "embedded"]) == 2
     assert "no-such-rev" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("engine", ["embedded", "wasm"])
+def test_an_input_that_is_not_json_is_an_error_and_key_order_is_one_input(
+    repo: Path, tmp_path: Path, engine: str, opa_binary: str
+) -> None:
+    value = _governance_input(85, True)
+    inputs = [value, {**value, "now": float("nan")}, dict(reversed(value.items())), value]
+    base = make_replayer(checkout("HEAD~1", tmp_path, repo=repo), engine, opa_binary)
+    head = make_replayer(repo / "policies", engine, opa_binary)
+    report = ImpactReport("HEAD~1", "HEAD", base.policies.revision, head.policies.revision, engine)
+    try:
+        entries = [LogEntry(str(n), GOVERNANCE, v, None, "") for n, v in enumerate(inputs * 2)]
+        ImpactAnalysis(base, head, report).run(entries)
+        expected = [outcome_of(r.evaluate_many(GOVERNANCE, [value])[0]) for r in (base, head)]
+    finally:
+        base.close()
+        head.close()
+    assert report.distinct_inputs == 2  # the reordered copy is the same input
+    assert report.errors == 2
+    impact = report.paths[GOVERNANCE]
+    assert impact.before == Counter({expected[0]: 6, "error": 2})
+    assert impact.after == Counter({expected[1]: 6, "error": 2})
