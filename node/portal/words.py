@@ -121,7 +121,7 @@ def nudges(node: Node) -> list[str]:
         return []
     from coopfed.node.forecast.service import texts
 
-    return texts(latest.open_windows(int(time.time())))
+    return texts(latest.open_windows(int(time.time())), node.settings.place.tz)
 
 
 def at(unix: int) -> datetime:
