@@ -25,6 +25,7 @@ from coopfed.node.policy import load_policies
 from coopfed.node.policy.consent import CONSENT_PATH
 from coopfed.node.policy.embedded import EmbeddedEngine
 from coopfed.node.policy.opa import OpaEngine
+from coopfed.node.policy.regotest import find_tool
 from coopfed.node.policy.sidecar import OpaSidecar
 from coopfed.node.policy.wasm import WasmEngine
 from coopfed.node.settings import PolicySection
@@ -33,7 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from tests.governance.cases import DECISION_PATH, decision_input  # noqa: E402
 
-DEFAULT = PolicySection().engine
+# What the default engine ("auto") runs here: wasm where OPA is installed, as on this machine.
+DEFAULT = "wasm" if PolicySection().engine == "auto" and find_tool("opa") else PolicySection().engine
+if DEFAULT == "auto":
+    DEFAULT = "embedded"
 
 
 def questions() -> list[dict[str, Any]]:
