@@ -50,8 +50,11 @@ def _foreign_errors() -> tuple[tuple[type[Exception], type[errors.CoopfedError]]
         (storage.NotFound, errors.NotFound),
         (storage.MemberErased, errors.NotFound),
         (storage.AlreadyExists, errors.AlreadyExists),
+        (storage.ConstraintBroken, errors.CoopfedError),  # INTERNAL: the node's own write
         (storage.InvalidData, errors.InvalidArgument),
         (storage.StorageBusy, errors.Unavailable),
+        (storage.StorageFull, errors.ResourceExhausted),
+        (storage.StorageUnavailable, errors.Unavailable),
         (Conflict, errors.FailedPrecondition),
     )
 
@@ -80,10 +83,12 @@ def status_for(error: errors.CoopfedError) -> grpc.Status:
 
 async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> None:
     error = as_coopfed_error(exc)
-    if error is None:
-        incident = uuid.uuid4().hex[:12]
+    if error is None or (error is not exc and error.status is grpc.StatusCode.INTERNAL):
+        incident = uuid.uuid4().hex[:12]  # the details go to the node's log, not to the caller
         log.exception("unexpected error, incident %s", incident)
-        error = errors.CoopfedError(f"internal error (incident {incident})")
+        error = errors.CoopfedError(
+            f"internal error (incident {incident})", code=error.code if error else None
+        )
     await context.abort_with_status(status_for(error))
 
 

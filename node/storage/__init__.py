@@ -4,6 +4,7 @@ from coopfed.node.storage.base import (
     AlreadyExists,
     ConsentChanged,
     ConsentRecord,
+    ConstraintBroken,
     InvalidData,
     InvitationUnusable,
     Member,
@@ -19,6 +20,8 @@ from coopfed.node.storage.base import (
     SchemaTooNew,
     StorageBusy,
     StorageError,
+    StorageFull,
+    StorageUnavailable,
     Store,
     describe_changes,
 )
@@ -28,6 +31,7 @@ __all__ = [
     "AlreadyExists",
     "ConsentChanged",
     "ConsentRecord",
+    "ConstraintBroken",
     "InvalidData",
     "InvitationUnusable",
     "Member",
@@ -44,6 +48,8 @@ __all__ = [
     "SqliteStore",
     "StorageBusy",
     "StorageError",
+    "StorageFull",
+    "StorageUnavailable",
     "Store",
     "describe_changes",
 ]

@@ -64,10 +64,29 @@ class InvalidData(StorageError, ValueError):
     code = "invalid_data"
 
 
+class ConstraintBroken(InvalidData):
+    """A write broke one of the database's own rules: values no check before it caught, so the
+    node's fault rather than the caller's (the RPC layer says INTERNAL)."""
+
+    code = "storage_constraint"
+
+
 class StorageBusy(StorageError):
     """Another process held the database longer than the busy timeout; worth retrying."""
 
     code = "storage_busy"
+
+
+class StorageFull(StorageError):
+    """The disk (or the database's size limit) is full; nothing of the write was kept."""
+
+    code = "storage_full"
+
+
+class StorageUnavailable(StorageError):
+    """The database cannot be written or read just now: read-only, missing, or an I/O error."""
+
+    code = "storage_unavailable"
 
 
 class SchemaError(StorageError):

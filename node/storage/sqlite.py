@@ -37,7 +37,7 @@ from coopfed.node.storage.base import (
     describe_changes,
 )
 from coopfed.node.storage.schema import Migration, bundled_migrations, migrate
-from coopfed.node.storage.sqlite_conn import ReaderPool, connect, translated
+from coopfed.node.storage.sqlite_conn import ReaderPool, connect, storage_error, translated
 
 Synchronous = Literal["NORMAL", "FULL", "EXTRA"]
 _READING = np.dtype([("period_start", "i8"), ("kwh", "f8")])
@@ -94,8 +94,10 @@ class SqliteStore(Store):
                 _rebuild_totals(self._writer)
                 self._writer.execute("COMMIT")
             self._datasets = dict(self._writer.execute("SELECT name, dataset_id FROM datasets"))
-        except BaseException:
+        except BaseException as exc:
             self._writer.close()
+            if isinstance(exc, sqlite3.Error):
+                raise storage_error(exc) from exc
             raise
         self._dataset_names = {v: k for k, v in self._datasets.items()}
         self._readers = ReaderPool(lambda: self._connect(query_only=True))

@@ -9,25 +9,46 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from coopfed.node.storage.base import InvalidData, StorageBusy, StorageError
+from coopfed.node.storage.base import (
+    ConstraintBroken,
+    InvalidData,
+    StorageBusy,
+    StorageError,
+    StorageFull,
+    StorageUnavailable,
+)
+
+# SQLite's primary result codes (the low byte of an extended one), as the node reports them
+_BY_CODE: dict[int, type[StorageError]] = {
+    sqlite3.SQLITE_CONSTRAINT: ConstraintBroken,
+    sqlite3.SQLITE_BUSY: StorageBusy,
+    sqlite3.SQLITE_LOCKED: StorageBusy,
+    sqlite3.SQLITE_FULL: StorageFull,
+    sqlite3.SQLITE_READONLY: StorageUnavailable,
+    sqlite3.SQLITE_CANTOPEN: StorageUnavailable,
+    sqlite3.SQLITE_IOERR: StorageUnavailable,
+}
 
 
 def connect(
     path: Path, synchronous: str, busy_timeout_s: float, *, query_only: bool = False, create: bool = True
 ) -> sqlite3.Connection:
     """A connection to the store's file; with `create` False a missing file is an error, never a new one."""
-    conn = sqlite3.connect(
-        path if create else existing(path),
-        uri=not create,
-        timeout=busy_timeout_s,
-        isolation_level=None,  # transactions are begun and ended explicitly
-        check_same_thread=False,  # a lock or the pool hands it to one thread at a time
-    )
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute(f"PRAGMA synchronous = {synchronous}")
-    conn.execute("PRAGMA temp_store = MEMORY")
-    if query_only:
-        conn.execute("PRAGMA query_only = ON")
+    try:
+        conn = sqlite3.connect(
+            path if create else existing(path),
+            uri=not create,
+            timeout=busy_timeout_s,
+            isolation_level=None,  # transactions are begun and ended explicitly
+            check_same_thread=False,  # a lock or the pool hands it to one thread at a time
+        )
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        if query_only:
+            conn.execute("PRAGMA query_only = ON")
+    except sqlite3.Error as exc:  # e.g. a folder that cannot be written, a missing file
+        raise storage_error(exc) from exc
     return conn
 
 
@@ -70,15 +91,28 @@ def translated(conn: sqlite3.Connection) -> Iterator[None]:
     except BaseException as exc:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
-        if isinstance(exc, sqlite3.IntegrityError):
-            raise InvalidData(str(exc)) from exc
         if isinstance(exc, OverflowError):
             raise InvalidData("a value is out of range for a 64-bit integer") from exc
-        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-            raise StorageBusy(f"the database is busy: {exc}") from exc
         if isinstance(exc, sqlite3.Error):
-            raise StorageError(f"{type(exc).__name__}: {exc}") from exc
+            raise storage_error(exc) from exc
         raise
+
+
+def storage_error(exc: sqlite3.Error) -> StorageError:
+    """The storage error for an sqlite3 one, chosen by SQLite's result code."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None and isinstance(exc, sqlite3.IntegrityError):
+        code = sqlite3.SQLITE_CONSTRAINT
+    kind = _BY_CODE.get(code & 0xFF, StorageError) if code is not None else StorageError
+    return kind(_WORDS.get(kind, "the database failed: {}").format(exc))
+
+
+_WORDS: dict[type[StorageError], str] = {
+    ConstraintBroken: "{}",
+    StorageBusy: "the database is busy: {}",
+    StorageFull: "the node's disk is full; nothing was stored ({})",
+    StorageUnavailable: "the node's database cannot be used just now ({})",
+}
 
 
 class ReaderPool:
