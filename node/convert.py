@@ -114,6 +114,24 @@ def timestamp(at: datetime | int) -> Timestamp:
     return ts
 
 
+def instant_from_proto(message: object, field: str) -> datetime | None:
+    """The aware instant in `message.<field>` (a Timestamp), None where unset; INVALID_ARGUMENT
+    for one outside years 1-9999 or with nanos outside [0, 1e9)."""
+    if not message.HasField(field):  # type: ignore[attr-defined]
+        return None
+    ts: Timestamp = getattr(message, field)
+    try:
+        if not 0 <= ts.nanos < 1_000_000_000:
+            raise ValueError(ts.nanos)
+        return ts.ToDatetime(UTC)
+    except (ValueError, OverflowError, OSError):
+        raise InvalidArgument(
+            f"{field}: not a time between the years 1 and 9999 ({ts.seconds} s, {ts.nanos} ns)",
+            code="time.out_of_range",
+            field=field,
+        ) from None
+
+
 def record_to_proto(record: ConsentRecord) -> member_pb2.ConsentRecord:
     return member_pb2.ConsentRecord(
         record_id=str(record.record_id),

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import UTC
 from typing import Any
 
 import grpc
 
 from coopfed.node.auth import Authenticator, caller
-from coopfed.node.convert import flow_to_proto, timestamp
+from coopfed.node.convert import flow_to_proto, instant_from_proto, timestamp
 from coopfed.node.errors import InvalidArgument
 from coopfed.node.governance import admission, catalogue, organisations, release, requests
 from coopfed.node.governance import convert as cv
@@ -115,8 +114,8 @@ class ReviewService(pb_grpc.ReviewServiceServicer):
             decided_by=request.decided_by,
             outcome=cv.outcome_from_proto(request.outcome) if request.outcome else None,
             organisation_id=request.organisation_id,
-            since=request.since.ToDatetime(UTC) if request.HasField("since") else None,
-            until=request.until.ToDatetime(UTC) if request.HasField("until") else None,
+            since=instant_from_proto(request, "since"),
+            until=instant_from_proto(request, "until"),
             limit=_limit(request.limit),
         )
         rows, reviewed, agreed = await asyncio.to_thread(self.node.governance.list_decisions, filters)
