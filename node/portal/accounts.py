@@ -28,6 +28,7 @@ class Account:
     login: str
     role: str  # "member" or "board"
     display_name: str
+    admitted: bool  # False for an applicant (or one the board refused): most pages wait for admission
 
     @property
     def board(self) -> bool:
@@ -41,10 +42,10 @@ class Joined:
 
 
 def join(node: Node, display_name: str, invitation: str) -> Joined:
-    """The one place a sign-up becomes a member. Admission (invitation codes, board approval)
-    plugs in here; until it exists, registering admits at once and the code is not checked."""
-    del invitation  # passed through for admission; see the docstring
-    return Joined(members.register(node, display_name).member_id, admitted=True)
+    """The one place a sign-up becomes a member: a valid invitation admits at once; without one
+    the member is an applicant until the board decides (a wrong code is refused, nothing kept)."""
+    registered = members.register(node, display_name, invitation_code=invitation)
+    return Joined(registered.member_id, admitted=registered.status == "admitted")
 
 
 def normal_login(login: str) -> str:
@@ -116,11 +117,12 @@ class Accounts:
     def _account(self, where: str, value: str) -> Account | None:
         with self._store._read() as conn:
             row = conn.execute(
-                "SELECT a.member_id, a.login, a.role, m.display_name FROM portal_accounts a"  # noqa: S608 - ours
+                "SELECT a.member_id, a.login, a.role, m.display_name, m.admitted_at IS NOT NULL"  # noqa: S608 - ours
+                " FROM portal_accounts a"
                 f" JOIN members m ON m.member_id = a.member_id WHERE {where} AND m.erased_at IS NULL",
                 (value,),
             ).fetchone()
-        return Account(*row) if row else None
+        return Account(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
 
     def verify_password(self, login: str, password: str) -> Account:
         """The account whose password this is; the same refusal for a wrong login or password."""

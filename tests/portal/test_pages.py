@@ -6,6 +6,7 @@ import re
 
 from starlette.testclient import TestClient
 
+from coopfed.node.governance import admission
 from coopfed.node.runtime import Node
 
 
@@ -16,11 +17,15 @@ def csrf(html: str) -> str:
 PASSWORD = "correct horse battery"
 
 
-def sign_up(client: TestClient, login: str = "ana@example.org", password: str = PASSWORD) -> None:
+def invitation(node: Node) -> str:
+    return admission.invite(node, 14, "board:test")[1]
+
+
+def sign_up(client: TestClient, node: Node, login: str = "ana@example.org", password: str = PASSWORD) -> None:
     page = client.get("/signup")
     r = client.post("/signup", data={
         "csrf_token": csrf(page.text), "display_name": "Ana's house", "login": login,
-        "password": password, "invitation": "",
+        "password": password, "invitation": invitation(node),
     })  # fmt: skip
     assert r.status_code == 200, r.text
     assert "Welcome" in r.text
@@ -33,11 +38,13 @@ def test_pages_need_a_session(client: TestClient) -> None:
         assert r.headers["location"] == "/signin"
 
 
-def test_sign_up_sets_a_strict_http_only_cookie_and_every_page_renders(client: TestClient) -> None:
+def test_sign_up_sets_a_strict_http_only_cookie_and_every_page_renders(
+    client: TestClient, node: Node
+) -> None:
     page = client.get("/signup")
     r = client.post("/signup", data={
         "csrf_token": csrf(page.text), "display_name": "Ana", "login": "Ana@Example.org",
-        "password": "correct horse battery", "invitation": "",
+        "password": "correct horse battery", "invitation": invitation(node),
     }, follow_redirects=False)  # fmt: skip
     cookie = r.headers["set-cookie"]
     assert "HttpOnly" in cookie
@@ -51,7 +58,7 @@ def test_sign_up_sets_a_strict_http_only_cookie_and_every_page_renders(client: T
 
 
 def test_a_form_without_its_csrf_token_changes_nothing(client: TestClient, node: Node) -> None:
-    sign_up(client)
+    sign_up(client, node)
     r = client.post("/consent", data={"level": "green", "csrf_token": "forged"})
     assert r.status_code == 403
     assert "expired" in r.text
@@ -60,7 +67,7 @@ def test_a_form_without_its_csrf_token_changes_nothing(client: TestClient, node:
 
 
 def test_consent_change_gives_a_signed_receipt_to_download(client: TestClient, node: Node) -> None:
-    sign_up(client)
+    sign_up(client, node)
     page = client.get("/consent")
     choice = {
         "csrf_token": csrf(page.text),
@@ -85,8 +92,8 @@ def test_consent_change_gives_a_signed_receipt_to_download(client: TestClient, n
     assert body["signed_receipt"].count(".") == 2
 
 
-def test_wrong_passwords_are_rate_limited(client: TestClient) -> None:
-    sign_up(client)
+def test_wrong_passwords_are_rate_limited(client: TestClient, node: Node) -> None:
+    sign_up(client, node)
     client.cookies.clear()
     statuses = []
     for _ in range(6):
@@ -106,7 +113,7 @@ def test_wrong_passwords_are_rate_limited(client: TestClient) -> None:
 
 
 def test_sign_out_everywhere_ends_other_sessions(client: TestClient, node: Node) -> None:
-    sign_up(client)
+    sign_up(client, node)
     other = TestClient(client.app, base_url="http://localhost")
     page = other.get("/signin")
     other.post(
@@ -122,7 +129,7 @@ def test_sign_out_everywhere_ends_other_sessions(client: TestClient, node: Node)
 def test_export_and_erasure(client: TestClient, node: Node) -> None:
     import numpy as np
 
-    sign_up(client)
+    sign_up(client, node)
     (member,) = _members(node)
     node.store.put_readings(member, [("demand", np.arange(48, dtype=np.int64) * 1800, np.full(48, 0.25))])
     data = client.get("/data/export.json").json()
