@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -44,6 +45,8 @@ from selenium import webdriver  # noqa: E402 - only where Chromium is
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.support.expected_conditions import staleness_of  # noqa: E402
+from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
 
 AXE = (Path(__file__).parent / "axe.min.js").read_text()
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
@@ -73,7 +76,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     folder = tmp_path_factory.mktemp("browser")
     config = init_node(folder / "coop", node_id="coop", name="Riverside Energy Co-op", listen="127.0.0.1:0",
                        policies=POLICIES)  # fmt: skip
-    env = {**FAST, "COOPFED_PORTAL__LISTEN": "127.0.0.1:0"}
+    with socket.socket() as free:  # a port chosen here, so the portal's address can name it
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    # Members reach it as localhost: WebAuthn takes a domain, never an IP address, as its RP ID.
+    env = {
+        **FAST,
+        "COOPFED_PORTAL__LISTEN": f"127.0.0.1:{port}",
+        "COOPFED_PORTAL__PUBLIC_URL": f"http://localhost:{port}",
+    }
     with open_node(load_settings(config, environ=env)) as node:
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, daemon=True)
@@ -132,6 +143,13 @@ def fill(driver: WebDriver, **fields: str) -> None:
         box.send_keys(value)
 
 
+def submit(driver: WebDriver, button: str) -> None:
+    """Press a form's button and wait for the page it leads to."""
+    page = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(By.CSS_SELECTOR, button).click()
+    WebDriverWait(driver, 10).until(staleness_of(page))
+
+
 def download(driver: WebDriver, site: Site, link: str) -> Path:
     """Click the link and wait for Chromium to finish writing the one file it downloads."""
     for old in site.downloads.iterdir():
@@ -153,14 +171,14 @@ def test_an_invited_household_joins_changes_consent_and_downloads_the_receipt(
     visit(browser, site, "/signup", "signup")
     code = admission.invite(site.node, 14, "board:test")[1]
     fill(browser, display_name="Ana's house", invitation=code, login="ana@example.org", password=PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "form[action='/signup'] button[type=submit]").click()
+    submit(browser, "form[action='/signup'] button[type=submit]")
     assert browser.current_url.startswith(site.url + "/consent")
     site.member_id = Accounts(site.node).find("ana@example.org").member_id
     periods = JAN + HH * np.arange(48 * 31, dtype=np.int64)  # the month the third party asks about
     site.node.store.put_readings(site.member_id, [("demand", periods, np.full(periods.size, 0.4))])
     checked(browser, "consent")
     browser.find_element(By.ID, "level-green").click()
-    browser.find_element(By.CSS_SELECTOR, "form[action='/consent'] button[type=submit]").click()
+    submit(browser, "form[action='/consent'] button[type=submit]")
     assert "Saved" in browser.page_source
     assert site.node.store.get_member(site.member_id).settings.level.value == "green"
     checked(browser, "consent-saved")
@@ -181,9 +199,7 @@ def test_a_board_member_approves_a_referred_request_and_the_member_sees_the_rele
     visit(browser, site, "/board", "board-requests")
     assert "Example University" in browser.page_source
     fill(browser, **{f"reason-{status.request_id}": "A published study of evening peaks; totals only."})
-    browser.find_element(
-        By.CSS_SELECTOR, f"form[action='/board/requests/{status.request_id}'] button[value=approve]"
-    ).click()
+    submit(browser, f"form[action='/board/requests/{status.request_id}'] button[value=approve]")
     assert browser.current_url.startswith(site.url + "/board/decisions")
     checked(browser, "board-decisions")
     decided = site.gov.governance.GetDecision(
@@ -214,10 +230,36 @@ def test_export_downloads_the_members_data(browser: WebDriver, site: Site) -> No
     assert sum(len(r["kwh"]) for r in export["readings"]) == 48 * 31
 
 
+def test_a_passkey_is_added_and_signs_the_member_in(browser: WebDriver, site: Site) -> None:
+    """Chromium's virtual authenticator stands in for the phone's fingerprint reader."""
+    browser.execute_cdp_cmd("WebAuthn.enable", {})
+    authenticator = browser.execute_cdp_cmd("WebAuthn.addVirtualAuthenticator", {"options": {
+        "protocol": "ctap2", "transport": "internal", "hasResidentKey": True, "hasUserVerification": True,
+        "isUserVerified": True, "automaticPresenceSimulation": True,
+    }})  # fmt: skip
+    try:
+        browser.get(site.url + "/account")
+        browser.find_element(By.ID, "passkey-add").click()
+        status = browser.find_element(By.ID, "passkey-status")
+        WebDriverWait(browser, 10).until(lambda _: status.text)
+        assert "passkey is added" in status.text, status.text
+        assert len(Accounts(site.node).passkeys(site.member_id)) == 1
+        submit(browser, "form[action='/signout'] button")
+        assert browser.current_url.startswith(site.url + "/signin")
+        fill(browser, login="ana@example.org")
+        browser.find_element(By.ID, "passkey-signin").click()
+        WebDriverWait(browser, 10).until(lambda b: "/signin" not in b.current_url)
+        assert browser.current_url.startswith(site.url + "/consent")
+    finally:
+        browser.execute_cdp_cmd(
+            "WebAuthn.removeVirtualAuthenticator", {"authenticatorId": authenticator["authenticatorId"]}
+        )
+
+
 def test_erasure_removes_the_member_and_signs_them_out(browser: WebDriver, site: Site) -> None:
     browser.get(site.url + "/data")
     fill(browser, confirm="erase")
-    browser.find_element(By.CSS_SELECTOR, "form[action='/data/erase'] button").click()
+    submit(browser, "form[action='/data/erase'] button")
     checked(browser, "erased")
     assert site.node.store.get_member(site.member_id).erased
     browser.get(site.url + "/consent")
