@@ -164,6 +164,18 @@ def download(driver: WebDriver, site: Site, link: str) -> Path:
     raise AssertionError(f"nothing downloaded from {link!r}")
 
 
+def test_an_applicant_without_an_invitation_reads_that_the_board_will_decide(
+    browser: WebDriver, site: Site
+) -> None:
+    browser.get(site.url + "/signup")
+    fill(browser, display_name="Bo's flat", login="bo@example.org", password=PASSWORD)
+    submit(browser, "form[action='/signup'] button[type=submit]")
+    assert browser.current_url.startswith(site.url + "/waiting")
+    assert "board will decide" in browser.find_element(By.ID, "main").text
+    checked(browser, "waiting")
+    submit(browser, "form[action='/signout'] button")
+
+
 def test_an_invited_household_joins_changes_consent_and_downloads_the_receipt(
     browser: WebDriver, site: Site
 ) -> None:
