@@ -11,7 +11,13 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from coopfed.node import members
-from coopfed.node.errors import AlreadyExists, InvalidArgument, Unauthenticated
+from coopfed.node.errors import (
+    AlreadyExists,
+    CoopfedError,
+    InvalidArgument,
+    PermissionDenied,
+    Unauthenticated,
+)
 from coopfed.node.runtime import Node
 from coopfed.node.storage import InvalidData, SqliteStore
 
@@ -44,7 +50,23 @@ class Joined:
 def join(node: Node, display_name: str, invitation: str) -> Joined:
     """The one place a sign-up becomes a member: a valid invitation admits at once; without one
     the member is an applicant until the board decides (a wrong code is refused, nothing kept)."""
-    registered = members.register(node, display_name, invitation_code=invitation)
+    if not 1 <= len(display_name.strip()) <= 200:  # as register checks, in the form's words
+        raise InvalidArgument(
+            "Give your name, or your household's, in 1 to 200 characters.",
+            code="portal.display_name",
+            field="display_name",
+        )
+    try:
+        registered = members.register(node, display_name, invitation_code=invitation)
+    except CoopfedError as exc:  # unknown, used, expired or too long: one answer in plain words
+        if exc.field != "invitation_code":
+            raise
+        raise PermissionDenied(
+            "That invitation code is unknown, used already or out of date. Ask the co-op for a new one,"
+            " or leave the box empty to apply and let the board decide.",
+            code="member.invitation",
+            field="invitation",
+        ) from None
     return Joined(registered.member_id, admitted=registered.status == "admitted")
 
 

@@ -39,6 +39,8 @@ def test_an_invitation_admits_at_once_and_is_used_up(client: TestClient, node: N
     again = apply(other, code, "eve@example.org")
     assert again.status_code == 400
     assert "used already" in again.text
+    assert "leave the box empty to apply" in again.text
+    assert "leave the box empty to apply" in apply(other, "x" * 100, "eve@example.org").text
     assert Accounts(node).find("eve@example.org") is None  # nothing kept of the refused sign-up
 
 
