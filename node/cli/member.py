@@ -13,6 +13,7 @@ from google.protobuf.json_format import MessageToDict
 from rich.console import Console
 
 from coopfed.federation.keys import open_private
+from coopfed.node.cli import benchmark
 from coopfed.node.cli.common import bind
 from coopfed.node.cli.output import DEFAULT_TZ, Col, add_json_option, local_day, print_json, show, show_record
 from coopfed.node.cli.upload import read_readings
@@ -77,6 +78,7 @@ def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
     add_json_option(receipts)
     erase = commands.add_parser("erase", help="erase your data from the node")
     erase.add_argument("--yes", action="store_true", help="do not ask: erasing cannot be undone")
+    benchmark.add_parsers(commands)
     for sub in commands.choices.values():
         sub.add_argument(
             "--credentials",
@@ -94,6 +96,8 @@ def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
         "access": _access,
         "receipts": _receipts,
         "erase": _erase,
+        "home": benchmark.home,
+        "benchmark": benchmark.benchmark,
     }
     bind(commands, actions, console)
 

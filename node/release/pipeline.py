@@ -167,7 +167,7 @@ def record(node: Node, release: Release, path: str, question: Mapping[str, Any])
     """The release's decision-log entry, durable (with the consent decisions it relies on) before
     any data leaves. A node that keeps no decision or access log releases nothing."""
     log = node.decision_log
-    _governance(node)
+    governance_of(node)
     if log is None:
         raise FailedPrecondition(
             "this node keeps no decision log; it releases nothing", code="release.no_log"
@@ -215,9 +215,9 @@ def log_access(node: Node, release: Release, released: Sequence[Cells]) -> set[s
             continue  # nothing of anyone's is released
         profiles = release.consent_ids[part.dataset]
         entries = {p: entry(release, part.dataset, cid) for p, cid in profiles.items()}  # shared per profile
-        found = _governance(node).contributors(list(profiles), part.dataset, _runs(part.periods))
+        found = governance_of(node).contributors(list(profiles), part.dataset, _runs(part.periods))
         rows += [(member, entries[profile]) for member, profile in found]
-    return set(_governance(node).record_access(rows, release.recipient.kind))
+    return set(governance_of(node).record_access(rows, release.recipient.kind))
 
 
 def log_members(node: Node, release: Release, dataset: str, members: Mapping[str, str]) -> dict[str, str]:
@@ -225,7 +225,7 @@ def log_members(node: Node, release: Release, dataset: str, members: Mapping[str
     pseudonyms, leaving out anyone erased meanwhile."""
     consent = release.consent_ids[dataset]
     rows = [(m, entry(release, dataset, consent[p])) for m, p in members.items()]
-    return _governance(node).record_access(rows, release.recipient.kind)
+    return governance_of(node).record_access(rows, release.recipient.kind)
 
 
 def entry(release: Release, dataset: str, consent_id: str) -> AccessEntry:
@@ -247,7 +247,8 @@ def check_live(grant: Grant, revocations: Revocations) -> None:
         raise token_errors.Expired("token has expired")
 
 
-def _governance(node: Node) -> GovernanceStore:
+def governance_of(node: Node) -> GovernanceStore:
+    """The store that keeps the access log; a node without one releases nothing."""
     if node.governance is None:
         raise FailedPrecondition("this node keeps no access log; it releases nothing", code="release.no_log")
     return node.governance

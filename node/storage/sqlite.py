@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 
 from coopfed.node.model import ConsentSettings
+from coopfed.node.storage import sqlite_homes as homes_sql
 from coopfed.node.storage import sqlite_sql as q
 from coopfed.node.storage import sqlite_totals as totals
 from coopfed.node.storage.base import (
@@ -48,7 +49,7 @@ _BAD_VALUES = {  # the readings table's constraint messages, in the caller's ter
 }
 
 
-class SqliteStore(Store):
+class SqliteStore(homes_sql.HomesMixin, Store):
     """The node's store in one SQLite file.
 
     `synchronous` FULL (default) syncs the WAL on every commit, so an acknowledged write also
@@ -207,6 +208,7 @@ class SqliteStore(Store):
             last = _record(conn.execute(q.LAST_RECORD, (member_key,)).fetchone())
             _move_totals(conn, member_key, profile_key, None)
             erased = conn.execute(q.DELETE_READINGS, (member_key,)).rowcount
+            conn.execute(homes_sql.DELETE, (member_key,))
             red = ConsentSettings()
             conn.execute(q.ERASE_MEMBER, (red.to_json(), stamp, member_key))
             self._append(conn, member_key, stamp, red, _ERASED, last.terms_version, reason, "")
