@@ -30,6 +30,7 @@ from coopfed.node.errors import CoopfedError
 from coopfed.node.federation import grantee
 from coopfed.node.federation.decide import GrantAsk
 from coopfed.node.ledger.demo import show_ledger
+from coopfed.node.opendata.demo import FlowsShown, show_open_data_and_benchmark
 from coopfed.node.policy.defaults import default_policies
 from coopfed.node.runtime import Node, init_node, open_node
 from coopfed.node.server import NodeServer
@@ -72,6 +73,7 @@ class Walkthrough:
     refused: tuple[str, ...]
     forecast_contributors: tuple[str, ...]
     third_parties: ThirdPartyResult
+    flows: FlowsShown | None = None  # open data published, one member's benchmark
 
 
 def run_demo(folder: Path, *, once: bool, console: Console) -> int:
@@ -100,6 +102,14 @@ async def walk_through(folder: Path, console: Console, *, keep_serving: bool = F
         asked = await asyncio.to_thread(
             third_parties, riverside.node, riverside.public, members["riverside"].green, folder, console
         )
+        flows = await asyncio.to_thread(
+            show_open_data_and_benchmark,
+            riverside.node,
+            riverside.public,
+            members["riverside"].green,
+            folder,
+            console,
+        )
         if keep_serving:
             console.print("\nthe three nodes keep serving; Ctrl-C stops them")
             for coop in coops:
@@ -109,7 +119,7 @@ async def walk_through(folder: Path, console: Console, *, keep_serving: bool = F
                 asyncio.get_running_loop().add_signal_handler(sig, stop.set)
             await stop.wait()
             console.print("stopping the nodes")
-    return Walkthrough(pinned, refused, contributors, asked)
+    return Walkthrough(pinned, refused, contributors, asked, flows)
 
 
 async def _start(

@@ -12,7 +12,7 @@ O(periods x profiles): no reading is touched to release an aggregate.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -21,9 +21,11 @@ import numpy as np
 
 from coopfed.federation import errors as token_errors
 from coopfed.federation.grants import Grant, Noise
+from coopfed.node.decisionlog import DecisionLog
 from coopfed.node.errors import FailedPrecondition
 from coopfed.node.governance.model import AccessEntry
 from coopfed.node.model import HALF_HOUR
+from coopfed.node.policy.consent import ConsentDecision
 from coopfed.node.release.noise import add_noise
 from coopfed.node.storage import PeriodTotals, ProfileInfo
 from coopfed.node.storage.governance import GovernanceStore, GrantKind
@@ -148,16 +150,32 @@ def eligible_totals(
 # --- the pipeline ------------------------------------------------------------------------------
 
 
-def plan(node: Node, ask: Ask, recipient: Recipient, grant: Grant | None = None) -> Release:
+Contributes = Callable[[dict[str, Any], str, ConsentDecision, str], str | None]
+"""A flow's own policy on top of consent: (profile, dataset, consent decision, its decision id)
+-> the id of the decision that lets the profile contribute, or None."""
+
+
+def plan(
+    node: Node,
+    ask: Ask,
+    recipient: Recipient,
+    grant: Grant | None = None,
+    *,
+    contributes: Contributes | None = None,
+) -> Release:
     """Consent once per profile and dataset at release time, and the k this release keeps."""
     profiles = eligible_profiles(node)
     consent_ids: dict[str, dict[str, str]] = {}
     for ds in ask.datasets:
         consent_ids[ds] = {}
         for p in profiles:
-            decision, decision_id = node.consent_logged(p.settings.policy_input(), ds, ask.flow, ask.purpose)
-            if decision.allowed:
-                consent_ids[ds][p.profile_id] = decision_id
+            profile = p.settings.policy_input()
+            decision, decision_id = node.consent_logged(profile, ds, ask.flow, ask.purpose)
+            allowed_by = decision_id if decision.allowed else None
+            if contributes is not None:
+                allowed_by = contributes(profile, ds, decision, decision_id)
+            if allowed_by is not None:
+                consent_ids[ds][p.profile_id] = allowed_by
     # the grant's k, or the co-op's current k if the board has raised it since
     k = max(ask.min_group_size, int(node.policy_data["coop"]["k_min"]))
     return Release(ask, recipient, k, len(profiles), consent_ids, grant)
@@ -245,6 +263,15 @@ def check_live(grant: Grant, revocations: Revocations) -> None:
         raise token_errors.Revoked(reason)
     if grant.expires_at <= int(time.time()):
         raise token_errors.Expired("token has expired")
+
+
+def decision_log_of(node: Node) -> DecisionLog:
+    """The node's decision log; a node without one releases nothing."""
+    if node.decision_log is None:
+        raise FailedPrecondition(
+            "this node keeps no decision log; it releases nothing", code="release.no_log"
+        )
+    return node.decision_log
 
 
 def governance_of(node: Node) -> GovernanceStore:
