@@ -25,6 +25,11 @@ def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
     pub.add_argument(
         "--out", type=Path, required=True, metavar="DIR", help="folder to write the package into"
     )
+    pub.add_argument(
+        "--epsilon",
+        type=float,
+        help="differentially private, with this epsilon, charged to every member's yearly budget",
+    )
     add_period_options(pub, required=False)
     add_json_option(pub)
     actions: dict[str, NodeAction] = {"publish": _publish}
@@ -35,7 +40,7 @@ def _publish(args: argparse.Namespace, node: Node, console: Console) -> int:
     if (args.start is None) != (args.end is None):
         raise UsageError("give --from and --to together, or neither", code="cli.period")
     period = period_of(args) if args.start else None
-    done = publish(node, args.out, period)
+    done = publish(node, args.out, period, epsilon=args.epsilon)
     record = {
         "publication_id": done.publication_id,
         "folder": str(done.folder),

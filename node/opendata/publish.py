@@ -50,8 +50,11 @@ class Publication:
     parquet: bool  # written beside the CSV files (needs pyarrow)
 
 
-def publish(node: Node, out: Path, period: tuple[int, int] | None = None) -> Publication:
-    """Write a data package of the period (default: the last four weeks held) into `out`."""
+def publish(
+    node: Node, out: Path, period: tuple[int, int] | None = None, *, epsilon: float | None = None
+) -> Publication:
+    """Write a data package of the period (default: the last four weeks held) into `out`; with
+    `epsilon`, differentially private (charged to every member's yearly budget)."""
     terms = _terms(node)
     newest = node.store.newest_period()
     if newest is None:
@@ -63,9 +66,11 @@ def publish(node: Node, out: Path, period: tuple[int, int] | None = None) -> Pub
         raise InvalidArgument(
             "period: half-hour aligned, start before end", code="opendata.period", field="period"
         )
+    if epsilon is not None and not 0 < epsilon < float("inf"):
+        raise InvalidArgument("epsilon: a positive number", code="opendata.epsilon", field="epsilon")
     publication_id = "pub-" + uuid.uuid4().hex[:16]
     ask = pipeline.Ask(Flow.OPEN_DATA.value, terms["purpose"], tuple(terms["datasets"]), (start, end),
-                       min_group_size=int(terms["k"]))  # fmt: skip
+                       min_group_size=int(terms["k"]), epsilon=epsilon)  # fmt: skip
     to = pipeline.Recipient(GrantKind.OPEN_DATA, publication_id, "public", "open data")
     release = pipeline.plan(node, ask, to, contributes=lambda *q: _contributes(node, *q))
     question = {"publication": publication_id, "licence": terms["licence"]["name"]}
@@ -172,6 +177,11 @@ def _package(
         "publication_id": release.recipient.grant_id, "decision_id": release.decision_id,
         "policy_revision": node.policy.revision, "k": release.min_group_size, "purpose": release.ask.purpose,
         "period": {"start": _utc(start), "end": _utc(end)},
+        "differential_privacy": None if release.ask.epsilon is None else {
+            "mechanism": "laplace (OpenDP)", "epsilon": release.ask.epsilon,
+            "epsilon_per_member_per_year": data["privacy"]["epsilon_per_member_per_year"],
+            "bound_kwh_per_member_and_half_hour": data["federation"]["noise"]["sensitivity_kwh"],
+        },
     }  # fmt: skip
     return package
 

@@ -27,6 +27,7 @@ from coopfed.node.governance.model import AccessEntry
 from coopfed.node.model import HALF_HOUR
 from coopfed.node.policy.consent import ConsentDecision
 from coopfed.node.release.noise import add_noise
+from coopfed.node.release.privacy import private_cells
 from coopfed.node.storage import PeriodTotals, ProfileInfo
 from coopfed.node.storage.governance import GovernanceStore, GrantKind
 
@@ -53,7 +54,8 @@ class Ask:
     fields: tuple[str, ...] = ("kwh", "member_count")
     granularity: str = "aggregate"
     min_group_size: int = 1  # the grant's k; the co-op's current k is the floor
-    noise: Noise | None = None
+    noise: Noise | None = None  # a grant's noise on the kWh totals
+    epsilon: float | None = None  # differential privacy for the whole release, charged to every member
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,9 @@ def record(node: Node, release: Release, path: str, question: Mapping[str, Any])
         "flow": ask.flow, "purpose": ask.purpose,
     }  # fmt: skip
     noise = {"mechanism": ask.noise.mechanism.value, "epsilon": ask.noise.epsilon} if ask.noise else None
+    if ask.epsilon is not None:
+        _charge(node, release, ask.epsilon)
+        noise = {"mechanism": "laplace", "epsilon": ask.epsilon, "unit": "the whole release, per member"}
     answer = {
         "consenting_profiles": release.consent_ids,
         "min_group_size": release.min_group_size,
@@ -212,9 +217,14 @@ def cells(node: Node, release: Release, dataset: str) -> Cells:
     totals = eligible_totals(node, list(release.consent_ids[dataset]), dataset, release.period)
     keep = totals.member_count >= release.min_group_size
     fields, noise = release.ask.fields, release.ask.noise
+    bound = float(node.policy_data["federation"]["noise"]["sensitivity_kwh"])
+    if release.ask.epsilon is not None:  # k is applied to the noisy counts: the true ones stay hidden
+        kwh_all, counts = private_cells(totals.kwh_sum, totals.member_count, release.ask.epsilon, bound)
+        keep = counts >= release.min_group_size
+        totals = PeriodTotals(totals.period_start, kwh_all, counts)
     kwh = totals.kwh_sum[keep] if "kwh" in fields else None
     if kwh is not None and noise is not None:
-        kwh = add_noise(kwh, noise, float(node.policy_data["federation"]["noise"]["sensitivity_kwh"]))
+        kwh = add_noise(kwh, noise, bound)
     return Cells(
         dataset,
         totals.period_start[keep],
@@ -222,6 +232,21 @@ def cells(node: Node, release: Release, dataset: str) -> Cells:
         totals.member_count[keep] if "member_count" in fields else None,
         totals.period_start[~keep],
     )
+
+
+def _charge(node: Node, release: Release, epsilon: float) -> None:
+    """Charge every member whose data the private release could hold; refuse past the budget."""
+    profiles = sorted({p for ids in release.consent_ids.values() for p in ids})
+    members = [m for ms in governance_of(node).members_of_profiles(profiles).values() for m in ms]
+    budget = float(node.policy_data["privacy"]["epsilon_per_member_per_year"])
+    year = datetime.now(UTC).year
+    over = node.store.charge_privacy(members, year, epsilon, budget)
+    if over:
+        raise FailedPrecondition(
+            f"this release would take {len(over)} members past their privacy budget for {year} "
+            f"(epsilon {budget:g} a year): publish less often, or with a smaller epsilon",
+            code="release.budget_spent",
+        )
 
 
 def log_access(node: Node, release: Release, released: Sequence[Cells]) -> set[str]:

@@ -275,6 +275,17 @@ class Store(abc.ABC):
         """Declared homes of members not erased, by member id: all of them, or of `member_ids`."""
 
     @abc.abstractmethod
+    def charge_privacy(
+        self, member_ids: Sequence[str], year: int, epsilon: float, budget: float
+    ) -> list[str]:
+        """Charge each member `epsilon` of their `year`'s privacy budget, all or none: returns the
+        members it would take past `budget` (and then charges no one), else []."""
+
+    @abc.abstractmethod
+    def privacy_spent(self, member_ids: Sequence[str], year: int) -> dict[str, float]:
+        """The epsilon each member (of those given that exist) has been charged in `year`."""
+
+    @abc.abstractmethod
     def profiles(self) -> list[ProfileInfo]:
         """Consent profiles that currently have members, with their member counts."""
 

@@ -49,3 +49,12 @@ DROP TABLE access_log;
 ALTER TABLE access_log_v8 RENAME TO access_log;
 
 CREATE INDEX access_log_by_pseudonym ON access_log (pseudonym, access_key);
+
+-- The epsilon each member's data has been charged, per calendar year, by differentially private
+-- releases; the node refuses a release that would take a member past the co-op's yearly budget.
+CREATE TABLE privacy_spend (
+    member_key INTEGER NOT NULL REFERENCES members (member_key),
+    year INTEGER NOT NULL,
+    epsilon REAL NOT NULL CHECK (epsilon >= 0),
+    PRIMARY KEY (member_key, year)
+) STRICT;
