@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from datetime import UTC
+from typing import Any
 
+import arrow
 from google.protobuf.json_format import MessageToDict
 from rich.console import Console
 
-from coopfed.node.cli.output import add_json_option, local_day, print_json, show_record
+from coopfed.node.cli.output import DEFAULT_TZ, add_json_option, local_day, print_json, show_record
 from coopfed.node.client import Credentials, bearer
 from coopfed.node.storage.base import HEATING, HOME_TYPES
-from coopfed.v1 import benchmark_pb2, benchmark_pb2_grpc, member_pb2
+from coopfed.v1 import benchmark_pb2, benchmark_pb2_grpc, common_pb2, member_pb2
 
 _HOME_LABELS = {
     "household_size": "people",
@@ -64,6 +68,28 @@ def home(args: argparse.Namespace, console: Console) -> int:
         console, {k: record.get(k, "not declared") for k in _HOME_LABELS}, _HOME_LABELS, as_json=args.json
     )
     return 0
+
+
+def comparisons_summary(entries: Sequence[member_pb2.DataAccess]) -> list[dict[str, Any]]:
+    """Benchmark entries as one line a month: "your data was part of 12 comparisons"."""
+    months: dict[str, list[member_pb2.DataAccess]] = {}
+    for e in entries:
+        if e.flow == common_pb2.FLOW_MEMBER_TO_MEMBER:
+            months.setdefault(arrow.get(e.at.seconds).to(DEFAULT_TZ).format("MMMM YYYY"), []).append(e)
+    return [
+        {
+            "at": max(e.at.ToDatetime(tzinfo=UTC) for e in found),
+            "organisation": "members of the co-op (not named)",
+            "purpose": f"your data was part of {len({e.release_id for e in found})} comparisons in {month}",
+            "flow": "member_to_member",
+            "to_whom": "other members",
+            "dataset": ", ".join(sorted({e.dataset for e in found})),
+            "comparisons": len({e.release_id for e in found}),
+            "from": local_day(min(e.period.start_unix for e in found)),
+            "to": local_day(max(e.period.end_unix for e in found) - 1),
+        }
+        for month, found in months.items()
+    ]
 
 
 def benchmark(args: argparse.Namespace, console: Console) -> int:

@@ -275,7 +275,10 @@ def _access(args: argparse.Namespace, console: Console) -> int:
             "decision_id": e.decision_id,
         }
         for e in entries
+        if _flow(e.flow) is not Flow.MEMBER_TO_MEMBER
     ]
+    records += benchmark.comparisons_summary(entries)  # counted, never who looked
+    records.sort(key=lambda r: r["at"], reverse=True)
     columns = [Col("at", "when"), Col("organisation", "who"), Col("purpose", "why"), Col("to_whom", "as")]
     columns += [Col("dataset", "what"), Col("from", "from"), Col("to", "to")]
     show(

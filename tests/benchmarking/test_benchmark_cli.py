@@ -66,6 +66,18 @@ def test_a_member_declares_their_home_and_sees_where_they_stand(node, member, tm
     assert "evening (17:00-22:00): Your evening use is higher than 100%" in text
     assert "FLOW_" not in text
     assert "Traceback" not in text
+    peer = Cli(member.capsys, tmp_path / "peer.json")  # a peer looks twice: the member's data is counted
+    peer("register", "--node", node[1], "--name", "Bea")
+    peer("set-consent", "--level", "green")
+    peer("home", "--people", "4", "--heating", "heat_pump", "--home-type", "terraced")
+    peer("upload", str(csv))
+    peer("benchmark")
+    peer("benchmark")
+    [summary] = [r for r in member.json("access") if r["flow"] == "member_to_member"]
+    assert summary["comparisons"] == 2
+    assert summary["purpose"].startswith("your data was part of 2 comparisons in ")
+    assert summary["organisation"] == "members of the co-op (not named)"
+    assert "Bea" not in member("access")
     export = json.loads(member("export"))
     assert export[0]["profile"]["home"]["heating"] == "heat_pump"
 
