@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import functools
 import json
-import time
 from typing import TYPE_CHECKING
 
 import grpc
 
-from coopfed.federation import errors as token_errors
 from coopfed.federation.grants import Grant, issue_grant, verify_grant
 from coopfed.federation.keys import b64url_decode
 from coopfed.federation.revocation import RevocationEntry
@@ -88,15 +86,6 @@ def check_peer(node: Node, principal: Principal, kind: str, context: grpc.aio.Se
             code="federation.certificate",
         )
     return record
-
-
-def check_live(node: Node, grant: Grant) -> None:
-    """Before every message: a grant revoked or expired since the call began stops the stream."""
-    reason = federation_of(node).state.revocations().reason_for(grant.jti)
-    if reason is not None:
-        raise token_errors.Revoked(reason)
-    if grant.expires_at <= int(time.time()):
-        raise token_errors.Expired("token has expired")
 
 
 def grant_for_peer(node: Node, peer: PeerRecord, ask: GrantAsk) -> tuple[str, Grant, GrantDecision]:

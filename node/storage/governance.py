@@ -28,6 +28,8 @@ class GrantKind(StrEnum):
 
     GOVERNANCE = "governance"  # in the governance store; its organisation is on record
     FEDERATION = "federation"  # in the federation folder; the entry names the peer that received it
+    OPEN_DATA = "open_data"  # no grant: a publication, named by its id, received by the public
+    BENCHMARK = "benchmark"  # no grant: a comparison among members; who looked is never stored
 
 
 class Conflict(StorageError):
