@@ -17,7 +17,6 @@ import arrow
 import numpy as np
 import pandas as pd
 
-from coopfed.forecaster.timegrid import LOCAL_TZ
 from coopfed.node.errors import FailedPrecondition
 from coopfed.node.model import HALF_HOUR, Flow
 from coopfed.node.release import pipeline
@@ -68,7 +67,7 @@ def benchmark(node: Node, member_id: str) -> Report:
     newest = node.store.newest_period()
     if newest is None:
         raise FailedPrecondition("the co-op holds no readings yet", code="benchmark.no_data")
-    season, period = season_window(newest)
+    season, period = season_window(newest, node.settings.place.tz)
     home = node.store.homes([member_id]).get(member_id, Home())
     similar = {k: v for k, v in home.declared().items() if k in _SIMILAR} | _size_band(home)
     comparison = "cmp-" + uuid.uuid4().hex[:16]
@@ -99,9 +98,9 @@ def benchmark(node: Node, member_id: str) -> Report:
     )  # fmt: skip
 
 
-def season_window(newest: int) -> tuple[str, tuple[int, int]]:
+def season_window(newest: int, tz: str) -> tuple[str, tuple[int, int]]:
     """The season (local months) holding `newest`, from its first day up to the newest half-hour."""
-    at = arrow.get(newest).to(LOCAL_TZ)
+    at = arrow.get(newest).to(tz)
     season = SEASONS[at.month]
     start = at.floor("month")
     while SEASONS[start.shift(months=-1).month] == season and (at - start).days < 80:
@@ -155,7 +154,7 @@ def _use(node: Node, member_id: str, period: tuple[int, int]) -> Use:
     chunks = list(node.store.iter_readings(member_id, DATASET, *period))
     periods = np.concatenate([c.periods for c in chunks]) if chunks else np.empty(0, np.int64)
     kwh = np.concatenate([c.kwh for c in chunks]) if chunks else np.empty(0)
-    local = pd.to_datetime(periods, unit="s", utc=True).tz_convert(LOCAL_TZ)
+    local = pd.to_datetime(periods, unit="s", utc=True).tz_convert(node.settings.place.tz)
     slot = np.asarray(local.hour * 2 + local.minute // 30, dtype=np.int64)
     month = np.asarray(local.strftime("%B %Y"))
     bands = [float(kwh[(slot >= 2 * a) & (slot < 2 * b)].mean()) if kwh.size else 0.0 for _, a, b in BANDS]
@@ -174,7 +173,7 @@ def peak_slot(node: Node, period: tuple[int, int]) -> int:
     members' running totals (internal use: nothing of anyone's leaves to find it)."""
     ids = [p.profile_id for p in pipeline.eligible_profiles(node)]
     totals = pipeline.eligible_totals(node, ids, DATASET, period)
-    local = pd.to_datetime(totals.period_start, unit="s", utc=True).tz_convert(LOCAL_TZ)
+    local = pd.to_datetime(totals.period_start, unit="s", utc=True).tz_convert(node.settings.place.tz)
     slots = np.bincount(np.asarray(local.hour * 2 + local.minute // 30), weights=totals.kwh_sum, minlength=48)
     return int(np.convolve(np.concatenate([slots, slots[:3]]), np.ones(4), "valid")[:48].argmax())
 
@@ -197,7 +196,7 @@ def suggestion(mine: float, theirs: Sequence[float], peak: tuple[str, str]) -> s
 
 def comparisons_this_month(node: Node, member_id: str) -> int:
     """How many comparisons this calendar month (local) the member's data was part of."""
-    start = arrow.now(LOCAL_TZ).floor("month").to("UTC").datetime
+    start = arrow.now(node.settings.place.tz).floor("month").to("UTC").datetime
     entries = pipeline.governance_of(node).access_for_member(member_id, 10_000)
     return len({e.release_id for e in entries if e.flow == Flow.MEMBER_TO_MEMBER.value and e.at >= start})
 
