@@ -26,7 +26,7 @@ SIMILAR = Home(household_size=3, heating="heat_pump", home_type="terraced")
 
 
 def _join(node: Node, member: str, level: ConsentLevel, home: Home | None, evening: float) -> None:
-    node.store.create_member(member, member.upper(), ConsentSettings(level=level))
+    node.store.create_member(member, member.upper(), ConsentSettings(level=level), admitted_by="test")
     node.store.set_home(member, home)
     kwh = np.where(EVENING, evening, 0.2)
     node.store.put_readings(member, [("demand", WEEK, kwh)])

@@ -18,8 +18,14 @@ from .test_benchmark import SIMILAR, _join
 def member(node, tmp_path, capsys) -> Cli:  # noqa: F811
     run = Cli(capsys, tmp_path / "member.json")
     assert "registered as m-" in run("register", "--node", node[1], "--name", "Ada")
+    _admit(node[0], tmp_path / "member.json")
     run("set-consent", "--level", "green")
     return run
+
+
+def _admit(store_node, credentials) -> None:
+    """The board admits the member who saved `credentials`: applicants compare with no one."""
+    store_node.store.admit_member(json.loads(credentials.read_text())["subject"], by="board")
 
 
 def test_a_member_declares_their_home_and_sees_where_they_stand(node, member, tmp_path) -> None:  # noqa: F811
@@ -68,6 +74,7 @@ def test_a_member_declares_their_home_and_sees_where_they_stand(node, member, tm
     assert "Traceback" not in text
     peer = Cli(member.capsys, tmp_path / "peer.json")  # a peer looks twice: the member's data is counted
     peer("register", "--node", node[1], "--name", "Bea")
+    _admit(node[0], tmp_path / "peer.json")
     peer("set-consent", "--level", "green")
     peer("home", "--people", "4", "--heating", "heat_pump", "--home-type", "terraced")
     peer("upload", str(csv))

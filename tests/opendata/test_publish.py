@@ -25,7 +25,7 @@ AMBER_OPEN = ConsentSettings(level=ConsentLevel.AMBER, choices={"demand": frozen
 
 
 def _join(node: Node, member: str, settings: ConsentSettings, periods: np.ndarray, kwh: float) -> None:
-    node.store.create_member(member, member.upper(), settings)
+    node.store.create_member(member, member.upper(), settings, admitted_by="test")
     node.store.put_readings(
         member, [(ds, periods, np.full(periods.size, kwh)) for ds in ("demand", "generation")]
     )

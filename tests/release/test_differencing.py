@@ -28,7 +28,9 @@ def node(tmp_path: Path) -> Iterator[Node]:
     config = init_node(tmp_path, node_id="coop-b", name="B", listen="127.0.0.1:0", policies=POLICIES)
     with open_node(load_settings(config, environ={"COOPFED_STORAGE__SYNCHRONOUS": "NORMAL"})) as node:
         for i in range(12):
-            node.store.create_member(f"a{i}", "A", ConsentSettings(level=ConsentLevel.GREEN))
+            node.store.create_member(
+                f"a{i}", "A", ConsentSettings(level=ConsentLevel.GREEN), admitted_by="test"
+            )
             node.store.put_readings(f"a{i}", [("demand", HOURS, np.full(HOURS.size, 0.5 + i / 10))])
         yield node
 
@@ -44,7 +46,7 @@ def _publish(node: Node, epsilon: float | None) -> pipeline.Cells:
 
 def _difference(node: Node, epsilon: float | None) -> np.ndarray:
     before = _publish(node, epsilon)
-    node.store.create_member("newcomer", "N", ConsentSettings(level=ConsentLevel.GREEN))
+    node.store.create_member("newcomer", "N", ConsentSettings(level=ConsentLevel.GREEN), admitted_by="test")
     node.store.put_readings("newcomer", [("demand", HOURS, TARGET)])
     after = _publish(node, epsilon)
     shared = np.intersect1d(before.periods, after.periods)

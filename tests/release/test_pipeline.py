@@ -38,12 +38,12 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
             (HOURS - DAY < 6 * 3600) | ((HOURS - DAY >= 12 * 3600) & (HOURS - DAY < 18 * 3600))
         ]
         for i in range(5):
-            node.store.create_member(f"a{i}", "A", green)
+            node.store.create_member(f"a{i}", "A", green, admitted_by="test")
             node.store.put_readings(
                 f"a{i}", [("demand", mornings_and_afternoons, np.ones(mornings_and_afternoons.size))]
             )
         node.store.create_member(
-            "b", "B", green
+            "b", "B", green, admitted_by="test"
         )  # alone at 08:00-10:00: a cell under k, between released ones
         lone = HOURS[(HOURS - DAY >= 8 * 3600) & (HOURS - DAY < 10 * 3600)]
         node.store.put_readings("b", [("demand", lone, np.ones(lone.size))])
