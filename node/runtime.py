@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from coopfed.federation.keys import KeyRing, TrustStore
-from coopfed.federation.tokens import TokenUse, issue_token, verify_token
+from coopfed.federation.tokens import TokenUse, issue_token
 from coopfed.node.auth import Principal
+from coopfed.node.credentials import RevokedTokens, verify_access
 from coopfed.node.decisionlog import DecisionLog
 from coopfed.node.errors import AlreadyExists, Unauthenticated
 from coopfed.node.federation.context import Federation, check_node_id, default_peer_listen, open_federation
@@ -46,6 +47,7 @@ class Node:
     governance: GovernanceStore | None = None  # organisations, requests, grants, decision and access logs
     decision_log: DecisionLog | None = None
     metrics: Metrics = field(default_factory=Metrics)  # served over HTTP where [metrics] says
+    revoked_tokens: RevokedTokens = field(default_factory=RevokedTokens)  # checked on every call
     # (revision, profile, dataset, flow, purpose) -> (decision, id of its decision-log entry)
     _consent_cache: dict[tuple, tuple[ConsentDecision, str]] = field(default_factory=dict, repr=False)
 
@@ -61,7 +63,7 @@ class Node:
     def personas(self) -> dict[str, dict[str, Any]]:
         return self.policy_data["consent"]["personas"]
 
-    def issue_member_token(self, member_id: str) -> str:
+    def issue_member_token(self, member_id: str, now: int | None = None) -> str:
         return issue_token(
             self.keys,
             issuer=self.node_id,
@@ -70,23 +72,21 @@ class Node:
             use=TokenUse.ACCESS,
             ttl=self.settings.node.member_token_ttl_days * DAY,
             claims={"role": "member"},
+            now=now,
         )
 
     def authenticate_member(self, token: str) -> Principal:
         """A valid member token of this node, for a member who has not been erased."""
-        verified = verify_token(
-            token, trust=self.own_trust(), issuer=self.node_id, audience=self.node_id, use=TokenUse.ACCESS
-        )
-        if verified.claims.get("role") != "member":
-            raise Unauthenticated("not a member token", code="auth.role")
+        verified = verify_access(self, token, "member")
         member = self.store.get_member(verified.subject)
         if member.erased:
             raise Unauthenticated("this member has been erased", code="auth.erased")
         return Principal("member", member.member_id, dict(verified.claims))
 
     def own_trust(self) -> TrustStore:
-        """This node's own keys, current and not yet retired, as the only trusted issuer."""
-        return TrustStore({self.node_id: self.keys.jwks()})
+        """This node's own keys, current and not yet retired, as the only trusted issuer: the one
+        key ring every authenticator reads, so a rotation or retirement counts at once."""
+        return self.keys.trust(self.node_id)
 
     def consent(self, profile: dict[str, Any], dataset: str, flow: str, purpose: str) -> ConsentDecision:
         """The consent policy's answer for one profile, cached per policy revision."""
@@ -151,7 +151,7 @@ def open_node(settings: Settings) -> Iterator[Node]:
         node = Node(
             settings, store, engine, keys, federation=open_federation(settings),
             governance=governance, decision_log=decision_log, forecast=open_forecast(settings),
-            metrics=metrics,
+            metrics=metrics, revoked_tokens=RevokedTokens(governance.token_revocations()),
         )  # fmt: skip
         governance.heads = HeadSigner(node.node_id, lambda: node.keys)  # signs with the ring in use
         yield node

@@ -23,6 +23,8 @@ class NodeSection:
     max_message_bytes: int = 4 * 1024 * 1024
     max_readings_per_upload: int = 500_000
     member_token_ttl_days: int = 365
+    # Board tokens are short-lived: `coopfed review renew` swaps one for a fresh one before then.
+    board_token_ttl_hours: int = 12
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +21,6 @@ from coopfed.node.settings import FederationSection, Settings
 if TYPE_CHECKING:
     from coopfed.node.runtime import Node
 
-_RING_INDEX = "keyring.json"
 _WILDCARDS = {"", "0.0.0.0", "::", "[::]"}  # noqa: S104 - names, not a bind
 
 
@@ -87,36 +85,18 @@ class Federation:
     public_listen: str
     keys_dir: Path
     ports: dict[str, int] = field(default_factory=dict)  # "public" / "peer" -> bound port
-    _ring_seen: tuple[int, int] | None = field(default=None, init=False, repr=False)
-    _own_trust: tuple[tuple[int, tuple[str, ...]], TrustStore] | None = field(
-        default=None, init=False, repr=False
-    )
-
-    def __post_init__(self) -> None:
-        self._ring_index = str(self.keys_dir / _RING_INDEX)
 
     @property
     def enabled(self) -> bool:
         return bool(self.conf.listen)
 
     def keys(self, node: Node) -> KeyRing:
-        """The node's key ring, reloaded if it changed on disk (a rotation made with the CLI)."""
-        st = os.stat(self._ring_index)
-        seen = (st.st_ino, st.st_mtime_ns)
-        if self._ring_seen is None:
-            self._ring_seen = seen
-        elif seen != self._ring_seen:
-            node.keys = KeyRing.load(self.keys_dir)
-            self._ring_seen = seen
+        """The node's key ring (live: a rotation made with the CLI shows at once)."""
         return node.keys
 
     def own_trust(self, node: Node) -> TrustStore:
-        """This node's current keys as the only trusted issuer; rebuilt only when the ring changes."""
-        ring = self.keys(node)
-        key = (id(ring), tuple(ring.kids))
-        if self._own_trust is None or self._own_trust[0] != key:
-            self._own_trust = (key, node.own_trust())
-        return self._own_trust[1]
+        """This node's current keys as the only trusted issuer."""
+        return node.own_trust()
 
     def advertised(self) -> dict[str, str]:
         """host:port of the public and peer ports, as peers should dial them."""

@@ -10,8 +10,9 @@ from typing import Any
 
 import grpc
 
+from coopfed.node import credentials
 from coopfed.node.auth import Authenticator, caller
-from coopfed.node.convert import flow_to_proto
+from coopfed.node.convert import flow_to_proto, timestamp
 from coopfed.node.errors import InvalidArgument
 from coopfed.node.governance import catalogue, organisations, release, requests
 from coopfed.node.governance import convert as cv
@@ -153,6 +154,23 @@ class ReviewService(pb_grpc.ReviewServiceServicer):
             requests.revoke, self.node, request.grant_id, request.reason, caller().id
         )
         return cv.grant_to_proto(grant, with_token=False)
+
+    @rpc
+    async def RevokeToken(self, request, context):
+        target = request.WhichOneof("target") or ""
+        value = getattr(request, target) if target else ""
+        revoked = await asyncio.to_thread(
+            credentials.revoke_target, self.node, target, value, request.reason, caller().id
+        )
+        reply = pb.RevokeTokenResponse(revoked_at=timestamp(revoked.revoked_at))
+        if revoked.issued_before:
+            reply.issued_before.CopyFrom(timestamp(revoked.issued_before))
+        return reply
+
+    @rpc
+    async def RenewToken(self, request, context):
+        token, expires_at = await asyncio.to_thread(credentials.renew_board_token, self.node, caller().claims)
+        return pb.RenewTokenResponse(token=token, expires_at=timestamp(expires_at))
 
 
 class DataService(pb_grpc.DataServiceServicer):

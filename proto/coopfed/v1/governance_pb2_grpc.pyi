@@ -178,6 +178,14 @@ class ReviewServiceStub:
     """
     RevokeGrant: _grpc.UnaryUnaryMultiCallable[_governance_pb2.RevokeGrantRequest, _governance_pb2.Grant]
     """Revoke a grant before it expires. Takes effect on the grantee's next message."""
+    RevokeToken: _grpc.UnaryUnaryMultiCallable[_governance_pb2.RevokeTokenRequest, _governance_pb2.RevokeTokenResponse]
+    """Revoke a credential: one token by its id, or every token of a member, an organisation or
+    a board member issued until now. Refused on its next call.
+    """
+    RenewToken: _grpc.UnaryUnaryMultiCallable[_governance_pb2.RenewTokenRequest, _governance_pb2.RenewTokenResponse]
+    """Swap the caller's valid board token for a fresh one (the old one is revoked). An expired
+    token cannot be renewed: make a new one on the node's machine.
+    """
 
 @_typing.type_check_only
 class ReviewServiceAsyncStub(ReviewServiceStub):
@@ -200,6 +208,14 @@ class ReviewServiceAsyncStub(ReviewServiceStub):
     """
     RevokeGrant: _aio.UnaryUnaryMultiCallable[_governance_pb2.RevokeGrantRequest, _governance_pb2.Grant]  # type: ignore[assignment]
     """Revoke a grant before it expires. Takes effect on the grantee's next message."""
+    RevokeToken: _aio.UnaryUnaryMultiCallable[_governance_pb2.RevokeTokenRequest, _governance_pb2.RevokeTokenResponse]  # type: ignore[assignment]
+    """Revoke a credential: one token by its id, or every token of a member, an organisation or
+    a board member issued until now. Refused on its next call.
+    """
+    RenewToken: _aio.UnaryUnaryMultiCallable[_governance_pb2.RenewTokenRequest, _governance_pb2.RenewTokenResponse]  # type: ignore[assignment]
+    """Swap the caller's valid board token for a fresh one (the old one is revoked). An expired
+    token cannot be renewed: make a new one on the node's machine.
+    """
 
 class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
     """What the co-op's board does: verify organisations, decide referred requests, revoke grants."""
@@ -255,6 +271,26 @@ class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_governance_pb2.Grant, _abc.Awaitable[_governance_pb2.Grant]]:
         """Revoke a grant before it expires. Takes effect on the grantee's next message."""
+
+    @_abc_1.abstractmethod
+    def RevokeToken(
+        self,
+        request: _governance_pb2.RevokeTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_governance_pb2.RevokeTokenResponse, _abc.Awaitable[_governance_pb2.RevokeTokenResponse]]:
+        """Revoke a credential: one token by its id, or every token of a member, an organisation or
+        a board member issued until now. Refused on its next call.
+        """
+
+    @_abc_1.abstractmethod
+    def RenewToken(
+        self,
+        request: _governance_pb2.RenewTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_governance_pb2.RenewTokenResponse, _abc.Awaitable[_governance_pb2.RenewTokenResponse]]:
+        """Swap the caller's valid board token for a fresh one (the old one is revoked). An expired
+        token cannot be renewed: make a new one on the node's machine.
+        """
 
 def add_ReviewServiceServicer_to_server(servicer: ReviewServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

@@ -1,0 +1,182 @@
+"""Stolen or stale credentials against a serving node: revoked member, organisation and board
+tokens, a member's old tokens after "sign out everywhere", an expired or over-long board
+token, and a token signed by a key the CLI retired in another process. Each is refused on its
+next call, without a restart or a federation refresh."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from coopfed.federation.tokens import TokenUse, VerifiedToken, issue_token, verify_token
+from coopfed.node.client import bearer
+from coopfed.node.credentials import RevokedTokens
+from coopfed.node.governance.organisations import issue_board_token
+from coopfed.node.runtime import Node
+from coopfed.v1 import governance_pb2 as pb
+from coopfed.v1 import member_pb2
+from tests.governance.conftest import Running, register, start
+
+pytestmark = pytest.mark.integration
+node_of: list[Node] = []  # the module's node, for reading tokens' claims
+
+
+@pytest.fixture(scope="module")
+def gov(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    for running in start(tmp_path_factory.mktemp("credentials")):
+        node_of[:] = [running.node]
+        yield running
+
+
+def _member(gov: Running) -> tuple[str, str]:
+    reply = gov.members.Register(member_pb2.RegisterRequest(display_name="Ada"))
+    return reply.member_id, reply.token
+
+
+def _consent(gov: Running, token: str) -> member_pb2.ConsentSettings:
+    return gov.members.GetConsent(member_pb2.GetConsentRequest(), metadata=bearer(token), timeout=10)
+
+
+def _refused(call, *args, **kwargs) -> grpc.RpcError:  # type: ignore[no-untyped-def]
+    with pytest.raises(grpc.RpcError) as info:
+        call(*args, **kwargs)
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED, info.value.details()
+    return info.value
+
+
+def _revoke(gov: Running, **target: str) -> pb.RevokeTokenResponse:
+    return gov.review.RevokeToken(pb.RevokeTokenRequest(reason="lost laptop", **target), metadata=gov.board())
+
+
+def test_a_revoked_member_token_is_refused_on_its_next_call(gov: Running) -> None:
+    _, token = _member(gov)
+    _, other = _member(gov)
+    _consent(gov, token)
+    _revoke(gov, jti=_jti(token))
+    error = _refused(_consent, gov, token)
+    assert "lost laptop" in (error.details() or "")
+    _consent(gov, other)  # another member's token is untouched
+
+
+def _jti(token: str) -> str:
+    return _verified(token).jti
+
+
+def _verified(token: str) -> VerifiedToken:
+    node = node_of[0]
+    return verify_token(
+        token, trust=node.own_trust(), issuer=node.node_id, audience=node.node_id, use=TokenUse.ACCESS
+    )
+
+
+def test_every_token_of_a_member_revoked_at_once(gov: Running) -> None:
+    member_id, token = _member(gov)
+    reply = _revoke(gov, member_id=member_id)
+    assert reply.issued_before.seconds > 0
+    _refused(_consent, gov, token)
+
+
+def test_a_revoked_organisation_token_is_refused(gov: Running) -> None:
+    org_id, md = register(gov)
+    gov.governance.GetOrganisation(pb.GetOrganisationRequest(), metadata=md)
+    _revoke(gov, organisation_id=org_id)
+    _refused(gov.governance.GetOrganisation, pb.GetOrganisationRequest(), metadata=md)
+
+
+def test_a_revoked_board_token_is_refused(gov: Running) -> None:
+    md = bearer(issue_board_token(gov.node.node_id, gov.node.keys, "eve", 3600))
+    gov.review.ListOrganisations(pb.ListOrganisationsRequest(), metadata=md)
+    _revoke(gov, board_member="eve")
+    _refused(gov.review.ListOrganisations, pb.ListOrganisationsRequest(), metadata=md)
+    gov.review.ListOrganisations(pb.ListOrganisationsRequest(), metadata=gov.board("ada"))
+
+
+def test_revocations_survive_a_restart(gov: Running) -> None:
+    """Stored, not only held in memory: what a restarted node loads refuses the same token."""
+    _, token = _member(gov)
+    _revoke(gov, jti=_jti(token))
+    reloaded = RevokedTokens(gov.node.governance.token_revocations())
+    assert reloaded.reason_for(_verified(token)) == "lost laptop"
+
+
+def test_unknown_targets_and_empty_reasons_are_refused(gov: Running) -> None:
+    for request, code in (
+        (pb.RevokeTokenRequest(member_id="m-nobody", reason="x"), grpc.StatusCode.NOT_FOUND),
+        (pb.RevokeTokenRequest(jti="abc", reason="  "), grpc.StatusCode.INVALID_ARGUMENT),
+        (pb.RevokeTokenRequest(reason="nothing named"), grpc.StatusCode.INVALID_ARGUMENT),
+        (pb.RevokeTokenRequest(jti="x" * 500, reason="long"), grpc.StatusCode.INVALID_ARGUMENT),
+    ):
+        with pytest.raises(grpc.RpcError) as info:
+            gov.review.RevokeToken(request, metadata=gov.board())
+        assert info.value.code() == code, info.value.details()
+
+
+def test_sign_out_everywhere_kills_old_tokens_and_the_new_one_works(gov: Running) -> None:
+    member_id, first = _member(gov)
+    second = gov.node.issue_member_token(member_id)  # as if signed in on another device
+    reply = gov.members.SignOutEverywhere(member_pb2.SignOutEverywhereRequest(), metadata=bearer(first))
+    _refused(_consent, gov, first)
+    _refused(_consent, gov, second)
+    assert _consent(gov, reply.token).level  # the fresh token works at once
+    _, other = _member(gov)
+    _consent(gov, other)
+
+
+def test_an_expired_board_token_is_refused_and_cannot_be_renewed(gov: Running) -> None:
+    now = int(time.time())
+    expired = issue_token(
+        gov.node.keys, issuer=gov.node.node_id, subject="board:ada", audience=gov.node.node_id,
+        use=TokenUse.ACCESS, ttl=600, claims={"role": "board"}, now=now - 3600,
+    )  # fmt: skip
+    md = bearer(expired)
+    _refused(gov.review.ListOrganisations, pb.ListOrganisationsRequest(), metadata=md)
+    _refused(gov.review.RenewToken, pb.RenewTokenRequest(), metadata=md)
+
+
+def test_a_board_token_longer_lived_than_allowed_is_refused(gov: Running) -> None:
+    month = bearer(issue_board_token(gov.node.node_id, gov.node.keys, "ada", 30 * 86_400))
+    error = _refused(gov.review.ListOrganisations, pb.ListOrganisationsRequest(), metadata=month)
+    assert "12 hours" in (error.details() or "")
+
+
+def test_renewal_swaps_a_valid_board_token_for_a_fresh_one(gov: Running) -> None:
+    old = bearer(issue_board_token(gov.node.node_id, gov.node.keys, "bob", 3600))
+    reply = gov.review.RenewToken(pb.RenewTokenRequest(), metadata=old)
+    assert reply.expires_at.seconds >= int(time.time()) + 12 * 3600 - 60
+    gov.review.ListOrganisations(pb.ListOrganisationsRequest(), metadata=bearer(reply.token))
+    _refused(gov.review.ListOrganisations, pb.ListOrganisationsRequest(), metadata=old)
+
+
+def _cli(config: Path, action: str, *args: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "coopfed.node.cli", "federation", action, "--config", str(config), *args],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_retired_key_stops_verifying_at_once(gov: Running) -> None:
+    """Rotation and retirement by the CLI, in another process, while the node serves: tokens
+    signed by the retired key are refused on the next call, those by the new key accepted."""
+    config = gov.node.settings.base_dir / "coopfed.toml"
+    _, member_token = _member(gov)
+    org_id, org_md = register(gov)
+    board_md = gov.board()
+    old_kid = gov.node.keys.signer.kid
+    _cli(config, "rotate-key")
+    _, fresh = _member(gov)  # signed with the new key, which the serving node picked up
+    assert gov.node.keys.signer.kid != old_kid
+    _consent(gov, member_token)  # the old key still verifies until retired
+    _cli(config, "retire-key", "--", old_kid)
+    _refused(_consent, gov, member_token)
+    _refused(gov.governance.GetOrganisation, pb.GetOrganisationRequest(), metadata=org_md)
+    _refused(gov.review.ListOrganisations, pb.ListOrganisationsRequest(), metadata=board_md)
+    _consent(gov, fresh)
+    gov.review.ListOrganisations(pb.ListOrganisationsRequest(), metadata=gov.board())
+    assert org_id
