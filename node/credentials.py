@@ -114,7 +114,8 @@ def revoke(
     )
     what = {"jti": jti} if jti else {"subject": subject, "issued_before": revocation.issued_before}
     decisions, store = node.decision_log, node.governance
-    assert decisions is not None and store is not None  # open_node makes both
+    assert decisions is not None  # open_node makes both
+    assert store is not None
     event = decisions.event(
         REVOCATION_PATH,
         {**what, "revoked_by": revoked_by, "reason": reason},

@@ -80,7 +80,7 @@ def third_parties(
     node: Node, address: str, member_token: str, folder: Path, console: Console
 ) -> ThirdPartyResult:
     """Run the three requests against the node at `address` (blocking: run it in a thread)."""
-    board = bearer(issue_board_token(node.node_id, node.keys, BOARD_MEMBER, 86_400))
+    board = bearer(issue_board_token(node.node_id, node.keys, BOARD_MEMBER, 3600))
     with grpc.insecure_channel(address) as channel:
         gov = pb_grpc.GovernanceServiceStub(channel)
         review = pb_grpc.ReviewServiceStub(channel)

@@ -5,6 +5,7 @@ next call, without a restart or a federation refresh."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import grpc
 import pytest
 
 from coopfed.federation.tokens import TokenUse, VerifiedToken, issue_token, verify_token
+from coopfed.node.cli import main
 from coopfed.node.client import bearer
 from coopfed.node.credentials import RevokedTokens
 from coopfed.node.governance.organisations import issue_board_token
@@ -180,3 +182,39 @@ def test_a_retired_key_stops_verifying_at_once(gov: Running) -> None:
     _consent(gov, fresh)
     gov.review.ListOrganisations(pb.ListOrganisationsRequest(), metadata=gov.board())
     assert org_id
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main([*argv])
+    return code, capsys.readouterr().out
+
+
+def test_the_command_line_signs_out_renews_and_revokes(
+    gov: Running, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    member, board = tmp_path / "member.json", tmp_path / "board.json"
+    config = str(gov.node.settings.base_dir / "coopfed.toml")
+    assert _run(capsys, "member", "register", "--credentials", str(member), "--node", gov.address,
+                "--name", "Ada")[0] == 0  # fmt: skip
+    old = json.loads(member.read_text())["token"]
+    code, out = _run(capsys, "member", "sign-out-everywhere", "--credentials", str(member))
+    assert code == 0, out
+    assert "revoked" in out
+    assert member.stat().st_mode & 0o777 == 0o600
+    assert _run(capsys, "member", "consent", "--credentials", str(member))[0] == 0
+    _refused(_consent, gov, old)
+    assert _run(capsys, "review", "token", "--credentials", str(board), "--config", config, "--name", "cy",
+                "--node", gov.address)[0] == 0  # fmt: skip
+    first = json.loads(board.read_text())["token"]
+    code, out = _run(capsys, "review", "renew", "--credentials", str(board))
+    assert code == 0, out
+    assert "renewed" in out
+    _refused(gov.review.ListOrganisations, pb.ListOrganisationsRequest(), metadata=bearer(first))
+    subject = json.loads(member.read_text())["subject"]
+    code, out = _run(capsys, "review", "revoke-token", "--member", subject, "--reason", "left the co-op",
+                     "--credentials", str(board))  # fmt: skip
+    assert code == 0, out
+    assert f"revoked every token of {subject} issued before" in out
+    assert _run(capsys, "member", "consent", "--credentials", str(member))[0] == 1
+    assert _run(capsys, "review", "token", "--credentials", str(board), "--config", config, "--name", "cy",
+                "--hours", "48", "--force")[0] == 2  # fmt: skip
