@@ -37,7 +37,6 @@ PUBLIC_METHODS = frozenset(
         "/coopfed.v1.GovernanceService/ListPurposes",
         "/coopfed.v1.GovernanceService/RegisterOrganisation",
         "/coopfed.v1.FederationService/GetManifest",
-        "/coopfed.v1.FederationService/GetRevocations",
         "/grpc.health.v1.Health/Check",
         "/grpc.health.v1.Health/Watch",
         "/grpc.health.v1.Health/List",

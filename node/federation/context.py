@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from coopfed.federation.errors import KeyStoreError
 from coopfed.federation.keys import KeyRing, TrustStore, read_private, write_private, write_public
 from coopfed.federation.tls import TlsIdentity, cert_node_id, load_certificate
+from coopfed.federation.tokens import DEFAULT_LEEWAY
 from coopfed.node.errors import FailedPrecondition, InvalidArgument
 from coopfed.node.federation.manifest import NODE_ID
 from coopfed.node.federation.state import FederationState
@@ -74,6 +76,25 @@ def _host(address: str) -> str:
     return address.rsplit(":", 1)[0]
 
 
+class UsedOnce:
+    """The jtis of peer access tokens already presented, kept until they expire: a peer's token
+    works for one call, so one seen on the wire (or in a log) cannot be replayed."""
+
+    def __init__(self, leeway: int) -> None:
+        self._until: dict[str, int] = {}  # jti -> when it stops verifying anyway
+        self._leeway = leeway
+        self._lock = threading.Lock()
+
+    def first_use(self, jti: str, expires_at: int, now: int) -> bool:
+        with self._lock:
+            if len(self._until) >= 4096:  # tokens live two minutes: forget the expired ones
+                self._until = {j: t for j, t in self._until.items() if t >= now}
+            if jti in self._until:
+                return False
+            self._until[jti] = expires_at + self._leeway
+            return True
+
+
 @dataclass
 class Federation:
     """What the federation code needs besides the rest of the node."""
@@ -85,6 +106,7 @@ class Federation:
     public_listen: str
     keys_dir: Path
     ports: dict[str, int] = field(default_factory=dict)  # "public" / "peer" -> bound port
+    used_access_tokens: UsedOnce = field(default_factory=lambda: UsedOnce(DEFAULT_LEEWAY), repr=False)
 
     @property
     def enabled(self) -> bool:

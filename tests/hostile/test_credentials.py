@@ -5,24 +5,33 @@ next call, without a restart or a federation refresh."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 
+from coopfed.federation.tls import channel_options
 from coopfed.federation.tokens import TokenUse, VerifiedToken, issue_token, verify_token
 from coopfed.node.cli import main
 from coopfed.node.client import bearer
 from coopfed.node.credentials import RevokedTokens
+from coopfed.node.federation import grantee
+from coopfed.node.federation.client import access_token
+from coopfed.node.federation.refresh import refresh_all
 from coopfed.node.governance.organisations import issue_board_token
 from coopfed.node.runtime import Node
+from coopfed.v1 import federation_pb2, federation_pb2_grpc, member_pb2
 from coopfed.v1 import governance_pb2 as pb
-from coopfed.v1 import member_pb2
+from tests.federation_node.conftest import POLICIES, RunningNode, running
+from tests.federation_node.test_key_rotation import ASK
 from tests.governance.conftest import Running, register, start
 
 pytestmark = pytest.mark.integration
@@ -31,9 +40,9 @@ node_of: list[Node] = []  # the module's node, for reading tokens' claims
 
 @pytest.fixture(scope="module")
 def gov(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    for running in start(tmp_path_factory.mktemp("credentials")):
-        node_of[:] = [running.node]
-        yield running
+    for served in start(tmp_path_factory.mktemp("credentials")):
+        node_of[:] = [served.node]
+        yield served
 
 
 def _member(gov: Running) -> tuple[str, str]:
@@ -218,3 +227,54 @@ def test_the_command_line_signs_out_renews_and_revokes(
     assert _run(capsys, "member", "consent", "--credentials", str(member))[0] == 1
     assert _run(capsys, "review", "token", "--credentials", str(board), "--config", config, "--name", "cy",
                 "--hours", "48", "--force")[0] == 2  # fmt: skip
+
+
+# --- peers ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def coops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RunningNode]]:
+    """coop-a and coop-b pinned to each other; coop-c pinned b, but b never pinned c."""
+    root = tmp_path_factory.mktemp("peers")
+    with contextlib.ExitStack() as stack:
+        nodes = {n: stack.enter_context(running(root / n, f"coop-{n}", POLICIES)) for n in "abc"}
+        for who, peer in (("a", "b"), ("b", "a"), ("c", "b")):
+            preview = asyncio.run(grantee.preview_join(nodes[who].node, nodes[peer].public, plaintext=True))
+            grantee.pin(nodes[who].node, preview)
+        yield nodes
+
+
+def _peer_stub(caller: RunningNode, target: RunningNode) -> tuple[grpc.Channel, Any]:
+    assert caller.node.federation is not None
+    assert target.node.federation is not None
+    creds = caller.node.federation.tls.channel_credentials([target.node.federation.tls.cert_pem])
+    channel = grpc.secure_channel(target.peer, creds, options=channel_options(target.id))
+    return channel, federation_pb2_grpc.FederationServiceStub(channel)
+
+
+def test_a_replayed_peer_access_token_is_refused(coops: dict[str, RunningNode]) -> None:
+    """Someone who saw one of a's calls to b (a log, a proxy) and holds a's TLS identity replays
+    its token: it worked once, for the call it was made for, and never again."""
+    a, b = coops["a"], coops["b"]
+    assert a.node.federation is not None
+    md = bearer(access_token(a.node.federation, a.node.keys, "coop-b"))
+    channel, stub = _peer_stub(a, b)
+    with channel:
+        stub.ExchangeLogHeads(federation_pb2.ExchangeLogHeadsRequest(head=""), metadata=md, timeout=10)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ExchangeLogHeads(federation_pb2.ExchangeLogHeadsRequest(head=""), metadata=md, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "used before" in (caught.value.details() or "")
+    held, _ = asyncio.run(grantee.obtain_grant(a.node, "coop-b", ASK))  # fresh tokens still work
+    assert held.issuer == "coop-b"
+
+
+def test_revocation_lists_go_only_to_pinned_peers(coops: dict[str, RunningNode]) -> None:
+    """b's list of revoked grants says whom it granted to: without a peer's token, refused."""
+    a, b = coops["a"], coops["b"]
+    channel, stub = _peer_stub(a, b)
+    with channel, pytest.raises(grpc.RpcError) as caught:
+        stub.GetRevocations(federation_pb2.GetRevocationsRequest(), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    report = asyncio.run(refresh_all(a.node))  # a pinned peer fetches it with its own token
+    assert report.failures == {}
