@@ -27,6 +27,9 @@ class Principal:
 Authenticator = Callable[[str], Principal]
 """Verifies a bearer token and returns its principal, or raises."""
 
+HOLDER_HEADER = "coopfed-organisation-token"
+"""Metadata carrying the organisation's own token beside a grant: a grant is bound to its holder."""
+
 _caller: contextvars.ContextVar[Principal] = contextvars.ContextVar("coopfed_caller")
 
 PUBLIC_METHODS = frozenset(

@@ -72,6 +72,13 @@ def bearer(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
 
 
+def grant_bearer(grant: str, organisation_token: str) -> tuple[tuple[str, str], ...]:
+    """FetchData's credentials: the grant, and the token of the organisation it was issued to."""
+    from coopfed.node.auth import HOLDER_HEADER
+
+    return (*bearer(grant), (HOLDER_HEADER, organisation_token))
+
+
 @dataclass(frozen=True)
 class Credentials:
     """What `member register`, `org register` or `review token` saves for later commands (mode 0600)."""

@@ -180,6 +180,7 @@ class DataService(pb_grpc.DataServiceServicer):
     @rpc
     async def FetchData(self, request, context):
         grant = caller().claims["grant"]
+        release.check_holder(self.node, grant, context.invocation_metadata())
         fetch = release.FetchSpec(
             datasets=tuple(request.datasets),
             fields=tuple(request.fields),

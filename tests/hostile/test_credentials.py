@@ -21,7 +21,7 @@ import pytest
 from coopfed.federation.tls import channel_options
 from coopfed.federation.tokens import TokenUse, VerifiedToken, issue_token, verify_token
 from coopfed.node.cli import main
-from coopfed.node.client import bearer
+from coopfed.node.client import bearer, grant_bearer
 from coopfed.node.credentials import RevokedTokens
 from coopfed.node.federation import grantee
 from coopfed.node.federation.client import access_token
@@ -32,7 +32,7 @@ from coopfed.v1 import federation_pb2, federation_pb2_grpc, member_pb2
 from coopfed.v1 import governance_pb2 as pb
 from tests.federation_node.conftest import POLICIES, RunningNode, running
 from tests.federation_node.test_key_rotation import ASK
-from tests.governance.conftest import Running, register, start
+from tests.governance.conftest import GREEN, Running, add_member, approved_grant, register, start
 
 pytestmark = pytest.mark.integration
 node_of: list[Node] = []  # the module's node, for reading tokens' claims
@@ -278,3 +278,27 @@ def test_revocation_lists_go_only_to_pinned_peers(coops: dict[str, RunningNode])
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
     report = asyncio.run(refresh_all(a.node))  # a pinned peer fetches it with its own token
     assert report.failures == {}
+
+
+# --- grants ---------------------------------------------------------------------------------
+
+
+def test_a_copied_grant_is_useless_without_its_organisations_token(gov: Running) -> None:
+    """Another organisation (or anyone) holding a copy of a grant: alone, or with its own valid
+    token, refused; with the grantee's token it streams; once that token is revoked, refused."""
+    for _ in range(5):
+        add_member(gov.node, GREEN)
+    holder_id, holder_md = register(gov)
+    _, thief_md = register(gov)
+    grant = approved_grant(gov, holder_md)
+    holder_token, thief_token = holder_md[0][1].split()[1], thief_md[0][1].split()[1]
+    for metadata in (bearer(grant.token), grant_bearer(grant.token, thief_token)):
+        error = _refused(lambda md: list(gov.data.FetchData(pb.FetchDataRequest(), metadata=md)), metadata)
+        assert "organisation" in (error.details() or "")
+    chunks = list(gov.data.FetchData(pb.FetchDataRequest(), metadata=grant_bearer(grant.token, holder_token)))
+    assert chunks[0].HasField("header")
+    _revoke(gov, organisation_id=holder_id)
+    _refused(
+        lambda md: list(gov.data.FetchData(pb.FetchDataRequest(), metadata=md)),
+        grant_bearer(grant.token, holder_token),
+    )
