@@ -8,7 +8,8 @@ Services and their credentials (metadata "authorization: Bearer <token>"):
 - GovernanceService: an organisation's token, issued by RegisterOrganisation.
   ListDatasets, ListPurposes and RegisterOrganisation need none.
 - ReviewService: a board token, made on the node's own machine with `coopfed review token`.
-- DataService: the grant itself (an EdDSA-signed JWT) is the credential.
+- DataService: the grant itself (an EdDSA-signed JWT) is the credential, presented with the
+  token of the organisation it was issued to (metadata "coopfed-organisation-token").
 """
 
 from collections import abc as _abc
