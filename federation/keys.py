@@ -359,7 +359,7 @@ class KeyRing:
                 key.save(pem)
         entries = [{"kid": kid, "created_at": self._created[kid]} for kid in self.kids]
         meta = {"version": 1, "active": self._active, "keys": entries}
-        write_public(self.path / _RING_FILE, json.dumps(meta, indent=2).encode("utf-8"))
+        write_private(self.path / _RING_FILE, json.dumps(meta, indent=2).encode("utf-8"))
         self._seen = self._index_signature()
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from coopfed.federation.keys import KeyRing, TrustStore
+from coopfed.federation.keys import KeyRing, TrustStore, write_private
 from coopfed.federation.tokens import TokenUse, issue_token
 from coopfed.node.auth import Principal
 from coopfed.node.credentials import RevokedTokens, verify_access
@@ -186,7 +186,7 @@ def init_node(folder: Path, *, node_id: str, name: str, listen: str, policies: P
     KeyRing.load_or_create(settings.keys_dir)
     open_federation(settings).state.create()  # TLS key and certificate (CN = node id), peers file
     SqliteStore(settings.path(settings.storage.path), synchronous=settings.storage.synchronous).close()
-    config.write_text(render_toml(settings))
+    write_private(config, render_toml(settings).encode("utf-8"))
     return config
 
 
