@@ -56,6 +56,10 @@ class RevokedTokens:
             elif revocation.issued_before > self._subjects.get(revocation.subject, (0, ""))[0]:
                 self._subjects[revocation.subject] = (revocation.issued_before, revocation.reason)
 
+    def issued_before(self, subject: str) -> int:
+        """Tokens of `subject` issued before this moment (unix s) are revoked; 0 when none are."""
+        return self._subjects.get(subject, (0, ""))[0]
+
     def reason_for(self, token: VerifiedToken) -> str | None:
         """Why `token` is revoked, or None while it is not."""
         reason = self._jtis.get(token.jti)
@@ -90,7 +94,14 @@ def board_token_ttl(node: Node) -> int:
 
 
 def revoke(
-    node: Node, *, reason: str, revoked_by: str, jti: str = "", subject: str = "", now: int | None = None
+    node: Node,
+    *,
+    reason: str,
+    revoked_by: str,
+    jti: str = "",
+    subject: str = "",
+    member: bool = False,
+    now: int | None = None,
 ) -> TokenRevocation:
     """Revoke one token by jti, or every token of `subject` issued up to now; logged, stored,
     then refused on the next call."""
@@ -110,15 +121,20 @@ def revoke(
         datetime.now(UTC),
         jti=jti,
         subject=subject,
-        issued_before=at + 1 if subject else 0,
+        # Past the last revocation's moment too: a token issued just after it (a sign-out's fresh
+        # token, one second ahead) falls under this one even within the same second.
+        issued_before=max(at, node.revoked_tokens.issued_before(subject)) + 1 if subject else 0,
     )
-    what = {"jti": jti} if jti else {"subject": subject, "issued_before": revocation.issued_before}
+    # Logged under the names the co-op's masking rules pseudonymise (member, reviewer).
+    what: dict[str, Any] = {"jti": jti} if jti else {"member" if member else "subject": subject}
+    if subject:
+        what["issued_before"] = revocation.issued_before
     decisions, store = node.decision_log, node.governance
     assert decisions is not None  # open_node makes both
     assert store is not None
     event = decisions.event(
         REVOCATION_PATH,
-        {**what, "revoked_by": revoked_by, "reason": reason},
+        {**what, "reviewer": revoked_by, "reason": reason},
         {"revoked": True},
         node.policy.revision,
     )
@@ -132,7 +148,7 @@ def sign_out_everywhere(node: Node, member_id: str) -> str:
     """Revoke every token of the member issued until now; the fresh token returned is issued at
     the first second the revocation no longer covers."""
     revocation = revoke(
-        node, reason="the member signed out everywhere", revoked_by=member_id, subject=member_id
+        node, reason="the member signed out everywhere", revoked_by=member_id, subject=member_id, member=True
     )
     return node.issue_member_token(member_id, now=revocation.issued_before)
 
@@ -152,7 +168,7 @@ def revoke_target(node: Node, target: str, value: str, reason: str, reviewer: st
         value = BOARD_PREFIX + value
     else:
         raise InvalidArgument("name a token id, member, organisation or board member", code="revoke.what")
-    return revoke(node, reason=reason, revoked_by=reviewer, subject=value)
+    return revoke(node, reason=reason, revoked_by=reviewer, subject=value, member=target == "member_id")
 
 
 def renew_board_token(node: Node, claims: dict[str, Any]) -> tuple[str, int]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sqlite3
 import subprocess
 import sys
 import time
@@ -135,6 +136,11 @@ def test_sign_out_everywhere_kills_old_tokens_and_the_new_one_works(gov: Running
     _refused(_consent, gov, first)
     _refused(_consent, gov, second)
     assert _consent(gov, reply.token).level  # the fresh token works at once
+    gov.node.decision_log.flush()
+    with sqlite3.connect(gov.node.settings.path(gov.node.settings.storage.path)) as db:
+        logged = [row[0] for row in db.execute("SELECT entry_json FROM decision_log")]
+    assert any("token_revocation" in entry for entry in logged)
+    assert not any(member_id in entry for entry in logged)  # the log names members by pseudonym
     _, other = _member(gov)
     _consent(gov, other)
 
