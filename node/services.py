@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import grpc
 import numpy as np
 
-from coopfed.node import convert, members
+from coopfed.node import convert, credentials, members
 from coopfed.node.auth import Authenticator, caller
 from coopfed.node.errors import InvalidArgument
 from coopfed.node.federation import issuer as federation_issuer
@@ -164,6 +164,11 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
     async def ListDataAccess(self, request, context):
         member_id = members.own_member(caller().id, request.member_id)
         return await asyncio.to_thread(governance.list_data_access, self.node, member_id, request.limit)
+
+    @rpc
+    async def SignOutEverywhere(self, request, context):
+        token = await asyncio.to_thread(credentials.sign_out_everywhere, self.node, caller().id)
+        return member_pb2.SignOutEverywhereResponse(token=token)
 
 
 async def _enumerate(iterator: AsyncIterator) -> AsyncIterator:

@@ -95,6 +95,9 @@ def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
     erase = commands.add_parser("erase", help="erase your data from the node")
     erase.add_argument("--yes", action="store_true", help="do not ask: erasing cannot be undone")
     benchmark.add_parsers(commands)
+    commands.add_parser(
+        "sign-out-everywhere", help="revoke every token of yours (a lost device) and save a fresh one"
+    )
     for sub in commands.choices.values():
         sub.add_argument(
             "--credentials",
@@ -115,6 +118,7 @@ def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
         "erase": _erase,
         "home": benchmark.home,
         "benchmark": benchmark.benchmark,
+        "sign-out-everywhere": _sign_out_everywhere,
     }
     bind(commands, actions, console)
 
@@ -372,4 +376,14 @@ def _erase(args: argparse.Namespace, console: Console) -> int:
     reply = stub.EraseMe(member_pb2.EraseRequest(confirm_member_id=creds.subject), metadata=md)
     console.print(f"erased {reply.readings_erased} readings; your credential no longer works", markup=False)
     args.credentials.unlink(missing_ok=True)
+    return 0
+
+
+def _sign_out_everywhere(args: argparse.Namespace, console: Console) -> int:
+    stub, md, creds = _session(args)
+    reply = stub.SignOutEverywhere(member_pb2.SignOutEverywhereRequest(), metadata=md)
+    creds.replace_token(args.credentials, reply.token)
+    console.print(
+        f"every earlier token of yours is revoked; the new one is saved to {args.credentials}", markup=False
+    )
     return 0

@@ -66,6 +66,10 @@ def authenticate(node: Node, token: str) -> Principal:
         raise Unauthenticated(
             f"a peer's access token may live at most {MAX_ACCESS_TTL} s", code="federation.long_token"
         )
+    if not fed.used_access_tokens.first_use(access.jti, access.expires_at, int(time.time())):
+        raise Unauthenticated(
+            "this access token was used before; a peer signs one per call", code="federation.replay"
+        )
     return Principal(PEER, access.issuer, dict(access.claims))
 
 

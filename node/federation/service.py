@@ -37,6 +37,7 @@ class FederationService(federation_pb2_grpc.FederationServiceServicer):
 
     @rpc
     async def GetRevocations(self, request, context):
+        check_peer(self.node, caller(), PEER, context)  # which grants were revoked is for peers only
         fed = federation_of(self.node)
         # Valid for a day at most, and never beyond a few refresh intervals: a stale list expires.
         ttl = min(DEFAULT_PUBLICATION_TTL, 4 * max(fed.conf.refresh_interval_s, 60))

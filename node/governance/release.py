@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from coopfed.federation.grants import Grant, Granularity, verify_grant
-from coopfed.node.auth import Principal
+from coopfed.node.auth import HOLDER_HEADER, Principal
+from coopfed.node.credentials import verify_access
 from coopfed.node.errors import InvalidArgument, Unauthenticated
+from coopfed.node.governance.organisations import ORG_ROLE
 from coopfed.node.model import HALF_HOUR
 from coopfed.node.release import pipeline
 from coopfed.node.release.pipeline import Release
@@ -49,6 +51,20 @@ def authenticate_grant(node: Node, token: str) -> Principal:
     if record.organisation_id != grant.subject:
         raise Unauthenticated("the grant does not match the node's record", code="grant.mismatch")
     return Principal("grantee", grant.subject, {"grant": grant})
+
+
+def check_holder(node: Node, grant: Grant, metadata: Sequence[tuple[str, str | bytes]] | None) -> None:
+    """A grant works only beside a valid, unrevoked token of the organisation it was issued to,
+    so a grant copied out of a log or a shared folder is useless on its own."""
+    token = next((str(value) for key, value in metadata or () if key == HOLDER_HEADER), "")
+    if not token:
+        raise Unauthenticated(
+            f"a grant is used together with its organisation's token (metadata {HOLDER_HEADER})",
+            code="grant.holder",
+        )
+    holder = verify_access(node, token, ORG_ROLE)
+    if holder.subject != grant.subject:
+        raise Unauthenticated("this grant was issued to another organisation", code="grant.holder")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 
 from coopfed.federation.grants import Granularity
+from coopfed.node import credentials
 from coopfed.node.auth import Authenticator, caller
 from coopfed.node.convert import flow_to_proto, timestamp
 from coopfed.node.errors import InvalidArgument
@@ -182,6 +183,23 @@ class ReviewService(pb_grpc.ReviewServiceServicer):
         )
         return pb.Invitation(invitation_id=invitation_id, code=code, expires_at=timestamp(expires))
 
+    @rpc
+    async def RevokeToken(self, request, context):
+        target = request.WhichOneof("target") or ""
+        value = getattr(request, target) if target else ""
+        revoked = await asyncio.to_thread(
+            credentials.revoke_target, self.node, target, value, request.reason, caller().id
+        )
+        reply = pb.RevokeTokenResponse(revoked_at=timestamp(revoked.revoked_at))
+        if revoked.issued_before:
+            reply.issued_before.CopyFrom(timestamp(revoked.issued_before))
+        return reply
+
+    @rpc
+    async def RenewToken(self, request, context):
+        token, expires_at = await asyncio.to_thread(credentials.renew_board_token, self.node, caller().claims)
+        return pb.RenewTokenResponse(token=token, expires_at=timestamp(expires_at))
+
 
 class DataService(pb_grpc.DataServiceServicer):
     def __init__(self, node: Node) -> None:
@@ -190,6 +208,7 @@ class DataService(pb_grpc.DataServiceServicer):
     @rpc
     async def FetchData(self, request, context):
         grant = caller().claims["grant"]
+        release.check_holder(self.node, grant, context.invocation_metadata())
         fetch = release.FetchSpec(
             datasets=tuple(request.datasets),
             fields=tuple(request.fields),

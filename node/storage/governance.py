@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from coopfed.node.credentials import TokenRevocation
 from coopfed.node.governance.model import (
     AccessEntry,
     Assessment,
@@ -141,6 +142,15 @@ class GovernanceStore(abc.ABC):
     @abc.abstractmethod
     def revocation(self, grant_id: str) -> str | None:
         """The revocation reason of a revoked grant, else None (also for unknown grants)."""
+
+    # revoked credentials (member, organisation and board tokens)
+    @abc.abstractmethod
+    def revoke_tokens(self, revocation: TokenRevocation, log: Events) -> None:
+        """Append a token revocation and its decision-log events in one transaction."""
+
+    @abc.abstractmethod
+    def token_revocations(self) -> list[TokenRevocation]:
+        """Every token revocation, oldest first."""
 
     # release
     @abc.abstractmethod
