@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from typing import TYPE_CHECKING
 
 import grpc
