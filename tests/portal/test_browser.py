@@ -22,7 +22,7 @@ import grpc
 import numpy as np
 import pytest
 
-from coopfed.node.client import bearer
+from coopfed.node.client import grant_bearer
 from coopfed.node.governance import admission
 from coopfed.node.portal.accounts import Accounts
 from coopfed.node.runtime import Node, init_node, open_node
@@ -218,7 +218,10 @@ def test_a_board_member_approves_a_referred_request_and_the_member_sees_the_rele
         pb.GetDecisionRequest(request_id=status.request_id), metadata=md
     )
     assert decided.state == pb.REQUEST_STATE_APPROVED
-    chunks = list(site.gov.data.FetchData(pb.FetchDataRequest(), metadata=bearer(decided.grant.token)))
+    org_token = dict(md)["authorization"].removeprefix("Bearer ")
+    chunks = list(
+        site.gov.data.FetchData(pb.FetchDataRequest(), metadata=grant_bearer(decided.grant.token, org_token))
+    )
     assert chunks
     visit(browser, site, "/access", "who-used-my-data")
     used = browser.find_element(By.ID, "main").text
