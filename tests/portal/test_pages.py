@@ -32,7 +32,16 @@ def sign_up(client: TestClient, node: Node, login: str = "ana@example.org", pass
 
 
 def test_pages_need_a_session(client: TestClient) -> None:
-    for path in ("/consent", "/access", "/energy", "/data", "/neighbourhood", "/decides", "/account"):
+    for path in (
+        "/consent",
+        "/access",
+        "/energy",
+        "/statement",
+        "/data",
+        "/neighbourhood",
+        "/decides",
+        "/account",
+    ):
         r = client.get(path, follow_redirects=False)
         assert r.status_code == 303
         assert r.headers["location"] == "/signin"
@@ -49,7 +58,16 @@ def test_sign_up_sets_a_strict_http_only_cookie_and_every_page_renders(
     cookie = r.headers["set-cookie"]
     assert "HttpOnly" in cookie
     assert "SameSite=strict" in cookie
-    for path in ("/consent", "/access", "/energy", "/data", "/neighbourhood", "/decides", "/account"):
+    for path in (
+        "/consent",
+        "/access",
+        "/energy",
+        "/statement",
+        "/data",
+        "/neighbourhood",
+        "/decides",
+        "/account",
+    ):
         page = client.get(path)
         assert page.status_code == 200, path
         assert '<html lang="en-GB">' in page.text
@@ -151,3 +169,27 @@ def test_export_and_erasure(client: TestClient, node: Node) -> None:
 def _members(node: Node) -> list[str]:
     with node.store._read() as conn:
         return [r[0] for r in conn.execute("SELECT member_id FROM portal_accounts")]
+
+
+def test_my_statement_shows_the_members_own_month_and_no_neighbours(client: TestClient, node: Node) -> None:
+    import numpy as np
+
+    from coopfed.node.ledger.run import settle_span
+    from coopfed.node.model import ConsentSettings
+
+    sign_up(client, node)
+    (member,) = _members(node)
+    day = 1_704_067_200  # 1 Jan 2024, midnight in London
+    periods = day + 1800 * np.arange(48, dtype=np.int64)
+    node.store.put_readings(member, [("demand", periods, np.full(48, 1.0))])
+    node.store.create_member("sun", "Sunny neighbour", ConsentSettings(), admitted_by="test")
+    flat = {"demand": 0.0, "generation": 0.5, "export": 0.5}
+    node.store.put_readings("sun", [(k, periods, np.full(48, v)) for k, v in flat.items()])
+    settle_span(node, day, day + 86_400, now=day + 86_400)
+    page = client.get("/statement?month=2024-01")
+    assert page.status_code == 200
+    text = " ".join(re.sub(r"<[^>]+>", " ", page.text).split())
+    assert "January 2024" in text
+    assert "Energy bought locally £4.32 for 24.000 kWh" in text  # 0.5 kWh a half-hour from the neighbour
+    assert "Sunny" not in text  # nothing of another member
+    assert client.get("/statement?month=someday").status_code == 400
