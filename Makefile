@@ -13,11 +13,13 @@ export PATH := $(abspath $(TOOLS)):$(abspath $(VENV))/bin:$(PATH)
 
 install: $(VENV)/.installed $(OPA) $(REGAL) browser
 
-# Debian's headless Chromium and its driver, for the portal's browser tests (they skip without it).
+# Debian's headless Chromium and its driver, for the portal's browser tests (they skip without them).
+# Installed as root where apt is (a fresh CI machine); otherwise left to the machine's owner.
 browser:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
-		apt-get install -y --no-install-recommends chromium chromium-driver || \
-		echo "chromium not installed (needs root): the portal's browser tests will skip"
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
+	else echo "chromium not installed (needs root and apt): the portal's browser tests will skip"; fi
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from starlette.testclient import TestClient
 
+from coopfed.node.governance import admission
 from coopfed.node.portal.app import create_app
 from coopfed.node.runtime import init_node, open_node
 from coopfed.node.settings import load_settings
@@ -37,7 +38,8 @@ def main() -> int:
             page = c.get("/signup")
             token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
             form = {"display_name": "Bench", "login": "bench@example.org", "password": "long bench pass"}
-            c.post("/signup", data={**form, "csrf_token": token, "invitation": ""})
+            code = admission.invite(node, 1, "board:bench")[1]
+            c.post("/signup", data={**form, "csrf_token": token, "invitation": code})
             with node.store._read() as conn:
                 (member,) = conn.execute("SELECT member_id FROM portal_accounts").fetchone()
             now = int(time.time()) // 1800 * 1800
@@ -52,7 +54,7 @@ def main() -> int:
                 times = []
                 for _ in range(ROUNDS):
                     start = time.perf_counter()
-                    assert c.get(path).status_code == 200
+                    assert c.get(path, follow_redirects=False).status_code == 200  # the page, not a redirect
                     times.append((time.perf_counter() - start) * 1000)
                 p50, p95 = statistics.median(times), statistics.quantiles(times, n=20)[18]
                 failed |= p95 >= BUDGET_MS

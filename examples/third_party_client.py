@@ -78,9 +78,11 @@ def wait_for_board(
         time.sleep(5)
 
 
-def fetch(data: pb_grpc.DataServiceStub, grant: str) -> None:
-    """Stream the release: a header, one series per dataset, a summary."""
-    for chunk in data.FetchData(pb.FetchDataRequest(), metadata=bearer(grant)):
+def fetch(data: pb_grpc.DataServiceStub, grant: str, token: str) -> None:
+    """Stream the release: a header, one series per dataset, a summary. The grant is presented
+    with the organisation's own token: a grant is bound to the organisation it was issued to."""
+    metadata = (("authorization", f"Bearer {grant}"), ("coopfed-organisation-token", token))
+    for chunk in data.FetchData(pb.FetchDataRequest(), metadata=metadata):
         kind = chunk.WhichOneof("content")
         if kind == "header":
             header = chunk.header
@@ -112,7 +114,7 @@ def main() -> int:
         if not status.HasField("grant"):
             print("no grant: nothing to fetch")
             return 1
-        fetch(pb_grpc.DataServiceStub(channel), status.grant.token)
+        fetch(pb_grpc.DataServiceStub(channel), status.grant.token, token)
     return 0
 
 

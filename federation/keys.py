@@ -222,6 +222,10 @@ class KeyRing:
     Persisted as a directory (mode 0700): `keyring.json` lists the kids, their creation time and
     which one is active; each private key is `<kid>.pem` (mode 0600). Rotation adds a key and makes
     it active; the previous keys still verify until they are retired, which deletes them.
+
+    A ring on disk is live: every read first checks the index file (one stat) and reloads when
+    another process (the CLI's rotate-key or retire-key) changed it, so a rotation or a
+    retirement takes effect at once for everything that signs or verifies with this ring.
     """
 
     def __init__(self, path: str | Path | None = None) -> None:
@@ -229,6 +233,26 @@ class KeyRing:
         self._keys: dict[str, SigningKey] = {}
         self._created: dict[str, int] = {}
         self._active = ""
+        self._seen: tuple[int, int, int] | None = None  # the index file as last read or written
+        self._trust: dict[str, TrustStore] = {}  # issuer -> this ring as its only keys
+
+    def _index_signature(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self._dir / _RING_FILE)
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
+    def _fresh(self) -> None:
+        """Reload in place if the index on disk is not the one this ring last read or wrote."""
+        if self.path is None or self._seen is None:
+            return
+        seen = self._index_signature()
+        if seen is None or seen == self._seen:
+            return
+        other = KeyRing.load(self.path)
+        self._keys, self._created, self._active = other._keys, other._created, other._active
+        self._seen, self._trust = other._seen, {}
 
     @classmethod
     def load_or_create(cls, path: str | Path) -> KeyRing:
@@ -242,6 +266,7 @@ class KeyRing:
     @classmethod
     def load(cls, path: str | Path) -> KeyRing:
         ring = cls(path)
+        seen = ring._index_signature()  # before reading: a change while reading shows next time
         try:
             meta = json.loads((ring._dir / _RING_FILE).read_text("utf-8"))
             entries = [(e["kid"], int(e["created_at"])) for e in meta["keys"]]
@@ -256,6 +281,7 @@ class KeyRing:
         if active not in ring._keys:
             raise KeyStoreError("key ring names an active key it does not hold")
         ring._active = active
+        ring._seen = seen
         return ring
 
     @property
@@ -267,6 +293,7 @@ class KeyRing:
     @property
     def signer(self) -> SigningKey:
         """The key new tokens are signed with."""
+        self._fresh()
         if not self._active:
             raise KeyStoreError("key ring is empty")
         return self._keys[self._active]
@@ -274,16 +301,28 @@ class KeyRing:
     @property
     def kids(self) -> list[str]:
         """Kids from oldest to newest."""
+        self._fresh()
         return sorted(self._keys, key=lambda kid: self._created[kid])
 
     def created_at(self, kid: str) -> int:
+        self._fresh()
         return self._created[kid]
 
     def jwks(self) -> Jwks:
         """Public keys of every key not yet retired: what peers pin and verifiers use."""
         return Jwks(self._keys[kid].public_key for kid in self.kids)
 
+    def trust(self, issuer: str) -> TrustStore:
+        """This ring's current keys as the only keys of `issuer`: what the node's own tokens are
+        verified against. Built once per change of the ring, so a verification costs one stat."""
+        self._fresh()
+        store = self._trust.get(issuer)
+        if store is None:
+            store = self._trust[issuer] = TrustStore({issuer: self.jwks()})
+        return store
+
     def add(self, key: SigningKey, *, activate: bool = True, now: int | None = None) -> None:
+        self._fresh()  # add to the ring as it is on disk, not to a stale copy
         self._keys[key.kid] = key
         self._created[key.kid] = int(time.time()) if now is None else now
         if activate or not self._active:
@@ -298,6 +337,7 @@ class KeyRing:
 
     def retire(self, kid: str) -> None:
         """Forget a verify-only key: tokens it signed stop verifying."""
+        self._fresh()
         if kid == self._active:
             raise KeyStoreError("cannot retire the active signing key; rotate first")
         if kid not in self._keys:
@@ -309,6 +349,7 @@ class KeyRing:
 
     def save(self) -> None:
         """Write every key file, then the index (so the index never names a missing file)."""
+        self._trust = {}
         if self.path is None:
             return
         self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -318,7 +359,8 @@ class KeyRing:
                 key.save(pem)
         entries = [{"kid": kid, "created_at": self._created[kid]} for kid in self.kids]
         meta = {"version": 1, "active": self._active, "keys": entries}
-        write_public(self.path / _RING_FILE, json.dumps(meta, indent=2).encode("utf-8"))
+        write_private(self.path / _RING_FILE, json.dumps(meta, indent=2).encode("utf-8"))
+        self._seen = self._index_signature()
 
 
 class TrustStore:

@@ -27,6 +27,9 @@ class Principal:
 Authenticator = Callable[[str], Principal]
 """Verifies a bearer token and returns its principal, or raises."""
 
+HOLDER_HEADER = "coopfed-organisation-token"
+"""Metadata carrying the organisation's own token beside a grant: a grant is bound to its holder."""
+
 _caller: contextvars.ContextVar[Principal] = contextvars.ContextVar("coopfed_caller")
 
 PUBLIC_METHODS = frozenset(
@@ -37,7 +40,6 @@ PUBLIC_METHODS = frozenset(
         "/coopfed.v1.GovernanceService/ListPurposes",
         "/coopfed.v1.GovernanceService/RegisterOrganisation",
         "/coopfed.v1.FederationService/GetManifest",
-        "/coopfed.v1.FederationService/GetRevocations",
         "/grpc.health.v1.Health/Check",
         "/grpc.health.v1.Health/Watch",
         "/grpc.health.v1.Health/List",

@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import ssl
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import grpc
@@ -72,6 +72,13 @@ def bearer(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
 
 
+def grant_bearer(grant: str, organisation_token: str) -> tuple[tuple[str, str], ...]:
+    """FetchData's credentials: the grant, and the token of the organisation it was issued to."""
+    from coopfed.node.auth import HOLDER_HEADER
+
+    return (*bearer(grant), (HOLDER_HEADER, organisation_token))
+
+
 @dataclass(frozen=True)
 class Credentials:
     """What `member register`, `org register` or `review token` saves for later commands (mode 0600)."""
@@ -100,6 +107,16 @@ class Credentials:
         os.fchmod(fd, 0o600)  # a replaced file keeps no looser mode it had
         with os.fdopen(fd, "w") as out:
             json.dump(asdict(self), out, indent=2)
+
+    def replace_token(self, path: Path, token: str) -> Credentials:
+        """Save the same credential with a fresh token, replacing the file whole (mode 0600): the
+        old token was revoked, so a half-written file would lock its owner out."""
+        from coopfed.federation.keys import open_private
+
+        renewed = replace(self, token=token)
+        with open_private(path) as out:
+            json.dump(asdict(renewed), out, indent=2)
+        return renewed
 
     @classmethod
     def load(cls, path: Path, hint: str) -> Credentials:

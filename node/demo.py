@@ -31,6 +31,7 @@ from coopfed.node.federation import grantee
 from coopfed.node.federation.decide import GrantAsk
 from coopfed.node.governance.organisations import issue_board_token
 from coopfed.node.ledger.demo import show_ledger
+from coopfed.node.opendata.demo import FlowsShown, show_open_data_and_benchmark
 from coopfed.node.policy.defaults import default_policies
 from coopfed.node.portal.server import demo_portal
 from coopfed.node.runtime import Node, init_node, open_node
@@ -82,6 +83,7 @@ class Walkthrough:
     refused: tuple[str, ...]
     forecast_contributors: tuple[str, ...]
     third_parties: ThirdPartyResult
+    flows: FlowsShown | None = None  # open data published, one member's benchmark
 
 
 def run_demo(folder: Path, *, once: bool, console: Console) -> int:
@@ -110,6 +112,14 @@ async def walk_through(folder: Path, console: Console, *, keep_serving: bool = F
         asked = await asyncio.to_thread(
             third_parties, riverside.node, riverside.public, members["riverside"].green, folder, console
         )
+        flows = await asyncio.to_thread(
+            show_open_data_and_benchmark,
+            riverside.node,
+            riverside.public,
+            members["riverside"].green,
+            folder,
+            console,
+        )
         if keep_serving:
             portal, line = await demo_portal(riverside.node, members["riverside"].green)
             stack.push_async_callback(portal.stop)
@@ -122,7 +132,7 @@ async def walk_through(folder: Path, console: Console, *, keep_serving: bool = F
                 asyncio.get_running_loop().add_signal_handler(sig, stop.set)
             await stop.wait()
             console.print("stopping the nodes")
-    return Walkthrough(pinned, refused, contributors, asked)
+    return Walkthrough(pinned, refused, contributors, asked, flows)
 
 
 async def _start(

@@ -17,7 +17,7 @@ import grpc
 from rich.console import Console
 
 from coopfed.node.cli.governance import outcome_name, print_status, write_release_csv
-from coopfed.node.client import bearer
+from coopfed.node.client import bearer, grant_bearer
 from coopfed.node.governance.organisations import issue_board_token
 from coopfed.node.runtime import Node
 from coopfed.v1 import common_pb2, member_pb2, member_pb2_grpc
@@ -80,13 +80,13 @@ def third_parties(
     node: Node, address: str, member_token: str, folder: Path, console: Console
 ) -> ThirdPartyResult:
     """Run the three requests against the node at `address` (blocking: run it in a thread)."""
-    board = bearer(issue_board_token(node.node_id, node.keys, BOARD_MEMBER, 86_400))
+    board = bearer(issue_board_token(node.node_id, node.keys, BOARD_MEMBER, 3600))
     with grpc.insecure_channel(address) as channel:
         gov = pb_grpc.GovernanceServiceStub(channel)
         review = pb_grpc.ReviewServiceStub(channel)
         period = _period_held(gov)
         decided: dict[str, Decided] = {}
-        tokens: dict[str, str] = {}
+        tokens: dict[str, tuple[str, str]] = {}
         for asker in ASKERS:
             console.print(f"\n[bold]{asker.name}[/bold] ({asker.type}) asks for {', '.join(asker.datasets)}")
             reply = gov.RegisterOrganisation(
@@ -110,7 +110,7 @@ def third_parties(
                 status = _board_decides(review, board, status, console)
             decided[asker.name] = _decided(status)
             if status.HasField("grant"):
-                tokens[asker.name] = status.grant.token
+                tokens[asker.name] = status.grant.token, reply.token  # the grant and its holder's token
         rows = _stream(pb_grpc.DataServiceStub(channel), tokens, folder, console)
         access = _access(member_pb2_grpc.MemberServiceStub(channel), member_token, console)
     return ThirdPartyResult(decided, rows, access)
@@ -156,14 +156,16 @@ def _decided(status: pb.DataRequestStatus) -> Decided:
     return Decided(policy, policy, "policy", status.grant.grant_id)
 
 
-def _stream(data: pb_grpc.DataServiceStub, tokens: dict[str, str], folder: Path, console: Console) -> int:
+def _stream(
+    data: pb_grpc.DataServiceStub, tokens: dict[str, tuple[str, str]], folder: Path, console: Console
+) -> int:
     """The organisation the policy approved streams what its grant allows into a CSV file."""
     name = ASKERS[0].name
     if name not in tokens:
         console.print(f"\n{name} holds no grant: nothing to stream")
         return 0
     out = folder / "northbridge-release.csv"
-    rows = write_release_csv(data.FetchData(pb.FetchDataRequest(), metadata=bearer(tokens[name])), out)
+    rows = write_release_csv(data.FetchData(pb.FetchDataRequest(), metadata=grant_bearer(*tokens[name])), out)
     console.print(f"\n{name} streamed its grant: {rows:,} half-hour totals saved to {out}")
     return rows
 

@@ -67,7 +67,8 @@ def _visit(node: Any, parts: Sequence[str], path: str, act: Callable[[Any, Any, 
     if isinstance(node, dict):
         keys = list(node) if head == "*" else [head] if head in node else []
     elif isinstance(node, list):
-        keys = list(range(len(node))) if head == "*" else [int(head)] if head.isdigit() else []
+        # Last element first: erasing one must not shift the elements still to be visited.
+        keys = list(reversed(range(len(node)))) if head == "*" else [int(head)] if head.isdigit() else []
         keys = [k for k in keys if k < len(node)]
     else:
         return

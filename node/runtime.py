@@ -8,9 +8,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from coopfed.federation.keys import KeyRing, TrustStore
-from coopfed.federation.tokens import TokenUse, issue_token, verify_token
+from coopfed.federation.keys import KeyRing, TrustStore, write_private
+from coopfed.federation.tokens import TokenUse, issue_token
 from coopfed.node.auth import Principal
+from coopfed.node.credentials import RevokedTokens, verify_access
 from coopfed.node.decisionlog import DecisionLog
 from coopfed.node.errors import AlreadyExists, Unauthenticated
 from coopfed.node.federation.context import Federation, check_node_id, default_peer_listen, open_federation
@@ -47,6 +48,7 @@ class Node:
     governance: GovernanceStore | None = None  # organisations, requests, grants, decision and access logs
     decision_log: DecisionLog | None = None
     metrics: Metrics = field(default_factory=Metrics)  # served over HTTP where [metrics] says
+    revoked_tokens: RevokedTokens = field(default_factory=RevokedTokens)  # checked on every call
     # (revision, profile, dataset, flow, purpose) -> (decision, id of its decision-log entry)
     _consent_cache: dict[tuple, tuple[ConsentDecision, str]] = field(default_factory=dict, repr=False)
 
@@ -62,7 +64,7 @@ class Node:
     def personas(self) -> dict[str, dict[str, Any]]:
         return self.policy_data["consent"]["personas"]
 
-    def issue_member_token(self, member_id: str) -> str:
+    def issue_member_token(self, member_id: str, now: int | None = None) -> str:
         return issue_token(
             self.keys,
             issuer=self.node_id,
@@ -71,23 +73,21 @@ class Node:
             use=TokenUse.ACCESS,
             ttl=self.settings.node.member_token_ttl_days * DAY,
             claims={"role": "member"},
+            now=now,
         )
 
     def authenticate_member(self, token: str) -> Principal:
         """A valid member token of this node, for a member who has not been erased."""
-        verified = verify_token(
-            token, trust=self.own_trust(), issuer=self.node_id, audience=self.node_id, use=TokenUse.ACCESS
-        )
-        if verified.claims.get("role") != "member":
-            raise Unauthenticated("not a member token", code="auth.role")
+        verified = verify_access(self, token, "member")
         member = self.store.get_member(verified.subject)
         if member.erased:
             raise Unauthenticated("this member has been erased", code="auth.erased")
         return Principal("member", member.member_id, dict(verified.claims))
 
     def own_trust(self) -> TrustStore:
-        """This node's own keys, current and not yet retired, as the only trusted issuer."""
-        return TrustStore({self.node_id: self.keys.jwks()})
+        """This node's own keys, current and not yet retired, as the only trusted issuer: the one
+        key ring every authenticator reads, so a rotation or retirement counts at once."""
+        return self.keys.trust(self.node_id)
 
     def consent(self, profile: dict[str, Any], dataset: str, flow: str, purpose: str) -> ConsentDecision:
         """The consent policy's answer for one profile, cached per policy revision."""
@@ -153,7 +153,7 @@ def open_node(settings: Settings) -> Iterator[Node]:
         node = Node(
             settings, store, engine, keys, federation=open_federation(settings),
             governance=governance, decision_log=decision_log, forecast=open_forecast(settings),
-            metrics=metrics,
+            metrics=metrics, revoked_tokens=RevokedTokens(governance.token_revocations()),
         )  # fmt: skip
         governance.heads = HeadSigner(node.node_id, lambda: node.keys)  # signs with the ring in use
         yield node
@@ -189,7 +189,7 @@ def init_node(folder: Path, *, node_id: str, name: str, listen: str, policies: P
     ensure_meter_key(settings.base_dir)
     open_federation(settings).state.create()  # TLS key and certificate (CN = node id), peers file
     SqliteStore(settings.path(settings.storage.path), synchronous=settings.storage.synchronous).close()
-    config.write_text(render_toml(settings))
+    write_private(config, render_toml(settings).encode("utf-8"))
     return config
 
 

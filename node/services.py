@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import grpc
 import numpy as np
 
-from coopfed.node import convert, members
+from coopfed.node import convert, credentials, members
 from coopfed.node.auth import Authenticator, caller
 from coopfed.node.errors import InvalidArgument
 from coopfed.node.federation import issuer as federation_issuer
@@ -21,9 +21,18 @@ from coopfed.node.governance import service as governance
 from coopfed.node.ledger import service as ledger
 from coopfed.node.ratelimit import RateLimit, peer_address
 from coopfed.node.readings import Batch, validate_batch
+from coopfed.node.release.service import SERVICE_NAME as BENCHMARK_SERVICE
+from coopfed.node.release.service import BenchmarkService, home_to_proto
 from coopfed.node.rpc import rpc, still_wanted
 from coopfed.node.runtime import Node
-from coopfed.v1 import federation_pb2_grpc, forecast_pb2_grpc, ledger_pb2_grpc, member_pb2, member_pb2_grpc
+from coopfed.v1 import (
+    benchmark_pb2_grpc,
+    federation_pb2_grpc,
+    forecast_pb2_grpc,
+    ledger_pb2_grpc,
+    member_pb2,
+    member_pb2_grpc,
+)
 
 _CUT_OFF_NOTICE_S = 0.005
 
@@ -134,7 +143,10 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
     async def ExportMyData(self, request, context):
         member_id = members.own_member(caller().id, request.member_id)
         member, history, chunks = await asyncio.to_thread(members.export, self.node, member_id)
-        yield member_pb2.ExportChunk(profile=convert.profile_to_proto(member, history))
+        profile = convert.profile_to_proto(member, history)
+        homes = await asyncio.to_thread(self.node.store.homes, [member_id])
+        profile.home.CopyFrom(home_to_proto(homes.get(member_id)))
+        yield member_pb2.ExportChunk(profile=profile)
         while chunk := await asyncio.to_thread(next, chunks, None):
             dataset, periods, kwh = chunk
             yield member_pb2.ExportChunk(
@@ -153,6 +165,11 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
         member_id = members.own_member(caller().id, request.member_id)
         return await asyncio.to_thread(governance.list_data_access, self.node, member_id, request.limit)
 
+    @rpc
+    async def SignOutEverywhere(self, request, context):
+        token = await asyncio.to_thread(credentials.sign_out_everywhere, self.node, caller().id)
+        return member_pb2.SignOutEverywhereResponse(token=token)
+
 
 async def _enumerate(iterator: AsyncIterator) -> AsyncIterator:
     index = 0
@@ -168,9 +185,10 @@ def add_services(server: grpc.aio.Server, node: Node) -> list[str]:
     federation_pb2_grpc.add_FederationServiceServicer_to_server(PublicManifestService(node), server)
     forecast_pb2_grpc.add_ForecastServiceServicer_to_server(ForecastService(node), server)
     ledger_pb2_grpc.add_LedgerServiceServicer_to_server(ledger.LedgerService(node), server)
+    benchmark_pb2_grpc.add_BenchmarkServiceServicer_to_server(BenchmarkService(node), server)
     governed = governance.add_services(server, node)
     member = member_pb2.DESCRIPTOR.services_by_name["MemberService"].full_name
-    return [member, FEDERATION_SERVICE, FORECAST_SERVICE, ledger.SERVICE_NAME, *governed]
+    return [member, FEDERATION_SERVICE, FORECAST_SERVICE, ledger.SERVICE_NAME, BENCHMARK_SERVICE, *governed]
 
 
 def add_peer_services(server: grpc.aio.Server, node: Node) -> None:
@@ -184,6 +202,7 @@ def authenticators(node: Node) -> dict[str, Authenticator]:
         "/coopfed.v1.MemberService/": node.authenticate_member,
         "/coopfed.v1.FederationService/": lambda token: federation_issuer.authenticate(node, token),
         "/coopfed.v1.ForecastService/": node.authenticate_member,
+        "/coopfed.v1.BenchmarkService/": node.authenticate_member,
         "/coopfed.v1.ModelExchangeService/": lambda token: federation_issuer.authenticate(node, token),
         "/coopfed.v1.LedgerService/": lambda token: ledger.authenticate(node, token),
         **governance.authenticators(node),

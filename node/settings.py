@@ -30,6 +30,8 @@ class NodeSection:
     # Registrations (applications to join) from one address: a burst, then so many an hour.
     registration_burst: int = 20
     registrations_per_hour: int = 60
+    # Board tokens are short-lived: `coopfed review renew` swaps one for a fresh one before then.
+    board_token_ttl_hours: int = 12
 
 
 @dataclass(frozen=True)
@@ -237,5 +239,20 @@ def _toml_value(value: Any) -> str:
         return str(value)
     if isinstance(value, tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
+    return '"' + "".join(_toml_char(c) for c in str(value)) + '"'
+
+
+_SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def _toml_char(c: str) -> str:
+    """One character of a TOML basic string: quotes, backslashes and every control character
+    escaped, so any name (a newline, an escape sequence) reads back as exactly itself."""
+    if c in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[c]
+    code = ord(c)
+    if code < 0x20 or code == 0x7F:
+        return f"\\u{code:04X}"
+    if 0xD800 <= code <= 0xDFFF:
+        raise InvalidArgument("a setting holds text that is not valid Unicode", code="config.text")
+    return c

@@ -65,4 +65,4 @@ def test_the_descriptor_set_carries_the_proto_comments():
     # a field's comment (RegisterResponse.token), word for word as in member.proto
     assert any("Bearer token (EdDSA-signed JWT) for later calls. Keep it secret." in c for c in comments)
     # and a method's
-    assert any("Join the co-op." in c for c in comments)
+    assert any("Apply to join the co-op." in c for c in comments)

@@ -41,7 +41,12 @@ def add_review(parser: argparse.ArgumentParser, console: Console) -> None:
     token = commands.add_parser("token", help="make a board token (on the node's machine: needs its keys)")
     add_config_option(token)
     token.add_argument("--name", required=True, help="the board member's name for the record")
-    token.add_argument("--days", type=int, default=30, help="how long the token is valid")
+    token.add_argument(
+        "--hours",
+        type=int,
+        default=0,
+        help="how long the token is valid (default and most: [node] board_token_ttl_hours)",
+    )
     add_node_options(token, default="")  # default: the node's listen address
     add_credentials_option(token, DEFAULT_BOARD, saves=True)
     add_json_option(commands.add_parser("list", help="requests the policy referred to the board"))
@@ -73,6 +78,14 @@ def add_review(parser: argparse.ArgumentParser, console: Console) -> None:
     )
     invite.add_argument("--expires", type=int, default=14, metavar="DAYS", help="days until it expires")
     add_json_option(invite)
+    revoke_token = commands.add_parser("revoke-token", help="revoke a token, or every token of someone")
+    which = revoke_token.add_mutually_exclusive_group(required=True)
+    which.add_argument("jti", nargs="?", default="", help="the token's id (its jti)")
+    which.add_argument("--member", default="", help="every token of this member issued until now")
+    which.add_argument("--org", default="", help="every token of this organisation issued until now")
+    which.add_argument("--board-member", default="", help="every token of this board member until now")
+    revoke_token.add_argument("--reason", required=True, help="why, for the record")
+    commands.add_parser("renew", help="swap your board token for a fresh one before it expires")
     for name, sub in commands.choices.items():
         if name != "token":
             add_credentials_option(sub, DEFAULT_BOARD)
@@ -80,6 +93,7 @@ def add_review(parser: argparse.ArgumentParser, console: Console) -> None:
         "token": _board_token, "list": _referred, "approve": _decide, "reject": _decide,
         "decisions": _decisions, "orgs": _orgs, "verify": _verify, "revoke": _revoke,
         "applicants": _applicants, "admit": _admission, "refuse": _admission, "invite": _invite,
+        "revoke-token": _revoke_token, "renew": _renew,
     }  # fmt: skip
     bind(commands, actions, console)
     commands.choices["approve"].set_defaults(outcome=pb.OUTCOME_APPROVE)
@@ -92,17 +106,19 @@ def _board_token(args: argparse.Namespace, console: Console) -> int:
     from coopfed.federation.keys import KeyRing
     from coopfed.node.governance.organisations import issue_board_token
 
-    if args.days < 1 or args.days > 366:
-        raise UsageError("--days: 1 to 366", code="cli.days")
     settings = node_settings(args.config)
+    most = settings.node.board_token_ttl_hours
+    hours = args.hours or most
+    if not 1 <= hours <= most:
+        raise UsageError(f"--hours: 1 to {most} ([node] board_token_ttl_hours)", code="cli.hours")
     if args.credentials.exists() and not args.force:  # refuse before making a token no one keeps
         saved_credentials(args, "", "", "")
-    token = issue_board_token(
-        settings.node.id, KeyRing.load(settings.keys_dir), args.name, args.days * 86_400
-    )
+    token = issue_board_token(settings.node.id, KeyRing.load(settings.keys_dir), args.name, hours * 3600)
     saved_credentials(args, args.node or settings.node.listen, f"board:{args.name}", token)
     console.print(
-        f"board token for {args.name} saved to {args.credentials} (valid {args.days} days)", markup=False
+        f"board token for {args.name} saved to {args.credentials} (valid {hours} hours; "
+        "`coopfed review renew` swaps it for a fresh one before then)",
+        markup=False,
     )
     return 0
 
@@ -372,4 +388,27 @@ def _audit_export(args: argparse.Namespace, console: Console) -> int:
     console.print(
         f"exported {count} entries to {args.out}; head {seq}:{digest}", highlight=False, soft_wrap=True
     )
+    return 0
+
+
+def _revoke_token(args: argparse.Namespace, console: Console) -> int:
+    stub, md = _board(args)
+    target = {"jti": args.jti, "member_id": args.member, "organisation_id": args.org}
+    target["board_member"] = args.board_member
+    name, value = next((k, v) for k, v in target.items() if v)
+    reply = stub.RevokeToken(pb.RevokeTokenRequest(reason=args.reason, **{name: value}), metadata=md)
+    if reply.HasField("issued_before"):
+        when = local_time(reply.issued_before.ToDatetime(UTC))
+        console.print(f"revoked every token of {value} issued before {when}", markup=False)
+    else:
+        console.print(f"revoked token {value}", markup=False)
+    return 0
+
+
+def _renew(args: argparse.Namespace, console: Console) -> int:
+    stub, md = _board(args)
+    reply = stub.RenewToken(pb.RenewTokenRequest(), metadata=md)
+    Credentials.load(args.credentials, "").replace_token(args.credentials, reply.token)
+    when = local_time(reply.expires_at.ToDatetime(UTC))
+    console.print(f"renewed: the new token, valid until {when}, is saved to {args.credentials}", markup=False)
     return 0

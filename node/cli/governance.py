@@ -22,7 +22,7 @@ from coopfed.node.cli.common import (
     saved_credentials,
 )
 from coopfed.node.cli.output import Col, add_json_option, cell, local_day, print_json, show
-from coopfed.node.client import Credentials, add_node_options, bearer, channel
+from coopfed.node.client import Credentials, add_node_options, bearer, channel, grant_bearer
 from coopfed.node.errors import UsageError
 from coopfed.v1 import common_pb2
 from coopfed.v1 import governance_pb2 as pb
@@ -314,7 +314,8 @@ def _fetch(args: argparse.Namespace, console: Console) -> int:
         )
     data = pb_grpc.DataServiceStub(creds.channel())
     chunks = data.FetchData(
-        pb.FetchDataRequest(datasets=args.dataset), metadata=bearer(grants[args.grant_id].token)
+        pb.FetchDataRequest(datasets=args.dataset),
+        metadata=grant_bearer(grants[args.grant_id].token, creds.token),
     )
     rows = write_release_csv(chunks, args.out)
     console.print(f"wrote {rows} rows to {args.out}", markup=False)

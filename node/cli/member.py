@@ -13,6 +13,7 @@ from google.protobuf.json_format import MessageToDict
 from rich.console import Console
 
 from coopfed.federation.keys import open_private
+from coopfed.node.cli import benchmark
 from coopfed.node.cli.common import bind
 from coopfed.node.cli.output import (
     DEFAULT_TZ,
@@ -93,6 +94,10 @@ def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
     add_json_option(receipts)
     erase = commands.add_parser("erase", help="erase your data from the node")
     erase.add_argument("--yes", action="store_true", help="do not ask: erasing cannot be undone")
+    benchmark.add_parsers(commands)
+    commands.add_parser(
+        "sign-out-everywhere", help="revoke every token of yours (a lost device) and save a fresh one"
+    )
     for sub in commands.choices.values():
         sub.add_argument(
             "--credentials",
@@ -111,6 +116,9 @@ def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
         "access": _access,
         "receipts": _receipts,
         "erase": _erase,
+        "home": benchmark.home,
+        "benchmark": benchmark.benchmark,
+        "sign-out-everywhere": _sign_out_everywhere,
     }
     bind(commands, actions, console)
 
@@ -320,7 +328,10 @@ def _access(args: argparse.Namespace, console: Console) -> int:
             "decision_id": e.decision_id,
         }
         for e in entries
+        if _flow(e.flow) is not Flow.MEMBER_TO_MEMBER
     ]
+    records += benchmark.comparisons_summary(entries)  # counted, never who looked
+    records.sort(key=lambda r: r["at"], reverse=True)
     columns = [Col("at", "when"), Col("organisation", "who"), Col("purpose", "why"), Col("to_whom", "as")]
     columns += [Col("dataset", "what"), Col("from", "from"), Col("to", "to")]
     show(
@@ -365,4 +376,14 @@ def _erase(args: argparse.Namespace, console: Console) -> int:
     reply = stub.EraseMe(member_pb2.EraseRequest(confirm_member_id=creds.subject), metadata=md)
     console.print(f"erased {reply.readings_erased} readings; your credential no longer works", markup=False)
     args.credentials.unlink(missing_ok=True)
+    return 0
+
+
+def _sign_out_everywhere(args: argparse.Namespace, console: Console) -> int:
+    stub, md, creds = _session(args)
+    reply = stub.SignOutEverywhere(member_pb2.SignOutEverywhereRequest(), metadata=md)
+    creds.replace_token(args.credentials, reply.token)
+    console.print(
+        f"every earlier token of yours is revoked; the new one is saved to {args.credentials}", markup=False
+    )
     return 0

@@ -123,7 +123,10 @@ class PeerClient:
         return manifest_from_proto(msg, expect_id=self.peer.peer_id)
 
     async def revocations(self) -> str:
-        reply = await self.stub.GetRevocations(federation_pb2.GetRevocationsRequest(), timeout=CALL_TIMEOUT)
+        md = bearer(self.access_token())
+        reply = await self.stub.GetRevocations(
+            federation_pb2.GetRevocationsRequest(), metadata=md, timeout=CALL_TIMEOUT
+        )
         return reply.token
 
     async def request_grant(

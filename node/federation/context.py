@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from coopfed.federation.errors import KeyStoreError
 from coopfed.federation.keys import KeyRing, TrustStore, read_private, write_private, write_public
 from coopfed.federation.tls import TlsIdentity, cert_node_id, load_certificate
+from coopfed.federation.tokens import DEFAULT_LEEWAY
 from coopfed.node.errors import FailedPrecondition, InvalidArgument
 from coopfed.node.federation.manifest import NODE_ID
 from coopfed.node.federation.state import FederationState
@@ -22,7 +23,6 @@ from coopfed.node.settings import FederationSection, Settings
 if TYPE_CHECKING:
     from coopfed.node.runtime import Node
 
-_RING_INDEX = "keyring.json"
 _WILDCARDS = {"", "0.0.0.0", "::", "[::]"}  # noqa: S104 - names, not a bind
 
 
@@ -76,6 +76,25 @@ def _host(address: str) -> str:
     return address.rsplit(":", 1)[0]
 
 
+class UsedOnce:
+    """The jtis of peer access tokens already presented, kept until they expire: a peer's token
+    works for one call, so one seen on the wire (or in a log) cannot be replayed."""
+
+    def __init__(self, leeway: int) -> None:
+        self._until: dict[str, int] = {}  # jti -> when it stops verifying anyway
+        self._leeway = leeway
+        self._lock = threading.Lock()
+
+    def first_use(self, jti: str, expires_at: int, now: int) -> bool:
+        with self._lock:
+            if len(self._until) >= 4096:  # tokens live two minutes: forget the expired ones
+                self._until = {j: t for j, t in self._until.items() if t >= now}
+            if jti in self._until:
+                return False
+            self._until[jti] = expires_at + self._leeway
+            return True
+
+
 @dataclass
 class Federation:
     """What the federation code needs besides the rest of the node."""
@@ -87,36 +106,19 @@ class Federation:
     public_listen: str
     keys_dir: Path
     ports: dict[str, int] = field(default_factory=dict)  # "public" / "peer" -> bound port
-    _ring_seen: tuple[int, int] | None = field(default=None, init=False, repr=False)
-    _own_trust: tuple[tuple[int, tuple[str, ...]], TrustStore] | None = field(
-        default=None, init=False, repr=False
-    )
-
-    def __post_init__(self) -> None:
-        self._ring_index = str(self.keys_dir / _RING_INDEX)
+    used_access_tokens: UsedOnce = field(default_factory=lambda: UsedOnce(DEFAULT_LEEWAY), repr=False)
 
     @property
     def enabled(self) -> bool:
         return bool(self.conf.listen)
 
     def keys(self, node: Node) -> KeyRing:
-        """The node's key ring, reloaded if it changed on disk (a rotation made with the CLI)."""
-        st = os.stat(self._ring_index)
-        seen = (st.st_ino, st.st_mtime_ns)
-        if self._ring_seen is None:
-            self._ring_seen = seen
-        elif seen != self._ring_seen:
-            node.keys = KeyRing.load(self.keys_dir)
-            self._ring_seen = seen
+        """The node's key ring (live: a rotation made with the CLI shows at once)."""
         return node.keys
 
     def own_trust(self, node: Node) -> TrustStore:
-        """This node's current keys as the only trusted issuer; rebuilt only when the ring changes."""
-        ring = self.keys(node)
-        key = (id(ring), tuple(ring.kids))
-        if self._own_trust is None or self._own_trust[0] != key:
-            self._own_trust = (key, node.own_trust())
-        return self._own_trust[1]
+        """This node's current keys as the only trusted issuer."""
+        return node.own_trust()
 
     def advertised(self) -> dict[str, str]:
         """host:port of the public and peer ports, as peers should dial them."""

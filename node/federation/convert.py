@@ -111,6 +111,7 @@ def grant_to_proto(grant: Grant) -> federation_pb2.PeerGrant:
 
 def header_to_proto(release: Release, policy_hash: str, decision_id: str) -> federation_pb2.AggregatesChunk:
     grant = release.grant
+    assert grant is not None  # a peer's release is always under a grant
     noise = grant.constraints.noise
     header = federation_pb2.AggregatesHeader(
         grant_id=grant.jti,

@@ -69,7 +69,7 @@ class JsonDocument(Generic[T]):
         parse: Callable[[Any], T],
         dump: Callable[[T], Any],
         empty: Callable[[], T],
-        secret: bool = False,
+        secret: bool = True,  # the node's own files: readable by its owner only
     ) -> None:
         self.folder = folder
         self.path = folder.path / name

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from coopfed.federation import errors as token_errors
 from coopfed.federation.grants import Grant, issue_grant, verify_grant
 from coopfed.federation.keys import b64url_decode
 from coopfed.federation.revocation import RevocationEntry
@@ -68,6 +67,10 @@ def authenticate(node: Node, token: str) -> Principal:
         raise Unauthenticated(
             f"a peer's access token may live at most {MAX_ACCESS_TTL} s", code="federation.long_token"
         )
+    if not fed.used_access_tokens.first_use(access.jti, access.expires_at, int(time.time())):
+        raise Unauthenticated(
+            "this access token was used before; a peer signs one per call", code="federation.replay"
+        )
     return Principal(PEER, access.issuer, dict(access.claims))
 
 
@@ -88,15 +91,6 @@ def check_peer(node: Node, principal: Principal, kind: str, context: grpc.aio.Se
             code="federation.certificate",
         )
     return record
-
-
-def check_live(node: Node, grant: Grant) -> None:
-    """Before every message: a grant revoked or expired since the call began stops the stream."""
-    reason = federation_of(node).state.revocations().reason_for(grant.jti)
-    if reason is not None:
-        raise token_errors.Revoked(reason)
-    if grant.expires_at <= int(time.time()):
-        raise token_errors.Expired("token has expired")
 
 
 def grant_for_peer(node: Node, peer: PeerRecord, ask: GrantAsk) -> tuple[str, Grant, GrantDecision]:

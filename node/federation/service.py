@@ -12,19 +12,13 @@ from coopfed.node.federation import convert, witness
 from coopfed.node.federation.aggregates import (
     Release,
     Series,
+    check_live,
     log_access,
     log_release,
     plan_release,
     release_series,
 )
-from coopfed.node.federation.issuer import (
-    GRANTEE,
-    PEER,
-    check_live,
-    check_peer,
-    federation_of,
-    grant_for_peer,
-)
+from coopfed.node.federation.issuer import GRANTEE, PEER, check_peer, federation_of, grant_for_peer
 from coopfed.node.federation.manifest import own_manifest
 from coopfed.node.rpc import rpc
 from coopfed.node.runtime import Node
@@ -43,6 +37,7 @@ class FederationService(federation_pb2_grpc.FederationServiceServicer):
 
     @rpc
     async def GetRevocations(self, request, context):
+        check_peer(self.node, caller(), PEER, context)  # which grants were revoked is for peers only
         fed = federation_of(self.node)
         # Valid for a day at most, and never beyond a few refresh intervals: a stale list expires.
         ttl = min(DEFAULT_PUBLICATION_TTL, 4 * max(fed.conf.refresh_interval_s, 60))
@@ -68,11 +63,11 @@ class FederationService(federation_pb2_grpc.FederationServiceServicer):
         grant = principal.claims["grant"]
         datasets = convert.names(request.datasets, "datasets")
         period = convert.period_from_proto(request.period) if request.HasField("period") else None
-        release = await asyncio.to_thread(plan_release, self.node, grant, datasets, period)
-        decision_id = await asyncio.to_thread(log_release, self.node, release)
         recipient = (peer.peer_id, peer.manifest.name)
-        everything = await asyncio.to_thread(_release, self.node, release, recipient, decision_id)
-        yield convert.header_to_proto(release, self.node.policy.revision, decision_id)
+        release = await asyncio.to_thread(plan_release, self.node, grant, datasets, period, recipient)
+        release = await asyncio.to_thread(log_release, self.node, release)
+        everything = await asyncio.to_thread(_release, self.node, release)
+        yield convert.header_to_proto(release, self.node.policy.revision, release.decision_id)
         released = suppressed = 0
         chunk = max(1, federation_of(self.node).conf.series_chunk)
         for series in everything:
@@ -127,8 +122,8 @@ async def _peer_port_only(context: grpc.aio.ServicerContext) -> None:
     )
 
 
-def _release(node: Node, release: Release, recipient: tuple[str, str], decision_id: str) -> list[Series]:
+def _release(node: Node, release: Release) -> list[Series]:
     """Every dataset's series, and the members' access-log entries for them, before anything is sent."""
     everything = [release_series(node, release, dataset) for dataset in release.datasets]
-    log_access(node, release, everything, recipient, decision_id)
+    log_access(node, release, everything)
     return everything

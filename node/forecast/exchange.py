@@ -103,17 +103,20 @@ async def _with_peer(node: Node, peer: PeerRecord, report: ExchangeReport) -> No
     own = await asyncio.to_thread(own_artifact, node)
     async with PeerClient(fed, fed.keys(node), peer) as client:
         stub = pb_grpc.ModelExchangeServiceStub(client.channel)
-        metadata = bearer(client.access_token())
-        try:
+        try:  # one access token per call: a peer refuses a token used before
             reply = await stub.PublishModel(
-                pb.PublishModelRequest(artifact=own), metadata=metadata, timeout=CALL_TIMEOUT
+                pb.PublishModelRequest(artifact=own),
+                metadata=bearer(client.access_token()),
+                timeout=CALL_TIMEOUT,
             )
             report.published[peer.peer_id] = reply.version
         except grpc.RpcError as exc:
             if _error_code(exc) != STALE:
                 raise  # STALE: the peer holds this version already
         try:
-            theirs = await stub.GetModel(pb.GetModelRequest(), metadata=metadata, timeout=CALL_TIMEOUT)
+            theirs = await stub.GetModel(
+                pb.GetModelRequest(), metadata=bearer(client.access_token()), timeout=CALL_TIMEOUT
+            )
         except grpc.RpcError as exc:
             if exc.code() is not grpc.StatusCode.NOT_FOUND:  # type: ignore[attr-defined]
                 raise

@@ -8,9 +8,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from coopfed.federation.tokens import TokenUse, issue_token, verify_token
+from coopfed.federation.tokens import TokenUse, issue_token
 from coopfed.node.auth import Principal
-from coopfed.node.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from coopfed.node.credentials import verify_access
+from coopfed.node.errors import InvalidArgument, PermissionDenied
 from coopfed.node.governance.model import Assessment, Organisation, OrganisationProfile
 from coopfed.node.policy import PolicyError
 
@@ -141,23 +142,14 @@ def issue_board_token(node_id: str, keys: Any, name: str, ttl: int) -> str:
     )
 
 
-def _verified_access(node: Node, token: str, role: str) -> Any:
-    verified = verify_token(
-        token, trust=node.own_trust(), issuer=node.node_id, audience=node.node_id, use=TokenUse.ACCESS
-    )
-    if verified.claims.get("role") != role:
-        raise Unauthenticated(f"not a{'n' if role == ORG_ROLE else ''} {role} token", code="auth.role")
-    return verified
-
-
 def authenticate_org(node: Node, token: str) -> Principal:
-    verified = _verified_access(node, token, ORG_ROLE)
+    verified = verify_access(node, token, ORG_ROLE)
     org = node.governance.get_organisation(verified.subject)
     return Principal("organisation", org.organisation_id, dict(verified.claims))
 
 
 def authenticate_board(node: Node, token: str) -> Principal:
-    verified = _verified_access(node, token, BOARD_ROLE)
+    verified = verify_access(node, token, BOARD_ROLE)
     return Principal("board", verified.subject, dict(verified.claims))
 
 

@@ -1,25 +1,23 @@
-"""Releasing data under a grant: scope, consent at release time, k-suppression, the access log."""
+"""Releasing data to a third party under a grant: its scope and fields, then the release pipeline."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import time
-import uuid
-from collections.abc import Container, Iterator, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from coopfed.federation import errors as token_errors
 from coopfed.federation.grants import Grant, Granularity, verify_grant
-from coopfed.node.auth import Principal
+from coopfed.node.auth import HOLDER_HEADER, Principal
+from coopfed.node.credentials import verify_access
 from coopfed.node.errors import InvalidArgument, Unauthenticated
-from coopfed.node.governance.model import AccessEntry, GrantRecord
+from coopfed.node.governance.organisations import ORG_ROLE
 from coopfed.node.model import HALF_HOUR
+from coopfed.node.release import pipeline
+from coopfed.node.release.pipeline import Release
 from coopfed.node.storage import NotFound
+from coopfed.node.storage.governance import GrantKind
 
 if TYPE_CHECKING:
     from coopfed.node.runtime import Node
@@ -37,8 +35,8 @@ class Revocations(Container[str]):
     def __contains__(self, jti: object) -> bool:
         return isinstance(jti, str) and self._node.governance.revocation(jti) is not None
 
-    def reason_for(self, jti: str) -> str:
-        return self._node.governance.revocation(jti) or ""
+    def reason_for(self, jti: str) -> str | None:
+        return self._node.governance.revocation(jti)
 
 
 def authenticate_grant(node: Node, token: str) -> Principal:
@@ -55,6 +53,20 @@ def authenticate_grant(node: Node, token: str) -> Principal:
     return Principal("grantee", grant.subject, {"grant": grant})
 
 
+def check_holder(node: Node, grant: Grant, metadata: Sequence[tuple[str, str | bytes]] | None) -> None:
+    """A grant works only beside a valid, unrevoked token of the organisation it was issued to,
+    so a grant copied out of a log or a shared folder is useless on its own."""
+    token = next((str(value) for key, value in metadata or () if key == HOLDER_HEADER), "")
+    if not token:
+        raise Unauthenticated(
+            f"a grant is used together with its organisation's token (metadata {HOLDER_HEADER})",
+            code="grant.holder",
+        )
+    holder = verify_access(node, token, ORG_ROLE)
+    if holder.subject != grant.subject:
+        raise Unauthenticated("this grant was issued to another organisation", code="grant.holder")
+
+
 @dataclass(frozen=True)
 class FetchSpec:
     """What a FetchData call asks for; empty means everything the grant allows."""
@@ -65,25 +77,9 @@ class FetchSpec:
     period: tuple[int, int] | None = None
 
 
-@dataclass(frozen=True)
-class Plan:
-    release_id: str
-    decision_id: str
-    record: GrantRecord
-    request_decision_id: str
-    datasets: tuple[str, ...]
-    fields: tuple[str, ...]
-    granularity: Granularity
-    period: tuple[int, int]
-    flow: str
-    purpose: str
-    min_group_size: int
-    allowed: dict[str, dict[str, str]]  # dataset -> consenting profile -> consent decision id
-
-
-def plan(node: Node, grant: Grant, fetch: FetchSpec) -> Plan:
-    """Check the call against the grant's scope (PERMISSION_DENIED beyond it), evaluate consent once
-    per profile, and log the release before any data leaves."""
+def plan(node: Node, grant: Grant, fetch: FetchSpec) -> Release:
+    """Check the call against the grant's scope (PERMISSION_DENIED beyond it), then plan and
+    record the release in the release pipeline before any data leaves."""
     scope = grant.scope
     granularity = fetch.granularity or scope.granularity
     offered = node.policy_data["governance"]["fields"]
@@ -107,35 +103,19 @@ def plan(node: Node, grant: Grant, fetch: FetchSpec) -> Plan:
             )
     record = node.governance.get_grant(grant.jti)
     request = node.governance.get_request(record.request_id)
-    profiles = node.store.profiles()
-    allowed: dict[str, dict[str, str]] = {}
-    for ds in datasets:
-        allowed[ds] = {}
-        for p in profiles:
-            decision, decision_id = node.consent_logged(
-                p.settings.policy_input(), ds, scope.flow, scope.purpose
-            )
-            if decision.allowed:
-                allowed[ds][p.profile_id] = decision_id
-    # the grant's k, or the co-op's current k if the board has raised it since
-    k = max(grant.constraints.min_group_size, int(node.policy_data["coop"]["k_min"]))
-    release_id = "rel-" + uuid.uuid4().hex[:16]
-    event = node.decision_log.event(
-        RELEASE_PATH,
-        {
-            "release_id": release_id, "grant_id": grant.jti, "request_id": record.request_id,
-            "datasets": list(datasets), "fields": list(fields), "granularity": granularity.value,
-            "period": {"start": start, "end": end}, "flow": scope.flow, "purpose": scope.purpose,
-        },
-        {"consenting_profiles": allowed, "min_group_size": k},
-        node.policy.revision,
+    ask = pipeline.Ask(
+        scope.flow, scope.purpose, datasets, (start, end), fields, granularity.value,
+        grant.constraints.min_group_size, grant.constraints.noise,
     )  # fmt: skip
-    node.decision_log.append(event)  # with the consent decisions it relies on, before data leaves
-    node.metrics.released(scope.flow)
-    return Plan(
-        release_id, event["decision_id"], record, request.decision.decision_id, datasets, fields, granularity,
-        (start, end), scope.flow, scope.purpose, k, allowed,
-    )  # fmt: skip
+    to = pipeline.Recipient(
+        GrantKind.GOVERNANCE,
+        grant.jti,
+        request_id=record.request_id,
+        decision_id=request.decision.decision_id,
+    )
+    release = pipeline.plan(node, ask, to, grant)
+    question = {"grant_id": grant.jti, "request_id": record.request_id, "fields": list(fields)}
+    return pipeline.record(node, release, RELEASE_PATH, question | {"granularity": granularity.value})
 
 
 def _offered(offered: dict[str, Any], name: str, granularity: Granularity) -> bool:
@@ -144,29 +124,7 @@ def _offered(offered: dict[str, Any], name: str, granularity: Granularity) -> bo
 
 def check_live(node: Node, grant: Grant) -> None:
     """Before every message: a grant revoked or expired since the call began stops the stream."""
-    reason = node.governance.revocation(grant.jti)
-    if reason is not None:
-        raise token_errors.Revoked(reason)
-    if grant.expires_at <= int(time.time()):
-        raise token_errors.Expired("token has expired")
-
-
-def _runs(periods: np.ndarray) -> list[tuple[int, int]]:
-    """Maximal [start, end) runs of consecutive half-hours."""
-    if periods.size == 0:
-        return []
-    breaks = np.flatnonzero(np.diff(periods) != HALF_HOUR) + 1
-    return [(int(run[0]), int(run[-1]) + HALF_HOUR) for run in np.split(periods, breaks)]
-
-
-def _entry(plan: Plan, dataset: str, consent_id: str) -> AccessEntry:
-    return AccessEntry(
-        at=datetime.now(UTC), release_id=plan.release_id, grant_id=plan.record.grant_id,
-        request_id=plan.record.request_id, organisation_id=plan.record.organisation_id, organisation_name="",
-        purpose=plan.purpose, flow=plan.flow, dataset=dataset, granularity=plan.granularity.value,
-        period_start=plan.period[0], period_end=plan.period[1], decision_id=plan.request_decision_id,
-        consent_decision_id=consent_id,
-    )  # fmt: skip
+    pipeline.check_live(grant, Revocations(node))
 
 
 @dataclass
@@ -176,51 +134,38 @@ class Tally:
     released: int = 0
 
 
-def aggregate(node: Node, plan: Plan, dataset: str, tally: Tally) -> dict[str, Any]:
+def aggregate(node: Node, release: Release, dataset: str, tally: Tally) -> pipeline.Cells:
     """Half-hourly totals over consenting profiles; cells under k members are withheld."""
-    profiles = plan.allowed[dataset]
-    totals = node.store.profile_totals(list(profiles), dataset, *plan.period)
-    keep = totals.member_count >= plan.min_group_size
-    periods = totals.period_start[keep]
-    tally.suppressed += int((~keep).sum())
-    tally.released += int(keep.sum())
-    contributors = node.governance.contributors(list(profiles), dataset, _runs(periods))
-    rows = [(member, _entry(plan, dataset, profiles[profile])) for member, profile in contributors]
-    node.governance.record_access(rows)  # logged before the data is sent
-    tally.members.update(member for member, _ in contributors)
-    return {
-        "dataset": dataset,
-        "periods": periods,
-        "kwh": totals.kwh_sum[keep] if "kwh" in plan.fields else None,
-        "member_count": totals.member_count[keep] if "member_count" in plan.fields else None,
-    }
+    cells = pipeline.cells(node, release, dataset)
+    tally.suppressed += cells.suppressed.size
+    tally.released += cells.periods.size
+    tally.members |= pipeline.log_access(node, release, [cells])  # logged before the data is sent
+    return cells
 
 
 def individual(
-    node: Node, plan: Plan, dataset: str, ref_key: bytes, tally: Tally
+    node: Node, release: Release, dataset: str, ref_key: bytes, tally: Tally
 ) -> Iterator[dict[str, Any]]:
     """One series per consenting member; each member's consent is re-checked just before release."""
-    profiles = plan.allowed[dataset]
+    profiles = release.consent_ids[dataset]
     members = [m for ms in node.governance.members_of_profiles(list(profiles)).values() for m in ms]
     for i in range(0, len(members), MEMBER_BATCH):
         batch = _still_consenting(node, members[i : i + MEMBER_BATCH], profiles)
-        data = {m: list(node.store.iter_readings(m, dataset, *plan.period)) for m in batch}
-        sending = [m for m in batch if any(chunk.periods.size for chunk in data[m])]
-        rows = [(m, _entry(plan, dataset, profiles[batch[m]])) for m in sending]
-        pseudonyms = node.governance.record_access(rows)  # leaves out anyone erased meanwhile
-        sending = [m for m in sending if m in pseudonyms]
-        tally.members.update(sending)
-        for m in sending:
+        data = {m: list(node.store.iter_readings(m, dataset, *release.period)) for m in batch}
+        sending = {m: batch[m] for m in batch if any(chunk.periods.size for chunk in data[m])}
+        pseudonyms = pipeline.log_members(node, release, dataset, sending)  # leaves out the erased
+        tally.members.update(pseudonyms)
+        for m in (m for m in sending if m in pseudonyms):
             ref = (
-                _member_ref(ref_key, plan.record.grant_id, pseudonyms[m])
-                if "member_ref" in plan.fields
+                _member_ref(ref_key, release.recipient.grant_id, pseudonyms[m])
+                if "member_ref" in release.ask.fields
                 else ""
             )
             for chunk in data[m]:
                 yield {"dataset": dataset, "member_ref": ref, "periods": chunk.periods, "kwh": chunk.kwh}
 
 
-def _still_consenting(node: Node, members: Sequence[str], profiles: dict[str, str]) -> dict[str, str]:
+def _still_consenting(node: Node, members: Sequence[str], profiles: Mapping[str, str]) -> dict[str, str]:
     """Members whose current profile still allows the release (consent may change mid-stream)."""
     current = node.governance.member_profiles(members)
     return {m: current[m] for m in members if current.get(m) in profiles}

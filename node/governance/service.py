@@ -9,6 +9,8 @@ from typing import Any
 
 import grpc
 
+from coopfed.federation.grants import Granularity
+from coopfed.node import credentials
 from coopfed.node.auth import Authenticator, caller
 from coopfed.node.convert import flow_to_proto, instant_from_proto, timestamp
 from coopfed.node.errors import InvalidArgument
@@ -16,6 +18,7 @@ from coopfed.node.governance import admission, catalogue, organisations, release
 from coopfed.node.governance import convert as cv
 from coopfed.node.governance.model import DecisionFilter, RequestState
 from coopfed.node.model import Flow
+from coopfed.node.release import Cells, Release
 from coopfed.node.rpc import rpc
 from coopfed.node.runtime import Node
 from coopfed.v1 import common_pb2, member_pb2
@@ -179,6 +182,23 @@ class ReviewService(pb_grpc.ReviewServiceServicer):
         )
         return pb.Invitation(invitation_id=invitation_id, code=code, expires_at=timestamp(expires))
 
+    @rpc
+    async def RevokeToken(self, request, context):
+        target = request.WhichOneof("target") or ""
+        value = getattr(request, target) if target else ""
+        revoked = await asyncio.to_thread(
+            credentials.revoke_target, self.node, target, value, request.reason, caller().id
+        )
+        reply = pb.RevokeTokenResponse(revoked_at=timestamp(revoked.revoked_at))
+        if revoked.issued_before:
+            reply.issued_before.CopyFrom(timestamp(revoked.issued_before))
+        return reply
+
+    @rpc
+    async def RenewToken(self, request, context):
+        token, expires_at = await asyncio.to_thread(credentials.renew_board_token, self.node, caller().claims)
+        return pb.RenewTokenResponse(token=token, expires_at=timestamp(expires_at))
+
 
 class DataService(pb_grpc.DataServiceServicer):
     def __init__(self, node: Node) -> None:
@@ -187,6 +207,7 @@ class DataService(pb_grpc.DataServiceServicer):
     @rpc
     async def FetchData(self, request, context):
         grant = caller().claims["grant"]
+        release.check_holder(self.node, grant, context.invocation_metadata())
         fetch = release.FetchSpec(
             datasets=tuple(request.datasets),
             fields=tuple(request.fields),
@@ -209,7 +230,7 @@ def _chunks(node: Node, grant: Any, fetch: release.FetchSpec) -> Iterator[pb.Dat
     tally = release.Tally(members=set())
     ref_key = node.decision_log.masker.derive(b"member-ref")
     for ds in plan.datasets:
-        if plan.granularity.value == "aggregate":
+        if plan.ask.granularity == Granularity.AGGREGATE.value:
             series = release.aggregate(node, plan, ds, tally)
             release.check_live(node, grant)
             yield pb.DataChunk(aggregate=_aggregate(series))
@@ -235,27 +256,28 @@ def _chunks(node: Node, grant: Any, fetch: release.FetchSpec) -> Iterator[pb.Dat
     )
 
 
-def _header(plan: release.Plan) -> pb.ReleaseHeader:
+def _header(plan: Release) -> pb.ReleaseHeader:
+    ask = plan.ask
     return pb.ReleaseHeader(
-        grant_id=plan.record.grant_id,
-        request_id=plan.record.request_id,
+        grant_id=plan.recipient.grant_id,
+        request_id=plan.recipient.request_id,
         release_id=plan.release_id,
-        granularity=cv.granularity_to_proto(plan.granularity),
-        period=common_pb2.Period(start_unix=plan.period[0], end_unix=plan.period[1]),
-        datasets=plan.datasets,
-        fields=plan.fields,
-        purpose=plan.purpose,
-        flow=flow_to_proto(Flow(plan.flow)),
+        granularity=cv.granularity_to_proto(Granularity(ask.granularity)),
+        period=common_pb2.Period(start_unix=ask.period[0], end_unix=ask.period[1]),
+        datasets=ask.datasets,
+        fields=ask.fields,
+        purpose=ask.purpose,
+        flow=flow_to_proto(Flow(ask.flow)),
         min_group_size=plan.min_group_size,
     )
 
 
-def _aggregate(series: dict[str, Any]) -> pb.AggregateSeries:
+def _aggregate(series: Cells) -> pb.AggregateSeries:
     return pb.AggregateSeries(
-        dataset=series["dataset"],
-        period_start_unix=series["periods"].tolist(),
-        kwh=series["kwh"].tolist() if series["kwh"] is not None else [],
-        member_count=series["member_count"].tolist() if series["member_count"] is not None else [],
+        dataset=series.dataset,
+        period_start_unix=series.periods.tolist(),
+        kwh=series.kwh.tolist() if series.kwh is not None else [],
+        member_count=series.member_count.tolist() if series.member_count is not None else [],
     )
 
 

@@ -14,13 +14,16 @@ from coopfed.node.storage.ledger import JournalLine
 
 
 def day_matching(lines: Iterable[JournalLine], periods: np.ndarray) -> pd.DataFrame:
-    """kWh per period from the co-op's own accounts (no member's readings): matched, from and to the grid."""
+    """kWh per period from the co-op's own accounts (no member's readings): matched, from and to the grid.
+
+    Lines of other periods (the rest of a journal's span) are left out."""
     column = {"local_sales": 0, "grid_purchases": 1, "grid_sales": 2}
     row = {int(p): i for i, p in enumerate(periods.tolist())}
     wh = np.zeros((periods.size, 3), np.int64)
     for line in lines:
-        if line.account == "coop" and line.kind in column:
-            wh[row[line.period_start], column[line.kind]] += line.wh
+        i = row.get(line.period_start)
+        if i is not None and line.account == "coop" and line.kind in column:
+            wh[i, column[line.kind]] += line.wh
     frame = pd.DataFrame(wh / 1000, index=periods, columns=["matched", "grid_import", "grid_export"])
     frame["demand"] = frame["matched"] + frame["grid_import"]
     frame["generation"] = frame["matched"] + frame["grid_export"]

@@ -12,7 +12,7 @@ from typing import Any
 from coopfed.node.policy.errors import PolicyError
 
 _PACKAGE = re.compile(r"^package\s+([A-Za-z_][\w.]*)", re.MULTILINE)
-_RULE_HEAD = re.compile(r"^([A-Za-z_]\w*)")
+_RULE_HEAD = re.compile(r"^(?:default\s+)?([A-Za-z_]\w*)")  # `default allow := false` names allow
 
 
 @dataclass(frozen=True)

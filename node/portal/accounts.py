@@ -11,7 +11,13 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from coopfed.node import members
-from coopfed.node.errors import AlreadyExists, InvalidArgument, Unauthenticated
+from coopfed.node.errors import (
+    AlreadyExists,
+    CoopfedError,
+    InvalidArgument,
+    PermissionDenied,
+    Unauthenticated,
+)
 from coopfed.node.runtime import Node
 from coopfed.node.storage import InvalidData, SqliteStore
 
@@ -28,6 +34,7 @@ class Account:
     login: str
     role: str  # "member" or "board"
     display_name: str
+    admitted: bool  # False for an applicant (or one the board refused): most pages wait for admission
 
     @property
     def board(self) -> bool:
@@ -41,10 +48,26 @@ class Joined:
 
 
 def join(node: Node, display_name: str, invitation: str) -> Joined:
-    """The one place a sign-up becomes a member. Admission (invitation codes, board approval)
-    plugs in here; until it exists, registering admits at once and the code is not checked."""
-    del invitation  # passed through for admission; see the docstring
-    return Joined(members.register(node, display_name).member_id, admitted=True)
+    """The one place a sign-up becomes a member: a valid invitation admits at once; without one
+    the member is an applicant until the board decides (a wrong code is refused, nothing kept)."""
+    if not 1 <= len(display_name.strip()) <= 200:  # as register checks, in the form's words
+        raise InvalidArgument(
+            "Give your name, or your household's, in 1 to 200 characters.",
+            code="portal.display_name",
+            field="display_name",
+        )
+    try:
+        registered = members.register(node, display_name, invitation_code=invitation)
+    except CoopfedError as exc:  # unknown, used, expired or too long: one answer in plain words
+        if exc.field != "invitation_code":
+            raise
+        raise PermissionDenied(
+            "That invitation code is unknown, used already or out of date. Ask the co-op for a new one,"
+            " or leave the box empty to apply and let the board decide.",
+            code="member.invitation",
+            field="invitation",
+        ) from None
+    return Joined(registered.member_id, admitted=registered.status == "admitted")
 
 
 def normal_login(login: str) -> str:
@@ -116,11 +139,12 @@ class Accounts:
     def _account(self, where: str, value: str) -> Account | None:
         with self._store._read() as conn:
             row = conn.execute(
-                "SELECT a.member_id, a.login, a.role, m.display_name FROM portal_accounts a"  # noqa: S608 - ours
+                "SELECT a.member_id, a.login, a.role, m.display_name, m.admitted_at IS NOT NULL"  # noqa: S608 - ours
+                " FROM portal_accounts a"
                 f" JOIN members m ON m.member_id = a.member_id WHERE {where} AND m.erased_at IS NULL",
                 (value,),
             ).fetchone()
-        return Account(*row) if row else None
+        return Account(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
 
     def verify_password(self, login: str, password: str) -> Account:
         """The account whose password this is; the same refusal for a wrong login or password."""

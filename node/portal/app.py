@@ -39,12 +39,18 @@ HTTP_STATUS = {
     "invalid_argument": 400, "unauthenticated": 401, "permission_denied": 403, "not_found": 404,
     "already_exists": 409, "failed_precondition": 409, "resource_exhausted": 429, "unavailable": 503,
 }  # fmt: skip
-# The member's pages, then the co-op's; later pages (statements, benchmarking, ballots) join here.
+# The member's pages, then the co-op's; later pages (benchmarking, ballots) join here.
 MEMBER_NAV = [
     ("/consent", "My consent"), ("/access", "Who used my data"), ("/energy", "My energy"),
-    ("/data", "My data"), ("/neighbourhood", "Our neighbourhood"), ("/decides", "How our co-op decides"),
+    ("/statement", "My statement"), ("/data", "My data"), ("/neighbourhood", "Our neighbourhood"),
+    ("/decides", "How our co-op decides"),
 ]  # fmt: skip
-BOARD_NAV = [("/board", "Requests to review"), ("/board/decisions", "Decisions"), ("/board/grants", "Grants")]
+BOARD_NAV = [
+    ("/board", "Requests to review"), ("/board/admissions", "Admissions"), ("/board/decisions", "Decisions"),
+    ("/board/grants", "Grants"),
+]  # fmt: skip
+# What an applicant can use while the board decides on them.
+APPLICANT_NAV = [("/waiting", "Your application"), ("/decides", "How our co-op decides")]
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"
@@ -87,7 +93,7 @@ def signed_in(request: Request) -> Account | None:
 def render(request: Request, template: str, status: int = 200, **context: Any) -> Response:
     p = portal(request)
     account = signed_in(request)
-    nav = (MEMBER_NAV + (BOARD_NAV if account.board else [])) if account else []
+    nav = _nav(account) if account else []
     response = p.templates.TemplateResponse(
         request,
         template,
@@ -107,6 +113,12 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     return response
 
 
+def _nav(account: Account) -> list[tuple[str, str]]:
+    if not account.admitted:
+        return APPLICANT_NAV
+    return MEMBER_NAV + (BOARD_NAV if account.board else [])
+
+
 def _new_visitor(request: Request) -> str:
     request.state.new_visitor = secrets.token_urlsafe(24)
     return request.state.new_visitor
@@ -115,9 +127,12 @@ def _new_visitor(request: Request) -> str:
 Handler = Callable[..., Awaitable[Response]]
 
 
-def page(*, board: bool = False, public: bool = False) -> Callable[[Handler], Handler]:
-    """A page handler: signed in (with the board role where asked) unless public; on POST, the
-    form's CSRF token is checked before the handler runs and the form is passed to it."""
+def page(
+    *, board: bool = False, public: bool = False, applicant: bool = False
+) -> Callable[[Handler], Handler]:
+    """A page handler: signed in (with the board role where asked) unless public, and admitted
+    unless `applicant` pages are open to applicants too; on POST, the form's CSRF token is
+    checked before the handler runs and the form is passed to it."""
 
     def wrap(handler: Handler) -> Handler:
         @functools.wraps(handler)
@@ -125,6 +140,8 @@ def page(*, board: bool = False, public: bool = False) -> Callable[[Handler], Ha
             account = await run_in_threadpool(signed_in, request)
             if not public and account is None:
                 return RedirectResponse("/signin", status_code=303)
+            if not (public or applicant) and account and not account.admitted:
+                return RedirectResponse("/waiting", status_code=303)
             if board and not (account and account.board):
                 raise HTTPException(403, "This page is for the co-op's board.")
             args: list[Any] = [request, account] if not public else [request]

@@ -36,11 +36,8 @@ async def signup(request: Request, form: FormData | None = None) -> Response:
         )  # fmt: skip
     except CoopfedError as exc:
         return render(request, "signup.html", 400, min_password=MIN_PASSWORD, values=values, error=exc)
-    if not joined.admitted:
-        return render(request, "message.html", title="Thank you for applying", message=(
-            "The co-op's board will look at your application. You can sign in once they have admitted you."
-        ))  # fmt: skip
-    return await call(start_session, request, joined.member_id, "/consent?welcome=1")
+    to = "/consent?welcome=1" if joined.admitted else "/waiting?applied=1"
+    return await call(start_session, request, joined.member_id, to)
 
 
 @page(public=True)
@@ -62,7 +59,7 @@ async def signin(request: Request, form: FormData | None = None) -> Response:
     return await call(start_session, request, account.member_id)
 
 
-@page()
+@page(applicant=True)
 async def signout(request: Request, account: Account, form: FormData) -> Response:
     p = portal(request)
     if text(form, "everywhere"):
@@ -74,7 +71,16 @@ async def signout(request: Request, account: Account, form: FormData) -> Respons
     return response
 
 
-@page()
+@page(applicant=True)
+async def waiting(request: Request, account: Account) -> Response:
+    """An applicant's page: the board will decide; what they can do meanwhile (or why it refused)."""
+    if account.admitted:
+        return RedirectResponse("/consent", status_code=303)
+    member = await call(portal(request).node.store.get_member, account.member_id)
+    return render(request, "waiting.html", member=member, applied="applied" in request.query_params)
+
+
+@page(applicant=True)
 async def account_page(request: Request, account: Account) -> Response:
     passkeys = await call(portal(request).accounts.passkeys, account.member_id)
     return render(request, "account.html", passkeys=len(passkeys))
@@ -85,4 +91,5 @@ routes = [
     Route("/signin", signin, methods=["GET", "POST"]),
     Route("/signout", signout, methods=["POST"]),
     Route("/account", account_page),
+    Route("/waiting", waiting),
 ]

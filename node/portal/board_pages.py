@@ -1,4 +1,4 @@
-"""The board's pages: referred requests with their full context, decisions, and grants with revoke."""
+"""The board's pages: referred requests with their full context, admissions, decisions, and grants."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from coopfed.node.errors import InvalidArgument
-from coopfed.node.governance import requests
+from coopfed.node.governance import admission, requests
 from coopfed.node.governance.model import DecisionFilter, Outcome, RequestState
 from coopfed.node.portal import words
 from coopfed.node.portal.accounts import Account
@@ -55,6 +55,26 @@ async def decide(request: Request, account: Account, form: FormData) -> Response
     request_id = request.path_params["request_id"]
     await call(requests.review, node, request_id, reviewer(account), outcome, text(form, "reason"))
     return RedirectResponse("/board/decisions?done=" + request_id, status_code=303)
+
+
+@page(board=True)
+async def admissions(request: Request, account: Account) -> Response:
+    applicants = await call(portal(request).node.store.applicants)
+    return render(
+        request, "board_admissions.html", applicants=applicants, done=request.query_params.get("done")
+    )
+
+
+@page(board=True)
+async def admit(request: Request, account: Account, form: FormData) -> Response:
+    """Admit or refuse an applicant, as ReviewService does, the decision logged with the reason."""
+    choice = text(form, "outcome")
+    if choice not in ("admit", "refuse"):
+        raise InvalidArgument("Choose admit or refuse.", code="portal.outcome", field="outcome")
+    member_id = request.path_params["member_id"]
+    node = portal(request).node
+    await call(admission.decide, node, member_id, choice == "admit", text(form, "reason"), reviewer(account))
+    return RedirectResponse(f"/board/admissions?done={choice}", status_code=303)
 
 
 @page(board=True)
@@ -109,6 +129,8 @@ async def revoke(request: Request, account: Account, form: FormData) -> Response
 routes = [
     Route("/board", referred),
     Route("/board/requests/{request_id:str}", decide, methods=["POST"]),
+    Route("/board/admissions", admissions),
+    Route("/board/admissions/{member_id:str}", admit, methods=["POST"]),
     Route("/board/decisions", decisions),
     Route("/board/grants", grants),
     Route("/board/grants/{grant_id:str}/revoke", revoke, methods=["POST"]),

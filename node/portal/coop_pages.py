@@ -46,7 +46,7 @@ def neighbourhood_view(node: Node, tz: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@page()
+@page(applicant=True)
 async def decides(request: Request, account: Account) -> Response:
     node = portal(request).node
     return render(request, "decides.html", **await call(decides_view, node))

@@ -1,4 +1,4 @@
-"""The member's own pages: consent, who used their data, their energy, and their data (export, erasure)."""
+"""The member's own pages: consent, who used their data, their energy, their statement, their data."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import time
 from typing import Any
 
+import arrow
 import jwt
 import numpy as np
 from starlette.datastructures import FormData
@@ -17,6 +18,8 @@ from starlette.routing import Route
 
 from coopfed.node import members
 from coopfed.node.errors import InvalidArgument, NotFound
+from coopfed.node.ledger.run import decide_terms, ledger_of
+from coopfed.node.ledger.statement import statement
 from coopfed.node.model import DATASETS, ConsentLevel, Flow
 from coopfed.node.portal import charts, words
 from coopfed.node.portal.accounts import Account
@@ -134,6 +137,30 @@ def _year(node: Node, member_id: str, now: int) -> list[Any]:
 
 
 @page()
+async def statement_page(request: Request, account: Account) -> Response:
+    p = portal(request)
+    view = await call(statement_view, p.node, account.member_id, p.tz, request.query_params.get("month", ""))
+    return render(request, "statement.html", **view)
+
+
+def statement_view(node: Node, member_id: str, tz: str, month: str) -> dict[str, Any]:
+    """The member's ledger statement for a calendar month on the co-op's clock (default: this one)."""
+    this_month = arrow.now(tz).floor("month")
+    try:
+        first = arrow.get(month, "YYYY-MM", tzinfo=tz) if month else this_month
+    except (arrow.parser.ParserError, ValueError):
+        raise InvalidArgument("month: expected a month such as 2026-11", code="portal.month") from None
+    start, end = int(first.timestamp()), int(first.shift(months=1).timestamp())
+    made = statement(ledger_of(node), start, end, member_id, decide_terms(node, start, end)[0])
+    return {
+        "month": first.format("MMMM YYYY"),
+        "lines": made.lines(),
+        "previous": first.shift(months=-1).format("YYYY-MM"),
+        "next": first.shift(months=1).format("YYYY-MM") if first < this_month else "",
+    }
+
+
+@page()
 async def data(request: Request, account: Account) -> Response:
     return render(request, "data.html")
 
@@ -199,6 +226,7 @@ routes = [
     Route("/consent/receipts/{record_id:int}", receipt),
     Route("/access", access),
     Route("/energy", energy, methods=["GET", "POST"]),
+    Route("/statement", statement_page),
     Route("/data", data),
     Route("/data/export.{kind:str}", export),
     Route("/data/erase", erase, methods=["POST"]),

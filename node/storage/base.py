@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import abc
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import NamedTuple, Self
+from typing import Any, NamedTuple, Self
 
 import numpy as np
 
@@ -144,6 +145,34 @@ class ConsentRecord:
     @property
     def settings(self) -> ConsentSettings:
         return ConsentSettings.from_json(self.settings_json)
+
+
+HEATING = ("gas", "electric", "heat_pump", "oil", "district", "other")
+HOME_TYPES = ("flat", "terraced", "semi_detached", "detached", "other")
+
+
+@dataclass(frozen=True)
+class Home:
+    """What a member declares about their home for benchmarking; None means not declared."""
+
+    household_size: int | None = None
+    heating: str | None = None  # one of HEATING
+    has_pv: bool | None = None
+    has_battery: bool | None = None
+    home_type: str | None = None  # one of HOME_TYPES
+
+    def __post_init__(self) -> None:
+        size = self.household_size
+        if size is not None and (type(size) is not int or not 1 <= size <= 12):
+            raise InvalidData("household size: a whole number from 1 to 12")
+        if self.heating is not None and self.heating not in HEATING:
+            raise InvalidData(f"heating: one of {', '.join(HEATING)}")
+        if self.home_type is not None and self.home_type not in HOME_TYPES:
+            raise InvalidData(f"home type: one of {', '.join(HOME_TYPES)}")
+
+    def declared(self) -> dict[str, Any]:
+        """The fields the member declared."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
 class ReadingBatch(NamedTuple):
@@ -329,6 +358,26 @@ class Store(abc.ABC):
         erasure record: the co-op must be able to show the consent under which it released data
         before the erasure (GDPR Art. 7(1), 17(3)(e)). Erasing again erases nothing and returns 0.
         """
+
+    @abc.abstractmethod
+    def set_home(self, member_id: str, home: Home | None, *, at: datetime | None = None) -> None:
+        """Declare the member's home (replacing what was declared), or with None withdraw it.
+        NotFound if the id was never used; MemberErased once erased (erasure deletes the home)."""
+
+    @abc.abstractmethod
+    def homes(self, member_ids: Sequence[str] | None = None) -> dict[str, Home]:
+        """Declared homes of members not erased, by member id: all of them, or of `member_ids`."""
+
+    @abc.abstractmethod
+    def charge_privacy(
+        self, member_ids: Sequence[str], year: int, epsilon: float, budget: float
+    ) -> list[str]:
+        """Charge each member `epsilon` of their `year`'s privacy budget, all or none: returns the
+        members it would take past `budget` (and then charges no one), else []."""
+
+    @abc.abstractmethod
+    def privacy_spent(self, member_ids: Sequence[str], year: int) -> dict[str, float]:
+        """The epsilon each member (of those given that exist) has been charged in `year`."""
 
     @abc.abstractmethod
     def profiles(self) -> list[ProfileInfo]:

@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from coopfed.node.credentials import TokenRevocation
 from coopfed.node.governance.model import (
     AccessEntry,
     Assessment,
@@ -28,6 +29,8 @@ class GrantKind(StrEnum):
 
     GOVERNANCE = "governance"  # in the governance store; its organisation is on record
     FEDERATION = "federation"  # in the federation folder; the entry names the peer that received it
+    OPEN_DATA = "open_data"  # no grant: a publication, named by its id, received by the public
+    BENCHMARK = "benchmark"  # no grant: a comparison among members; who looked is never stored
 
 
 class Conflict(StorageError):
@@ -139,6 +142,15 @@ class GovernanceStore(abc.ABC):
     @abc.abstractmethod
     def revocation(self, grant_id: str) -> str | None:
         """The revocation reason of a revoked grant, else None (also for unknown grants)."""
+
+    # revoked credentials (member, organisation and board tokens)
+    @abc.abstractmethod
+    def revoke_tokens(self, revocation: TokenRevocation, log: Events) -> None:
+        """Append a token revocation and its decision-log events in one transaction."""
+
+    @abc.abstractmethod
+    def token_revocations(self) -> list[TokenRevocation]:
+        """Every token revocation, oldest first."""
 
     # release
     @abc.abstractmethod

@@ -273,7 +273,8 @@ def access_values(
             continue
         tail = converted.get(id(e))
         if tail is None:
-            recipient = (e.organisation_id, e.organisation_name) if kind is GrantKind.FEDERATION else ("", "")
+            named = kind in (GrantKind.FEDERATION, GrantKind.OPEN_DATA)
+            recipient = (e.organisation_id, e.organisation_name) if named else ("", "")
             tail = converted[id(e)] = (
                 iso(e.at), e.release_id, kind.value, e.grant_id, *recipient, e.dataset, e.granularity,
                 e.period_start, e.period_end, e.purpose, e.flow, e.decision_id, e.consent_decision_id,

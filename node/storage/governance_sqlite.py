@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from coopfed.federation.errors import TokenError
+from coopfed.node.credentials import TokenRevocation
 from coopfed.node.decisionlog import GENESIS, link
 from coopfed.node.governance.model import (
     AccessEntry,
@@ -292,6 +293,28 @@ class SqliteGovernanceStore(GovernanceStore):
         with self._read() as conn:
             row = conn.execute(rows_.REVOCATION, (grant_id,)).fetchone()
         return row[0] if row else None
+
+    def revoke_tokens(self, revocation: TokenRevocation, log: Events) -> None:
+        r = revocation
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO token_revocations (jti, subject, issued_before_unix, reason, revoked_by,"
+                " revoked_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (r.jti or None, r.subject or None, r.issued_before or None, r.reason, r.revoked_by,
+                 rows_.iso(r.revoked_at)),
+            )  # fmt: skip
+            self._append(conn, log)
+
+    def token_revocations(self) -> list[TokenRevocation]:
+        with self._read() as conn:
+            found = conn.execute(
+                "SELECT jti, subject, issued_before_unix, reason, revoked_by, revoked_at"
+                " FROM token_revocations ORDER BY revocation_key"
+            ).fetchall()
+        return [
+            TokenRevocation(reason, by, datetime.fromisoformat(at), jti or "", subject or "", before or 0)
+            for jti, subject, before, reason, by, at in found
+        ]
 
     # --- release ----------------------------------------------------------------------------
 

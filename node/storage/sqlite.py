@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 
 from coopfed.node.model import ConsentSettings
+from coopfed.node.storage import sqlite_homes as homes_sql
 from coopfed.node.storage import sqlite_sql as q
 from coopfed.node.storage import sqlite_totals as totals
 from coopfed.node.storage.base import (
@@ -38,6 +39,7 @@ from coopfed.node.storage.base import (
 )
 from coopfed.node.storage.schema import Migration, bundled_migrations, migrate
 from coopfed.node.storage.sqlite_conn import ReaderPool, connect, storage_error, translated
+from coopfed.node.storage.sqlite_privacy import PrivacyMixin
 
 Synchronous = Literal["NORMAL", "FULL", "EXTRA"]
 _READING = np.dtype([("period_start", "i8"), ("kwh", "f8")])
@@ -51,7 +53,7 @@ _BAD_VALUES = {  # the readings table's constraint messages, in the caller's ter
 }
 
 
-class SqliteStore(Store):
+class SqliteStore(homes_sql.HomesMixin, PrivacyMixin, Store):
     """The node's store in one SQLite file.
 
     `synchronous` FULL (default) syncs the WAL on every commit, so an acknowledged write also
@@ -266,6 +268,7 @@ class SqliteStore(Store):
             if admitted_at is not None:
                 _move_totals(conn, member_key, profile_key, None)
             erased = conn.execute(q.DELETE_READINGS, (member_key,)).rowcount
+            conn.execute(homes_sql.DELETE, (member_key,))
             red = ConsentSettings()
             conn.execute(q.ERASE_MEMBER, (red.to_json(), stamp, member_key))
             self._append(conn, member_key, stamp, red, _ERASED, last.terms_version, reason, "")

@@ -180,6 +180,7 @@ def stop_nodes(harness: Path) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(900)  # the whole walk-through: demo, federation, forecasts, ledger, board
 @pytest.mark.skipif(not (ROOT / ".venv" / "bin" / "coopfed").exists(), reason="needs `make install`")
 def test_every_shell_block_of_the_readme_runs(tmp_path):
     workdir = tmp_path / "reader"

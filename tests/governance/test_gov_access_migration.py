@@ -31,8 +31,14 @@ def _v2_database(path: Path) -> None:
     gov = SqliteGovernanceStore(store)
     _org(gov)
     _request(gov, "r1", RequestState.APPROVED, grant=True)
-    store.create_member("a", "a", ConsentSettings(level=ConsentLevel.GREEN), admitted_by="test")
-    with store._write() as conn:
+    green = ConsentSettings(level=ConsentLevel.GREEN)
+    with store._write() as conn:  # the member row as schema 2's code wrote it
+        conn.execute("INSERT INTO profiles (profile_id, settings_json) VALUES (?, '{}')", (green.profile_id,))
+        conn.execute(
+            "INSERT INTO members (member_id, display_name, created_at, settings_json, profile_key) "
+            "VALUES ('a', 'a', ?, ?, 1)",
+            (NOW.isoformat(), green.to_json()),
+        )
         conn.execute(
             "INSERT INTO member_pseudonyms (member_key, pseudonym) "
             "SELECT member_key, 'p-a' FROM members WHERE member_id = 'a'"

@@ -15,7 +15,6 @@ from cryptography.hazmat.primitives import serialization
 
 from coopfed.federation.grants import GrantScope, Granularity, issue_grant
 from coopfed.federation.keys import KeyRing
-from coopfed.node.client import bearer
 from coopfed.node.decisionlog import verify
 from coopfed.v1 import common_pb2
 from coopfed.v1 import governance_pb2 as pb
@@ -30,6 +29,7 @@ from .conftest import (
     approved_grant,
     data_request,
     fetch,
+    holder_bearer,
     register,
 )
 
@@ -172,7 +172,7 @@ def test_revocation_takes_effect_on_the_next_message(gov: Running) -> None:
     members = [add_member(gov.node, GREEN, days=31) for _ in range(30)]
     _, md = register(gov)
     grant = approved_grant(gov, md, data_request(granularity=pb.GRANULARITY_INDIVIDUAL, fields=("kwh",)))
-    stream = gov.data.FetchData(pb.FetchDataRequest(), metadata=bearer(grant.token))
+    stream = gov.data.FetchData(pb.FetchDataRequest(), metadata=holder_bearer(gov, grant.token))
     received = [next(stream), next(stream)]  # the header and the first member's series
     gov.review.RevokeGrant(
         pb.RevokeGrantRequest(grant_id=grant.grant_id, reason="stop now"), metadata=gov.board()

@@ -136,6 +136,7 @@ def test_referral_review_grant_release_and_transparency(gov: Running) -> None:
 def test_members_see_who_accessed_their_data(gov: Running) -> None:
     reply = gov.members.Register(member_pb2.RegisterRequest(display_name="Grace"))
     me = reply.member_id
+    gov.node.store.admit_member(me, by="board")  # an applicant's data is in no release
     gov.node.store.set_consent(me, GREEN)
     periods = JAN + HH * np.arange(48, dtype=np.int64)
     gov.node.store.put_readings(me, [("demand", periods, np.ones(48))])

@@ -5,10 +5,13 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from coopfed.node.cli import main
+from coopfed.node.ledger.chart import day_matching
 from coopfed.node.runtime import Node
+from coopfed.node.storage.ledger import JournalLine
 
 from .conftest import add_member
 
@@ -53,3 +56,14 @@ def test_an_unknown_member_is_refused_in_plain_words(node: Node, capsys: pytest.
     err = capsys.readouterr().out
     assert "nobody" in err
     assert "Traceback" not in err
+
+
+def test_a_days_chart_takes_only_that_days_lines_from_a_longer_journal() -> None:
+    day = 1_704_067_200  # 1 Jan 2024, midnight UTC
+    periods = np.arange(day, day + 86_400, 1800)
+    lines = [
+        JournalLine(1, day, "final", None, "r", "coop", "local_sales", 10, 500),
+        JournalLine(2, day + 86_400, "final", None, "r", "coop", "local_sales", 10, 700),  # the next day
+    ]
+    frame = day_matching(lines, periods)
+    assert frame["matched"].tolist() == [0.5] + [0.0] * 47

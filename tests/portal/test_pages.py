@@ -6,6 +6,7 @@ import re
 
 from starlette.testclient import TestClient
 
+from coopfed.node.governance import admission
 from coopfed.node.runtime import Node
 
 
@@ -16,33 +17,57 @@ def csrf(html: str) -> str:
 PASSWORD = "correct horse battery"
 
 
-def sign_up(client: TestClient, login: str = "ana@example.org", password: str = PASSWORD) -> None:
+def invitation(node: Node) -> str:
+    return admission.invite(node, 14, "board:test")[1]
+
+
+def sign_up(client: TestClient, node: Node, login: str = "ana@example.org", password: str = PASSWORD) -> None:
     page = client.get("/signup")
     r = client.post("/signup", data={
         "csrf_token": csrf(page.text), "display_name": "Ana's house", "login": login,
-        "password": password, "invitation": "",
+        "password": password, "invitation": invitation(node),
     })  # fmt: skip
     assert r.status_code == 200, r.text
     assert "Welcome" in r.text
 
 
 def test_pages_need_a_session(client: TestClient) -> None:
-    for path in ("/consent", "/access", "/energy", "/data", "/neighbourhood", "/decides", "/account"):
+    for path in (
+        "/consent",
+        "/access",
+        "/energy",
+        "/statement",
+        "/data",
+        "/neighbourhood",
+        "/decides",
+        "/account",
+    ):
         r = client.get(path, follow_redirects=False)
         assert r.status_code == 303
         assert r.headers["location"] == "/signin"
 
 
-def test_sign_up_sets_a_strict_http_only_cookie_and_every_page_renders(client: TestClient) -> None:
+def test_sign_up_sets_a_strict_http_only_cookie_and_every_page_renders(
+    client: TestClient, node: Node
+) -> None:
     page = client.get("/signup")
     r = client.post("/signup", data={
         "csrf_token": csrf(page.text), "display_name": "Ana", "login": "Ana@Example.org",
-        "password": "correct horse battery", "invitation": "",
+        "password": "correct horse battery", "invitation": invitation(node),
     }, follow_redirects=False)  # fmt: skip
     cookie = r.headers["set-cookie"]
     assert "HttpOnly" in cookie
     assert "SameSite=strict" in cookie
-    for path in ("/consent", "/access", "/energy", "/data", "/neighbourhood", "/decides", "/account"):
+    for path in (
+        "/consent",
+        "/access",
+        "/energy",
+        "/statement",
+        "/data",
+        "/neighbourhood",
+        "/decides",
+        "/account",
+    ):
         page = client.get(path)
         assert page.status_code == 200, path
         assert '<html lang="en-GB">' in page.text
@@ -51,7 +76,7 @@ def test_sign_up_sets_a_strict_http_only_cookie_and_every_page_renders(client: T
 
 
 def test_a_form_without_its_csrf_token_changes_nothing(client: TestClient, node: Node) -> None:
-    sign_up(client)
+    sign_up(client, node)
     r = client.post("/consent", data={"level": "green", "csrf_token": "forged"})
     assert r.status_code == 403
     assert "expired" in r.text
@@ -60,7 +85,7 @@ def test_a_form_without_its_csrf_token_changes_nothing(client: TestClient, node:
 
 
 def test_consent_change_gives_a_signed_receipt_to_download(client: TestClient, node: Node) -> None:
-    sign_up(client)
+    sign_up(client, node)
     page = client.get("/consent")
     choice = {
         "csrf_token": csrf(page.text),
@@ -85,8 +110,8 @@ def test_consent_change_gives_a_signed_receipt_to_download(client: TestClient, n
     assert body["signed_receipt"].count(".") == 2
 
 
-def test_wrong_passwords_are_rate_limited(client: TestClient) -> None:
-    sign_up(client)
+def test_wrong_passwords_are_rate_limited(client: TestClient, node: Node) -> None:
+    sign_up(client, node)
     client.cookies.clear()
     statuses = []
     for _ in range(6):
@@ -106,7 +131,7 @@ def test_wrong_passwords_are_rate_limited(client: TestClient) -> None:
 
 
 def test_sign_out_everywhere_ends_other_sessions(client: TestClient, node: Node) -> None:
-    sign_up(client)
+    sign_up(client, node)
     other = TestClient(client.app, base_url="http://localhost")
     page = other.get("/signin")
     other.post(
@@ -122,7 +147,7 @@ def test_sign_out_everywhere_ends_other_sessions(client: TestClient, node: Node)
 def test_export_and_erasure(client: TestClient, node: Node) -> None:
     import numpy as np
 
-    sign_up(client)
+    sign_up(client, node)
     (member,) = _members(node)
     node.store.put_readings(member, [("demand", np.arange(48, dtype=np.int64) * 1800, np.full(48, 0.25))])
     data = client.get("/data/export.json").json()
@@ -144,3 +169,27 @@ def test_export_and_erasure(client: TestClient, node: Node) -> None:
 def _members(node: Node) -> list[str]:
     with node.store._read() as conn:
         return [r[0] for r in conn.execute("SELECT member_id FROM portal_accounts")]
+
+
+def test_my_statement_shows_the_members_own_month_and_no_neighbours(client: TestClient, node: Node) -> None:
+    import numpy as np
+
+    from coopfed.node.ledger.run import settle_span
+    from coopfed.node.model import ConsentSettings
+
+    sign_up(client, node)
+    (member,) = _members(node)
+    day = 1_704_067_200  # 1 Jan 2024, midnight in London
+    periods = day + 1800 * np.arange(48, dtype=np.int64)
+    node.store.put_readings(member, [("demand", periods, np.full(48, 1.0))])
+    node.store.create_member("sun", "Sunny neighbour", ConsentSettings(), admitted_by="test")
+    flat = {"demand": 0.0, "generation": 0.5, "export": 0.5}
+    node.store.put_readings("sun", [(k, periods, np.full(48, v)) for k, v in flat.items()])
+    settle_span(node, day, day + 86_400, now=day + 86_400)
+    page = client.get("/statement?month=2024-01")
+    assert page.status_code == 200
+    text = " ".join(re.sub(r"<[^>]+>", " ", page.text).split())
+    assert "January 2024" in text
+    assert "Energy bought locally £4.32 for 24.000 kWh" in text  # 0.5 kWh a half-hour from the neighbour
+    assert "Sunny" not in text  # nothing of another member
+    assert client.get("/statement?month=someday").status_code == 400

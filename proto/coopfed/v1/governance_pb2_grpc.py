@@ -470,6 +470,16 @@ class ReviewServiceStub:
                 request_serializer=coopfed_dot_v1_dot_governance__pb2.CreateInvitationRequest.SerializeToString,
                 response_deserializer=coopfed_dot_v1_dot_governance__pb2.Invitation.FromString,
                 _registered_method=True)
+        self.RevokeToken = channel.unary_unary(
+                '/coopfed.v1.ReviewService/RevokeToken',
+                request_serializer=coopfed_dot_v1_dot_governance__pb2.RevokeTokenRequest.SerializeToString,
+                response_deserializer=coopfed_dot_v1_dot_governance__pb2.RevokeTokenResponse.FromString,
+                _registered_method=True)
+        self.RenewToken = channel.unary_unary(
+                '/coopfed.v1.ReviewService/RenewToken',
+                request_serializer=coopfed_dot_v1_dot_governance__pb2.RenewTokenRequest.SerializeToString,
+                response_deserializer=coopfed_dot_v1_dot_governance__pb2.RenewTokenResponse.FromString,
+                _registered_method=True)
 
 
 class ReviewServiceServicer:
@@ -551,6 +561,22 @@ class ReviewServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RevokeToken(self, request, context):
+        """Revoke a credential: one token by its id, or every token of a member, an organisation or
+        a board member issued until now. Refused on its next call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RenewToken(self, request, context):
+        """Swap the caller's valid board token for a fresh one (the old one is revoked). An expired
+        token cannot be renewed: make a new one on the node's machine.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReviewServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -603,6 +629,16 @@ def add_ReviewServiceServicer_to_server(servicer, server):
                     servicer.CreateInvitation,
                     request_deserializer=coopfed_dot_v1_dot_governance__pb2.CreateInvitationRequest.FromString,
                     response_serializer=coopfed_dot_v1_dot_governance__pb2.Invitation.SerializeToString,
+            ),
+            'RevokeToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeToken,
+                    request_deserializer=coopfed_dot_v1_dot_governance__pb2.RevokeTokenRequest.FromString,
+                    response_serializer=coopfed_dot_v1_dot_governance__pb2.RevokeTokenResponse.SerializeToString,
+            ),
+            'RenewToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenewToken,
+                    request_deserializer=coopfed_dot_v1_dot_governance__pb2.RenewTokenRequest.FromString,
+                    response_serializer=coopfed_dot_v1_dot_governance__pb2.RenewTokenResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -876,6 +912,60 @@ class ReviewService:
             '/coopfed.v1.ReviewService/CreateInvitation',
             coopfed_dot_v1_dot_governance__pb2.CreateInvitationRequest.SerializeToString,
             coopfed_dot_v1_dot_governance__pb2.Invitation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/coopfed.v1.ReviewService/RevokeToken',
+            coopfed_dot_v1_dot_governance__pb2.RevokeTokenRequest.SerializeToString,
+            coopfed_dot_v1_dot_governance__pb2.RevokeTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenewToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/coopfed.v1.ReviewService/RenewToken',
+            coopfed_dot_v1_dot_governance__pb2.RenewTokenRequest.SerializeToString,
+            coopfed_dot_v1_dot_governance__pb2.RenewTokenResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -8,7 +8,8 @@ Services and their credentials (metadata "authorization: Bearer <token>"):
 - GovernanceService: an organisation's token, issued by RegisterOrganisation.
   ListDatasets, ListPurposes and RegisterOrganisation need none.
 - ReviewService: a board token, made on the node's own machine with `coopfed review token`.
-- DataService: the grant itself (an EdDSA-signed JWT) is the credential.
+- DataService: the grant itself (an EdDSA-signed JWT) is the credential, presented with the
+  token of the organisation it was issued to (metadata "coopfed-organisation-token").
 """
 
 from collections import abc as _abc
@@ -192,6 +193,14 @@ class ReviewServiceStub:
     """A single-use invitation: a member who registers with its code is admitted at once.
     The code is in this response only; the node keeps its hash.
     """
+    RevokeToken: _grpc.UnaryUnaryMultiCallable[_governance_pb2.RevokeTokenRequest, _governance_pb2.RevokeTokenResponse]
+    """Revoke a credential: one token by its id, or every token of a member, an organisation or
+    a board member issued until now. Refused on its next call.
+    """
+    RenewToken: _grpc.UnaryUnaryMultiCallable[_governance_pb2.RenewTokenRequest, _governance_pb2.RenewTokenResponse]
+    """Swap the caller's valid board token for a fresh one (the old one is revoked). An expired
+    token cannot be renewed: make a new one on the node's machine.
+    """
 
 @_typing.type_check_only
 class ReviewServiceAsyncStub(ReviewServiceStub):
@@ -227,6 +236,14 @@ class ReviewServiceAsyncStub(ReviewServiceStub):
     CreateInvitation: _aio.UnaryUnaryMultiCallable[_governance_pb2.CreateInvitationRequest, _governance_pb2.Invitation]  # type: ignore[assignment]
     """A single-use invitation: a member who registers with its code is admitted at once.
     The code is in this response only; the node keeps its hash.
+    """
+    RevokeToken: _aio.UnaryUnaryMultiCallable[_governance_pb2.RevokeTokenRequest, _governance_pb2.RevokeTokenResponse]  # type: ignore[assignment]
+    """Revoke a credential: one token by its id, or every token of a member, an organisation or
+    a board member issued until now. Refused on its next call.
+    """
+    RenewToken: _aio.UnaryUnaryMultiCallable[_governance_pb2.RenewTokenRequest, _governance_pb2.RenewTokenResponse]  # type: ignore[assignment]
+    """Swap the caller's valid board token for a fresh one (the old one is revoked). An expired
+    token cannot be renewed: make a new one on the node's machine.
     """
 
 class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -320,6 +337,26 @@ class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_governance_pb2.Invitation, _abc.Awaitable[_governance_pb2.Invitation]]:
         """A single-use invitation: a member who registers with its code is admitted at once.
         The code is in this response only; the node keeps its hash.
+        """
+
+    @_abc_1.abstractmethod
+    def RevokeToken(
+        self,
+        request: _governance_pb2.RevokeTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_governance_pb2.RevokeTokenResponse, _abc.Awaitable[_governance_pb2.RevokeTokenResponse]]:
+        """Revoke a credential: one token by its id, or every token of a member, an organisation or
+        a board member issued until now. Refused on its next call.
+        """
+
+    @_abc_1.abstractmethod
+    def RenewToken(
+        self,
+        request: _governance_pb2.RenewTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_governance_pb2.RenewTokenResponse, _abc.Awaitable[_governance_pb2.RenewTokenResponse]]:
+        """Swap the caller's valid board token for a fresh one (the old one is revoked). An expired
+        token cannot be renewed: make a new one on the node's machine.
         """
 
 def add_ReviewServiceServicer_to_server(servicer: ReviewServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -536,6 +536,7 @@ class MemberProfile(_message.Message):
     REGISTERED_AT_FIELD_NUMBER: _builtins.int
     CONSENT_FIELD_NUMBER: _builtins.int
     CONSENT_HISTORY_FIELD_NUMBER: _builtins.int
+    HOME_FIELD_NUMBER: _builtins.int
     member_id: _builtins.str
     display_name: _builtins.str
     @_builtins.property
@@ -544,6 +545,10 @@ class MemberProfile(_message.Message):
     def consent(self) -> Global___ConsentSettings: ...
     @_builtins.property
     def consent_history(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConsentRecord]: ...
+    @_builtins.property
+    def home(self) -> Global___Home:
+        """What the member declared about their home for benchmarking; unset if nothing."""
+
     def __init__(
         self,
         *,
@@ -552,14 +557,64 @@ class MemberProfile(_message.Message):
         registered_at: _timestamp_pb2.Timestamp | None = ...,
         consent: Global___ConsentSettings | None = ...,
         consent_history: _abc.Iterable[Global___ConsentRecord] | None = ...,
+        home: Global___Home | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["consent", b"consent", "registered_at", b"registered_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["consent", b"consent", "home", b"home", "registered_at", b"registered_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["consent", b"consent", "consent_history", b"consent_history", "display_name", b"display_name", "member_id", b"member_id", "registered_at", b"registered_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consent", b"consent", "consent_history", b"consent_history", "display_name", b"display_name", "home", b"home", "member_id", b"member_id", "registered_at", b"registered_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MemberProfile: _TypeAlias = MemberProfile  # noqa: Y015
+
+@_typing.final
+class Home(_message.Message):
+    """What a member declares about their home, to be compared with similar homes. Every field is
+    optional: unset (or empty) means not declared.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOUSEHOLD_SIZE_FIELD_NUMBER: _builtins.int
+    HEATING_FIELD_NUMBER: _builtins.int
+    HAS_PV_FIELD_NUMBER: _builtins.int
+    HAS_BATTERY_FIELD_NUMBER: _builtins.int
+    HOME_TYPE_FIELD_NUMBER: _builtins.int
+    household_size: _builtins.int
+    """People living there, 1 to 12."""
+    heating: _builtins.str
+    """gas, electric, heat_pump, oil, district or other."""
+    has_pv: _builtins.bool
+    has_battery: _builtins.bool
+    home_type: _builtins.str
+    """flat, terraced, semi_detached, detached or other."""
+    def __init__(
+        self,
+        *,
+        household_size: _builtins.int | None = ...,
+        heating: _builtins.str = ...,
+        has_pv: _builtins.bool | None = ...,
+        has_battery: _builtins.bool | None = ...,
+        home_type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_has_battery", b"_has_battery", "_has_pv", b"_has_pv", "_household_size", b"_household_size", "has_battery", b"has_battery", "has_pv", b"has_pv", "household_size", b"household_size"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_has_battery", b"_has_battery", "_has_pv", b"_has_pv", "_household_size", b"_household_size", "has_battery", b"has_battery", "has_pv", b"has_pv", "heating", b"heating", "home_type", b"home_type", "household_size", b"household_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__has_battery: _TypeAlias = _typing.Literal["has_battery"]  # noqa: Y015
+    _WhichOneofArgType__has_battery: _TypeAlias = _typing.Literal["_has_battery", b"_has_battery"]  # noqa: Y015
+    _WhichOneofReturnType__has_pv: _TypeAlias = _typing.Literal["has_pv"]  # noqa: Y015
+    _WhichOneofArgType__has_pv: _TypeAlias = _typing.Literal["_has_pv", b"_has_pv"]  # noqa: Y015
+    _WhichOneofReturnType__household_size: _TypeAlias = _typing.Literal["household_size"]  # noqa: Y015
+    _WhichOneofArgType__household_size: _TypeAlias = _typing.Literal["_household_size", b"_household_size"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__has_battery) -> _WhichOneofReturnType__has_battery | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__has_pv) -> _WhichOneofReturnType__has_pv | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__household_size) -> _WhichOneofReturnType__household_size | None: ...
+
+Global___Home: _TypeAlias = Home  # noqa: Y015
 
 @_typing.final
 class EraseRequest(_message.Message):
@@ -713,3 +768,38 @@ class DataAccess(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DataAccess: _TypeAlias = DataAccess  # noqa: Y015
+
+@_typing.final
+class SignOutEverywhereRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignOutEverywhereRequest: _TypeAlias = SignOutEverywhereRequest  # noqa: Y015
+
+@_typing.final
+class SignOutEverywhereResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_FIELD_NUMBER: _builtins.int
+    token: _builtins.str
+    """The member's new bearer token; every older one is revoked."""
+    def __init__(
+        self,
+        *,
+        token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["token", b"token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignOutEverywhereResponse: _TypeAlias = SignOutEverywhereResponse  # noqa: Y015

@@ -84,6 +84,11 @@ class MemberServiceStub:
                 request_serializer=coopfed_dot_v1_dot_member__pb2.ListDataAccessRequest.SerializeToString,
                 response_deserializer=coopfed_dot_v1_dot_member__pb2.ListDataAccessResponse.FromString,
                 _registered_method=True)
+        self.SignOutEverywhere = channel.unary_unary(
+                '/coopfed.v1.MemberService/SignOutEverywhere',
+                request_serializer=coopfed_dot_v1_dot_member__pb2.SignOutEverywhereRequest.SerializeToString,
+                response_deserializer=coopfed_dot_v1_dot_member__pb2.SignOutEverywhereResponse.FromString,
+                _registered_method=True)
 
 
 class MemberServiceServicer:
@@ -166,6 +171,14 @@ class MemberServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SignOutEverywhere(self, request, context):
+        """Sign out everywhere: every token of the member issued until now stops working at once;
+        returns a fresh token for the caller to keep.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MemberServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -218,6 +231,11 @@ def add_MemberServiceServicer_to_server(servicer, server):
                     servicer.ListDataAccess,
                     request_deserializer=coopfed_dot_v1_dot_member__pb2.ListDataAccessRequest.FromString,
                     response_serializer=coopfed_dot_v1_dot_member__pb2.ListDataAccessResponse.SerializeToString,
+            ),
+            'SignOutEverywhere': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignOutEverywhere,
+                    request_deserializer=coopfed_dot_v1_dot_member__pb2.SignOutEverywhereRequest.FromString,
+                    response_serializer=coopfed_dot_v1_dot_member__pb2.SignOutEverywhereResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -490,6 +508,33 @@ class MemberService:
             '/coopfed.v1.MemberService/ListDataAccess',
             coopfed_dot_v1_dot_member__pb2.ListDataAccessRequest.SerializeToString,
             coopfed_dot_v1_dot_member__pb2.ListDataAccessResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignOutEverywhere(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/coopfed.v1.MemberService/SignOutEverywhere',
+            coopfed_dot_v1_dot_member__pb2.SignOutEverywhereRequest.SerializeToString,
+            coopfed_dot_v1_dot_member__pb2.SignOutEverywhereResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -65,6 +65,10 @@ class MemberServiceStub:
     """Who accessed the member's data: each release of it, newest first, with the organisation,
     purpose, flow, time, decision and grant behind it.
     """
+    SignOutEverywhere: _grpc.UnaryUnaryMultiCallable[_member_pb2.SignOutEverywhereRequest, _member_pb2.SignOutEverywhereResponse]
+    """Sign out everywhere: every token of the member issued until now stops working at once;
+    returns a fresh token for the caller to keep.
+    """
 
 @_typing.type_check_only
 class MemberServiceAsyncStub(MemberServiceStub):
@@ -98,6 +102,10 @@ class MemberServiceAsyncStub(MemberServiceStub):
     ListDataAccess: _aio.UnaryUnaryMultiCallable[_member_pb2.ListDataAccessRequest, _member_pb2.ListDataAccessResponse]  # type: ignore[assignment]
     """Who accessed the member's data: each release of it, newest first, with the organisation,
     purpose, flow, time, decision and grant behind it.
+    """
+    SignOutEverywhere: _aio.UnaryUnaryMultiCallable[_member_pb2.SignOutEverywhereRequest, _member_pb2.SignOutEverywhereResponse]  # type: ignore[assignment]
+    """Sign out everywhere: every token of the member issued until now stops working at once;
+    returns a fresh token for the caller to keep.
     """
 
 class MemberServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -189,6 +197,16 @@ class MemberServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_member_pb2.ListDataAccessResponse, _abc.Awaitable[_member_pb2.ListDataAccessResponse]]:
         """Who accessed the member's data: each release of it, newest first, with the organisation,
         purpose, flow, time, decision and grant behind it.
+        """
+
+    @_abc_1.abstractmethod
+    def SignOutEverywhere(
+        self,
+        request: _member_pb2.SignOutEverywhereRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_member_pb2.SignOutEverywhereResponse, _abc.Awaitable[_member_pb2.SignOutEverywhereResponse]]:
+        """Sign out everywhere: every token of the member issued until now stops working at once;
+        returns a fresh token for the caller to keep.
         """
 
 def add_MemberServiceServicer_to_server(servicer: MemberServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
