@@ -1,4 +1,5 @@
-"""Token buckets per caller address, in memory: a burst, then a steady rate."""
+"""Token buckets per caller (an address, or a credential's subject), in memory: a burst, then a
+steady rate."""
 
 from __future__ import annotations
 
@@ -12,12 +13,18 @@ _MAX_CALLERS = 10_000  # addresses remembered; a full bucket is forgotten first
 
 
 class RateLimit:
-    """`burst` calls at once per caller, refilled at `per_hour` an hour."""
+    """`burst` calls at once per caller, refilled at `per_hour` an hour; `whose` names the
+    caller in the refusal ("your address", "your organisation")."""
 
     def __init__(
-        self, what: str, burst: int, per_hour: float, clock: Callable[[], float] = time.monotonic
+        self,
+        what: str,
+        burst: int,
+        per_hour: float,
+        clock: Callable[[], float] = time.monotonic,
+        whose: str = "your address",
     ) -> None:
-        self.what, self.burst, self.rate = what, burst, per_hour / 3600
+        self.what, self.burst, self.rate, self.whose = what, burst, per_hour / 3600, whose
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}  # caller -> (tokens, when)
         self._lock = threading.Lock()
@@ -31,7 +38,7 @@ class RateLimit:
             if tokens < 1:
                 wait = (1 - tokens) / self.rate if self.rate else float("inf")
                 raise ResourceExhausted(
-                    f"too many {self.what} from your address; try again in {_minutes(wait)}",
+                    f"too many {self.what} from {self.whose}; try again in {_minutes(wait)}",
                     code="rate.limited",
                 )
             self._buckets[caller] = (tokens - 1, now)

@@ -19,7 +19,8 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 
-from coopfed.node import errors
+from coopfed.node import errors, limits
+from coopfed.node.limits import truncated
 from coopfed.v1 import common_pb2
 
 log = logging.getLogger(__name__)
@@ -168,7 +169,8 @@ def _lenient(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], An
 
 class MalformedRequestInterceptor(grpc.aio.ServerInterceptor):
     """Bytes that are not the method's request message get INVALID_ARGUMENT, not the UNKNOWN
-    (or INTERNAL) gRPC gives when its deserializer raises. Outermost, so nothing else sees them."""
+    (or INTERNAL) gRPC gives when its deserializer raises; so does text over its length limit.
+    Outermost, so nothing else sees them."""
 
     async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
         handler = await continuation(handler_call_details)
@@ -179,6 +181,7 @@ class MalformedRequestInterceptor(grpc.aio.ServerInterceptor):
         def parsed(request: Any) -> Any:
             if isinstance(request, _Malformed):
                 raise request.error(method)
+            limits.check_request(request)
             return request
 
         async def each_parsed(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
@@ -227,15 +230,6 @@ _KINDS = {
     (True, False): "stream_unary",
     (True, True): "stream_stream",
 }
-
-
-TRUNCATE_AT = 120
-
-
-def truncated(text: str, limit: int = TRUNCATE_AT) -> str:
-    """At most `limit` characters of what a caller sent, for quoting it in an error message:
-    an error must never grow with the input (gRPC refuses status messages past its header size)."""
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 CallScope = Callable[[grpc.aio.ServicerContext], AbstractAsyncContextManager[None]]

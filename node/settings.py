@@ -30,6 +30,12 @@ class NodeSection:
     # Registrations (applications to join) from one address: a burst, then so many an hour.
     registration_burst: int = 20
     registrations_per_hour: int = 60
+    # Data requests and fetches by one credential (an organisation, a grant): a burst, then so
+    # many an hour.
+    request_burst: int = 30
+    requests_per_hour: int = 120
+    fetch_burst: int = 60
+    fetches_per_hour: int = 600
     # Board tokens are short-lived: `coopfed review renew` swaps one for a fresh one before then.
     board_token_ttl_hours: int = 12
 

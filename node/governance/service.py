@@ -18,6 +18,7 @@ from coopfed.node.governance import admission, catalogue, organisations, release
 from coopfed.node.governance import convert as cv
 from coopfed.node.governance.model import DecisionFilter, RequestState
 from coopfed.node.model import Flow
+from coopfed.node.ratelimit import RateLimit
 from coopfed.node.release import Cells, Release
 from coopfed.node.rpc import rpc
 from coopfed.node.runtime import Node
@@ -37,6 +38,10 @@ def _limit(value: int, default: int = 100) -> int:
 class GovernanceService(pb_grpc.GovernanceServiceServicer):
     def __init__(self, node: Node) -> None:
         self.node = node
+        conf = node.settings.node
+        self.requests = RateLimit(
+            "data requests", conf.request_burst, conf.requests_per_hour, whose="your organisation"
+        )
 
     @rpc
     async def ListDatasets(self, request, context):
@@ -68,6 +73,7 @@ class GovernanceService(pb_grpc.GovernanceServiceServicer):
 
     @rpc
     async def SubmitDataRequest(self, request, context):
+        self.requests.take(caller().id)
         spec = cv.spec_from_proto(request)
         record = await asyncio.to_thread(requests.submit, self.node, caller().id, spec)
         return cv.status_to_proto(record, with_token=True)
@@ -203,9 +209,14 @@ class ReviewService(pb_grpc.ReviewServiceServicer):
 class DataService(pb_grpc.DataServiceServicer):
     def __init__(self, node: Node) -> None:
         self.node = node
+        conf = node.settings.node
+        self.fetches = RateLimit(
+            "fetches", conf.fetch_burst, conf.fetches_per_hour, whose="your organisation"
+        )
 
     @rpc
     async def FetchData(self, request, context):
+        self.fetches.take(caller().id)
         grant = caller().claims["grant"]
         release.check_holder(self.node, grant, context.invocation_metadata())
         fetch = release.FetchSpec(
