@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from coopfed.federation.tokens import TokenUse, VerifiedToken, verify_token
 from coopfed.node.errors import InvalidArgument, Unauthenticated
+from coopfed.node.limits import limit_of
 
 if TYPE_CHECKING:
     from coopfed.node.runtime import Node
@@ -106,8 +107,10 @@ def revoke(
     """Revoke one token by jti, or every token of `subject` issued up to now; logged, stored,
     then refused on the next call."""
     reason = reason.strip()
-    if not reason or len(reason) > 2000:
-        raise InvalidArgument("reason: say why (1 to 2000 characters)", code="revoke.reason", field="reason")
+    if not reason or len(reason) > limit_of("reason"):
+        raise InvalidArgument(
+            f"reason: say why (1 to {limit_of('reason')} characters)", code="revoke.reason", field="reason"
+        )
     if bool(jti) == bool(subject):
         raise InvalidArgument(
             "name one token id, or one member, organisation or board member", code="revoke.what"

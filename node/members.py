@@ -16,6 +16,7 @@ from coopfed.node.errors import (
     PermissionDenied,
     Unavailable,
 )
+from coopfed.node.limits import limit_of
 from coopfed.node.meters import meter_hash
 from coopfed.node.model import ConsentLevel, ConsentSettings, Flow
 from coopfed.node.readings import Batch, merged, reject_duplicates
@@ -28,7 +29,8 @@ _CONSENT_TRIES = 5
 
 
 ADMISSION_PATH = "coopfed/membership/admission"
-_MAX_CODE = 64
+_MAX_CODE = limit_of("invitation_code")
+_MAX_NAME = limit_of("display_name")
 
 
 @dataclass(frozen=True)
@@ -41,9 +43,9 @@ class Registration:
 def register(node: Node, display_name: str, meter_id: str = "", invitation_code: str = "") -> Registration:
     """Apply to join; a valid invitation admits at once (logged as the board's admission)."""
     name = display_name.strip()
-    if not name or len(name) > 200:
+    if not name or len(name) > _MAX_NAME:
         raise InvalidArgument(
-            "display_name: give 1 to 200 characters",
+            f"display_name: give 1 to {_MAX_NAME} characters",
             code="member.display_name",
             field="display_name",
         )

@@ -13,10 +13,11 @@ import secrets
 from pathlib import Path
 
 from coopfed.node.errors import FailedPrecondition, InvalidArgument
+from coopfed.node.limits import limit_of
 
 KEY_NAME = "meter.key"
 _KEY_BYTES = 32
-_MAX_METER_ID = 64
+_MAX_METER_ID = limit_of("meter_id")
 
 
 def ensure_key(folder: Path) -> Path:

@@ -8,6 +8,7 @@ import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from coopfed.federation.grants import Grant, Granularity
+from coopfed.node import limits
 from coopfed.node.convert import flow_to_proto
 from coopfed.node.errors import InvalidArgument
 from coopfed.node.federation.aggregates import Release, Series
@@ -16,7 +17,7 @@ from coopfed.node.model import HALF_HOUR, Flow
 from coopfed.v1 import common_pb2, federation_pb2, governance_pb2
 
 _MAX_NAMES = 16
-_MAX_NAME_LENGTH = 64
+_MAX_NAME_LENGTH = limits.IDENTIFIER
 
 
 def granularity_to_proto(value: Granularity) -> int:

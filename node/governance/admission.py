@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from coopfed.node.errors import FailedPrecondition, InvalidArgument
+from coopfed.node.limits import limit_of
 from coopfed.node.members import ADMISSION_PATH, decision_log, invitation_hash
 from coopfed.node.storage import Member, NotAnApplicant
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 INVITATION_PATH = "coopfed/membership/invitation"
 DEFAULT_INVITATION_DAYS = 14
 MAX_INVITATION_DAYS = 90
-_MAX_REASON = 2000
+_MAX_REASON = limit_of("reason")
 
 
 def _reason(text: str) -> str:

@@ -13,6 +13,7 @@ from coopfed.node.auth import Principal
 from coopfed.node.credentials import verify_access
 from coopfed.node.errors import InvalidArgument, PermissionDenied
 from coopfed.node.governance.model import Assessment, Organisation, OrganisationProfile
+from coopfed.node.limits import limit_of
 from coopfed.node.policy import PolicyError
 
 if TYPE_CHECKING:
@@ -23,7 +24,6 @@ VERIFICATION_PATH = "coopfed/governance/verification"
 ORG_TOKEN_TTL = 365 * 86_400
 BOARD_ROLE = "board"
 ORG_ROLE = "org"
-_LIMITS = {"name": 200, "registration_number": 64, "website": 500, "contact": 320, "description": 2000}
 _BOARD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -31,9 +31,9 @@ def _text(value: str, name: str, *, required: bool = False) -> str:
     text = value.strip()
     if required and not text:
         raise InvalidArgument(f"{name}: required", code=f"organisation.{name}", field=name)
-    if len(text) > _LIMITS[name] or any(ord(c) < 32 for c in text):
+    if len(text) > limit_of(name) or any(ord(c) < 32 for c in text):
         raise InvalidArgument(
-            f"{name}: at most {_LIMITS[name]} characters, no control characters",
+            f"{name}: at most {limit_of(name)} characters, no control characters",
             code=f"organisation.{name}",
             field=name,
         )
@@ -173,9 +173,11 @@ def current_assessment(node: Node, org: Organisation, now: int) -> tuple[Assessm
 def verify(node: Node, organisation_id: str, verified: bool, note: str, reviewer: str) -> Organisation:
     """The board verifies an organisation (or withdraws it); it is assessed again at once."""
     note = note.strip()
-    if not note or len(note) > 2000:
+    if not note or len(note) > limit_of("note"):
         raise InvalidArgument(
-            "note: say what the board checked (1 to 2000 characters)", code="review.note", field="note"
+            f"note: say what the board checked (1 to {limit_of('note')} characters)",
+            code="review.note",
+            field="note",
         )
     org = node.governance.get_organisation(organisation_id)
     now = int(time.time())

@@ -22,6 +22,7 @@ from coopfed.node.governance.model import (
     Review,
 )
 from coopfed.node.governance.organisations import current_assessment
+from coopfed.node.limits import limit_of, truncated
 from coopfed.node.model import HALF_HOUR
 from coopfed.node.policy import PolicyError
 
@@ -35,8 +36,8 @@ REVOCATION_PATH = "coopfed/governance/revocation"
 DAY = 86_400
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _MAX_ITEMS = 16
-_MAX_DESCRIPTION = 2000
-_MAX_REASON = 2000
+_MAX_DESCRIPTION = limit_of("purpose_description")
+_MAX_REASON = limit_of("reason")
 
 
 def _names(values: tuple[str, ...], field: str, *, required: bool) -> tuple[str, ...]:
@@ -47,7 +48,7 @@ def _names(values: tuple[str, ...], field: str, *, required: bool) -> tuple[str,
     for i, value in enumerate(values):
         if not _NAME.fullmatch(value):
             raise InvalidArgument(
-                f"{field}[{i}]: {value!r} is not a name (lower-case letters, digits, '_')",
+                f"{field}[{i}]: {truncated(value)!r} is not a name (lower-case letters, digits, '_')",
                 code=f"request.{field}",
                 field=f"{field}[{i}]",
             )
@@ -77,7 +78,7 @@ def validate(node: Node, spec: RequestSpec) -> RequestSpec:
         )
     if spec.purpose not in node.policy_data["purposes"]:
         raise InvalidArgument(
-            f"purpose: {spec.purpose!r} is not in the purpose vocabulary (see ListPurposes)",
+            f"purpose: {truncated(spec.purpose)!r} is not in the purpose vocabulary (see ListPurposes)",
             code="request.purpose",
             field="purpose",
         )
