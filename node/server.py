@@ -94,10 +94,12 @@ class NodeServer:
         log.info("node %s serving on port %d", self.node.node_id, self.port)
         try:
             self._start_metrics()
+            self._start_publisher()
             await self._start_peers()
             await self._start_portal()
-            self._start_publisher()
         except BaseException:
+            if self.publisher is not None:
+                self.publisher.cancel()
             if self.peers is not None:
                 await self.peers.stop(0)
             await self.server.stop(0)

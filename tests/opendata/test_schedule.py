@@ -93,3 +93,26 @@ def test_the_running_schedule_survives_a_refusal_and_then_publishes(tmp_path: Pa
         asyncio.run(scenario())
         assert node.store.last_publication() is not None
         assert len(list(settings.path("opendata").iterdir())) == 1
+
+
+def test_the_node_server_runs_the_schedule_and_refuses_an_unknown_one(tmp_path: Path) -> None:
+    from coopfed.node.server import NodeServer
+
+    settings = _settings(tmp_path / "coop", "monthly")
+    with open_node(settings) as node:
+        _members(node)
+
+        async def serve() -> None:
+            server = NodeServer(node)
+            await server.start()
+            for _ in range(100):
+                if node.store.last_publication() is not None:
+                    break
+                await asyncio.sleep(0.1)
+            await server.stop(0)
+
+        asyncio.run(serve())
+        assert node.store.last_publication() is not None
+        bad = replace(node, settings=replace(settings, open_data=replace(settings.open_data, every="daily")))
+        with pytest.raises(InvalidArgument):
+            asyncio.run(NodeServer(bad).start())
