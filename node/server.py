@@ -49,6 +49,7 @@ class NodeServer:
         self.peers: PeerServer | None = None  # the mutual-TLS port for peer co-ops, if configured
         self.portal: PortalServer | None = None  # the members' web portal, where [portal] listen says
         self.lock = FolderLock(node.settings.base_dir)  # one server per node folder
+        self.publisher: asyncio.Task[None] | None = None  # scheduled open data, where [open_data] says
 
     async def start(self) -> int:
         """Take the folder's lock, then create the server on the running event loop, bind and start it."""
@@ -93,9 +94,12 @@ class NodeServer:
         log.info("node %s serving on port %d", self.node.node_id, self.port)
         try:
             self._start_metrics()
+            self._start_publisher()
             await self._start_peers()
             await self._start_portal()
         except BaseException:
+            if self.publisher is not None:
+                self.publisher.cancel()
             if self.peers is not None:
                 await self.peers.stop(0)
             await self.server.stop(0)
@@ -118,6 +122,13 @@ class NodeServer:
             self.portal = PortalServer(self.node)
             await self.portal.start()
 
+    def _start_publisher(self) -> None:
+        if self.node.settings.open_data.every:
+            from coopfed.node.opendata.schedule import Schedule  # the data-package stack loads only when used
+
+            schedule = Schedule(self.node)  # refuses an unknown [open_data] every before serving
+            self.publisher = asyncio.get_running_loop().create_task(schedule.run())
+
     def _start_metrics(self) -> None:
         conf = self.node.settings.metrics
         if not conf.listen:
@@ -139,6 +150,8 @@ class NodeServer:
     async def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
         """Refuse new calls, let calls in flight finish (and commit), then stop."""
         await self.health.enter_graceful_shutdown()
+        if self.publisher is not None:
+            self.publisher.cancel()
         if self.portal is not None:
             await self.portal.stop()
         if self.peers is not None:

@@ -141,6 +141,14 @@ class PortalSection:
 
 
 @dataclass(frozen=True)
+class OpenDataSection:
+    # How often the running node publishes open data on its own: "monthly", "weekly", or ""
+    # (never; `coopfed opendata publish` still does). Each publication goes in its own folder.
+    every: str = ""
+    out: str = "opendata"
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every option has a default that works on one machine. Paths are relative to `base_dir`."""
 
@@ -155,6 +163,7 @@ class Settings:
     log: LogSection = field(default_factory=LogSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)
     portal: PortalSection = field(default_factory=PortalSection)
+    open_data: OpenDataSection = field(default_factory=OpenDataSection)
 
     def path(self, relative: str) -> Path:
         """Resolve a configured path against the config file's folder."""
@@ -176,6 +185,7 @@ _SECTIONS = {
     "log": LogSection,
     "metrics": MetricsSection,
     "portal": PortalSection,
+    "open_data": OpenDataSection,
 }
 
 

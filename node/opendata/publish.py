@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -81,6 +82,7 @@ def publish(
     files = [_write_csv(out, cells) for cells in released]
     parquet = _write_parquet(out, released)
     _package(node, release, terms, files).to_json(str(out / "datapackage.json"))
+    node.store.note_publication(publication_id, release.decision_id, int(time.time()), str(out))
     return Publication(
         publication_id=publication_id,
         decision_id=release.decision_id,

@@ -39,11 +39,11 @@ HTTP_STATUS = {
     "invalid_argument": 400, "unauthenticated": 401, "permission_denied": 403, "not_found": 404,
     "already_exists": 409, "failed_precondition": 409, "resource_exhausted": 429, "unavailable": 503,
 }  # fmt: skip
-# The member's pages, then the co-op's; later pages (benchmarking, ballots) join here.
+# The member's pages, then the co-op's; later pages (ballots) join here.
 MEMBER_NAV = [
     ("/consent", "My consent"), ("/access", "Who used my data"), ("/energy", "My energy"),
-    ("/statement", "My statement"), ("/data", "My data"), ("/neighbourhood", "Our neighbourhood"),
-    ("/decides", "How our co-op decides"),
+    ("/statement", "My statement"), ("/compare", "How my home compares"), ("/data", "My data"),
+    ("/neighbourhood", "Our neighbourhood"), ("/decides", "How our co-op decides"),
 ]  # fmt: skip
 BOARD_NAV = [
     ("/board", "Requests to review"), ("/board/admissions", "Admissions"), ("/board/decisions", "Decisions"),

@@ -1,4 +1,5 @@
-"""The member's own pages: consent, who used their data, their energy, their statement, their data."""
+"""The member's own pages: consent, who used their data, their energy, their statement, how their
+home compares, their data."""
 
 from __future__ import annotations
 
@@ -17,14 +18,18 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from coopfed.node import members
-from coopfed.node.errors import InvalidArgument, NotFound
+from coopfed.node.errors import FailedPrecondition, InvalidArgument, NotFound
 from coopfed.node.ledger.run import decide_terms, ledger_of
 from coopfed.node.ledger.statement import statement
 from coopfed.node.model import DATASETS, ConsentLevel, Flow
 from coopfed.node.portal import charts, words
 from coopfed.node.portal.accounts import Account
 from coopfed.node.portal.app import call, page, portal, render, text
+from coopfed.node.release import benchmark
+from coopfed.node.release.service import BAND_HOURS
 from coopfed.node.runtime import Node
+from coopfed.node.storage import Home
+from coopfed.node.storage.base import HEATING, HOME_TYPES, InvalidData
 
 YEAR = 365 * charts.DAY
 
@@ -161,6 +166,51 @@ def statement_view(node: Node, member_id: str, tz: str, month: str) -> dict[str,
 
 
 @page()
+async def compare(request: Request, account: Account, form: FormData | None = None) -> Response:
+    node = portal(request).node
+    saved = False
+    if form is not None:
+        home = home_from_form(form)
+        await call(node.store.set_home, account.member_id, home if home.declared() else None)
+        saved = True
+    homes = await call(node.store.homes, [account.member_id])
+    report, refused = None, ""
+    try:
+        report = await call(benchmark.benchmark, node, account.member_id)
+    except FailedPrecondition as e:
+        refused = e.message[0].upper() + e.message[1:] + "."
+        if e.code == "benchmark.group_too_small":
+            k = node.policy_data["coop"]["k_min"]
+            refused = (
+                "There are too few homes like yours to compare with yet. So that no one's use can be "
+                f"picked out, the co-op shows a comparison only among at least {k} "
+                "similar homes whose owners agreed to it. Declaring less about your home widens the group."
+            )
+    return render(
+        request, "compare.html", home=homes.get(account.member_id, Home()), saved=saved, report=report,
+        refused=refused, band_hours=BAND_HOURS, heating=HEATING, home_types=HOME_TYPES,
+    )  # fmt: skip
+
+
+def home_from_form(form: FormData) -> Home:
+    """The declared home; blank answers stay undeclared. InvalidData for a value out of range."""
+    size = text(form, "household_size").strip()
+    if size and not size.isdigit():
+        raise InvalidArgument("Household size: a whole number from 1 to 12.", code="portal.home")
+    yes_no = {"yes": True, "no": False}
+    try:
+        return Home(
+            household_size=int(size) if size else None,
+            heating=text(form, "heating") or None,
+            has_pv=yes_no.get(text(form, "has_pv")),
+            has_battery=yes_no.get(text(form, "has_battery")),
+            home_type=text(form, "home_type") or None,
+        )
+    except InvalidData as e:
+        raise InvalidArgument(str(e).capitalize() + ".", code="portal.home") from None
+
+
+@page()
 async def data(request: Request, account: Account) -> Response:
     return render(request, "data.html")
 
@@ -227,6 +277,7 @@ routes = [
     Route("/access", access),
     Route("/energy", energy, methods=["GET", "POST"]),
     Route("/statement", statement_page),
+    Route("/compare", compare, methods=["GET", "POST"]),
     Route("/data", data),
     Route("/data/export.{kind:str}", export),
     Route("/data/erase", erase, methods=["POST"]),

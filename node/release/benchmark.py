@@ -20,6 +20,7 @@ import pandas as pd
 from coopfed.node.errors import FailedPrecondition
 from coopfed.node.model import HALF_HOUR, Flow
 from coopfed.node.release import pipeline
+from coopfed.node.release.privacy import laplace
 from coopfed.node.runtime import Node
 from coopfed.node.storage import Home
 from coopfed.node.storage.governance import GrantKind
@@ -60,42 +61,71 @@ class Report:
     suggestion: str
     comparisons_this_month: int  # comparisons the member's own data was part of
     decision_id: str
+    epsilon: float | None = None  # differential privacy of the peer counts, where asked
 
 
-def benchmark(node: Node, member_id: str) -> Report:
-    """Compare the member with similar homes; FailedPrecondition when there is nothing to show."""
+def benchmark(node: Node, member_id: str, epsilon: float | None = None) -> Report:
+    """Compare the member with similar homes; FailedPrecondition when there is nothing to show.
+    With `epsilon` (default: the co-op's `privacy.benchmark_epsilon`, if set) the counts of peers
+    are differentially private, charged to every consenting member's yearly budget."""
     newest = node.store.newest_period()
     if newest is None:
         raise FailedPrecondition("the co-op holds no readings yet", code="benchmark.no_data")
+    if epsilon is None:
+        epsilon = node.policy_data.get("privacy", {}).get("benchmark_epsilon")
     season, period = season_window(newest, node.settings.place.tz)
     home = node.store.homes([member_id]).get(member_id, Home())
     similar = {k: v for k, v in home.declared().items() if k in _SIMILAR} | _size_band(home)
     comparison = "cmp-" + uuid.uuid4().hex[:16]
-    ask = pipeline.Ask(Flow.MEMBER_TO_MEMBER.value, PURPOSE, (DATASET,), period)
+    ask = pipeline.Ask(Flow.MEMBER_TO_MEMBER.value, PURPOSE, (DATASET,), period, epsilon=epsilon)
     release = pipeline.plan(node, ask, pipeline.Recipient(GrantKind.BENCHMARK, comparison))
     peers = _peers(node, release, member_id, similar)
-    if len(peers) < release.min_group_size:
-        raise FailedPrecondition(
-            f"too few similar homes to compare with this {season} ({len(peers)}; the co-op shows a "
-            f"comparison only among at least {release.min_group_size})",
-            code="benchmark.group_too_small",
-        )
+    if epsilon is None:
+        _check_group(len(peers), release.min_group_size, season)
     own = _use(node, member_id, period)
     theirs = [_use(node, m, period) for m in peers]
-    question = {"comparison": comparison, "similar_by": similar, "peers": len(peers)}
-    release = pipeline.record(node, release, PATH, question)
-    pipeline.log_members(node, release, DATASET, peers)  # before anything is shown
-    bands = tuple(_standing(b[0], own.bands[i], [t.bands[i] for t in theirs]) for i, b in enumerate(BANDS))
-    months = tuple(
-        _standing(m, own.months[m], [t.months[m] for t in theirs if m in t.months]) for m in own.months
-    )
+    question = {"comparison": comparison, "similar_by": similar}
+    release = pipeline.record(node, release, PATH, question if epsilon else {**question, "peers": len(peers)})
     first = peak_slot(node, period)
+    mine = [*own.bands, *own.months.values(), own.share(first)]
+    below = [sum(t.bands[i] < v for t in theirs) for i, v in enumerate(own.bands)]
+    below += [sum(t.months[m] < v for t in theirs if m in t.months) for m, v in own.months.items()]
+    below.append(sum(t.share(first) < mine[-1] for t in theirs))
+    n = len(peers)
+    of = [n] * len(BANDS) + [sum(m in t.months for t in theirs) for m in own.months] + [n]
+    if epsilon is not None:  # k is applied to the noisy count: the true one stays hidden
+        below, n = private_counts(below, n, epsilon)
+        _check_group(n, release.min_group_size, season)
+        of = [n] * len(below)
+    pipeline.log_members(node, release, DATASET, peers)  # before anything is shown
+    percent = [round(100 * b / d) if d else 0 for b, d in zip(below, of, strict=True)]
+    bands = tuple(Standing(b[0], round(own.bands[i], 3), percent[i]) for i, b in enumerate(BANDS))
+    months = tuple(
+        Standing(m, round(v, 3), percent[len(BANDS) + j]) for j, (m, v) in enumerate(own.months.items())
+    )
     peak = (_clock(first), _clock(first + 4))
     return Report(
-        season, period, len(peers), similar, bands, months, peak,
-        suggestion(own.share(first), [t.share(first) for t in theirs], peak),
-        comparisons_this_month(node, member_id), release.decision_id,
+        season, period, n, similar, bands, months, peak, suggestion(mine[-1], percent[-1], peak),
+        comparisons_this_month(node, member_id), release.decision_id, epsilon,
     )  # fmt: skip
+
+
+def _check_group(peers: int, k: int, season: str) -> None:
+    if peers < k:
+        raise FailedPrecondition(
+            f"too few similar homes to compare with this {season} ({peers}; the co-op shows a "
+            f"comparison only among at least {k})",
+            code="benchmark.group_too_small",
+        )
+
+
+def private_counts(below: Sequence[int], peers: int, epsilon: float) -> tuple[list[int], int]:
+    """Noisy counts of peers below the member, and a noisy count of peers: one peer changes
+    each of them by at most one, so the L1 sensitivity is their number."""
+    values = np.array([*below, peers], dtype=float)
+    noisy = np.maximum(np.rint(laplace(values, float(values.size), epsilon)), 0).astype(int)
+    n = int(noisy[-1])
+    return [min(int(b), n) for b in noisy[:-1]], n
 
 
 def season_window(newest: int, tz: str) -> tuple[str, tuple[int, int]]:
@@ -164,10 +194,6 @@ def _use(node: Node, member_id: str, period: tuple[int, int]) -> Use:
     return Use(bands, months, np.bincount(slot, weights=kwh, minlength=48))
 
 
-def _standing(label: str, mine: float, theirs: Sequence[float]) -> Standing:
-    return Standing(label, round(mine, 3), _higher_than(mine, theirs))
-
-
 def peak_slot(node: Node, period: tuple[int, int]) -> int:
     """The first local half-hour of the co-op's busiest two hours of the day this season, from all
     members' running totals (internal use: nothing of anyone's leaves to find it)."""
@@ -178,9 +204,9 @@ def peak_slot(node: Node, period: tuple[int, int]) -> int:
     return int(np.convolve(np.concatenate([slots, slots[:3]]), np.ones(4), "valid")[:48].argmax())
 
 
-def suggestion(mine: float, theirs: Sequence[float], peak: tuple[str, str]) -> str:
-    """One concrete step tied to the co-op's peak."""
-    higher = _higher_than(mine, theirs)
+def suggestion(mine: float, higher: int, peak: tuple[str, str]) -> str:
+    """One concrete step tied to the co-op's peak: `mine` is the member's share of use in it,
+    `higher` the percent of similar homes with a smaller share."""
     when = f"{peak[0]}-{peak[1]}"
     if higher >= 50:
         return (
@@ -199,10 +225,6 @@ def comparisons_this_month(node: Node, member_id: str) -> int:
     start = arrow.now(node.settings.place.tz).floor("month").to("UTC").datetime
     entries = pipeline.governance_of(node).access_for_member(member_id, 10_000)
     return len({e.release_id for e in entries if e.flow == Flow.MEMBER_TO_MEMBER.value and e.at >= start})
-
-
-def _higher_than(mine: float, theirs: Sequence[float]) -> int:
-    return round(100 * sum(1 for t in theirs if t < mine) / len(theirs)) if theirs else 0
 
 
 def _clock(slot: int) -> str:

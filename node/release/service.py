@@ -14,7 +14,7 @@ from coopfed.v1 import benchmark_pb2_grpc as pb_grpc
 from coopfed.v1 import common_pb2, member_pb2
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["BenchmarkService"].full_name
-_BAND_HOURS = {label: f"{label} ({a:02d}:00-{b % 24:02d}:00)" for label, a, b in BANDS}
+BAND_HOURS = {label: f"{label} ({a:02d}:00-{b % 24:02d}:00)" for label, a, b in BANDS}
 
 
 class BenchmarkService(pb_grpc.BenchmarkServiceServicer):
@@ -62,7 +62,7 @@ def report_to_proto(report: Report) -> pb.Comparison:
         period=common_pb2.Period(start_unix=report.period[0], end_unix=report.period[1]),
         similar_homes=n,
         similar_by=[f"{k.replace('_', ' ')}: {v}" for k, v in report.similar_by.items()],
-        by_time_of_day=[_standing(s, _BAND_HOURS[s.label], f"Your {s.label} use", n) for s in report.bands],
+        by_time_of_day=[_standing(s, BAND_HOURS[s.label], f"Your {s.label} use", n) for s in report.bands],
         by_month=[_standing(s, s.label, f"Your use in {s.label}", n) for s in report.months],
         peak_start=report.peak[0],
         peak_end=report.peak[1],

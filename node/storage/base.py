@@ -380,6 +380,14 @@ class Store(abc.ABC):
         """The epsilon each member (of those given that exist) has been charged in `year`."""
 
     @abc.abstractmethod
+    def note_publication(self, publication_id: str, decision_id: str, at: int, folder: str) -> None:
+        """Remember an open-data publication made at unix second `at` into `folder`."""
+
+    @abc.abstractmethod
+    def last_publication(self) -> int | None:
+        """When (unix seconds) the newest open-data publication was made; None before the first."""
+
+    @abc.abstractmethod
     def profiles(self) -> list[ProfileInfo]:
         """Consent profiles that currently have admitted members, with their admitted member counts."""
 

@@ -40,6 +40,7 @@ from coopfed.node.storage.base import (
 from coopfed.node.storage.schema import Migration, bundled_migrations, migrate
 from coopfed.node.storage.sqlite_conn import ReaderPool, connect, storage_error, translated
 from coopfed.node.storage.sqlite_privacy import PrivacyMixin
+from coopfed.node.storage.sqlite_publications import PublicationsMixin
 
 Synchronous = Literal["NORMAL", "FULL", "EXTRA"]
 _READING = np.dtype([("period_start", "i8"), ("kwh", "f8")])
@@ -53,7 +54,7 @@ _BAD_VALUES = {  # the readings table's constraint messages, in the caller's ter
 }
 
 
-class SqliteStore(homes_sql.HomesMixin, PrivacyMixin, Store):
+class SqliteStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
     """The node's store in one SQLite file.
 
     `synchronous` FULL (default) syncs the WAL on every commit, so an acknowledged write also

@@ -86,3 +86,37 @@ def test_peers_see_the_comparison_counted_never_who_looked(node: Node) -> None:
     logged = json.loads(node.governance.decision_entry(report.decision_id))
     assert logged["path"] == PATH
     assert logged["result"]["min_group_size"] == 5
+
+
+def test_a_private_comparison_is_charged_to_every_consenting_member_and_refused_past_the_budget(
+    node: Node,
+) -> None:
+    year = datetime.now(UTC).year
+    before = node.store.privacy_spent(["g0", "g9", "r0"], year)
+    try:
+        outcome: object = benchmark(node, "g7", epsilon=2.0)
+    except FailedPrecondition as refused:  # the noisy count of peers fell under k: still charged
+        outcome = refused.code
+    if isinstance(outcome, str):
+        assert outcome == "benchmark.group_too_small"
+    else:
+        assert outcome.epsilon == 2.0
+        assert all(0 <= b.higher_than <= 100 for b in outcome.bands)
+    spent = node.store.privacy_spent(["g0", "g9", "r0"], year)
+    assert spent["g0"] == pytest.approx(before["g0"] + 2.0)
+    assert spent["g9"] == pytest.approx(before["g9"] + 2.0)  # the viewer consents too: a peer of others
+    assert spent["r0"] == before["r0"]  # red: never part of a comparison
+    with pytest.raises(FailedPrecondition) as over:
+        benchmark(node, "g7", epsilon=9.0)
+    assert over.value.code == "release.budget_spent"
+    assert node.store.privacy_spent(["g0"], year)["g0"] == pytest.approx(spent["g0"])  # all or nothing
+
+
+def test_private_counts_are_noisy_whole_and_bounded() -> None:
+    from coopfed.node.release.benchmark import private_counts
+
+    draws = [private_counts([3, 9], 9, 1.0) for _ in range(300)]
+    assert all(0 <= b <= n for below, n in draws for b in below)
+    error = np.mean([abs(n - 9) for _, n in draws])
+    assert 1.0 < error < 6.0  # Laplace with scale 3 (three counts, epsilon 1): mean error 3
+    assert all(private_counts([3, 9], 9, 1000.0) == ([3, 9], 9) for _ in range(20))

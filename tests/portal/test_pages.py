@@ -37,6 +37,7 @@ def test_pages_need_a_session(client: TestClient) -> None:
         "/access",
         "/energy",
         "/statement",
+        "/compare",
         "/data",
         "/neighbourhood",
         "/decides",
@@ -63,6 +64,7 @@ def test_sign_up_sets_a_strict_http_only_cookie_and_every_page_renders(
         "/access",
         "/energy",
         "/statement",
+        "/compare",
         "/data",
         "/neighbourhood",
         "/decides",
@@ -193,3 +195,52 @@ def test_my_statement_shows_the_members_own_month_and_no_neighbours(client: Test
     assert "Energy bought locally £4.32 for 24.000 kWh" in text  # 0.5 kWh a half-hour from the neighbour
     assert "Sunny" not in text  # nothing of another member
     assert client.get("/statement?month=someday").status_code == 400
+
+
+def test_how_my_home_compares_keeps_small_groups_hidden_and_ranks_the_member(
+    client: TestClient, node: Node
+) -> None:
+    import numpy as np
+
+    from coopfed.node.model import ConsentLevel, ConsentSettings
+    from coopfed.node.storage import Home
+
+    sign_up(client, node)
+    (member,) = _members(node)
+    week = 1_767_571_200 + 1800 * np.arange(7 * 48, dtype=np.int64)  # 5 Jan 2026: winter
+    evening = (week // 1800 % 48 >= 34) & (week // 1800 % 48 < 44)  # 17:00-22:00 GMT
+    node.store.put_readings(member, [("demand", week, np.where(evening, 1.0, 0.2))])
+    home = Home(household_size=2, heating="heat_pump", home_type="flat")
+    page = client.get("/compare")
+    assert "too few homes like yours" in page.text
+    assert "at least 5" in page.text
+    for i in range(5):  # evening use 0.5 .. 1.3: the member's 1.0 is above three of them
+        node.store.create_member(
+            f"p{i}", f"Peer {i}", ConsentSettings(level=ConsentLevel.GREEN), admitted_by="test"
+        )
+        node.store.set_home(f"p{i}", home)
+        node.store.put_readings(f"p{i}", [("demand", week, np.where(evening, 0.5 + i / 5, 0.2))])
+    node.store.create_member("other", "Other", ConsentSettings(level=ConsentLevel.GREEN), admitted_by="test")
+    node.store.set_home("other", Home(heating="gas"))  # not similar once the member declares a home
+    node.store.put_readings("other", [("demand", week, np.full(week.size, 5.0))])
+    form = {
+        "household_size": "2",
+        "heating": "heat_pump",
+        "home_type": "flat",
+        "has_pv": "",
+        "has_battery": "",
+    }
+    assert client.post("/compare", data={"csrf_token": "forged", **form}).status_code == 403
+    assert node.store.homes([member]) == {}
+    bad = client.post("/compare", data={"csrf_token": csrf(page.text), **form, "household_size": "40"})
+    assert bad.status_code == 400
+    assert "Traceback" not in bad.text
+    done = client.post("/compare", data={"csrf_token": csrf(page.text), **form})
+    assert done.status_code == 200
+    assert node.store.homes([member])[member] == home
+    text = " ".join(re.sub(r"<[^>]+>", " ", done.text).split())
+    assert "compared with 5 similar homes this winter" in text
+    assert "Your evening use is higher than 60% of similar homes." in text
+    assert "after 19:00" in text  # the suggestion names the co-op's peak
+    assert "Peer" not in text  # nothing of any neighbour
+    assert 'value="heat_pump" selected' in done.text
