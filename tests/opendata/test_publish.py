@@ -85,6 +85,18 @@ def test_only_consenting_members_count_and_cells_under_k_are_left_out(published)
     assert pub.contributors == 11
 
 
+def test_parquet_beside_each_csv_holds_the_same_cells(published) -> None:
+    import pyarrow.parquet as pq
+
+    pub, out = published
+    assert pub.parquet
+    for name in ("demand", "generation", "export"):
+        table = pq.read_table(out / f"{name}.parquet").to_pydict()
+        rows = _rows(out / f"{name}.csv")
+        assert [str(n) for n in table["members"]] == [r["members"] for r in rows]
+        assert [f"{k:.4f}" for k in table["kwh"]] == [r["kwh"] for r in rows]
+
+
 def test_the_publication_is_in_the_decision_log_and_every_contributors_access_log(
     node: Node, published
 ) -> None:
