@@ -10,7 +10,6 @@ gets an access-log entry naming it, before any file is written.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import time
 import uuid
 from dataclasses import dataclass
@@ -134,11 +133,9 @@ def _write_csv(out: Path, cells: pipeline.Cells) -> str:
 
 
 def _write_parquet(out: Path, released: list[pipeline.Cells]) -> bool:
-    """Parquet beside the CSV files, where pyarrow is installed."""
-    if importlib.util.find_spec("pyarrow") is None:
-        return False
-    import pyarrow as pa  # type: ignore[import-not-found, unused-ignore]
-    import pyarrow.parquet as pq  # type: ignore[import-not-found, unused-ignore]
+    """Parquet beside the CSV files (pyarrow loads only for a publication)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     for cells in released:
         table = pa.table({"period_start": pa.array(cells.periods * 1_000_000, pa.timestamp("us", "UTC")),
