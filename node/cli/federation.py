@@ -25,7 +25,9 @@ from coopfed.node.runtime import Node
 
 def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
     commands = parser.add_subparsers(required=True, metavar="ACTION")
-    commands.add_parser("manifest", help="this node's manifest and fingerprints, to read out to peers")
+    add_json_option(
+        commands.add_parser("manifest", help="this node's manifest and fingerprints, to read out to peers")
+    )
     join = commands.add_parser("join", help="fetch a co-op's manifest, check alignment, pin its keys")
     join.add_argument("address", help="the co-op's public host:port (on loopback: plaintext unless --ca)")
     join.add_argument("--plaintext", action="store_true", help="no TLS (loopback only; the default there)")
@@ -100,7 +102,15 @@ def _say(console: Console, text: str) -> None:
 
 
 def _manifest(args: argparse.Namespace, node: Node, console: Console) -> int:
-    _show_manifest(own_manifest(node), console)
+    manifest = own_manifest(node)
+    if args.json:
+        fingerprints = {
+            "tls_fingerprint": manifest.tls_fingerprint,
+            "key_fingerprints": manifest.key_fingerprints(),
+        }
+        print_json({**manifest.to_dict(), **fingerprints})
+    else:
+        _show_manifest(manifest, console)
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import secrets
 import subprocess
@@ -20,6 +21,7 @@ from rich.table import Table
 
 from coopfed.federation.errors import KeyStoreError
 from coopfed.node.cli.common import node_settings
+from coopfed.node.cli.output import add_json_option, print_json
 from coopfed.node.errors import FailedPrecondition, Unavailable, UsageError
 from coopfed.node.policy import bundle as bundles
 from coopfed.node.policy.boardkeys import BoardKeySet, BoardSigningKey, fingerprint
@@ -435,6 +437,7 @@ def _print_outcome(status: dict[str, Any], console: Console) -> int:
 def _args_explain(p: argparse.ArgumentParser) -> None:
     p.add_argument("decision_id")
     _log_args(p)
+    add_json_option(p)
 
 
 def _explain(args: argparse.Namespace, console: Console) -> int:
@@ -448,6 +451,9 @@ def _explain(args: argparse.Namespace, console: Console) -> int:
             entry = find_entry(entries, args.decision_id)
         if entry is None:
             raise not_found(args.decision_id)
+    if args.json:
+        print_json(dataclasses.asdict(entry))
+        return 0
     for line in explain(entry):
         console.print(line, highlight=False, markup=line.startswith(("[bold]", "Result")), soft_wrap=True)
     return 0

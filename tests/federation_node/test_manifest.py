@@ -120,3 +120,18 @@ def test_hostile_manifests_are_refused(name: str, spoil: Callable, field: str) -
 def test_a_manifest_must_be_the_peer_it_claims() -> None:
     with pytest.raises(InvalidArgument, match="not the peer pinned as 'coop-x'"):
         manifest_from_proto(_valid(), expect_id="coop-x")
+
+
+def test_the_manifest_command_prints_json_with_the_fingerprints_peers_compare(tmp_path, capsys) -> None:
+    from coopfed.node.cli import main
+    from coopfed.node.runtime import init_node
+
+    config = init_node(tmp_path / "c", node_id="coop-c", name="C", listen="127.0.0.1:0")
+    assert main(["federation", "manifest", "--config", str(config)]) == 0
+    words = capsys.readouterr().out
+    assert main(["federation", "manifest", "--config", str(config), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["coop_id"] == "coop-c"
+    assert f"TLS certificate SHA-256: {shown['tls_fingerprint']}" in words
+    assert shown["key_fingerprints"]
+    assert all(fp in words for fp in shown["key_fingerprints"].values())

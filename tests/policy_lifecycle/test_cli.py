@@ -205,6 +205,9 @@ def test_explain_prints_a_decision_in_plain_words(
     tmp_path: Path, policy_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     log, revision = _log_with(tmp_path, policy_dir)
+    assert main(["policy", "explain", "dec-1", "--log", str(log), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["decision_id"], shown["revision"]) == ("dec-1", revision)
     assert main(["policy", "explain", "dec-1", "--log", str(log)]) == 0
     out = capsys.readouterr().out
     for words in (
