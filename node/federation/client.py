@@ -16,11 +16,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from coopfed.federation.keys import KeyRing
-from coopfed.federation.tls import cert_fingerprint, cert_node_id, channel_options
+from coopfed.federation.tls import cert_fingerprint, cert_node_id, channel_options, is_loopback
 from coopfed.federation.tokens import TokenUse, issue_token
 from coopfed.node.client import bearer
 from coopfed.node.errors import FailedPrecondition
-from coopfed.node.federation.context import Federation, is_loopback_host
+from coopfed.node.federation.context import Federation
 from coopfed.node.federation.manifest import Manifest, manifest_from_proto
 from coopfed.node.federation.state import PeerRecord
 from coopfed.v1 import federation_pb2, federation_pb2_grpc
@@ -61,7 +61,7 @@ async def first_contact(address: str, *, plaintext: bool = False, ca: Path | Non
     options = [("grpc.max_receive_message_length", _MAX_MESSAGE)]
     presented = ""
     if plaintext:
-        if not is_loopback_host(address):
+        if not is_loopback(address):
             raise FailedPrecondition("plaintext is allowed only on loopback", code="federation.plaintext")
         channel, transport = grpc.aio.insecure_channel(address, options=options), "plaintext (loopback)"
     elif ca is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,13 +156,3 @@ def default_peer_listen(public_listen: str) -> str:
     host, _, port = public_listen.rpartition(":")
     number = int(port) if port.isdigit() else 0
     return f"{host}:{number + 1 if number else 0}"
-
-
-def is_loopback_host(address: str) -> bool:
-    host = _host(address).strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

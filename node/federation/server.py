@@ -16,10 +16,10 @@ import grpc
 from grpc_health.v1 import health_pb2
 
 from coopfed.federation.errors import KeyStoreError
-from coopfed.federation.tls import pinned_roots
+from coopfed.federation.tls import is_loopback, pinned_roots
 from coopfed.node.auth import AuthInterceptor
 from coopfed.node.errors import FailedPrecondition
-from coopfed.node.federation.context import Federation, is_loopback_host
+from coopfed.node.federation.context import Federation
 from coopfed.node.federation.refresh import RefreshReport, refresh_forever
 from coopfed.node.federation.service import SERVICE_NAME, FederationService
 from coopfed.node.introspection import add_health
@@ -102,7 +102,7 @@ class PeerServer:
         # Always mutual TLS, whatever [federation] plaintext says: peers are known by their
         # pinned certificates, and without TLS there is nothing to pin.
         listen = self.fed.conf.listen
-        if self.fed.conf.plaintext and not is_loopback_host(listen):
+        if self.fed.conf.plaintext and not is_loopback(listen):
             raise FailedPrecondition(
                 f"[federation] plaintext is allowed only on loopback, not {listen}",
                 code="config.plaintext",

@@ -9,16 +9,11 @@ import socket
 
 import uvicorn
 
+from coopfed.federation.tls import is_loopback
 from coopfed.node.errors import FailedPrecondition
 from coopfed.node.runtime import Node
 
 log = logging.getLogger(__name__)
-
-
-def is_loopback(host: str) -> bool:
-    from coopfed.node.server import is_loopback as loopback
-
-    return loopback(f"{host}:0")
 
 
 class PortalServer:
