@@ -287,48 +287,46 @@ def when_words(at: float, now: float, tz: str) -> str:
 def schedule_status(settings: Settings, *, serving: bool, now: float) -> dict[str, Any]:
     """The schedule's state for `node status`: "forecast" and "training" in words and, for --json,
     the instants behind them. What was made by the CLI counts as much as what the schedule made."""
-    conf = settings.forecast_schedule
-    if not conf.enabled:
-        off = "not scheduled ([forecast_schedule] enabled = false)"
-        return {"enabled": False, "forecast": off, "training": off}
-    plan, tz = Plan.of(settings), settings.place.tz
+    conf, tz = settings.forecast_schedule, settings.place.tz
+    plan = Plan.of(settings) if conf.enabled else None
     store = ForecastStore(settings.path(settings.forecast.dir))
     latest, model = store.latest(), newest_model(store, settings.node.id)
     made = {
         "forecast": (f"forecast #{latest.sequence}", float(latest.made_at)) if latest else None,
         "training": (f"{model[0]} trained", model[1]) if model else None,
     }
-    state = read_state(settings.base_dir)
+    state = read_state(settings.base_dir) if conf.enabled else {}
     out: dict[str, Any] = {
-        "enabled": True,
+        "enabled": conf.enabled,
         "forecast_at": conf.forecast_at,
-        "retrain_every_days": plan.every_days,
+        "retrain_every_days": conf.retrain_every_days,
     }
     for what in ("forecast", "training"):
         last, outcome = made[what], state.get(what)
-        failed = outcome is not None and not outcome.ok and (last is None or outcome.at >= last[1])
-        if what == "forecast" or failed or last is None:
-            nxt = plan.next(now)
+        failure = outcome if outcome and not outcome.ok and (last is None or outcome.at >= last[1]) else None
+        nxt = None
+        if plan is not None and serving:
+            again = what == "forecast" or failure is not None or last is None
+            nxt = plan.next(now) if again else plan.next_training(last[1] if last else None, now)
+        if failure is not None:
+            words = f"{what} failed: {failure.reason}"
         else:
-            nxt = plan.next_training(last[1], now)
-        if failed and outcome is not None:
-            words = f"{what} failed: {outcome.reason}"
-        elif last is not None:
-            words = f"{last[0]} at {when_words(last[1], now, tz)}"
-        else:
-            words = f"no {what} yet"
-        words += f"; next {'try' if failed else 'at'} {when_words(nxt, now, tz)}" if serving else ""
+            words = f"{last[0]} at {when_words(last[1], now, tz)}" if last else f"no {what} yet"
+        if plan is None:
+            words += "; not scheduled ([forecast_schedule] enabled = false)"
+        elif nxt is not None:
+            words += f"; next {'try' if failure else 'at'} {when_words(nxt, now, tz)}"
         out[what] = words
         out[f"{what}_detail"] = {
             "last_at": _iso(last[1], tz) if last else None,
-            "next_at": _iso(nxt, tz) if serving else None,
+            "next_at": _iso(nxt, tz) if nxt is not None else None,
             "failure": None
-            if not failed or outcome is None
+            if failure is None
             else {
-                "at": _iso(outcome.at, tz),
-                "reason": outcome.reason,
-                "message": outcome.detail,
-                "code": outcome.code,
+                "at": _iso(failure.at, tz),
+                "reason": failure.reason,
+                "message": failure.detail,
+                "code": failure.code,
             },
         }
     return out

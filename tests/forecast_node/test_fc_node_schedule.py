@@ -23,7 +23,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from coopfed.forecaster import simulate_coop
 from coopfed.node import cli
 from coopfed.node.errors import InvalidArgument
-from coopfed.node.forecast.schedule import STATUS_FILE, ForecastSchedule, Plan, read_state, when_words
+from coopfed.node.forecast.schedule import (
+    STATUS_FILE,
+    ForecastSchedule,
+    Plan,
+    read_state,
+    schedule_status,
+    when_words,
+)
 from coopfed.node.operations import node_status
 from coopfed.node.runtime import Node, init_node, open_node
 from coopfed.node.settings import ForecastScheduleSection, PlaceSection, Settings, load_settings
@@ -192,6 +199,12 @@ def test_a_failed_run_is_kept_and_tried_again_at_the_next_slot_only(
         "scheduled training still failing",
         "scheduled forecast still failing",
     ]
+    stopped = schedule_status(thin.settings, serving=False, now=clock())  # no next run to tell of
+    assert stopped["training"] == "training failed: not enough data yet"
+    assert stopped["training_detail"]["failure"]["code"] == "forecast.too_little_data"
+    off = replace(thin.settings, forecast_schedule=ForecastScheduleSection(enabled=False))
+    shown = schedule_status(off, serving=True, now=clock())
+    assert shown["forecast"] == "no forecast yet; not scheduled ([forecast_schedule] enabled = false)"
 
 
 # --- a serving node on schedule ---------------------------------------------------------------------
