@@ -307,3 +307,55 @@ def test_a_failing_training_run_leaves_the_node_serving_and_shows_in_status(
         assert failure["code"] == "forecast.too_little_data"
         assert failure["at"].endswith(("+00:00", "+01:00"))  # on the co-op's clock, not unix seconds
         assert shown["schedule"]["forecast_at"] == at
+
+
+@pytest.mark.integration
+def test_a_pooled_coop_retrains_pooled_on_its_peers_aggregates_when_the_week_is_up(tmp_path: Path) -> None:
+    from coopfed.forecaster import ModelArtifact
+    from coopfed.node.federation import grantee
+    from coopfed.node.federation.decide import GrantAsk
+    from coopfed.node.forecast.data import forecast_policy, peer_aggregates
+    from coopfed.node.forecast.models import train_pooled_model
+
+    from .conftest import _pin
+
+    readings = {cid: few_days(42) for cid in SPECS}
+    with (
+        running(tmp_path / "a", "coop-a", forecast_policies(tmp_path / "pa"), ENV) as a,
+        running(tmp_path / "b", "coop-b", forecast_policies(tmp_path / "pb"), ENV) as b,
+    ):
+        for run in (a, b):
+            store_readings(run.node, readings[run.id])  # type: ignore[arg-type]
+        _pin(a, b)
+        _pin(b, a)
+        periods = readings["coop-b"].periods  # type: ignore[attr-defined]
+        ask = GrantAsk(
+            ("demand", "generation", "export"), (), "aggregate", "coop_to_coop",
+            "dpv:CommunityEnergyForecasting", int(periods[0]), int(periods[-1]) + 1800,
+        )  # fmt: skip
+        asyncio.run(grantee.obtain_grant(a.node, "coop-b", ask))
+        peers, _ = asyncio.run(peer_aggregates(a.node, forecast_policy(a.node).purpose))
+        first = train_pooled_model(a.node, peers).artifact.metadata  # as `forecast train --mode pooled`
+        tz = a.node.settings.place.tz
+        week_on = arrow.now(tz).shift(days=7).replace(hour=12, minute=0, second=0, microsecond=0)
+        clock = Clock()
+        clock.stand_at(week_on.shift(days=-1, minutes=-1).int_timestamp)
+        schedule = ForecastSchedule(a.node, clock)
+        clock.stand_at(week_on.shift(days=-1, seconds=1).int_timestamp)
+        assert asyncio.run(schedule.run_due())  # six days on: a forecast, no training
+        assert "training" not in schedule.state
+        assert schedule.state["forecast"].ok
+        clock.stand_at(week_on.shift(seconds=1).int_timestamp)
+        assert asyncio.run(schedule.run_due())
+        assert schedule.state["training"].ok, schedule.state["training"]
+        assert schedule.state["forecast"].ok, schedule.state["forecast"]
+        store = a.node.forecast.store  # type: ignore[union-attr]
+        model = store.latest_model("coop-a", "pooled")
+        assert model is not None
+        meta = ModelArtifact.load(model.path).metadata
+        assert (meta.kind, meta.version, meta.contributors) == (
+            "pooled",
+            first.version + 1,
+            ("coop-a", "coop-b"),
+        )
+        assert store.latest().models[0].version == meta.version  # type: ignore[union-attr]
