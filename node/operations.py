@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -300,13 +301,18 @@ class NodeStatus:
     newest_reading_at: str  # ISO 8601 with offset, "" with no readings
     peers: list[str]
     disk_bytes: int
+    forecast: str  # the last forecast and the next, in words
+    training: str  # the last training and the next, in words
+    schedule: dict[str, Any]  # the same with the instants behind them (forecast/schedule.py)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def node_status(settings: Settings, zone: str | None = None) -> NodeStatus:
+def node_status(settings: Settings, zone: str | None = None, now: float | None = None) -> NodeStatus:
     """The node's state as an operator asks for it, read from its folder (and its port, if served)."""
+    from coopfed.node.forecast.schedule import schedule_status
+
     zone = zone or settings.place.tz
     note = serving_note(settings.base_dir)
     address = _served_address(settings, note) if note is not None else ""
@@ -317,6 +323,7 @@ def node_status(settings: Settings, zone: str | None = None) -> NodeStatus:
         applicants = len(store.applicants(limit=1_000_000))
         newest = store.newest_period()
     peers = FederationState(settings.path(settings.federation.dir), settings.node.id).peers()
+    schedule = schedule_status(settings, serving=note is not None, now=time.time() if now is None else now)
     return NodeStatus(
         node_id=settings.node.id,
         name=settings.node.name,
@@ -332,6 +339,9 @@ def node_status(settings: Settings, zone: str | None = None) -> NodeStatus:
         newest_reading_at="" if newest is None else arrow.get(newest).to(zone).isoformat(),
         peers=sorted(peers),
         disk_bytes=_disk_use(settings.base_dir),
+        forecast=schedule.pop("forecast"),
+        training=schedule.pop("training"),
+        schedule=schedule,
     )
 
 

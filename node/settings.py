@@ -117,6 +117,17 @@ class ForecastSection:
 
 
 @dataclass(frozen=True)
+class ForecastScheduleSection:
+    """The serving node forecasts and retrains by itself, on the co-op's clock ([place] tz)."""
+
+    enabled: bool = True
+    forecast_at: str = "12:00"  # local time of the daily forecast, "HH:MM" (or "HH:MM:SS")
+    # Retrain before the forecast once the newest model is this many days old; a failed
+    # training run is tried again at the next day's forecast time.
+    retrain_every_days: int = 7
+
+
+@dataclass(frozen=True)
 class LogSection:
     level: str = "info"  # debug, info, warning, error
     format: str = "text"  # "text" (one line per event) or "json" (one object per line)
@@ -160,6 +171,7 @@ class Settings:
     tls: TlsSection = field(default_factory=TlsSection)
     federation: FederationSection = field(default_factory=FederationSection)
     forecast: ForecastSection = field(default_factory=ForecastSection)
+    forecast_schedule: ForecastScheduleSection = field(default_factory=ForecastScheduleSection)
     log: LogSection = field(default_factory=LogSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)
     portal: PortalSection = field(default_factory=PortalSection)
@@ -182,6 +194,7 @@ _SECTIONS = {
     "tls": TlsSection,
     "federation": FederationSection,
     "forecast": ForecastSection,
+    "forecast_schedule": ForecastScheduleSection,
     "log": LogSection,
     "metrics": MetricsSection,
     "portal": PortalSection,
