@@ -12,6 +12,7 @@ import grpc
 from grpc_health.v1 import health_pb2
 
 from coopfed.federation.tls import is_loopback
+from coopfed.node.admin import Ports, start_admin, stop_admin
 from coopfed.node.auth import AuthInterceptor
 from coopfed.node.errors import FailedPrecondition
 from coopfed.node.federation.server import PeerServer
@@ -40,6 +41,7 @@ class NodeServer:
         self.portal: PortalServer | None = None  # the members' web portal, where [portal] listen says
         self.lock = FolderLock(node.settings.base_dir)  # one server per node folder
         self.publisher: asyncio.Task[None] | None = None  # scheduled open data, where [open_data] says
+        self.admin: grpc.aio.Server | None = None  # the operator's unix socket in the node's folder
 
     async def start(self) -> int:
         """Take the folder's lock, then create the server on the running event loop, bind and start it."""
@@ -87,7 +89,11 @@ class NodeServer:
             self._start_publisher()
             await self._start_peers()
             await self._start_portal()
+            ports = Ports(self.port, self.peers.port if self.peers else 0)
+            self.admin = await start_admin(self.node, ports)
         except BaseException:
+            if self.portal is not None:
+                await self.portal.stop()
             if self.publisher is not None:
                 self.publisher.cancel()
             if self.peers is not None:
@@ -140,6 +146,8 @@ class NodeServer:
     async def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
         """Refuse new calls, let calls in flight finish (and commit), then stop."""
         await self.health.enter_graceful_shutdown()
+        if self.admin is not None:
+            await stop_admin(self.admin, self.node.settings.base_dir)
         if self.publisher is not None:
             self.publisher.cancel()
         if self.portal is not None:
