@@ -7,6 +7,7 @@ them imported into the store once, on first open (`import_files`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -124,6 +125,7 @@ class FederationState:
         self.node_id = node_id
         self._lock = threading.Lock()
         self._peers: tuple[int, dict[str, PeerRecord], TrustStore] | None = None  # by peers_version
+        self._revoked: RevocationList | None = None  # read again when its sequence changed
 
     # --- peers ---------------------------------------------------------------------------
 
@@ -169,8 +171,17 @@ class FederationState:
     # --- this node's revocations ---------------------------------------------------------
 
     def revocations(self) -> RevocationList:
-        """Grants this node revoked, as stored now (a revocation by the CLI is seen at once)."""
-        return self.store.revocations(self.node_id)
+        """Grants this node revoked, as stored now (a revocation by the CLI is seen at once).
+        Shared between callers: read it, never change it (revoke() changes the store)."""
+        sequence = self.store.revocation_sequence()
+        with self._lock:
+            cached = self._revoked
+        if cached is not None and cached.sequence == sequence:
+            return cached
+        found = self.store.revocations(self.node_id)
+        with self._lock:
+            self._revoked = found
+        return found
 
     def revoke(self, jti: str, *, reason: str, expires_at: int) -> RevocationEntry:
         return self.store.revoke(self.node_id, jti, reason=reason, expires_at=expires_at)
@@ -255,15 +266,14 @@ def import_files(folder: Path, store: FederationStore, node_id: str) -> bool:
     else:
         log.warning("federation store holds state already; %s set aside unread", ", ".join(present))
     for name in present:
-        (folder / name).rename(folder / f"{name}.imported")
+        with contextlib.suppress(FileNotFoundError):  # another process set it aside first
+            (folder / name).rename(folder / f"{name}.imported")
     return imported
 
 
 def _read_files(folder: Path, node_id: str) -> FederationSnapshot:
     def read(name: str, parse: Callable[[Any], Any], empty: Any) -> Any:
         path = folder / name
-        if not path.exists():
-            return empty
         try:
             text = path.read_text("utf-8")
             lines = name.endswith(".jsonl")
@@ -272,6 +282,8 @@ def _read_files(folder: Path, node_id: str) -> FederationSnapshot:
                 if lines
                 else json.loads(text)
             )
+        except FileNotFoundError:  # never there, or set aside by a process that imported it
+            return empty
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise _corrupt_file(path, exc) from exc
 

@@ -8,6 +8,7 @@ forecast made with the CLI reaches the node's streams.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -201,6 +202,8 @@ def import_folder(path: Path, index: ForecastIndex) -> bool:
         for entry in sorted(folder.glob("*.cfmodel"))
         if (match := _MODEL_FILE.fullmatch(entry.name))
     ]
+    if models and models[0] in index.models(models[0].coop_id, models[0].kind):
+        models = []  # indexed already: only JSON files left behind could remain to import
     state, latest = _legacy_json(path / _STATE), _legacy_json(path / _LATEST)
     if not models and state is None and latest is None:
         return False
@@ -214,7 +217,7 @@ def import_folder(path: Path, index: ForecastIndex) -> bool:
     if imported:
         log.info("forecast index imported from %s: %d model file(s)", path, len(models))
     for name in (_STATE, _LATEST):
-        if (path / name).exists():
+        with contextlib.suppress(FileNotFoundError):  # never there, or set aside by another process
             (path / name).rename(path / f"{name}.imported")
     return imported
 

@@ -55,6 +55,10 @@ class FederationStore(abc.ABC):
         """This node's revocation list (`issuer` is this node's id)."""
 
     @abc.abstractmethod
+    def revocation_sequence(self) -> int:
+        """The sequence of this node's revocation list: it changes with every change (cheap to ask)."""
+
+    @abc.abstractmethod
     def revoke(self, issuer: str, jti: str, *, reason: str, expires_at: int) -> RevocationEntry:
         """Revoke `jti` (idempotent: the first entry stays) and prune entries that can no longer
         verify, with RevocationList's rules for the sequence number."""

@@ -65,6 +65,10 @@ class SqliteFederationStore(FederationStore):
         with self._store._read() as conn:
             return _own_list(conn, issuer)
 
+    def revocation_sequence(self) -> int:
+        with self._store._read() as conn:
+            return int(conn.execute("SELECT sequence FROM federation_revocation_sequence").fetchone()[0])
+
     def revoke(self, issuer: str, jti: str, *, reason: str, expires_at: int) -> RevocationEntry:
         with self._store._write() as conn:
             found = _own_list(conn, issuer)

@@ -23,10 +23,12 @@ from coopfed.node.federation.state import (
     PeerRecord,
     import_files,
 )
+from coopfed.node.runtime import init_node, open_node
+from coopfed.node.settings import load_settings
 from coopfed.node.storage import SqliteStore
 from coopfed.node.storage.federation_sqlite import SqliteFederationStore
 
-from .conftest import FORECASTING, YEAR_END, YEAR_START, sample_manifest
+from .conftest import FORECASTING, POLICIES, YEAR_END, YEAR_START, sample_manifest
 
 
 def _record(peer_id: str) -> PeerRecord:
@@ -165,6 +167,18 @@ def test_an_upgrading_coop_keeps_its_pins_grants_and_revocations(tmp_path: Path)
         assert sorted(p.name for p in files.iterdir()) == sorted(f"{n}.imported" for n in LEGACY_FILES)
         assert import_files(files, state.store, "coop-a") is False
         assert len(state.decisions()) == 2
+
+
+def test_a_node_opened_on_an_upgraded_folder_has_its_pins_and_grants(tmp_path: Path) -> None:
+    """The node (or the CLI) opening the folder imports the files: nothing else needs doing."""
+    config = init_node(tmp_path / "node", node_id="coop-a", name="A", listen="127.0.0.1:0", policies=POLICIES)
+    peer, held, own = _write_files(tmp_path / "node" / "federation")
+    with open_node(load_settings(config)) as node:
+        assert node.federation.state.peers() == {"coop-b": peer}
+        assert node.federation.state.held_grant("g1") == held
+    with open_node(load_settings(config)) as node:  # the second time from the database alone
+        assert node.federation.state.revocations().to_dict() == own.to_dict()
+        assert len(node.federation.state.decisions()) == 2
 
 
 def test_files_found_beside_state_already_in_the_store_are_set_aside_unread(tmp_path: Path) -> None:

@@ -157,3 +157,15 @@ def test_state_survives_reopening(tmp_path: Path) -> None:
             fed = FEDERATION_BACKENDS[name](store)
             assert fed.peers() == {"coop-b": {"n": 1}}
             assert fed.revocations("coop-a").sequence == 1
+
+
+def test_the_revocation_sequence_changes_with_every_change_to_the_list(fed: FederationStore) -> None:
+    seen = [fed.revocation_sequence()]
+    fed.revoke("coop-a", "g1", reason="r", expires_at=SOON)
+    seen.append(fed.revocation_sequence())
+    fed.revoke("coop-a", "g1", reason="r", expires_at=SOON)  # no change: the same sequence
+    assert fed.revocation_sequence() == seen[-1]
+    fed.revoke("coop-a", "g2", reason="r", expires_at=1)  # added and pruned at once
+    seen.append(fed.revocation_sequence())
+    assert len(set(seen)) == 3
+    assert seen[-1] == fed.revocations("coop-a").sequence
