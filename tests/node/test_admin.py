@@ -4,6 +4,7 @@ policy reload, key rotation and status; and plain words when no node is running.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import stat
 import subprocess
@@ -66,6 +67,9 @@ def _as_nobody(path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv to act as nobody"
+)
 def test_the_socket_is_the_owners_only_and_another_user_cannot_connect(open_folder: Path) -> None:
     with running_node(open_folder):
         os.chmod(open_folder, 0o711)  # noqa: S103 - init made it 0700; open it to passers-by
