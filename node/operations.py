@@ -20,13 +20,14 @@ import arrow
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from coopfed.node.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from coopfed.node.federation.state import FederationState
+from coopfed.node.admin import ask
+from coopfed.node.errors import AlreadyExists, CoopfedError, FailedPrecondition, InvalidArgument, NotFound
 from coopfed.node.policy import load_policies
-from coopfed.node.policy.reload import read_status
 from coopfed.node.settings import Settings
 from coopfed.node.storage import SqliteStore, StorageError
+from coopfed.node.storage.federation_sqlite import SqliteFederationStore
 from coopfed.node.storage.sqlite_conn import copy_database, existing, quick_check
+from coopfed.v1 import admin_pb2
 
 LOCK_NAME = "node.lock"
 NO_PORT_SHARING = ("grpc.so_reuseport", 0)  # gRPC shares a port between processes unless told not to
@@ -322,7 +323,7 @@ def node_status(settings: Settings, zone: str | None = None, now: float | None =
         members = sum(profile.member_count for profile in store.profiles())
         applicants = len(store.applicants(limit=1_000_000))
         newest = store.newest_period()
-    peers = FederationState(settings.path(settings.federation.dir), settings.node.id).peers()
+        peers = SqliteFederationStore(store).peers()  # an upgrade's files are imported when it runs
     schedule = schedule_status(settings, serving=note is not None, now=time.time() if now is None else now)
     return NodeStatus(
         node_id=settings.node.id,
@@ -370,9 +371,9 @@ def _answers(settings: Settings, address: str) -> bool:
 
 
 def _revision(settings: Settings, *, serving: bool) -> str:
-    running = read_status(settings.base_dir) if serving else None
-    if running:
-        return running["running"]
+    if serving:  # the running node says what it runs, over its admin socket
+        with contextlib.suppress(CoopfedError, grpc.RpcError):  # still starting, or just stopped
+            return str(ask(settings.base_dir, "Status", admin_pb2.StatusRequest(), timeout=5).revision)
     if settings.policy.bundle:
         return ""  # a signed bundle's revision is known once the node has verified it
     return load_policies(settings.path(settings.policy.dir)).revision

@@ -13,6 +13,7 @@ import grpc
 from grpc_health.v1 import health_pb2
 
 from coopfed.federation.tls import is_loopback
+from coopfed.node.admin import Ports, start_admin, stop_admin
 from coopfed.node.auth import AuthInterceptor
 from coopfed.node.errors import FailedPrecondition
 from coopfed.node.federation.server import PeerServer
@@ -47,6 +48,7 @@ class NodeServer:
             None  # forecasts and training, where [forecast_schedule] says
         )
         self.forecaster: asyncio.Task[None] | None = None
+        self.admin: grpc.aio.Server | None = None  # the operator's unix socket in the node's folder
 
     async def start(self) -> int:
         """Take the folder's lock, then create the server on the running event loop, bind and start it."""
@@ -95,8 +97,12 @@ class NodeServer:
             self._start_forecaster()
             await self._start_peers()
             await self._start_portal()
+            ports = Ports(self.port, self.peers.port if self.peers else 0)
+            self.admin = await start_admin(self.node, ports)
         except BaseException:
             self._cancel_schedules()
+            if self.portal is not None:
+                await self.portal.stop()
             if self.peers is not None:
                 await self.peers.stop(0)
             await self.server.stop(0)
@@ -157,6 +163,8 @@ class NodeServer:
     async def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
         """Refuse new calls, let calls in flight finish (and commit), then stop."""
         await self.health.enter_graceful_shutdown()
+        if self.admin is not None:
+            await stop_admin(self.admin, self.node.settings.base_dir)
         self._cancel_schedules()
         if self.portal is not None:
             await self.portal.stop()

@@ -84,7 +84,7 @@ class FederationSection:
     # Development on loopback only. It never turns off TLS between peers: the peer port and
     # calls to peers are always mutual TLS against the pinned certificates.
     plaintext: bool = False
-    dir: str = "federation"
+    dir: str = "federation"  # where earlier releases kept federation state; imported on first open
     # How often peers' manifests (key rotations) and revocation lists are fetched again.
     refresh_interval_s: int = 300
     # Lifetime of the access token that authenticates a grant request to a peer.
@@ -108,7 +108,7 @@ class PlaceSection:
 
 @dataclass(frozen=True)
 class ForecastSection:
-    dir: str = "forecast"  # signed models, the latest forecast
+    dir: str = "forecast"  # signed model files (which are held, and forecasts: in the database)
     device: str = "cpu"  # XGBoost training device: "cpu" or "cuda[:n]"
     rounds: int = 150  # boosting rounds per model
     # How often a nudge stream looks for a forecast made by another process (the CLI) and

@@ -28,7 +28,7 @@ class GrantKind(StrEnum):
     """Which kind of grant a release ran under: a third party's (governance) or a peer co-op's."""
 
     GOVERNANCE = "governance"  # in the governance store; its organisation is on record
-    FEDERATION = "federation"  # in the federation folder; the entry names the peer that received it
+    FEDERATION = "federation"  # in the federation store; the entry names the peer that received it
     OPEN_DATA = "open_data"  # no grant: a publication, named by its id, received by the public
     BENCHMARK = "benchmark"  # no grant: a comparison among members; who looked is never stored
 
