@@ -26,6 +26,7 @@ from coopfed.node.policy import load_policies
 from coopfed.node.settings import Settings
 from coopfed.node.storage import SqliteStore, StorageError
 from coopfed.node.storage.federation_sqlite import SqliteFederationStore
+from coopfed.node.storage.forecast_sqlite import SqliteForecastIndex
 from coopfed.node.storage.sqlite_conn import copy_database, existing, quick_check
 from coopfed.v1 import admin_pb2
 
@@ -313,6 +314,7 @@ class NodeStatus:
 def node_status(settings: Settings, zone: str | None = None, now: float | None = None) -> NodeStatus:
     """The node's state as an operator asks for it, read from its folder (and its port, if served)."""
     from coopfed.node.forecast.schedule import schedule_status
+    from coopfed.node.forecast.store import ForecastStore
 
     zone = zone or settings.place.tz
     note = serving_note(settings.base_dir)
@@ -324,7 +326,8 @@ def node_status(settings: Settings, zone: str | None = None, now: float | None =
         applicants = len(store.applicants(limit=1_000_000))
         newest = store.newest_period()
         peers = SqliteFederationStore(store).peers()  # an upgrade's files are imported when it runs
-    schedule = schedule_status(settings, serving=note is not None, now=time.time() if now is None else now)
+        forecasts = ForecastStore(settings.path(settings.forecast.dir), SqliteForecastIndex(store))
+        schedule = schedule_status(settings, forecasts, serving=note is not None, now=now or time.time())
     return NodeStatus(
         node_id=settings.node.id,
         name=settings.node.name,

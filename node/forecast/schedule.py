@@ -284,12 +284,11 @@ def when_words(at: float, now: float, tz: str) -> str:
     return f"{moment.format('ddd D MMM')} {clock}"
 
 
-def schedule_status(settings: Settings, *, serving: bool, now: float) -> dict[str, Any]:
+def schedule_status(settings: Settings, store: ForecastStore, *, serving: bool, now: float) -> dict[str, Any]:
     """The schedule's state for `node status`: "forecast" and "training" in words and, for --json,
     the instants behind them. What was made by the CLI counts as much as what the schedule made."""
     conf, tz = settings.forecast_schedule, settings.place.tz
     plan = Plan.of(settings) if conf.enabled else None
-    store = ForecastStore(settings.path(settings.forecast.dir))
     latest, model = store.latest(), newest_model(store, settings.node.id)
     made = {
         "forecast": (f"forecast #{latest.sequence}", float(latest.made_at)) if latest else None,

@@ -199,11 +199,12 @@ def test_a_failed_run_is_kept_and_tried_again_at_the_next_slot_only(
         "scheduled training still failing",
         "scheduled forecast still failing",
     ]
-    stopped = schedule_status(thin.settings, serving=False, now=clock())  # no next run to tell of
+    # no next run to tell of:
+    stopped = schedule_status(thin.settings, thin.forecast.store, serving=False, now=clock())
     assert stopped["training"] == "training failed: not enough data yet"
     assert stopped["training_detail"]["failure"]["code"] == "forecast.too_little_data"
     off = replace(thin.settings, forecast_schedule=ForecastScheduleSection(enabled=False))
-    shown = schedule_status(off, serving=True, now=clock())
+    shown = schedule_status(off, thin.forecast.store, serving=True, now=clock())
     assert shown["forecast"] == "no forecast yet; not scheduled ([forecast_schedule] enabled = false)"
 
 
