@@ -259,6 +259,11 @@ def test_the_node_trains_forecasts_and_nudges_on_schedule_with_demo_length_data(
             stream.cancel()
             member.close()
         state = read_state(run.node.settings.base_dir)
+        for _ in range(100):  # the outcome is kept just after the nudges go out
+            if "forecast" in state:
+                break
+            time.sleep(0.1)
+            state = read_state(run.node.settings.base_dir)
         assert state["training"].ok
         assert state["training"].detail.startswith("local model v1")
         assert state["forecast"].ok
