@@ -1,4 +1,4 @@
-"""Ed25519 signing keys, JWK/JWKS, the node's rotating key ring and the store of pinned peer keys."""
+"""Ed25519 signing keys, JWK/JWKS, RFC 7638 thumbprints, the node's key ring and pinned peer keys."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typing import Any, BinaryIO, TextIO
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from coopfed.federation.errors import KeyStoreError
@@ -46,11 +47,26 @@ def key_fingerprint(key: Ed25519PublicKey) -> str:
     return format_fingerprint(hashlib.sha256(raw_public_bytes(key)).digest())
 
 
+_THUMBPRINT_MEMBERS = {"OKP": ("crv", "kty", "x"), "EC": ("crv", "kty", "x", "y")}  # RFC 7638 §3.2
+
+
 def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
-    """RFC 7638 thumbprint of an OKP key: SHA-256 over the required members in canonical JSON."""
-    required = {"crv": jwk["crv"], "kty": jwk["kty"], "x": jwk["x"]}
+    """RFC 7638 thumbprint of an OKP or EC key: SHA-256 over the required members in canonical
+    JSON, base64url. Every kid in coopfed, node and board keys alike, is one."""
+    required = {name: jwk[name] for name in _THUMBPRINT_MEMBERS[jwk["kty"]]}
     canonical = json.dumps(required, sort_keys=True, separators=(",", ":"))
     return b64url(hashlib.sha256(canonical.encode("utf-8")).digest())
+
+
+def ec_jwk(key: ec.EllipticCurvePublicKey) -> dict[str, str]:
+    """The public JWK of a P-256 key (RFC 7518), without kid."""
+    numbers = key.public_numbers()
+    return {
+        "kty": "EC",
+        "crv": "P-256",
+        "x": b64url(numbers.x.to_bytes(32, "big")),
+        "y": b64url(numbers.y.to_bytes(32, "big")),
+    }
 
 
 def public_jwk(key: Ed25519PublicKey) -> dict[str, str]:
