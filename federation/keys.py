@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from coopfed.federation.canonical import canonical_json
 from coopfed.federation.errors import KeyStoreError
 
 ALGORITHM = "EdDSA"
@@ -54,8 +55,7 @@ def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
     """RFC 7638 thumbprint of an OKP or EC key: SHA-256 over the required members in canonical
     JSON, base64url. Every kid in coopfed, node and board keys alike, is one."""
     required = {name: jwk[name] for name in _THUMBPRINT_MEMBERS[jwk["kty"]]}
-    canonical = json.dumps(required, sort_keys=True, separators=(",", ":"))
-    return b64url(hashlib.sha256(canonical.encode("utf-8")).digest())
+    return b64url(hashlib.sha256(canonical_json(required)).digest())
 
 
 def ec_jwk(key: ec.EllipticCurvePublicKey) -> dict[str, str]:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import rfc8785
 import xgboost as xgb
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -65,6 +66,12 @@ class ArtifactMetadata:
     format: str = FORMAT
 
     def to_json(self) -> bytes:
+        """The signed form: RFC 8785 canonical JSON."""
+        return rfc8785.dumps(asdict(self))
+
+    def _legacy_json(self) -> bytes:
+        """The sorted-keys form artifacts were signed in before RFC 8785 (it differs where params
+        hold floats such as 1.0); such artifacts still load."""
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
@@ -86,7 +93,7 @@ class ArtifactMetadata:
         )
         if meta.format != FORMAT:
             raise ArtifactFormatError(f"unsupported artifact format {meta.format!r}")
-        if meta.to_json() != raw:
+        if raw not in (meta.to_json(), meta._legacy_json()):
             raise ArtifactFormatError("metadata is not in canonical form")
         return meta
 

@@ -27,7 +27,7 @@ from coopfed.federation import jws
 from coopfed.federation.errors import BadAlgorithm, BadHeader, TokenError, UnknownKey
 from coopfed.node.policy.archive import MANIFEST, SIGNATURES, BundleError, read_archive, write_archive
 from coopfed.node.policy.boardkeys import ALGORITHM, BoardKeySet, BoardSigningKey
-from coopfed.node.policy.loader import PolicySet, load_policies
+from coopfed.node.policy.loader import PolicySet, legacy_revision, load_policies
 
 DEFAULT_SCOPE = "coopfed-policy"
 HASH_ALGORITHM = "SHA-256"
@@ -266,12 +266,13 @@ def verify_bundle(
         )
     manifest = _manifest(files)
     policies = _load(files)
-    if manifest.get("revision") != policies.revision:
+    revision = manifest.get("revision")
+    if revision not in (policies.revision, legacy_revision(policies)):  # a bundle built before JCS
         raise BundleError("the manifest's revision is not the hash of the bundle's policies and data")
     _check_roots(policies, manifest.get("roots"))
     serial, rollback = _order(manifest)
-    info = BundleInfo(
-        Path(path), policies.revision, tuple(manifest["roots"]), hashes, tuple(signers),
+    info = BundleInfo(  # the revision the bundle states, so floors recorded before JCS still match
+        Path(path), revision, tuple(manifest["roots"]), hashes, tuple(signers),
         serial=serial, rollback=rollback, issued_at=max(signed_at.values()),
     )  # fmt: skip
     return VerifiedBundle(info, policies)
