@@ -12,13 +12,14 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import Any, TextIO
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from coopfed.federation.atomic import replacing, write_atomic
 from coopfed.federation.canonical import canonical_json
 from coopfed.federation.errors import KeyStoreError
 
@@ -98,47 +99,24 @@ def public_key_from_jwk(jwk: Mapping[str, Any]) -> Ed25519PublicKey:
 
 
 @contextlib.contextmanager
-def _replacing(path: Path, mode: int) -> Iterator[BinaryIO]:
-    """A file that replaces `path` only once written whole: a crash or an error leaves the old
-    file or none, never half of either."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
-
-
-def _write_file(path: Path, data: bytes, mode: int) -> None:
-    with _replacing(path, mode) as fh:
-        fh.write(data)
-
-
-@contextlib.contextmanager
 def open_private(path: Path, *, newline: str | None = None) -> Iterator[TextIO]:
     """Write a text file readable by the owner only (mode 0600), e.g. an export of members' data.
 
     The file appears when the block ends without an error, whole."""
-    with _replacing(path, 0o600) as fh:
+    with replacing(path, 0o600) as fh:
         text = io.TextIOWrapper(fh, encoding="utf-8", newline=newline)
         yield text
         text.flush()
-        text.detach()  # the binary file is _replacing's to sync and close
+        text.detach()  # the binary file is replacing's to sync and close
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Write secret material readable by the owner only (mode 0600)."""
-    _write_file(path, data, 0o600)
+    """Write secret material readable by the owner only (mode 0600), atomically."""
+    write_atomic(path, data, 0o600)
 
 
 def write_public(path: Path, data: bytes) -> None:
-    _write_file(path, data, 0o644)
+    write_atomic(path, data, 0o644)
 
 
 def read_private(path: Path) -> bytes:
