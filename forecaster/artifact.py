@@ -22,30 +22,14 @@ import xgboost as xgb
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from .errors import ArtifactFormatError, ArtifactVerificationError
+
 FORMAT = "coopfed-model/1"
 MAGIC = b"CFMODEL1"
 _DOMAIN = b"coopfed-model/1\n"
 _MAX_METADATA = 1 << 20
 _MAX_BOOSTER = 1 << 30
 _SIG_LEN = 64
-
-
-class ArtifactError(Exception):
-    """Base of model artifact errors; `code` is stable for mapping to transport errors."""
-
-    code = "artifact_error"
-
-
-class ArtifactFormatError(ArtifactError):
-    """The bytes are not a well-formed artifact."""
-
-    code = "artifact_malformed"
-
-
-class ArtifactVerificationError(ArtifactError):
-    """Signature, key or hash check failed: the artifact must not be used."""
-
-    code = "artifact_unverified"
 
 
 @dataclass(frozen=True)
