@@ -20,6 +20,7 @@ import arrow
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from coopfed.federation.atomic import sync_folder
 from coopfed.node.admin import ask
 from coopfed.node.errors import AlreadyExists, CoopfedError, FailedPrecondition, InvalidArgument, NotFound
 from coopfed.node.policy import load_policies
@@ -203,7 +204,7 @@ def backup(settings: Settings, target: Path, *, force: bool = False) -> int:
         if problem:
             raise FailedPrecondition(f"the copy failed its check: {problem}", code="backup.unsound")
         os.replace(tmp, target)
-        _sync_folder(target.parent)
+        sync_folder(target.parent)
     except OSError as exc:
         raise FailedPrecondition(f"cannot write {target}: {exc.strerror or exc}", code="backup.io") from None
     finally:
@@ -243,7 +244,7 @@ def _restore(database: Path, backup_file: Path, lock: FolderLock) -> Path | None
                     os.replace(f"{database}{suffix}", f"{kept}{suffix}")
         Path(f"{database}-shm").unlink(missing_ok=True)  # an index of the old WAL, no data
         os.replace(tmp, database)
-        _sync_folder(database.parent)
+        sync_folder(database.parent)
     return kept
 
 
@@ -274,14 +275,6 @@ def _free_name(path: Path) -> Path:
         n += 1
         candidate = path.with_name(f"{path.name}.{n}")
     return candidate
-
-
-def _sync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)  # the rename itself survives power loss
-    finally:
-        os.close(fd)
 
 
 # --- status ------------------------------------------------------------------------------------

@@ -23,21 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import jwt
-from jwt.algorithms import ECAlgorithm
-
-from coopfed.federation.keys import b64url, b64url_decode
+from coopfed.federation import jws
+from coopfed.federation.errors import BadAlgorithm, BadHeader, TokenError, UnknownKey
 from coopfed.node.policy.archive import MANIFEST, SIGNATURES, BundleError, read_archive, write_archive
 from coopfed.node.policy.boardkeys import ALGORITHM, BoardKeySet, BoardSigningKey
-from coopfed.node.policy.loader import PolicySet, load_policies
+from coopfed.node.policy.loader import PolicySet, legacy_revision, load_policies
 
 DEFAULT_SCOPE = "coopfed-policy"
 HASH_ALGORITHM = "SHA-256"
 MAX_SIGNATURES = 32
-_ALLOWED_HEADERS = frozenset({"alg", "typ", "kid"})
-_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_ES256 = ECAlgorithm(ECAlgorithm.SHA256)
 
 
 # --- OPA's file hashes ------------------------------------------------------------------
@@ -210,7 +205,7 @@ def sign_files(
         "iss": issuer,
         "scope": scope,
     }
-    return jwt.encode(payload, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
+    return jws.sign(payload, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
 
 
 def sign_bundle(path: str | Path, key: BoardSigningKey, *, scope: str = DEFAULT_SCOPE) -> BundleInfo:
@@ -271,12 +266,13 @@ def verify_bundle(
         )
     manifest = _manifest(files)
     policies = _load(files)
-    if manifest.get("revision") != policies.revision:
+    revision = manifest.get("revision")
+    if revision not in (policies.revision, legacy_revision(policies)):  # a bundle built before JCS
         raise BundleError("the manifest's revision is not the hash of the bundle's policies and data")
     _check_roots(policies, manifest.get("roots"))
     serial, rollback = _order(manifest)
-    info = BundleInfo(
-        Path(path), policies.revision, tuple(manifest["roots"]), hashes, tuple(signers),
+    info = BundleInfo(  # the revision the bundle states, so floors recorded before JCS still match
+        Path(path), revision, tuple(manifest["roots"]), hashes, tuple(signers),
         serial=serial, rollback=rollback, issued_at=max(signed_at.values()),
     )  # fmt: skip
     return VerifiedBundle(info, policies)
@@ -314,30 +310,30 @@ def _tokens(raw: bytes | None) -> list[str]:
 
 
 def _unverified_kid(token: str) -> str:
-    try:
-        header = json.loads(b64url_decode(token.split(".")[0]))
-    except (ValueError, IndexError):
-        return ""
-    return header.get("kid", "") if isinstance(header, dict) else ""
+    kid = jws.unverified_header(token.split(".")[0]).get("kid", "")
+    return kid if isinstance(kid, str) else ""
 
 
 def _check_token(token: str, keys: BoardKeySet, hashes: Mapping[str, str], scope: str) -> tuple[str, int]:
     """The kid and iat of a valid board signature over exactly these files; "" for a key outside
     the set."""
-    parts = token.split(".")
-    if len(parts) != 3 or not all(_SEGMENT.fullmatch(p) for p in parts):
-        raise BundleError("a bundle signature is not a compact JWT")
-    header, payload = _json_segment(parts[0]), _json_segment(parts[1])
-    if set(header) - _ALLOWED_HEADERS or header.get("alg") != ALGORITHM:
-        raise BundleError(f"bundle signatures must be {ALGORITHM} JWTs with only alg, typ and kid headers")
-    kid = header.get("kid")
-    if not isinstance(kid, str) or kid not in keys:
+    try:
+        parsed = jws.parse(token, algorithm=ALGORITHM)
+    except (BadHeader, BadAlgorithm) as exc:
+        raise BundleError(
+            f"bundle signatures must be {ALGORITHM} JWTs with only alg, typ and kid headers"
+        ) from exc
+    except UnknownKey:  # no kid: not a board signature
         return "", 0
-    signature = b64url_decode(parts[2])
-    if b64url(signature) != parts[2] or not _ES256.verify(
-        f"{parts[0]}.{parts[1]}".encode(), keys[kid], signature
-    ):
-        raise BundleError(f"the signature by board key {kid} does not verify")
+    except TokenError as exc:
+        raise BundleError(f"a bundle signature is not a compact JWT: {exc}") from exc
+    kid, payload = parsed.kid, parsed.payload
+    if kid not in keys:
+        return "", 0
+    try:
+        parsed.verify(keys[kid])
+    except TokenError as exc:
+        raise BundleError(f"the signature by board key {kid} does not verify") from exc
     if payload.get("scope") != scope:
         raise BundleError(
             f"the signature by board key {kid} is for scope {payload.get('scope')!r}, not {scope!r}"
@@ -349,16 +345,6 @@ def _check_token(token: str, keys: BoardKeySet, hashes: Mapping[str, str], scope
     if isinstance(iat, bool) or not isinstance(iat, int) or iat < 0:
         raise BundleError(f"the signature by board key {kid} carries no issue time (iat)")
     return kid, iat
-
-
-def _json_segment(segment: str) -> dict[str, Any]:
-    try:
-        value = json.loads(b64url_decode(segment))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BundleError("a bundle signature is not a JWT") from exc
-    if not isinstance(value, dict):
-        raise BundleError("a bundle signature is not a JWT")
-    return value
 
 
 def _signed_files(payload: dict[str, Any], kid: str) -> dict[str, str]:

@@ -16,9 +16,9 @@ from coopfed.node.model import ConsentSettings
 
 
 class StorageError(Exception):
-    """Base of every storage error; `code` is stable and maps to a transport status."""
+    """Base of every storage error; `code` is stable, and the node names it `storage.<code>`."""
 
-    code = "storage_error"
+    code = "error"
 
 
 class NotFound(StorageError):
@@ -69,31 +69,31 @@ class ConstraintBroken(InvalidData):
     """A write broke one of the database's own rules: values no check before it caught, so the
     node's fault rather than the caller's (the RPC layer says INTERNAL)."""
 
-    code = "storage_constraint"
+    code = "constraint"
 
 
 class StorageBusy(StorageError):
     """Another process held the database longer than the busy timeout; worth retrying."""
 
-    code = "storage_busy"
+    code = "busy"
 
 
 class StorageFull(StorageError):
     """The disk (or the database's size limit) is full; nothing of the write was kept."""
 
-    code = "storage_full"
+    code = "full"
 
 
 class StorageUnavailable(StorageError):
     """The database cannot be written or read just now: read-only, missing, or an I/O error."""
 
-    code = "storage_unavailable"
+    code = "unavailable"
 
 
 class SchemaError(StorageError):
     """The database schema is not one this code can safely use."""
 
-    code = "schema_error"
+    code = "schema"
 
 
 class SchemaTooNew(SchemaError):
