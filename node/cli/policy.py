@@ -325,6 +325,17 @@ def _args_bundle(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--rollback", action="store_true", help="re-issue earlier content on purpose (needs more signatures)"
     )
+    p.add_argument(
+        "--ballot", action="append", default=[], type=_ballot_arg, metavar="ID:DIGEST",
+        help="a passed ballot whose change this bundle carries (`coopfed ballot apply` prints it; repeat)",
+    )  # fmt: skip
+
+
+def _ballot_arg(text: str) -> tuple[str, str]:
+    ballot_id, sep, digest = text.partition(":")
+    if not (sep and ballot_id and len(digest) == 64):
+        raise argparse.ArgumentTypeError(f"a ballot as ID:TALLY_DIGEST, not {text!r}")
+    return ballot_id, digest
 
 
 def _bundle(args: argparse.Namespace, console: Console) -> int:
@@ -333,8 +344,9 @@ def _bundle(args: argparse.Namespace, console: Console) -> int:
     source = args.source if args.source is not None else _git_source(policies)
     serial = args.serial if args.serial is not None else bundles.next_serial(args.out)
     info = bundles.build_bundle(
-        policies, args.out, keys, scope=args.scope, source=source, serial=serial, rollback=args.rollback
-    )
+        policies, args.out, keys, scope=args.scope, source=source, serial=serial, rollback=args.rollback,
+        ballots=args.ballot,
+    )  # fmt: skip
     console.print(
         f"bundle {info.path}: serial {info.serial}{' (rollback)' if info.rollback else ''}, "
         f"revision {info.revision}, {len(info.files)} files",
