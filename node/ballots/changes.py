@@ -58,6 +58,15 @@ def changed_pointers(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new and type(old) is type(new) else [prefix or "/"]
 
 
+def patched_pointers(patch: Any, prefix: str = "") -> list[str]:
+    """The pointers a merge patch sets or removes: its leaves, where a value is not an object."""
+    if not isinstance(patch, dict) or not patch:
+        return [prefix or "/"]
+    return [
+        p for key, value in sorted(patch.items()) for p in patched_pointers(value, f"{prefix}/{_escape(key)}")
+    ]
+
+
 def governed_paths(*datas: Mapping[str, Any]) -> tuple[str, ...]:
     """The pointers members decide, from every given revision's `ballots.governed`."""
     found: set[str] = set()
