@@ -83,12 +83,13 @@ def _text(value: str, name: str) -> str:
     return text
 
 
-def _check_change(data: Mapping[str, Any], change: Change, where: str) -> list[str]:
+def _check_change(data: Mapping[str, Any], change: Change, where: str, *, keeps: bool = False) -> list[str]:
     """The governed pointers the change touches; InvalidArgument unless it changes governed data
-    only, keeps each value's kind, and leaves ballot rules that still work."""
+    only, keeps each value's kind, and leaves ballot rules that still work. An alternative of a
+    choice may change nothing (`keeps`: keep the rules as they are)."""
     patch = change.patch
     touched = changes.changed_pointers(data, changes.merge_patch(data, patch))
-    if not touched:
+    if not touched and not keeps:
         raise InvalidArgument(
             f"{where}: changes nothing in the policy data", code="ballot.no_change", field=where
         )
@@ -143,8 +144,14 @@ def propose(
     entries = []
     for i, alt in enumerate(alternatives):
         where = "change_json" if len(alternatives) == 1 else f"alternatives[{i}]"
-        touched = _check_change(policies.data, alt, where)
+        touched = _check_change(policies.data, alt, where, keeps=len(alternatives) > 1)
         entries.append((f"a{i + 1}" if len(alternatives) > 1 else "yes", alt, touched))
+    if not any(touched for _, _, touched in entries):
+        raise InvalidArgument(
+            "alternatives: at least one must change the policy data",
+            code="ballot.no_change",
+            field="alternatives",
+        )
     reports = impacts(node, [alt.patch for _, alt, _ in entries])
     proposal = {
         "title": title,
