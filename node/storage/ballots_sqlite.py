@@ -126,7 +126,11 @@ class SqliteBallotStore(BallotStore):
                 (closed_unix, _json(closing.tally), closing.digest, ballot_id),
             )
             self._governance._append(conn, closing.log)
-            return self._one(conn, ballot_id)
+            closed = self._one(conn, ballot_id)
+        # The log's frames pair each voter's row with their box row (one transaction each):
+        # once counted, they go from the WAL file.
+        self._store.checkpoint()
+        return closed
 
     def box(self, ballot_id: str) -> list[tuple[str, str]]:
         with self._read() as conn:

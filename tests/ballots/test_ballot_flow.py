@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -98,6 +99,8 @@ def test_a_petition_becomes_a_ballot_whose_passed_change_a_signed_bundle_carries
     logged = [json.loads(e) for e in coop.node.governance.decision_log()]
     [entry] = [e for e in logged if e["path"] == TALLY_PATH]
     assert digest(entry["result"]) == closed.tally_digest  # the log holds the published tally
+    wal = coop.folder / (coop.node.settings.storage.path + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0  # the votes' transactions are gone from the WAL
 
     # the bundle naming a different digest is refused; naming the ballot's own is accepted
     coop.publish(ballots=[(ballot.ballot_id, "0" * 64)])
@@ -147,3 +150,28 @@ def test_a_member_verifies_a_receipt_with_the_cli(coop: Coop, tmp_path, capsys) 
     )
     assert "NOT in the tally" in capsys.readouterr().out
     assert VOTING_SECONDS > 0
+
+
+def test_a_node_does_not_start_on_a_bundle_changing_what_members_decide(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from coopfed.node.policy.boardkeys import BoardSigningKey, public_pem
+    from coopfed.node.policy.bundle import BundleError, build_bundle
+    from coopfed.node.runtime import init_node, open_node
+    from coopfed.node.settings import load_settings
+
+    from ..node.conftest import POLICIES
+
+    folder = tmp_path / "coop"
+    config = init_node(folder, node_id="coop", name="Co-op", listen="127.0.0.1:0", policies=POLICIES)
+    key = BoardSigningKey.generate()
+    (folder / "board.pub").write_bytes(public_pem(key.public_key))
+    import shutil
+
+    work = Path(shutil.copytree(folder / "policies", tmp_path / "work"))
+    edit_data(work, {"consent": {"personas": {"privacy_first": None}}})  # a persona removed
+    build_bundle(work, folder / "bundle.tar.gz", [key])
+    env = {"COOPFED_POLICY__BUNDLE": "bundle.tar.gz", "COOPFED_POLICY__BOARD_KEYS": "board.pub"}
+    with (
+        pytest.raises(BundleError, match="/consent/personas/privacy_first"),
+        open_node(load_settings(config, environ=env)),
+    ):
+        pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import grpc
 import pytest
@@ -72,14 +73,12 @@ def test_who_may_do_what(coop: Coop) -> None:
 
 
 def test_a_choice_among_alternatives_is_won_by_a_majority(coop: Coop) -> None:
-    import time
-
-    ballot = _propose(
-        coop, coop.board, title="Which allocation key",
-        alternatives=[pb.Alternative(title="equal shares", change_json=json.dumps({"ledger": {"key": "equal"}})),
-                      pb.Alternative(title="by consumption", change_json=json.dumps({"ledger": {"key": "pro_rata"}}))],
-    )  # fmt: skip
-    assert ballot.state == "open"  # "by consumption" keeps the rule as it is: an alternative may
+    keys = {"equal shares": "equal", "by consumption": "pro_rata"}  # the second keeps today's key
+    alternatives = [
+        pb.Alternative(title=t, change_json=json.dumps({"ledger": {"key": k}})) for t, k in keys.items()
+    ]
+    ballot = _propose(coop, coop.board, title="Which allocation key", alternatives=alternatives)
+    assert ballot.state == "open"
     assert [c.key for c in ballot.choices] == ["a1", "a2", "abstain"]
     for member, choice in (("alice", "a1"), ("bob", "a1"), ("carol", "abstain")):
         coop.stub.Vote(

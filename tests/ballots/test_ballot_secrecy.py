@@ -50,7 +50,7 @@ def test_a_members_vote_cannot_be_recovered_from_the_database(coop: Coop) -> Non
     stored = db.execute("SELECT receipt_hash, choice FROM ballot_box").fetchall()  # in stored order
     assert [h for h, _ in stored] == sorted(receipts.values())  # ordered by random hash, not by time
     # no row of any table holds a member's id together with a receipt hash or a ballot choice
-    for table, columns in tables.items():
+    for table in tables:
         for row in db.execute(f"SELECT * FROM '{table}'"):  # noqa: S608
             text = json.dumps(row)
             for member in MEMBERS:
