@@ -32,6 +32,13 @@ OPENED_PATH = "coopfed/ballots/opened"
 TALLY_PATH = "coopfed/ballots/tally"
 HOUR = 3600
 MAX_ALTERNATIVES = 8
+STATE_WORDS = {  # each state of a ballot as members read it
+    "petition": "a petition gathering signatures",
+    "scheduled": "scheduled: voting has not started",
+    "open": "open for voting",
+    "awaiting its count": "voting has ended; not counted yet",
+    "closed": "closed and counted",
+}
 
 
 @dataclass(frozen=True)

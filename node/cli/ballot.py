@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.console import Console
 
+from coopfed.node.ballots import voting
 from coopfed.node.ballots.changes import merge_patch
 from coopfed.node.ballots.tally import find_receipt, recount
 from coopfed.node.cli.common import ClientAction, add_credentials_option, bind
@@ -22,13 +23,6 @@ from coopfed.v1 import ballot_pb2_grpc as pb_grpc
 
 DEFAULT_CREDENTIALS = Path("member.json")
 HINT = "give --credentials FILE: a member's (coopfed member register) or the board's (coopfed review token)"
-STATE_WORDS = {
-    "petition": "a petition gathering signatures",
-    "scheduled": "scheduled: voting has not started",
-    "open": "open for voting",
-    "awaiting its count": "voting has ended; not counted yet",
-    "closed": "closed and counted",
-}
 
 
 def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
@@ -114,7 +108,7 @@ def record(b: pb.Ballot) -> dict[str, Any]:
     return {
         "ballot_id": b.ballot_id,
         "title": b.title,
-        "state": STATE_WORDS.get(b.state, b.state),
+        "state": voting.STATE_WORDS.get(b.state, b.state),
         "proposed_by": b.proposed_by,
         "signatures": f"{b.signatures} of {b.signatures_needed}" if b.state == "petition" else b.signatures,
         "opens": b.opens_at.ToDatetime().astimezone() if b.HasField("opens_at") else None,
@@ -234,7 +228,7 @@ def _apply(args: argparse.Namespace, console: Console) -> int:
     tally = json.loads(ballot.tally_json) if ballot.tally_json else None
     if not tally or not tally["passed"]:
         raise FailedPrecondition(
-            f"ballot {args.ballot_id} is {STATE_WORDS.get(ballot.state, ballot.state)}"
+            f"ballot {args.ballot_id} is {voting.STATE_WORDS.get(ballot.state, ballot.state)}"
             f"{'' if not tally else ' and did not pass'}: there is no change to apply",
             code="cli.ballot_not_passed",
         )
