@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -143,12 +144,20 @@ def _print_ballot(console: Console, b: pb.Ballot, as_json: bool) -> None:
             f"{alt['key']}: {alt['title']}\n  change: {change}\n  impact: {alt['impact']}", markup=False
         )
     if rec["tally"]:
-        _print_tally(console, rec["tally"], b.tally_digest)
+        _print_tally(console, rec["tally"], b.tally_digest, b.choices)
 
 
-def _print_tally(console: Console, tally: dict[str, Any], digest: str) -> None:
-    counts = ", ".join(f"{k} {n}" for k, n in tally["counts"].items())
-    outcome = f"passed: {tally['winner']}" if tally["passed"] else "not passed"
+def _print_tally(console: Console, tally: dict[str, Any], digest: str, choices: Sequence[pb.Choice]) -> None:
+    """The result in the ballot's own order of choices."""
+    counts = ", ".join(f"{c.key} {tally['counts'].get(c.key, 0)}" for c in choices)
+    titles = {c.key: c.title for c in choices}
+    outcome = "not passed"
+    if tally["passed"]:
+        outcome = (
+            "passed"
+            if tally["winner"] == "yes"
+            else f"passed: {titles.get(tally['winner'], tally['winner'])}"
+        )
     quorum = "met" if tally["quorum_met"] else "not met"
     turnout = f"{tally['voted']} of {tally['eligible']} members voted, quorum {quorum}"
     console.print(f"\nresult: {outcome} ({counts}; {turnout})", markup=False)
@@ -208,7 +217,7 @@ def _tally(args: argparse.Namespace, console: Console) -> int:
         )
     else:
         console.print(f"{ballot.title} ({ballot.ballot_id})", markup=False)
-        _print_tally(console, tally, ballot.tally_digest)
+        _print_tally(console, tally, ballot.tally_digest, ballot.choices)
         console.print(
             f"the totals {'are' if consistent else 'are NOT'} the count of the "
             f"{len(tally['receipts'])} published receipts",
