@@ -16,6 +16,39 @@ from typing import Any
 
 MISSING = object()
 
+# What the governed data means, for members reading a proposal (a pointer not named here is shown
+# as it is written).
+WORDS = {
+    "/coop/k_min": "the smallest group of homes whose data leaves the co-op",
+    "/open_data/k_min": "the smallest group of homes in published open data",
+    "/open_data/licence": "the open-data licence",
+    "/governance/thresholds/approve": "the score at which a data request is approved",
+    "/governance/thresholds/reject": "the score below which a data request is refused",
+    "/governance/stage_weights": "how much who asks and why they ask count in a request's score",
+    "/governance/organisation": "how the organisation asking is judged",
+    "/governance/purpose": "how the purpose of a request is judged",
+    "/consent/personas": "the consent personas",
+    "/ledger/key": "how local energy is shared out",
+    "/ledger/prices_pence_per_kwh": "the prices of energy, in pence per kWh",
+    "/ballots": "the rules of ballots",
+}
+
+
+def describe(old: Any, new: Any, pointers: Iterable[str]) -> list[dict[str, Any]]:
+    """Each changed pointer with its meaning in words, the value before and the value after."""
+    out = []
+    for pointer in pointers:
+        named = max((p for p in WORDS if pointer == p or pointer.startswith(p + "/")), key=len, default="")
+        rest = pointer[len(named) :].strip("/").replace("/", " ")
+        what = f"{WORDS[named]}{f' ({rest})' if rest else ''}" if named else pointer
+        before, after = resolve(old, pointer), resolve(new, pointer)
+        out.append({
+            "pointer": pointer, "what": what,
+            "before": "nothing" if before is MISSING else canonical(before),
+            "after": "nothing (removed)" if after is MISSING else canonical(after),
+        })  # fmt: skip
+    return out
+
 
 def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -98,7 +98,10 @@ class BallotService(pb_grpc.BallotServiceServicer):
     async def ListBallots(self, request, context):
         ballots = await asyncio.to_thread(voting.store_of(self.node).list_ballots)
         now = int(time.time())
-        return pb.ListBallotsResponse(ballots=[ballot_to_proto(b, now) for b in ballots])
+        listed = [ballot_to_proto(b, now) for b in ballots]
+        for b in listed:  # the list is an index: each proposal with its impact reports is in GetBallot
+            b.ClearField("proposal_json")
+        return pb.ListBallotsResponse(ballots=listed)
 
     @rpc
     async def GetBallot(self, request, context):

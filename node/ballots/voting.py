@@ -8,6 +8,7 @@ closes it, and is published in the decision log with every receipt hash and its 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import uuid
 from collections.abc import Mapping, Sequence
@@ -90,8 +91,10 @@ def _text(value: str, name: str) -> str:
     return text
 
 
-def _check_change(data: Mapping[str, Any], change: Change, where: str, *, keeps: bool = False) -> list[str]:
-    """The governed pointers the change touches; InvalidArgument unless it changes governed data
+def _check_change(
+    data: Mapping[str, Any], change: Change, where: str, *, keeps: bool = False
+) -> list[dict[str, Any]]:
+    """What the change changes, in words; InvalidArgument unless it changes governed data
     only, keeps each value's kind, and leaves ballot rules that still work. An alternative of a
     choice may change nothing (`keeps`: keep the rules as they are)."""
     patch = change.patch
@@ -119,7 +122,7 @@ def _check_change(data: Mapping[str, Any], change: Change, where: str, *, keeps:
         rules_of(changes.merge_patch(data, patch))
     except FailedPrecondition as exc:
         raise InvalidArgument(f"{where}: {exc.message}", code="ballot.rules", field=where) from None
-    return touched
+    return changes.describe(data, changes.merge_patch(data, patch), touched)
 
 
 def propose(
@@ -159,6 +162,8 @@ def propose(
             code="ballot.no_change",
             field="alternatives",
         )
+    opens_now = who.kind == "board" or rules.petition_signatures <= 1
+    window = _window(rules, opens, closes, now) if opens_now else None  # checked before the replay
     reports = impacts(node, [alt.patch for _, alt, _ in entries])
     proposal = {
         "title": title,
@@ -179,12 +184,7 @@ def propose(
         "base_revision": policies.revision,
     }
     ballot_id = "ballot-" + uuid.uuid4().hex[:12]
-    window = (
-        _window(rules, opens, closes, now) if who.kind == "board" or rules.petition_signatures <= 1 else None
-    )
-    record = BallotRecord(
-        ballot_id, proposal, f"{who.kind}:{who.id}", now, *(window or (None, None))
-    )  # fmt: skip
+    record = BallotRecord(ballot_id, proposal, f"{who.kind}:{who.id}", now, *(window or (None, None)))
     log = [_opened_event(node, record)] if window else []
     with decision_log(node).batch(*log) as events:
         try:
@@ -193,7 +193,7 @@ def propose(
             raise AlreadyExists("a ballot with this id exists; propose again", code="ballot.exists") from None
 
 
-def _choices(entries: Sequence[tuple[str, Change, list[str]]]) -> list[dict[str, str]]:
+def _choices(entries: Sequence[tuple[str, Change, list[dict[str, Any]]]]) -> list[dict[str, str]]:
     if len(entries) == 1:
         return [
             {"key": "yes", "title": "yes: make the change"},
@@ -307,7 +307,7 @@ def sign(node: Node, who: Principal, ballot_id: str, now: int) -> BallotRecord:
     ballot = get(node, ballot_id)
     rules = Rules(**ballot.proposal["rules"])
     opens, closes = _window(rules, None, None, now)
-    opened = BallotRecord(**{**ballot.__dict__, "opens_unix": opens, "closes_unix": closes})
+    opened = dataclasses.replace(ballot, opens_unix=opens, closes_unix=closes)
     # appended only by the signature that opens it (so without the decisions waiting in memory)
     event = _opened_event(node, opened)
     try:

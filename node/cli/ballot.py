@@ -119,7 +119,13 @@ def record(b: pb.Ballot) -> dict[str, Any]:
         "choices": [f"{c.key} ({c.title})" for c in b.choices],
         "explanation": b.explanation,
         "alternatives": [
-            {"key": a["key"], "title": a["title"], "change": a["patch"], "impact": a["impact"]["summary"]}
+            {
+                "key": a["key"],
+                "title": a["title"],
+                "change": a["patch"],
+                "impact": a["impact"]["summary"],
+                "changes": [f"{c['what']}: {c['before']} becomes {c['after']}" for c in a["changes"]],
+            }
             for a in proposal.get("alternatives", [])
         ],
         "tally": json.loads(b.tally_json) if b.tally_json else None,
@@ -139,10 +145,10 @@ def _print_ballot(console: Console, b: pb.Ballot, as_json: bool) -> None:
         return
     console.print(f"\n{rec['explanation']}\n", markup=False)
     for alt in rec["alternatives"]:
-        change = json.dumps(alt["change"], ensure_ascii=False)
-        console.print(
-            f"{alt['key']}: {alt['title']}\n  change: {change}\n  impact: {alt['impact']}", markup=False
-        )
+        console.print(f"{alt['key']}: {alt['title']}", markup=False)
+        for line in alt["changes"] or ["the rules stay as they are"]:
+            console.print(f"  {line}", markup=False)
+        console.print(f"  impact: {alt['impact']}", markup=False)
     if rec["tally"]:
         _print_tally(console, rec["tally"], b.tally_digest, b.choices)
 

@@ -49,7 +49,7 @@ def test_a_member_reads_the_impact_votes_and_checks_the_receipt(client: tuple[Te
     assert "Refuse fewer requests" in listing.text
     page = http.get(f"/ballots/{ballot.ballot_id}")
     assert "past decisions would change" in page.text
-    assert "/governance/thresholds/reject" in page.text
+    assert "The score below which a data request is refused: 45 becomes 40" in page.text
     r = http.post(f"/ballots/{ballot.ballot_id}/vote", data={"csrf_token": csrf(page.text), "choice": "yes"})
     assert r.status_code == 200, r.text
     receipt = re.search(r"Your receipt is <code>([^<]+)</code>", r.text).group(1)

@@ -82,7 +82,7 @@ class BallotServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListBallots(self, request, context):
-        """Every ballot and petition, newest first.
+        """Every ballot and petition, newest first (without proposal_json: GetBallot has it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

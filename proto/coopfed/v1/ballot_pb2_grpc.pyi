@@ -52,7 +52,7 @@ class BallotServiceStub:
     PERMISSION_DENIED for an applicant.
     """
     ListBallots: _grpc.UnaryUnaryMultiCallable[_ballot_pb2.ListBallotsRequest, _ballot_pb2.ListBallotsResponse]
-    """Every ballot and petition, newest first."""
+    """Every ballot and petition, newest first (without proposal_json: GetBallot has it)."""
     GetBallot: _grpc.UnaryUnaryMultiCallable[_ballot_pb2.GetBallotRequest, _ballot_pb2.Ballot]
     """One ballot with its proposal, impact reports and, once closed, its tally. NOT_FOUND for an
     unknown id.
@@ -83,7 +83,7 @@ class BallotServiceAsyncStub(BallotServiceStub):
     PERMISSION_DENIED for an applicant.
     """
     ListBallots: _aio.UnaryUnaryMultiCallable[_ballot_pb2.ListBallotsRequest, _ballot_pb2.ListBallotsResponse]  # type: ignore[assignment]
-    """Every ballot and petition, newest first."""
+    """Every ballot and petition, newest first (without proposal_json: GetBallot has it)."""
     GetBallot: _aio.UnaryUnaryMultiCallable[_ballot_pb2.GetBallotRequest, _ballot_pb2.Ballot]  # type: ignore[assignment]
     """One ballot with its proposal, impact reports and, once closed, its tally. NOT_FOUND for an
     unknown id.
@@ -123,7 +123,7 @@ class BallotServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ballot_pb2.ListBallotsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ballot_pb2.ListBallotsResponse, _abc.Awaitable[_ballot_pb2.ListBallotsResponse]]:
-        """Every ballot and petition, newest first."""
+        """Every ballot and petition, newest first (without proposal_json: GetBallot has it)."""
 
     @_abc_1.abstractmethod
     def GetBallot(
