@@ -94,8 +94,13 @@ class SqliteBallotStore(BallotStore):
 
     def cast_vote(self, ballot_id: str, member_id: str, receipt_hash: str, choice: str) -> None:
         with self._governance._write() as conn:
-            ballot = self._one(conn, ballot_id)
-            if ballot.opens_unix is None or ballot.closed_unix is not None:
+            row = conn.execute(
+                "SELECT opens_unix IS NOT NULL AND closed_unix IS NULL FROM ballots WHERE ballot_id = ?",
+                (ballot_id,),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no ballot {ballot_id!r}")
+            if not row[0]:
                 raise Conflict(f"ballot {ballot_id} is not open")
             try:
                 conn.execute("INSERT INTO ballot_voters VALUES (?, ?)", (ballot_id, member_id))
