@@ -82,10 +82,16 @@ def ballots_behind(ballots: BallotStore, entry: LogEntry, modules: Mapping[str, 
             if any(pointer == r or pointer.startswith(r + "/") or r.startswith(pointer + "/") for r in reads):
                 latest[pointer] = {
                     "pointer": pointer, "ballot_id": ballot_id, "title": ballot.proposal["title"],
-                    "counts": (ballot.tally or {}).get("counts", {}), "closed_at": ballot.closed_unix,
+                    "counts": _in_order(ballot.proposal, (ballot.tally or {}).get("counts", {})),
+                    "closed_at": ballot.closed_unix,
                     "revision": revision,
                 }  # fmt: skip
     return [latest[p] for p in sorted(latest)]
+
+
+def _in_order(proposal: Mapping[str, Any], counts: Mapping[str, int]) -> dict[str, int]:
+    """A tally's counts in the order the ballot offered its choices."""
+    return {c["key"]: counts.get(c["key"], 0) for c in proposal.get("choices", [])}
 
 
 def explain(entry: LogEntry, behind: Sequence[Mapping[str, Any]] = ()) -> list[str]:

@@ -33,7 +33,7 @@ def _code(call) -> grpc.StatusCode:  # type: ignore[no-untyped-def]
     return caught.value.code()
 
 
-def test_a_petition_becomes_a_ballot_whose_passed_change_a_signed_bundle_carries(coop: Coop) -> None:
+def test_a_petition_becomes_a_ballot_whose_passed_change_a_signed_bundle_carries(coop: Coop, capsys) -> None:  # type: ignore[no-untyped-def]
     stub = coop.stub
     # a decision under the current rules, for the impact report and for explain
     coop.node.consent(
@@ -119,6 +119,8 @@ def test_a_petition_becomes_a_ballot_whose_passed_change_a_signed_bundle_carries
     behind = ballots_behind(coop.node.ballots, entry, coop.node.policy.policies.modules)
     assert [(b["ballot_id"], b["pointer"]) for b in behind] == [(ballot.ballot_id, "/coop/k_min")]
     assert any(ballot.ballot_id in line for line in explain(entry, behind))
+    assert main(["policy", "explain", decision, "--config", str(coop.folder / "coopfed.toml")]) == 0
+    assert f'/coop/k_min: ballot {ballot.ballot_id} "Smaller groups" (yes 2, no 1' in capsys.readouterr().out
 
 
 def test_a_member_verifies_a_receipt_with_the_cli(coop: Coop, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
