@@ -20,11 +20,30 @@ from coopfed.v1 import ballot_pb2_grpc as pb_grpc
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["BallotService"].full_name
 
 
+MAX_DEPTH = 16  # policy data is a few levels deep; a deeper patch is a mistake or an attack
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict) and value:
+        return 1 + max(_depth(v) for v in value.values())
+    if isinstance(value, list) and value:
+        return 1 + max(_depth(v) for v in value)
+    return 0
+
+
 def _patch(text: str, field: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidArgument(f"{field}: not JSON", code="ballot.change_json", field=field) from None
+    try:
+        deep = _depth(value) > MAX_DEPTH
+    except RecursionError:
+        deep = True
+    if deep:
+        raise InvalidArgument(
+            f"{field}: nested more than {MAX_DEPTH} levels deep", code="ballot.change_json", field=field
+        )
     if not isinstance(value, dict):
         raise InvalidArgument(
             f"{field}: a JSON object (a merge patch over the policy data)",

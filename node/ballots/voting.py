@@ -254,6 +254,7 @@ def _iso(unix: int | None) -> str:
 def impacts(node: Node, patches: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """`coopfed policy diff` of each patch against the policies in force, over the node's own
     decision log: how many past decisions would change, with examples."""
+    from coopfed.node.policy.errors import PolicyEngineError
     from coopfed.node.policy.impact import ImpactAnalysis, ImpactReport, parse_entries
     from coopfed.node.policy.loader import make_policy_set
     from coopfed.node.policy.regotest import find_tool
@@ -269,7 +270,12 @@ def impacts(node: Node, patches: Sequence[dict[str, Any]]) -> list[dict[str, Any
     try:
         for patch in patches:
             head_set = make_policy_set(base_set.modules, changes.merge_patch(base_set.data, patch))
-            head = replayer_for(head_set, "auto", opa)
+            try:
+                head = replayer_for(head_set, "auto", opa)
+            except PolicyEngineError as exc:
+                raise InvalidArgument(
+                    f"the policies do not compile with this change: {exc}", code="ballot.compile"
+                ) from None
             report = ImpactReport("in force", "proposed", base_set.revision, head_set.revision, base.name)
             try:
                 ImpactAnalysis(base, head, report).run(

@@ -31,6 +31,8 @@ def _propose(coop: Coop, md, **kw) -> pb.Ballot:  # type: ignore[no-untyped-def]
     [
         ("{not json", "not JSON"),
         ("[1, 2]", "a JSON object"),
+        ("[" * 5000 + "]" * 5000, "not JSON"),
+        ('{"a":' * 40 + "1" + "}" * 40, "nested more than 16 levels"),
         (json.dumps({"coop": {"name": "Another name"}}), "members do not decide /coop/name"),
         (json.dumps({"coop": {"k_min": 5}}), "changes nothing"),
         (json.dumps({"coop": {"k_min": "three"}}), "another kind of value"),
