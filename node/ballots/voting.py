@@ -9,7 +9,6 @@ closes it, and is published in the decision log with every receipt hash and its 
 from __future__ import annotations
 
 import dataclasses
-import math
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,7 +31,9 @@ if TYPE_CHECKING:
 OPENED_PATH = "coopfed/ballots/opened"
 TALLY_PATH = "coopfed/ballots/tally"
 HOUR = 3600
+DAY = 86_400
 MAX_ALTERNATIVES = 8
+MAX_VOTING_DAYS = 366
 STATE_WORDS = {  # each state of a ballot as members read it
     "petition": "a petition gathering signatures",
     "scheduled": "scheduled: voting has not started",
@@ -73,8 +74,8 @@ def rules_of(data: Mapping[str, Any]) -> Rules:
         ) from None
     ok = (
         0 <= rules.quorum_percent <= 100 and 0 <= rules.majority_percent < 100
-        and rules.petition_signatures >= 1 and rules.voting_days > 0 and rules.min_voting_hours >= 0
-        and all(math.isfinite(v) for v in (rules.voting_days, rules.min_voting_hours))
+        and rules.petition_signatures >= 1 and 0 < rules.voting_days <= MAX_VOTING_DAYS
+        and 0 <= rules.min_voting_hours <= rules.voting_days * 24
     )  # fmt: skip
     if not ok:
         raise FailedPrecondition("the ballot rules in the policy data are out of range", code="ballot.rules")
@@ -225,12 +226,17 @@ def _admitted(node: Node, who: Principal, what: str) -> None:
 
 def _window(rules: Rules, opens: int | None, closes: int | None, now: int) -> tuple[int, int]:
     start = now if opens is None else opens
-    if start < now - 60:
-        raise InvalidArgument("opens_at: not in the past", code="ballot.opens_at", field="opens_at")
-    end = start + int(rules.voting_days * 86_400) if closes is None else closes
-    if end - start < max(rules.min_voting_hours * HOUR, 1):
+    if not now - 60 <= start <= now + MAX_VOTING_DAYS * DAY:
         raise InvalidArgument(
-            f"closes_at: a ballot is open for at least {rules.min_voting_hours:g} hours",
+            f"opens_at: not in the past, nor more than {MAX_VOTING_DAYS} days ahead",
+            code="ballot.opens_at",
+            field="opens_at",
+        )
+    end = start + int(rules.voting_days * DAY) if closes is None else closes
+    if not max(rules.min_voting_hours * HOUR, 1) <= end - start <= MAX_VOTING_DAYS * DAY:
+        raise InvalidArgument(
+            f"closes_at: a ballot is open for at least {rules.min_voting_hours:g} hours "
+            f"and at most {MAX_VOTING_DAYS} days",
             code="ballot.closes_at",
             field="closes_at",
         )

@@ -92,3 +92,20 @@ def test_a_choice_among_alternatives_is_won_by_a_majority(coop: Coop) -> None:
     )
     assert (tally["winner"], tally["change"]) == ("a1", {"ledger": {"key": "equal"}})
     assert tally["counts"] == {"a1": 2, "a2": 0, "abstain": 1}
+
+
+@pytest.mark.parametrize(("field", "offset", "words"), [
+    ("opens_at", -3600, "not in the past"), ("closes_at", 400 * 86_400, "at most 366 days"),
+    ("closes_at", -10, "open for at least"),
+])  # fmt: skip
+def test_bad_times_are_invalid_argument(coop: Coop, field: str, offset: int, words: str) -> None:
+    request = pb.ProposeRequest(
+        title="A change", explanation="Because.", change_json=json.dumps({"coop": {"k_min": 4}})
+    )
+    getattr(request, field).FromSeconds(int(time.time()) + offset)
+    code, details = _status(lambda: coop.stub.Propose(request, metadata=coop.board, timeout=300))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert words in details
+    code, details = _status(lambda: coop.stub.Propose(request, metadata=coop.member("alice"), timeout=300))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT  # a member's petition takes no times at all
+    assert "a petition opens when enough members sign it" in details
