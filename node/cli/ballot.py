@@ -44,6 +44,9 @@ def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
         ("sign", "sign a petition"),
     ):
         commands.add_parser(name, help=text).add_argument("ballot_id")
+    commands.choices["show"].add_argument(
+        "--report", action="store_true", help="print each alternative's whole impact report (Markdown)"
+    )
     vote = commands.add_parser("vote", help="vote, once; keep the receipt it prints")
     vote.add_argument("ballot_id")
     vote.add_argument("choice", help="yes, no or abstain; or a1, a2, ... or abstain")
@@ -183,9 +186,12 @@ def _list(args: argparse.Namespace, console: Console) -> int:
 
 def _show(args: argparse.Namespace, console: Console) -> int:
     stub, md = _session(args)
-    _print_ballot(
-        console, stub.GetBallot(pb.GetBallotRequest(ballot_id=args.ballot_id), metadata=md), args.json
-    )
+    ballot = stub.GetBallot(pb.GetBallotRequest(ballot_id=args.ballot_id), metadata=md)
+    _print_ballot(console, ballot, args.json)
+    if args.report and not args.json:
+        for alt in json.loads(ballot.proposal_json)["alternatives"]:
+            console.print(f"\n# {alt['key']}: {alt['title']}\n", markup=False)
+            console.print(alt["impact"]["markdown"], markup=False, soft_wrap=True)
     return 0
 
 

@@ -141,6 +141,8 @@ def test_a_member_verifies_a_receipt_with_the_cli(coop: Coop, tmp_path, capsys) 
     assert "Fairer prices" in shown
     assert "past decisions would change" in shown
     assert "the prices of energy, in pence per kWh (local): 18 becomes 17" in shown
+    assert main(["ballot", "show", ballot.ballot_id, "--report", "--credentials", str(creds)]) == 0
+    assert "## Policy impact" in capsys.readouterr().out
     assert main(["ballot", "tally", ballot.ballot_id, "--credentials", str(creds)]) == 1  # still open
     assert "not possible now" in capsys.readouterr().out
     _wait_until_closed(ballot)
