@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -115,8 +115,8 @@ def record(b: pb.Ballot) -> dict[str, Any]:
         "state": voting.STATE_WORDS.get(b.state, b.state),
         "proposed_by": b.proposed_by,
         "signatures": f"{b.signatures} of {b.signatures_needed}" if b.state == "petition" else b.signatures,
-        "opens": b.opens_at.ToDatetime().astimezone() if b.HasField("opens_at") else None,
-        "closes": b.closes_at.ToDatetime().astimezone() if b.HasField("closes_at") else None,
+        "opens": b.opens_at.ToDatetime(UTC) if b.HasField("opens_at") else None,
+        "closes": b.closes_at.ToDatetime(UTC) if b.HasField("closes_at") else None,
         "voted": b.voted,
         "you_voted": b.you_voted,
         "choices": [f"{c.key} ({c.title})" for c in b.choices],

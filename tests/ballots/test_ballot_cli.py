@@ -70,3 +70,23 @@ def test_from_a_members_proposal_to_the_bundle_the_board_signs(coop: Coop, tmp_p
         main([*bundle, "--ballot", "not-a-ballot"])
     assert usage.value.code == 2
     assert "a ballot as ID:TALLY_DIGEST" in capsys.readouterr().err
+
+
+def test_the_board_proposes_alternatives_with_a_closing_time(coop: Coop, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    board = _creds(coop, tmp_path, "board")
+    closes = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+    assert main([
+        "ballot", "propose", "--credentials", board, "--json", "--title", "Which allocation key",
+        "--explanation", "Share local energy equally, or by consumption as now.",
+        "--alternative", 'equal shares={"ledger": {"key": "equal"}}',
+        "--alternative", 'by consumption={"ledger": {"key": "pro_rata"}}',
+        "--closes", closes.isoformat(),
+    ]) == 0  # fmt: skip
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["closes"] == closes.isoformat()
+    assert shown["choices"] == ["a1 (equal shares)", "a2 (by consumption)", "abstain (abstain)"]
+    assert shown["alternatives"][1]["changes"] == []  # the second keeps today's key
+    assert main(["ballot", "propose", "--credentials", board, "--title", "t", "--explanation", "e"]) == 2
+    assert "give --change" in capsys.readouterr().out
