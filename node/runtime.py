@@ -15,7 +15,13 @@ from coopfed.node.ballots.gate import BallotGate
 from coopfed.node.credentials import RevokedTokens, verify_access
 from coopfed.node.decisionlog import DecisionLog
 from coopfed.node.errors import AlreadyExists, Unauthenticated
-from coopfed.node.federation.context import Federation, check_node_id, default_peer_listen, open_federation
+from coopfed.node.federation.context import (
+    Federation,
+    check_node_id,
+    create_tls,
+    default_peer_listen,
+    open_federation,
+)
 from coopfed.node.forecast.context import ForecastContext, open_forecast
 from coopfed.node.loghead import HeadSigner
 from coopfed.node.masking import Masker, load_or_create_key
@@ -31,6 +37,8 @@ from coopfed.node.settings import FederationSection, NodeSection, Settings, rend
 from coopfed.node.storage import SqliteStore, Store
 from coopfed.node.storage.ballots import BallotStore
 from coopfed.node.storage.ballots_sqlite import SqliteBallotStore
+from coopfed.node.storage.federation_sqlite import SqliteFederationStore
+from coopfed.node.storage.forecast_sqlite import SqliteForecastIndex
 from coopfed.node.storage.governance import GovernanceStore
 from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
 
@@ -140,7 +148,7 @@ def open_node(settings: Settings) -> Iterator[Node]:
                 kind=conf.engine, policy_dir=settings.path(conf.dir),
                 bundle=settings.path(conf.bundle) if conf.bundle else None,
                 board_keys=[settings.path(k) for k in conf.board_keys], threshold=conf.signatures_required,
-                scope=conf.signature_scope, control_dir=settings.base_dir, watch=conf.watch,
+                scope=conf.signature_scope, state_dir=settings.base_dir, watch=conf.watch,
                 rollback_threshold=conf.rollback_signatures_required,
                 gate=BallotGate(ballots, settings.path(conf.dir)),
                 opa_url=conf.opa_url, opa_binary=conf.opa_binary,
@@ -157,9 +165,10 @@ def open_node(settings: Settings) -> Iterator[Node]:
         )
         stack.callback(decision_log.flush)  # before the store closes: no waiting decision is lost
         node = Node(
-            settings, store, engine, keys, federation=open_federation(settings), governance=governance,
-            ballots=ballots, decision_log=decision_log, forecast=open_forecast(settings), metrics=metrics,
-            revoked_tokens=RevokedTokens(governance.token_revocations()),
+            settings, store, engine, keys, federation=open_federation(settings, SqliteFederationStore(store)),
+            governance=governance, ballots=ballots, decision_log=decision_log,
+            forecast=open_forecast(settings, SqliteForecastIndex(store)),
+            metrics=metrics, revoked_tokens=RevokedTokens(governance.token_revocations()),
         )  # fmt: skip
         governance.heads = HeadSigner(node.node_id, lambda: node.keys)  # signs with the ring in use
         yield node
@@ -193,7 +202,7 @@ def init_node(folder: Path, *, node_id: str, name: str, listen: str, policies: P
     load_policies(own)  # fail early on a wrong policies folder
     KeyRing.load_or_create(settings.keys_dir)
     ensure_meter_key(settings.base_dir)
-    open_federation(settings).state.create()  # TLS key and certificate (CN = node id), peers file
+    create_tls(settings)  # TLS key and certificate (CN = node id)
     SqliteStore(settings.path(settings.storage.path), synchronous=settings.storage.synchronous).close()
     write_private(config, render_toml(settings).encode("utf-8"))
     return config

@@ -21,6 +21,7 @@ from coopfed.node.forecast.service import ForecastService
 from coopfed.node.governance import service as governance
 from coopfed.node.governance.organisations import authenticate_board_or_member
 from coopfed.node.ledger import service as ledger
+from coopfed.node.paging import Page
 from coopfed.node.ratelimit import RateLimit, peer_address
 from coopfed.node.readings import Batch, validate_batch
 from coopfed.node.release.service import SERVICE_NAME as BENCHMARK_SERVICE
@@ -82,18 +83,29 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
     @rpc
     async def ListConsentHistory(self, request, context):
         member_id = members.own_member(caller().id, request.member_id)
-        history = await asyncio.to_thread(members.consent_history, self.node, member_id)
-        return member_pb2.ListConsentHistoryResponse(records=[convert.record_to_proto(r) for r in history])
+        page = Page(self.node, request, caller=caller().id)
+        (after,) = page.after or (0,)
+        found = await asyncio.to_thread(
+            self.node.store.consent_history, member_id, after=after, limit=page.fetch
+        )
+        history, token = page.cut(found, lambda r: (r.record_id,))
+        return member_pb2.ListConsentHistoryResponse(
+            records=[convert.record_to_proto(r) for r in history], next_page_token=token
+        )
 
     @rpc
     async def ListPersonas(self, request, context):
+        found, token = Page(self.node, request).of_sorted(
+            sorted(self.node.personas().items()), lambda p: (p[0],)
+        )
         return member_pb2.ListPersonasResponse(
             personas=[
                 member_pb2.Persona(
                     name=name, title=p["title"], description=p["description"], version=p["version"]
                 )
-                for name, p in sorted(self.node.personas().items())
-            ]
+                for name, p in found
+            ],
+            next_page_token=token,
         )
 
     @rpc
@@ -166,7 +178,8 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
     @rpc
     async def ListDataAccess(self, request, context):
         member_id = members.own_member(caller().id, request.member_id)
-        return await asyncio.to_thread(governance.list_data_access, self.node, member_id, request.limit)
+        page = Page(self.node, request, caller=caller().id)
+        return await asyncio.to_thread(governance.list_data_access, self.node, member_id, page)
 
     @rpc
     async def SignOutEverywhere(self, request, context):

@@ -11,6 +11,7 @@ from coopfed.node.auth import caller
 from coopfed.node.ballots import voting
 from coopfed.node.convert import instant_from_proto, timestamp
 from coopfed.node.errors import InvalidArgument
+from coopfed.node.paging import Page
 from coopfed.node.rpc import rpc
 from coopfed.node.runtime import Node
 from coopfed.node.storage.ballots import BallotRecord
@@ -115,12 +116,14 @@ class BallotService(pb_grpc.BallotServiceServicer):
 
     @rpc
     async def ListBallots(self, request, context):
+        page = Page(self.node, request, caller=caller().id)
         ballots = await asyncio.to_thread(voting.store_of(self.node).list_ballots)
+        found, token = page.of_sorted(ballots, lambda b: (-b.created_unix, b.ballot_id))  # newest first
         now = int(time.time())
-        listed = [ballot_to_proto(b, now) for b in ballots]
+        listed = [ballot_to_proto(b, now) for b in found]
         for b in listed:  # the list is an index: each proposal with its impact reports is in GetBallot
             b.ClearField("proposal_json")
-        return pb.ListBallotsResponse(ballots=listed)
+        return pb.ListBallotsResponse(ballots=listed, next_page_token=token)
 
     @rpc
     async def GetBallot(self, request, context):

@@ -17,7 +17,7 @@ from coopfed.node.ballots.changes import merge_patch
 from coopfed.node.ballots.tally import find_receipt, recount
 from coopfed.node.cli.common import ClientAction, add_credentials_option, bind
 from coopfed.node.cli.output import Col, add_json_option, print_json, show, show_record
-from coopfed.node.client import Credentials, bearer
+from coopfed.node.client import Credentials, bearer, every_page
 from coopfed.node.errors import FailedPrecondition, UsageError
 from coopfed.v1 import ballot_pb2 as pb
 from coopfed.v1 import ballot_pb2_grpc as pb_grpc
@@ -175,12 +175,12 @@ def _print_tally(console: Console, tally: dict[str, Any], digest: str, choices: 
 
 def _list(args: argparse.Namespace, console: Console) -> int:
     stub, md = _session(args)
-    reply = stub.ListBallots(pb.ListBallotsRequest(), metadata=md)
+    ballots, _ = every_page(stub.ListBallots, pb.ListBallotsRequest(), "ballots", metadata=md)
     columns = [
         Col("ballot_id", "ballot", is_id=True), Col("title", "title"), Col("state", "state"),
         Col("closes", "voting closes"), Col("voted", "voted"),
     ]  # fmt: skip
-    show(console, [record(b) for b in reply.ballots], columns, as_json=args.json, empty="no ballots yet")
+    show(console, [record(b) for b in ballots], columns, as_json=args.json, empty="no ballots yet")
     return 0
 
 

@@ -6,9 +6,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import secrets
 import subprocess
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +20,7 @@ from rich.table import Table
 from coopfed.federation.errors import KeyStoreError
 from coopfed.node.cli.common import node_settings
 from coopfed.node.cli.output import add_json_option, print_json
-from coopfed.node.errors import FailedPrecondition, Unavailable, UsageError
+from coopfed.node.errors import FailedPrecondition, UsageError
 from coopfed.node.policy import bundle as bundles
 from coopfed.node.policy.boardkeys import BoardKeySet, BoardSigningKey, fingerprint
 from coopfed.node.policy.errors import PolicyEngineError
@@ -422,7 +420,8 @@ def _args_reload(p: argparse.ArgumentParser) -> None:
 
 
 def _reload(args: argparse.Namespace, console: Console) -> int:
-    from coopfed.node.policy.reload import CONTROL_FILE, read_status
+    from coopfed.node.admin import ask
+    from coopfed.v1 import admin_pb2
 
     settings = node_settings(args.config)
     if not settings.policy.bundle:
@@ -431,27 +430,13 @@ def _reload(args: argparse.Namespace, console: Console) -> int:
             "there is nothing to reload; set bundle in the policy section and restart the node",
             code="cli.no_bundle",
         )
-    folder = settings.base_dir
-    nonce = secrets.token_hex(8)
-    (folder / CONTROL_FILE).write_text(nonce + "\n", encoding="utf-8")
-    deadline = time.monotonic() + args.timeout
-    while (status := read_status(folder)) is None or status["last"].get("request") != nonce:
-        if time.monotonic() > deadline:
-            raise Unavailable(
-                f"no answer from the node in {args.timeout:g} s: is it running?", code="cli.reload"
-            )
-        time.sleep(0.2)  # the node answers through its status file
-    return _print_outcome(status, console)
-
-
-def _print_outcome(status: dict[str, Any], console: Console) -> int:
-    last = status["last"]
-    if last["ok"]:
-        console.print(f"[green]running[/green] revision {last['revision']}", highlight=False)
-        console.print(f"signed by {', '.join(last['signers'])}", highlight=False)
+    outcome = ask(settings.base_dir, "ReloadPolicy", admin_pb2.ReloadPolicyRequest(), timeout=args.timeout)
+    if outcome.ok:
+        console.print(f"[green]running[/green] revision {outcome.revision}", highlight=False)
+        console.print(f"signed by {', '.join(outcome.signers)}", highlight=False)
         return 0
-    console.print(f"[red]refused[/red]: {escape(last['reason'])}", highlight=False)
-    console.print(f"the node keeps revision {last['revision']}", highlight=False)
+    console.print(f"[red]refused[/red]: {escape(outcome.reason)}", highlight=False)
+    console.print(f"the node keeps revision {outcome.revision}", highlight=False)
     return 1
 
 

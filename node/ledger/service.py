@@ -13,6 +13,7 @@ from coopfed.node.ledger import books
 from coopfed.node.ledger.run import settle_span
 from coopfed.node.ledger.settle import HALF_HOUR
 from coopfed.node.ledger.statement import Statement
+from coopfed.node.paging import Page
 from coopfed.node.rpc import rpc
 from coopfed.node.runtime import Node
 from coopfed.node.storage.ledger import JournalLine
@@ -50,14 +51,11 @@ class LedgerService(pb_grpc.LedgerServiceServicer):
     async def ListJournal(self, request, context):
         books.board_only(caller(), "read the journal")
         start, end = _span(request)
+        page = Page(
+            self.node, request, caller=caller().id, default=books.DEFAULT_PAGE, maximum=books.MAX_PAGE
+        )
         lines, token = await asyncio.to_thread(
-            books.journal_page,
-            self.node,
-            start,
-            end,
-            request.member_id,
-            request.page_size,
-            request.page_token,
+            books.journal_page, self.node, start, end, request.member_id, page
         )
         return pb.ListJournalResponse(entries=[_entry(line) for line in lines], next_page_token=token)
 

@@ -273,8 +273,9 @@ class Store(abc.ABC):
         """Record the board's refusal of an applicant; NotAnApplicant if they were admitted."""
 
     @abc.abstractmethod
-    def applicants(self, limit: int = 1000) -> list[Member]:
-        """Members waiting for the board's decision (neither admitted nor refused), oldest first."""
+    def applicants(self, limit: int = 1000, *, after: str = "") -> list[Member]:
+        """Members waiting for the board's decision (neither admitted nor refused), oldest first,
+        from the one who applied after member `after` ('' from the first)."""
 
     @abc.abstractmethod
     def create_invitation(
@@ -313,8 +314,11 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def consent_history(self, member_id: str) -> list[ConsentRecord]:
-        """Every consent record of the member, oldest first."""
+    def consent_history(
+        self, member_id: str, *, after: int = 0, limit: int | None = None
+    ) -> list[ConsentRecord]:
+        """The member's consent records, oldest first, from the one after record id `after`
+        (0: every record). NotFound for a member never seen."""
 
     @abc.abstractmethod
     def put_readings(

@@ -208,9 +208,9 @@ class SqliteStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
             raise NotAnApplicant(f"member {member_id!r} was admitted already")
         conn.execute(q.REFUSE, (stamp, reason, member_key))
 
-    def applicants(self, limit: int = 1000) -> list[Member]:
+    def applicants(self, limit: int = 1000, *, after: str = "") -> list[Member]:
         with self._read() as conn:
-            return [_member(row) for row in conn.execute(q.APPLICANTS, (limit,)).fetchall()]
+            return [_member(row) for row in conn.execute(q.APPLICANTS, (after, limit)).fetchall()]
 
     def create_invitation(
         self,
@@ -257,11 +257,14 @@ class SqliteStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
             conn.execute(q.INSERT_RECEIPT, (record.record_id, receipt))
             return dataclasses.replace(record, receipt=receipt)
 
-    def consent_history(self, member_id: str) -> list[ConsentRecord]:
+    def consent_history(
+        self, member_id: str, *, after: int = 0, limit: int | None = None
+    ) -> list[ConsentRecord]:
         with self._read() as conn:
-            rows = conn.execute(q.HISTORY, (member_id,)).fetchall()
-        if not rows:  # every member has at least the record made when they joined
-            raise NotFound(f"member {member_id!r} not found")
+            rows = conn.execute(q.HISTORY, (member_id, after, -1 if limit is None else limit)).fetchall()
+            # every member has at least the record made when they joined
+            if not rows and conn.execute(q.MEMBER_KEYS, (member_id,)).fetchone() is None:
+                raise NotFound(f"member {member_id!r} not found")
         return [_record(row) for row in rows]
 
     def erase_member(self, member_id: str, *, reason: str = "", at: datetime | None = None) -> int:

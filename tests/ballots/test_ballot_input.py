@@ -109,3 +109,26 @@ def test_bad_times_are_invalid_argument(coop: Coop, field: str, offset: int, wor
     code, details = _status(lambda: coop.stub.Propose(request, metadata=coop.member("alice"), timeout=300))
     assert code == grpc.StatusCode.INVALID_ARGUMENT  # a member's petition takes no times at all
     assert "a petition opens when enough members sign it" in details
+
+
+def test_ballots_are_listed_newest_first_a_page_at_a_time(coop: Coop) -> None:
+    made = [
+        _propose(
+            coop, coop.board, title=f"Change {k}", change_json=json.dumps({"coop": {"k_min": k}})
+        ).ballot_id
+        for k in (3, 4, 6)
+    ]
+    first = coop.stub.ListBallots(pb.ListBallotsRequest(page_size=2), metadata=coop.board)
+    assert len(first.ballots) == 2
+    assert first.next_page_token
+    rest = coop.stub.ListBallots(
+        pb.ListBallotsRequest(page_size=2, page_token=first.next_page_token), metadata=coop.board
+    )
+    listed = [b.ballot_id for b in [*first.ballots, *rest.ballots]]
+    assert sorted(listed) == sorted(made)
+    assert len(set(listed)) == 3
+    assert not rest.next_page_token
+    assert all(not b.proposal_json for b in first.ballots)  # the index; GetBallot has the proposal
+    stolen = pb.ListBallotsRequest(page_token=first.next_page_token)
+    code, _ = _status(lambda: coop.stub.ListBallots(stolen, metadata=coop.member("alice")))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT  # a token is the board's, for its own query

@@ -186,9 +186,7 @@ def test_members_see_a_peers_fetch_in_their_access_log(coops: Coops) -> None:
     )
     held, _ = asyncio.run(grantee.obtain_grant(a.node, "coop-b", ask))
     fetched = asyncio.run(grantee.fetch_aggregates(a.node, held.jti))
-    [issued] = [
-        d for d in b.node.federation.state.decisions.read() if (d["grant"] or {}).get("jti") == held.jti
-    ]
+    [issued] = [d for d in b.node.federation.state.decisions() if (d["grant"] or {}).get("jti") == held.jti]
     b.node.decision_log.flush()
     logged = {e["decision_id"]: e for e in map(json.loads, b.node.governance.decision_log())}
 

@@ -8,6 +8,10 @@ from pathlib import Path
 from coopfed.node.storage import SqliteStore, Store
 from coopfed.node.storage.ballots import BallotStore
 from coopfed.node.storage.ballots_sqlite import SqliteBallotStore
+from coopfed.node.storage.federation import FederationStore
+from coopfed.node.storage.federation_sqlite import SqliteFederationStore
+from coopfed.node.storage.forecast import ForecastIndex
+from coopfed.node.storage.forecast_sqlite import SqliteForecastIndex
 from coopfed.node.storage.ledger import LedgerStore
 from coopfed.node.storage.ledger_sqlite import SqliteLedgerStore
 
@@ -24,3 +28,13 @@ BALLOT_BACKENDS: dict[str, Callable[[Store], BallotStore]] = {
     "sqlite": lambda store: SqliteBallotStore(store),  # type: ignore[arg-type]
 }
 """The ballot store beside each backend's store, by the same name."""
+
+FEDERATION_BACKENDS: dict[str, Callable[[Store], FederationStore]] = {
+    "sqlite": lambda store: SqliteFederationStore(store),  # type: ignore[arg-type]
+}
+"""The federation store beside each backend's store, by the same name."""
+
+FORECAST_BACKENDS: dict[str, Callable[[Store], ForecastIndex]] = {
+    "sqlite": lambda store: SqliteForecastIndex(store),  # type: ignore[arg-type]
+}
+"""The forecast index beside each backend's store, by the same name."""

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63oopfed/v1/ballot.proto\x12\ncoopfed.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd5\x01\n\x0eProposeRequest\x12\r\n\x05title\x18\x01 \x01(\t\x12\x13\n\x0b\x65xplanation\x18\x02 \x01(\t\x12\x13\n\x0b\x63hange_json\x18\x03 \x01(\t\x12-\n\x0c\x61lternatives\x18\x04 \x03(\x0b\x32\x17.coopfed.v1.Alternative\x12,\n\x08opens_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tcloses_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"1\n\x0b\x41lternative\x12\r\n\x05title\x18\x01 \x01(\t\x12\x13\n\x0b\x63hange_json\x18\x02 \x01(\t\"\x14\n\x12ListBallotsRequest\":\n\x13ListBallotsResponse\x12#\n\x07\x62\x61llots\x18\x01 \x03(\x0b\x32\x12.coopfed.v1.Ballot\"%\n\x10GetBallotRequest\x12\x11\n\tballot_id\x18\x01 \x01(\t\"(\n\x13SignPetitionRequest\x12\x11\n\tballot_id\x18\x01 \x01(\t\"0\n\x0bVoteRequest\x12\x11\n\tballot_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63hoice\x18\x02 \x01(\t\"5\n\x0cVoteResponse\x12\x0f\n\x07receipt\x18\x01 \x01(\t\x12\x14\n\x0creceipt_hash\x18\x02 \x01(\t\"!\n\x0cTallyRequest\x12\x11\n\tballot_id\x18\x01 \x01(\t\"$\n\x06\x43hoice\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\"\xf7\x02\n\x06\x42\x61llot\x12\x11\n\tballot_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x13\n\x0b\x65xplanation\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x13\n\x0bproposed_by\x18\x05 \x01(\t\x12#\n\x07\x63hoices\x18\x06 \x03(\x0b\x32\x12.coopfed.v1.Choice\x12\x12\n\nsignatures\x18\x07 \x01(\x05\x12\x19\n\x11signatures_needed\x18\x08 \x01(\x05\x12,\n\x08opens_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tcloses_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05voted\x18\x0b \x01(\x05\x12\x11\n\tyou_voted\x18\x0c \x01(\x08\x12\x15\n\rproposal_json\x18\r \x01(\t\x12\x12\n\ntally_json\x18\x0e \x01(\t\x12\x14\n\x0ctally_digest\x18\x0f \x01(\t2\x90\x03\n\rBallotService\x12\x39\n\x07Propose\x12\x1a.coopfed.v1.ProposeRequest\x1a\x12.coopfed.v1.Ballot\x12N\n\x0bListBallots\x12\x1e.coopfed.v1.ListBallotsRequest\x1a\x1f.coopfed.v1.ListBallotsResponse\x12=\n\tGetBallot\x12\x1c.coopfed.v1.GetBallotRequest\x1a\x12.coopfed.v1.Ballot\x12\x43\n\x0cSignPetition\x12\x1f.coopfed.v1.SignPetitionRequest\x1a\x12.coopfed.v1.Ballot\x12\x39\n\x04Vote\x12\x17.coopfed.v1.VoteRequest\x1a\x18.coopfed.v1.VoteResponse\x12\x35\n\x05Tally\x12\x18.coopfed.v1.TallyRequest\x1a\x12.coopfed.v1.Ballotb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63oopfed/v1/ballot.proto\x12\ncoopfed.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd5\x01\n\x0eProposeRequest\x12\r\n\x05title\x18\x01 \x01(\t\x12\x13\n\x0b\x65xplanation\x18\x02 \x01(\t\x12\x13\n\x0b\x63hange_json\x18\x03 \x01(\t\x12-\n\x0c\x61lternatives\x18\x04 \x03(\x0b\x32\x17.coopfed.v1.Alternative\x12,\n\x08opens_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tcloses_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"1\n\x0b\x41lternative\x12\r\n\x05title\x18\x01 \x01(\t\x12\x13\n\x0b\x63hange_json\x18\x02 \x01(\t\";\n\x12ListBallotsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"S\n\x13ListBallotsResponse\x12#\n\x07\x62\x61llots\x18\x01 \x03(\x0b\x32\x12.coopfed.v1.Ballot\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"%\n\x10GetBallotRequest\x12\x11\n\tballot_id\x18\x01 \x01(\t\"(\n\x13SignPetitionRequest\x12\x11\n\tballot_id\x18\x01 \x01(\t\"0\n\x0bVoteRequest\x12\x11\n\tballot_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63hoice\x18\x02 \x01(\t\"5\n\x0cVoteResponse\x12\x0f\n\x07receipt\x18\x01 \x01(\t\x12\x14\n\x0creceipt_hash\x18\x02 \x01(\t\"!\n\x0cTallyRequest\x12\x11\n\tballot_id\x18\x01 \x01(\t\"$\n\x06\x43hoice\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\"\xf7\x02\n\x06\x42\x61llot\x12\x11\n\tballot_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x13\n\x0b\x65xplanation\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x13\n\x0bproposed_by\x18\x05 \x01(\t\x12#\n\x07\x63hoices\x18\x06 \x03(\x0b\x32\x12.coopfed.v1.Choice\x12\x12\n\nsignatures\x18\x07 \x01(\x05\x12\x19\n\x11signatures_needed\x18\x08 \x01(\x05\x12,\n\x08opens_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tcloses_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05voted\x18\x0b \x01(\x05\x12\x11\n\tyou_voted\x18\x0c \x01(\x08\x12\x15\n\rproposal_json\x18\r \x01(\t\x12\x12\n\ntally_json\x18\x0e \x01(\t\x12\x14\n\x0ctally_digest\x18\x0f \x01(\t2\x90\x03\n\rBallotService\x12\x39\n\x07Propose\x12\x1a.coopfed.v1.ProposeRequest\x1a\x12.coopfed.v1.Ballot\x12N\n\x0bListBallots\x12\x1e.coopfed.v1.ListBallotsRequest\x1a\x1f.coopfed.v1.ListBallotsResponse\x12=\n\tGetBallot\x12\x1c.coopfed.v1.GetBallotRequest\x1a\x12.coopfed.v1.Ballot\x12\x43\n\x0cSignPetition\x12\x1f.coopfed.v1.SignPetitionRequest\x1a\x12.coopfed.v1.Ballot\x12\x39\n\x04Vote\x12\x17.coopfed.v1.VoteRequest\x1a\x18.coopfed.v1.VoteResponse\x12\x35\n\x05Tally\x12\x18.coopfed.v1.TallyRequest\x1a\x12.coopfed.v1.Ballotb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,23 +37,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ALTERNATIVE']._serialized_start=288
   _globals['_ALTERNATIVE']._serialized_end=337
   _globals['_LISTBALLOTSREQUEST']._serialized_start=339
-  _globals['_LISTBALLOTSREQUEST']._serialized_end=359
-  _globals['_LISTBALLOTSRESPONSE']._serialized_start=361
-  _globals['_LISTBALLOTSRESPONSE']._serialized_end=419
-  _globals['_GETBALLOTREQUEST']._serialized_start=421
-  _globals['_GETBALLOTREQUEST']._serialized_end=458
-  _globals['_SIGNPETITIONREQUEST']._serialized_start=460
-  _globals['_SIGNPETITIONREQUEST']._serialized_end=500
-  _globals['_VOTEREQUEST']._serialized_start=502
-  _globals['_VOTEREQUEST']._serialized_end=550
-  _globals['_VOTERESPONSE']._serialized_start=552
-  _globals['_VOTERESPONSE']._serialized_end=605
-  _globals['_TALLYREQUEST']._serialized_start=607
-  _globals['_TALLYREQUEST']._serialized_end=640
-  _globals['_CHOICE']._serialized_start=642
-  _globals['_CHOICE']._serialized_end=678
-  _globals['_BALLOT']._serialized_start=681
-  _globals['_BALLOT']._serialized_end=1056
-  _globals['_BALLOTSERVICE']._serialized_start=1059
-  _globals['_BALLOTSERVICE']._serialized_end=1459
+  _globals['_LISTBALLOTSREQUEST']._serialized_end=398
+  _globals['_LISTBALLOTSRESPONSE']._serialized_start=400
+  _globals['_LISTBALLOTSRESPONSE']._serialized_end=483
+  _globals['_GETBALLOTREQUEST']._serialized_start=485
+  _globals['_GETBALLOTREQUEST']._serialized_end=522
+  _globals['_SIGNPETITIONREQUEST']._serialized_start=524
+  _globals['_SIGNPETITIONREQUEST']._serialized_end=564
+  _globals['_VOTEREQUEST']._serialized_start=566
+  _globals['_VOTEREQUEST']._serialized_end=614
+  _globals['_VOTERESPONSE']._serialized_start=616
+  _globals['_VOTERESPONSE']._serialized_end=669
+  _globals['_TALLYREQUEST']._serialized_start=671
+  _globals['_TALLYREQUEST']._serialized_end=704
+  _globals['_CHOICE']._serialized_start=706
+  _globals['_CHOICE']._serialized_end=742
+  _globals['_BALLOT']._serialized_start=745
+  _globals['_BALLOT']._serialized_end=1120
+  _globals['_BALLOTSERVICE']._serialized_start=1123
+  _globals['_BALLOTSERVICE']._serialized_end=1523
 # @@protoc_insertion_point(module_scope)
