@@ -11,6 +11,7 @@ from typing import Any
 from coopfed.federation.keys import KeyRing, TrustStore, write_private
 from coopfed.federation.tokens import TokenUse, issue_token
 from coopfed.node.auth import Principal
+from coopfed.node.ballots.gate import BallotGate
 from coopfed.node.credentials import RevokedTokens, verify_access
 from coopfed.node.decisionlog import DecisionLog
 from coopfed.node.errors import AlreadyExists, Unauthenticated
@@ -34,6 +35,8 @@ from coopfed.node.policy.holder import PolicyHolder
 from coopfed.node.policy.reload import open_policy
 from coopfed.node.settings import FederationSection, NodeSection, Settings, render_toml
 from coopfed.node.storage import SqliteStore, Store
+from coopfed.node.storage.ballots import BallotStore
+from coopfed.node.storage.ballots_sqlite import SqliteBallotStore
 from coopfed.node.storage.federation_sqlite import SqliteFederationStore
 from coopfed.node.storage.forecast_sqlite import SqliteForecastIndex
 from coopfed.node.storage.governance import GovernanceStore
@@ -54,6 +57,7 @@ class Node:
     federation: Federation | None = None  # TLS identity, pinned peers, grants, revocations
     forecast: ForecastContext | None = None  # signed models, the latest forecast, nudge streams
     governance: GovernanceStore | None = None  # organisations, requests, grants, decision and access logs
+    ballots: BallotStore | None = None  # members' proposals, who voted, the ballot box, tallies
     decision_log: DecisionLog | None = None
     metrics: Metrics = field(default_factory=Metrics)  # served over HTTP where [metrics] says
     revoked_tokens: RevokedTokens = field(default_factory=RevokedTokens)  # checked on every call
@@ -136,6 +140,8 @@ def open_node(settings: Settings) -> Iterator[Node]:
         store = SqliteStore(database, synchronous=settings.storage.synchronous, create=False)
         ensure_meter_key(settings.base_dir)  # nodes made before meters were keyed get theirs now
         stack.callback(store.close)
+        governance = SqliteGovernanceStore(store)
+        ballots = SqliteBallotStore(store, governance)
         conf = settings.policy
         engine = stack.enter_context(
             open_policy(
@@ -144,13 +150,13 @@ def open_node(settings: Settings) -> Iterator[Node]:
                 board_keys=[settings.path(k) for k in conf.board_keys], threshold=conf.signatures_required,
                 scope=conf.signature_scope, state_dir=settings.base_dir, watch=conf.watch,
                 rollback_threshold=conf.rollback_signatures_required,
+                gate=BallotGate(ballots, settings.path(conf.dir)),
                 opa_url=conf.opa_url, opa_binary=conf.opa_binary,
                 opa_token_file=settings.path(conf.opa_token_file) if conf.opa_token_file else None,
                 opa_ca_file=settings.path(conf.opa_ca_file) if conf.opa_ca_file else None,
             )
         )  # fmt: skip
         keys = KeyRing.load_or_create(settings.keys_dir)
-        governance = SqliteGovernanceStore(store)
         # masks by the rules of the revision that made each decision, so a reload applies at once
         masker = Masker(engine, load_or_create_key(settings.keys_dir))
         metrics = Metrics(lambda: engine.revision)
@@ -160,7 +166,7 @@ def open_node(settings: Settings) -> Iterator[Node]:
         stack.callback(decision_log.flush)  # before the store closes: no waiting decision is lost
         node = Node(
             settings, store, engine, keys, federation=open_federation(settings, SqliteFederationStore(store)),
-            governance=governance, decision_log=decision_log,
+            governance=governance, ballots=ballots, decision_log=decision_log,
             forecast=open_forecast(settings, SqliteForecastIndex(store)),
             metrics=metrics, revoked_tokens=RevokedTokens(governance.token_revocations()),
         )  # fmt: skip

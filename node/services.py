@@ -10,6 +10,7 @@ import numpy as np
 
 from coopfed.node import convert, credentials, members
 from coopfed.node.auth import Authenticator, caller
+from coopfed.node.ballots import service as ballots
 from coopfed.node.errors import InvalidArgument
 from coopfed.node.federation import issuer as federation_issuer
 from coopfed.node.federation.service import SERVICE_NAME as FEDERATION_SERVICE
@@ -18,6 +19,7 @@ from coopfed.node.forecast.exchange import ModelExchangeService
 from coopfed.node.forecast.service import SERVICE_NAME as FORECAST_SERVICE
 from coopfed.node.forecast.service import ForecastService
 from coopfed.node.governance import service as governance
+from coopfed.node.governance.organisations import authenticate_board_or_member
 from coopfed.node.ledger import service as ledger
 from coopfed.node.paging import Page
 from coopfed.node.ratelimit import RateLimit, peer_address
@@ -27,6 +29,7 @@ from coopfed.node.release.service import BenchmarkService, home_to_proto
 from coopfed.node.rpc import rpc, still_wanted
 from coopfed.node.runtime import Node
 from coopfed.v1 import (
+    ballot_pb2_grpc,
     benchmark_pb2_grpc,
     federation_pb2_grpc,
     forecast_pb2_grpc,
@@ -199,9 +202,11 @@ def add_services(server: grpc.aio.Server, node: Node) -> list[str]:
     forecast_pb2_grpc.add_ForecastServiceServicer_to_server(ForecastService(node), server)
     ledger_pb2_grpc.add_LedgerServiceServicer_to_server(ledger.LedgerService(node), server)
     benchmark_pb2_grpc.add_BenchmarkServiceServicer_to_server(BenchmarkService(node), server)
+    ballot_pb2_grpc.add_BallotServiceServicer_to_server(ballots.BallotService(node), server)
     governed = governance.add_services(server, node)
     member = member_pb2.DESCRIPTOR.services_by_name["MemberService"].full_name
-    return [member, FEDERATION_SERVICE, FORECAST_SERVICE, ledger.SERVICE_NAME, BENCHMARK_SERVICE, *governed]
+    services = [member, FEDERATION_SERVICE, FORECAST_SERVICE, ledger.SERVICE_NAME, BENCHMARK_SERVICE]
+    return [*services, ballots.SERVICE_NAME, *governed]
 
 
 def add_peer_services(server: grpc.aio.Server, node: Node) -> None:
@@ -217,6 +222,7 @@ def authenticators(node: Node) -> dict[str, Authenticator]:
         "/coopfed.v1.ForecastService/": node.authenticate_member,
         "/coopfed.v1.BenchmarkService/": node.authenticate_member,
         "/coopfed.v1.ModelExchangeService/": lambda token: federation_issuer.authenticate(node, token),
-        "/coopfed.v1.LedgerService/": lambda token: ledger.authenticate(node, token),
+        "/coopfed.v1.LedgerService/": lambda token: authenticate_board_or_member(node, token),
+        "/coopfed.v1.BallotService/": lambda token: authenticate_board_or_member(node, token),
         **governance.authenticators(node),
     }

@@ -14,7 +14,18 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import grpc
 
-from coopfed.node.cli import federation, forecast, governance, ledger, member, node, opendata, output, policy
+from coopfed.node.cli import (
+    ballot,
+    federation,
+    forecast,
+    governance,
+    ledger,
+    member,
+    node,
+    opendata,
+    output,
+    policy,
+)
 from coopfed.node.errors import as_coopfed_error
 from coopfed.node.logs import configure_logging
 
@@ -96,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
         groups.add_parser("ledger", help="settle local energy, statements, the journal"), console
     )
     opendata.add_commands(groups.add_parser("opendata", help="publish the co-op's open data"), console)
+    ballot.add_commands(
+        groups.add_parser("ballot", help="members decide the rules: propose, vote, count"), console
+    )
     node.add_demo(groups.add_parser("demo", help="a node on embedded defaults with a sample member"), console)
     return parser
 

@@ -28,6 +28,7 @@ from coopfed.node.policy.regotest import find_tool, run_checks, run_tests
 
 if TYPE_CHECKING:
     from coopfed.node.policy.impact import LogEntry
+    from coopfed.node.storage import SqliteStore
     from coopfed.node.storage.governance import GovernanceStore
 
 Action = Callable[[argparse.Namespace, Console], int]
@@ -234,17 +235,25 @@ def _log_size(args: argparse.Namespace) -> int | None:
 
 
 @contextlib.contextmanager
-def _governance(config: Path) -> Iterator[GovernanceStore]:
-    """The governance store of a node's database, given its coopfed.toml."""
+def _database(config: Path) -> Iterator[SqliteStore]:
+    """The store of a node's database, given its coopfed.toml."""
     from coopfed.node.storage import SqliteStore
-    from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
 
     settings = node_settings(config)
     store = SqliteStore(settings.path(settings.storage.path), synchronous=settings.storage.synchronous)
     try:
-        yield SqliteGovernanceStore(store)
+        yield store
     finally:
         store.close()
+
+
+@contextlib.contextmanager
+def _governance(config: Path) -> Iterator[GovernanceStore]:
+    """The governance store of a node's database, given its coopfed.toml."""
+    from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
+
+    with _database(config) as store:
+        yield SqliteGovernanceStore(store)
 
 
 def _diff(args: argparse.Namespace, console: Console) -> int:
@@ -323,6 +332,17 @@ def _args_bundle(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--rollback", action="store_true", help="re-issue earlier content on purpose (needs more signatures)"
     )
+    p.add_argument(
+        "--ballot", action="append", default=[], type=_ballot_arg, metavar="ID:DIGEST",
+        help="a passed ballot whose change this bundle carries (`coopfed ballot apply` prints it; repeat)",
+    )  # fmt: skip
+
+
+def _ballot_arg(text: str) -> tuple[str, str]:
+    ballot_id, sep, digest = text.partition(":")
+    if not (sep and ballot_id and len(digest) == 64):
+        raise argparse.ArgumentTypeError(f"a ballot as ID:TALLY_DIGEST, not {text!r}")
+    return ballot_id, digest
 
 
 def _bundle(args: argparse.Namespace, console: Console) -> int:
@@ -331,8 +351,9 @@ def _bundle(args: argparse.Namespace, console: Console) -> int:
     source = args.source if args.source is not None else _git_source(policies)
     serial = args.serial if args.serial is not None else bundles.next_serial(args.out)
     info = bundles.build_bundle(
-        policies, args.out, keys, scope=args.scope, source=source, serial=serial, rollback=args.rollback
-    )
+        policies, args.out, keys, scope=args.scope, source=source, serial=serial, rollback=args.rollback,
+        ballots=args.ballot,
+    )  # fmt: skip
     console.print(
         f"bundle {info.path}: serial {info.serial}{' (rollback)' if info.rollback else ''}, "
         f"revision {info.revision}, {len(info.files)} files",
@@ -425,20 +446,35 @@ def _args_explain(p: argparse.ArgumentParser) -> None:
     add_json_option(p)
 
 
-def _explain(args: argparse.Namespace, console: Console) -> int:
-    from coopfed.node.policy.explain import explain, find_entry, lookup_entry, not_found
+def _node_modules(config: Path) -> dict[str, str]:
+    """The Rego modules of the node's own policy folder ({} where it has none)."""
+    from coopfed.node.policy.loader import load_policies
 
+    settings = node_settings(config)
+    try:
+        return load_policies(settings.path(settings.policy.dir)).modules
+    except PolicyEngineError:
+        return {}
+
+
+def _explain(args: argparse.Namespace, console: Console) -> int:
+    from coopfed.node.policy.explain import ballots_behind, explain, find_entry, lookup_entry, not_found
+    from coopfed.node.storage.ballots_sqlite import SqliteBallotStore
+    from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
+
+    behind: list[dict[str, Any]] = []
     if args.config and not args.log:  # a node's own log: one indexed lookup, no scan
-        with _governance(args.config) as governance:
-            entry = lookup_entry(governance, args.decision_id)
+        with _database(args.config) as store:
+            entry = lookup_entry(SqliteGovernanceStore(store), args.decision_id)
+            behind = ballots_behind(SqliteBallotStore(store), entry, _node_modules(args.config))
     else:
         with _entries(args, Counter()) as entries:
             entry = find_entry(entries, args.decision_id)
         if entry is None:
             raise not_found(args.decision_id)
     if args.json:
-        print_json(dataclasses.asdict(entry))
+        print_json({**dataclasses.asdict(entry), "ballots": behind})
         return 0
-    for line in explain(entry):
+    for line in explain(entry, behind):
         console.print(line, highlight=False, markup=line.startswith(("[bold]", "Result")), soft_wrap=True)
     return 0

@@ -8,7 +8,9 @@ several and requires valid signatures from at least M distinct board keys.
 
 The manifest's `metadata.coopfed` carries a `serial`, a counter that orders a co-op's bundles
 (each new bundle takes the next number), and `rollback`, true only on a bundle that re-issues
-old content on purpose; see ordering.py for what a node accepts.
+old content on purpose; see ordering.py for what a node accepts. `ballots` lists the members'
+ballots whose passed changes the bundle implements (`{"ballot_id", "tally_digest"}`): a node
+refuses a bundle that changes ballot-governed data any other way (coopfed.node.ballots.gate).
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ class BundleInfo:
     serial: int = 0  # the manifest's counter: a later bundle has a higher one
     rollback: bool = False  # the manifest says it re-issues old content on purpose
     issued_at: int = 0  # the newest `iat` among the valid board signatures (unix seconds)
+    ballots: tuple[tuple[str, str], ...] = ()  # (ballot id, tally digest) of the ballots it implements
 
 
 def bundle_files(policy_dir: str | Path) -> dict[str, bytes]:
@@ -149,11 +152,13 @@ def build_bundle(
     now: int | None = None,
     serial: int = 1,
     rollback: bool = False,
+    ballots: Sequence[tuple[str, str]] = (),
 ) -> BundleInfo:
     """Write a signed bundle (.tar.gz) of `policy_dir`; `source` (e.g. a git commit) goes in metadata.
 
     `serial` orders the bundle among the co-op's bundles (see `next_serial`); `rollback` marks
-    one that deliberately re-issues content of an earlier bundle, under a new serial.
+    one that deliberately re-issues content of an earlier bundle, under a new serial. `ballots`
+    names the (ballot id, tally digest) of each passed ballot whose change the bundle carries.
 
     The archive is reproducible (sorted entries, zero times), so a second board member can
     rebuild it from the same revision, compare, and co-sign with `sign_bundle`.
@@ -164,12 +169,14 @@ def build_bundle(
         raise BundleError(f"a bundle's serial is a whole number from 1, not {serial!r}")
     files = bundle_files(policy_dir)
     policies = load_policies(policy_dir)
-    manifest = {
+    manifest: dict[str, Any] = {
         "revision": policies.revision,
         "roots": list(roots_of(policies)),
         "rego_version": 1,
         "metadata": {"coopfed": {"source": source, "serial": serial, "rollback": rollback}},
     }
+    if ballots:
+        manifest["metadata"]["coopfed"]["ballots"] = [{"ballot_id": b, "tally_digest": d} for b, d in ballots]
     files[MANIFEST] = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8")
     hashes = {name: opa_file_hash(name, data) for name, data in files.items()}
     tokens = [sign_files(hashes, key, scope=scope, issuer=issuer, now=now) for key in keys]
@@ -177,7 +184,7 @@ def build_bundle(
     write_archive(Path(out), files)
     return BundleInfo(
         Path(out), policies.revision, tuple(manifest["roots"]), hashes, tuple(k.kid for k in keys),
-        serial=serial, rollback=rollback,
+        serial=serial, rollback=rollback, ballots=tuple(ballots),
     )  # fmt: skip
 
 
@@ -273,7 +280,7 @@ def verify_bundle(
     serial, rollback = _order(manifest)
     info = BundleInfo(  # the revision the bundle states, so floors recorded before JCS still match
         Path(path), revision, tuple(manifest["roots"]), hashes, tuple(signers),
-        serial=serial, rollback=rollback, issued_at=max(signed_at.values()),
+        serial=serial, rollback=rollback, issued_at=max(signed_at.values()), ballots=_ballots(manifest),
     )  # fmt: skip
     return VerifiedBundle(info, policies)
 
@@ -292,6 +299,20 @@ def _order(manifest: Mapping[str, Any]) -> tuple[int, bool]:
     if not isinstance(rollback, bool):
         raise BundleError("the bundle's manifest says rollback with something other than true or false")
     return serial, rollback
+
+
+def _ballots(manifest: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The (ballot id, tally digest) pairs the manifest names; BundleError where malformed."""
+    meta = manifest.get("metadata")
+    ours = meta.get("coopfed") if isinstance(meta, dict) else None
+    listed = ours.get("ballots", []) if isinstance(ours, dict) else []
+    ok = isinstance(listed, list) and all(
+        isinstance(b, dict) and isinstance(b.get("ballot_id"), str) and isinstance(b.get("tally_digest"), str)
+        for b in listed
+    )
+    if not ok:
+        raise BundleError("the manifest's ballots must each name a ballot_id and a tally_digest")
+    return tuple((b["ballot_id"], b["tally_digest"]) for b in listed)
 
 
 def _tokens(raw: bytes | None) -> list[str]:

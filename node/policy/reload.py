@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import watchfiles
 
@@ -28,19 +29,32 @@ from coopfed.node.policy.errors import PolicyEngineError
 from coopfed.node.policy.holder import PolicyHolder
 from coopfed.node.policy.loader import PolicySet, load_policies
 from coopfed.node.policy.ordering import Floor, check_order, load_floor, raised, save_floor
+from coopfed.node.storage.base import StorageError
 
 log = logging.getLogger(__name__)
 EngineFactory = Callable[[PolicySet], PolicyEngine]
 
 
+class DataGate(Protocol):
+    """A check of a bundle's data beyond its signatures (the members' ballots: ballots/gate.py)."""
+
+    def check(self, verified: VerifiedBundle) -> None:
+        """Raise BundleError where the bundle may not run."""
+
+    def accepted(self, verified: VerifiedBundle) -> None:
+        """The bundle is about to run: record what it applied."""
+
+
 @dataclass(frozen=True)
 class BundleTrust:
-    """What a node requires of a bundle: the board's keys, how many must sign, and the scope."""
+    """What a node requires of a bundle: the board's keys, how many must sign, the scope, and
+    the gate its data must pass."""
 
     keys: BoardKeySet
     threshold: int = 1
     scope: str = DEFAULT_SCOPE
     rollback_threshold: int = 0  # signatures a rollback bundle needs; 0: every board key
+    gate: DataGate | None = None
 
     def verify(self, path: Path) -> VerifiedBundle:
         return verify_bundle(path, self.keys, threshold=self.threshold, scope=self.scope)
@@ -50,7 +64,15 @@ class BundleTrust:
         `folder`); returns the floor to save once it runs."""
         floor = load_floor(folder)
         check_order(floor, verified.info, max(self.rollback_threshold or len(self.keys), self.threshold))
+        if self.gate is not None:
+            self.gate.check(verified)
         return raised(floor, verified.info)
+
+    def accepted(self, verified: VerifiedBundle, folder: Path, floor: Floor) -> None:
+        """Record, durably and before the bundle runs, that this node accepted it."""
+        save_floor(folder, floor)
+        if self.gate is not None:
+            self.gate.accepted(verified)
 
 
 @dataclass(frozen=True)
@@ -121,8 +143,8 @@ class PolicyReloader:
             floor = self.trust.admit(verified, self.folder)
             engine = self.factory(verified.policies) if offered != current else None  # compiles
             try:
-                save_floor(self.folder, floor)  # durable before the bundle runs
-            except OSError as exc:
+                self.trust.accepted(verified, self.folder, floor)  # durable before the bundle runs
+            except (OSError, StorageError) as exc:
                 if engine is not None:
                     engine.close()
                 raise BundleError(f"cannot record the accepted bundle: {exc}") from exc
@@ -199,6 +221,7 @@ def open_policy(
     scope: str,
     state_dir: Path,
     rollback_threshold: int = 0,
+    gate: DataGate | None = None,
     watch: bool = True,
     opa_url: str = "",
     opa_binary: str = "",
@@ -228,13 +251,13 @@ def open_policy(
         return
     if not board_keys:
         raise BundleError("[policy] bundle is set but no board_keys are configured to verify it")
-    trust = BundleTrust(BoardKeySet.load(board_keys), threshold, scope, rollback_threshold)
+    trust = BundleTrust(BoardKeySet.load(board_keys), threshold, scope, rollback_threshold, gate)
     verified = trust.verify(bundle)
     floor = trust.admit(verified, state_dir)
     engine = factory(verified.policies)
     try:
-        save_floor(state_dir, floor)
-    except OSError as exc:
+        trust.accepted(verified, state_dir, floor)
+    except (OSError, StorageError) as exc:
         engine.close()
         raise BundleError(f"cannot record the accepted bundle in {state_dir}: {exc}") from exc
     holder = PolicyHolder(engine, verified.policies, source=str(bundle))

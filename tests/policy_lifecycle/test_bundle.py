@@ -186,7 +186,7 @@ def test_content_outside_the_roots_is_refused(
 
     _rewrite(signed.path, narrow)
     sign_bundle(signed.path, board[0])
-    with pytest.raises(BundleError, match="outside its roots: consent, coop, datasets"):
+    with pytest.raises(BundleError, match="outside its roots: ballots, consent, coop, datasets"):
         verify_bundle(signed.path, board_keys)
 
 

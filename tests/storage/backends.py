@@ -6,6 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from coopfed.node.storage import SqliteStore, Store
+from coopfed.node.storage.ballots import BallotStore
+from coopfed.node.storage.ballots_sqlite import SqliteBallotStore
 from coopfed.node.storage.federation import FederationStore
 from coopfed.node.storage.federation_sqlite import SqliteFederationStore
 from coopfed.node.storage.forecast import ForecastIndex
@@ -21,6 +23,11 @@ LEDGER_BACKENDS: dict[str, Callable[[Store], LedgerStore]] = {
     "sqlite": lambda store: SqliteLedgerStore(store),  # type: ignore[arg-type]
 }
 """The ledger beside each backend's store, by the same name."""
+
+BALLOT_BACKENDS: dict[str, Callable[[Store], BallotStore]] = {
+    "sqlite": lambda store: SqliteBallotStore(store),  # type: ignore[arg-type]
+}
+"""The ballot store beside each backend's store, by the same name."""
 
 FEDERATION_BACKENDS: dict[str, Callable[[Store], FederationStore]] = {
     "sqlite": lambda store: SqliteFederationStore(store),  # type: ignore[arg-type]
