@@ -1,8 +1,9 @@
 """XGBoost training, pooled and by model federation, into signed artifacts; verified ensembles predict.
 
 Each model is a squared-error booster for the point forecast (both targets) and, per target, a
-quantile booster (XGBoost's quantile loss, P10/P50/P90 in one booster) for the band, smaller and
-on half the rows per tree (a band needs less precision than the point; a third of the time).
+quantile booster (XGBoost's quantile loss, P10/P50/P90 in one booster) for the band: smaller,
+on half the rows per tree and two thirds of the rounds (a band needs less precision than the
+point forecast, and the quantile loss trains about three times slower).
 The quantile boosters train on all but every third of the last six weeks' origin days; on those
 held-out days the band is widened (or narrowed) by split conformal calibration until it holds
 80 % of the actuals, and the factor is signed with the model. Recent days calibrate because the
@@ -175,7 +176,7 @@ def calibration_days(origin: NDArray[np.int64]) -> NDArray[np.bool_]:
 
 def band_widening(q: NDArray[np.float64], actual: NDArray[np.float64], band: float = BAND) -> float:
     """Split conformal factor c (quantile regression, scaled by width): P10 - c w and P90 + c w,
-    w = P90 - P10, hold `band` of the actuals. Rows left out by `live` are covered whatever c
+    w = P90 - P10, hold `band` of the actuals. Rows left out by `live_rows` are covered whatever c
     is; c stays in [-0.45, 5], so the order is kept."""
     lo, hi = q[:, 0], q[:, -1]
     live = live_rows(hi, actual)
