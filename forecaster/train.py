@@ -4,10 +4,11 @@ Each model is a squared-error booster for the point forecast (both targets) and,
 quantile booster (XGBoost's quantile loss, P10/P50/P90 in one booster) for the band: smaller,
 on half the rows per tree and two thirds of the rounds (a band needs less precision than the
 point forecast, and the quantile loss trains about three times slower).
-The quantile boosters train on all but every third of the last six weeks' origin days; on those
-held-out days the band is widened (or narrowed) by split conformal calibration until it holds
-80 % of the actuals, and the factor is signed with the model. Recent days calibrate because the
-band's width follows the season. The band never crosses: the quantiles are sorted.
+The quantile boosters train on all but every third of the last six weeks' origin days (of the
+later half, with fewer days); on those held-out days the band is widened (or narrowed) by split
+conformal calibration until it holds 80 % of the actuals, and the factor is signed with the
+model. Recent days calibrate because the band's width follows the season. The band never
+crosses: the quantiles are sorted.
 
 `fit` takes a TrainingSpec (feature frame + label matrix, what a DMatrix or DaskDMatrix is built
 from) and XGBoost params, and hands them to a trainer; the default trains in process. A cluster
@@ -166,11 +167,12 @@ def fit(
 
 
 def calibration_days(origin: NDArray[np.int64]) -> NDArray[np.bool_]:
-    """Rows of every third of the last 42 origin days, held out to calibrate the band."""
+    """Rows of every third of the last 42 origin days (of the later half, with fewer days), held
+    out to calibrate the band."""
     days = np.unique(origin)
-    if len(days) < 2 * CALIBRATION_DAYS:
+    if len(days) < 4 * CALIBRATION_EVERY:
         return np.zeros(len(origin), dtype=bool)  # too few days to spare: the band stays as fitted
-    held = days[::-1][:CALIBRATION_DAYS:CALIBRATION_EVERY]
+    held = days[::-1][: min(CALIBRATION_DAYS, len(days) // 2) : CALIBRATION_EVERY]
     return np.isin(origin, held)
 
 
