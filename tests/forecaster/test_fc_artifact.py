@@ -58,7 +58,18 @@ def _meta(**over: object) -> dict:
 
 @pytest.fixture(scope="module")
 def artifact() -> ModelArtifact:
-    return sign_artifact(_booster(), _meta(), KEY)
+    return sign_artifact(_booster(), _meta(), KEY, (_booster(2), _booster(3)))
+
+
+def test_quantile_boosters_are_signed_with_the_point_booster(artifact: ModelArtifact) -> None:
+    parsed = ModelArtifact.from_bytes(artifact.to_bytes())
+    assert len(parsed.load_quantile_boosters(KEY.public_key())) == 2
+    for forged in (
+        dataclasses.replace(artifact, quantile_boosters=(_booster(2), _booster(4))),
+        dataclasses.replace(artifact, quantile_boosters=(_booster(2),)),
+    ):
+        with pytest.raises(ArtifactVerificationError):
+            forged.load_booster(KEY.public_key())
 
 
 def test_round_trip_verifies_and_predicts_like_the_original(artifact: ModelArtifact, tmp_path: Path) -> None:
@@ -125,6 +136,7 @@ def _container(meta: bytes, sig: bytes = b"\0" * 64, booster: bytes = b"x") -> b
         + sig
         + struct.pack(">Q", len(booster))
         + booster
+        + struct.pack(">H", 0)
     )
 
 
@@ -133,7 +145,8 @@ def test_malformed_containers_are_rejected(artifact: ModelArtifact) -> None:
     meta = artifact.metadata_bytes
     doc = json.loads(meta)
     cases = {
-        "bad magic": b"CFMODEL2" + good[8:],
+        "bad magic": b"CFMODEL9" + good[8:],
+        "older format": b"CFMODEL1" + good[8:],
         "exceeds the data": good[:-1],
         "truncated": good[:10],
         "trailing bytes": good + b"\0",
