@@ -61,11 +61,6 @@ class ArtifactMetadata:
         """The signed form: RFC 8785 canonical JSON."""
         return rfc8785.dumps(asdict(self))
 
-    def _legacy_json(self) -> bytes:
-        """The sorted-keys form artifacts were signed in before RFC 8785 (it differs where params
-        hold floats such as 1.0); such artifacts still load."""
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
-
     @classmethod
     def from_json(cls, raw: bytes) -> ArtifactMetadata:
         try:
@@ -88,7 +83,7 @@ class ArtifactMetadata:
         )
         if meta.format != FORMAT:
             raise ArtifactFormatError(f"unsupported artifact format {meta.format!r}")
-        if raw not in (meta.to_json(), meta._legacy_json()):
+        if raw != meta.to_json():  # format 2 was signed in RFC 8785 from the start
             raise ArtifactFormatError("metadata is not in canonical form")
         return meta
 
