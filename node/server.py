@@ -21,8 +21,7 @@ from coopfed.node.forecast.schedule import ForecastSchedule
 from coopfed.node.introspection import HEALTH_SERVICE, add_health, add_reflection
 from coopfed.node.logs import RequestIdInterceptor
 from coopfed.node.operations import NO_PORT_SHARING, FolderLock, bind
-from coopfed.node.policy.holder import PolicyPinInterceptor
-from coopfed.node.rpc import MalformedRequestInterceptor
+from coopfed.node.rpc import MalformedRequestInterceptor, PolicyPinInterceptor
 from coopfed.node.runtime import Node
 from coopfed.node.services import add_services, authenticators
 

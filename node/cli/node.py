@@ -131,6 +131,6 @@ def _size(n: int) -> str:
 
 
 def _demo(args: argparse.Namespace, console: Console) -> int:
-    from coopfed.node.demo import run_demo
+    from coopfed.node.cli.demo import run_demo
 
     return run_demo(args.dir, once=args.once, console=console)
