@@ -74,7 +74,7 @@ class FederationService(federation_pb2_grpc.FederationServiceServicer):
             released += series.periods.size
             suppressed += series.suppressed.size
             for part in series.chunks(chunk):
-                check_live(self.node, grant)  # a revocation stops the stream mid-way
+                await asyncio.to_thread(check_live, self.node, grant)  # a revocation stops the stream
                 yield convert.series_to_proto(part)
         yield federation_pb2.AggregatesChunk(
             summary=federation_pb2.AggregatesSummary(
