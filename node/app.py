@@ -1,9 +1,10 @@
 """The node's composition root: what a serving node is made of, and who owns each lifetime.
 
-`open_node` (runtime.py) builds the stores, the policy holder (with its reload worker), the key
+`open_node` (runtime.py) builds the stores, the policy holder (with its reloader), the key
 ring and the logs from Settings, and closes them in reverse; NodeServer (server.py) adds the
-services, their interceptors and ports, and runs the node's background work (scheduled open
-data, the forecast schedule, the admin socket's server) in its `Background` TaskGroup.
+services, their interceptors and ports, and runs the node's background work (the policy reload
+worker, scheduled open data, the forecast schedule, the admin socket's server) in its
+`Background` TaskGroup.
 `serve` puts them together for `coopfed node run`.
 """
 

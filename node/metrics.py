@@ -94,7 +94,7 @@ class Metrics:
         )
         self.background_failures = Counter(
             "coopfed_background_failures",
-            "Background tasks (schedules, the admin socket) that failed and stopped, by task",
+            "Background tasks (schedules, policy reload, admin socket) that failed and stopped, by task",
             ["task"],
             registry=r,
         )

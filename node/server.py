@@ -94,6 +94,8 @@ class NodeServer:
         try:
             await self.background.start()
             self._start_metrics()
+            if self.node.policy.reloader is not None:
+                self.background.spawn("policy reload", self.node.policy.reloader.run())
             self._start_publisher()
             self._start_forecaster()
             await self._start_peers()

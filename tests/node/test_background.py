@@ -10,6 +10,7 @@ import pytest
 
 from coopfed.node.admin import socket_path
 from coopfed.node.background import Background
+from coopfed.node.policy.reload import PolicyReloader
 from coopfed.node.runtime import init_node, open_node
 from coopfed.node.server import NodeServer
 from coopfed.node.settings import load_settings
@@ -85,5 +86,17 @@ def test_a_node_owns_its_background_work_and_stops_all_of_it(tmp_path: Path) -> 
             assert all(task.done() for task in tasks.values())
             assert not socket_path(settings.base_dir).exists()  # removed by its task as it stopped
             assert server.background.failures == {}
+
+    asyncio.run(main())
+
+
+def test_a_policy_reload_worker_that_dies_is_raised_by_its_task_not_lost(tmp_path: Path) -> None:
+    # the bundle's folder is gone, so the watch cannot start: its thread ends at once
+    reloader = PolicyReloader(None, tmp_path / "gone" / "bundle.tar.gz", None, None, tmp_path)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        with pytest.raises(FileNotFoundError):
+            await asyncio.wait_for(reloader.run(), 30)
+        assert reloader._threads == []  # both threads stopped and joined
 
     asyncio.run(main())
