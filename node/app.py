@@ -5,7 +5,7 @@ ring and the logs from Settings, and closes them in reverse; NodeServer (server.
 services, their interceptors and ports, and runs the node's background work (the policy reload
 worker, scheduled open data, the forecast schedule, the admin socket's server) in its
 `Background` TaskGroup.
-`serve` puts them together for `coopfed node run`.
+`serve` puts them together for `coopfed node serve`.
 """
 
 from __future__ import annotations
