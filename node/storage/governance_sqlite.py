@@ -11,9 +11,12 @@ from datetime import datetime
 from typing import Any
 
 from coopfed.federation.errors import TokenError
-from coopfed.node.credentials import TokenRevocation
 from coopfed.node.decisionlog import GENESIS, link
-from coopfed.node.governance.model import (
+from coopfed.node.loghead import HeadSigner
+from coopfed.node.storage import governance_rows as rows_
+from coopfed.node.storage.base import Member, NotFound
+from coopfed.node.storage.governance import Conflict, Events, GovernanceStore, GrantKind, LogTampered
+from coopfed.node.storage.records import (
     AccessEntry,
     Assessment,
     DataRequestRecord,
@@ -23,11 +26,8 @@ from coopfed.node.governance.model import (
     Outcome,
     RequestState,
     Review,
+    TokenRevocation,
 )
-from coopfed.node.loghead import HeadSigner
-from coopfed.node.storage import governance_rows as rows_
-from coopfed.node.storage.base import Member, NotFound
-from coopfed.node.storage.governance import Conflict, Events, GovernanceStore, GrantKind, LogTampered
 from coopfed.node.storage.sqlite import SqliteStore
 
 Head = tuple[int, str, str | None]  # seq, hash and signed head, as the head row holds them

@@ -14,7 +14,12 @@ import pytest
 
 from coopfed.federation.grants import Granularity
 from coopfed.node.decisionlog import GENESIS, verify
-from coopfed.node.governance.model import (
+from coopfed.node.model import ConsentLevel, ConsentSettings
+from coopfed.node.storage import InvalidData, NotFound, SqliteStore, Store
+from coopfed.node.storage.governance import Conflict, GovernanceStore, GrantKind
+from coopfed.node.storage.governance_rows import DECISION_BY_ID
+from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
+from coopfed.node.storage.records import (
     AccessEntry,
     Assessment,
     DataRequestRecord,
@@ -28,11 +33,6 @@ from coopfed.node.governance.model import (
     RequestState,
     Review,
 )
-from coopfed.node.model import ConsentLevel, ConsentSettings
-from coopfed.node.storage import InvalidData, NotFound, SqliteStore, Store
-from coopfed.node.storage.governance import Conflict, GovernanceStore, GrantKind
-from coopfed.node.storage.governance_rows import DECISION_BY_ID
-from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
 
 BACKENDS: dict[str, Callable[[Path], tuple[Store, GovernanceStore]]] = {
     "sqlite": lambda folder: (
