@@ -101,7 +101,10 @@ async def _identified(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         await context.send_initial_metadata(((REQUEST_ID_HEADER, request_id()),))
         yield
     finally:
-        _request_id.reset(token)
+        # An abandoned stream's generator is closed by asyncio's finaliser in another context,
+        # where the token means nothing and the variable holds nothing of this call's.
+        with contextlib.suppress(ValueError):
+            _request_id.reset(token)
 
 
 def _incoming_id(context: grpc.aio.ServicerContext) -> str | None:

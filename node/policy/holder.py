@@ -102,8 +102,10 @@ class PolicyHolder:
         try:
             yield slot.engine
         finally:
-            self._pin.reset(token)
             self._release(slot)
+            # closed by asyncio's finaliser in another context (an abandoned stream): nothing to reset
+            with contextlib.suppress(ValueError):
+                self._pin.reset(token)
 
     def swap(self, engine: PolicyEngine, policies: PolicySet, *, source: str = "") -> str:
         """Make `engine` current; returns the revision it replaced. The old one closes when idle."""

@@ -17,7 +17,7 @@ from coopfed.node.storage.federation import FederationSnapshot, FederationStore
 
 from .backends import BACKENDS, FEDERATION_BACKENDS
 
-SOON = int(time.time()) + 600
+SOON = int(time.time()) + 30 * 86_400  # fixed at collection: far enough that a long test run never reaches it
 
 
 @pytest.fixture(params=sorted(FEDERATION_BACKENDS))
