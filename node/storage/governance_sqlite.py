@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -27,6 +26,7 @@ from coopfed.node.governance.model import (
 from coopfed.node.loghead import HeadSigner
 from coopfed.node.storage import governance_rows as rows_
 from coopfed.node.storage.base import Member, NotFound
+from coopfed.node.storage.connection import Connection
 from coopfed.node.storage.governance import Conflict, Events, GovernanceStore, GrantKind, LogTampered
 from coopfed.node.storage.sqlite import SqliteStore
 
@@ -44,7 +44,7 @@ class SqliteGovernanceStore(GovernanceStore):
         self._writing: Head | None = None  # the head of the transaction under way
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> Iterator[Connection]:
         self._writing = None
         with self._store._write() as conn:
             yield conn
@@ -56,7 +56,7 @@ class SqliteGovernanceStore(GovernanceStore):
 
     # --- decision log -----------------------------------------------------------------------
 
-    def _append(self, conn: sqlite3.Connection, events: Events) -> list[dict[str, Any]]:
+    def _append(self, conn: Connection, events: Events) -> list[dict[str, Any]]:
         """Chain onto the recorded head (not the last row: a deleted tail stays a visible gap),
         and sign the new head in the same transaction."""
         heads = self.heads
