@@ -25,6 +25,7 @@ from coopfed.node.policy import load_policies
 from coopfed.node.policy.reload import read_status
 from coopfed.node.settings import Settings
 from coopfed.node.storage import SqliteStore, StorageError
+from coopfed.node.storage.configured import open_store
 from coopfed.node.storage.sqlite_conn import copy_database, existing, quick_check
 
 LOCK_NAME = "node.lock"
@@ -310,9 +311,9 @@ def node_status(settings: Settings, zone: str | None = None) -> NodeStatus:
     zone = zone or settings.place.tz
     note = serving_note(settings.base_dir)
     address = _served_address(settings, note) if note is not None else ""
-    database = settings.path(settings.storage.path)
-    check_database(database)
-    with SqliteStore(database, create=False) as store:  # read only: durability settings are moot
+    if not settings.storage.url:
+        check_database(settings.path(settings.storage.path))
+    with open_store(settings) as store:
         members = sum(profile.member_count for profile in store.profiles())
         applicants = len(store.applicants(limit=1_000_000))
         newest = store.newest_period()

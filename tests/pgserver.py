@@ -53,9 +53,7 @@ class PgServer:
 
     def start(self) -> None:
         self._run("initdb", "-D", self.data, "-U", _USER, "--auth=trust", "-E", "UTF8", "--no-sync")
-        # fsync off: the tests kill processes, never the machine, and the page cache survives that
-        options = f"-k {self.folder} -c listen_addresses='' -c fsync=off -c full_page_writes=off"
-        self._run("pg_ctl", "-D", self.data, "-l", self.folder / "server.log", "-o", options, "-w", "start")
+        self.restart()
         from coopfed.node.storage.postgres import PostgresStore
 
         self.sql(f"CREATE DATABASE {TEMPLATE}")
@@ -79,7 +77,10 @@ class PgServer:
         self._run("pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop")
 
     def restart(self) -> None:
-        self._run("pg_ctl", "-D", self.data, "-l", self.folder / "server.log", "-w", "start")
+        """Start the server (again, after `kill`: it recovers from its write-ahead log)."""
+        # fsync off: the tests kill processes, never the machine, and the page cache survives that
+        options = f"-k {self.folder} -c listen_addresses='' -c fsync=off -c full_page_writes=off"
+        self._run("pg_ctl", "-D", self.data, "-l", self.folder / "server.log", "-o", options, "-w", "start")
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():

@@ -87,6 +87,7 @@ class PostgresStore(SqlStore):
             max_size=size,
             kwargs={"autocommit": True, "connect_timeout": max(1, round(self._timeout_s))},
             configure=configure,
+            check=ConnectionPool.check_connection,  # after a server restart, no call gets a dead one
             timeout=self._timeout_s,
             name=f"coopfed-{name}",
             open=False,
