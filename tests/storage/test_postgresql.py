@@ -1,5 +1,5 @@
 """What only the PostgreSQL backend has: its migration history, monthly partitions, the
-configuration that selects it, and a database server that goes away and comes back."""
+configuration that selects it (the portal's accounts with it), and a server that goes away and comes back."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import numpy as np
 import psycopg
 import pytest
 
+from coopfed.node.errors import AlreadyExists
 from coopfed.node.model import ConsentSettings
+from coopfed.node.portal.accounts import Accounts, hash_password
 from coopfed.node.storage import SchemaError, SqliteStore, StorageUnavailable
 from coopfed.node.storage.configured import open_store
 from coopfed.node.storage.postgres import PostgresStore
@@ -69,6 +71,17 @@ def test_storage_url_selects_postgresql(tmp_path: Path) -> None:
         assert isinstance(node.store, PostgresStore)
         assert node.store.url == url
         node.store.create_member("m", "A member", ConsentSettings(), admitted_by="test")
+        accounts = Accounts(node)  # the portal's rows, on the store's connections
+        accounts.add("m", "member@example.org", hash_password("a long enough password"))
+        with pytest.raises(AlreadyExists):
+            accounts.add("m", "member@example.org", "")
+        accounts.add_passkey("m", b"credential", b"key", 1)
+        assert accounts.passkeys("m") == [(b"credential", b"key", 1)]
+        token = accounts.open_session("m")
+        account = accounts.session(token)
+        assert account is not None
+        assert (account.member_id, account.admitted) == ("m", True)
+        assert accounts.verify_password("member@example.org", "a long enough password").login == account.login
     with running_node(tmp_path / "sqlite-node") as (node, _):
         assert isinstance(node.store, SqliteStore)  # no url: the SQLite file, as always
     settings = node.settings
