@@ -183,6 +183,7 @@ def backup(settings: Settings, target: Path, *, force: bool = False) -> int:
 
     The copy is one consistent snapshot, checked before it replaces `target` in one rename.
     """
+    _sqlite_only(settings, "backup")
     source = settings.path(settings.storage.path)
     check_database(source, writing=False)
     target = target.resolve()
@@ -216,6 +217,7 @@ def restore(settings: Settings, backup_file: Path) -> Path | None:
     Refuses while the node serves (its lock) and refuses a file that is not a coopfed database
     this version can open. The old database and its WAL are kept, renamed, never deleted.
     """
+    _sqlite_only(settings, "restore")
     database = settings.path(settings.storage.path)
     if not backup_file.is_file():
         raise NotFound(f"no backup file {backup_file}", code="restore.no_file")
@@ -223,6 +225,16 @@ def restore(settings: Settings, backup_file: Path) -> Path | None:
         return _restore(database, backup_file, FolderLock(settings.base_dir))
     except OSError as exc:
         raise FailedPrecondition(f"cannot restore {database}: {exc}", code="restore.io") from None
+
+
+def _sqlite_only(settings: Settings, action: str) -> None:
+    """Refuse to copy a SQLite file that is not where the node's state is."""
+    if settings.storage.url:
+        raise FailedPrecondition(
+            f"this node keeps its state in PostgreSQL ([storage] url): {action} it with the server's "
+            "tools, pg_dump and pg_restore (docs/postgresql.md)",
+            code=f"{action}.postgresql",
+        )
 
 
 def _restore(database: Path, backup_file: Path, lock: FolderLock) -> Path | None:
