@@ -26,6 +26,7 @@ from coopfed.node.errors import AlreadyExists, CoopfedError, FailedPrecondition,
 from coopfed.node.policy import load_policies
 from coopfed.node.settings import Settings
 from coopfed.node.storage import SqliteStore, StorageError
+from coopfed.node.storage.configured import open_store
 from coopfed.node.storage.federation_sqlite import SqliteFederationStore
 from coopfed.node.storage.forecast_sqlite import SqliteForecastIndex
 from coopfed.node.storage.sqlite_conn import copy_database, existing, quick_check
@@ -186,6 +187,7 @@ def backup(settings: Settings, target: Path, *, force: bool = False) -> int:
 
     The copy is one consistent snapshot, checked before it replaces `target` in one rename.
     """
+    _sqlite_only(settings, "backup")
     source = settings.path(settings.storage.path)
     check_database(source, writing=False)
     target = target.resolve()
@@ -219,6 +221,7 @@ def restore(settings: Settings, backup_file: Path) -> Path | None:
     Refuses while the node serves (its lock) and refuses a file that is not a coopfed database
     this version can open. The old database and its WAL are kept, renamed, never deleted.
     """
+    _sqlite_only(settings, "restore")
     database = settings.path(settings.storage.path)
     if not backup_file.is_file():
         raise NotFound(f"no backup file {backup_file}", code="restore.no_file")
@@ -226,6 +229,16 @@ def restore(settings: Settings, backup_file: Path) -> Path | None:
         return _restore(database, backup_file, FolderLock(settings.base_dir))
     except OSError as exc:
         raise FailedPrecondition(f"cannot restore {database}: {exc}", code="restore.io") from None
+
+
+def _sqlite_only(settings: Settings, action: str) -> None:
+    """Refuse to copy a SQLite file that is not where the node's state is."""
+    if settings.storage.url:
+        raise FailedPrecondition(
+            f"this node keeps its state in PostgreSQL ([storage] url): {action} it with the server's "
+            "tools, pg_dump and pg_restore (docs/postgresql.md)",
+            code=f"{action}.postgresql",
+        )
 
 
 def _restore(database: Path, backup_file: Path, lock: FolderLock) -> Path | None:
@@ -312,9 +325,9 @@ def node_status(settings: Settings, zone: str | None = None, now: float | None =
     zone = zone or settings.place.tz
     note = serving_note(settings.base_dir)
     address = _served_address(settings, note) if note is not None else ""
-    database = settings.path(settings.storage.path)
-    check_database(database)
-    with SqliteStore(database, create=False) as store:  # read only: durability settings are moot
+    if not settings.storage.url:
+        check_database(settings.path(settings.storage.path))
+    with open_store(settings) as store:
         members = sum(profile.member_count for profile in store.profiles())
         applicants = len(store.applicants(limit=1_000_000))
         newest = store.newest_period()

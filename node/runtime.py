@@ -34,13 +34,14 @@ from coopfed.node.policy.defaults import write_coop_policies
 from coopfed.node.policy.holder import PolicyHolder
 from coopfed.node.policy.reload import open_policy
 from coopfed.node.settings import FederationSection, NodeSection, Settings, render_toml
-from coopfed.node.storage import SqliteStore, Store
+from coopfed.node.storage import Store
 from coopfed.node.storage.ballots import BallotStore
 from coopfed.node.storage.ballots_sqlite import SqliteBallotStore
+from coopfed.node.storage.configured import open_store
 from coopfed.node.storage.federation_sqlite import SqliteFederationStore
 from coopfed.node.storage.forecast_sqlite import SqliteForecastIndex
 from coopfed.node.storage.governance import GovernanceStore
-from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
+from coopfed.node.storage.governance_sqlite import SqlGovernanceStore
 
 DAY = 86_400
 CONFIG_NAME = "coopfed.toml"
@@ -134,13 +135,13 @@ class Node:
 @contextlib.contextmanager
 def open_node(settings: Settings) -> Iterator[Node]:
     """Open storage, the policy engine and the keys; close whatever was opened on the way out."""
-    database = settings.path(settings.storage.path)
-    check_database(database)  # missing, read-only or damaged: refuse with a reason, create nothing
+    if not settings.storage.url:  # missing, read-only or damaged: refuse with a reason, create nothing
+        check_database(settings.path(settings.storage.path))
     with contextlib.ExitStack() as stack:
-        store = SqliteStore(database, synchronous=settings.storage.synchronous, create=False)
+        store = open_store(settings)
         ensure_meter_key(settings.base_dir)  # nodes made before meters were keyed get theirs now
         stack.callback(store.close)
-        governance = SqliteGovernanceStore(store)
+        governance = SqlGovernanceStore(store)
         ballots = SqliteBallotStore(store, governance)
         conf = settings.policy
         engine = stack.enter_context(
@@ -203,7 +204,7 @@ def init_node(folder: Path, *, node_id: str, name: str, listen: str, policies: P
     KeyRing.load_or_create(settings.keys_dir)
     ensure_meter_key(settings.base_dir)
     create_tls(settings)  # TLS key and certificate (CN = node id)
-    SqliteStore(settings.path(settings.storage.path), synchronous=settings.storage.synchronous).close()
+    open_store(settings, create=True).close()
     write_private(config, render_toml(settings).encode("utf-8"))
     return config
 

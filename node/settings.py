@@ -45,6 +45,9 @@ class StorageSection:
     path: str = "node.db"
     # FULL survives power loss; NORMAL survives a killed process (WAL) and is faster.
     synchronous: str = "FULL"
+    # A PostgreSQL database ("postgresql://user@host/db", any libpq URL) holds the node's state
+    # instead of the SQLite file at path; path and synchronous are then unused.
+    url: str = ""
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,8 @@ from coopfed.node.policy.regotest import find_tool, run_checks, run_tests
 
 if TYPE_CHECKING:
     from coopfed.node.policy.impact import LogEntry
-    from coopfed.node.storage import SqliteStore
     from coopfed.node.storage.governance import GovernanceStore
+    from coopfed.node.storage.sql import SqlStore
 
 Action = Callable[[argparse.Namespace, Console], int]
 
@@ -235,12 +235,11 @@ def _log_size(args: argparse.Namespace) -> int | None:
 
 
 @contextlib.contextmanager
-def _database(config: Path) -> Iterator[SqliteStore]:
-    """The store of a node's database, given its coopfed.toml."""
-    from coopfed.node.storage import SqliteStore
+def _database(config: Path) -> Iterator[SqlStore]:
+    """The store of a node's database (either backend), given its coopfed.toml."""
+    from coopfed.node.storage.configured import open_store
 
-    settings = node_settings(config)
-    store = SqliteStore(settings.path(settings.storage.path), synchronous=settings.storage.synchronous)
+    store = open_store(node_settings(config), create=True)
     try:
         yield store
     finally:
@@ -250,10 +249,10 @@ def _database(config: Path) -> Iterator[SqliteStore]:
 @contextlib.contextmanager
 def _governance(config: Path) -> Iterator[GovernanceStore]:
     """The governance store of a node's database, given its coopfed.toml."""
-    from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
+    from coopfed.node.storage.governance_sqlite import SqlGovernanceStore
 
     with _database(config) as store:
-        yield SqliteGovernanceStore(store)
+        yield SqlGovernanceStore(store)
 
 
 def _diff(args: argparse.Namespace, console: Console) -> int:

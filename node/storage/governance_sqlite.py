@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -27,24 +26,25 @@ from coopfed.node.governance.model import (
 from coopfed.node.loghead import HeadSigner
 from coopfed.node.storage import governance_rows as rows_
 from coopfed.node.storage.base import Member, NotFound
+from coopfed.node.storage.connection import Connection
 from coopfed.node.storage.governance import Conflict, Events, GovernanceStore, GrantKind, LogTampered
-from coopfed.node.storage.sqlite import SqliteStore
+from coopfed.node.storage.sql import UNLIMITED, SqlStore
 
 Head = tuple[int, str, str | None]  # seq, hash and signed head, as the head row holds them
 
 
-class SqliteGovernanceStore(GovernanceStore):
-    """Governance tables in the node's SQLite file, sharing the node store's writer and readers,
+class SqlGovernanceStore(GovernanceStore):
+    """Governance tables in the node's database beside the member store, on its connections,
     so governance writes and member writes are serialised and each sees a consistent snapshot."""
 
-    def __init__(self, store: SqliteStore, heads: HeadSigner | None = None) -> None:
+    def __init__(self, store: SqlStore, heads: HeadSigner | None = None) -> None:
         self._store = store
         self.heads = heads  # signs every new head; None for tools that only read (or tests)
         self._written: Head | None = None  # the head this store last committed
         self._writing: Head | None = None  # the head of the transaction under way
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> Iterator[Connection]:
         self._writing = None
         with self._store._write() as conn:
             yield conn
@@ -56,7 +56,7 @@ class SqliteGovernanceStore(GovernanceStore):
 
     # --- decision log -----------------------------------------------------------------------
 
-    def _append(self, conn: sqlite3.Connection, events: Events) -> list[dict[str, Any]]:
+    def _append(self, conn: Connection, events: Events) -> list[dict[str, Any]]:
         """Chain onto the recorded head (not the last row: a deleted tail stays a visible gap),
         and sign the new head in the same transaction."""
         heads = self.heads
@@ -371,6 +371,10 @@ class SqliteGovernanceStore(GovernanceStore):
         return [rows_.access(row) for row in found]
 
 
+# The same store on either backend: it runs on the member store's connections.
+SqliteGovernanceStore = PostgresGovernanceStore = SqlGovernanceStore
+
+
 def _all(limit: int | None) -> int:
-    """SQLite's LIMIT for at most `limit` rows, or every row (-1) for None."""
-    return -1 if limit is None else limit
+    """A LIMIT for at most `limit` rows, or every row for None."""
+    return UNLIMITED if limit is None else limit

@@ -96,7 +96,7 @@ LOAD_CHUNK = 1024  # readings per INSERT; binding one multi-row VALUES beats exe
 
 _UPSERT_READINGS = (
     "INSERT INTO readings (member_key, dataset_id, period_start, kwh) VALUES {}"
-    " ON CONFLICT DO UPDATE SET kwh = excluded.kwh"
+    " ON CONFLICT (member_key, dataset_id, period_start) DO UPDATE SET kwh = excluded.kwh"
 )
 
 

@@ -1,0 +1,26 @@
+"""The connection the store's shared SQL runs on: sqlite3's, or the PostgreSQL adapter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
+
+
+class Cursor(Protocol):
+    """What the store reads back from a statement: sqlite3's cursor, or the PostgreSQL adapter's."""
+
+    @property
+    def lastrowid(self) -> int | None: ...
+    @property
+    def rowcount(self) -> int: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def fetchmany(self, size: int = ...) -> list[Any]: ...
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """A connection taking the store's SQL: `?` or `?N` placeholders, SQLite's JSON functions."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Cursor: ...
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> Cursor: ...
