@@ -27,8 +27,8 @@ from coopfed.node.policy import load_policies
 from coopfed.node.settings import Settings
 from coopfed.node.storage import SqliteStore, StorageError
 from coopfed.node.storage.configured import open_store
-from coopfed.node.storage.federation_sqlite import SqliteFederationStore
-from coopfed.node.storage.forecast_sqlite import SqliteForecastIndex
+from coopfed.node.storage.federation_sqlite import SqlFederationStore
+from coopfed.node.storage.forecast_sqlite import SqlForecastIndex
 from coopfed.node.storage.sqlite_conn import copy_database, existing, quick_check
 from coopfed.v1 import admin_pb2
 
@@ -331,8 +331,8 @@ def node_status(settings: Settings, zone: str | None = None, now: float | None =
         members = sum(profile.member_count for profile in store.profiles())
         applicants = len(store.applicants(limit=1_000_000))
         newest = store.newest_period()
-        peers = SqliteFederationStore(store).peers()  # an upgrade's files are imported when it runs
-        forecasts = ForecastStore(settings.path(settings.forecast.dir), SqliteForecastIndex(store))
+        peers = SqlFederationStore(store).peers()  # an upgrade's files are imported when it runs
+        forecasts = ForecastStore(settings.path(settings.forecast.dir), SqlForecastIndex(store))
         schedule = schedule_status(settings, forecasts, serving=note is not None, now=now or time.time())
     return NodeStatus(
         node_id=settings.node.id,

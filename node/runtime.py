@@ -36,10 +36,10 @@ from coopfed.node.policy.reload import open_policy
 from coopfed.node.settings import FederationSection, NodeSection, Settings, render_toml
 from coopfed.node.storage import Store
 from coopfed.node.storage.ballots import BallotStore
-from coopfed.node.storage.ballots_sqlite import SqliteBallotStore
+from coopfed.node.storage.ballots_sqlite import SqlBallotStore
 from coopfed.node.storage.configured import open_store
-from coopfed.node.storage.federation_sqlite import SqliteFederationStore
-from coopfed.node.storage.forecast_sqlite import SqliteForecastIndex
+from coopfed.node.storage.federation_sqlite import SqlFederationStore
+from coopfed.node.storage.forecast_sqlite import SqlForecastIndex
 from coopfed.node.storage.governance import GovernanceStore
 from coopfed.node.storage.governance_sqlite import SqlGovernanceStore
 
@@ -142,7 +142,7 @@ def open_node(settings: Settings) -> Iterator[Node]:
         ensure_meter_key(settings.base_dir)  # nodes made before meters were keyed get theirs now
         stack.callback(store.close)
         governance = SqlGovernanceStore(store)
-        ballots = SqliteBallotStore(store, governance)
+        ballots = SqlBallotStore(store, governance)
         conf = settings.policy
         engine = stack.enter_context(
             open_policy(
@@ -166,9 +166,9 @@ def open_node(settings: Settings) -> Iterator[Node]:
         )
         stack.callback(decision_log.flush)  # before the store closes: no waiting decision is lost
         node = Node(
-            settings, store, engine, keys, federation=open_federation(settings, SqliteFederationStore(store)),
+            settings, store, engine, keys, federation=open_federation(settings, SqlFederationStore(store)),
             governance=governance, ballots=ballots, decision_log=decision_log,
-            forecast=open_forecast(settings, SqliteForecastIndex(store)),
+            forecast=open_forecast(settings, SqlForecastIndex(store)),
             metrics=metrics, revoked_tokens=RevokedTokens(governance.token_revocations()),
         )  # fmt: skip
         governance.heads = HeadSigner(node.node_id, lambda: node.keys)  # signs with the ring in use

@@ -351,12 +351,12 @@ def _audit_node(args: argparse.Namespace, console: Console, head: tuple[int, str
 
     from coopfed.federation.keys import KeyRing, TrustStore
     from coopfed.node.audit import Witnesses, ask_witnesses, audit
-    from coopfed.node.storage.federation_sqlite import SqliteFederationStore
+    from coopfed.node.storage.federation_sqlite import SqlFederationStore
 
     store, gov = _open_log(args.config)
     settings = node_settings(args.config)
     ring = KeyRing.load(settings.keys_dir)
-    peers = SqliteFederationStore(store)
+    peers = SqlFederationStore(store)
     witnesses = Witnesses() if args.offline else asyncio.run(ask_witnesses(settings, ring, peers))
     for peer, why in witnesses.failures.items():
         console.print(f"witness {peer} could not be asked: {why}", markup=False, style="yellow")

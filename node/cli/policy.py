@@ -458,14 +458,14 @@ def _node_modules(config: Path) -> dict[str, str]:
 
 def _explain(args: argparse.Namespace, console: Console) -> int:
     from coopfed.node.policy.explain import ballots_behind, explain, find_entry, lookup_entry, not_found
-    from coopfed.node.storage.ballots_sqlite import SqliteBallotStore
+    from coopfed.node.storage.ballots_sqlite import SqlBallotStore
     from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
 
     behind: list[dict[str, Any]] = []
     if args.config and not args.log:  # a node's own log: one indexed lookup, no scan
         with _database(args.config) as store:
             entry = lookup_entry(SqliteGovernanceStore(store), args.decision_id)
-            behind = ballots_behind(SqliteBallotStore(store), entry, _node_modules(args.config))
+            behind = ballots_behind(SqlBallotStore(store), entry, _node_modules(args.config))
     else:
         with _entries(args, Counter()) as entries:
             entry = find_entry(entries, args.decision_id)

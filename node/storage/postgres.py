@@ -19,6 +19,7 @@ import numpy as np
 import psycopg
 from psycopg import IsolationLevel
 from psycopg import errors as pg_errors
+from psycopg import sql as pgsql
 from psycopg_pool import ConnectionPool
 
 from coopfed.node.storage.base import InvalidData, StorageUnavailable
@@ -43,6 +44,9 @@ _COPY = "COPY staged_readings (period_start, kwh) FROM STDIN (FORMAT BINARY)"
 _MERGE = """INSERT INTO readings (member_key, dataset_id, period_start, kwh)
 SELECT %s, %s, period_start, kwh FROM staged_readings
 ON CONFLICT (member_key, dataset_id, period_start) DO UPDATE SET kwh = excluded.kwh"""
+_FIRST_COLUMN = "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum = 1"
+_REWRITE = pgsql.SQL("UPDATE {t} SET {c} = {c}")  # every row anew, unchanged, in this transaction
+_CLUSTER = pgsql.SQL("CLUSTER {} USING {}")
 _PARTITIONS = """SELECT c.relname FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid
 WHERE i.inhparent = 'readings'::regclass"""
 
@@ -127,6 +131,20 @@ class PostgresStore(SqlStore):
             raise storage_error(exc) from exc
         except psycopg.Error as exc:
             raise storage_error(exc) from exc
+
+    def forget_write_order(self, *tables: str) -> None:
+        """Rewrite `tables` so that their rows keep neither the order they arrived in (a heap
+        row's ctid) nor the transaction that wrote each (xmin): an unchanged UPDATE of every row
+        in one transaction gives them all its xmin, then CLUSTER writes the live rows into a
+        new file in primary-key order and drops the old one. Best effort: a snapshot older than
+        the UPDATE keeps CLUSTER copying the old row versions too (see docs/ballots.md)."""
+        with self._write() as conn:
+            for table in tables:
+                (column,) = conn.raw.execute(_FIRST_COLUMN, (table,)).fetchone() or ("",)
+                conn.raw.execute(_REWRITE.format(t=pgsql.Identifier(table), c=pgsql.Identifier(column)))
+        with self._connection(self._writers) as raw:
+            for table in tables:
+                raw.execute(_CLUSTER.format(pgsql.Identifier(table), pgsql.Identifier(f"{table}_pkey")))
 
     def close(self) -> None:
         self._writers.close()

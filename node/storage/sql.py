@@ -74,6 +74,12 @@ class SqlStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
     def _make_room(self, batches: list[tuple[int, np.ndarray, np.ndarray]]) -> None:
         """Before the write transaction of `put_readings`: whatever the backend needs to hold them."""
 
+    @abc.abstractmethod
+    def forget_write_order(self, *tables: str) -> None:
+        """After a commit: rid the database, as far as the backend can, of what still shows in
+        which order and by which transactions the rows of `tables` were written (the ballot
+        tables, whose rows' order pairs voters with choices). Best effort."""
+
     # members and consent
 
     def create_member(

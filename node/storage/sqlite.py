@@ -100,10 +100,11 @@ class SqliteStore(SqlStore):
         with self._readers.connection() as conn, translated(conn):
             yield conn
 
-    def checkpoint(self) -> None:
+    def forget_write_order(self, *tables: str) -> None:
         """Copy the write-ahead log into the database file and truncate it, so the log's frames
-        (each transaction's pages, in commit order) no longer sit in it. Best effort: a reader
-        in the middle of a snapshot can hold part of it back."""
+        (each transaction's pages, in commit order) no longer sit in it; the tables themselves
+        (WITHOUT ROWID) keep their rows in key order only. Best effort: a reader in the middle
+        of a snapshot can hold part of the log back."""
         with self._lock:
             if self._writer is not None:
                 self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
