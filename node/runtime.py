@@ -20,7 +20,7 @@ from coopfed.node.loghead import HeadSigner
 from coopfed.node.masking import Masker, load_or_create_key
 from coopfed.node.meters import ensure_key as ensure_meter_key
 from coopfed.node.metrics import Metrics
-from coopfed.node.operations import check_database
+from coopfed.node.operations import open_store
 from coopfed.node.policy import load_policies
 from coopfed.node.policy.consent import CONSENT_PATH, ConsentDecision, consent_input, decide_consent
 from coopfed.node.policy.defaults import write_coop_policies
@@ -122,10 +122,8 @@ class Node:
 @contextlib.contextmanager
 def open_node(settings: Settings) -> Iterator[Node]:
     """Open storage, the policy engine and the keys; close whatever was opened on the way out."""
-    database = settings.path(settings.storage.path)
-    check_database(database)  # missing, read-only or damaged: refuse with a reason, create nothing
     with contextlib.ExitStack() as stack:
-        store = SqliteStore(database, synchronous=settings.storage.synchronous, create=False)
+        store = open_store(settings)
         ensure_meter_key(settings.base_dir)  # nodes made before meters were keyed get theirs now
         stack.callback(store.close)
         conf = settings.policy

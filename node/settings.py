@@ -45,6 +45,9 @@ class StorageSection:
     path: str = "node.db"
     # FULL survives power loss; NORMAL survives a killed process (WAL) and is faster.
     synchronous: str = "FULL"
+    # a PostgreSQL database ("postgresql://user@host/db?sslmode=verify-full") in place of `path`
+    url: str = ""
+    pool_size: int = 8  # PostgreSQL: connections per pool (the node keeps one for writes, one for reads)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from coopfed.node.storage import governance_rows as rows_
 from coopfed.node.storage.base import Member, NotFound
 from coopfed.node.storage.connection import Connection
 from coopfed.node.storage.governance import Conflict, Events, GovernanceStore, GrantKind, LogTampered
-from coopfed.node.storage.sqlite import SqliteStore
+from coopfed.node.storage.sql import SqlStore
 
 Head = tuple[int, str, str | None]  # seq, hash and signed head, as the head row holds them
 
@@ -37,7 +37,7 @@ class SqliteGovernanceStore(GovernanceStore):
     """Governance tables in the node's SQLite file, sharing the node store's writer and readers,
     so governance writes and member writes are serialised and each sees a consistent snapshot."""
 
-    def __init__(self, store: SqliteStore, heads: HeadSigner | None = None) -> None:
+    def __init__(self, store: SqlStore, heads: HeadSigner | None = None) -> None:
         self._store = store
         self.heads = heads  # signs every new head; None for tools that only read (or tests)
         self._written: Head | None = None  # the head this store last committed
