@@ -38,9 +38,9 @@ from coopfed.node.settings import Settings
 from coopfed.node.settings import _toml_value as toml_value
 from coopfed.node.storage import SchemaError, SqliteStore, StorageError, StorageUnavailable
 from coopfed.node.storage import move as move_
+from coopfed.node.storage.configured import open_store
 from coopfed.node.storage.pgserver import binaries
 from coopfed.node.storage.postgres import PostgresStore
-from coopfed.node.storage.sql import SqlStore
 from coopfed.node.storage.sqlite_conn import copy_database, existing, quick_check
 
 LOCK_NAME = "node.lock"
@@ -138,15 +138,6 @@ def _bind_failure(address: str) -> str:
 
 
 # --- the database at start-up ------------------------------------------------------------------
-
-
-def open_store(settings: Settings) -> SqlStore:
-    """The node's store: PostgreSQL where `[storage] url` names one, else its SQLite file."""
-    if settings.storage.url:
-        return PostgresStore(settings.storage.url, pool_size=settings.storage.pool_size)
-    database = settings.path(settings.storage.path)
-    check_database(database)  # missing, read-only or damaged: refuse with a reason, create nothing
-    return SqliteStore(database, synchronous=settings.storage.synchronous, create=False)  # type: ignore[arg-type]
 
 
 def check_database(path: Path, *, writing: bool = True) -> None:
@@ -498,6 +489,8 @@ def node_status(settings: Settings, zone: str | None = None) -> NodeStatus:
     zone = zone or settings.place.tz
     note = serving_note(settings.base_dir)
     address = _served_address(settings, note) if note is not None else ""
+    if not settings.storage.url:
+        check_database(settings.path(settings.storage.path))
     with open_store(settings) as store:
         members = sum(profile.member_count for profile in store.profiles())
         applicants = len(store.applicants(limit=1_000_000))

@@ -20,16 +20,17 @@ from coopfed.node.loghead import HeadSigner
 from coopfed.node.masking import Masker, load_or_create_key
 from coopfed.node.meters import ensure_key as ensure_meter_key
 from coopfed.node.metrics import Metrics
-from coopfed.node.operations import open_store
+from coopfed.node.operations import check_database
 from coopfed.node.policy import load_policies
 from coopfed.node.policy.consent import CONSENT_PATH, ConsentDecision, consent_input, decide_consent
 from coopfed.node.policy.defaults import write_coop_policies
 from coopfed.node.policy.holder import PolicyHolder
 from coopfed.node.policy.reload import open_policy
 from coopfed.node.settings import FederationSection, NodeSection, Settings, render_toml
-from coopfed.node.storage import SqliteStore, Store
+from coopfed.node.storage import Store
+from coopfed.node.storage.configured import open_store
 from coopfed.node.storage.governance import GovernanceStore
-from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
+from coopfed.node.storage.governance_sqlite import SqlGovernanceStore
 
 DAY = 86_400
 CONFIG_NAME = "coopfed.toml"
@@ -122,6 +123,8 @@ class Node:
 @contextlib.contextmanager
 def open_node(settings: Settings) -> Iterator[Node]:
     """Open storage, the policy engine and the keys; close whatever was opened on the way out."""
+    if not settings.storage.url:  # missing, read-only or damaged: refuse with a reason, create nothing
+        check_database(settings.path(settings.storage.path))
     with contextlib.ExitStack() as stack:
         store = open_store(settings)
         ensure_meter_key(settings.base_dir)  # nodes made before meters were keyed get theirs now
@@ -140,7 +143,7 @@ def open_node(settings: Settings) -> Iterator[Node]:
             )
         )  # fmt: skip
         keys = KeyRing.load_or_create(settings.keys_dir)
-        governance = SqliteGovernanceStore(store)
+        governance = SqlGovernanceStore(store)
         # masks by the rules of the revision that made each decision, so a reload applies at once
         masker = Masker(engine, load_or_create_key(settings.keys_dir))
         metrics = Metrics(lambda: engine.revision)
@@ -186,7 +189,7 @@ def init_node(folder: Path, *, node_id: str, name: str, listen: str, policies: P
     KeyRing.load_or_create(settings.keys_dir)
     ensure_meter_key(settings.base_dir)
     open_federation(settings).state.create()  # TLS key and certificate (CN = node id), peers file
-    SqliteStore(settings.path(settings.storage.path), synchronous=settings.storage.synchronous).close()
+    open_store(settings, create=True).close()
     write_private(config, render_toml(settings).encode("utf-8"))
     return config
 

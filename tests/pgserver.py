@@ -12,9 +12,27 @@ import threading
 
 import pytest
 
-from coopfed.node.storage.pgserver import PgServer, binaries
+from coopfed.node.storage import pgserver
+from coopfed.node.storage.pgserver import binaries
 
 TEMPLATE = "coopfed_template"
+
+__all__ = ["PgServer", "binaries", "empty_database", "fresh_database", "server", "stop"]
+
+
+class PgServer(pgserver.PgServer):
+    """The package's throwaway server, with a migrated template that each test's database copies."""
+
+    def start(self) -> None:
+        super().start()
+        from coopfed.node.storage.postgres import PostgresStore
+
+        PostgresStore(self.create_database(TEMPLATE)).close()  # migrated once; tests copy it
+
+    def fresh_database(self) -> str:
+        """The URL of a new database holding the migrated schema and nothing else."""
+        return self.create_database(template=TEMPLATE)
+
 
 _server: PgServer | None = None
 _started = threading.Lock()
@@ -31,15 +49,11 @@ def server() -> PgServer:
             _server = PgServer(bin_dir)
             atexit.register(_server.stop)
             _server.start()
-            from coopfed.node.storage.postgres import PostgresStore
-
-            PostgresStore(_server.create_database(TEMPLATE)).close()  # migrated once; tests copy it
         return _server
 
 
 def fresh_database() -> str:
-    """The URL of a new database holding the migrated schema and nothing else."""
-    return server().create_database(template=TEMPLATE)
+    return server().fresh_database()
 
 
 def empty_database() -> str:

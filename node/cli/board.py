@@ -304,12 +304,11 @@ def add_audit(parser: argparse.ArgumentParser, console: Console) -> None:
 
 
 def _open_log(config: Path) -> Any:
-    from coopfed.node.storage import SqliteStore
-    from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
+    from coopfed.node.storage.configured import open_store
+    from coopfed.node.storage.governance_sqlite import SqlGovernanceStore
 
-    settings = node_settings(config)
-    store = SqliteStore(settings.path(settings.storage.path), synchronous=settings.storage.synchronous)
-    return store, SqliteGovernanceStore(store)
+    store = open_store(node_settings(config), create=True)
+    return store, SqlGovernanceStore(store)
 
 
 def _parse_head(text: str) -> tuple[int, str] | None:

@@ -238,13 +238,12 @@ def _log_size(args: argparse.Namespace) -> int | None:
 @contextlib.contextmanager
 def _governance(config: Path) -> Iterator[GovernanceStore]:
     """The governance store of a node's database, given its coopfed.toml."""
-    from coopfed.node.storage import SqliteStore
-    from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
+    from coopfed.node.storage.configured import open_store
+    from coopfed.node.storage.governance_sqlite import SqlGovernanceStore
 
-    settings = node_settings(config)
-    store = SqliteStore(settings.path(settings.storage.path), synchronous=settings.storage.synchronous)
+    store = open_store(node_settings(config), create=True)
     try:
-        yield SqliteGovernanceStore(store)
+        yield SqlGovernanceStore(store)
     finally:
         store.close()
 

@@ -33,8 +33,8 @@ from coopfed.node.storage.sql import SqlStore
 Head = tuple[int, str, str | None]  # seq, hash and signed head, as the head row holds them
 
 
-class SqliteGovernanceStore(GovernanceStore):
-    """Governance tables in the node's SQLite file, sharing the node store's writer and readers,
+class SqlGovernanceStore(GovernanceStore):
+    """Governance tables in the node's database beside the member store, on its connections,
     so governance writes and member writes are serialised and each sees a consistent snapshot."""
 
     def __init__(self, store: SqlStore, heads: HeadSigner | None = None) -> None:
@@ -357,3 +357,7 @@ class SqliteGovernanceStore(GovernanceStore):
         with self._read() as conn:
             found = conn.execute(rows_.ACCESS, (member_id, limit)).fetchall()
         return [rows_.access(row) for row in found]
+
+
+# The same store on either backend: it runs on the member store's connections.
+SqliteGovernanceStore = PostgresGovernanceStore = SqlGovernanceStore

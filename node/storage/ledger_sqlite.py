@@ -10,7 +10,7 @@ import numpy as np
 from coopfed.node.storage.base import InvalidData
 from coopfed.node.storage.connection import Connection
 from coopfed.node.storage.governance import Events
-from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
+from coopfed.node.storage.governance_sqlite import SqlGovernanceStore
 from coopfed.node.storage.ledger import (
     COOP_KINDS,
     MEMBER_KINDS,
@@ -21,7 +21,7 @@ from coopfed.node.storage.ledger import (
     PeriodState,
     Run,
 )
-from coopfed.node.storage.sqlite import SqliteStore
+from coopfed.node.storage.sql import SqlStore
 
 _DATASETS = ("demand", "generation", "export")
 
@@ -83,14 +83,14 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 _INSERT_LINE = "INSERT INTO ledger_lines VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
-class SqliteLedgerStore(LedgerStore):
-    """Ledger tables in the node's SQLite file, sharing the node store's writer and readers."""
+class SqlLedgerStore(LedgerStore):
+    """Ledger tables in the node's database beside the member store, on its connections."""
 
-    def __init__(self, store: SqliteStore, governance: SqliteGovernanceStore | None = None) -> None:
+    def __init__(self, store: SqlStore, governance: SqlGovernanceStore | None = None) -> None:
         self._store = store
         # The node's own decision-log store, so a run's entries are chained onto the head it
         # signed and its next head is signed too; a fresh one (unsigned heads) for tools and tests.
-        self._governance = governance or SqliteGovernanceStore(store)
+        self._governance = governance or SqlGovernanceStore(store)
 
     def period_readings(self, start: int, end: int) -> PeriodReadings:
         periods = np.arange(start - start % 1800 + (1800 if start % 1800 else 0), end, 1800, dtype=np.int64)
@@ -271,3 +271,7 @@ def _account_index(conn: Connection, member_ids: Sequence[str]) -> dict[int, int
         )
         if member_id in rows
     }
+
+
+# The same ledger on either backend: it runs on the member store's connections.
+SqliteLedgerStore = PostgresLedgerStore = SqlLedgerStore

@@ -58,11 +58,7 @@ class PgServer:
 
     def start(self) -> None:
         self._run("initdb", "-D", self.data, "-U", USER, "--auth=trust", "-E", "UTF8", "--no-sync")
-        settings = {"listen_addresses": "''", **self._settings}
-        if not self._durable:
-            settings |= {"fsync": "off", "full_page_writes": "off"}
-        options = f"-k {self.folder} " + " ".join(f"-c {k}={v}" for k, v in settings.items())
-        self._run("pg_ctl", "-D", self.data, "-l", self.folder / "server.log", "-o", options, "-w", "start")
+        self.restart()
 
     def create_database(self, name: str = "", template: str = "") -> str:
         """The URL of a new database (named `name`, else a fresh name), copied from `template`."""
@@ -84,7 +80,12 @@ class PgServer:
         self._run("pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop")
 
     def restart(self) -> None:
-        self._run("pg_ctl", "-D", self.data, "-l", self.folder / "server.log", "-w", "start")
+        """Start the server (again, after `kill`: it recovers from its write-ahead log)."""
+        settings = {"listen_addresses": "''", **self._settings}
+        if not self._durable:
+            settings |= {"fsync": "off", "full_page_writes": "off"}
+        options = f"-k {self.folder} " + " ".join(f"-c {k}={v}" for k, v in settings.items())
+        self._run("pg_ctl", "-D", self.data, "-l", self.folder / "server.log", "-o", options, "-w", "start")
 
     def pid(self) -> int:
         return int((self.data / "postmaster.pid").read_text().split()[0])

@@ -87,6 +87,7 @@ class PostgresStore(SqlStore):
             max_size=size,
             kwargs={"autocommit": True, "connect_timeout": max(1, round(self._timeout_s))},
             configure=configure,
+            check=ConnectionPool.check_connection,  # after a server restart, no call gets a dead one
             timeout=self._timeout_s,
             name=f"coopfed-{name}",
             open=False,
@@ -156,16 +157,13 @@ class PostgresStore(SqlStore):
         self, conn: Connection, member_key: int, dataset_id: int, periods: np.ndarray, kwh: np.ndarray
     ) -> None:
         assert isinstance(conn, PgConnection)  # the connection _write gave
-        rows = np.empty(periods.size, _COPY_ROW)
-        rows["fields"], rows["n1"], rows["n2"] = 2, 8, 8
-        rows["period"], rows["kwh"] = periods, kwh
         raw = conn.raw
         try:
             with raw.cursor() as cursor:
                 with cursor.copy(_COPY) as copy:
-                    copy.write(_COPY_HEADER + rows.tobytes() + _COPY_TRAILER)
+                    copy.write(copy_data(periods, kwh))
                 cursor.execute(_MERGE, (member_key, dataset_id))
-                cursor.execute("TRUNCATE staged_readings")
+                cursor.execute("DELETE FROM staged_readings")  # the next dataset of this upload
         except pg_errors.CheckViolation as exc:
             name = self._dataset_names[dataset_id]
             words = _BAD_VALUES.get(exc.diag.constraint_name or "", str(exc))
@@ -174,6 +172,14 @@ class PostgresStore(SqlStore):
             raise StorageUnavailable(f"the node's database cannot be used just now ({exc})") from exc
         except psycopg.Error as exc:
             raise storage_error(exc) from exc
+
+
+def copy_data(periods: np.ndarray, kwh: np.ndarray) -> bytes:
+    """(period_start, kwh) rows in COPY's binary format, built by numpy rather than row by row."""
+    rows = np.empty(periods.size, _COPY_ROW)
+    rows["fields"], rows["n1"], rows["n2"] = 2, 8, 8  # two fields of eight bytes each
+    rows["period"], rows["kwh"] = periods, kwh
+    return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER
 
 
 def _months(periods: np.ndarray) -> list[np.datetime64]:

@@ -46,7 +46,7 @@ def translate(sql: str) -> tuple[str, tuple[int, ...] | None]:
         if text == "%":
             return "%%"
         if text.startswith("'"):
-            return text
+            return text.replace("%", "%%")  # psycopg reads every % outside its own placeholders
         if match.group(2):  # :name, its parameters a mapping
             return f"%({match.group(2)})s"
         if match.group(1):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from coopfed.node.storage import SqliteStore, Store
 from coopfed.node.storage.ledger import LedgerStore
-from coopfed.node.storage.ledger_sqlite import SqliteLedgerStore
+from coopfed.node.storage.ledger_sqlite import PostgresLedgerStore, SqliteLedgerStore
 from coopfed.node.storage.postgres import PostgresStore
 
 from ..pgserver import fresh_database
@@ -19,6 +19,6 @@ BACKENDS: dict[str, Callable[[Path], Store]] = {
 
 LEDGER_BACKENDS: dict[str, Callable[[Store], LedgerStore]] = {
     "sqlite": lambda store: SqliteLedgerStore(store),  # type: ignore[arg-type]
-    "postgresql": lambda store: SqliteLedgerStore(store),  # type: ignore[arg-type]
+    "postgresql": lambda store: PostgresLedgerStore(store),  # type: ignore[arg-type]
 }
 """The ledger beside each backend's store, by the same name."""
