@@ -57,7 +57,6 @@ PROFILES = [
     ConsentSettings(level=ConsentLevel.GREEN),
     ConsentSettings(level=ConsentLevel.AMBER, choices={"demand": frozenset({Flow.THIRD_PARTY})}),
 ]
-_COPY_ROW = struct.Struct(">hiqiqiqid")
 
 
 @dataclass
