@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 
-from coopfed.node.errors import Unauthenticated
+from coopfed.node.errors import Unauthenticated, Unavailable
 from coopfed.node.rpc import around_calls, as_coopfed_error, status_for
 
 
@@ -97,7 +97,8 @@ def _guarded(handler: grpc.RpcMethodHandler, authenticate: Authenticator | None)
             _caller.set(_authenticate(authenticate, context))
         except Exception as exc:  # noqa: BLE001 - any failure to authenticate refuses the call
             error = as_coopfed_error(exc) or Unauthenticated("invalid credential", code="auth.invalid")
-            if not isinstance(error, Unauthenticated):
+            # the node cannot check just now (its database is away): retry, the token may be good
+            if not isinstance(error, Unauthenticated | Unavailable):
                 error = Unauthenticated(error.message, code=error.code)
             await context.abort_with_status(status_for(error))
         yield

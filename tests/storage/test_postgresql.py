@@ -12,12 +12,15 @@ import numpy as np
 import psycopg
 import pytest
 
-from coopfed.node.errors import AlreadyExists
+from coopfed.node.errors import AlreadyExists, FailedPrecondition
 from coopfed.node.model import ConsentSettings
+from coopfed.node.operations import backup, restore
 from coopfed.node.portal.accounts import Accounts, hash_password
+from coopfed.node.settings import load_settings
 from coopfed.node.storage import SchemaError, SqliteStore, StorageUnavailable
 from coopfed.node.storage.configured import open_store
 from coopfed.node.storage.postgres import PostgresStore
+from coopfed.node.storage.postgres_conn import translate
 from coopfed.node.storage.schema import bundled_migrations
 
 from ..node.conftest import running_node
@@ -126,3 +129,30 @@ def test_a_lost_server_is_unavailable_until_it_returns() -> None:
             assert sum(b.periods.size for b in store.iter_readings("m")) == 96  # nothing acknowledged lost
     finally:
         server.stop()
+
+
+def test_backup_and_restore_of_a_postgresql_node_without_its_server_say_why(tmp_path: Path) -> None:
+    """Backing up goes through pg_dump (tests/node/test_move.py restores one); no copy of an unused
+    SQLite file is made, and a failed pg_dump leaves no file behind."""
+    settings = load_settings(
+        None, environ={"COOPFED_STORAGE__URL": "postgresql://coopfed@/coopfed?host=/nonexistent"}
+    )
+    with pytest.raises(FailedPrecondition, match="pg_dump failed"):
+        backup(settings, tmp_path / "copy.dump")
+    assert not list(tmp_path.iterdir())
+    (tmp_path / "copy.dump").write_bytes(b"not a dump")
+    with pytest.raises(FailedPrecondition, match="pg_restore failed"):
+        restore(settings, tmp_path / "copy.dump")
+
+
+def test_the_store_sql_is_translated_once_into_postgresql() -> None:
+    sql = "SELECT ?2, ?1, ?2 FROM t WHERE x % 2 = 0 AND y = 'a%?' AND id IN (SELECT value FROM json_each(?1))"
+    text, order = translate(sql)
+    assert text == (
+        "SELECT %s, %s, %s FROM t WHERE x %% 2 = 0 AND y = 'a%%?' AND id IN "
+        "(SELECT value FROM json_array_elements_text(CAST(%s AS json)))"
+    )
+    assert order == (1, 0, 1, 0)
+    text, order = translate("SELECT json_extract(o.profile_json, '$.name') FROM o WHERE a = :a AND b::int=:b")
+    assert text == "SELECT (CAST(o.profile_json AS json) ->> 'name') FROM o WHERE a = %(a)s AND b::int=%(b)s"
+    assert order is None
