@@ -48,6 +48,7 @@ class StorageSection:
     # A PostgreSQL database ("postgresql://user@host/db", any libpq URL) holds the node's state
     # instead of the SQLite file at path; path and synchronous are then unused.
     url: str = ""
+    pool_size: int = 8  # PostgreSQL: connections in each of the node's two pools (writers, readers)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ def open_store(settings: Settings, *, create: bool = False) -> SqlStore:
             raise StorageUnavailable("[storage] url must be a PostgreSQL URL (postgresql://...)")
         from coopfed.node.storage.postgres import PostgresStore
 
-        return PostgresStore(conf.url)
+        return PostgresStore(conf.url, pool_size=conf.pool_size)
     from coopfed.node.storage.sqlite import SqliteStore, Synchronous
 
     return SqliteStore(

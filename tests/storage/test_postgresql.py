@@ -131,13 +131,18 @@ def test_a_lost_server_is_unavailable_until_it_returns() -> None:
         server.stop()
 
 
-def test_sqlite_backup_and_restore_refuse_a_postgresql_node(tmp_path: Path) -> None:
-    settings = load_settings(None, environ={"COOPFED_STORAGE__URL": "postgresql://coopfed@/coopfed"})
-    with pytest.raises(FailedPrecondition, match="pg_dump"):
-        backup(settings, tmp_path / "copy.db")
-    with pytest.raises(FailedPrecondition, match="pg_dump"):
-        restore(settings, tmp_path / "copy.db")
-    assert not (tmp_path / "copy.db").exists()
+def test_backup_and_restore_of_a_postgresql_node_without_its_server_say_why(tmp_path: Path) -> None:
+    """Backing up goes through pg_dump (tests/node/test_move.py restores one); no copy of an unused
+    SQLite file is made, and a failed pg_dump leaves no file behind."""
+    settings = load_settings(
+        None, environ={"COOPFED_STORAGE__URL": "postgresql://coopfed@/coopfed?host=/nonexistent"}
+    )
+    with pytest.raises(FailedPrecondition, match="pg_dump failed"):
+        backup(settings, tmp_path / "copy.dump")
+    assert not list(tmp_path.iterdir())
+    (tmp_path / "copy.dump").write_bytes(b"not a dump")
+    with pytest.raises(FailedPrecondition, match="pg_restore failed"):
+        restore(settings, tmp_path / "copy.dump")
 
 
 def test_the_store_sql_is_translated_once_into_postgresql() -> None:
