@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from coopfed.node.storage.ballots import BallotRecord, BallotStore, Counter
-from coopfed.node.storage.base import AlreadyExists, NotFound
+from coopfed.node.storage.base import AlreadyExists, NotFound, StorageError
 from coopfed.node.storage.connection import Connection
 from coopfed.node.storage.governance import Conflict, Events
 from coopfed.node.storage.governance_sqlite import SqlGovernanceStore
 from coopfed.node.storage.sql import SqlStore
 
+log = logging.getLogger(__name__)
 _SELECT = """SELECT b.ballot_id, b.proposal_json, b.proposed_by, b.created_unix, b.opens_unix, b.closes_unix,
     b.closed_unix, b.tally_json, b.tally_digest,
     (SELECT count(*) FROM ballot_signatures s WHERE s.ballot_id = b.ballot_id),
@@ -134,7 +136,10 @@ class SqlBallotStore(BallotStore):
             closed = self._one(conn, ballot_id)
         # Each vote wrote its voter's row and its box row in one transaction, which the WAL
         # (SQLite) or the rows' place and transaction id (PostgreSQL) still show: once counted, not.
-        self._store.forget_write_order("ballot_voters", "ballot_box")
+        try:
+            self._store.forget_write_order("ballot_voters", "ballot_box")
+        except StorageError as exc:  # the count stands; the next close rewrites them again
+            log.warning("the ballot tables were not rewritten after closing %s: %s", ballot_id, exc)
         return closed
 
     def box(self, ballot_id: str) -> list[tuple[str, str]]:
