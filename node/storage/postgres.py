@@ -160,10 +160,12 @@ class PostgresStore(SqlStore):
         raw = conn.raw
         try:
             with raw.cursor() as cursor:
+                if conn.staged:  # an earlier dataset of this upload (commit empties it)
+                    cursor.execute("DELETE FROM staged_readings")
                 with cursor.copy(_COPY) as copy:
                     copy.write(copy_data(periods, kwh))
+                conn.staged = True
                 cursor.execute(_MERGE, (member_key, dataset_id))
-                cursor.execute("DELETE FROM staged_readings")  # the next dataset of this upload
         except pg_errors.CheckViolation as exc:
             name = self._dataset_names[dataset_id]
             words = _BAD_VALUES.get(exc.diag.constraint_name or "", str(exc))

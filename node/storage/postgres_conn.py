@@ -111,6 +111,7 @@ class PgConnection:
 
     def __init__(self, raw: psycopg.Connection) -> None:
         self.raw = raw
+        self.staged = False  # the transaction has put rows in staged_readings (postgres.py)
 
     def execute(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] = (), /) -> PgCursor:
         if sql == "BEGIN":  # the store's transactions are begun by the store
