@@ -125,10 +125,9 @@ def verify_copy(source: sqlite3.Connection, target: PostgresStore) -> Verified:
             if ours != theirs:
                 problems.append(f"table {table}: {theirs[0]} rows in SQLite, {ours[0]} in PostgreSQL" +
                                 ("" if ours[0] != theirs[0] else ", their contents differ"))  # fmt: skip
-        members = _member_checksums(_sqlite_readings(source)), _member_checksums(_pg_readings(conn))
-        rows["readings"] = sum(n for n, _ in members[1].values())
-        theirs_, ours_ = members
-        differ = sorted(k for k in theirs_.keys() | ours_.keys() if theirs_.get(k) != ours_.get(k))
+        before, after = _member_checksums(_sqlite_readings(source)), _member_checksums(_pg_readings(conn))
+        rows["readings"] = sum(n for n, _ in after.values())
+        differ = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
         if differ:
             names = _member_ids(source, differ[:5])
             problems.append(f"the readings of {len(differ)} member(s) differ, among them {', '.join(names)}")
@@ -138,7 +137,7 @@ def verify_copy(source: sqlite3.Connection, target: PostgresStore) -> Verified:
     if problems:
         raise CopyMismatch("the copy does not match the SQLite database: " + "; ".join(problems))
     assert isinstance(log, int)
-    return Verified(rows, len(members[1]), rows["readings"], log)
+    return Verified(rows, len(after), rows["readings"], log)
 
 
 def empty_target(target: PostgresStore) -> None:
