@@ -90,7 +90,7 @@ proto-check: $(VENV)/.installed
 	done && echo "generated files in proto/ are up to date"
 
 bench: install
-	for b in ingest storage policy grants federation governance forecast policy_diff ledger portal hostile; do \
+	for b in ingest storage state policy grants federation governance forecast policy_diff ledger portal hostile; do \
 		$(PY) bench/$$b.py || exit 1; done
 
 clean:

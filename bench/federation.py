@@ -31,7 +31,6 @@ from coopfed.node.federation import convert, grantee, issuer
 from coopfed.node.federation.aggregates import plan_release
 from coopfed.node.federation.client import PeerClient
 from coopfed.node.federation.decide import GrantAsk
-from coopfed.node.federation.state import FederationState
 from coopfed.node.model import HALF_HOUR, ConsentLevel, ConsentSettings, Flow
 from coopfed.node.runtime import Node, init_node, open_node
 from coopfed.node.server import NodeServer
@@ -188,9 +187,11 @@ def main() -> None:
 
     folder_b = args.dir / f"federation-{args.members}"
     config_b = build_coop(folder_b, args.members)
-    state_b = FederationState(folder_b / "federation", "coop-b")
-    for stale in state_b.peers():  # the peer of an earlier run is gone
-        state_b.unpin(stale)
+    with open_node(load_settings(config_b)) as node_b:  # the peer of an earlier run is gone
+        assert node_b.federation is not None
+        state_b = node_b.federation.state
+        for stale in state_b.peers():
+            state_b.unpin(stale)
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         config_a = init_node(
             Path(tmp), node_id="coop-a", name="A", listen="127.0.0.1:0", policies=ROOT / "policies"

@@ -15,7 +15,7 @@ class FederationError(Exception):
 class KeyStoreError(FederationError):
     """A key file, key ring or trust store is missing, corrupt or unsafe (e.g. readable by others)."""
 
-    code = "key_store"
+    code = "unusable"
 
 
 class TokenError(FederationError):

@@ -1,4 +1,4 @@
-"""Ed25519 signing keys, JWK/JWKS, the node's rotating key ring and the store of pinned peer keys."""
+"""Ed25519 signing keys, JWK/JWKS, RFC 7638 thumbprints, the node's key ring and pinned peer keys."""
 
 from __future__ import annotations
 
@@ -12,12 +12,15 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import Any, TextIO
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from coopfed.federation.atomic import replacing, write_atomic
+from coopfed.federation.canonical import canonical_json
 from coopfed.federation.errors import KeyStoreError
 
 ALGORITHM = "EdDSA"
@@ -46,11 +49,25 @@ def key_fingerprint(key: Ed25519PublicKey) -> str:
     return format_fingerprint(hashlib.sha256(raw_public_bytes(key)).digest())
 
 
+_THUMBPRINT_MEMBERS = {"OKP": ("crv", "kty", "x"), "EC": ("crv", "kty", "x", "y")}  # RFC 7638 §3.2
+
+
 def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
-    """RFC 7638 thumbprint of an OKP key: SHA-256 over the required members in canonical JSON."""
-    required = {"crv": jwk["crv"], "kty": jwk["kty"], "x": jwk["x"]}
-    canonical = json.dumps(required, sort_keys=True, separators=(",", ":"))
-    return b64url(hashlib.sha256(canonical.encode("utf-8")).digest())
+    """RFC 7638 thumbprint of an OKP or EC key: SHA-256 over the required members in canonical
+    JSON, base64url. Every kid in coopfed, node and board keys alike, is one."""
+    required = {name: jwk[name] for name in _THUMBPRINT_MEMBERS[jwk["kty"]]}
+    return b64url(hashlib.sha256(canonical_json(required)).digest())
+
+
+def ec_jwk(key: ec.EllipticCurvePublicKey) -> dict[str, str]:
+    """The public JWK of a P-256 key (RFC 7518), without kid."""
+    numbers = key.public_numbers()
+    return {
+        "kty": "EC",
+        "crv": "P-256",
+        "x": b64url(numbers.x.to_bytes(32, "big")),
+        "y": b64url(numbers.y.to_bytes(32, "big")),
+    }
 
 
 def public_jwk(key: Ed25519PublicKey) -> dict[str, str]:
@@ -82,47 +99,24 @@ def public_key_from_jwk(jwk: Mapping[str, Any]) -> Ed25519PublicKey:
 
 
 @contextlib.contextmanager
-def _replacing(path: Path, mode: int) -> Iterator[BinaryIO]:
-    """A file that replaces `path` only once written whole: a crash or an error leaves the old
-    file or none, never half of either."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
-
-
-def _write_file(path: Path, data: bytes, mode: int) -> None:
-    with _replacing(path, mode) as fh:
-        fh.write(data)
-
-
-@contextlib.contextmanager
 def open_private(path: Path, *, newline: str | None = None) -> Iterator[TextIO]:
     """Write a text file readable by the owner only (mode 0600), e.g. an export of members' data.
 
     The file appears when the block ends without an error, whole."""
-    with _replacing(path, 0o600) as fh:
+    with replacing(path, 0o600) as fh:
         text = io.TextIOWrapper(fh, encoding="utf-8", newline=newline)
         yield text
         text.flush()
-        text.detach()  # the binary file is _replacing's to sync and close
+        text.detach()  # the binary file is replacing's to sync and close
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Write secret material readable by the owner only (mode 0600)."""
-    _write_file(path, data, 0o600)
+    """Write secret material readable by the owner only (mode 0600), atomically."""
+    write_atomic(path, data, 0o600)
 
 
 def write_public(path: Path, data: bytes) -> None:
-    _write_file(path, data, 0o644)
+    write_atomic(path, data, 0o644)
 
 
 def read_private(path: Path) -> bytes:

@@ -9,22 +9,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-# Imported at once: the function `nudges` shares its module's name, and a lazy name would lose
-# to the submodule the import system binds here first.
-from .nudges import Nudge, Window, nudges, peak_threshold, reference_demand, windows
-
 if TYPE_CHECKING:
-    from .artifact import (
-        ArtifactError,
-        ArtifactFormatError,
-        ArtifactMetadata,
-        ArtifactVerificationError,
-        ModelArtifact,
-        sign_artifact,
-    )
+    from .artifact import ArtifactMetadata, ModelArtifact, sign_artifact
     from .chart import plot_backtest, plot_forecast
+    from .errors import ArtifactError, ArtifactFormatError, ArtifactVerificationError
     from .evaluate import BacktestReport, backtest, metrics, precision_recall
     from .features import FEATURES, HORIZON, TARGETS, CoopData, FeatureRows, build_features
+    from .nudging import Nudge, Window, nudges, peak_threshold, reference_demand, windows
     from .simulate import (
         CoopSpec,
         MemberReadings,
@@ -94,10 +85,10 @@ __all__ = [
 ]
 
 _HOMES = {
-    **dict.fromkeys(
-        ["ArtifactError", "ArtifactFormatError", "ArtifactMetadata", "ArtifactVerificationError"], "artifact"
-    ),
-    **dict.fromkeys(["ModelArtifact", "sign_artifact"], "artifact"),
+    **dict.fromkeys(["ArtifactError", "ArtifactFormatError", "ArtifactVerificationError"], "errors"),
+    **dict.fromkeys(["ArtifactMetadata", "ModelArtifact", "sign_artifact"], "artifact"),
+    **dict.fromkeys(["Nudge", "Window", "nudges", "peak_threshold"], "nudging"),
+    **dict.fromkeys(["reference_demand", "windows"], "nudging"),
     **dict.fromkeys(["plot_backtest", "plot_forecast"], "chart"),
     **dict.fromkeys(["BacktestReport", "backtest", "metrics", "precision_recall"], "evaluate"),
     **dict.fromkeys(

@@ -17,9 +17,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import rfc8785
 import xgboost as xgb
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from .errors import ArtifactFormatError, ArtifactVerificationError
 
 FORMAT = "coopfed-model/1"
 MAGIC = b"CFMODEL1"
@@ -27,24 +30,6 @@ _DOMAIN = b"coopfed-model/1\n"
 _MAX_METADATA = 1 << 20
 _MAX_BOOSTER = 1 << 30
 _SIG_LEN = 64
-
-
-class ArtifactError(Exception):
-    """Base of model artifact errors; `code` is stable for mapping to transport errors."""
-
-    code = "artifact_error"
-
-
-class ArtifactFormatError(ArtifactError):
-    """The bytes are not a well-formed artifact."""
-
-    code = "artifact_malformed"
-
-
-class ArtifactVerificationError(ArtifactError):
-    """Signature, key or hash check failed: the artifact must not be used."""
-
-    code = "artifact_unverified"
 
 
 @dataclass(frozen=True)
@@ -65,6 +50,12 @@ class ArtifactMetadata:
     format: str = FORMAT
 
     def to_json(self) -> bytes:
+        """The signed form: RFC 8785 canonical JSON."""
+        return rfc8785.dumps(asdict(self))
+
+    def _legacy_json(self) -> bytes:
+        """The sorted-keys form artifacts were signed in before RFC 8785 (it differs where params
+        hold floats such as 1.0); such artifacts still load."""
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
@@ -86,7 +77,7 @@ class ArtifactMetadata:
         )
         if meta.format != FORMAT:
             raise ArtifactFormatError(f"unsupported artifact format {meta.format!r}")
-        if meta.to_json() != raw:
+        if raw not in (meta.to_json(), meta._legacy_json()):
             raise ArtifactFormatError("metadata is not in canonical form")
         return meta
 

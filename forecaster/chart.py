@@ -12,7 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
-from .nudges import Window, flags, windows_from_flags
+from .nudging import Window, flags, windows_from_flags
 
 _SHADE = {"peak": ("tab:red", "peak window"), "surplus": ("tab:green", "surplus window")}
 

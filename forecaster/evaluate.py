@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from numpy.typing import NDArray
 
 from .features import HORIZON, TARGETS, WEEK, CoopData, FeatureRows, build_features
-from .nudges import flags, peak_threshold
+from .nudging import flags, peak_threshold
 from .timegrid import HALF_HOUR, PERIODS_PER_DAY, local_day_offset, noon_origins
 from .train import Forecaster, Progress, train_local, train_pooled
 from .weather_sources import observed_as_forecasts

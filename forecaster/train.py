@@ -20,7 +20,8 @@ import xgboost as xgb
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from numpy.typing import NDArray
 
-from .artifact import ArtifactMetadata, ArtifactVerificationError, ModelArtifact, sign_artifact
+from .artifact import ArtifactMetadata, ModelArtifact, sign_artifact
+from .errors import ArtifactVerificationError
 from .features import FEATURES, HORIZON, TARGETS, WEEK, CoopData, FeatureRows, build_features
 from .features import concat_rows as _concat
 from .timegrid import HALF_HOUR, noon_origins

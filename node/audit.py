@@ -22,6 +22,7 @@ from coopfed.node.federation.client import PeerClient
 from coopfed.node.federation.context import open_federation
 from coopfed.node.loghead import verify_head
 from coopfed.node.settings import Settings
+from coopfed.node.storage.federation import FederationStore
 
 
 @dataclass
@@ -32,9 +33,9 @@ class Witnesses:
     failures: dict[str, str] = field(default_factory=dict)
 
 
-async def ask_witnesses(settings: Settings, ring: KeyRing) -> Witnesses:
+async def ask_witnesses(settings: Settings, ring: KeyRing, state: FederationStore) -> Witnesses:
     """Ask every pinned peer, over its peer port with this node's TLS identity and key."""
-    fed = open_federation(settings)
+    fed = open_federation(settings, state)
     found = Witnesses()
     for record in fed.state.peers().values():
         try:

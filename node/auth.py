@@ -11,8 +11,8 @@ from typing import Any
 
 import grpc
 
-from coopfed.node.errors import Unauthenticated, Unavailable
-from coopfed.node.rpc import around_calls, as_coopfed_error, status_for
+from coopfed.node.errors import Unauthenticated, Unavailable, as_coopfed_error
+from coopfed.node.rpc import around_calls, status_for
 
 
 @dataclass(frozen=True)

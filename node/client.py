@@ -8,6 +8,7 @@ import os
 import ssl
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -66,6 +67,22 @@ def pinned_certificate(address: str, fingerprint: str) -> bytes:
 
 def _normalised(fingerprint: str) -> str:
     return fingerprint.upper().removeprefix("SHA256:").replace(":", "").strip()
+
+
+def every_page(
+    call: Any, request: Any, items: str, *, limit: int | None = None, **kwargs: Any
+) -> tuple[list, Any]:
+    """The `items` of every page of a List RPC (the first `limit` of them), and the last reply,
+    for the reply's other fields. `kwargs` go to each call (metadata, timeout)."""
+    found: list = []
+    if limit is not None:
+        request.page_size = limit
+    while True:
+        reply = call(request, **kwargs)
+        found.extend(getattr(reply, items))
+        if not reply.next_page_token or (limit is not None and len(found) >= limit):
+            return found[:limit], reply
+        request.page_token = reply.next_page_token
 
 
 def bearer(token: str) -> tuple[tuple[str, str], ...]:

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from coopfed.node.masking import Masker, canonical
+from coopfed.federation.canonical import canonical_json, legacy_json
+from coopfed.node.masking import Masker
 
 GENESIS = "0" * 64
 """The `prev_hash` of the first entry."""
@@ -23,7 +24,19 @@ _REQUIRED = ("decision_id", "path", "input", "result", "timestamp", *CHAIN_FIELD
 
 def entry_hash(entry: Mapping[str, Any]) -> str:
     """SHA-256 of the entry without its own `hash` (its `seq` and `prev_hash` are covered)."""
-    return hashlib.sha256(canonical({k: v for k, v in entry.items() if k != "hash"})).hexdigest()
+    return _digest(entry, canonical_json)
+
+
+def _digest(entry: Mapping[str, Any], form: Callable[[Any], bytes]) -> str:
+    return hashlib.sha256(form({k: v for k, v in entry.items() if k != "hash"})).hexdigest()
+
+
+def _hashed_form(entry: Mapping[str, Any]) -> Callable[[Any], bytes]:
+    """The form the entry's hash is over: RFC 8785, or for an entry written before it (differing
+    only where a float is), the legacy sorted-keys form; a chain stored then still verifies."""
+    if entry.get("hash") != entry_hash(entry) and entry.get("hash") == _digest(entry, legacy_json):
+        return legacy_json
+    return canonical_json
 
 
 def link(entries: Iterable[dict[str, Any]], head_seq: int, head_hash: str) -> list[dict[str, Any]]:
@@ -172,7 +185,7 @@ def _parse(position: int, raw: str | Mapping[str, Any]) -> tuple[_Seen | None, P
     seq = entry["seq"] if type(entry["seq"]) is int else None
     decision_id = str(entry["decision_id"])
     try:
-        intact = entry_hash(entry) == entry["hash"]
+        intact = entry["hash"] == entry_hash(entry) or entry["hash"] == _digest(entry, legacy_json)
     except (TypeError, ValueError):
         intact = False
     return _Seen(position, seq, decision_id, str(entry["hash"]), str(entry["prev_hash"]), intact), None
@@ -314,4 +327,5 @@ def _after_signed(seen: list[_Seen], signed: Head) -> list[Problem]:
 def export_lines(entries: Iterable[str]) -> Iterator[str]:
     """Stored entries as JSON lines, one per entry, exactly as hashed."""
     for raw in entries:
-        yield canonical(json.loads(raw)).decode("utf-8") + "\n"
+        entry = json.loads(raw)
+        yield _hashed_form(entry)(entry).decode("utf-8") + "\n"

@@ -29,6 +29,7 @@ from coopfed.node.demo_third_parties import ThirdPartyResult, third_parties
 from coopfed.node.errors import CoopfedError
 from coopfed.node.federation import grantee
 from coopfed.node.federation.decide import GrantAsk
+from coopfed.node.forecast.schedule import when_words
 from coopfed.node.governance.organisations import issue_board_token
 from coopfed.node.ledger.demo import show_ledger
 from coopfed.node.opendata.demo import FlowsShown, show_open_data_and_benchmark
@@ -127,6 +128,7 @@ async def walk_through(folder: Path, console: Console, *, keep_serving: bool = F
             console.print("the three nodes keep serving; Ctrl-C stops them")
             for coop in coops:
                 console.print(f"  {coop.node.node_id}: {coop.public}")
+            console.print(_schedule_line(riverside), markup=False)
             stop = asyncio.Event()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 asyncio.get_running_loop().add_signal_handler(sig, stop.set)
@@ -316,6 +318,16 @@ async def _forecast(coop: DemoCoop, nudged: list[str], console: Console) -> tupl
         console.print(f"  a member who opted in receives: [italic]{first.text}[/italic]")
     console.print(f"  {len(nudged)} of riverside's members opted in to nudges; no one else receives them")
     return tuple(meta.contributors)
+
+
+def _schedule_line(coop: DemoCoop) -> str:
+    """When the nodes forecast (and nudge) by themselves, while they keep serving."""
+    schedule = coop.server.schedule
+    if schedule is None:
+        return "they forecast only when asked: [forecast_schedule] enabled = false"
+    plan, now = schedule.plan, schedule.clock()
+    when = when_words(plan.next(now), now, plan.tz)
+    return f"each forecasts by itself every day at {plan.at:%H:%M} ({plan.tz}); next at {when}"
 
 
 def _local(unix: int) -> str:

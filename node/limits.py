@@ -27,6 +27,8 @@ TEXT_LIMITS: dict[str, int] = {
     "note": WORDS,
     "description": WORDS,
     "purpose_description": WORDS,
+    "title": NAME,  # a ballot's title
+    "explanation": 5 * WORDS,  # a proposal in plain words
     # an organisation's particulars
     "registration_number": 64,
     "website": 500,
@@ -47,6 +49,7 @@ TEXT_LIMITS: dict[str, int] = {
     "head": 16_384,
     "token": 16_384,
     "jwks_json": 65_536,
+    "change_json": 65_536,  # a proposal's change to policy data
     "tls_certificate_pem": 65_536,
 }
 OTHER_TEXT = 1000  # any string field the table does not name (ids, enum-like words)

@@ -5,23 +5,16 @@ from __future__ import annotations
 import copy
 import hashlib
 import hmac
-import json
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from coopfed.federation.canonical import canonical_json as canonical
 from coopfed.federation.keys import read_private, write_private
 
 PSEUDONYM_KEY_FILE = "pseudonym.key"
-
-
-def canonical(value: Any) -> bytes:
-    """The one byte form that is hashed: sorted keys, no spaces, UTF-8, no NaN."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,14 @@ A plain hash of an MPAN could be reversed by hashing every MPAN; a keyed one can
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import hmac
-import os
 import secrets
 from pathlib import Path
 
+from coopfed.federation.atomic import write_atomic
 from coopfed.node.errors import FailedPrecondition, InvalidArgument
 from coopfed.node.limits import limit_of
 
@@ -25,18 +26,8 @@ def ensure_key(folder: Path) -> Path:
     path = folder / KEY_NAME
     if path.exists():
         return path
-    staged = folder / f".{KEY_NAME}.{secrets.token_hex(4)}"
-    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(secrets.token_bytes(_KEY_BYTES))
-        out.flush()
-        os.fsync(out.fileno())
-    try:
-        os.link(staged, path)  # atomic, and never replaces a key another process made meanwhile
-    except FileExistsError:
-        pass
-    finally:
-        staged.unlink()
+    with contextlib.suppress(FileExistsError):  # never replaces a key another process made meanwhile
+        write_atomic(path, secrets.token_bytes(_KEY_BYTES), 0o600, exclusive=True)
     return path
 
 

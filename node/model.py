@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from coopfed.federation.canonical import canonical_json
+
 HALF_HOUR = 1800  # seconds in one settlement period
 
 
@@ -56,8 +58,7 @@ class ConsentSettings:
     @property
     def profile_id(self) -> str:
         """Stable id of the consent profile: a hash of everything the policy reads."""
-        canonical = json.dumps(self.policy_input(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        return hashlib.sha256(canonical_json(self.policy_input())).hexdigest()[:16]
 
     def to_json(self) -> str:
         return json.dumps({**self.policy_input(), "nudges": self.nudges}, sort_keys=True)

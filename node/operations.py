@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,14 +20,17 @@ import arrow
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from coopfed.node.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from coopfed.node.federation.state import FederationState
+from coopfed.federation.atomic import sync_folder
+from coopfed.node.admin import ask
+from coopfed.node.errors import AlreadyExists, CoopfedError, FailedPrecondition, InvalidArgument, NotFound
 from coopfed.node.policy import load_policies
-from coopfed.node.policy.reload import read_status
 from coopfed.node.settings import Settings
 from coopfed.node.storage import SqliteStore, StorageError
 from coopfed.node.storage.configured import open_store
+from coopfed.node.storage.federation_sqlite import SqliteFederationStore
+from coopfed.node.storage.forecast_sqlite import SqliteForecastIndex
 from coopfed.node.storage.sqlite_conn import copy_database, existing, quick_check
+from coopfed.v1 import admin_pb2
 
 LOCK_NAME = "node.lock"
 NO_PORT_SHARING = ("grpc.so_reuseport", 0)  # gRPC shares a port between processes unless told not to
@@ -202,7 +206,7 @@ def backup(settings: Settings, target: Path, *, force: bool = False) -> int:
         if problem:
             raise FailedPrecondition(f"the copy failed its check: {problem}", code="backup.unsound")
         os.replace(tmp, target)
-        _sync_folder(target.parent)
+        sync_folder(target.parent)
     except OSError as exc:
         raise FailedPrecondition(f"cannot write {target}: {exc.strerror or exc}", code="backup.io") from None
     finally:
@@ -253,7 +257,7 @@ def _restore(database: Path, backup_file: Path, lock: FolderLock) -> Path | None
                     os.replace(f"{database}{suffix}", f"{kept}{suffix}")
         Path(f"{database}-shm").unlink(missing_ok=True)  # an index of the old WAL, no data
         os.replace(tmp, database)
-        _sync_folder(database.parent)
+        sync_folder(database.parent)
     return kept
 
 
@@ -286,14 +290,6 @@ def _free_name(path: Path) -> Path:
     return candidate
 
 
-def _sync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)  # the rename itself survives power loss
-    finally:
-        os.close(fd)
-
-
 # --- status ------------------------------------------------------------------------------------
 
 
@@ -313,13 +309,19 @@ class NodeStatus:
     newest_reading_at: str  # ISO 8601 with offset, "" with no readings
     peers: list[str]
     disk_bytes: int
+    forecast: str  # the last forecast and the next, in words
+    training: str  # the last training and the next, in words
+    schedule: dict[str, Any]  # the same with the instants behind them (forecast/schedule.py)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def node_status(settings: Settings, zone: str | None = None) -> NodeStatus:
+def node_status(settings: Settings, zone: str | None = None, now: float | None = None) -> NodeStatus:
     """The node's state as an operator asks for it, read from its folder (and its port, if served)."""
+    from coopfed.node.forecast.schedule import schedule_status
+    from coopfed.node.forecast.store import ForecastStore
+
     zone = zone or settings.place.tz
     note = serving_note(settings.base_dir)
     address = _served_address(settings, note) if note is not None else ""
@@ -329,7 +331,9 @@ def node_status(settings: Settings, zone: str | None = None) -> NodeStatus:
         members = sum(profile.member_count for profile in store.profiles())
         applicants = len(store.applicants(limit=1_000_000))
         newest = store.newest_period()
-    peers = FederationState(settings.path(settings.federation.dir), settings.node.id).peers()
+        peers = SqliteFederationStore(store).peers()  # an upgrade's files are imported when it runs
+        forecasts = ForecastStore(settings.path(settings.forecast.dir), SqliteForecastIndex(store))
+        schedule = schedule_status(settings, forecasts, serving=note is not None, now=now or time.time())
     return NodeStatus(
         node_id=settings.node.id,
         name=settings.node.name,
@@ -345,6 +349,9 @@ def node_status(settings: Settings, zone: str | None = None) -> NodeStatus:
         newest_reading_at="" if newest is None else arrow.get(newest).to(zone).isoformat(),
         peers=sorted(peers),
         disk_bytes=_disk_use(settings.base_dir),
+        forecast=schedule.pop("forecast"),
+        training=schedule.pop("training"),
+        schedule=schedule,
     )
 
 
@@ -373,9 +380,9 @@ def _answers(settings: Settings, address: str) -> bool:
 
 
 def _revision(settings: Settings, *, serving: bool) -> str:
-    running = read_status(settings.base_dir) if serving else None
-    if running:
-        return running["running"]
+    if serving:  # the running node says what it runs, over its admin socket
+        with contextlib.suppress(CoopfedError, grpc.RpcError):  # still starting, or just stopped
+            return str(ask(settings.base_dir, "Status", admin_pb2.StatusRequest(), timeout=5).revision)
     if settings.policy.bundle:
         return ""  # a signed bundle's revision is known once the node has verified it
     return load_policies(settings.path(settings.policy.dir)).revision

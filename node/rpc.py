@@ -6,7 +6,6 @@ import asyncio
 import functools
 import inspect
 import logging
-import sys
 import threading
 import time
 import uuid
@@ -20,59 +19,11 @@ from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 
 from coopfed.node import errors, limits
+from coopfed.node.errors import as_coopfed_error
 from coopfed.node.limits import truncated
 from coopfed.v1 import common_pb2
 
 log = logging.getLogger(__name__)
-
-
-def as_coopfed_error(exc: Exception) -> errors.CoopfedError | None:
-    """Translate errors of the layers below (storage, policy, tokens) into the node's hierarchy."""
-    if isinstance(exc, errors.CoopfedError):
-        return exc
-    for foreign, ours in (*_foreign_errors(), *_artifact_errors()):
-        if isinstance(exc, foreign):
-            return ours(str(exc), code=getattr(exc, "code", None) or ours.code)
-    return None
-
-
-@functools.cache
-def _foreign_errors() -> tuple[tuple[type[Exception], type[errors.CoopfedError]], ...]:
-    from coopfed.federation.errors import KeyStoreError, ScopeError, TokenError
-    from coopfed.node import storage
-    from coopfed.node.policy import PolicyUnavailable
-    from coopfed.node.storage.governance import Conflict
-
-    return (
-        (TokenError, errors.Unauthenticated),
-        (ScopeError, errors.PermissionDenied),
-        (KeyStoreError, errors.FailedPrecondition),  # e.g. a key ring or TLS file that is unsafe
-        (PolicyUnavailable, errors.Unavailable),
-        (storage.NotFound, errors.NotFound),
-        (storage.MemberErased, errors.NotFound),
-        (storage.AlreadyExists, errors.AlreadyExists),
-        (storage.ConstraintBroken, errors.CoopfedError),  # INTERNAL: the node's own write
-        (storage.InvalidData, errors.InvalidArgument),
-        (storage.StorageBusy, errors.Unavailable),
-        (storage.StorageFull, errors.ResourceExhausted),
-        (storage.StorageUnavailable, errors.Unavailable),
-        (Conflict, errors.FailedPrecondition),
-    )
-
-
-def _artifact_errors() -> tuple[tuple[type[Exception], type[errors.CoopfedError]], ...]:
-    """Model artifact errors. Importing the forecaster loads XGBoost and pvlib (seconds), so it
-    is looked up only once loaded: before that, no artifact error can exist."""
-    artifact = sys.modules.get("coopfed.forecaster.artifact")
-    if artifact is None:
-        return ()
-    return (
-        # A signature or hash check failed: the caller is authenticated already (token, pinned
-        # certificate) and a fresh credential cannot help; this node refuses to use what was
-        # offered, as it refuses data beyond a grant's scope.
-        (artifact.ArtifactVerificationError, errors.PermissionDenied),
-        (artifact.ArtifactFormatError, errors.InvalidArgument),
-    )
 
 
 def status_for(error: errors.CoopfedError) -> grpc.Status:

@@ -11,10 +11,17 @@ from typing import Any
 from coopfed.federation.keys import KeyRing, TrustStore, write_private
 from coopfed.federation.tokens import TokenUse, issue_token
 from coopfed.node.auth import Principal
+from coopfed.node.ballots.gate import BallotGate
 from coopfed.node.credentials import RevokedTokens, verify_access
 from coopfed.node.decisionlog import DecisionLog
 from coopfed.node.errors import AlreadyExists, Unauthenticated
-from coopfed.node.federation.context import Federation, check_node_id, default_peer_listen, open_federation
+from coopfed.node.federation.context import (
+    Federation,
+    check_node_id,
+    create_tls,
+    default_peer_listen,
+    open_federation,
+)
 from coopfed.node.forecast.context import ForecastContext, open_forecast
 from coopfed.node.loghead import HeadSigner
 from coopfed.node.masking import Masker, load_or_create_key
@@ -28,7 +35,11 @@ from coopfed.node.policy.holder import PolicyHolder
 from coopfed.node.policy.reload import open_policy
 from coopfed.node.settings import FederationSection, NodeSection, Settings, render_toml
 from coopfed.node.storage import Store
+from coopfed.node.storage.ballots import BallotStore
+from coopfed.node.storage.ballots_sqlite import SqliteBallotStore
 from coopfed.node.storage.configured import open_store
+from coopfed.node.storage.federation_sqlite import SqliteFederationStore
+from coopfed.node.storage.forecast_sqlite import SqliteForecastIndex
 from coopfed.node.storage.governance import GovernanceStore
 from coopfed.node.storage.governance_sqlite import SqlGovernanceStore
 
@@ -47,6 +58,7 @@ class Node:
     federation: Federation | None = None  # TLS identity, pinned peers, grants, revocations
     forecast: ForecastContext | None = None  # signed models, the latest forecast, nudge streams
     governance: GovernanceStore | None = None  # organisations, requests, grants, decision and access logs
+    ballots: BallotStore | None = None  # members' proposals, who voted, the ballot box, tallies
     decision_log: DecisionLog | None = None
     metrics: Metrics = field(default_factory=Metrics)  # served over HTTP where [metrics] says
     revoked_tokens: RevokedTokens = field(default_factory=RevokedTokens)  # checked on every call
@@ -129,21 +141,23 @@ def open_node(settings: Settings) -> Iterator[Node]:
         store = open_store(settings)
         ensure_meter_key(settings.base_dir)  # nodes made before meters were keyed get theirs now
         stack.callback(store.close)
+        governance = SqlGovernanceStore(store)
+        ballots = SqliteBallotStore(store, governance)
         conf = settings.policy
         engine = stack.enter_context(
             open_policy(
                 kind=conf.engine, policy_dir=settings.path(conf.dir),
                 bundle=settings.path(conf.bundle) if conf.bundle else None,
                 board_keys=[settings.path(k) for k in conf.board_keys], threshold=conf.signatures_required,
-                scope=conf.signature_scope, control_dir=settings.base_dir, watch=conf.watch,
+                scope=conf.signature_scope, state_dir=settings.base_dir, watch=conf.watch,
                 rollback_threshold=conf.rollback_signatures_required,
+                gate=BallotGate(ballots, settings.path(conf.dir)),
                 opa_url=conf.opa_url, opa_binary=conf.opa_binary,
                 opa_token_file=settings.path(conf.opa_token_file) if conf.opa_token_file else None,
                 opa_ca_file=settings.path(conf.opa_ca_file) if conf.opa_ca_file else None,
             )
         )  # fmt: skip
         keys = KeyRing.load_or_create(settings.keys_dir)
-        governance = SqlGovernanceStore(store)
         # masks by the rules of the revision that made each decision, so a reload applies at once
         masker = Masker(engine, load_or_create_key(settings.keys_dir))
         metrics = Metrics(lambda: engine.revision)
@@ -152,8 +166,9 @@ def open_node(settings: Settings) -> Iterator[Node]:
         )
         stack.callback(decision_log.flush)  # before the store closes: no waiting decision is lost
         node = Node(
-            settings, store, engine, keys, federation=open_federation(settings),
-            governance=governance, decision_log=decision_log, forecast=open_forecast(settings),
+            settings, store, engine, keys, federation=open_federation(settings, SqliteFederationStore(store)),
+            governance=governance, ballots=ballots, decision_log=decision_log,
+            forecast=open_forecast(settings, SqliteForecastIndex(store)),
             metrics=metrics, revoked_tokens=RevokedTokens(governance.token_revocations()),
         )  # fmt: skip
         governance.heads = HeadSigner(node.node_id, lambda: node.keys)  # signs with the ring in use
@@ -188,7 +203,7 @@ def init_node(folder: Path, *, node_id: str, name: str, listen: str, policies: P
     load_policies(own)  # fail early on a wrong policies folder
     KeyRing.load_or_create(settings.keys_dir)
     ensure_meter_key(settings.base_dir)
-    open_federation(settings).state.create()  # TLS key and certificate (CN = node id), peers file
+    create_tls(settings)  # TLS key and certificate (CN = node id)
     open_store(settings, create=True).close()
     write_private(config, render_toml(settings).encode("utf-8"))
     return config

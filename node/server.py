@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -12,9 +13,11 @@ import grpc
 from grpc_health.v1 import health_pb2
 
 from coopfed.federation.tls import is_loopback
+from coopfed.node.admin import Ports, start_admin, stop_admin
 from coopfed.node.auth import AuthInterceptor
 from coopfed.node.errors import FailedPrecondition
 from coopfed.node.federation.server import PeerServer
+from coopfed.node.forecast.schedule import ForecastSchedule
 from coopfed.node.introspection import HEALTH_SERVICE, add_health, add_reflection
 from coopfed.node.logs import RequestIdInterceptor
 from coopfed.node.operations import NO_PORT_SHARING, FolderLock, bind
@@ -33,13 +36,19 @@ SHUTDOWN_GRACE = 10.0
 class NodeServer:
     """A started server; `port` is the bound port (useful with port 0)."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, clock: Callable[[], float] = time.time) -> None:
         self.node = node
+        self.clock = clock  # the clock the schedules run on (tests stand it at any instant)
         self.port = 0
         self.peers: PeerServer | None = None  # the mutual-TLS port for peer co-ops, if configured
         self.portal: PortalServer | None = None  # the members' web portal, where [portal] listen says
         self.lock = FolderLock(node.settings.base_dir)  # one server per node folder
         self.publisher: asyncio.Task[None] | None = None  # scheduled open data, where [open_data] says
+        self.schedule: ForecastSchedule | None = (
+            None  # forecasts and training, where [forecast_schedule] says
+        )
+        self.forecaster: asyncio.Task[None] | None = None
+        self.admin: grpc.aio.Server | None = None  # the operator's unix socket in the node's folder
 
     async def start(self) -> int:
         """Take the folder's lock, then create the server on the running event loop, bind and start it."""
@@ -85,11 +94,15 @@ class NodeServer:
         try:
             self._start_metrics()
             self._start_publisher()
+            self._start_forecaster()
             await self._start_peers()
             await self._start_portal()
+            ports = Ports(self.port, self.peers.port if self.peers else 0)
+            self.admin = await start_admin(self.node, ports)
         except BaseException:
-            if self.publisher is not None:
-                self.publisher.cancel()
+            self._cancel_schedules()
+            if self.portal is not None:
+                await self.portal.stop()
             if self.peers is not None:
                 await self.peers.stop(0)
             await self.server.stop(0)
@@ -119,6 +132,16 @@ class NodeServer:
             schedule = Schedule(self.node)  # refuses an unknown [open_data] every before serving
             self.publisher = asyncio.get_running_loop().create_task(schedule.run())
 
+    def _start_forecaster(self) -> None:
+        if self.node.settings.forecast_schedule.enabled and self.node.forecast is not None:
+            self.schedule = ForecastSchedule(self.node, self.clock)  # refuses a wrong forecast_at first
+            self.forecaster = asyncio.get_running_loop().create_task(self.schedule.run())
+
+    def _cancel_schedules(self) -> None:
+        for task in (self.publisher, self.forecaster):
+            if task is not None:
+                task.cancel()
+
     def _start_metrics(self) -> None:
         conf = self.node.settings.metrics
         if not conf.listen:
@@ -140,8 +163,9 @@ class NodeServer:
     async def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
         """Refuse new calls, let calls in flight finish (and commit), then stop."""
         await self.health.enter_graceful_shutdown()
-        if self.publisher is not None:
-            self.publisher.cancel()
+        if self.admin is not None:
+            await stop_admin(self.admin, self.node.settings.base_dir)
+        self._cancel_schedules()
         if self.portal is not None:
             await self.portal.stop()
         if self.peers is not None:

@@ -10,6 +10,7 @@ import numpy as np
 
 from coopfed.node import convert, credentials, members
 from coopfed.node.auth import Authenticator, caller
+from coopfed.node.ballots import service as ballots
 from coopfed.node.errors import InvalidArgument
 from coopfed.node.federation import issuer as federation_issuer
 from coopfed.node.federation.service import SERVICE_NAME as FEDERATION_SERVICE
@@ -18,7 +19,9 @@ from coopfed.node.forecast.exchange import ModelExchangeService
 from coopfed.node.forecast.service import SERVICE_NAME as FORECAST_SERVICE
 from coopfed.node.forecast.service import ForecastService
 from coopfed.node.governance import service as governance
+from coopfed.node.governance.organisations import authenticate_board_or_member
 from coopfed.node.ledger import service as ledger
+from coopfed.node.paging import Page
 from coopfed.node.ratelimit import RateLimit, peer_address
 from coopfed.node.readings import Batch, validate_batch
 from coopfed.node.release.service import SERVICE_NAME as BENCHMARK_SERVICE
@@ -26,6 +29,7 @@ from coopfed.node.release.service import BenchmarkService, home_to_proto
 from coopfed.node.rpc import rpc, still_wanted
 from coopfed.node.runtime import Node
 from coopfed.v1 import (
+    ballot_pb2_grpc,
     benchmark_pb2_grpc,
     federation_pb2_grpc,
     forecast_pb2_grpc,
@@ -79,18 +83,29 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
     @rpc
     async def ListConsentHistory(self, request, context):
         member_id = members.own_member(caller().id, request.member_id)
-        history = await asyncio.to_thread(members.consent_history, self.node, member_id)
-        return member_pb2.ListConsentHistoryResponse(records=[convert.record_to_proto(r) for r in history])
+        page = Page(self.node, request, caller=caller().id)
+        (after,) = page.after or (0,)
+        found = await asyncio.to_thread(
+            self.node.store.consent_history, member_id, after=after, limit=page.fetch
+        )
+        history, token = page.cut(found, lambda r: (r.record_id,))
+        return member_pb2.ListConsentHistoryResponse(
+            records=[convert.record_to_proto(r) for r in history], next_page_token=token
+        )
 
     @rpc
     async def ListPersonas(self, request, context):
+        found, token = Page(self.node, request).of_sorted(
+            sorted(self.node.personas().items()), lambda p: (p[0],)
+        )
         return member_pb2.ListPersonasResponse(
             personas=[
                 member_pb2.Persona(
                     name=name, title=p["title"], description=p["description"], version=p["version"]
                 )
-                for name, p in sorted(self.node.personas().items())
-            ]
+                for name, p in found
+            ],
+            next_page_token=token,
         )
 
     @rpc
@@ -163,7 +178,8 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
     @rpc
     async def ListDataAccess(self, request, context):
         member_id = members.own_member(caller().id, request.member_id)
-        return await asyncio.to_thread(governance.list_data_access, self.node, member_id, request.limit)
+        page = Page(self.node, request, caller=caller().id)
+        return await asyncio.to_thread(governance.list_data_access, self.node, member_id, page)
 
     @rpc
     async def SignOutEverywhere(self, request, context):
@@ -186,9 +202,11 @@ def add_services(server: grpc.aio.Server, node: Node) -> list[str]:
     forecast_pb2_grpc.add_ForecastServiceServicer_to_server(ForecastService(node), server)
     ledger_pb2_grpc.add_LedgerServiceServicer_to_server(ledger.LedgerService(node), server)
     benchmark_pb2_grpc.add_BenchmarkServiceServicer_to_server(BenchmarkService(node), server)
+    ballot_pb2_grpc.add_BallotServiceServicer_to_server(ballots.BallotService(node), server)
     governed = governance.add_services(server, node)
     member = member_pb2.DESCRIPTOR.services_by_name["MemberService"].full_name
-    return [member, FEDERATION_SERVICE, FORECAST_SERVICE, ledger.SERVICE_NAME, BENCHMARK_SERVICE, *governed]
+    services = [member, FEDERATION_SERVICE, FORECAST_SERVICE, ledger.SERVICE_NAME, BENCHMARK_SERVICE]
+    return [*services, ballots.SERVICE_NAME, *governed]
 
 
 def add_peer_services(server: grpc.aio.Server, node: Node) -> None:
@@ -204,6 +222,7 @@ def authenticators(node: Node) -> dict[str, Authenticator]:
         "/coopfed.v1.ForecastService/": node.authenticate_member,
         "/coopfed.v1.BenchmarkService/": node.authenticate_member,
         "/coopfed.v1.ModelExchangeService/": lambda token: federation_issuer.authenticate(node, token),
-        "/coopfed.v1.LedgerService/": lambda token: ledger.authenticate(node, token),
+        "/coopfed.v1.LedgerService/": lambda token: authenticate_board_or_member(node, token),
+        "/coopfed.v1.BallotService/": lambda token: authenticate_board_or_member(node, token),
         **governance.authenticators(node),
     }

@@ -87,7 +87,7 @@ class FederationSection:
     # Development on loopback only. It never turns off TLS between peers: the peer port and
     # calls to peers are always mutual TLS against the pinned certificates.
     plaintext: bool = False
-    dir: str = "federation"
+    dir: str = "federation"  # where earlier releases kept federation state; imported on first open
     # How often peers' manifests (key rotations) and revocation lists are fetched again.
     refresh_interval_s: int = 300
     # Lifetime of the access token that authenticates a grant request to a peer.
@@ -111,12 +111,23 @@ class PlaceSection:
 
 @dataclass(frozen=True)
 class ForecastSection:
-    dir: str = "forecast"  # signed models, the latest forecast
+    dir: str = "forecast"  # signed model files (which are held, and forecasts: in the database)
     device: str = "cpu"  # XGBoost training device: "cpu" or "cuda[:n]"
     rounds: int = 150  # boosting rounds per model
     # How often a nudge stream looks for a forecast made by another process (the CLI) and
     # checks that its member still wants nudges.
     poll_interval_s: int = 2
+
+
+@dataclass(frozen=True)
+class ForecastScheduleSection:
+    """The serving node forecasts and retrains by itself, on the co-op's clock ([place] tz)."""
+
+    enabled: bool = True
+    forecast_at: str = "12:00"  # local time of the daily forecast, "HH:MM" (or "HH:MM:SS")
+    # Retrain before the forecast once the newest model is this many days old; a failed
+    # training run is tried again at the next day's forecast time.
+    retrain_every_days: int = 7
 
 
 @dataclass(frozen=True)
@@ -163,6 +174,7 @@ class Settings:
     tls: TlsSection = field(default_factory=TlsSection)
     federation: FederationSection = field(default_factory=FederationSection)
     forecast: ForecastSection = field(default_factory=ForecastSection)
+    forecast_schedule: ForecastScheduleSection = field(default_factory=ForecastScheduleSection)
     log: LogSection = field(default_factory=LogSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)
     portal: PortalSection = field(default_factory=PortalSection)
@@ -185,6 +197,7 @@ _SECTIONS = {
     "tls": TlsSection,
     "federation": FederationSection,
     "forecast": ForecastSection,
+    "forecast_schedule": ForecastScheduleSection,
     "log": LogSection,
     "metrics": MetricsSection,
     "portal": PortalSection,

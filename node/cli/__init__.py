@@ -14,8 +14,19 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import grpc
 
-from coopfed.node.cli import federation, forecast, governance, ledger, member, node, opendata, output, policy
-from coopfed.node.errors import CoopfedError
+from coopfed.node.cli import (
+    ballot,
+    federation,
+    forecast,
+    governance,
+    ledger,
+    member,
+    node,
+    opendata,
+    output,
+    policy,
+)
+from coopfed.node.errors import as_coopfed_error
 from coopfed.node.logs import configure_logging
 
 console = output.make_console()
@@ -58,8 +69,9 @@ def report(exc: BaseException, *, verbose: bool = False) -> int:
 
 
 def _explain(exc: BaseException) -> tuple[str, int]:
-    if isinstance(exc, CoopfedError):
-        return exc.message, exc.exit_code
+    error = as_coopfed_error(exc)  # the same mapping the node's RPCs use
+    if error is not None and not (error is not exc and error.status is grpc.StatusCode.INTERNAL):
+        return error.message, error.exit_code
     if isinstance(exc, grpc.RpcError):
         words, code = _STATUS_WORDS.get(exc.code(), ("the node failed", 1))
         details = exc.details() or ""
@@ -95,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
         groups.add_parser("ledger", help="settle local energy, statements, the journal"), console
     )
     opendata.add_commands(groups.add_parser("opendata", help="publish the co-op's open data"), console)
+    ballot.add_commands(
+        groups.add_parser("ballot", help="members decide the rules: propose, vote, count"), console
+    )
     node.add_demo(groups.add_parser("demo", help="a node on embedded defaults with a sample member"), console)
     return parser
 

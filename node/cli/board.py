@@ -25,7 +25,7 @@ from coopfed.node.cli.governance import (
     request_record,
 )
 from coopfed.node.cli.output import Col, add_json_option, cell, local_time, print_json, show
-from coopfed.node.client import Credentials, add_node_options, bearer
+from coopfed.node.client import Credentials, add_node_options, bearer, every_page
 from coopfed.node.errors import UsageError
 from coopfed.v1 import governance_pb2 as pb
 from coopfed.v1 import governance_pb2_grpc as pb_grpc
@@ -58,7 +58,7 @@ def add_review(parser: argparse.ArgumentParser, console: Console) -> None:
     decisions.add_argument("--by", choices=["policy", "board"], default="")
     decisions.add_argument("--outcome", choices=["approve", "reject", "refer"], default="")
     decisions.add_argument("--org", default="")
-    decisions.add_argument("--limit", type=int, default=100)
+    decisions.add_argument("--limit", type=int, default=100, help="at most this many, newest first")
     add_json_option(decisions)
     add_json_option(commands.add_parser("orgs", help="registered organisations"))
     verify = commands.add_parser("verify", help="record that the board verified an organisation")
@@ -130,11 +130,11 @@ def _board(args: argparse.Namespace) -> tuple[pb_grpc.ReviewServiceStub, tuple]:
 
 def _referred(args: argparse.Namespace, console: Console) -> int:
     stub, md = _board(args)
-    referred = stub.ListReferred(pb.ListReferredRequest(), metadata=md).requests
-    orgs = {
-        o.organisation_id: o
-        for o in stub.ListOrganisations(pb.ListOrganisationsRequest(), metadata=md).organisations
-    }
+    referred = every_page(stub.ListReferred, pb.ListReferredRequest(), "requests", metadata=md)[0]
+    organisations = every_page(
+        stub.ListOrganisations, pb.ListOrganisationsRequest(), "organisations", metadata=md
+    )[0]
+    orgs = {o.organisation_id: o for o in organisations}
     records = [_referred_record(s, orgs.get(s.organisation_id)) for s in referred]
     if args.json or not records:
         show(console, records, [], as_json=args.json, empty="no requests await review")
@@ -170,13 +170,14 @@ def _decide(args: argparse.Namespace, console: Console) -> int:
 def _decisions(args: argparse.Namespace, console: Console) -> int:
     stub, md = _board(args)
     outcome = pb.Outcome.Value("OUTCOME_" + args.outcome.upper()) if args.outcome else 0
-    reply = stub.ListDecisions(
-        pb.ListDecisionsRequest(
-            decided_by=args.by, outcome=outcome, organisation_id=args.org, limit=args.limit
-        ),
+    decisions, reply = every_page(
+        stub.ListDecisions,
+        pb.ListDecisionsRequest(decided_by=args.by, outcome=outcome, organisation_id=args.org),
+        "decisions",
+        limit=args.limit,
         metadata=md,
     )
-    records = [_decision_record(d) for d in reply.decisions]
+    records = [_decision_record(d) for d in decisions]
     if args.json:
         print_json({"decisions": records, "reviewed": reply.reviewed, "agreed": reply.agreed})
         return 0
@@ -207,7 +208,9 @@ def _decision_record(d: pb.Decision) -> dict[str, Any]:
 
 def _orgs(args: argparse.Namespace, console: Console) -> int:
     stub, md = _board(args)
-    organisations = stub.ListOrganisations(pb.ListOrganisationsRequest(), metadata=md).organisations
+    organisations = every_page(
+        stub.ListOrganisations, pb.ListOrganisationsRequest(), "organisations", metadata=md
+    )[0]
     columns = [
         Col("organisation_id", "organisation", True), Col("name", "name"), Col("type", "type"),
         Col("verified", "verified"), Col("score", "score"), Col("contact", "contact"),
@@ -239,7 +242,7 @@ def _revoke(args: argparse.Namespace, console: Console) -> int:
 
 def _applicants(args: argparse.Namespace, console: Console) -> int:
     stub, md = _board(args)
-    found = stub.ListApplicants(pb.ListApplicantsRequest(), metadata=md).applicants
+    found = every_page(stub.ListApplicants, pb.ListApplicantsRequest(), "applicants", metadata=md)[0]
     records = [
         {"member_id": a.member_id, "name": a.display_name, "applied": a.applied_at.ToDatetime(UTC),
          "meter": a.has_meter}
@@ -348,11 +351,13 @@ def _audit_node(args: argparse.Namespace, console: Console, head: tuple[int, str
 
     from coopfed.federation.keys import KeyRing, TrustStore
     from coopfed.node.audit import Witnesses, ask_witnesses, audit
+    from coopfed.node.storage.federation_sqlite import SqliteFederationStore
 
     store, gov = _open_log(args.config)
     settings = node_settings(args.config)
     ring = KeyRing.load(settings.keys_dir)
-    witnesses = Witnesses() if args.offline else asyncio.run(ask_witnesses(settings, ring))
+    peers = SqliteFederationStore(store)
+    witnesses = Witnesses() if args.offline else asyncio.run(ask_witnesses(settings, ring, peers))
     for peer, why in witnesses.failures.items():
         console.print(f"witness {peer} could not be asked: {why}", markup=False, style="yellow")
     if witnesses.heads:

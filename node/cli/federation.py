@@ -283,10 +283,18 @@ def _refresh(args: argparse.Namespace, node: Node, console: Console) -> int:
 
 
 def _rotate(args: argparse.Namespace, node: Node, console: Console) -> int:
-    key = node.keys.rotate()
-    console.print(
-        f"signing with {key.kid}; older keys verify until retired: {', '.join(node.keys.kids[:-1])}"
-    )
+    from coopfed.node.admin import ask
+    from coopfed.node.operations import serving_note
+    from coopfed.v1 import admin_pb2
+
+    folder = node.settings.base_dir
+    if serving_note(folder) is not None:  # the running node rotates its own ring, and says so
+        reply = ask(folder, "RotateKey", admin_pb2.RotateKeyRequest())
+        kid, kids = reply.kid, list(reply.kids)
+    else:
+        kid, kids = node.keys.rotate().kid, node.keys.kids
+        _say(console, f"no node is running in {folder}: its key ring was rotated, for when it starts")
+    _say(console, f"signing with {kid}; older keys verify until retired: {', '.join(kids[:-1])}")
     console.print(
         "retire an old key with `coopfed federation retire-key -- KID`, only after peers "
         "refreshed (they re-pin from the manifest)"

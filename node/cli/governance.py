@@ -22,7 +22,7 @@ from coopfed.node.cli.common import (
     saved_credentials,
 )
 from coopfed.node.cli.output import Col, add_json_option, cell, local_day, print_json, show
-from coopfed.node.client import Credentials, add_node_options, bearer, channel, grant_bearer
+from coopfed.node.client import Credentials, add_node_options, bearer, channel, every_page, grant_bearer
 from coopfed.node.errors import UsageError
 from coopfed.v1 import common_pb2
 from coopfed.v1 import governance_pb2 as pb
@@ -125,7 +125,7 @@ def print_assessment(console: Console, a: pb.Assessment) -> None:
 
 def _datasets(args: argparse.Namespace, console: Console) -> int:
     stub = pb_grpc.GovernanceServiceStub(public_channel(args, "give --node or register first"))
-    reply = stub.ListDatasets(pb.ListDatasetsRequest())
+    datasets, reply = every_page(stub.ListDatasets, pb.ListDatasetsRequest(), "datasets")
     records = [
         {
             "dataset": d.id, "title": d.title,
@@ -134,7 +134,7 @@ def _datasets(args: argparse.Namespace, console: Console) -> int:
             "period_held": period_text(d.period_available.start_unix, d.period_available.end_unix)
             if d.HasField("period_available") else "none yet",
         }
-        for d in reply.datasets
+        for d in datasets
     ]  # fmt: skip
     columns = [
         Col("dataset", "dataset", True),
@@ -152,7 +152,7 @@ def _purposes(args: argparse.Namespace, console: Console) -> int:
     stub = pb_grpc.GovernanceServiceStub(public_channel(args, "give --node or register first"))
     records = [
         {"code": p.code, "label": p.label, "among_aims": p.among_aims, "prohibited": p.prohibited}
-        for p in stub.ListPurposes(pb.ListPurposesRequest()).purposes
+        for p in every_page(stub.ListPurposes, pb.ListPurposesRequest(), "purposes")[0]
     ]
     columns = [
         Col("code", "code", True),
@@ -253,9 +253,8 @@ def print_status(console: Console, s: pb.DataRequestStatus) -> None:
 
 def _list(args: argparse.Namespace, console: Console) -> int:
     stub, md, _ = _org_session(args)
-    records = [
-        request_record(s) for s in stub.ListMyRequests(pb.ListMyRequestsRequest(), metadata=md).requests
-    ]
+    found = every_page(stub.ListMyRequests, pb.ListMyRequestsRequest(), "requests", metadata=md)[0]
+    records = [request_record(s) for s in found]
     columns = [
         Col("request_id", "request", True),
         Col("submitted", "submitted"),
@@ -292,7 +291,8 @@ def grant_record(g: pb.Grant) -> dict[str, Any]:
 
 def _grants(args: argparse.Namespace, console: Console) -> int:
     stub, md, _ = _org_session(args)
-    records = [grant_record(g) for g in stub.ListMyGrants(pb.ListMyGrantsRequest(), metadata=md).grants]
+    found = every_page(stub.ListMyGrants, pb.ListMyGrantsRequest(), "grants", metadata=md)[0]
+    records = [grant_record(g) for g in found]
     columns = [
         Col("grant_id", "grant", True),
         Col("request_id", "request", True),
@@ -307,7 +307,8 @@ def _grants(args: argparse.Namespace, console: Console) -> int:
 
 def _fetch(args: argparse.Namespace, console: Console) -> int:
     stub, md, creds = _org_session(args)
-    grants = {g.grant_id: g for g in stub.ListMyGrants(pb.ListMyGrantsRequest(), metadata=md).grants}
+    found = every_page(stub.ListMyGrants, pb.ListMyGrantsRequest(), "grants", metadata=md)[0]
+    grants = {g.grant_id: g for g in found}
     if args.grant_id not in grants:
         raise UsageError(
             f"no grant {args.grant_id} among yours (see `coopfed request grants`)", code="cli.grant"

@@ -26,7 +26,7 @@ from coopfed.node.cli.output import (
     show_record,
 )
 from coopfed.node.cli.upload import read_readings
-from coopfed.node.client import Credentials, add_node_options, bearer, channel
+from coopfed.node.client import Credentials, add_node_options, bearer, channel, every_page
 from coopfed.node.errors import UsageError
 from coopfed.node.model import DATASETS, Flow
 from coopfed.v1 import common_pb2, member_pb2, member_pb2_grpc
@@ -179,7 +179,7 @@ def _status(args: argparse.Namespace, console: Console) -> int:
 
 def _personas(args: argparse.Namespace, console: Console) -> int:
     stub, _, _ = _session(args)
-    found = stub.ListPersonas(member_pb2.ListPersonasRequest()).personas
+    found = every_page(stub.ListPersonas, member_pb2.ListPersonasRequest(), "personas")[0]
     records = [
         {"name": p.name, "title": p.title, "description": p.description, "version": p.version} for p in found
     ]
@@ -312,7 +312,7 @@ def _export(args: argparse.Namespace, console: Console) -> int:
 
 def _access(args: argparse.Namespace, console: Console) -> int:
     stub, md, _ = _session(args)
-    entries = stub.ListDataAccess(member_pb2.ListDataAccessRequest(), metadata=md).entries
+    entries = every_page(stub.ListDataAccess, member_pb2.ListDataAccessRequest(), "entries", metadata=md)[0]
     records = [
         {
             "at": e.at.ToDatetime(tzinfo=UTC),
@@ -342,7 +342,9 @@ def _access(args: argparse.Namespace, console: Console) -> int:
 
 def _receipts(args: argparse.Namespace, console: Console) -> int:
     stub, md, _ = _session(args)
-    history = stub.ListConsentHistory(member_pb2.ListConsentHistoryRequest(), metadata=md).records
+    history = every_page(
+        stub.ListConsentHistory, member_pb2.ListConsentHistoryRequest(), "records", metadata=md
+    )[0]
     records = [
         {
             "receipt_id": r.record_id,

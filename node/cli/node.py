@@ -32,7 +32,7 @@ def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
     run.add_argument("--config", type=Path, required=True, help="the node's coopfed.toml")
     run.set_defaults(func=lambda args: _node_serve(args, console))
     status = commands.add_parser(
-        "status", help="is it serving, its policy, members, readings, peers, disk use"
+        "status", help="is it serving, its policy, members, readings, peers, disk use, forecasts"
     )
     status.add_argument("--config", type=Path, required=True, help="the node's coopfed.toml")
     status.add_argument("--json", action="store_true", help="print JSON instead of words")
@@ -97,6 +97,8 @@ def _node_status(args: argparse.Namespace, console: Console) -> int:
         ("newest reading", status.newest_reading),
         ("peers pinned", ", ".join(status.peers) or "none"),
         ("disk use", _size(status.disk_bytes)),
+        ("forecasts", status.forecast),
+        ("training", status.training),
     ]
     for label, value in rows:
         console.print(f"{label + ':':<17}{value}", highlight=False, markup=False)

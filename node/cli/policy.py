@@ -6,9 +6,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import secrets
 import subprocess
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +20,7 @@ from rich.table import Table
 from coopfed.federation.errors import KeyStoreError
 from coopfed.node.cli.common import node_settings
 from coopfed.node.cli.output import add_json_option, print_json
-from coopfed.node.errors import FailedPrecondition, Unavailable, UsageError
+from coopfed.node.errors import FailedPrecondition, UsageError
 from coopfed.node.policy import bundle as bundles
 from coopfed.node.policy.boardkeys import BoardKeySet, BoardSigningKey, fingerprint
 from coopfed.node.policy.errors import PolicyEngineError
@@ -31,6 +29,7 @@ from coopfed.node.policy.regotest import find_tool, run_checks, run_tests
 if TYPE_CHECKING:
     from coopfed.node.policy.impact import LogEntry
     from coopfed.node.storage.governance import GovernanceStore
+    from coopfed.node.storage.sql import SqlStore
 
 Action = Callable[[argparse.Namespace, Console], int]
 
@@ -236,16 +235,24 @@ def _log_size(args: argparse.Namespace) -> int | None:
 
 
 @contextlib.contextmanager
-def _governance(config: Path) -> Iterator[GovernanceStore]:
-    """The governance store of a node's database, given its coopfed.toml."""
+def _database(config: Path) -> Iterator[SqlStore]:
+    """The store of a node's database, given its coopfed.toml."""
     from coopfed.node.storage.configured import open_store
-    from coopfed.node.storage.governance_sqlite import SqlGovernanceStore
 
     store = open_store(node_settings(config), create=True)
     try:
-        yield SqlGovernanceStore(store)
+        yield store
     finally:
         store.close()
+
+
+@contextlib.contextmanager
+def _governance(config: Path) -> Iterator[GovernanceStore]:
+    """The governance store of a node's database, given its coopfed.toml."""
+    from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
+
+    with _database(config) as store:
+        yield SqliteGovernanceStore(store)
 
 
 def _diff(args: argparse.Namespace, console: Console) -> int:
@@ -324,6 +331,17 @@ def _args_bundle(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--rollback", action="store_true", help="re-issue earlier content on purpose (needs more signatures)"
     )
+    p.add_argument(
+        "--ballot", action="append", default=[], type=_ballot_arg, metavar="ID:DIGEST",
+        help="a passed ballot whose change this bundle carries (`coopfed ballot apply` prints it; repeat)",
+    )  # fmt: skip
+
+
+def _ballot_arg(text: str) -> tuple[str, str]:
+    ballot_id, sep, digest = text.partition(":")
+    if not (sep and ballot_id and len(digest) == 64):
+        raise argparse.ArgumentTypeError(f"a ballot as ID:TALLY_DIGEST, not {text!r}")
+    return ballot_id, digest
 
 
 def _bundle(args: argparse.Namespace, console: Console) -> int:
@@ -332,8 +350,9 @@ def _bundle(args: argparse.Namespace, console: Console) -> int:
     source = args.source if args.source is not None else _git_source(policies)
     serial = args.serial if args.serial is not None else bundles.next_serial(args.out)
     info = bundles.build_bundle(
-        policies, args.out, keys, scope=args.scope, source=source, serial=serial, rollback=args.rollback
-    )
+        policies, args.out, keys, scope=args.scope, source=source, serial=serial, rollback=args.rollback,
+        ballots=args.ballot,
+    )  # fmt: skip
     console.print(
         f"bundle {info.path}: serial {info.serial}{' (rollback)' if info.rollback else ''}, "
         f"revision {info.revision}, {len(info.files)} files",
@@ -400,7 +419,8 @@ def _args_reload(p: argparse.ArgumentParser) -> None:
 
 
 def _reload(args: argparse.Namespace, console: Console) -> int:
-    from coopfed.node.policy.reload import CONTROL_FILE, read_status
+    from coopfed.node.admin import ask
+    from coopfed.v1 import admin_pb2
 
     settings = node_settings(args.config)
     if not settings.policy.bundle:
@@ -409,27 +429,13 @@ def _reload(args: argparse.Namespace, console: Console) -> int:
             "there is nothing to reload; set bundle in the policy section and restart the node",
             code="cli.no_bundle",
         )
-    folder = settings.base_dir
-    nonce = secrets.token_hex(8)
-    (folder / CONTROL_FILE).write_text(nonce + "\n", encoding="utf-8")
-    deadline = time.monotonic() + args.timeout
-    while (status := read_status(folder)) is None or status["last"].get("request") != nonce:
-        if time.monotonic() > deadline:
-            raise Unavailable(
-                f"no answer from the node in {args.timeout:g} s: is it running?", code="cli.reload"
-            )
-        time.sleep(0.2)  # the node answers through its status file
-    return _print_outcome(status, console)
-
-
-def _print_outcome(status: dict[str, Any], console: Console) -> int:
-    last = status["last"]
-    if last["ok"]:
-        console.print(f"[green]running[/green] revision {last['revision']}", highlight=False)
-        console.print(f"signed by {', '.join(last['signers'])}", highlight=False)
+    outcome = ask(settings.base_dir, "ReloadPolicy", admin_pb2.ReloadPolicyRequest(), timeout=args.timeout)
+    if outcome.ok:
+        console.print(f"[green]running[/green] revision {outcome.revision}", highlight=False)
+        console.print(f"signed by {', '.join(outcome.signers)}", highlight=False)
         return 0
-    console.print(f"[red]refused[/red]: {escape(last['reason'])}", highlight=False)
-    console.print(f"the node keeps revision {last['revision']}", highlight=False)
+    console.print(f"[red]refused[/red]: {escape(outcome.reason)}", highlight=False)
+    console.print(f"the node keeps revision {outcome.revision}", highlight=False)
     return 1
 
 
@@ -439,20 +445,35 @@ def _args_explain(p: argparse.ArgumentParser) -> None:
     add_json_option(p)
 
 
-def _explain(args: argparse.Namespace, console: Console) -> int:
-    from coopfed.node.policy.explain import explain, find_entry, lookup_entry, not_found
+def _node_modules(config: Path) -> dict[str, str]:
+    """The Rego modules of the node's own policy folder ({} where it has none)."""
+    from coopfed.node.policy.loader import load_policies
 
+    settings = node_settings(config)
+    try:
+        return load_policies(settings.path(settings.policy.dir)).modules
+    except PolicyEngineError:
+        return {}
+
+
+def _explain(args: argparse.Namespace, console: Console) -> int:
+    from coopfed.node.policy.explain import ballots_behind, explain, find_entry, lookup_entry, not_found
+    from coopfed.node.storage.ballots_sqlite import SqliteBallotStore
+    from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
+
+    behind: list[dict[str, Any]] = []
     if args.config and not args.log:  # a node's own log: one indexed lookup, no scan
-        with _governance(args.config) as governance:
-            entry = lookup_entry(governance, args.decision_id)
+        with _database(args.config) as store:
+            entry = lookup_entry(SqliteGovernanceStore(store), args.decision_id)
+            behind = ballots_behind(SqliteBallotStore(store), entry, _node_modules(args.config))
     else:
         with _entries(args, Counter()) as entries:
             entry = find_entry(entries, args.decision_id)
         if entry is None:
             raise not_found(args.decision_id)
     if args.json:
-        print_json(dataclasses.asdict(entry))
+        print_json({**dataclasses.asdict(entry), "ballots": behind})
         return 0
-    for line in explain(entry):
+    for line in explain(entry, behind):
         console.print(line, highlight=False, markup=line.startswith(("[bold]", "Result")), soft_wrap=True)
     return 0

@@ -102,7 +102,5 @@ def _grant_decision_id(node: Node, jti: str) -> str:
     """The decision-log id of the grant decision that issued `jti`, "" if this node has none."""
     if node.federation is None:
         return ""
-    for record in reversed(node.federation.state.decisions.read()):
-        if (record.get("grant") or {}).get("jti") == jti:
-            return str(record.get("decision_id", ""))
-    return ""
+    record = node.federation.state.decision_for(jti)
+    return str(record.get("decision_id", "")) if record else ""

@@ -1,4 +1,4 @@
-"""The node's federation context: TLS identity, state files, settings and the addresses it serves."""
+"""The node's federation context: TLS identity, federation state, settings and the addresses it serves."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from coopfed.federation.tls import TlsIdentity, cert_node_id, load_certificate
 from coopfed.federation.tokens import DEFAULT_LEEWAY
 from coopfed.node.errors import FailedPrecondition, InvalidArgument
 from coopfed.node.federation.manifest import NODE_ID
-from coopfed.node.federation.state import FederationState
+from coopfed.node.federation.state import FederationState, import_files
 from coopfed.node.settings import FederationSection, Settings
+from coopfed.node.storage.federation import FederationStore
 
 if TYPE_CHECKING:
     from coopfed.node.runtime import Node
@@ -137,10 +138,12 @@ class Federation:
         return f"{host}:{port}"
 
 
-def open_federation(settings: Settings) -> Federation:
-    """The federation context of a node, its TLS identity created if it has none yet."""
+def open_federation(settings: Settings, store: FederationStore) -> Federation:
+    """The federation context of a node, its TLS identity created if it has none yet; the state
+    files of an earlier release are imported into `store` on first open."""
     identity = create_tls(settings)
-    state = FederationState(settings.path(settings.federation.dir), settings.node.id)
+    import_files(settings.path(settings.federation.dir), store, settings.node.id)
+    state = FederationState(store, settings.node.id)
     return Federation(
         conf=settings.federation,
         tls=identity,

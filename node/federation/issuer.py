@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import functools
-import json
 import time
 from typing import TYPE_CHECKING
 
 import grpc
 
+from coopfed.federation import jws
 from coopfed.federation.grants import Grant, issue_grant, verify_grant
-from coopfed.federation.keys import b64url_decode
 from coopfed.federation.revocation import RevocationEntry
 from coopfed.federation.tls import peer_fingerprint
 from coopfed.federation.tokens import TokenUse, verify_token
@@ -38,11 +37,7 @@ def federation_of(node: Node) -> Federation:
 def _typ(header: str) -> str:
     """The unverified `typ` of a header segment, only to pick the verifier (which checks it again,
     signed). Cached: every token signed with one key under one type has the same header."""
-    try:
-        value = json.loads(b64url_decode(header))
-        return str(value.get("typ", "")) if isinstance(value, dict) else ""
-    except (ValueError, UnicodeDecodeError):
-        return ""
+    return str(jws.unverified_header(header).get("typ", ""))
 
 
 def authenticate(node: Node, token: str) -> Principal:

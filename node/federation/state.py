@@ -1,21 +1,38 @@
 """What a node keeps about the federation: pinned peers, its grant decisions and revocations,
-the grants it holds from peers and the peers' revocation lists."""
+the grants it holds from peers and the peers' revocation lists, in the node's federation store.
+
+A co-op upgrading from a release that kept these in JSON files in its federation folder has
+them imported into the store once, on first open (`import_files`).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
+import threading
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from coopfed.federation.grants import Constraints, GrantScope
 from coopfed.federation.keys import TrustStore
 from coopfed.federation.revocation import RevocationEntry, RevocationList
-from coopfed.node.errors import NotFound
-from coopfed.node.federation.files import Folder, JsonDocument, JsonLines
+from coopfed.node.errors import FailedPrecondition, NotFound
 from coopfed.node.federation.manifest import Manifest
+from coopfed.node.storage.federation import FederationSnapshot, FederationStore
 
-PEERS_FILE = "peers.json"
+log = logging.getLogger(__name__)
+# The state files of earlier releases, imported once into the store (see import_files).
+LEGACY_FILES = (
+    "peers.json",
+    "revocations.json",
+    "grant-decisions.jsonl",
+    "held-grants.json",
+    "peer-revocations.json",
+)
 
 
 @dataclass(frozen=True)
@@ -99,75 +116,37 @@ class PeerRevocations:
     fetched_at: int
 
 
-def _own_list(raw: dict[str, Any], node_id: str) -> RevocationList:
-    found = RevocationList.from_dict(raw)
-    if found.issuer != node_id:
-        raise ValueError(f"the revocation list belongs to {found.issuer}, not {node_id}")
-    return found
-
-
-def _peers_from(raw: dict[str, Any]) -> dict[str, PeerRecord]:
-    return {peer_id: PeerRecord.from_dict(rec) for peer_id, rec in raw["peers"].items()}
-
-
-def _peers_to(peers: dict[str, PeerRecord]) -> dict[str, Any]:
-    return {"version": 1, "peers": {peer_id: rec.to_dict() for peer_id, rec in sorted(peers.items())}}
-
-
-def _held_from(raw: dict[str, Any]) -> dict[str, HeldGrant]:
-    return {jti: HeldGrant.from_dict(g) for jti, g in raw["grants"].items()}
-
-
-def _held_to(held: dict[str, HeldGrant]) -> dict[str, Any]:
-    return {"version": 1, "grants": {jti: g.to_dict() for jti, g in sorted(held.items())}}
-
-
-def _peer_lists_from(raw: dict[str, Any]) -> dict[str, PeerRevocations]:
-    return {
-        peer: PeerRevocations(RevocationList.from_dict(v["list"]), int(v["fetched_at"]))
-        for peer, v in raw["peers"].items()
-    }
-
-
-def _peer_lists_to(lists: dict[str, PeerRevocations]) -> dict[str, Any]:
-    return {
-        "version": 1,
-        "peers": {p: {"list": v.revocations.to_dict(), "fetched_at": v.fetched_at} for p, v in lists.items()},
-    }
-
-
 class FederationState:
-    """The node's federation files in one folder; safe to use from the node and the CLI at once."""
+    """The node's federation state over its store; safe to use from the node and the CLI at once
+    (each change is one transaction, and every read sees what the other process committed)."""
 
-    def __init__(self, path: Path, node_id: str) -> None:
-        self.folder = Folder(path)
+    def __init__(self, store: FederationStore, node_id: str) -> None:
+        self.store = store
         self.node_id = node_id
-        self._peers = JsonDocument(self.folder, PEERS_FILE, parse=_peers_from, dump=_peers_to, empty=dict)
-        self._revocations = JsonDocument(
-            self.folder,
-            "revocations.json",
-            parse=lambda raw: _own_list(raw, node_id),
-            dump=RevocationList.to_dict,
-            empty=lambda: RevocationList(node_id),
-        )
-        self._held = JsonDocument(
-            self.folder, "held-grants.json", parse=_held_from, dump=_held_to, empty=dict, secret=True
-        )
-        self._peer_lists = JsonDocument(
-            self.folder, "peer-revocations.json", parse=_peer_lists_from, dump=_peer_lists_to, empty=dict
-        )
-        self.decisions = JsonLines(self.folder, "grant-decisions.jsonl")
-        self._trust: tuple[dict[str, PeerRecord], TrustStore] | None = None
-
-    def create(self) -> None:
-        """Create the folder and an empty peers file (what `coopfed node init` does)."""
-        if not self._peers.path.exists():
-            self._peers.write({})
+        self._lock = threading.Lock()
+        self._peers: tuple[int, dict[str, PeerRecord], TrustStore] | None = None  # by peers_version
+        self._revoked: RevocationList | None = None  # read again when its sequence changed
 
     # --- peers ---------------------------------------------------------------------------
 
+    def _pinned(self) -> tuple[dict[str, PeerRecord], TrustStore]:
+        """Peers and their keys, parsed again only when the store's peers changed."""
+        version = self.store.peers_version()
+        with self._lock:
+            cached = self._peers
+        if cached is not None and cached[0] == version:
+            return cached[1], cached[2]
+        try:
+            peers = {p: PeerRecord.from_dict(r) for p, r in self.store.peers().items()}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _corrupt("a pinned peer's record", exc) from exc
+        trust = TrustStore({p: r.manifest.jwks for p, r in peers.items() if p != self.node_id})
+        with self._lock:
+            self._peers = (version, peers, trust)
+        return peers, trust
+
     def peers(self) -> dict[str, PeerRecord]:
-        return self._peers.read()
+        return self._pinned()[0]
 
     def peer(self, peer_id: str) -> PeerRecord:
         record = self.peers().get(peer_id)
@@ -176,24 +155,15 @@ class FederationState:
         return record
 
     def pin(self, record: PeerRecord) -> None:
-        with self._peers.update() as box:
-            box[0] = {**box[0], record.peer_id: record}
+        self.store.pin(record.peer_id, record.to_dict())
 
     def unpin(self, peer_id: str) -> None:
-        with self._peers.update() as box:
-            if peer_id not in box[0]:
-                raise NotFound(f"no peer {peer_id!r} is pinned", code="federation.unknown_peer")
-            box[0] = {p: r for p, r in box[0].items() if p != peer_id}
+        if not self.store.unpin(peer_id):
+            raise NotFound(f"no peer {peer_id!r} is pinned", code="federation.unknown_peer")
 
     def peer_trust(self) -> TrustStore:
         """The signing keys pinned for each peer (never this node's own)."""
-        peers = self.peers()
-        cached = self._trust
-        if cached is not None and cached[0] is peers:
-            return cached[1]
-        trust = TrustStore({p: r.manifest.jwks for p, r in peers.items() if p != self.node_id})
-        self._trust = (peers, trust)
-        return trust
+        return self._pinned()[1]
 
     def pinned_certificates(self) -> list[bytes]:
         return [r.manifest.tls_certificate_pem for r in self.peers().values()]
@@ -201,34 +171,51 @@ class FederationState:
     # --- this node's revocations ---------------------------------------------------------
 
     def revocations(self) -> RevocationList:
-        """Grants this node revoked, as on disk now (a revocation by the CLI is seen at once)."""
-        return self._revocations.read()
+        """Grants this node revoked, as stored now (a revocation by the CLI is seen at once).
+        Shared between callers: read it, never change it (revoke() changes the store)."""
+        sequence = self.store.revocation_sequence()
+        with self._lock:
+            cached = self._revoked
+        if cached is not None and cached.sequence == sequence:
+            return cached
+        found = self.store.revocations(self.node_id)
+        with self._lock:
+            self._revoked = found
+        return found
 
     def revoke(self, jti: str, *, reason: str, expires_at: int) -> RevocationEntry:
-        with self._revocations.update() as box:
-            entry = box[0].revoke(jti, reason=reason, expires_at=expires_at)
-            box[0].prune()
-        return entry
+        return self.store.revoke(self.node_id, jti, reason=reason, expires_at=expires_at)
 
     # --- decisions on peers' grant requests ----------------------------------------------
 
     def record_decision(self, record: dict[str, Any]) -> None:
-        self.decisions.append({"at": int(time.time()), **record})
+        self.store.record_decision({"at": int(time.time()), **record})
+
+    def decisions(self) -> list[dict[str, Any]]:
+        """Every decision on a peer's grant request, oldest first."""
+        return self.store.decisions()
+
+    def decision_for(self, jti: str) -> dict[str, Any] | None:
+        """The decision that issued grant `jti`, if this node issued it."""
+        return self.store.decision_for(jti)
 
     def issued(self) -> list[dict[str, Any]]:
         """Grants this node issued, oldest first."""
-        return [d["grant"] for d in self.decisions.read() if d.get("grant")]
+        return [d["grant"] for d in self.decisions() if d.get("grant")]
 
     def issued_grant(self, jti: str) -> dict[str, Any]:
-        for grant in self.issued():
-            if grant["jti"] == jti:
-                return grant
-        raise NotFound(f"this node issued no grant {jti!r}", code="federation.unknown_grant")
+        decision = self.decision_for(jti)
+        if decision is None:
+            raise NotFound(f"this node issued no grant {jti!r}", code="federation.unknown_grant")
+        return dict(decision["grant"])
 
     # --- grants held from peers ----------------------------------------------------------
 
     def held(self) -> dict[str, HeldGrant]:
-        return self._held.read()
+        try:
+            return {jti: HeldGrant.from_dict(g) for jti, g in self.store.held().items()}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _corrupt("a held grant", exc) from exc
 
     def held_grant(self, jti: str) -> HeldGrant:
         grant = self.held().get(jti)
@@ -237,31 +224,105 @@ class FederationState:
         return grant
 
     def hold(self, grant: HeldGrant) -> None:
-        with self._held.update() as box:
-            box[0] = {**box[0], grant.jti: grant}
+        self.store.hold(grant.to_dict())
 
     # --- peers' revocation lists ---------------------------------------------------------
 
     def peer_revocations(self, peer_id: str) -> PeerRevocations | None:
-        return self._peer_lists.read().get(peer_id)
+        found = self.store.peer_revocations(peer_id)
+        return PeerRevocations(*found) if found is not None else None
 
     def store_peer_revocations(self, peer_id: str, revocations: RevocationList) -> list[str]:
         """Keep a peer's verified list; mark the grants held from it that it revokes.
 
         Returns the jtis of held grants newly marked revoked.
         """
-        with self._peer_lists.update() as box:
-            box[0] = {**box[0], peer_id: PeerRevocations(revocations, int(time.time()))}
-        return self._mark_revoked(peer_id, revocations)
+        return self.store.store_peer_revocations(peer_id, revocations, int(time.time()))
 
-    def _mark_revoked(self, issuer: str, revocations: RevocationList) -> list[str]:
-        marked: list[str] = []
-        with self._held.update() as box:
-            for jti, grant in box[0].items():
-                if grant.issuer == issuer and grant.revoked_reason is None and jti in revocations:
-                    box[0][jti] = replace(grant, revoked_reason=revocations.reason_for(jti) or "")
-                    marked.append(jti)
-        return marked
+
+def _corrupt(what: str, exc: Exception) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"{what} in the federation store is corrupt: {exc}", code="federation.state_corrupt"
+    )
+
+
+# --- the state files of earlier releases -----------------------------------------------------
+
+
+def import_files(folder: Path, store: FederationStore, node_id: str) -> bool:
+    """Import the federation folder's state files into an empty store, then set them aside
+    (renamed `*.imported`) so they are neither read again nor mistaken for live state.
+
+    All or nothing: a file that cannot be read stops the import (and the node) with its name,
+    and the store is left as it was. Returns True if files were imported.
+    """
+    present = [name for name in LEGACY_FILES if (folder / name).exists()]
+    if not present:
+        return False
+    snapshot = _read_files(folder, node_id)
+    imported = store.import_snapshot(snapshot)
+    if imported:
+        log.info("federation state imported from %s: %s", folder, ", ".join(present))
+    else:
+        log.warning("federation store holds state already; %s set aside unread", ", ".join(present))
+    for name in present:
+        with contextlib.suppress(FileNotFoundError):  # another process set it aside first
+            (folder / name).rename(folder / f"{name}.imported")
+    return imported
+
+
+def _read_files(folder: Path, node_id: str) -> FederationSnapshot:
+    def read(name: str, parse: Callable[[Any], Any], empty: Any) -> Any:
+        path = folder / name
+        try:
+            text = path.read_text("utf-8")
+            lines = name.endswith(".jsonl")
+            return parse(
+                [json.loads(line) for line in text.splitlines() if line.strip()]
+                if lines
+                else json.loads(text)
+            )
+        except FileNotFoundError:  # never there, or set aside by a process that imported it
+            return empty
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise _corrupt_file(path, exc) from exc
+
+    return FederationSnapshot(
+        peers=read(
+            "peers.json",
+            lambda raw: {p: PeerRecord.from_dict(r).to_dict() for p, r in raw["peers"].items()},
+            {},
+        ),
+        revocations=read("revocations.json", lambda raw: _own_list(raw, node_id), None),
+        decisions=read("grant-decisions.jsonl", list, []),
+        held=read(
+            "held-grants.json",
+            lambda raw: {j: HeldGrant.from_dict(g).to_dict() for j, g in raw["grants"].items()},
+            {},
+        ),
+        peer_revocations=read(
+            "peer-revocations.json",
+            lambda raw: {
+                p: (RevocationList.from_dict(v["list"]), int(v["fetched_at"]))
+                for p, v in raw["peers"].items()
+            },
+            {},
+        ),
+    )
+
+
+def _own_list(raw: dict[str, Any], node_id: str) -> RevocationList:
+    found = RevocationList.from_dict(raw)
+    if found.issuer != node_id:
+        raise ValueError(f"the revocation list belongs to {found.issuer}, not {node_id}")
+    return found
+
+
+def _corrupt_file(path: Path, exc: Exception) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"federation state file {path} is unreadable or corrupt, nothing was imported: {exc}",
+        code="federation.state_corrupt",
+    )
 
 
 def issued_record(

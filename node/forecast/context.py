@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from coopfed.node.errors import FailedPrecondition
-from coopfed.node.forecast.store import ForecastStore
+from coopfed.node.forecast.store import ForecastStore, import_folder
 from coopfed.node.settings import ForecastSection, Settings
+from coopfed.node.storage.forecast import ForecastIndex
 
 if TYPE_CHECKING:
     from coopfed.node.runtime import Node
@@ -44,7 +45,7 @@ class NudgeHub:
     """Wakes every nudge stream when this process makes a forecast.
 
     A forecast made by another process (the CLI) is found by the streams' own periodic look at
-    the folder; this only makes in-process forecasts arrive without that delay.
+    the index; this only makes in-process forecasts arrive without that delay.
     """
 
     def __init__(self) -> None:
@@ -81,8 +82,11 @@ class ForecastContext:
     hub: NudgeHub = field(default_factory=NudgeHub)
 
 
-def open_forecast(settings: Settings) -> ForecastContext:
-    return ForecastContext(settings.forecast, ForecastStore(settings.path(settings.forecast.dir)))
+def open_forecast(settings: Settings, index: ForecastIndex) -> ForecastContext:
+    """The forecast context; an earlier release's forecast files are indexed on first open."""
+    folder = settings.path(settings.forecast.dir)
+    import_folder(folder, index)
+    return ForecastContext(settings.forecast, ForecastStore(folder, index))
 
 
 def forecast_of(node: Node) -> ForecastContext:

@@ -13,12 +13,12 @@ from grpc_status import rpc_status
 
 from coopfed.node.auth import caller
 from coopfed.node.client import bearer
-from coopfed.node.errors import FailedPrecondition, NotFound, PermissionDenied
+from coopfed.node.errors import FailedPrecondition, NotFound, PermissionDenied, as_coopfed_error
 from coopfed.node.federation.client import CALL_TIMEOUT, PeerClient
 from coopfed.node.federation.issuer import PEER, check_peer, federation_of
 from coopfed.node.federation.state import PeerRecord
 from coopfed.node.forecast.context import forecast_of
-from coopfed.node.rpc import as_coopfed_error, rpc
+from coopfed.node.rpc import rpc
 from coopfed.v1 import common_pb2
 from coopfed.v1 import forecast_pb2 as pb
 from coopfed.v1 import forecast_pb2_grpc as pb_grpc

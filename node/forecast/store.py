@@ -1,28 +1,33 @@
-"""The forecast folder: signed model files per co-op, the training mode in use, the latest forecast.
+"""The forecast folder's signed model files per co-op, and, in the node's forecast index, which
+are held, the training mode in use and the latest forecast.
 
-Shared by the running node and the CLI like the federation folder: writes replace files
-atomically under the folder's `flock`, and the latest forecast is parsed again only when its
-file changed (one `stat` per look), so a forecast made with the CLI reaches the node's streams.
+Shared by the running node and the CLI: the index is in the node's database, and the latest
+forecast is parsed again only when its sequence changed (one cheap query per look), so a
+forecast made with the CLI reaches the node's streams.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
+import logging
 import re
 import threading
+import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from coopfed.federation.keys import write_public
 from coopfed.node.errors import FailedPrecondition, InvalidArgument
-from coopfed.node.federation.files import Folder
 from coopfed.node.federation.manifest import NODE_ID
+from coopfed.node.storage.forecast import ForecastIndex, ForecastSnapshot, IndexedModel
 
+log = logging.getLogger(__name__)
 MODES = ("pooled", "federated")
 KINDS = ("local", "pooled")
 _MODEL_FILE = re.compile(r"(local|pooled)-v([0-9]{1,12})\.cfmodel")
+# the JSON files of earlier releases, imported once into the index (see import_folder)
 _LATEST = "latest.json"
 _STATE = "state.json"
 
@@ -109,26 +114,19 @@ def check_coop_id(coop_id: str) -> str:
 
 @dataclass
 class ForecastStore:
-    """Models under `models/<coop>/<kind>-v<version>.cfmodel`, `state.json`, `latest.json`."""
+    """Models under `models/<coop>/<kind>-v<version>.cfmodel` in `path`, indexed in `index`."""
 
     path: Path
-    _cached: tuple[tuple[int, int, int], StoredForecast] | None = field(default=None, repr=False)
+    index: ForecastIndex
+    _cached: tuple[int, StoredForecast] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def __post_init__(self) -> None:
-        self.folder = Folder(self.path)
 
     # --- models --------------------------------------------------------------------------
 
     def model_files(self, coop_id: str, kind: str) -> list[ModelFile]:
         """The co-op's artifacts of one kind, oldest version first."""
-        folder = self.path / "models" / check_coop_id(coop_id)
-        found = []
-        for entry in folder.glob("*.cfmodel") if folder.is_dir() else ():
-            match = _MODEL_FILE.fullmatch(entry.name)
-            if match and match.group(1) == kind:
-                found.append(ModelFile(coop_id, kind, int(match.group(2)), entry))
-        return sorted(found, key=lambda f: f.version)
+        held = self.index.models(check_coop_id(coop_id), kind)
+        return [ModelFile(m.coop_id, m.kind, m.version, self.path / m.file) for m in held]
 
     def latest_model(self, coop_id: str, kind: str) -> ModelFile | None:
         files = self.model_files(coop_id, kind)
@@ -136,71 +134,104 @@ class ForecastStore:
 
     def next_version(self, coop_id: str) -> int:
         """One more than any version the co-op used, whatever the kind."""
-        held = [f.version for kind in KINDS for f in self.model_files(coop_id, kind)]
-        return max(held, default=0) + 1
+        return self.index.max_version(check_coop_id(coop_id)) + 1
 
     def save_model(self, coop_id: str, kind: str, version: int, data: bytes) -> ModelFile:
         if kind not in KINDS:
             raise InvalidArgument(f"model kind must be one of {KINDS}", code="forecast.kind")
-        with self.folder.locked():
-            folder = self.path / "models" / check_coop_id(coop_id)
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            path = folder / f"{kind}-v{version}.cfmodel"
-            if path.exists():
-                raise FailedPrecondition(f"{path} exists already", code="forecast.model_exists")
-            write_public(path, data)
+        model = IndexedModel(check_coop_id(coop_id), kind, version, _model_name(coop_id, kind, version))
+        path = self.path / model.file
+        if any(m.version == version for m in self.index.models(coop_id, kind)):
+            raise FailedPrecondition(f"{path} exists already", code="forecast.model_exists")
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_public(path, data)  # a file left by a save that never reached the index is replaced
+        self.index.add_model(model, int(time.time()))
         return ModelFile(coop_id, kind, version, path)
 
     # --- the training mode forecasts use --------------------------------------------------
 
     def mode(self) -> str | None:
-        try:
-            mode = json.loads((self.path / _STATE).read_text("utf-8")).get("mode")
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, AttributeError) as exc:
-            raise self._corrupt(_STATE, exc) from exc
+        mode = self.index.mode()
         return mode if mode in MODES else None
 
     def set_mode(self, mode: str) -> None:
         if mode not in MODES:
             raise InvalidArgument(f"mode must be one of {MODES}", code="forecast.mode")
-        with self.folder.locked():
-            write_public(self.path / _STATE, json.dumps({"mode": mode}).encode())
+        self.index.set_mode(mode)
 
     # --- the latest forecast ---------------------------------------------------------------
 
     def latest(self) -> StoredForecast | None:
-        """The latest forecast, parsed again only when its file changed."""
-        path = self.path / _LATEST
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
+        """The latest forecast, parsed again only when its sequence changed."""
+        sequence = self.index.latest_sequence()
+        if sequence == 0:
             return None
-        signature = (st.st_ino, st.st_mtime_ns, st.st_size)
         with self._lock:
-            if self._cached is not None and self._cached[0] == signature:
+            if self._cached is not None and self._cached[0] == sequence:
                 return self._cached[1]
-        try:
-            forecast = StoredForecast.from_dict(json.loads(path.read_text("utf-8")))
-        except FileNotFoundError:
+        raw = self.index.latest()
+        if raw is None:
             return None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise self._corrupt(_LATEST, exc) from exc
+        try:
+            forecast = StoredForecast.from_dict(raw)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise FailedPrecondition(
+                f"the latest forecast in the forecast index is corrupt: {exc}", code="forecast.corrupt"
+            ) from exc
         with self._lock:
-            self._cached = (signature, forecast)
+            self._cached = (forecast.sequence, forecast)
         return forecast
 
     def save_forecast(self, forecast: StoredForecast) -> StoredForecast:
         """Keep `forecast` as the latest, numbered one after the one it replaces."""
-        with self.folder.locked():
-            previous = self.latest()
-            saved = replace(forecast, sequence=(previous.sequence if previous else 0) + 1)
-            data = json.dumps(saved.to_dict(), sort_keys=True, separators=(",", ":")).encode()
-            write_public(self.path / _LATEST, data)
-        return saved
+        return replace(forecast, sequence=self.index.save_latest(forecast.to_dict()))
 
-    def _corrupt(self, name: str, exc: Exception) -> FailedPrecondition:
-        return FailedPrecondition(
-            f"forecast file {self.path / name} is unreadable or corrupt: {exc}", code="forecast.corrupt"
-        )
+
+def _model_name(coop_id: str, kind: str, version: int) -> str:
+    return f"models/{coop_id}/{kind}-v{version}.cfmodel"
+
+
+def import_folder(path: Path, index: ForecastIndex) -> bool:
+    """Index the model files, training mode and latest forecast an earlier release kept as files
+    in the forecast folder, once, into an empty index; the JSON files are then set aside
+    (renamed `*.imported`). All or nothing: an unreadable file stops it and imports nothing."""
+    models = [
+        IndexedModel(folder.name, match.group(1), int(match.group(2)), f"models/{folder.name}/{entry.name}")
+        for folder in sorted((path / "models").glob("*"))
+        if folder.is_dir() and NODE_ID.fullmatch(folder.name)
+        for entry in sorted(folder.glob("*.cfmodel"))
+        if (match := _MODEL_FILE.fullmatch(entry.name))
+    ]
+    if models and models[0] in index.models(models[0].coop_id, models[0].kind):
+        models = []  # indexed already: only JSON files left behind could remain to import
+    state, latest = _legacy_json(path / _STATE), _legacy_json(path / _LATEST)
+    if not models and state is None and latest is None:
+        return False
+    if latest is not None:
+        try:
+            latest = StoredForecast.from_dict(latest).to_dict()
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _corrupt(path / _LATEST, exc) from exc
+    mode = state.get("mode") if isinstance(state, dict) else None
+    imported = index.import_snapshot(ForecastSnapshot(models, mode if mode in MODES else None, latest))
+    if imported:
+        log.info("forecast index imported from %s: %d model file(s)", path, len(models))
+    for name in (_STATE, _LATEST):
+        with contextlib.suppress(FileNotFoundError):  # never there, or set aside by another process
+            (path / name).rename(path / f"{name}.imported")
+    return imported
+
+
+def _legacy_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise _corrupt(path, exc) from exc
+
+
+def _corrupt(path: Path, exc: Exception) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"forecast file {path} is unreadable or corrupt, nothing was imported: {exc}", code="forecast.corrupt"
+    )

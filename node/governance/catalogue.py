@@ -41,13 +41,19 @@ def held_period(node: Node, profiles: list[ProfileInfo], dataset: str) -> tuple[
     return int(totals.period_start[0]), int(totals.period_start[-1]) + HALF_HOUR
 
 
-def catalogue(node: Node) -> list[DatasetEntry]:
+def catalogue(node: Node, *, after: str = "", limit: int | None = None) -> list[DatasetEntry]:
+    """The datasets offered, by id, from the one after `after`; each entry reads the store, so
+    only the `limit` asked for are made."""
     data = node.policy_data
     offered = data["governance"]["catalogue"]
     fields = data["governance"]["fields"]
     profiles = node.store.profiles()
-    entries = []
+    entries: list[DatasetEntry] = []
     for ds, meta in sorted(offered.items()):
+        if ds <= after:
+            continue
+        if limit is not None and len(entries) == limit:
+            break
         described = data["datasets"][ds]
         entries.append(
             DatasetEntry(

@@ -212,6 +212,7 @@ class DecisionFilter:
     since: datetime | None = None
     until: datetime | None = None
     limit: int = 100
+    after: tuple[datetime, str, str] | None = None  # (decided_at, decided_by, request_id) of the last seen
 
 
 @dataclass(frozen=True)
@@ -232,3 +233,4 @@ class AccessEntry:
     period_end: int
     decision_id: str
     consent_decision_id: str
+    key: int = 0  # its place in the access log, once stored (newest highest)

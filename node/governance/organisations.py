@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from coopfed.federation.tokens import TokenUse, issue_token
 from coopfed.node.auth import Principal
 from coopfed.node.credentials import verify_access
-from coopfed.node.errors import InvalidArgument, PermissionDenied
+from coopfed.node.errors import InvalidArgument, PermissionDenied, Unauthenticated
 from coopfed.node.governance.model import Assessment, Organisation, OrganisationProfile
 from coopfed.node.limits import limit_of
 from coopfed.node.policy import PolicyError
@@ -151,6 +151,16 @@ def authenticate_org(node: Node, token: str) -> Principal:
 def authenticate_board(node: Node, token: str) -> Principal:
     verified = verify_access(node, token, BOARD_ROLE)
     return Principal("board", verified.subject, dict(verified.claims))
+
+
+def authenticate_board_or_member(node: Node, token: str) -> Principal:
+    """The board by a board token, else a member by a member token."""
+    try:
+        return authenticate_board(node, token)
+    except Unauthenticated as exc:
+        if exc.code != "auth.role":
+            raise
+    return node.authenticate_member(token)
 
 
 def own_organisation(caller_id: str, requested_id: str) -> str:

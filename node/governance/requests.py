@@ -237,7 +237,3 @@ def revoke(node: Node, grant_id: str, reason: str, reviewer: str) -> GrantRecord
     )
     with node.decision_log.batch(event) as log:
         return node.governance.revoke_grant(grant_id, reason, reviewer, datetime.now(UTC), log)
-
-
-def own_grants(node: Node, organisation_id: str) -> list[GrantRecord]:
-    return node.governance.list_grants(organisation_id)

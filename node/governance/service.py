@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import grpc
@@ -16,8 +17,9 @@ from coopfed.node.convert import flow_to_proto, instant_from_proto, timestamp
 from coopfed.node.errors import InvalidArgument
 from coopfed.node.governance import admission, catalogue, organisations, release, requests
 from coopfed.node.governance import convert as cv
-from coopfed.node.governance.model import DecisionFilter, RequestState
+from coopfed.node.governance.model import DataRequestRecord, DecisionFilter, RequestState
 from coopfed.node.model import Flow
+from coopfed.node.paging import Page
 from coopfed.node.ratelimit import RateLimit
 from coopfed.node.release import Cells, Release
 from coopfed.node.rpc import rpc
@@ -25,14 +27,6 @@ from coopfed.node.runtime import Node
 from coopfed.v1 import common_pb2, member_pb2
 from coopfed.v1 import governance_pb2 as pb
 from coopfed.v1 import governance_pb2_grpc as pb_grpc
-
-MAX_LIST = 1000
-
-
-def _limit(value: int, default: int = 100) -> int:
-    if value < 0:
-        raise InvalidArgument("limit: zero or more", code="list.limit", field="limit")
-    return min(value or default, MAX_LIST)
 
 
 class GovernanceService(pb_grpc.GovernanceServiceServicer):
@@ -45,15 +39,21 @@ class GovernanceService(pb_grpc.GovernanceServiceServicer):
 
     @rpc
     async def ListDatasets(self, request, context):
-        entries = await asyncio.to_thread(catalogue.catalogue, self.node)
+        page = Page(self.node, request)
+        (after,) = page.after or ("",)
+        found = await asyncio.to_thread(catalogue.catalogue, self.node, after=after, limit=page.fetch)
+        entries, token = page.cut(found, lambda e: (e.id,))
         publisher = self.node.policy_data["coop"]["name"]
         return pb.ListDatasetsResponse(
-            publisher=publisher, datasets=[cv.dataset_to_proto(e) for e in entries]
+            publisher=publisher, datasets=[cv.dataset_to_proto(e) for e in entries], next_page_token=token
         )
 
     @rpc
     async def ListPurposes(self, request, context):
-        return pb.ListPurposesResponse(purposes=[pb.PurposeCode(**p) for p in catalogue.purposes(self.node)])
+        found, token = Page(self.node, request).of_sorted(
+            catalogue.purposes(self.node), lambda p: (p["code"],)
+        )
+        return pb.ListPurposesResponse(purposes=[pb.PurposeCode(**p) for p in found], next_page_token=token)
 
     @rpc
     async def RegisterOrganisation(self, request, context):
@@ -85,13 +85,27 @@ class GovernanceService(pb_grpc.GovernanceServiceServicer):
 
     @rpc
     async def ListMyRequests(self, request, context):
-        records = await asyncio.to_thread(self.node.governance.list_requests, organisation_id=caller().id)
-        return pb.ListMyRequestsResponse(requests=[cv.status_to_proto(r, with_token=True) for r in records])
+        page = Page(self.node, request, caller=caller().id)
+        (after,) = page.after or ("",)
+        found = await asyncio.to_thread(
+            self.node.governance.list_requests, organisation_id=caller().id, after=after, limit=page.fetch
+        )
+        records, token = page.cut(found, lambda r: (r.request_id,))
+        return pb.ListMyRequestsResponse(
+            requests=[cv.status_to_proto(r, with_token=True) for r in records], next_page_token=token
+        )
 
     @rpc
     async def ListMyGrants(self, request, context):
-        grants = await asyncio.to_thread(requests.own_grants, self.node, caller().id)
-        return pb.ListMyGrantsResponse(grants=[cv.grant_to_proto(g, with_token=True) for g in grants])
+        page = Page(self.node, request, caller=caller().id)
+        after = tuple(page.after) if page.after else None
+        found = await asyncio.to_thread(
+            self.node.governance.list_grants, caller().id, after=after, limit=page.fetch
+        )
+        grants, token = page.cut(found, lambda g: (g.issued_at, g.grant_id))
+        return pb.ListMyGrantsResponse(
+            grants=[cv.grant_to_proto(g, with_token=True) for g in grants], next_page_token=token
+        )
 
 
 class ReviewService(pb_grpc.ReviewServiceServicer):
@@ -100,10 +114,19 @@ class ReviewService(pb_grpc.ReviewServiceServicer):
 
     @rpc
     async def ListReferred(self, request, context):
-        records = await asyncio.to_thread(
-            self.node.governance.list_requests, state=RequestState.AWAITING_REVIEW, oldest_first=True
+        page = Page(self.node, request, caller=caller().id)
+        (after,) = page.after or ("",)
+        found = await asyncio.to_thread(
+            self.node.governance.list_requests,
+            state=RequestState.AWAITING_REVIEW,
+            oldest_first=True,
+            after=after,
+            limit=page.fetch,
         )
-        return pb.ListReferredResponse(requests=[cv.status_to_proto(r, with_token=False) for r in records])
+        records, token = page.cut(found, lambda r: (r.request_id,))
+        return pb.ListReferredResponse(
+            requests=[cv.status_to_proto(r, with_token=False) for r in records], next_page_token=token
+        )
 
     @rpc
     async def RecordDecision(self, request, context):
@@ -119,28 +142,40 @@ class ReviewService(pb_grpc.ReviewServiceServicer):
             raise InvalidArgument(
                 "decided_by: policy, board or empty", code="list.decided_by", field="decided_by"
             )
+        page = Page(self.node, request, caller=caller().id)
+        at, by, request_id = page.after or (None, "", "")
         filters = DecisionFilter(
             decided_by=request.decided_by,
             outcome=cv.outcome_from_proto(request.outcome) if request.outcome else None,
             organisation_id=request.organisation_id,
             since=instant_from_proto(request, "since"),
             until=instant_from_proto(request, "until"),
-            limit=_limit(request.limit),
+            limit=page.fetch,
+            after=(datetime.fromisoformat(at), by, request_id) if at else None,
         )
-        rows, reviewed, agreed = await asyncio.to_thread(self.node.governance.list_decisions, filters)
+        found, reviewed, agreed = await asyncio.to_thread(self.node.governance.list_decisions, filters)
+        rows, token = page.cut(found, _decision_key)
         decisions = [
             cv.review_to_proto(r.review, r.request_id, r.organisation_id)
             if by == "board" and r.review is not None
             else cv.decision_to_proto(r.decision, r.request_id, r.organisation_id)
             for by, r in rows
         ]
-        return pb.ListDecisionsResponse(decisions=decisions, reviewed=reviewed, agreed=agreed)
+        return pb.ListDecisionsResponse(
+            decisions=decisions, reviewed=reviewed, agreed=agreed, next_page_token=token
+        )
 
     @rpc
     async def ListOrganisations(self, request, context):
-        orgs = await asyncio.to_thread(self.node.governance.list_organisations)
+        page = Page(self.node, request, caller=caller().id)
+        (after,) = page.after or ("",)
+        found = await asyncio.to_thread(
+            self.node.governance.list_organisations, after=after, limit=page.fetch
+        )
+        orgs, token = page.cut(found, lambda o: (o.organisation_id,))
         return pb.ListOrganisationsResponse(
-            organisations=[cv.organisation_to_proto(o, with_contact=True) for o in orgs]
+            organisations=[cv.organisation_to_proto(o, with_contact=True) for o in orgs],
+            next_page_token=token,
         )
 
     @rpc
@@ -164,8 +199,13 @@ class ReviewService(pb_grpc.ReviewServiceServicer):
 
     @rpc
     async def ListApplicants(self, request, context):
-        found = await asyncio.to_thread(self.node.store.applicants, _limit(request.limit))
-        return pb.ListApplicantsResponse(applicants=[cv.applicant_to_proto(m) for m in found])
+        page = Page(self.node, request, caller=caller().id)
+        (after,) = page.after or ("",)
+        found = await asyncio.to_thread(self.node.store.applicants, page.fetch, after=after)
+        applicants, token = page.cut(found, lambda m: (m.member_id,))
+        return pb.ListApplicantsResponse(
+            applicants=[cv.applicant_to_proto(m) for m in applicants], next_page_token=token
+        )
 
     @rpc
     async def AdmitMember(self, request, context):
@@ -292,12 +332,22 @@ def _aggregate(series: Cells) -> pb.AggregateSeries:
     )
 
 
-def list_data_access(node: Node, member_id: str, limit: int) -> member_pb2.ListDataAccessResponse:
+def _decision_key(row: tuple[str, DataRequestRecord]) -> tuple[str, str, str]:
+    """A decision's place in ListDecisions' order: when, by whom, on which request."""
+    by, r = row
+    at = r.review.decided_at if by == "board" and r.review is not None else r.submitted_at
+    return at.isoformat(), by, r.request_id
+
+
+def list_data_access(node: Node, member_id: str, page: Page) -> member_pb2.ListDataAccessResponse:
     """MemberService.ListDataAccess: each release of the member's data, newest first."""
     labels = {code: p["label"] for code, p in node.policy_data["purposes"].items()}
-    entries = node.governance.access_for_member(member_id, _limit(limit))
+    (after,) = page.after or (0,)
+    found = node.governance.access_for_member(member_id, page.fetch, after=after)
+    entries, token = page.cut(found, lambda e: (e.key,))
     return member_pb2.ListDataAccessResponse(
-        entries=[cv.access_to_proto(e, labels.get(e.purpose, e.purpose)) for e in entries]
+        entries=[cv.access_to_proto(e, labels.get(e.purpose, e.purpose)) for e in entries],
+        next_page_token=token,
     )
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from itertools import islice
 
 from coopfed.node.auth import Principal
-from coopfed.node.errors import InvalidArgument, PermissionDenied
+from coopfed.node.errors import PermissionDenied
 from coopfed.node.ledger.run import decide_terms, ledger_of
 from coopfed.node.ledger.statement import Statement, statement
+from coopfed.node.paging import Page
 from coopfed.node.runtime import Node
 from coopfed.node.storage.ledger import JournalLine
 
@@ -34,19 +35,12 @@ def statement_for(node: Node, who: Principal, member_id: str, start: int, end: i
 
 
 def journal_page(
-    node: Node, start: int, end: int, member_id: str, size: int, token: str
+    node: Node, start: int, end: int, member_id: str, page: Page
 ) -> tuple[list[JournalLine], str]:
     """One page of postings and the token of the next ('' after the last). The journal is
     append-only and read in posting order, so a token (the postings already read) stays valid."""
-    if not 0 <= size <= MAX_PAGE:
-        raise InvalidArgument(f"page_size: 0 to {MAX_PAGE:,}", code="ledger.page_size", field="page_size")
-    if token and not token.isdigit():
-        raise InvalidArgument(
-            "page_token: not a token this node gave", code="ledger.page_token", field="page_token"
-        )
     if member_id:
         node.store.get_member(member_id)
-    offset, size = int(token or 0), size or DEFAULT_PAGE
-    lines = list(islice(ledger_of(node).journal(start, end, member_id or None), offset, offset + size + 1))
-    more = len(lines) > size
-    return lines[:size], str(offset + size) if more else ""
+    (offset,) = page.after or (0,)
+    lines = list(islice(ledger_of(node).journal(start, end, member_id or None), offset, offset + page.fetch))
+    return page.cut(lines, lambda _: (offset + page.size,))

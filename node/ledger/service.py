@@ -6,14 +6,14 @@ import asyncio
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from coopfed.node.auth import Principal, caller
+from coopfed.node.auth import caller
 from coopfed.node.convert import timestamp
-from coopfed.node.errors import InvalidArgument, Unauthenticated
-from coopfed.node.governance.organisations import authenticate_board
+from coopfed.node.errors import InvalidArgument
 from coopfed.node.ledger import books
 from coopfed.node.ledger.run import settle_span
 from coopfed.node.ledger.settle import HALF_HOUR
 from coopfed.node.ledger.statement import Statement
+from coopfed.node.paging import Page
 from coopfed.node.rpc import rpc
 from coopfed.node.runtime import Node
 from coopfed.node.storage.ledger import JournalLine
@@ -21,16 +21,6 @@ from coopfed.v1 import ledger_pb2 as pb
 from coopfed.v1 import ledger_pb2_grpc as pb_grpc
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LedgerService"].full_name
-
-
-def authenticate(node: Node, token: str) -> Principal:
-    """The board by a board token, else a member by a member token."""
-    try:
-        return authenticate_board(node, token)
-    except Unauthenticated as exc:
-        if exc.code != "auth.role":
-            raise
-    return node.authenticate_member(token)
 
 
 class LedgerService(pb_grpc.LedgerServiceServicer):
@@ -61,14 +51,11 @@ class LedgerService(pb_grpc.LedgerServiceServicer):
     async def ListJournal(self, request, context):
         books.board_only(caller(), "read the journal")
         start, end = _span(request)
+        page = Page(
+            self.node, request, caller=caller().id, default=books.DEFAULT_PAGE, maximum=books.MAX_PAGE
+        )
         lines, token = await asyncio.to_thread(
-            books.journal_page,
-            self.node,
-            start,
-            end,
-            request.member_id,
-            request.page_size,
-            request.page_token,
+            books.journal_page, self.node, start, end, request.member_id, page
         )
         return pb.ListJournalResponse(entries=[_entry(line) for line in lines], next_page_token=token)
 

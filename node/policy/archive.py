@@ -5,10 +5,10 @@ from __future__ import annotations
 import gzip
 import io
 import tarfile
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
+from coopfed.federation.atomic import write_atomic
 from coopfed.node.policy.errors import PolicyError
 
 MANIFEST = ".manifest"
@@ -36,9 +36,7 @@ def write_archive(path: Path, files: Mapping[str, bytes]) -> None:
     with gzip.GzipFile(fileobj=packed, mode="wb", mtime=0) as gz:
         gz.write(raw.getvalue())
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-        tmp.write(packed.getvalue())
-    Path(tmp.name).replace(path)
+    write_atomic(path, packed.getvalue(), 0o600)
 
 
 def read_archive(path: str | Path) -> dict[str, bytes]:

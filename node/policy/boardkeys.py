@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,27 +12,22 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from coopfed.federation.errors import KeyStoreError
-from coopfed.federation.keys import b64url, format_fingerprint, read_private, write_private, write_public
+from coopfed.federation.keys import (
+    ec_jwk,
+    format_fingerprint,
+    jwk_thumbprint,
+    read_private,
+    write_private,
+    write_public,
+)
 
 ALGORITHM = "ES256"
 """OPA verifies bundle signatures with ES/HS/PS/RS algorithms only (no EdDSA), so board keys are P-256."""
 
 
-def ec_jwk(key: ec.EllipticCurvePublicKey) -> dict[str, str]:
-    """The public JWK of a P-256 key (RFC 7518), without kid."""
-    numbers = key.public_numbers()
-    return {
-        "kty": "EC",
-        "crv": "P-256",
-        "x": b64url(numbers.x.to_bytes(32, "big")),
-        "y": b64url(numbers.y.to_bytes(32, "big")),
-    }
-
-
 def key_id(key: ec.EllipticCurvePublicKey) -> str:
-    """RFC 7638 thumbprint: SHA-256 of the required members in canonical JSON, base64url."""
-    canonical = json.dumps(ec_jwk(key), sort_keys=True, separators=(",", ":"))
-    return b64url(hashlib.sha256(canonical.encode("ascii")).digest())
+    """The key's RFC 7638 thumbprint: its kid."""
+    return jwk_thumbprint(ec_jwk(key))
 
 
 def fingerprint(key: ec.EllipticCurvePublicKey) -> str:

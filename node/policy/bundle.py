@@ -8,7 +8,9 @@ several and requires valid signatures from at least M distinct board keys.
 
 The manifest's `metadata.coopfed` carries a `serial`, a counter that orders a co-op's bundles
 (each new bundle takes the next number), and `rollback`, true only on a bundle that re-issues
-old content on purpose; see ordering.py for what a node accepts.
+old content on purpose; see ordering.py for what a node accepts. `ballots` lists the members'
+ballots whose passed changes the bundle implements (`{"ballot_id", "tally_digest"}`): a node
+refuses a bundle that changes ballot-governed data any other way (coopfed.node.ballots.gate).
 """
 
 from __future__ import annotations
@@ -23,21 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import jwt
-from jwt.algorithms import ECAlgorithm
-
-from coopfed.federation.keys import b64url, b64url_decode
+from coopfed.federation import jws
+from coopfed.federation.errors import BadAlgorithm, BadHeader, TokenError, UnknownKey
 from coopfed.node.policy.archive import MANIFEST, SIGNATURES, BundleError, read_archive, write_archive
 from coopfed.node.policy.boardkeys import ALGORITHM, BoardKeySet, BoardSigningKey
-from coopfed.node.policy.loader import PolicySet, load_policies
+from coopfed.node.policy.loader import PolicySet, legacy_revision, load_policies
 
 DEFAULT_SCOPE = "coopfed-policy"
 HASH_ALGORITHM = "SHA-256"
 MAX_SIGNATURES = 32
-_ALLOWED_HEADERS = frozenset({"alg", "typ", "kid"})
-_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_ES256 = ECAlgorithm(ECAlgorithm.SHA256)
 
 
 # --- OPA's file hashes ------------------------------------------------------------------
@@ -116,6 +113,7 @@ class BundleInfo:
     serial: int = 0  # the manifest's counter: a later bundle has a higher one
     rollback: bool = False  # the manifest says it re-issues old content on purpose
     issued_at: int = 0  # the newest `iat` among the valid board signatures (unix seconds)
+    ballots: tuple[tuple[str, str], ...] = ()  # (ballot id, tally digest) of the ballots it implements
 
 
 def bundle_files(policy_dir: str | Path) -> dict[str, bytes]:
@@ -154,11 +152,13 @@ def build_bundle(
     now: int | None = None,
     serial: int = 1,
     rollback: bool = False,
+    ballots: Sequence[tuple[str, str]] = (),
 ) -> BundleInfo:
     """Write a signed bundle (.tar.gz) of `policy_dir`; `source` (e.g. a git commit) goes in metadata.
 
     `serial` orders the bundle among the co-op's bundles (see `next_serial`); `rollback` marks
-    one that deliberately re-issues content of an earlier bundle, under a new serial.
+    one that deliberately re-issues content of an earlier bundle, under a new serial. `ballots`
+    names the (ballot id, tally digest) of each passed ballot whose change the bundle carries.
 
     The archive is reproducible (sorted entries, zero times), so a second board member can
     rebuild it from the same revision, compare, and co-sign with `sign_bundle`.
@@ -169,12 +169,14 @@ def build_bundle(
         raise BundleError(f"a bundle's serial is a whole number from 1, not {serial!r}")
     files = bundle_files(policy_dir)
     policies = load_policies(policy_dir)
-    manifest = {
+    manifest: dict[str, Any] = {
         "revision": policies.revision,
         "roots": list(roots_of(policies)),
         "rego_version": 1,
         "metadata": {"coopfed": {"source": source, "serial": serial, "rollback": rollback}},
     }
+    if ballots:
+        manifest["metadata"]["coopfed"]["ballots"] = [{"ballot_id": b, "tally_digest": d} for b, d in ballots]
     files[MANIFEST] = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8")
     hashes = {name: opa_file_hash(name, data) for name, data in files.items()}
     tokens = [sign_files(hashes, key, scope=scope, issuer=issuer, now=now) for key in keys]
@@ -182,7 +184,7 @@ def build_bundle(
     write_archive(Path(out), files)
     return BundleInfo(
         Path(out), policies.revision, tuple(manifest["roots"]), hashes, tuple(k.kid for k in keys),
-        serial=serial, rollback=rollback,
+        serial=serial, rollback=rollback, ballots=tuple(ballots),
     )  # fmt: skip
 
 
@@ -210,7 +212,7 @@ def sign_files(
         "iss": issuer,
         "scope": scope,
     }
-    return jwt.encode(payload, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
+    return jws.sign(payload, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
 
 
 def sign_bundle(path: str | Path, key: BoardSigningKey, *, scope: str = DEFAULT_SCOPE) -> BundleInfo:
@@ -271,13 +273,14 @@ def verify_bundle(
         )
     manifest = _manifest(files)
     policies = _load(files)
-    if manifest.get("revision") != policies.revision:
+    revision = manifest.get("revision")
+    if revision not in (policies.revision, legacy_revision(policies)):  # a bundle built before JCS
         raise BundleError("the manifest's revision is not the hash of the bundle's policies and data")
     _check_roots(policies, manifest.get("roots"))
     serial, rollback = _order(manifest)
-    info = BundleInfo(
-        Path(path), policies.revision, tuple(manifest["roots"]), hashes, tuple(signers),
-        serial=serial, rollback=rollback, issued_at=max(signed_at.values()),
+    info = BundleInfo(  # the revision the bundle states, so floors recorded before JCS still match
+        Path(path), revision, tuple(manifest["roots"]), hashes, tuple(signers),
+        serial=serial, rollback=rollback, issued_at=max(signed_at.values()), ballots=_ballots(manifest),
     )  # fmt: skip
     return VerifiedBundle(info, policies)
 
@@ -298,6 +301,20 @@ def _order(manifest: Mapping[str, Any]) -> tuple[int, bool]:
     return serial, rollback
 
 
+def _ballots(manifest: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The (ballot id, tally digest) pairs the manifest names; BundleError where malformed."""
+    meta = manifest.get("metadata")
+    ours = meta.get("coopfed") if isinstance(meta, dict) else None
+    listed = ours.get("ballots", []) if isinstance(ours, dict) else []
+    ok = isinstance(listed, list) and all(
+        isinstance(b, dict) and isinstance(b.get("ballot_id"), str) and isinstance(b.get("tally_digest"), str)
+        for b in listed
+    )
+    if not ok:
+        raise BundleError("the manifest's ballots must each name a ballot_id and a tally_digest")
+    return tuple((b["ballot_id"], b["tally_digest"]) for b in listed)
+
+
 def _tokens(raw: bytes | None) -> list[str]:
     if raw is None:
         raise BundleError("bundle is not signed: it has no .signatures.json")
@@ -314,30 +331,30 @@ def _tokens(raw: bytes | None) -> list[str]:
 
 
 def _unverified_kid(token: str) -> str:
-    try:
-        header = json.loads(b64url_decode(token.split(".")[0]))
-    except (ValueError, IndexError):
-        return ""
-    return header.get("kid", "") if isinstance(header, dict) else ""
+    kid = jws.unverified_header(token.split(".")[0]).get("kid", "")
+    return kid if isinstance(kid, str) else ""
 
 
 def _check_token(token: str, keys: BoardKeySet, hashes: Mapping[str, str], scope: str) -> tuple[str, int]:
     """The kid and iat of a valid board signature over exactly these files; "" for a key outside
     the set."""
-    parts = token.split(".")
-    if len(parts) != 3 or not all(_SEGMENT.fullmatch(p) for p in parts):
-        raise BundleError("a bundle signature is not a compact JWT")
-    header, payload = _json_segment(parts[0]), _json_segment(parts[1])
-    if set(header) - _ALLOWED_HEADERS or header.get("alg") != ALGORITHM:
-        raise BundleError(f"bundle signatures must be {ALGORITHM} JWTs with only alg, typ and kid headers")
-    kid = header.get("kid")
-    if not isinstance(kid, str) or kid not in keys:
+    try:
+        parsed = jws.parse(token, algorithm=ALGORITHM)
+    except (BadHeader, BadAlgorithm) as exc:
+        raise BundleError(
+            f"bundle signatures must be {ALGORITHM} JWTs with only alg, typ and kid headers"
+        ) from exc
+    except UnknownKey:  # no kid: not a board signature
         return "", 0
-    signature = b64url_decode(parts[2])
-    if b64url(signature) != parts[2] or not _ES256.verify(
-        f"{parts[0]}.{parts[1]}".encode(), keys[kid], signature
-    ):
-        raise BundleError(f"the signature by board key {kid} does not verify")
+    except TokenError as exc:
+        raise BundleError(f"a bundle signature is not a compact JWT: {exc}") from exc
+    kid, payload = parsed.kid, parsed.payload
+    if kid not in keys:
+        return "", 0
+    try:
+        parsed.verify(keys[kid])
+    except TokenError as exc:
+        raise BundleError(f"the signature by board key {kid} does not verify") from exc
     if payload.get("scope") != scope:
         raise BundleError(
             f"the signature by board key {kid} is for scope {payload.get('scope')!r}, not {scope!r}"
@@ -349,16 +366,6 @@ def _check_token(token: str, keys: BoardKeySet, hashes: Mapping[str, str], scope
     if isinstance(iat, bool) or not isinstance(iat, int) or iat < 0:
         raise BundleError(f"the signature by board key {kid} carries no issue time (iat)")
     return kid, iat
-
-
-def _json_segment(segment: str) -> dict[str, Any]:
-    try:
-        value = json.loads(b64url_decode(segment))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BundleError("a bundle signature is not a JWT") from exc
-    if not isinstance(value, dict):
-        raise BundleError("a bundle signature is not a JWT")
-    return value
 
 
 def _signed_files(payload: dict[str, Any], kid: str) -> dict[str, str]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from rich.markup import escape
@@ -12,7 +14,10 @@ from rich.markup import escape
 from coopfed.node.errors import FailedPrecondition, NotFound
 from coopfed.node.policy.impact import LogEntry, outcome_of, parse_entries
 from coopfed.node.storage import base as storage
+from coopfed.node.storage.ballots import BallotStore
 from coopfed.node.storage.governance import GovernanceStore
+
+_DATA_REF = re.compile(r"\bdata((?:\.[A-Za-z_]\w*)+)")
 
 _TITLES = {
     "coopfed/consent/decision": "consent to release a member's data",
@@ -47,8 +52,51 @@ def not_found(decision_id: str) -> NotFound:
     return NotFound(f"no decision {decision_id!r} in the decision log", code="decision.not_found")
 
 
-def explain(entry: LogEntry) -> list[str]:
-    """Lines of plain text (rich markup allowed) describing one decision-log entry."""
+def data_read_by(path: str, modules: Mapping[str, str]) -> set[str]:
+    """The policy data (as JSON pointers) the modules of a decision's package refer to."""
+    package = ".".join(path.split("/")[:2])  # coopfed/governance/decision -> coopfed.governance
+    refs: set[str] = set()
+    for source in modules.values():
+        if re.search(rf"^package\s+{re.escape(package)}\b", source, re.MULTILINE):
+            refs.update("/" + m.group(1)[1:].replace(".", "/") for m in _DATA_REF.finditer(source))
+    return {r for r in refs if not r.startswith("/coopfed")}
+
+
+def ballots_behind(ballots: BallotStore, entry: LogEntry, modules: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The members' ballots that set a rule this decision read: for each governed pointer the
+    decision's policy reads, the last ballot applied before the decision that changed it."""
+    from coopfed.node.ballots.changes import patched_pointers
+
+    try:
+        made = datetime.fromisoformat(entry.timestamp).timestamp()
+    except ValueError:
+        return []
+    reads = data_read_by(entry.path, modules)
+    latest: dict[str, dict[str, Any]] = {}
+    for ballot_id, revision, applied in ballots.applications():
+        if applied > made:
+            continue
+        ballot = ballots.get_ballot(ballot_id)
+        change = (ballot.tally or {}).get("change") or {}
+        for pointer in patched_pointers(change):
+            if any(pointer == r or pointer.startswith(r + "/") or r.startswith(pointer + "/") for r in reads):
+                latest[pointer] = {
+                    "pointer": pointer, "ballot_id": ballot_id, "title": ballot.proposal["title"],
+                    "counts": _in_order(ballot.proposal, (ballot.tally or {}).get("counts", {})),
+                    "closed_at": ballot.closed_unix,
+                    "revision": revision,
+                }  # fmt: skip
+    return [latest[p] for p in sorted(latest)]
+
+
+def _in_order(proposal: Mapping[str, Any], counts: Mapping[str, int]) -> dict[str, int]:
+    """A tally's counts in the order the ballot offered its choices."""
+    return {c["key"]: counts.get(c["key"], 0) for c in proposal.get("choices", [])}
+
+
+def explain(entry: LogEntry, behind: Sequence[Mapping[str, Any]] = ()) -> list[str]:
+    """Lines of plain text (rich markup allowed) describing one decision-log entry, with the
+    members' ballots behind the rules it read (see ballots_behind)."""
     what = _TITLES.get(entry.path, f"the policy document {entry.path}")
     lines = [
         f"[bold]Decision {escape(entry.decision_id)}[/bold]: {escape(what)} ({escape(entry.path)})",
@@ -63,6 +111,12 @@ def explain(entry: LogEntry) -> list[str]:
     breakdown = list(_breakdown(entry.result))
     if breakdown:
         lines += ["", "Score breakdown:", *breakdown]
+    if behind:
+        lines += ["", "Rules the members set by ballot:"]
+        for b in behind:
+            counts = ", ".join(f"{k} {n}" for k, n in b["counts"].items())
+            ballot = f'ballot {escape(b["ballot_id"])} "{escape(b["title"])}"'
+            lines.append(f"  - {escape(b['pointer'])}: {ballot} ({counts})")
     note = f" (masked when logged: {', '.join(entry.masked)})" if entry.masked else ""
     lines += ["", f"Input, as logged{note}:", json.dumps(entry.input, indent=2, ensure_ascii=False)]
     if not isinstance(entry.result, dict) or not breakdown:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coopfed.federation.canonical import canonical_json, legacy_json
 from coopfed.node.policy.errors import PolicyError
 
 _PACKAGE = re.compile(r"^package\s+([A-Za-z_][\w.]*)", re.MULTILINE)
@@ -19,8 +20,8 @@ _RULE_HEAD = re.compile(r"^(?:default\s+)?([A-Za-z_]\w*)")  # `default allow := 
 class PolicySet:
     """Rego modules (by path relative to the policy directory), merged data, content hash.
 
-    `revision` is the sha256 of the canonical JSON of modules and data, so two nodes with
-    the same policies report the same revision whatever the file order or whitespace in JSON.
+    `revision` is the sha256 of the canonical JSON (RFC 8785) of modules and data, so two nodes
+    with the same policies report the same revision whatever the file order or whitespace in JSON.
     """
 
     modules: dict[str, str]
@@ -53,12 +54,17 @@ def load_policies(directory: str | Path) -> PolicySet:
 
 def make_policy_set(modules: dict[str, str], data: dict[str, Any]) -> PolicySet:
     """Build a policy set from modules and data already in memory."""
-    canonical = json.dumps(
-        {"modules": modules, "data": data}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
-    revision = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    try:
+        revision = hashlib.sha256(canonical_json({"modules": modules, "data": data})).hexdigest()
+    except ValueError as exc:
+        raise PolicyError(f"policy data holds a value JSON cannot carry: {exc}") from exc
     entrypoints = tuple(sorted({e for src in modules.values() for e in find_entrypoints(src)}))
     return PolicySet(modules, data, revision, entrypoints)
+
+
+def legacy_revision(policies: PolicySet) -> str:
+    """The revision bundles built before RFC 8785 state: the same except where data holds floats."""
+    return hashlib.sha256(legacy_json({"modules": policies.modules, "data": policies.data})).hexdigest()
 
 
 def find_entrypoints(source: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""An OPA server over its REST API, through opa-python-client with one reused session.
+"""An OPA server over its REST API, through opa_http.OpaHttp (one reused session).
 
 Every decision is pinned to the node's revision: the engine stores the revision it pushed in
 the server's data (`data.coopfed_node.revision`) and asks for it in the same query as the
@@ -13,19 +13,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
-from typing import Any, TypeVar
-from urllib.parse import urlsplit
-
-import requests
-from opa_client import OpaClient
-from opa_client import errors as opa_errors
+from typing import Any
 
 from coopfed.node.policy.engine import check_path, input_json
-from coopfed.node.policy.errors import PolicyError, PolicyRevisionMismatch, PolicyUnavailable
+from coopfed.node.policy.errors import PolicyError, PolicyRevisionMismatch
 from coopfed.node.policy.loader import PolicySet
+from coopfed.node.policy.opa_http import OpaHttp
 from coopfed.node.policy.sidecar import OpaSidecar
-
-T = TypeVar("T")
 
 POLICY_ID_PREFIX = "coopfed/"
 """Policies this engine pushes are stored under ids with this prefix (and only those are pruned)."""
@@ -41,8 +35,8 @@ def _ref(path: str) -> str:
     return "data" + "".join(f"[{json.dumps(seg)}]" for seg in path.split("/"))
 
 
-def _first_row(body: dict[str, Any]) -> dict[str, Any]:
-    rows = body.get("result")
+def _first_row(body: Any) -> dict[str, Any]:
+    rows = body.get("result") if isinstance(body, dict) else None
     return rows[0] if isinstance(rows, list) and rows and isinstance(rows[0], dict) else {}
 
 
@@ -61,27 +55,11 @@ class OpaEngine:
         ca_file: str = "",
         sidecar: OpaSidecar | None = None,
     ) -> None:
-        parts = urlsplit(url)
-        try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-        except ValueError:  # a port that is not a number
-            port = 0
-        if parts.scheme not in ("http", "https") or not parts.hostname or not port:
-            raise PolicyError(f"not an OPA server URL: {url!r}")
-        if ca_file and parts.scheme != "https":
-            raise PolicyError("opa_ca_file is set but the OPA URL is not https")
+        self._http = OpaHttp(url, token=token, ca_file=ca_file, timeout=timeout, retries=retries)
         self._policies = policies
         self._sidecar = sidecar
         # push=False: the server is trusted to hold this policy set already, without the fact.
         self._pinned = push
-        self._client = OpaClient(
-            host=parts.hostname,
-            port=port,
-            ssl=(ca_file or True) if parts.scheme == "https" else False,  # a CA file, or the system's
-            token=token or None,
-            timeout=timeout,
-            retries=retries,
-        )
         if push:
             try:
                 self.push(policies)
@@ -113,8 +91,8 @@ class OpaEngine:
         check_path(path)
         input_json(input)  # refuse what the embedded engine refuses, before the wire
         if not self._pinned:
-            body = _call(partial(self._client.query_rule, input, path))
-            return body.get("result")  # absent where the document is undefined
+            body = self._http.post(f"v1/data/{path}", {"input": input})
+            return (body or {}).get("result")  # absent where the document is undefined
         # One ad-hoc query, one snapshot: the document (as a list, empty where undefined) and
         # the revision fact. Segments are quoted as JSON strings, so no path can inject Rego.
         query = f"result := [x | x := {_ref(path)}]; {_REVISION_QUERY}"
@@ -133,14 +111,15 @@ class OpaEngine:
         if self._pinned:
             row = self._pinned_row(f"{answers}; {_REVISION_QUERY}", {"batch": list(inputs)})
         else:
-            body = _call(partial(self._post, "query", {"query": answers, "input": {"batch": list(inputs)}}))
-            row = _first_row(body)
+            row = _first_row(
+                self._http.post("v1/query", {"query": answers, "input": {"batch": list(inputs)}})
+            )
         found = {n: v for n, v in row.get("result") or []}
         return [found.get(n) for n in range(len(inputs))]
 
     def _pinned_row(self, query: str, input: Any) -> dict[str, Any]:
         """The query's one row, refused unless it was answered by this engine's revision."""
-        row = _first_row(_call(partial(self._post, "query", {"query": query, "input": input})))
+        row = _first_row(self._http.post("v1/query", {"query": query, "input": input}))
         found = row.get("revision") or ["none"]
         if found != [self.revision]:
             raise PolicyRevisionMismatch(
@@ -155,41 +134,19 @@ class OpaEngine:
             raise PolicyError(f"policy data may not use the top-level key {REVISION_ROOT!r} (reserved)")
         # The root PUT drops the old revision fact, and the new one is written last: while the
         # server holds a mix of two revisions, no decision passes the check.
-        _call(partial(self._put_root_data, policies.data))
+        self._http.put("v1/data", policies.data)
         wanted = {POLICY_ID_PREFIX + name: src for name, src in policies.modules.items()}
         _settle(
-            partial(self._client.update_policy_from_string, source, policy_id, False)
-            for policy_id, source in sorted(wanted.items())
+            partial(self._http.put_policy, policy_id, source) for policy_id, source in sorted(wanted.items())
         )
-        stale = [
-            p
-            for p in _call(self._client.get_policies_list)
-            if p.startswith(POLICY_ID_PREFIX) and p not in wanted
-        ]
-        _settle(partial(self._client.delete_policy, policy_id) for policy_id in stale)
-        _call(partial(self._put, f"data/{REVISION_ROOT}", {"revision": policies.revision}))
+        held = [p.get("id", "") for p in (self._http.get("v1/policies") or {}).get("result", [])]
+        stale = [p for p in held if p.startswith(POLICY_ID_PREFIX) and p not in wanted]
+        _settle(partial(self._http.delete, f"v1/policies/{policy_id}") for policy_id in stale)
+        self._http.put(f"v1/data/{REVISION_ROOT}", {"revision": policies.revision})
         self._policies = policies
 
-    def _post(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = self._client._session.post(
-            f"{self._client.root_url}/{endpoint}", json=body, timeout=self._client.timeout
-        )
-        response.raise_for_status()
-        return response.json()
-
-    def _put_root_data(self, data: dict[str, Any]) -> None:
-        # The client's update_or_create_data("") PUTs to /v1/data/, which OPA redirects to
-        # /v1/data, and the redirected request loses its body; so PUT the root on its session.
-        self._put("data", data)
-
-    def _put(self, endpoint: str, body: Any) -> None:
-        response = self._client._session.put(
-            f"{self._client.root_url}/{endpoint}", json=body, timeout=self._client.timeout
-        )
-        response.raise_for_status()
-
     def close(self) -> None:
-        self._client.close_connection()
+        self._http.close()
         if self._sidecar is not None:
             self._sidecar.stop()
             self._sidecar = None
@@ -208,7 +165,7 @@ def _settle(calls: Iterable[Callable[[], object]]) -> None:
         first_error: PolicyError | None = None
         for fn in pending:
             try:
-                _call(fn)
+                fn()
             except PolicyError as exc:  # PolicyUnavailable is no PolicyError: it propagates
                 failed.append(fn)
                 first_error = first_error or exc
@@ -216,41 +173,3 @@ def _settle(calls: Iterable[Callable[[], object]]) -> None:
             assert first_error is not None
             raise first_error
         pending = failed
-
-
-def _call(fn: Callable[[], T]) -> T:
-    """Run one REST call, mapping transport failures to PolicyUnavailable, the rest to PolicyError."""
-    try:
-        return fn()
-    except (requests.ConnectionError, requests.Timeout) as exc:
-        raise PolicyUnavailable(f"OPA is unreachable: {exc.__class__.__name__}") from exc
-    except requests.HTTPError as exc:
-        status = exc.response.status_code if exc.response is not None else 0
-        detail = _error_message(exc.response)
-        if status in (502, 503, 504):
-            raise PolicyUnavailable(f"OPA answered {status}: {detail}") from exc
-        raise PolicyError(f"OPA answered {status}: {detail}") from exc
-    except _CLIENT_ERRORS as exc:
-        raise PolicyError(f"OPA refused: {exc}") from exc
-    except requests.RequestException as exc:
-        raise PolicyError(f"OPA request failed: {exc}") from exc
-    except ValueError as exc:  # a body that is not JSON, or input that cannot be encoded
-        raise PolicyError(f"OPA exchange failed: {exc}") from exc
-
-
-_CLIENT_ERRORS = (
-    opa_errors.RegoParseError,
-    opa_errors.DeletePolicyError,
-    opa_errors.PolicyNotFoundError,
-    opa_errors.TypeException,
-)
-
-
-def _error_message(response: requests.Response | None) -> str:
-    if response is None:
-        return "no response"
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200]
-    return str(body.get("message", body))[:500] if isinstance(body, dict) else str(body)[:500]

@@ -11,13 +11,12 @@ more board keys than a normal change (`[policy] rollback_signatures_required`).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from coopfed.federation.keys import write_private
 from coopfed.node.policy.bundle import BundleError, BundleInfo
 
 FLOOR_FILE = "policy-floor.json"
@@ -84,23 +83,8 @@ def load_floor(folder: Path) -> Floor | None:
 
 
 def save_floor(folder: Path, floor: Floor) -> None:
-    """Write the floor atomically (temporary file, fsync, rename) readable by the owner only."""
-    data = json.dumps(asdict(floor), indent=2, sort_keys=True).encode("utf-8")
-    fd, tmp = tempfile.mkstemp(prefix=".policy-floor-", dir=folder)  # mode 0600
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, folder / FLOOR_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """Write the floor atomically, readable by the owner only."""
+    write_private(folder / FLOOR_FILE, json.dumps(asdict(floor), indent=2, sort_keys=True).encode("utf-8"))
 
 
 def _when(unix: int) -> str:

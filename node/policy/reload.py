@@ -1,28 +1,27 @@
 """Hot reload of signed bundles: verify, compile, swap; refuse anything else and say why.
 
-A reload is asked for by a change to the bundle file (a watch thread) or by writing a nonce
-to the node's control file `policy.reload` (`coopfed policy reload`). Either way one worker
-thread verifies the bundle against the board keys, checks it is newer than the last one the
-node accepted (ordering.py), compiles it into a new engine and swaps it into the PolicyHolder;
-on any failure the old revision stays. The outcome of the latest
-attempt is written to `policy-status.json` beside the control file.
+A reload is asked for by a change to the bundle file (a watch thread, through one worker
+thread) or by the admin service's ReloadPolicy (`coopfed policy reload`, over the node's admin
+socket). Either way the bundle is verified against the board keys, checked to be newer than
+the last one the node accepted (ordering.py), compiled into a new engine and swapped into the
+PolicyHolder; on any failure the old revision stays. Outcomes are kept in `outcomes`; the
+admin service's Status reports the latest.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import watchfiles
 
-from coopfed.federation.keys import read_private, write_public
+from coopfed.federation.keys import read_private
 from coopfed.node.policy.boardkeys import BoardKeySet
 from coopfed.node.policy.bundle import DEFAULT_SCOPE, BundleError, VerifiedBundle, verify_bundle
 from coopfed.node.policy.engine import PolicyEngine, make_engine
@@ -30,21 +29,32 @@ from coopfed.node.policy.errors import PolicyEngineError
 from coopfed.node.policy.holder import PolicyHolder
 from coopfed.node.policy.loader import PolicySet, load_policies
 from coopfed.node.policy.ordering import Floor, check_order, load_floor, raised, save_floor
+from coopfed.node.storage.base import StorageError
 
 log = logging.getLogger(__name__)
-CONTROL_FILE = "policy.reload"
-STATUS_FILE = "policy-status.json"
 EngineFactory = Callable[[PolicySet], PolicyEngine]
+
+
+class DataGate(Protocol):
+    """A check of a bundle's data beyond its signatures (the members' ballots: ballots/gate.py)."""
+
+    def check(self, verified: VerifiedBundle) -> None:
+        """Raise BundleError where the bundle may not run."""
+
+    def accepted(self, verified: VerifiedBundle) -> None:
+        """The bundle is about to run: record what it applied."""
 
 
 @dataclass(frozen=True)
 class BundleTrust:
-    """What a node requires of a bundle: the board's keys, how many must sign, and the scope."""
+    """What a node requires of a bundle: the board's keys, how many must sign, the scope, and
+    the gate its data must pass."""
 
     keys: BoardKeySet
     threshold: int = 1
     scope: str = DEFAULT_SCOPE
     rollback_threshold: int = 0  # signatures a rollback bundle needs; 0: every board key
+    gate: DataGate | None = None
 
     def verify(self, path: Path) -> VerifiedBundle:
         return verify_bundle(path, self.keys, threshold=self.threshold, scope=self.scope)
@@ -54,7 +64,15 @@ class BundleTrust:
         `folder`); returns the floor to save once it runs."""
         floor = load_floor(folder)
         check_order(floor, verified.info, max(self.rollback_threshold or len(self.keys), self.threshold))
+        if self.gate is not None:
+            self.gate.check(verified)
         return raised(floor, verified.info)
+
+    def accepted(self, verified: VerifiedBundle, folder: Path, floor: Floor) -> None:
+        """Record, durably and before the bundle runs, that this node accepted it."""
+        save_floor(folder, floor)
+        if self.gate is not None:
+            self.gate.accepted(verified)
 
 
 @dataclass(frozen=True)
@@ -67,7 +85,7 @@ class ReloadOutcome:
     offered: str = ""  # the revision the bundle carried, when it could be read
     reason: str = ""
     signers: tuple[str, ...] = ()
-    request: str = ""  # the nonce of the control-file request this attempt served
+    request: str = ""  # who asked: "admin" for the admin service, "" for a change to the bundle
     at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
 
@@ -80,17 +98,15 @@ class PolicyReloader:
         bundle: Path,
         trust: BundleTrust,
         factory: EngineFactory,
-        control_dir: Path,
+        state_dir: Path,
         *,
         watch_bundle: bool = True,
     ) -> None:
         self.holder, self.bundle, self.trust, self.factory = holder, bundle, trust, factory
-        self.folder = control_dir  # where the floor of accepted bundles is kept
-        self.control = control_dir / CONTROL_FILE
-        self.status_path = control_dir / STATUS_FILE
+        self.folder = state_dir  # where the floor of accepted bundles is kept
         self.watch_bundle = watch_bundle
         self._changed = threading.Condition()
-        self._pending: str | None = None  # the nonce of a waiting request ("" for a file change)
+        self._pending: str | None = None  # who asked, for a waiting request
         self._stop = threading.Event()
         self._serial = threading.Lock()  # one reload at a time, whoever asks
         self._threads: list[threading.Thread] = []
@@ -127,8 +143,8 @@ class PolicyReloader:
             floor = self.trust.admit(verified, self.folder)
             engine = self.factory(verified.policies) if offered != current else None  # compiles
             try:
-                save_floor(self.folder, floor)  # durable before the bundle runs
-            except OSError as exc:
+                self.trust.accepted(verified, self.folder, floor)  # durable before the bundle runs
+            except (OSError, StorageError) as exc:
                 if engine is not None:
                     engine.close()
                 raise BundleError(f"cannot record the accepted bundle: {exc}") from exc
@@ -148,11 +164,6 @@ class PolicyReloader:
         return ReloadOutcome(len(self.outcomes) + 1, ok, revision, offered, reason, signers, request)
 
     def _record(self, outcome: ReloadOutcome) -> None:
-        status = {"running": self.holder.revision, "source": self.holder.source, "last": asdict(outcome)}
-        try:
-            write_public(self.status_path, json.dumps(status, indent=2).encode("utf-8"))
-        except OSError as exc:
-            log.warning("cannot write %s: %s", self.status_path, exc)
         with self._changed:
             self.outcomes.append(outcome)
             self._changed.notify_all()
@@ -160,6 +171,8 @@ class PolicyReloader:
     # --- the worker and the watch ------------------------------------------------------------
 
     def start(self) -> None:
+        if not self.watch_bundle:
+            return  # reloads come from the admin service only, each on its caller's thread
         self._threads = [
             threading.Thread(target=self._work, name="policy-reload", daemon=True),
             threading.Thread(target=self._watch, name="policy-watch", daemon=True),
@@ -185,34 +198,16 @@ class PolicyReloader:
             self.reload(nonce)
 
     def _watch(self) -> None:
-        folders = {self.control.parent.resolve()}
-        if self.watch_bundle:
-            folders.add(self.bundle.parent.resolve())
         for changes in watchfiles.watch(
-            *folders, stop_event=self._stop, debounce=200, step=20, rust_timeout=500, yield_on_timeout=False
+            self.bundle.parent.resolve(),
+            stop_event=self._stop,
+            debounce=200,
+            step=20,
+            rust_timeout=500,
+            yield_on_timeout=False,
         ):
-            self._on_changes({Path(p) for _, p in changes})
-
-    def _on_changes(self, paths: set[Path]) -> None:
-        if self.control.resolve() in paths and self.control.exists():
-            self.request(_read_nonce(self.control) or "control")
-        elif self.watch_bundle and self.bundle.resolve() in paths and self.bundle.exists():
-            self.request()
-
-
-def _read_nonce(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8").strip()[:64]
-    except OSError:
-        return ""
-
-
-def read_status(control_dir: Path) -> dict[str, Any] | None:
-    """The node's policy status file, or None where it has not written one."""
-    try:
-        return json.loads((control_dir / STATUS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+            if self.bundle.resolve() in {Path(p) for _, p in changes} and self.bundle.exists():
+                self.request()
 
 
 @contextlib.contextmanager
@@ -224,8 +219,9 @@ def open_policy(
     board_keys: Sequence[Path],
     threshold: int,
     scope: str,
-    control_dir: Path,
+    state_dir: Path,
     rollback_threshold: int = 0,
+    gate: DataGate | None = None,
     watch: bool = True,
     opa_url: str = "",
     opa_binary: str = "",
@@ -255,17 +251,17 @@ def open_policy(
         return
     if not board_keys:
         raise BundleError("[policy] bundle is set but no board_keys are configured to verify it")
-    trust = BundleTrust(BoardKeySet.load(board_keys), threshold, scope, rollback_threshold)
+    trust = BundleTrust(BoardKeySet.load(board_keys), threshold, scope, rollback_threshold, gate)
     verified = trust.verify(bundle)
-    floor = trust.admit(verified, control_dir)
+    floor = trust.admit(verified, state_dir)
     engine = factory(verified.policies)
     try:
-        save_floor(control_dir, floor)
-    except OSError as exc:
+        trust.accepted(verified, state_dir, floor)
+    except (OSError, StorageError) as exc:
         engine.close()
-        raise BundleError(f"cannot record the accepted bundle in {control_dir}: {exc}") from exc
+        raise BundleError(f"cannot record the accepted bundle in {state_dir}: {exc}") from exc
     holder = PolicyHolder(engine, verified.policies, source=str(bundle))
-    reloader = PolicyReloader(holder, bundle, trust, factory, control_dir, watch_bundle=watch)
+    reloader = PolicyReloader(holder, bundle, trust, factory, state_dir, watch_bundle=watch)
     holder.reloader = reloader
     reloader.start()
     try:

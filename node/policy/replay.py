@@ -61,7 +61,11 @@ class Replayer:
 def make_replayer(policy_dir: Path, engine: str, opa_binary: str | None) -> Replayer:
     """`wasm` or `opa` (both need the OPA binary), `embedded`, or `auto`: wasm where there is
     an OPA binary, else embedded."""
-    policies = load_policies(policy_dir)
+    return replayer_for(load_policies(policy_dir), engine, opa_binary)
+
+
+def replayer_for(policies: PolicySet, engine: str, opa_binary: str | None) -> Replayer:
+    """As make_replayer, for a policy set already in memory (a proposed change, say)."""
     if engine == "auto":
         engine = "wasm" if opa_binary else "embedded"
     if engine == "embedded":

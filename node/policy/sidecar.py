@@ -18,13 +18,12 @@ import socket
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
 from coopfed.node.policy.errors import PolicyUnavailable
+from coopfed.node.policy.opa_http import OpaHttp
 
 _BIND_ATTEMPTS = 3
 _TOKEN_HASH_ENV = "COOPFED_OPA_TOKEN_SHA256"
@@ -70,6 +69,7 @@ class OpaSidecar:
         self._authz: tempfile.TemporaryDirectory[str] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: tempfile._TemporaryFileWrapper[bytes] | None = None
+        self._client: OpaHttp | None = None
 
     @property
     def url(self) -> str:
@@ -114,6 +114,9 @@ class OpaSidecar:
         if self._authz is not None:
             self._authz.cleanup()
             self._authz = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def __enter__(self) -> OpaSidecar:
         self.start()
@@ -166,7 +169,7 @@ class OpaSidecar:
         deadline = time.monotonic() + self.startup_timeout
         delay = 0.01
         while time.monotonic() < deadline:
-            if _get(f"{self.url}/health", self.token) is not None and self._is_ours():
+            if self._http().probe("health") is not None and self._is_ours():
                 return True
             # Waiting on the process doubles as the poll delay and notices an early exit.
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -175,8 +178,14 @@ class OpaSidecar:
             delay = min(delay * 2, 0.2)
         return False
 
+    def _http(self) -> OpaHttp:
+        """The client for this start's port, with the token (made once per start)."""
+        if self._client is None or self._client.url != self.url:
+            self._client = OpaHttp(self.url, token=self.token, retries=0)
+        return self._client
+
     def _is_ours(self) -> bool:
-        config = _get(f"{self.url}/v1/config", self.token)
+        config = self._http().probe("v1/config")
         try:
             return json.loads(config or b"{}")["result"]["labels"]["coopfed_sidecar"] == self._nonce
         except (ValueError, KeyError, TypeError):
@@ -192,13 +201,3 @@ def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
-
-
-def _get(url: str, token: str) -> bytes | None:
-    """The body of a 200 answer, else None (refused, timed out, another status)."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=1.0) as response:  # noqa: S310 - an http URL we built
-            return response.read() if response.status == 200 else None
-    except (urllib.error.URLError, OSError):
-        return None

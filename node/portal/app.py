@@ -39,11 +39,11 @@ HTTP_STATUS = {
     "invalid_argument": 400, "unauthenticated": 401, "permission_denied": 403, "not_found": 404,
     "already_exists": 409, "failed_precondition": 409, "resource_exhausted": 429, "unavailable": 503,
 }  # fmt: skip
-# The member's pages, then the co-op's; later pages (ballots) join here.
+# The member's pages, then the co-op's.
 MEMBER_NAV = [
     ("/consent", "My consent"), ("/access", "Who used my data"), ("/energy", "My energy"),
     ("/statement", "My statement"), ("/compare", "How my home compares"), ("/data", "My data"),
-    ("/neighbourhood", "Our neighbourhood"), ("/decides", "How our co-op decides"),
+    ("/neighbourhood", "Our neighbourhood"), ("/decides", "How our co-op decides"), ("/ballots", "Ballots"),
 ]  # fmt: skip
 BOARD_NAV = [
     ("/board", "Requests to review"), ("/board/admissions", "Admissions"), ("/board/decisions", "Decisions"),
@@ -186,7 +186,14 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 def create_app(node: Node, *, secure: bool, origin: str) -> Starlette:
     """The portal for `node`; `origin` is the address members reach it at."""
-    from coopfed.node.portal import auth_pages, board_pages, coop_pages, member_pages, passkeys
+    from coopfed.node.portal import (
+        auth_pages,
+        ballot_pages,
+        board_pages,
+        coop_pages,
+        member_pages,
+        passkeys,
+    )
 
     files = resources.files("coopfed.node.portal")
     templates = Jinja2Templates(directory=str(files / "templates"))  # autoescapes .html
@@ -195,7 +202,8 @@ def create_app(node: Node, *, secure: bool, origin: str) -> Starlette:
     templates.env.filters["day"] = lambda at: local_day(at, p.tz)
     routes = [
         *auth_pages.routes, *passkeys.routes, *member_pages.routes, *coop_pages.routes, *board_pages.routes,
-        Route("/", _home), Mount("/static", StaticFiles(directory=str(files / "static")), name="static"),
+        *ballot_pages.routes, Route("/", _home),
+        Mount("/static", StaticFiles(directory=str(files / "static")), name="static"),
     ]  # fmt: skip
     app = Starlette(
         routes=routes,

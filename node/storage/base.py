@@ -16,9 +16,9 @@ from coopfed.node.model import ConsentSettings
 
 
 class StorageError(Exception):
-    """Base of every storage error; `code` is stable and maps to a transport status."""
+    """Base of every storage error; `code` is stable, and the node names it `storage.<code>`."""
 
-    code = "storage_error"
+    code = "error"
 
 
 class NotFound(StorageError):
@@ -69,31 +69,31 @@ class ConstraintBroken(InvalidData):
     """A write broke one of the database's own rules: values no check before it caught, so the
     node's fault rather than the caller's (the RPC layer says INTERNAL)."""
 
-    code = "storage_constraint"
+    code = "constraint"
 
 
 class StorageBusy(StorageError):
     """Another process held the database longer than the busy timeout; worth retrying."""
 
-    code = "storage_busy"
+    code = "busy"
 
 
 class StorageFull(StorageError):
     """The disk (or the database's size limit) is full; nothing of the write was kept."""
 
-    code = "storage_full"
+    code = "full"
 
 
 class StorageUnavailable(StorageError):
     """The database cannot be written or read just now: read-only, missing, or an I/O error."""
 
-    code = "storage_unavailable"
+    code = "unavailable"
 
 
 class SchemaError(StorageError):
     """The database schema is not one this code can safely use."""
 
-    code = "schema_error"
+    code = "schema"
 
 
 class SchemaTooNew(SchemaError):
@@ -273,8 +273,9 @@ class Store(abc.ABC):
         """Record the board's refusal of an applicant; NotAnApplicant if they were admitted."""
 
     @abc.abstractmethod
-    def applicants(self, limit: int = 1000) -> list[Member]:
-        """Members waiting for the board's decision (neither admitted nor refused), oldest first."""
+    def applicants(self, limit: int = 1000, *, after: str = "") -> list[Member]:
+        """Members waiting for the board's decision (neither admitted nor refused), oldest first,
+        from the one who applied after member `after` ('' from the first)."""
 
     @abc.abstractmethod
     def create_invitation(
@@ -313,8 +314,11 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def consent_history(self, member_id: str) -> list[ConsentRecord]:
-        """Every consent record of the member, oldest first."""
+    def consent_history(
+        self, member_id: str, *, after: int = 0, limit: int | None = None
+    ) -> list[ConsentRecord]:
+        """The member's consent records, oldest first, from the one after record id `after`
+        (0: every record). NotFound for a member never seen."""
 
     @abc.abstractmethod
     def put_readings(

@@ -28,7 +28,7 @@ class GrantKind(StrEnum):
     """Which kind of grant a release ran under: a third party's (governance) or a peer co-op's."""
 
     GOVERNANCE = "governance"  # in the governance store; its organisation is on record
-    FEDERATION = "federation"  # in the federation folder; the entry names the peer that received it
+    FEDERATION = "federation"  # in the federation store; the entry names the peer that received it
     OPEN_DATA = "open_data"  # no grant: a publication, named by its id, received by the public
     BENCHMARK = "benchmark"  # no grant: a comparison among members; who looked is never stored
 
@@ -88,7 +88,8 @@ class GovernanceStore(abc.ABC):
     def get_organisation(self, organisation_id: str) -> Organisation: ...
 
     @abc.abstractmethod
-    def list_organisations(self) -> list[Organisation]: ...
+    def list_organisations(self, *, after: str = "", limit: int | None = None) -> list[Organisation]:
+        """In order of registration, those registered after organisation `after` ('' from the first)."""
 
     @abc.abstractmethod
     def set_verification(
@@ -116,8 +117,15 @@ class GovernanceStore(abc.ABC):
 
     @abc.abstractmethod
     def list_requests(
-        self, *, organisation_id: str = "", state: RequestState | None = None, oldest_first: bool = False
-    ) -> list[DataRequestRecord]: ...
+        self,
+        *,
+        organisation_id: str = "",
+        state: RequestState | None = None,
+        oldest_first: bool = False,
+        after: str = "",
+        limit: int | None = None,
+    ) -> list[DataRequestRecord]:
+        """Newest (or oldest) first, from the one after request `after` ('' from the first)."""
 
     @abc.abstractmethod
     def record_review(self, request_id: str, review: Review, grant: GrantRecord | None, log: Events) -> None:
@@ -125,13 +133,17 @@ class GovernanceStore(abc.ABC):
 
     @abc.abstractmethod
     def list_decisions(self, filters: DecisionFilter) -> tuple[list[tuple[str, DataRequestRecord]], int, int]:
-        """(("policy" | "board", request) newest first, board reviews of a proposal, of which agreed)."""
+        """(("policy" | "board", request) newest first, then by who and request id, from the one
+        after `filters.after`; board reviews of a proposal, of which agreed)."""
 
     @abc.abstractmethod
     def get_grant(self, grant_id: str) -> GrantRecord: ...
 
     @abc.abstractmethod
-    def list_grants(self, organisation_id: str) -> list[GrantRecord]: ...
+    def list_grants(
+        self, organisation_id: str, *, after: tuple[int, str] | None = None, limit: int | None = None
+    ) -> list[GrantRecord]:
+        """Newest issued first, then by id, from the one after `after` (issued_at, grant_id)."""
 
     @abc.abstractmethod
     def revoke_grant(
@@ -180,5 +192,6 @@ class GovernanceStore(abc.ABC):
         be released."""
 
     @abc.abstractmethod
-    def access_for_member(self, member_id: str, limit: int = 100) -> list[AccessEntry]:
-        """The member's access-log entries, newest first (none once the member is erased)."""
+    def access_for_member(self, member_id: str, limit: int = 100, *, after: int = 0) -> list[AccessEntry]:
+        """The member's access-log entries, newest first, from the one before key `after` (0: from
+        the newest); none once the member is erased."""

@@ -43,10 +43,15 @@ FROM data_requests AS r JOIN organisations AS o USING (org_key)"""
 
 REQUEST_BY_ID = REQUEST + " WHERE r.request_id = ?"
 
-# ?1 organisation id or '', ?2 state or ''.
-_REQUESTS_WHERE = " WHERE (?1 = '' OR o.organisation_id = ?1) AND (?2 = '' OR r.state = ?2)"
-REQUESTS_NEWEST = REQUEST + _REQUESTS_WHERE + " ORDER BY r.request_key DESC"
-REQUESTS_OLDEST = REQUEST + _REQUESTS_WHERE + " ORDER BY r.request_key ASC"
+# ?1 organisation id or '', ?2 state or '', after request ?3 (or from the first, for ''), at most ?4.
+_REQUESTS_WHERE = " WHERE (?1 = '' OR o.organisation_id = ?1) AND (?2 = '' OR r.state = ?2) AND (?3 = ''"
+_AFTER_REQUEST = "(SELECT request_key FROM data_requests WHERE request_id = ?3))"
+REQUESTS_NEWEST = (
+    REQUEST + _REQUESTS_WHERE + f" OR r.request_key < {_AFTER_REQUEST} ORDER BY r.request_key DESC LIMIT ?4"
+)
+REQUESTS_OLDEST = (
+    REQUEST + _REQUESTS_WHERE + f" OR r.request_key > {_AFTER_REQUEST} ORDER BY r.request_key ASC LIMIT ?4"
+)
 
 GRANT = """SELECT g.grant_id, r.request_id, o.organisation_id, g.token, g.issued_unix, g.expires_unix,
     g.scope_json, g.min_group_size, g.revoked_at, g.revocation_reason
@@ -55,7 +60,18 @@ JOIN organisations AS o ON o.org_key = g.org_key"""
 
 GRANT_BY_ID = GRANT + " WHERE g.grant_id = ?"
 GRANT_BY_REQUEST = GRANT + " WHERE g.request_key = ?"
-GRANTS_OF = GRANT + " WHERE o.organisation_id = ? ORDER BY g.issued_unix DESC, g.grant_id"
+# ?1's grants, newest first, after the grant issued at ?2 with id ?3 (NULL: from the first), at most ?4.
+GRANTS_OF = (
+    GRANT
+    + """ WHERE o.organisation_id = ?1
+    AND (CAST(?2 AS BIGINT) IS NULL OR g.issued_unix < ?2 OR (g.issued_unix = ?2 AND g.grant_id > ?3))
+ORDER BY g.issued_unix DESC, g.grant_id LIMIT ?4"""
+)
+
+# Organisations in order of registration after ?1 (or from the first, for ''), at most ?2.
+ORGANISATIONS = """SELECT org_key FROM organisations
+WHERE org_key > coalesce((SELECT org_key FROM organisations WHERE organisation_id = ?1), 0)
+ORDER BY org_key LIMIT ?2"""
 
 INSERT_REQUEST = """INSERT INTO data_requests (request_id, org_key, spec_json, state, submitted_at,
     decision_id, revision, result_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""
@@ -82,12 +98,15 @@ SELECT {columns} FROM d
 WHERE (?1 = '' OR organisation_id = ?1) AND (CAST(?2 AS TEXT) IS NULL OR decided_at >= ?2)
     AND (CAST(?3 AS TEXT) IS NULL OR decided_at < ?3)"""
 
-# ... and ?4 decided_by or '', ?5 outcome or '', ?6 limit.
+# ... and ?4 decided_by or '', ?5 outcome or '', after the decision ?6 decided_at, ?7 decided_by,
+# ?8 request_id (?6 NULL: from the first), at most ?9.
 DECISIONS = (
     _DECISIONS.format(columns="decided_by, request_id")
     + """
     AND (?4 = '' OR decided_by = ?4) AND (?5 = '' OR outcome = ?5)
-ORDER BY decided_at DESC, decided_by LIMIT ?6"""
+    AND (CAST(?6 AS TEXT) IS NULL OR decided_at < ?6
+        OR (decided_at = ?6 AND (decided_by, request_id) > (?7, ?8)))
+ORDER BY decided_at DESC, decided_by, request_id LIMIT ?9"""
 )
 
 AGREEMENT = (
@@ -147,13 +166,13 @@ ACCESS = """SELECT a.at, a.release_id, a.grant_id, coalesce(r.request_id, ''),
     coalesce(o.organisation_id, a.recipient_id),
     coalesce(json_extract(o.profile_json, '$.name'), a.recipient_name),
     a.purpose, a.flow, a.dataset, a.granularity, a.period_start, a.period_end, a.decision_id,
-    a.consent_decision_id
+    a.consent_decision_id, a.access_key
 FROM members AS m JOIN member_pseudonyms AS s USING (member_key)
 JOIN access_log AS a ON a.pseudonym = s.pseudonym
 LEFT JOIN grants AS g ON g.grant_id = a.governance_grant_id
 LEFT JOIN data_requests AS r ON r.request_key = g.request_key
 LEFT JOIN organisations AS o ON o.org_key = g.org_key
-WHERE m.member_id = ?1 ORDER BY a.access_key DESC LIMIT ?2"""
+WHERE m.member_id = ?1 AND (?3 = 0 OR a.access_key < ?3) ORDER BY a.access_key DESC LIMIT ?2"""
 
 _MISSING_PSEUDONYMS = """SELECT m.member_key
 FROM members AS m LEFT JOIN member_pseudonyms AS s USING (member_key)
@@ -284,7 +303,7 @@ def access_values(
 
 
 def access(row: tuple) -> AccessEntry:
-    at, rel, gid, rid, oid, name, purpose, flow, ds, gran, ps, pe, did, cid = row
+    at, rel, gid, rid, oid, name, purpose, flow, ds, gran, ps, pe, did, cid, key = row
     return AccessEntry(
         at=datetime.fromisoformat(at),
         release_id=rel,
@@ -300,4 +319,5 @@ def access(row: tuple) -> AccessEntry:
         period_end=pe,
         decision_id=did,
         consent_decision_id=cid,
+        key=key,
     )

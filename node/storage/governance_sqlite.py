@@ -25,6 +25,7 @@ from coopfed.node.governance.model import (
 )
 from coopfed.node.loghead import HeadSigner
 from coopfed.node.storage import governance_rows as rows_
+from coopfed.node.storage import sqlite_sql as q
 from coopfed.node.storage.base import Member, NotFound
 from coopfed.node.storage.connection import Connection
 from coopfed.node.storage.governance import Conflict, Events, GovernanceStore, GrantKind, LogTampered
@@ -157,10 +158,10 @@ class SqlGovernanceStore(GovernanceStore):
         with self._read() as conn:
             return rows_.organisation(conn, rows_.org_key(conn, organisation_id))
 
-    def list_organisations(self) -> list[Organisation]:
+    def list_organisations(self, *, after: str = "", limit: int | None = None) -> list[Organisation]:
         with self._read() as conn:
             conn.execute("BEGIN")
-            keys = [k for (k,) in conn.execute("SELECT org_key FROM organisations ORDER BY org_key")]
+            keys = [k for (k,) in conn.execute(rows_.ORGANISATIONS, (after, q.no_limit(limit)))]
             return [rows_.organisation(conn, k) for k in keys]
 
     def set_verification(
@@ -223,12 +224,19 @@ class SqlGovernanceStore(GovernanceStore):
             return rows_.request(conn, row)
 
     def list_requests(
-        self, *, organisation_id: str = "", state: RequestState | None = None, oldest_first: bool = False
+        self,
+        *,
+        organisation_id: str = "",
+        state: RequestState | None = None,
+        oldest_first: bool = False,
+        after: str = "",
+        limit: int | None = None,
     ) -> list[DataRequestRecord]:
         sql = rows_.REQUESTS_OLDEST if oldest_first else rows_.REQUESTS_NEWEST
+        values = (organisation_id, state.value if state else "", after, q.no_limit(limit))
         with self._read() as conn:
             conn.execute("BEGIN")
-            found = conn.execute(sql, (organisation_id, state.value if state else "")).fetchall()
+            found = conn.execute(sql, values).fetchall()
             return [rows_.request(conn, row) for row in found]
 
     def record_review(self, request_id: str, review: Review, grant: GrantRecord | None, log: Events) -> None:
@@ -255,10 +263,12 @@ class SqlGovernanceStore(GovernanceStore):
         until = rows_.iso(filters.until) if filters.until else None
         common = (filters.organisation_id, since, until)
         outcome = filters.outcome.value if filters.outcome else ""
+        at, by, request_id = filters.after or (None, "", "")
+        after = (rows_.iso(at) if at else None, by, request_id)
         with self._read() as conn:
             conn.execute("BEGIN")
             found = conn.execute(
-                rows_.DECISIONS, (*common, filters.decided_by, outcome, filters.limit)
+                rows_.DECISIONS, (*common, filters.decided_by, outcome, *after, filters.limit)
             ).fetchall()
             reviewed, agreed = conn.execute(rows_.AGREEMENT, common).fetchone()
             decisions = [
@@ -274,9 +284,14 @@ class SqlGovernanceStore(GovernanceStore):
             raise NotFound(f"no grant {grant_id!r}")
         return rows_.grant(row)
 
-    def list_grants(self, organisation_id: str) -> list[GrantRecord]:
+    def list_grants(
+        self, organisation_id: str, *, after: tuple[int, str] | None = None, limit: int | None = None
+    ) -> list[GrantRecord]:
+        issued, grant_id = after or (None, "")
         with self._read() as conn:
-            found = conn.execute(rows_.GRANTS_OF, (organisation_id,)).fetchall()
+            found = conn.execute(
+                rows_.GRANTS_OF, (organisation_id, issued, grant_id, q.no_limit(limit))
+            ).fetchall()
         return [rows_.grant(row) for row in found]
 
     def revoke_grant(
@@ -353,9 +368,9 @@ class SqlGovernanceStore(GovernanceStore):
             conn.executemany(rows_.INSERT_ACCESS, rows_.access_values(pseudonyms, kind, rows))
         return pseudonyms
 
-    def access_for_member(self, member_id: str, limit: int = 100) -> list[AccessEntry]:
+    def access_for_member(self, member_id: str, limit: int = 100, *, after: int = 0) -> list[AccessEntry]:
         with self._read() as conn:
-            found = conn.execute(rows_.ACCESS, (member_id, limit)).fetchall()
+            found = conn.execute(rows_.ACCESS, (member_id, limit, after)).fetchall()
         return [rows_.access(row) for row in found]
 
 

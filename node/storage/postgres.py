@@ -128,6 +128,10 @@ class PostgresStore(SqlStore):
         except psycopg.Error as exc:
             raise storage_error(exc) from exc
 
+    def checkpoint(self) -> None:
+        """Nothing: PostgreSQL's write-ahead log is the server's, kept and recycled by its own
+        checkpoints and archiving settings (docs/postgresql.md)."""
+
     def close(self) -> None:
         self._writers.close()
         self._readers.close()

@@ -70,6 +70,10 @@ class SqlStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
         """Upsert one dataset's sorted, unique readings; InvalidData naming the dataset for a
         value the readings table refuses."""
 
+    @abc.abstractmethod
+    def checkpoint(self) -> None:
+        """Move committed writes out of the database's write-ahead log where the store can."""
+
     def _make_room(self, batches: list[tuple[int, np.ndarray, np.ndarray]]) -> None:
         """Before the write transaction of `put_readings`: whatever the backend needs to hold them."""
 
@@ -140,9 +144,9 @@ class SqlStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
             raise NotAnApplicant(f"member {member_id!r} was admitted already")
         conn.execute(q.REFUSE, (stamp, reason, member_key))
 
-    def applicants(self, limit: int = 1000) -> list[Member]:
+    def applicants(self, limit: int = 1000, *, after: str = "") -> list[Member]:
         with self._read() as conn:
-            return [_member(row) for row in conn.execute(q.APPLICANTS, (limit,)).fetchall()]
+            return [_member(row) for row in conn.execute(q.APPLICANTS, (after, limit)).fetchall()]
 
     def create_invitation(
         self,
@@ -189,11 +193,14 @@ class SqlStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
             conn.execute(q.INSERT_RECEIPT, (record.record_id, receipt))
             return dataclasses.replace(record, receipt=receipt)
 
-    def consent_history(self, member_id: str) -> list[ConsentRecord]:
+    def consent_history(
+        self, member_id: str, *, after: int = 0, limit: int | None = None
+    ) -> list[ConsentRecord]:
         with self._read() as conn:
-            rows = conn.execute(q.HISTORY, (member_id,)).fetchall()
-        if not rows:  # every member has at least the record made when they joined
-            raise NotFound(f"member {member_id!r} not found")
+            rows = conn.execute(q.HISTORY, (member_id, after, q.no_limit(limit))).fetchall()
+            # every member has at least the record made when they joined
+            if not rows and conn.execute(q.MEMBER_KEYS, (member_id,)).fetchone() is None:
+                raise NotFound(f"member {member_id!r} not found")
         return [_record(row) for row in rows]
 
     def erase_member(self, member_id: str, *, reason: str = "", at: datetime | None = None) -> int:

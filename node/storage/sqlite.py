@@ -100,6 +100,14 @@ class SqliteStore(SqlStore):
         with self._readers.connection() as conn, translated(conn):
             yield conn
 
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database file and truncate it, so the log's frames
+        (each transaction's pages, in commit order) no longer sit in it. Best effort: a reader
+        in the middle of a snapshot can hold part of it back."""
+        with self._lock:
+            if self._writer is not None:
+                self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def close(self) -> None:
         with self._lock:
             if self._writer is not None:

@@ -25,10 +25,12 @@ _MEMBERS = "FROM members AS m LEFT JOIN profiles AS p USING (profile_key)"
 
 MEMBER = f"SELECT {_MEMBER_COLUMNS} {_MEMBERS} WHERE m.member_id = ?"
 
-# Applicants the board has not decided on, oldest first (a refused one is listed again only if admitted).
+# Applicants the board has not decided on, oldest first (a refused one is listed again only if
+# admitted), after member ?1 (or from the first, for ''), at most ?2.
+_AFTER_MEMBER = "m.member_key > coalesce((SELECT member_key FROM members WHERE member_id = ?1), 0)"
 APPLICANTS = f"""SELECT {_MEMBER_COLUMNS} {_MEMBERS}
-WHERE m.admitted_at IS NULL AND m.refused_at IS NULL AND m.erased_at IS NULL
-ORDER BY m.member_key LIMIT ?"""
+WHERE m.admitted_at IS NULL AND m.refused_at IS NULL AND m.erased_at IS NULL AND {_AFTER_MEMBER}
+ORDER BY m.member_key LIMIT ?2"""
 
 INSERT_MEMBER = """INSERT INTO members (member_id, display_name, created_at, settings_json, profile_key,
     meter_hash, admitted_at, admitted_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""
@@ -72,8 +74,10 @@ _RECORDS = "FROM consent_records AS c JOIN members AS m USING (member_key)"
 INSERT_RECEIPT = "INSERT INTO consent_receipts (record_id, receipt) VALUES (?, ?)"
 
 # The history carries each record's receipt; the write path reads records without them.
+# Member ?1's records after record ?2, at most ?3.
 HISTORY = f"""SELECT {_RECORD_COLUMNS}, coalesce(r.receipt, '') {_RECORDS}
-LEFT JOIN consent_receipts AS r USING (record_id) WHERE m.member_id = ? ORDER BY c.record_id"""
+LEFT JOIN consent_receipts AS r USING (record_id) WHERE m.member_id = ?1 AND c.record_id > ?2
+ORDER BY c.record_id LIMIT ?3"""
 
 LAST_RECORD = (
     f"SELECT {_RECORD_COLUMNS}, '' {_RECORDS} WHERE c.member_key = ? ORDER BY c.record_id DESC LIMIT 1"
@@ -107,3 +111,8 @@ def load_sizes(n: int, largest: int = LOAD_CHUNK) -> list[int]:
     sizes = [largest] * (n // largest)
     rest = n % largest
     return sizes + [1 << bit for bit in reversed(range(rest.bit_length())) if rest & (1 << bit)]
+
+
+def no_limit(limit: int | None) -> int:
+    """A LIMIT for at most `limit` rows, or (None) for every row, that both databases take."""
+    return 2**62 if limit is None else limit

@@ -7,7 +7,8 @@ import contextlib
 import json
 import shutil
 import threading
-from collections.abc import Coroutine, Iterator
+import time
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from coopfed.node.model import HALF_HOUR, ConsentSettings
 from coopfed.node.runtime import Node, init_node, open_node
 from coopfed.node.server import NodeServer
 from coopfed.node.settings import load_settings
+from tests.node.conftest import QUIET
 
 T = TypeVar("T")
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -70,18 +72,22 @@ class RunningNode:
 
 @contextlib.contextmanager
 def running(
-    folder: Path, node_id: str, policies: Path, env: dict[str, str] | None = None
+    folder: Path,
+    node_id: str,
+    policies: Path,
+    env: dict[str, str] | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> Iterator[RunningNode]:
     """A node serving its public and peer ports on 127.0.0.1:<ephemeral> from its own loop thread."""
     config = init_node(
         folder, node_id=node_id, name=f"{node_id} co-op", listen="127.0.0.1:0", policies=policies
     )
-    settings = load_settings(config, environ={"COOPFED_STORAGE__SYNCHRONOUS": "NORMAL", **(env or {})})
-    with open_node(settings) as node:
+    env = {"COOPFED_STORAGE__SYNCHRONOUS": "NORMAL", **QUIET, **(env or {})}
+    with open_node(load_settings(config, environ=env)) as node:
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, daemon=True)
         thread.start()
-        server = NodeServer(node)
+        server = NodeServer(node, clock)
         asyncio.run_coroutine_threadsafe(server.start(), loop).result(30)
         try:
             yield RunningNode(node, server, loop, config)

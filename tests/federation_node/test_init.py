@@ -43,8 +43,8 @@ def test_init_creates_tls_identity_and_peers_file(tmp_path: Path) -> None:
     identity = load_tls(settings)
     assert cert_node_id(identity.cert_pem) == "riverside.coop.example"
     assert stat.S_IMODE(settings.path(settings.tls.key).stat().st_mode) == 0o600
-    assert (tmp_path / "federation" / "peers.json").exists()
     with open_node(settings) as node:  # advertised as the node id when listening on every address
+        assert node.federation.state.peers() == {}
         assert node.federation.advertised() == {
             "public": "riverside.coop.example:7000",
             "peer": "riverside.coop.example:7001",

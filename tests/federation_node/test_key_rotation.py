@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Iterator
 
 import grpc
@@ -117,8 +116,6 @@ def test_grants_cli_lists_held_and_issued(pair, capsys, tmp_path) -> None:
     capsys.readouterr()
     assert _cli(b, "grants") == 0
     assert jti in capsys.readouterr().out
-    decisions = [
-        json.loads(line) for line in (b.node.federation.state.decisions.path).read_text().splitlines()
-    ]
+    decisions = b.node.federation.state.decisions()
     assert decisions[-1]["allowed"]
     assert decisions[-1]["grant"]["jti"] == jti

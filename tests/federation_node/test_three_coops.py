@@ -163,7 +163,7 @@ def test_a_fetches_a_year_then_consent_and_revocation_take_effect(coops: Coops) 
     with pytest.raises(grpc.RpcError) as refused:
         asyncio.run(grantee.fetch_aggregates(a.node, held.jti))
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert _detail(refused.value).code == "revoked"
+    assert _detail(refused.value).code == "token.revoked"
     assert "board decision 12" in refused.value.details()
     # A's refresh task (every second here) learns it from B's published list; A stops too.
     assert revoked.wait(timeout=20)
@@ -186,9 +186,7 @@ def test_members_see_a_peers_fetch_in_their_access_log(coops: Coops) -> None:
     )
     held, _ = asyncio.run(grantee.obtain_grant(a.node, "coop-b", ask))
     fetched = asyncio.run(grantee.fetch_aggregates(a.node, held.jti))
-    [issued] = [
-        d for d in b.node.federation.state.decisions.read() if (d["grant"] or {}).get("jti") == held.jti
-    ]
+    [issued] = [d for d in b.node.federation.state.decisions() if (d["grant"] or {}).get("jti") == held.jti]
     b.node.decision_log.flush()
     logged = {e["decision_id"]: e for e in map(json.loads, b.node.governance.decision_log())}
 
@@ -270,11 +268,11 @@ def test_forged_foreign_and_expired_grants_are_refused(coops: Coops) -> None:
         claims = {"issuer": "coop-b", "subject": "coop-a", "audience": "coop-b", **kw}
         return issue_grant(ring, scope=_scope(), constraints=Constraints(5), **claims)
 
-    assert _refusal(a, grant(c.node.keys)) == (unauthenticated, "unknown_key")  # C's key, B's name
-    assert _refusal(a, grant(c.node.keys, issuer="coop-c")) == (unauthenticated, "bad_issuer")
-    assert _refusal(a, grant(b.node.keys, audience="coop-c")) == (unauthenticated, "bad_audience")
+    assert _refusal(a, grant(c.node.keys)) == (unauthenticated, "token.unknown_key")  # C's key, B's name
+    assert _refusal(a, grant(c.node.keys, issuer="coop-c")) == (unauthenticated, "token.bad_issuer")
+    assert _refusal(a, grant(b.node.keys, audience="coop-c")) == (unauthenticated, "token.bad_audience")
     expired = grant(b.node.keys, now=int(time.time()) - 7200, ttl=3600)
-    assert _refusal(a, expired) == (unauthenticated, "expired")
+    assert _refusal(a, expired) == (unauthenticated, "token.expired")
     # B's own valid grant to A works for A only, and only with A's pinned certificate.
     valid = grant(b.node.keys)
     assert asyncio.run(_fetch_as(a, "coop-b", valid))[-1].summary.cells_released > 0
@@ -285,7 +283,7 @@ def test_forged_foreign_and_expired_grants_are_refused(coops: Coops) -> None:
         scope=GrantScope(datasets={"demand"}, period_start=YEAR_START, period_end=YEAR_END,
                          purpose=FORECASTING, flow="third_party"),
     )  # fmt: skip
-    assert _refusal(a, third) == (grpc.StatusCode.PERMISSION_DENIED, "wrong_flow")
+    assert _refusal(a, third) == (grpc.StatusCode.PERMISSION_DENIED, "grant.wrong_flow")
 
 
 def test_public_port_and_unpinned_clients_are_refused(coops: Coops) -> None:

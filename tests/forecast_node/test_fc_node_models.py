@@ -133,21 +133,21 @@ def test_forged_tampered_and_stale_artifacts_are_refused(coops: Coops, federated
     unpinned = sign_artifact(genuine.booster, newer, Ed25519PrivateKey.generate())
     assert _refusal(coops, unpinned.to_bytes())[:2] == (
         grpc.StatusCode.PERMISSION_DENIED,
-        "artifact_unverified",
+        "artifact.unverified",
     )
     key = coops.a.node.keys.signer.private_key
     honest = sign_artifact(genuine.booster, newer, key).to_bytes()
     flipped = bytearray(honest)
     flipped[-100] ^= 0x01  # one bit of the booster
-    assert _refusal(coops, bytes(flipped))[:2] == (grpc.StatusCode.PERMISSION_DENIED, "artifact_unverified")
+    assert _refusal(coops, bytes(flipped))[:2] == (grpc.StatusCode.PERMISSION_DENIED, "artifact.unverified")
     rows = f'"training_rows":{genuine.metadata.training_rows}'.encode()
     inflated = honest.replace(rows, rows[:-1] + (b"1" if rows[-1:] != b"1" else b"2"))
     assert len(inflated) == len(honest)
     assert inflated != honest
-    assert _refusal(coops, inflated)[:2] == (grpc.StatusCode.PERMISSION_DENIED, "artifact_unverified")
+    assert _refusal(coops, inflated)[:2] == (grpc.StatusCode.PERMISSION_DENIED, "artifact.unverified")
     as_b = sign_artifact(genuine.booster, {**newer, "coop_id": "coop-b"}, key)
     assert _refusal(coops, as_b.to_bytes())[:2] == (grpc.StatusCode.PERMISSION_DENIED, "forecast.not_trainer")
-    assert _refusal(coops, b"CFMODEL1garbage")[:2] == (grpc.StatusCode.INVALID_ARGUMENT, "artifact_malformed")
+    assert _refusal(coops, b"CFMODEL1garbage")[:2] == (grpc.StatusCode.INVALID_ARGUMENT, "artifact.malformed")
     code, detail, message = _refusal(coops, genuine.to_bytes())
     assert (code, detail) == (grpc.StatusCode.FAILED_PRECONDITION, "forecast.stale_model")
     assert "not newer" in message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import struct
 from pathlib import Path
@@ -166,3 +167,17 @@ def test_metadata_round_trips_canonically(artifact: ModelArtifact) -> None:
     again = ArtifactMetadata.from_json(artifact.metadata.to_json())
     assert again == artifact.metadata
     assert artifact.metadata.feature_names == NAMES
+
+
+def test_an_artifact_signed_before_rfc_8785_still_verifies() -> None:
+    """Metadata was signed as sorted-keys JSON; with a float param such as 1.0 the bytes differ."""
+    from coopfed.forecaster.artifact import _DOMAIN, ArtifactMetadata
+
+    booster = _booster()
+    meta = ArtifactMetadata(**_meta(params={"eta": 1.0}), sha256=hashlib.sha256(booster).hexdigest())
+    old = json.dumps(dataclasses.asdict(meta), sort_keys=True, separators=(",", ":")).encode()
+    assert old != meta.to_json()
+    signed = ModelArtifact(ArtifactMetadata.from_json(old), booster, KEY.sign(_DOMAIN + old), old)
+    parsed = ModelArtifact.from_bytes(signed.to_bytes())
+    assert parsed.metadata == meta
+    parsed.verify(KEY.public_key())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -357,3 +358,21 @@ def test_entries_after_the_signed_head_are_forged() -> None:
     report = verify([json.dumps(e) for e in entries], signed=Head(3, entries[2]["hash"], "the signed head"))
     assert [(p.kind, p.seq) for p in report.problems] == [("forged", 4)]
     assert "entries 4 to 5 come after the signed head (entry 3)" in report.problems[0].message
+
+
+def test_entries_hashed_before_rfc_8785_still_verify_and_export_as_hashed() -> None:
+    """A log written when entries were hashed over sorted-keys JSON (floats as `1.0`) still verifies."""
+    from coopfed.federation.canonical import legacy_json
+
+    events = [{**e, "input": {"kwh": 1.0, "at": 1e-07}} for e in _events(3)]
+    entries, prev = [], GENESIS
+    for seq, event in enumerate(events, start=1):
+        entry = {**event, "seq": seq, "prev_hash": prev}
+        entry["hash"] = prev = hashlib.sha256(legacy_json(entry)).hexdigest()
+        entries.append(entry)
+    assert entries[0]["hash"] != entry_hash(entries[0])  # the forms differ for these values
+    stored = [json.dumps(e) for e in entries]
+    assert verify(stored).ok
+    assert list(export_lines(stored)) == [legacy_json(e).decode() + "\n" for e in entries]
+    tampered = [*stored[:2], json.dumps({**entries[2], "input": {"kwh": 2.0}})]
+    assert _kinds(verify(tampered)) == [("edited", 3)]

@@ -60,7 +60,7 @@ def node_policy(folder: Path) -> Iterator[PolicyHolder]:
     with open_policy(
         kind="embedded", policy_dir=POLICIES, bundle=folder / "bundle.tar.gz",
         board_keys=sorted(folder.glob("board-*.pub")), threshold=1, scope="coopfed-policy",
-        control_dir=folder, watch=False,
+        state_dir=folder, watch=False,
     ) as holder:  # fmt: skip
         yield holder
 

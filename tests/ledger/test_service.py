@@ -149,7 +149,7 @@ def test_a_bad_span_is_invalid_argument(books: Books, request_: pb.GetStatementR
     )
 
 
-@pytest.mark.parametrize("page", [{"page_size": -1}, {"page_size": 10_001}, {"page_token": "x"}])
+@pytest.mark.parametrize("page", [{"page_size": -1}, {"page_token": "x"}, {"page_token": "100"}])
 def test_a_bad_page_is_invalid_argument(books: Books, page: dict) -> None:
     request = pb.ListJournalRequest(**DAY_SPAN, **page)
     assert (

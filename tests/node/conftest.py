@@ -32,10 +32,14 @@ def running_node(
         yield running
 
 
+# A test node forecasts on its own only where the test asks (a run spanning 12:00 stays quiet).
+QUIET = {"COOPFED_FORECAST_SCHEDULE__ENABLED": "false"}
+
+
 @contextlib.contextmanager
 def serving(config: Path, env: dict[str, str] | None = None) -> Iterator[tuple[Node, str]]:
     """The node of an existing folder, serving from its own event loop thread as `node serve` does."""
-    with open_node(load_settings(config, environ=env or {})) as node:
+    with open_node(load_settings(config, environ={**QUIET, **(env or {})})) as node:
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, daemon=True)
         thread.start()

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import socket
+import subprocess
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from coopfed.node.policy import PolicyError, PolicySet, PolicyUnavailable, make_engine, make_policy_set
 from coopfed.node.policy import sidecar as sidecar_module
 from coopfed.node.policy.consent import CONSENT_PATH, decide_consent
 from coopfed.node.policy.opa import OpaEngine
+from coopfed.node.policy.opa_http import OpaHttp
 from coopfed.node.policy.sidecar import OpaSidecar
 
 from .cases import question
@@ -195,3 +205,54 @@ def test_input_that_is_not_json_is_a_policy_error(
 
 def _auth(server: OpaSidecar) -> dict[str, str]:
     return {"Authorization": f"Bearer {server.token}"}
+
+
+def test_an_https_server_is_verified_against_the_configured_ca_file(
+    opa_binary: str, policy_set: PolicySet, tmp_path: Path
+) -> None:
+    """opa_ca_file: the one OPA client verifies the server's certificate, and refuses one it cannot."""
+    _self_signed_ca(tmp_path / "opa.key", tmp_path / "opa.crt")
+    port = sidecar_module._free_port("127.0.0.1")
+    url = f"https://127.0.0.1:{port}"
+    args = ["run", "--server", "--addr", f"127.0.0.1:{port}", "--disable-telemetry"]
+    tls = ["--tls-cert-file", str(tmp_path / "opa.crt"), "--tls-private-key-file", str(tmp_path / "opa.key")]
+    server = subprocess.Popen([opa_binary, *args, *tls], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        probe = OpaHttp(url, ca_file=str(tmp_path / "opa.crt"))
+        deadline = time.monotonic() + 15
+        while probe.probe("health") is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        engine = OpaEngine(url, policy_set, ca_file=str(tmp_path / "opa.crt"))
+        try:
+            assert engine.evaluate(CONSENT_PATH, GREEN_OPEN)["allowed"] is True
+        finally:
+            engine.close()
+        with pytest.raises(PolicyUnavailable):
+            OpaEngine(url, policy_set)  # the system's CAs do not vouch for this certificate
+        with pytest.raises(PolicyError, match="not https"):
+            OpaEngine(f"http://127.0.0.1:{port}", policy_set, ca_file=str(tmp_path / "opa.crt"))
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def _self_signed_ca(key_path: Path, cert_path: Path) -> None:
+    """A P-256 key and a self-signed CA certificate for 127.0.0.1: a server's own trust anchor."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "opa")])
+    now = datetime.datetime.now(datetime.UTC)
+    loopback = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(loopback, critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    pem = serialization.Encoding.PEM
+    key_path.write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    cert_path.write_bytes(cert.public_bytes(pem))

@@ -186,7 +186,7 @@ def test_content_outside_the_roots_is_refused(
 
     _rewrite(signed.path, narrow)
     sign_bundle(signed.path, board[0])
-    with pytest.raises(BundleError, match="outside its roots: consent, coop, datasets"):
+    with pytest.raises(BundleError, match="outside its roots: ballots, consent, coop, datasets"):
         verify_bundle(signed.path, board_keys)
 
 
@@ -258,3 +258,31 @@ def test_json_files_hash_over_opas_canonical_form(text: str, canonical: str) -> 
     expected = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
     assert opa_file_hash("data.json", text.encode("utf-8")) == expected
     assert opa_file_hash("x.rego", text.encode()) == hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_a_bundle_stating_its_revision_as_before_rfc_8785_still_verifies(
+    tmp_path: Path, policy_dir: Path, board: list[BoardSigningKey], board_keys: BoardKeySet
+) -> None:
+    """Revisions were sha256 of sorted-keys JSON; a bundle built then keeps its stated revision."""
+    from coopfed.node.policy.loader import legacy_revision
+
+    policies = load_policies(policy_dir)
+    old = legacy_revision(policies)
+    assert old != policies.revision  # policies/data.json holds floats such as 5.0
+    built = build_bundle(policy_dir, tmp_path / "old.tar.gz", [board[0]])
+
+    def restate(files: dict[str, bytes]) -> None:
+        manifest = json.loads(files[archive.MANIFEST])
+        files[archive.MANIFEST] = json.dumps({**manifest, "revision": old}, indent=2, sort_keys=True).encode()
+
+    _rewrite(built.path, restate)
+    sign_bundle(built.path, board[0])
+    verified = verify_bundle(built.path, board_keys)
+    assert (verified.info.revision, verified.policies.revision) == (old, policies.revision)
+    _rewrite(
+        built.path,
+        lambda f: f.update({archive.MANIFEST: f[archive.MANIFEST].replace(old.encode(), b"0" * 64)}),
+    )
+    sign_bundle(built.path, board[0])
+    with pytest.raises(BundleError, match="revision is not the hash"):
+        verify_bundle(built.path, board_keys)

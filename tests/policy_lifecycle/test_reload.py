@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from coopfed.node.admin import ask
 from coopfed.node.cli import main
 from coopfed.node.policy.archive import write_archive
 from coopfed.node.policy.boardkeys import BoardSigningKey, public_pem
 from coopfed.node.policy.bundle import BundleError, BundleInfo, build_bundle, next_serial, read_archive
-from coopfed.node.policy.reload import STATUS_FILE
 from coopfed.node.runtime import Node, init_node, open_node
 from coopfed.node.settings import load_settings
+from coopfed.v1 import admin_pb2
 
 from ..node.conftest import POLICIES, running_node
 
@@ -65,6 +66,11 @@ def _node(tmp_path: Path, board: list[BoardSigningKey], **kw: object) -> Iterato
         yield node, first
 
 
+def _status(node: Node) -> admin_pb2.StatusResponse:
+    """What the running node reports over its admin socket."""
+    return ask(node.settings.base_dir, "Status", admin_pb2.StatusRequest())
+
+
 def _logged_revision(node: Node, decision_id: str) -> str:
     node.decision_log.flush()
     entries = [json.loads(e) for e in node.governance.decision_log()]
@@ -88,8 +94,9 @@ def test_a_new_signed_bundle_is_picked_up_and_every_decision_names_its_revision(
         assert after.allowed is True
         assert _logged_revision(node, before_id) == first.revision
         assert _logged_revision(node, after_id) == second.revision
-        status = json.loads((node.settings.base_dir / STATUS_FILE).read_text())
-        assert status["running"] == second.revision
+        status = _status(node)
+        assert status.revision == second.revision
+        assert status.last_reload.revision == second.revision
 
 
 def test_a_tampered_bundle_is_refused_and_the_node_keeps_its_revision(
@@ -105,9 +112,9 @@ def test_a_tampered_bundle_is_refused_and_the_node_keeps_its_revision(
         assert "data.json: digest mismatch" in outcome.reason
         assert node.policy.revision == first.revision
         assert node.consent(GREEN, *RESEARCH).revision == first.revision
-        status = json.loads((node.settings.base_dir / STATUS_FILE).read_text())
-        assert "digest mismatch" in status["last"]["reason"]
-        assert status["running"] == first.revision
+        status = _status(node)
+        assert "digest mismatch" in status.last_reload.reason
+        assert status.revision == first.revision
 
 
 def test_a_signed_bundle_that_does_not_compile_is_refused(

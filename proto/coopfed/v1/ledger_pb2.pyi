@@ -242,10 +242,11 @@ class ListJournalRequest(_message.Message):
     member_id: _builtins.str
     """Only this member's postings; empty: everyone's and the co-op's."""
     page_size: _builtins.int
-    """Postings per page: 1 to 10,000; 0 means 1,000."""
+    """Postings per page: 0 means 1,000; more than 10,000 are cut to 10,000."""
     page_token: _builtins.str
-    """next_page_token of the previous page; empty for the first. The journal is append-only, so
-    a token stays valid: later runs only add pages at the end.
+    """next_page_token of the previous page; empty for the first, valid only with the request it
+    came from. The journal is append-only, so a token stays valid: later runs only add pages
+    at the end.
     """
     @_builtins.property
     def start(self) -> _timestamp_pb2.Timestamp:

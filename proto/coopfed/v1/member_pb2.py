@@ -27,7 +27,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63oopfed/v1/member.proto\x12\ncoopfed.v1\x1a\x17\x63oopfed/v1/common.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"R\n\x0fRegisterRequest\x12\x14\n\x0c\x64isplay_name\x18\x01 \x01(\t\x12\x10\n\x08meter_id\x18\x02 \x01(\t\x12\x17\n\x0finvitation_code\x18\x03 \x01(\t\"D\n\x10RegisterResponse\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\"\x16\n\x14GetMembershipRequest\"\x94\x01\n\nMembership\x12\x0e\n\x06status\x18\x01 \x01(\t\x12.\n\napplied_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ndecided_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0erefusal_reason\x18\x04 \x01(\t\"&\n\x11GetConsentRequest\x12\x11\n\tmember_id\x18\x01 \x01(\t\"\x87\x01\n\x0f\x43onsentSettings\x12\'\n\x05level\x18\x01 \x01(\x0e\x32\x18.coopfed.v1.ConsentLevel\x12*\n\x07\x63hoices\x18\x02 \x03(\x0b\x32\x19.coopfed.v1.DatasetChoice\x12\x0f\n\x07persona\x18\x03 \x01(\t\x12\x0e\n\x06nudges\x18\x04 \x01(\x08\"\x8e\x01\n\x11SetConsentRequest\x12-\n\x08settings\x18\x01 \x01(\x0b\x32\x1b.coopfed.v1.ConsentSettings\x12\x19\n\x11withdrawal_reason\x18\x02 \x01(\t\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"P\n\x12SetConsentResponse\x12)\n\x06record\x18\x01 \x01(\x0b\x32\x19.coopfed.v1.ConsentRecord\x12\x0f\n\x07receipt\x18\x02 \x01(\t\"\xcd\x01\n\rConsentRecord\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x08settings\x18\x03 \x01(\x0b\x32\x1b.coopfed.v1.ConsentSettings\x12\x0f\n\x07\x63hanges\x18\x04 \x03(\t\x12\x15\n\rterms_version\x18\x05 \x01(\t\x12\x19\n\x11withdrawal_reason\x18\x06 \x01(\t\x12\x0f\n\x07receipt\x18\x07 \x01(\t\".\n\x19ListConsentHistoryRequest\x12\x11\n\tmember_id\x18\x01 \x01(\t\"H\n\x1aListConsentHistoryResponse\x12*\n\x07records\x18\x01 \x03(\x0b\x32\x19.coopfed.v1.ConsentRecord\"\x15\n\x13ListPersonasRequest\"=\n\x14ListPersonasResponse\x12%\n\x08personas\x18\x01 \x03(\x0b\x32\x13.coopfed.v1.Persona\"L\n\x07Persona\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\"G\n\x0cReadingBatch\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x19\n\x11period_start_unix\x18\x02 \x03(\x03\x12\x0b\n\x03kwh\x18\x03 \x03(\x01\"3\n\rUploadSummary\x12\x10\n\x08inserted\x18\x01 \x01(\x03\x12\x10\n\x08replaced\x18\x02 \x01(\x03\"\"\n\rExportRequest\x12\x11\n\tmember_id\x18\x01 \x01(\t\"t\n\x0b\x45xportChunk\x12,\n\x07profile\x18\x01 \x01(\x0b\x32\x19.coopfed.v1.MemberProfileH\x00\x12,\n\x08readings\x18\x02 \x01(\x0b\x32\x18.coopfed.v1.ReadingBatchH\x00\x42\t\n\x07\x63ontent\"\xed\x01\n\rMemberProfile\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x31\n\rregistered_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x07\x63onsent\x18\x04 \x01(\x0b\x32\x1b.coopfed.v1.ConsentSettings\x12\x32\n\x0f\x63onsent_history\x18\x05 \x03(\x0b\x32\x19.coopfed.v1.ConsentRecord\x12\x1e\n\x04home\x18\x06 \x01(\x0b\x32\x10.coopfed.v1.Home\"\xa4\x01\n\x04Home\x12\x1b\n\x0ehousehold_size\x18\x01 \x01(\rH\x00\x88\x01\x01\x12\x0f\n\x07heating\x18\x02 \x01(\t\x12\x13\n\x06has_pv\x18\x03 \x01(\x08H\x01\x88\x01\x01\x12\x18\n\x0bhas_battery\x18\x04 \x01(\x08H\x02\x88\x01\x01\x12\x11\n\thome_type\x18\x05 \x01(\tB\x11\n\x0f_household_sizeB\t\n\x07_has_pvB\x0e\n\x0c_has_battery\")\n\x0c\x45raseRequest\x12\x19\n\x11\x63onfirm_member_id\x18\x01 \x01(\t\"(\n\rEraseResponse\x12\x17\n\x0freadings_erased\x18\x01 \x01(\x03\"9\n\x15ListDataAccessRequest\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"A\n\x16ListDataAccessResponse\x12\'\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x16.coopfed.v1.DataAccess\"\xe6\x02\n\nDataAccess\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0forganisation_id\x18\x02 \x01(\t\x12\x19\n\x11organisation_name\x18\x03 \x01(\t\x12\x0f\n\x07purpose\x18\x04 \x01(\t\x12\x15\n\rpurpose_label\x18\x05 \x01(\t\x12\x1e\n\x04\x66low\x18\x06 \x01(\x0e\x32\x10.coopfed.v1.Flow\x12\x0f\n\x07\x64\x61taset\x18\x07 \x01(\t\x12\x13\n\x0bgranularity\x18\x08 \x01(\t\x12\"\n\x06period\x18\t \x01(\x0b\x32\x12.coopfed.v1.Period\x12\x12\n\nrequest_id\x18\n \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x0b \x01(\t\x12\x10\n\x08grant_id\x18\x0c \x01(\t\x12\x1b\n\x13\x63onsent_decision_id\x18\r \x01(\t\x12\x12\n\nrelease_id\x18\x0e \x01(\t\"\x1a\n\x18SignOutEverywhereRequest\"*\n\x19SignOutEverywhereResponse\x12\r\n\x05token\x18\x01 \x01(\t2\xfa\x06\n\rMemberService\x12\x45\n\x08Register\x12\x1b.coopfed.v1.RegisterRequest\x1a\x1c.coopfed.v1.RegisterResponse\x12I\n\rGetMembership\x12 .coopfed.v1.GetMembershipRequest\x1a\x16.coopfed.v1.Membership\x12H\n\nGetConsent\x12\x1d.coopfed.v1.GetConsentRequest\x1a\x1b.coopfed.v1.ConsentSettings\x12K\n\nSetConsent\x12\x1d.coopfed.v1.SetConsentRequest\x1a\x1e.coopfed.v1.SetConsentResponse\x12\x63\n\x12ListConsentHistory\x12%.coopfed.v1.ListConsentHistoryRequest\x1a&.coopfed.v1.ListConsentHistoryResponse\x12Q\n\x0cListPersonas\x12\x1f.coopfed.v1.ListPersonasRequest\x1a .coopfed.v1.ListPersonasResponse\x12G\n\x0eUploadReadings\x12\x18.coopfed.v1.ReadingBatch\x1a\x19.coopfed.v1.UploadSummary(\x01\x12\x44\n\x0c\x45xportMyData\x12\x19.coopfed.v1.ExportRequest\x1a\x17.coopfed.v1.ExportChunk0\x01\x12>\n\x07\x45raseMe\x12\x18.coopfed.v1.EraseRequest\x1a\x19.coopfed.v1.EraseResponse\x12W\n\x0eListDataAccess\x12!.coopfed.v1.ListDataAccessRequest\x1a\".coopfed.v1.ListDataAccessResponse\x12`\n\x11SignOutEverywhere\x12$.coopfed.v1.SignOutEverywhereRequest\x1a%.coopfed.v1.SignOutEverywhereResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63oopfed/v1/member.proto\x12\ncoopfed.v1\x1a\x17\x63oopfed/v1/common.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"R\n\x0fRegisterRequest\x12\x14\n\x0c\x64isplay_name\x18\x01 \x01(\t\x12\x10\n\x08meter_id\x18\x02 \x01(\t\x12\x17\n\x0finvitation_code\x18\x03 \x01(\t\"D\n\x10RegisterResponse\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\"\x16\n\x14GetMembershipRequest\"\x94\x01\n\nMembership\x12\x0e\n\x06status\x18\x01 \x01(\t\x12.\n\napplied_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ndecided_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0erefusal_reason\x18\x04 \x01(\t\"&\n\x11GetConsentRequest\x12\x11\n\tmember_id\x18\x01 \x01(\t\"\x87\x01\n\x0f\x43onsentSettings\x12\'\n\x05level\x18\x01 \x01(\x0e\x32\x18.coopfed.v1.ConsentLevel\x12*\n\x07\x63hoices\x18\x02 \x03(\x0b\x32\x19.coopfed.v1.DatasetChoice\x12\x0f\n\x07persona\x18\x03 \x01(\t\x12\x0e\n\x06nudges\x18\x04 \x01(\x08\"\x8e\x01\n\x11SetConsentRequest\x12-\n\x08settings\x18\x01 \x01(\x0b\x32\x1b.coopfed.v1.ConsentSettings\x12\x19\n\x11withdrawal_reason\x18\x02 \x01(\t\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"P\n\x12SetConsentResponse\x12)\n\x06record\x18\x01 \x01(\x0b\x32\x19.coopfed.v1.ConsentRecord\x12\x0f\n\x07receipt\x18\x02 \x01(\t\"\xcd\x01\n\rConsentRecord\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x08settings\x18\x03 \x01(\x0b\x32\x1b.coopfed.v1.ConsentSettings\x12\x0f\n\x07\x63hanges\x18\x04 \x03(\t\x12\x15\n\rterms_version\x18\x05 \x01(\t\x12\x19\n\x11withdrawal_reason\x18\x06 \x01(\t\x12\x0f\n\x07receipt\x18\x07 \x01(\t\"U\n\x19ListConsentHistoryRequest\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"a\n\x1aListConsentHistoryResponse\x12*\n\x07records\x18\x01 \x03(\x0b\x32\x19.coopfed.v1.ConsentRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"<\n\x13ListPersonasRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"V\n\x14ListPersonasResponse\x12%\n\x08personas\x18\x01 \x03(\x0b\x32\x13.coopfed.v1.Persona\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"L\n\x07Persona\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\"G\n\x0cReadingBatch\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x19\n\x11period_start_unix\x18\x02 \x03(\x03\x12\x0b\n\x03kwh\x18\x03 \x03(\x01\"3\n\rUploadSummary\x12\x10\n\x08inserted\x18\x01 \x01(\x03\x12\x10\n\x08replaced\x18\x02 \x01(\x03\"\"\n\rExportRequest\x12\x11\n\tmember_id\x18\x01 \x01(\t\"t\n\x0b\x45xportChunk\x12,\n\x07profile\x18\x01 \x01(\x0b\x32\x19.coopfed.v1.MemberProfileH\x00\x12,\n\x08readings\x18\x02 \x01(\x0b\x32\x18.coopfed.v1.ReadingBatchH\x00\x42\t\n\x07\x63ontent\"\xed\x01\n\rMemberProfile\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x31\n\rregistered_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x07\x63onsent\x18\x04 \x01(\x0b\x32\x1b.coopfed.v1.ConsentSettings\x12\x32\n\x0f\x63onsent_history\x18\x05 \x03(\x0b\x32\x19.coopfed.v1.ConsentRecord\x12\x1e\n\x04home\x18\x06 \x01(\x0b\x32\x10.coopfed.v1.Home\"\xa4\x01\n\x04Home\x12\x1b\n\x0ehousehold_size\x18\x01 \x01(\rH\x00\x88\x01\x01\x12\x0f\n\x07heating\x18\x02 \x01(\t\x12\x13\n\x06has_pv\x18\x03 \x01(\x08H\x01\x88\x01\x01\x12\x18\n\x0bhas_battery\x18\x04 \x01(\x08H\x02\x88\x01\x01\x12\x11\n\thome_type\x18\x05 \x01(\tB\x11\n\x0f_household_sizeB\t\n\x07_has_pvB\x0e\n\x0c_has_battery\")\n\x0c\x45raseRequest\x12\x19\n\x11\x63onfirm_member_id\x18\x01 \x01(\t\"(\n\rEraseResponse\x12\x17\n\x0freadings_erased\x18\x01 \x01(\x03\"Q\n\x15ListDataAccessRequest\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Z\n\x16ListDataAccessResponse\x12\'\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x16.coopfed.v1.DataAccess\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xe6\x02\n\nDataAccess\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0forganisation_id\x18\x02 \x01(\t\x12\x19\n\x11organisation_name\x18\x03 \x01(\t\x12\x0f\n\x07purpose\x18\x04 \x01(\t\x12\x15\n\rpurpose_label\x18\x05 \x01(\t\x12\x1e\n\x04\x66low\x18\x06 \x01(\x0e\x32\x10.coopfed.v1.Flow\x12\x0f\n\x07\x64\x61taset\x18\x07 \x01(\t\x12\x13\n\x0bgranularity\x18\x08 \x01(\t\x12\"\n\x06period\x18\t \x01(\x0b\x32\x12.coopfed.v1.Period\x12\x12\n\nrequest_id\x18\n \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x0b \x01(\t\x12\x10\n\x08grant_id\x18\x0c \x01(\t\x12\x1b\n\x13\x63onsent_decision_id\x18\r \x01(\t\x12\x12\n\nrelease_id\x18\x0e \x01(\t\"\x1a\n\x18SignOutEverywhereRequest\"*\n\x19SignOutEverywhereResponse\x12\r\n\x05token\x18\x01 \x01(\t2\xfa\x06\n\rMemberService\x12\x45\n\x08Register\x12\x1b.coopfed.v1.RegisterRequest\x1a\x1c.coopfed.v1.RegisterResponse\x12I\n\rGetMembership\x12 .coopfed.v1.GetMembershipRequest\x1a\x16.coopfed.v1.Membership\x12H\n\nGetConsent\x12\x1d.coopfed.v1.GetConsentRequest\x1a\x1b.coopfed.v1.ConsentSettings\x12K\n\nSetConsent\x12\x1d.coopfed.v1.SetConsentRequest\x1a\x1e.coopfed.v1.SetConsentResponse\x12\x63\n\x12ListConsentHistory\x12%.coopfed.v1.ListConsentHistoryRequest\x1a&.coopfed.v1.ListConsentHistoryResponse\x12Q\n\x0cListPersonas\x12\x1f.coopfed.v1.ListPersonasRequest\x1a .coopfed.v1.ListPersonasResponse\x12G\n\x0eUploadReadings\x12\x18.coopfed.v1.ReadingBatch\x1a\x19.coopfed.v1.UploadSummary(\x01\x12\x44\n\x0c\x45xportMyData\x12\x19.coopfed.v1.ExportRequest\x1a\x17.coopfed.v1.ExportChunk0\x01\x12>\n\x07\x45raseMe\x12\x18.coopfed.v1.EraseRequest\x1a\x19.coopfed.v1.EraseResponse\x12W\n\x0eListDataAccess\x12!.coopfed.v1.ListDataAccessRequest\x1a\".coopfed.v1.ListDataAccessResponse\x12`\n\x11SignOutEverywhere\x12$.coopfed.v1.SignOutEverywhereRequest\x1a%.coopfed.v1.SignOutEverywhereResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -53,41 +53,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONSENTRECORD']._serialized_start=866
   _globals['_CONSENTRECORD']._serialized_end=1071
   _globals['_LISTCONSENTHISTORYREQUEST']._serialized_start=1073
-  _globals['_LISTCONSENTHISTORYREQUEST']._serialized_end=1119
-  _globals['_LISTCONSENTHISTORYRESPONSE']._serialized_start=1121
-  _globals['_LISTCONSENTHISTORYRESPONSE']._serialized_end=1193
-  _globals['_LISTPERSONASREQUEST']._serialized_start=1195
-  _globals['_LISTPERSONASREQUEST']._serialized_end=1216
-  _globals['_LISTPERSONASRESPONSE']._serialized_start=1218
-  _globals['_LISTPERSONASRESPONSE']._serialized_end=1279
-  _globals['_PERSONA']._serialized_start=1281
-  _globals['_PERSONA']._serialized_end=1357
-  _globals['_READINGBATCH']._serialized_start=1359
-  _globals['_READINGBATCH']._serialized_end=1430
-  _globals['_UPLOADSUMMARY']._serialized_start=1432
-  _globals['_UPLOADSUMMARY']._serialized_end=1483
-  _globals['_EXPORTREQUEST']._serialized_start=1485
-  _globals['_EXPORTREQUEST']._serialized_end=1519
-  _globals['_EXPORTCHUNK']._serialized_start=1521
-  _globals['_EXPORTCHUNK']._serialized_end=1637
-  _globals['_MEMBERPROFILE']._serialized_start=1640
-  _globals['_MEMBERPROFILE']._serialized_end=1877
-  _globals['_HOME']._serialized_start=1880
-  _globals['_HOME']._serialized_end=2044
-  _globals['_ERASEREQUEST']._serialized_start=2046
-  _globals['_ERASEREQUEST']._serialized_end=2087
-  _globals['_ERASERESPONSE']._serialized_start=2089
-  _globals['_ERASERESPONSE']._serialized_end=2129
-  _globals['_LISTDATAACCESSREQUEST']._serialized_start=2131
-  _globals['_LISTDATAACCESSREQUEST']._serialized_end=2188
-  _globals['_LISTDATAACCESSRESPONSE']._serialized_start=2190
-  _globals['_LISTDATAACCESSRESPONSE']._serialized_end=2255
-  _globals['_DATAACCESS']._serialized_start=2258
-  _globals['_DATAACCESS']._serialized_end=2616
-  _globals['_SIGNOUTEVERYWHEREREQUEST']._serialized_start=2618
-  _globals['_SIGNOUTEVERYWHEREREQUEST']._serialized_end=2644
-  _globals['_SIGNOUTEVERYWHERERESPONSE']._serialized_start=2646
-  _globals['_SIGNOUTEVERYWHERERESPONSE']._serialized_end=2688
-  _globals['_MEMBERSERVICE']._serialized_start=2691
-  _globals['_MEMBERSERVICE']._serialized_end=3581
+  _globals['_LISTCONSENTHISTORYREQUEST']._serialized_end=1158
+  _globals['_LISTCONSENTHISTORYRESPONSE']._serialized_start=1160
+  _globals['_LISTCONSENTHISTORYRESPONSE']._serialized_end=1257
+  _globals['_LISTPERSONASREQUEST']._serialized_start=1259
+  _globals['_LISTPERSONASREQUEST']._serialized_end=1319
+  _globals['_LISTPERSONASRESPONSE']._serialized_start=1321
+  _globals['_LISTPERSONASRESPONSE']._serialized_end=1407
+  _globals['_PERSONA']._serialized_start=1409
+  _globals['_PERSONA']._serialized_end=1485
+  _globals['_READINGBATCH']._serialized_start=1487
+  _globals['_READINGBATCH']._serialized_end=1558
+  _globals['_UPLOADSUMMARY']._serialized_start=1560
+  _globals['_UPLOADSUMMARY']._serialized_end=1611
+  _globals['_EXPORTREQUEST']._serialized_start=1613
+  _globals['_EXPORTREQUEST']._serialized_end=1647
+  _globals['_EXPORTCHUNK']._serialized_start=1649
+  _globals['_EXPORTCHUNK']._serialized_end=1765
+  _globals['_MEMBERPROFILE']._serialized_start=1768
+  _globals['_MEMBERPROFILE']._serialized_end=2005
+  _globals['_HOME']._serialized_start=2008
+  _globals['_HOME']._serialized_end=2172
+  _globals['_ERASEREQUEST']._serialized_start=2174
+  _globals['_ERASEREQUEST']._serialized_end=2215
+  _globals['_ERASERESPONSE']._serialized_start=2217
+  _globals['_ERASERESPONSE']._serialized_end=2257
+  _globals['_LISTDATAACCESSREQUEST']._serialized_start=2259
+  _globals['_LISTDATAACCESSREQUEST']._serialized_end=2340
+  _globals['_LISTDATAACCESSRESPONSE']._serialized_start=2342
+  _globals['_LISTDATAACCESSRESPONSE']._serialized_end=2432
+  _globals['_DATAACCESS']._serialized_start=2435
+  _globals['_DATAACCESS']._serialized_end=2793
+  _globals['_SIGNOUTEVERYWHEREREQUEST']._serialized_start=2795
+  _globals['_SIGNOUTEVERYWHEREREQUEST']._serialized_end=2821
+  _globals['_SIGNOUTEVERYWHERERESPONSE']._serialized_start=2823
+  _globals['_SIGNOUTEVERYWHERERESPONSE']._serialized_end=2865
+  _globals['_MEMBERSERVICE']._serialized_start=2868
+  _globals['_MEMBERSERVICE']._serialized_end=3758
 # @@protoc_insertion_point(module_scope)
