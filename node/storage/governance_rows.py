@@ -9,7 +9,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from coopfed.federation.grants import GrantScope
-from coopfed.node.governance.model import (
+from coopfed.node.storage.base import NotFound
+from coopfed.node.storage.connection import Connection
+from coopfed.node.storage.governance import GrantKind
+from coopfed.node.storage.records import (
     AccessEntry,
     Assessment,
     DataRequestRecord,
@@ -22,9 +25,6 @@ from coopfed.node.governance.model import (
     RequestState,
     Review,
 )
-from coopfed.node.storage.base import NotFound
-from coopfed.node.storage.connection import Connection
-from coopfed.node.storage.governance import GrantKind
 
 
 def iso(at: datetime) -> str:

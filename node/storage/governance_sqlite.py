@@ -10,9 +10,14 @@ from datetime import datetime
 from typing import Any
 
 from coopfed.federation.errors import TokenError
-from coopfed.node.credentials import TokenRevocation
 from coopfed.node.decisionlog import GENESIS, link
-from coopfed.node.governance.model import (
+from coopfed.node.loghead import HeadSigner
+from coopfed.node.storage import governance_rows as rows_
+from coopfed.node.storage import sqlite_sql as q
+from coopfed.node.storage.base import Member, NotFound
+from coopfed.node.storage.connection import Connection
+from coopfed.node.storage.governance import Conflict, Events, GovernanceStore, GrantKind, LogTampered
+from coopfed.node.storage.records import (
     AccessEntry,
     Assessment,
     DataRequestRecord,
@@ -22,13 +27,8 @@ from coopfed.node.governance.model import (
     Outcome,
     RequestState,
     Review,
+    TokenRevocation,
 )
-from coopfed.node.loghead import HeadSigner
-from coopfed.node.storage import governance_rows as rows_
-from coopfed.node.storage import sqlite_sql as q
-from coopfed.node.storage.base import Member, NotFound
-from coopfed.node.storage.connection import Connection
-from coopfed.node.storage.governance import Conflict, Events, GovernanceStore, GrantKind, LogTampered
 from coopfed.node.storage.sql import SqlStore
 
 Head = tuple[int, str, str | None]  # seq, hash and signed head, as the head row holds them
