@@ -3,10 +3,14 @@
 Simulates the default three-co-op federation for two years of half-hourly data, holds out the
 final month, trains the pooled model and the three local models (nthread=2), and
 backtests all of them against the baselines (seasonal-naive by day and by week, the 7-day
-same-half-hour mean), three times: with weather forecasts issued by each origin, with clear-sky
-and sun position only, and with no weather at all. Targets checked at the end (with weather):
-pooled training under 60 s; day-ahead demand MAE <= 0.65 x weekly seasonal-naive and <= 0.85 x
-the 7-day mean, pooled and federated; federated within 5 % of pooled.
+same-half-hour mean), four times: with weather forecasts issued by each origin, with clear-sky
+and sun position only, with no weather at all, and with weather but no installed capacity (the
+generation target then scaled by its 28-day peak, the ensemble weighted by rows alone: the
+"before" of generation per kW). Targets checked at the end (with weather): pooled training under
+60 s; day-ahead demand MAE <= 0.65 x weekly seasonal-naive and <= 0.85 x the 7-day mean, pooled
+and federated; federated within 5 % of pooled; the P10-P90 band holding 80 % +- 5 % of the
+actuals, demand and generation, pooled and federated. Generation skill is printed per co-op
+with its technology mix, with and without the installed capacity.
 The GPU comparison runs only where a CUDA device answers.
 
     .venv/bin/python bench/forecast.py [--years 2] [--rounds 150] [--chart PATH] [--json PATH]
@@ -21,6 +25,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import sys
@@ -41,6 +46,7 @@ from coopfed.forecaster import (
 from coopfed.forecaster.train import cuda_available
 
 END = dt.date(2025, 1, 1)
+_LEARNED = ("local", "pooled", "federated")
 
 
 def main() -> int:
@@ -53,7 +59,7 @@ def main() -> int:
     args = ap.parse_args()
 
     start = END.replace(year=END.year - args.years)
-    tick = time.perf_counter()
+    begun = tick = time.perf_counter()
     sims = simulate_federation(default_federation(), start, END)
     coops = [s.coop_data() for s in sims.values()]
     sim_s = time.perf_counter() - tick
@@ -67,6 +73,7 @@ def main() -> int:
         "with weather": coops,
         "clear-sky only": [c.without_weather() for c in coops],
         "no weather": [c.without_weather(astronomy=False) for c in coops],
+        "no capacity": [dataclasses.replace(c, capacity=None) for c in coops],
     }
     reports: dict[str, BacktestReport] = {}
     for name, data in variants.items():
@@ -99,8 +106,27 @@ def main() -> int:
         cells = [(r.score(m, "demand")["mae"], r.score(m, "generation")["mae"]) for r in reports.values()]
         print(f"{m:<20}" + "".join(f"{d:>20.4f}{g:>8.4f}" for d, g in cells))
 
+    print("\nday-ahead generation by co-op and technology (kW installed), MAE vs weekly seasonal-naive")
+    print(f"{'co-op':<14}{'PV kW':>8}{'wind kW':>9}" + "".join(f"{m:>11}{'before':>8}" for m in _LEARNED))
+    before = reports["no capacity"]
+    for c in coops:
+        kw = c.capacity or {}
+        cells = [
+            (report.score(m, "generation", c.coop_id), before.score(m, "generation", c.coop_id))
+            for m in _LEARNED
+        ]
+        print(
+            f"{c.coop_id:<14}{kw.get('pv', 0):>8.0f}{kw.get('wind', 0):>9.0f}"
+            + "".join(f"{a['vs_naive']:>11.2f}{b['vs_naive']:>8.2f}" for a, b in cells)
+        )
+    print("(before: no installed capacity, generation scaled by its 28-day peak, ensemble weighted by rows)")
+
     pooled = report.score("pooled", "demand")
     fed = report.score("federated", "demand")
+    bands = {(m, t): report.band(m, t) for m in ("pooled", "federated") for t in ("demand", "generation")}
+    print(f"\n{'P10-P90 band, day-ahead':<28}{'coverage':>9}{'pinball':>9}")
+    for (m, t), b in bands.items():
+        print(f"{m + ' ' + t:<28}{b['coverage']:>9.1%}{b['pinball']:>9.4f}")
     checks = {
         "pooled training < 60 s": pooled_s < 60,
         "pooled demand MAE <= 0.65 x weekly seasonal-naive": pooled["vs_naive"] <= 0.65,
@@ -108,6 +134,10 @@ def main() -> int:
         "pooled demand MAE <= 0.85 x 7-day mean": pooled["vs_mean7"] <= 0.85,
         "federated demand MAE <= 0.85 x 7-day mean": fed["vs_mean7"] <= 0.85,
         "federated demand MAE <= 1.05 x pooled": fed["mae"] <= 1.05 * pooled["mae"],
+        **{
+            f"{m} {t} P10-P90 coverage 80 % +- 5 %": abs(b["coverage"] - 0.8) <= 0.05
+            for (m, t), b in bands.items()
+        },
     }
     print(f"\nfederated / pooled demand MAE: {fed['mae'] / pooled['mae']:.3f}")
     for name, ok in checks.items():
@@ -118,6 +148,7 @@ def main() -> int:
         print("GPU comparison: skipped: no GPU (no CUDA device answered)")
     chart = plot_backtest(report.predictions, coops[0].coop_id, args.chart, tz=coops[0].site.tz)
     print(f"chart: {chart}")
+    print(f"benchmark run time: {time.perf_counter() - begun:.0f} s")
     if args.json:
         doc = {"simulate_s": sim_s, **report.to_dict(), "checks": checks}
         doc["by_weather"] = {n: r.to_dict()["scores"] for n, r in reports.items()}

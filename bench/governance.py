@@ -25,7 +25,12 @@ import numpy as np
 from coopfed.federation.grants import Granularity
 from coopfed.node.decisionlog import verify
 from coopfed.node.governance import requests as gov_requests
-from coopfed.node.governance.model import (
+from coopfed.node.governance.release import FetchSpec, authenticate_grant
+from coopfed.node.governance.service import _chunks
+from coopfed.node.model import HALF_HOUR, ConsentLevel, ConsentSettings, Flow
+from coopfed.node.runtime import Node, init_node, open_node
+from coopfed.node.settings import load_settings
+from coopfed.node.storage.records import (
     DataRequestRecord,
     Decision,
     Organisation,
@@ -33,11 +38,6 @@ from coopfed.node.governance.model import (
     RequestSpec,
     RequestState,
 )
-from coopfed.node.governance.release import FetchSpec, authenticate_grant
-from coopfed.node.governance.service import _chunks
-from coopfed.node.model import HALF_HOUR, ConsentLevel, ConsentSettings, Flow
-from coopfed.node.runtime import Node, init_node, open_node
-from coopfed.node.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

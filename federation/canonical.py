@@ -17,13 +17,19 @@ import rfc8785
 
 
 def canonical_json(value: Any) -> bytes:
-    """`value` as RFC 8785 canonical JSON (UTF-8); a ValueError for NaN, infinities and lone
-    surrogates, which JSON cannot carry."""
+    """`value` as RFC 8785 canonical JSON (UTF-8); like `json.dumps`, a TypeError for what is not
+    JSON (a set, bytes) and a ValueError for NaN, infinities and lone surrogates."""
     try:
         return rfc8785.dumps(value)
     except rfc8785.IntegerDomainError:
         # JCS numbers are doubles; an integer beyond 2**53 keeps its exact digits, as before JCS
         return legacy_json(value)
+    except rfc8785.FloatDomainError:
+        raise
+    except rfc8785.CanonicalizationError as exc:
+        if isinstance(exc.__cause__, UnicodeError):  # a lone surrogate
+            raise
+        raise TypeError(f"not JSON: {exc}") from exc  # a set, bytes: json.dumps's TypeError
 
 
 def legacy_json(value: Any, *, ensure_ascii: bool = False) -> bytes:

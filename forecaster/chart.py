@@ -1,4 +1,5 @@
-"""PNG charts of forecast against actual, with peak and surplus windows shaded (matplotlib Agg)."""
+"""PNG charts of forecast against actual, the P10-P90 band and peak and surplus windows shaded
+(matplotlib Agg)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
-from .nudging import Window, flags, windows_from_flags
+from .evaluate import band_key
+from .features import TARGETS
+from .nudging import Window, band_column, flags, windows_from_flags
 
 _SHADE = {"peak": ("tab:red", "peak window"), "surplus": ("tab:green", "surplus window")}
 
@@ -32,13 +35,20 @@ def plot_forecast(
     tz: str,
     unit: str = "kWh per half-hour",
 ) -> Path:
-    """Forecast (index period; demand_kwh, generation_kwh) against actual, windows shaded."""
+    """Forecast (index period; demand_kwh, generation_kwh, and the band's `demand_p10_kwh`...
+    when it has one) against actual, windows shaded."""
     fig = Figure(figsize=(12, 4.5), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     x = _local(forecast.index.to_numpy(), tz)
     ax.plot(x, forecast["demand_kwh"], color="tab:blue", label="demand forecast")
     ax.plot(x, forecast["generation_kwh"], color="tab:orange", label="generation forecast")
+    for target, colour in zip(TARGETS, ("tab:blue", "tab:orange"), strict=True):
+        lo, hi = band_column(target, 0.1), band_column(target, 0.9)
+        if {lo, hi} <= set(forecast.columns):
+            ax.fill_between(
+                x, forecast[lo], forecast[hi], color=colour, alpha=0.18, lw=0, label=f"{target} P10-P90"
+            )
     if actual is not None:
         xa = _local(actual.index.to_numpy(), tz)
         ax.plot(xa, actual["demand_kwh"], color="tab:blue", ls=":", label="demand actual")
@@ -88,6 +98,12 @@ def plot_backtest(
         {
             "demand_kwh": p[f"{model}_demand"].to_numpy(),
             "generation_kwh": p[f"{model}_generation"].to_numpy(),
+            **{
+                band_column(t, q): p[band_key(model, t, q)].to_numpy()
+                for t in TARGETS
+                for q in (0.1, 0.9)
+                if band_key(model, t, q) in p
+            },
         },
         index=idx,
     )

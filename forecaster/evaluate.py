@@ -4,6 +4,7 @@ Baselines, all on the co-op's local clock and from what was measured by the orig
 by day (the latest same half-hour), by week (the same half-hour a week before the target), and the
 mean of the last seven same half-hours. Weather: forecasts issued by each origin where the co-op
 kept them; otherwise observed weather stands in for them, and the report says so.
+The models' P10-P90 bands are scored by coverage (80 % when calibrated) and pinball loss.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from numpy.typing import NDArray
 
 from .features import HORIZON, TARGETS, WEEK, CoopData, FeatureRows, build_features
-from .nudging import flags, peak_threshold
+from .nudging import QUANTILES, flags, peak_threshold
 from .timegrid import HALF_HOUR, PERIODS_PER_DAY, local_day_offset, noon_origins
-from .train import Forecaster, Progress, train_local, train_pooled
+from .train import BAND, Forecaster, Progress, live_rows, train_local, train_pooled
 from .weather_sources import observed_as_forecasts
 
 BASELINES = {"seasonal-naive-day": "last_same", "seasonal-naive-week": "lag7", "7-day-mean": "mean7_same"}
@@ -45,6 +46,21 @@ def metrics(pred: NDArray[np.float64], actual: NDArray[np.float64]) -> dict[str,
         "nmae": mae / mean if mean else np.nan,
         "n": len(err),
     }
+
+
+def band_scores(q: NDArray[np.float64], actual: NDArray[np.float64]) -> dict[str, float]:
+    """For (rows x QUANTILES) forecasts: the share of actuals within P10-P90 and the pinball loss
+    (mean over the quantiles). Coverage counts only the rows a band can miss (`live_rows`)."""
+    ok = ~(np.isnan(actual) | np.isnan(q).any(axis=1))
+    q, a = q[ok], actual[ok]
+    if len(a) == 0:
+        return {"coverage": np.nan, "pinball": np.nan}
+    diff = a[:, None] - q
+    alpha = np.asarray(QUANTILES)[None, :]
+    pinball = float(np.mean(np.maximum(alpha * diff, (alpha - 1) * diff)))
+    live = live_rows(q[:, -1], a)
+    inside = (a >= q[:, 0]) & (a <= q[:, -1])
+    return {"coverage": float(inside[live].mean()) if live.any() else np.nan, "pinball": pinball}
 
 
 def precision_recall(pred: NDArray[np.bool_], actual: NDArray[np.bool_]) -> dict[str, float]:
@@ -87,6 +103,14 @@ class BacktestReport:
             "vs_mean7": m["mae"] / mean7 if mean7 else np.nan,
         }
 
+    def band(self, model: str, target: str, coop: str = "all", window: str = "day-ahead") -> dict[str, float]:
+        """Coverage of the model's P10-P90 band and its pinball loss (NaN for the baselines)."""
+        p = self._frame(coop, window)
+        cols = [band_key(model, target, q) for q in QUANTILES]
+        if not set(cols) <= set(p.columns):
+            return {"coverage": np.nan, "pinball": np.nan}
+        return band_scores(p[cols].to_numpy(dtype=float), p[f"actual_{target}"].to_numpy(dtype=float))
+
     def events(self, model: str, kind: str, coop: str = "all", window: str = "day-ahead") -> dict[str, float]:
         """Precision and recall of the model's peak or surplus periods."""
         p = self._frame(coop, window)
@@ -110,6 +134,7 @@ class BacktestReport:
                     "coop": c,
                     "window": w,
                     **self.score(m, t, c, w),
+                    **self.band(m, t, c, w),
                 }
                 for m in MODELS
                 for t in TARGETS
@@ -139,9 +164,21 @@ class BacktestReport:
                 f"{d['vs_mean7']:>7.2f}{g['mae']:>9.4f}{g['nmae']:>7.1%}{g['vs_naive']:>8.2f}"
                 f"{_pr(pk):>12}{_pr(sp):>13}"
             )
+        lines += ["", f"P10-P90 band, target {BAND:.0%} coverage; pinball loss (kWh per member)"]
+        lines.append(f"{'model':<20}{'demand cover':>13}{'pinball':>9}{'gen cover':>11}{'pinball':>9}")
+        for m in ("local", "pooled", "federated"):
+            d, g = self.band(m, "demand", coop, window), self.band(m, "generation", coop, window)
+            lines.append(
+                f"{m:<20}{d['coverage']:>13.1%}{d['pinball']:>9.4f}{g['coverage']:>11.1%}{g['pinball']:>9.4f}"
+            )
         notes = self.weather if coop == "all" else {coop: self.weather.get(coop, "")}
         lines += [f"weather, {c}: {why}" for c, why in notes.items() if why]
         return "\n".join(lines)
+
+
+def band_key(model: str, target: str, level: float) -> str:
+    """Prediction column of a model's quantile: `pooled_demand_p10`."""
+    return f"{model}_{target}_p{round(level * 100)}"
 
 
 def _pr(e: Mapping[str, float]) -> str:
@@ -175,12 +212,16 @@ def _fold_frame(
     )
     actual = rows.actual
     preds = {name: fc.predict_rows(rows) for name, fc in forecasters.items()}
+    bands = {name: fc.band_rows(rows) for name, fc in forecasters.items()}
     for name, feature in BASELINES.items():
         preds[name] = rows.X[[f"d_{feature}", f"g_{feature}"]].to_numpy(dtype=float) * rows.scale
     for j, t in enumerate(TARGETS):
         frame[f"actual_{t}"] = actual[:, j]
         for name, pred in preds.items():
             frame[f"{name}_{t}"] = pred[:, j]
+        for name, band in bands.items():
+            for i, level in enumerate(QUANTILES if band is not None else ()):
+                frame[band_key(name, t, level)] = band[:, j, i]  # type: ignore[index]
     return frame
 
 

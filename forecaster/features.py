@@ -3,12 +3,15 @@
 Rows are (origin, target period) pairs for the next 48 hours. A reading for the period starting at
 p is known from p + 30 min, so features of an origin o read periods p < o only, observed weather
 likewise, and weather forecasts issued at or before o. Targets are per-member demand and generation
-divided by scales known at the origin (7-day mean demand, 28-day peak generation), so co-ops of
-different sizes and technology mixes share one model.
+divided by scales known at the origin, so co-ops of different sizes and technology mixes share
+one model: demand by its 7-day mean; generation by the co-op's installed capacity (kW declared by
+members, all technologies: the target is then the capacity factor) or, where that is unknown, by
+its 28-day peak. The shares of PV and wind in the installed kW are features.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -31,13 +34,16 @@ HORIZON = 2 * PERIODS_PER_DAY  # 48 hours of half-hour targets
 TARGETS = ("demand", "generation")
 WEEK = 7 * PERIODS_PER_DAY
 _GEN_FLOOR = 1e-3  # kWh per member per half-hour: scale of a co-op with (almost) no generation
+TECHNOLOGIES = ("pv", "wind")  # generation technologies members declare (kW installed)
 FEATURES = (
     "horizon", "tod", "dow", "day_type", "holiday", "doy", "month", "season",
     "clearsky", "sun_elevation", "sun_azimuth",
     "d_lag7", "d_lag14", "d_last_same", "d_mean7_same", "d_last", "d_mean24",
     "g_lag7", "g_last_same", "g_mean7_same", "g_last", "g_mean24",
     "temp_last", "temp_mean24", "temp_fc", "ghi_fc", "clearness_fc", "wind_fc", "fc_lead",
+    "pv_share", "wind_share",
 )  # fmt: skip
+SHARES = ("pv_share", "wind_share")  # the features holding the technology mix, as TECHNOLOGIES
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,8 @@ class CoopData:
     aggregates: index `period` (UTC unix seconds, multiples of 1800); columns demand,
     generation, export (kWh totals) and members. weather: index `period`; temp_c, ghi, wind_ms.
     weather_forecast: columns issued, period, temp_c, ghi, wind_ms. `astronomy` off leaves the
-    clear-sky and sun-position features empty (only to measure what they add).
+    clear-sky and sun-position features empty (only to measure what they add). capacity: kW
+    installed by technology (keys of TECHNOLOGIES) over all members; None when not declared.
     """
 
     coop_id: str
@@ -56,6 +63,7 @@ class CoopData:
     weather: pd.DataFrame | None = None
     weather_forecast: pd.DataFrame | None = None
     astronomy: bool = True
+    capacity: Mapping[str, float] | None = None
 
     def __post_init__(self) -> None:
         agg = self.aggregates
@@ -69,6 +77,13 @@ class CoopData:
             raise ValueError(f"{self.coop_id}: every aggregate period needs at least one member")
         if not agg.index.is_monotonic_increasing or agg.index.has_duplicates:
             raise ValueError(f"{self.coop_id}: aggregate periods must be sorted and unique")
+        cap = self.capacity
+        if cap is not None and (set(cap) - set(TECHNOLOGIES) or not all(v >= 0 for v in cap.values())):
+            raise ValueError(f"{self.coop_id}: capacity must be kW (>= 0) by technology {TECHNOLOGIES}")
+
+    def technology_mix(self) -> dict[str, float]:
+        """Shares of the installed kW by technology; {} when unknown or nothing is installed."""
+        return mix(self.capacity)
 
     def known_at(self, origin: int) -> CoopData:
         """The data as it stood at `origin`: nothing measured or issued after it."""
@@ -108,6 +123,12 @@ class FeatureRows:
             self.coop_id, self.origin[mask], self.period[mask], self.X[mask].reset_index(drop=True),
             self.y[mask], self.scale[mask], self.members[mask],
         )  # fmt: skip
+
+
+def mix(capacity: Mapping[str, float] | None) -> dict[str, float]:
+    """kW by technology as shares of the total; {} when unknown or zero."""
+    total = sum((capacity or {}).values())
+    return {t: (capacity or {}).get(t, 0.0) / total for t in TECHNOLOGIES} if total > 0 else {}
 
 
 def concat_rows(parts: list[FeatureRows]) -> FeatureRows:
@@ -202,6 +223,18 @@ def _forecast_weather(
     }
 
 
+def _generation_scale(
+    coop: CoopData, g: NDArray[np.float64], members: NDArray[np.floating[Any]], oi: NDArray[np.int64]
+) -> NDArray[np.float64]:
+    """Per row, kWh per member per half-hour at full output of the installed kW (members known
+    at the origin), or the 28-day peak where the capacity is unknown."""
+    kw = sum((coop.capacity or {}).values())
+    if kw > 0:
+        return kw * (HALF_HOUR / 3600) / _take(members, oi - 1)
+    gmax = pd.Series(g).rolling(4 * WEEK, min_periods=PERIODS_PER_DAY).max().to_numpy()
+    return np.maximum(_take(gmax, oi - 1), _GEN_FLOOR)
+
+
 def build_features(coop: CoopData, origins: NDArray[np.int64], horizon: int = HORIZON) -> FeatureRows:
     """Rows for each origin and each of the next `horizon` periods."""
     origins = np.asarray(origins, dtype=np.int64)
@@ -224,8 +257,7 @@ def build_features(coop: CoopData, origins: NDArray[np.int64], horizon: int = HO
     at = {days: (same_local_time(period, -days, tz) - p0) // HALF_HOUR for days in range(1, 15)}
     known_days = _known_days(at, oi)  # per row: days back to the same local time, 7 known ones
     base_d = _window_mean(d, oi, WEEK)
-    gmax = pd.Series(g).rolling(4 * WEEK, min_periods=PERIODS_PER_DAY).max().to_numpy()
-    base_g = np.maximum(_take(gmax, oi - 1), _GEN_FLOOR)
+    base_g = _generation_scale(coop, g, members, oi)
     temp = _series(coop.weather, "temp_c", p0, n)
     sun = sky(coop.site, period)
     if not coop.astronomy:
@@ -241,6 +273,9 @@ def build_features(coop: CoopData, origins: NDArray[np.int64], horizon: int = HO
         cols[f"{name}_last"] = _take(arr, oi - 1) / scale
         cols[f"{name}_mean24"] = _window_mean(arr, oi, PERIODS_PER_DAY) / scale
     cols["d_lag14"] = _take(d, at[14]) / base_d
+    shares = coop.technology_mix()
+    for tech, feature in zip(TECHNOLOGIES, SHARES, strict=True):
+        cols[feature] = np.full(len(k), shares.get(tech, np.nan))
     cols["temp_last"] = _take(temp, oi - 1)
     cols["temp_mean24"] = _window_mean(temp, oi, PERIODS_PER_DAY)
     origin = p0 + oi * HALF_HOUR

@@ -1,4 +1,10 @@
-"""Peak and surplus windows from a forecast, and plain-language nudges in local time."""
+"""Peak and surplus windows from a forecast, how sure they are, and plain-language nudges in local time.
+
+A window's confidence is the mean, over its half-hours, of the chance that the half-hour really
+is a peak (demand above the threshold) or in surplus (generation above demand), read from the
+forecast's P10/P50/P90: each quantity's distribution is taken as piecewise linear through them
+(linear tails down to 0 and up to 1), demand and generation as independent.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,14 @@ from numpy.typing import ArrayLike, NDArray
 
 from .timegrid import HALF_HOUR
 
+QUANTILES = (0.1, 0.5, 0.9)  # levels of a forecast's band
+_U = np.linspace(0.05, 0.95, 19)  # levels at which demand is sampled for P(generation > demand)
+
+
+def band_column(target: str, level: float) -> str:
+    """`demand_p10_kwh`: the forecast frame's column of one target's quantile (co-op kWh)."""
+    return f"{target}_p{round(level * 100)}_kwh"
+
 
 @dataclass(frozen=True)
 class Window:
@@ -20,6 +34,7 @@ class Window:
     start: int
     end: int
     daylight: bool  # the sun is up for most of it (so the spare power is likely solar)
+    confidence: float | None = None  # chance (0-1) it really is busy / in surplus; None: no band
 
 
 @dataclass(frozen=True)
@@ -47,6 +62,42 @@ def flags(
     """Per period: (peak, surplus) booleans."""
     d, g = np.asarray(demand, dtype=float), np.asarray(generation, dtype=float)
     return d > threshold, g > d
+
+
+def _knots(q: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """x and F(x) of a piecewise-linear distribution through sorted P10/P50/P90."""
+    lo, mid, hi = q
+    xs = np.array([lo - (mid - lo) / 4, lo, mid, hi, hi + (hi - mid) / 4])
+    return xs, np.array([0.0, *QUANTILES, 1.0])
+
+
+def exceedance(q: NDArray[np.float64], x: ArrayLike) -> NDArray[np.float64]:
+    """Per row of (rows x QUANTILES) quantiles: the chance the value exceeds x (scalar or per row)."""
+    q = np.sort(np.asarray(q, dtype=float), axis=1)
+    xb = np.broadcast_to(np.asarray(x, dtype=float), (len(q),))
+    out = np.empty(len(q))
+    for i, row in enumerate(q):
+        xs, fs = _knots(row)
+        out[i] = 1.0 - np.interp(xb[i], xs, fs)
+    return out
+
+
+def surplus_chance(demand_q: NDArray[np.float64], generation_q: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Per row: the chance generation exceeds demand (independent, each through its quantiles)."""
+    d = np.sort(np.asarray(demand_q, dtype=float), axis=1)
+    out = np.empty(len(d))
+    for i, row in enumerate(d):
+        xs, fs = _knots(row)
+        samples = np.interp(_U, fs, xs)  # demand at evenly spread levels
+        out[i] = exceedance(np.repeat(generation_q[i : i + 1], len(_U), axis=0), samples).mean()
+    return out
+
+
+def _band(forecast: pd.DataFrame, target: str) -> NDArray[np.float64] | None:
+    cols = [band_column(target, q) for q in QUANTILES]
+    if not set(cols) <= set(forecast.columns):
+        return None
+    return forecast[cols].to_numpy(dtype=float)
 
 
 def _runs(mask: NDArray[np.bool_]) -> list[tuple[int, int]]:
@@ -77,7 +128,11 @@ def windows(
     threshold = peak_threshold(ref, peak_percentile)
     peak, surplus = flags(demand, forecast["generation_kwh"].to_numpy(dtype=float), threshold)
     sun = forecast["clearsky"].to_numpy(dtype=float) > 0 if "clearsky" in forecast else None
-    return windows_from_flags(periods, peak, surplus, sun, min_periods)
+    dq, gq = _band(forecast, "demand"), _band(forecast, "generation")
+    chance = None
+    if dq is not None and gq is not None:
+        chance = {"peak": exceedance(dq, threshold), "surplus": surplus_chance(dq, gq)}
+    return windows_from_flags(periods, peak, surplus, sun, min_periods, chance)
 
 
 def windows_from_flags(
@@ -86,8 +141,10 @@ def windows_from_flags(
     surplus: NDArray[np.bool_],
     sun: NDArray[np.bool_] | None = None,
     min_periods: int = 1,
+    chance: dict[str, NDArray[np.float64]] | None = None,
 ) -> list[Window]:
-    """Windows from per-period flags of consecutive half-hours, in time order."""
+    """Windows from per-period flags of consecutive half-hours, in time order; `chance` (per
+    kind, per period) gives each window its confidence, the mean over its half-hours."""
     periods = np.asarray(periods, dtype=np.int64)
     sun = np.zeros(len(periods), dtype=bool) if sun is None else np.asarray(sun, dtype=bool)
     out = []
@@ -95,7 +152,8 @@ def windows_from_flags(
         for a, b in _runs(np.asarray(mask, dtype=bool)):
             if b - a >= min_periods:
                 end = int(periods[b - 1]) + HALF_HOUR
-                out.append(Window(kind, int(periods[a]), end, bool(sun[a:b].mean() > 0.5)))
+                sure = None if chance is None else round(float(chance[kind][a:b].mean()), 3)
+                out.append(Window(kind, int(periods[a]), end, bool(sun[a:b].mean() > 0.5), sure))
     return sorted(out, key=lambda w: (w.start, w.kind))
 
 
@@ -118,6 +176,20 @@ def _span(start: int, end: int, now: arrow.Arrow, tz: str) -> str:
     return f"{_day(a, now)} {a.format('HH:mm')} to {_day(b, now, on='')} {b.format('HH:mm')}"
 
 
+def sureness(confidence: float | None) -> str:
+    """How sure, in words: "very likely" (3 in 4 or more), "likely" (1 in 2), else "possibly"."""
+    if confidence is None:
+        return ""
+    if confidence >= 0.75:
+        return "very likely"
+    return "likely" if confidence >= 0.5 else "possibly"
+
+
+def _lead(confidence: float | None, what: str) -> str:
+    words = f"{sureness(confidence)} {what}".strip()
+    return words[0].upper() + words[1:]
+
+
 def nudges(found: list[Window], *, now: int, tz: str) -> list[Nudge]:
     """Plain-language nudges for windows, with times on the local clock of `tz`.
 
@@ -128,11 +200,19 @@ def nudges(found: list[Window], *, now: int, tz: str) -> list[Nudge]:
     for w in found:
         span = _span(w.start, w.end, here, tz)
         if w.kind == "surplus" and w.daylight:
-            text = f"Sunny {span}: a good time for the washing machine or EV charging"
+            text = (
+                f"{_lead(w.confidence, 'sunny')} {span}: a good time for the washing machine or EV charging"
+            )
         elif w.kind == "surplus":
-            text = f"Local power to spare {span}: a good time for EV charging or the dishwasher"
+            text = (
+                f"{_lead(w.confidence, 'local power to spare')} {span}:"
+                " a good time for EV charging or the dishwasher"
+            )
         elif w.kind == "peak":
-            text = f"Busy {span}: if you can, run the washing machine or dishwasher at another time"
+            text = (
+                f"{_lead(w.confidence, 'busy')} {span}:"
+                " if you can, run the washing machine or dishwasher at another time"
+            )
         else:
             raise ValueError(f"unknown window kind {w.kind!r}")
         out.append(Nudge(w.kind, w.start, w.end, text))

@@ -113,7 +113,15 @@ class SimulatedCoop:
             site=self.spec.site,
             weather=self.weather[["temp_c", "ghi", "wind_ms"]],
             weather_forecast=self.weather_forecast,
+            capacity=installed_capacity(self.readings.members),
         )
+
+
+def installed_capacity(members: pd.DataFrame) -> dict[str, float]:
+    """kW installed by technology, as the simulated members declare it (PV kWp, turbine kW)."""
+    kw = members["kwp"].to_numpy(dtype=float)
+    wind = (members["kind"] == "turbine").to_numpy()
+    return {"pv": float(kw[~wind].sum()), "wind": float(kw[wind].sum())}
 
 
 def aggregate_readings(readings: pd.DataFrame) -> pd.DataFrame:

@@ -3,6 +3,7 @@ unless it is listed as public."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 from collections.abc import AsyncIterator, Callable
@@ -82,10 +83,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         return _guarded(handler, self._authenticators.get(service))
 
 
-def _authenticate(authenticate: Authenticator | None, context: grpc.aio.ServicerContext) -> Principal:
+async def _authenticate(authenticate: Authenticator | None, context: grpc.aio.ServicerContext) -> Principal:
     if authenticate is None:
         raise Unauthenticated("this method accepts no credential", code="auth.no_method")
-    return authenticate(bearer_token(context.invocation_metadata()))
+    token = bearer_token(context.invocation_metadata())
+    return await asyncio.to_thread(authenticate, token)  # it reads the store: off the event loop
 
 
 def _guarded(handler: grpc.RpcMethodHandler, authenticate: Authenticator | None) -> grpc.RpcMethodHandler:
@@ -94,7 +96,7 @@ def _guarded(handler: grpc.RpcMethodHandler, authenticate: Authenticator | None)
     @contextlib.asynccontextmanager
     async def authenticated(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         try:
-            _caller.set(_authenticate(authenticate, context))
+            _caller.set(await _authenticate(authenticate, context))
         except Exception as exc:  # noqa: BLE001 - any failure to authenticate refuses the call
             error = as_coopfed_error(exc) or Unauthenticated("invalid credential", code="auth.invalid")
             # the node cannot check just now (its database is away): retry, the token may be good

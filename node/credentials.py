@@ -11,13 +11,13 @@ import re
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from coopfed.federation.tokens import TokenUse, VerifiedToken, verify_token
 from coopfed.node.errors import InvalidArgument, Unauthenticated
 from coopfed.node.limits import limit_of
+from coopfed.node.storage.records import TokenRevocation
 
 if TYPE_CHECKING:
     from coopfed.node.runtime import Node
@@ -26,18 +26,6 @@ REVOCATION_PATH = "coopfed/governance/token_revocation"
 BOARD_PREFIX = "board:"
 _JTI = re.compile(r"[0-9A-Za-z_-]{1,128}")
 _ROLE_NAMES = {"member": "a member", "org": "an organisation", "board": "a board"}
-
-
-@dataclass(frozen=True)
-class TokenRevocation:
-    """One token (`jti`), or every token of `subject` issued before `issued_before` (unix s)."""
-
-    reason: str
-    revoked_by: str
-    revoked_at: datetime
-    jti: str = ""
-    subject: str = ""
-    issued_before: int = 0
 
 
 class RevokedTokens:

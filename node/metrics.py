@@ -92,6 +92,12 @@ class Metrics:
         self.releases = Counter(
             "coopfed_releases", "Releases of members' data, by flow", ["flow"], registry=r
         )
+        self.background_failures = Counter(
+            "coopfed_background_failures",
+            "Background tasks (schedules, policy reload, admin socket) that failed and stopped, by task",
+            ["task"],
+            registry=r,
+        )
         if revision is not None:
             r.register(_Revision(revision))
 
@@ -102,6 +108,9 @@ class Metrics:
 
     def released(self, flow: str) -> None:
         self.releases.labels(flow).inc()
+
+    def background_failed(self, task: str) -> None:
+        self.background_failures.labels(task).inc()
 
     def stored(self, readings: int) -> None:
         self.readings.inc(readings)

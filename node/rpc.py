@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import logging
@@ -21,6 +22,7 @@ from grpc_status import rpc_status
 from coopfed.node import errors, limits
 from coopfed.node.errors import as_coopfed_error
 from coopfed.node.limits import truncated
+from coopfed.node.policy.holder import PolicyHolder
 from coopfed.v1 import common_pb2
 
 log = logging.getLogger(__name__)
@@ -234,3 +236,24 @@ def call_code(context: grpc.aio.ServicerContext, exc: BaseException | None = Non
     if exc is None:
         return grpc.StatusCode.OK
     return grpc.StatusCode.CANCELLED if isinstance(exc, asyncio.CancelledError) else grpc.StatusCode.UNKNOWN
+
+
+class PolicyPinInterceptor(grpc.aio.ServerInterceptor):
+    """Pins every RPC to the policy revision current when it started (see PolicyHolder.pinned)."""
+
+    def __init__(self, holder: PolicyHolder) -> None:
+        self._holder = holder
+
+    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = await continuation(handler_call_details)
+        return None if handler is None else _pinned_handler(handler, self._holder)
+
+
+def _pinned_handler(handler: grpc.RpcMethodHandler, holder: PolicyHolder) -> grpc.RpcMethodHandler:
+    # The pin is a context variable set inside the RPC's own task; asyncio.to_thread copies it.
+    @contextlib.asynccontextmanager
+    async def pinned(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        with holder.pinned():
+            yield
+
+    return around_calls(handler, pinned)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -15,14 +14,14 @@ from grpc_health.v1 import health_pb2
 from coopfed.federation.tls import is_loopback
 from coopfed.node.admin import Ports, start_admin, stop_admin
 from coopfed.node.auth import AuthInterceptor
+from coopfed.node.background import Background
 from coopfed.node.errors import FailedPrecondition
 from coopfed.node.federation.server import PeerServer
 from coopfed.node.forecast.schedule import ForecastSchedule
 from coopfed.node.introspection import HEALTH_SERVICE, add_health, add_reflection
 from coopfed.node.logs import RequestIdInterceptor
 from coopfed.node.operations import NO_PORT_SHARING, FolderLock, bind
-from coopfed.node.policy.holder import PolicyPinInterceptor
-from coopfed.node.rpc import MalformedRequestInterceptor
+from coopfed.node.rpc import MalformedRequestInterceptor, PolicyPinInterceptor
 from coopfed.node.runtime import Node
 from coopfed.node.services import add_services, authenticators
 
@@ -43,6 +42,7 @@ class NodeServer:
         self.peers: PeerServer | None = None  # the mutual-TLS port for peer co-ops, if configured
         self.portal: PortalServer | None = None  # the members' web portal, where [portal] listen says
         self.lock = FolderLock(node.settings.base_dir)  # one server per node folder
+        self.background = Background(node.metrics.background_failed)  # the tasks below, in one TaskGroup
         self.publisher: asyncio.Task[None] | None = None  # scheduled open data, where [open_data] says
         self.schedule: ForecastSchedule | None = (
             None  # forecasts and training, where [forecast_schedule] says
@@ -92,15 +92,19 @@ class NodeServer:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("node %s serving on port %d", self.node.node_id, self.port)
         try:
+            await self.background.start()
             self._start_metrics()
+            if self.node.policy.reloader is not None:
+                self.background.spawn("policy reload", self.node.policy.reloader.run())
             self._start_publisher()
             self._start_forecaster()
             await self._start_peers()
             await self._start_portal()
             ports = Ports(self.port, self.peers.port if self.peers else 0)
             self.admin = await start_admin(self.node, ports)
+            self.background.spawn("admin socket", self._serve_admin(self.admin))
         except BaseException:
-            self._cancel_schedules()
+            await self.background.stop()
             if self.portal is not None:
                 await self.portal.stop()
             if self.peers is not None:
@@ -130,17 +134,18 @@ class NodeServer:
             from coopfed.node.opendata.schedule import Schedule  # the data-package stack loads only when used
 
             schedule = Schedule(self.node)  # refuses an unknown [open_data] every before serving
-            self.publisher = asyncio.get_running_loop().create_task(schedule.run())
+            self.publisher = self.background.spawn("open data schedule", schedule.run())
 
     def _start_forecaster(self) -> None:
         if self.node.settings.forecast_schedule.enabled and self.node.forecast is not None:
             self.schedule = ForecastSchedule(self.node, self.clock)  # refuses a wrong forecast_at first
-            self.forecaster = asyncio.get_running_loop().create_task(self.schedule.run())
+            self.forecaster = self.background.spawn("forecast schedule", self.schedule.run())
 
-    def _cancel_schedules(self) -> None:
-        for task in (self.publisher, self.forecaster):
-            if task is not None:
-                task.cancel()
+    async def _serve_admin(self, server: grpc.aio.Server) -> None:
+        try:
+            await server.wait_for_termination()
+        finally:  # stopped with the other background work
+            await stop_admin(server, self.node.settings.base_dir)
 
     def _start_metrics(self) -> None:
         conf = self.node.settings.metrics
@@ -163,9 +168,7 @@ class NodeServer:
     async def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
         """Refuse new calls, let calls in flight finish (and commit), then stop."""
         await self.health.enter_graceful_shutdown()
-        if self.admin is not None:
-            await stop_admin(self.admin, self.node.settings.base_dir)
-        self._cancel_schedules()
+        await self.background.stop()  # the admin socket and the schedules, each awaited
         if self.portal is not None:
             await self.portal.stop()
         if self.peers is not None:
@@ -173,18 +176,3 @@ class NodeServer:
         await self.server.stop(grace)
         await asyncio.to_thread(self.node.metrics.stop)
         self.lock.release()
-
-
-async def serve(node: Node, on_started: Callable[[int], None] | None = None) -> None:
-    """Serve until SIGTERM or SIGINT."""
-    server = NodeServer(node)
-    port = await server.start()
-    if on_started:
-        on_started(port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("shutting down")
-    await server.stop()

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from coopfed.node.ballots.changes import merge_patch, unexplained
 from coopfed.node.policy.archive import BundleError
 from coopfed.node.policy.bundle import VerifiedBundle
+from coopfed.node.policy.data_changes import merge_patch, unexplained
 from coopfed.node.policy.errors import PolicyError
 from coopfed.node.policy.loader import load_policies
 from coopfed.node.storage import base as storage

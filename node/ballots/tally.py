@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from coopfed.node.ballots.changes import digest
+from coopfed.node.policy.data_changes import digest
 
 ABSTAIN = "abstain"
 

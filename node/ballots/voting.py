@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from coopfed.node.auth import Principal
-from coopfed.node.ballots import changes
 from coopfed.node.ballots.tally import ABSTAIN, Rules, count, new_receipt, receipt_hash
 from coopfed.node.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from coopfed.node.limits import limit_of
 from coopfed.node.members import decision_log
+from coopfed.node.policy import data_changes as changes
 from coopfed.node.storage import base as storage
 from coopfed.node.storage.ballots import BallotRecord, BallotStore, Box, Closing
 from coopfed.node.storage.governance import Conflict

@@ -13,12 +13,12 @@ from typing import Any
 from rich.console import Console
 
 from coopfed.node.ballots import voting
-from coopfed.node.ballots.changes import merge_patch
 from coopfed.node.ballots.tally import find_receipt, recount
 from coopfed.node.cli.common import ClientAction, add_credentials_option, bind
 from coopfed.node.cli.output import Col, add_json_option, print_json, show, show_record
 from coopfed.node.client import Credentials, bearer, every_page
 from coopfed.node.errors import FailedPrecondition, UsageError
+from coopfed.node.policy.data_changes import merge_patch
 from coopfed.v1 import ballot_pb2 as pb
 from coopfed.v1 import ballot_pb2_grpc as pb_grpc
 

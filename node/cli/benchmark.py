@@ -11,8 +11,9 @@ import arrow
 from google.protobuf.json_format import MessageToDict
 from rich.console import Console
 
-from coopfed.node.cli.output import DEFAULT_TZ, add_json_option, local_day, print_json, show_record
+from coopfed.node.cli.output import add_json_option, print_json, show_record
 from coopfed.node.client import Credentials, bearer
+from coopfed.node.localtime import DEFAULT_TZ, local_day
 from coopfed.node.storage.base import HEATING, HOME_TYPES
 from coopfed.v1 import benchmark_pb2, benchmark_pb2_grpc, common_pb2, member_pb2
 

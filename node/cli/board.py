@@ -24,9 +24,10 @@ from coopfed.node.cli.governance import (
     print_status,
     request_record,
 )
-from coopfed.node.cli.output import Col, add_json_option, cell, local_time, print_json, show
+from coopfed.node.cli.output import Col, add_json_option, cell, print_json, show
 from coopfed.node.client import Credentials, add_node_options, bearer, every_page
 from coopfed.node.errors import UsageError
+from coopfed.node.localtime import local_time
 from coopfed.v1 import governance_pb2 as pb
 from coopfed.v1 import governance_pb2_grpc as pb_grpc
 

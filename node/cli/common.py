@@ -12,9 +12,9 @@ import arrow
 import grpc
 from rich.console import Console
 
-from coopfed.node.cli.output import DEFAULT_TZ, local_day
 from coopfed.node.client import Credentials, channel
 from coopfed.node.errors import UsageError
+from coopfed.node.localtime import DEFAULT_TZ, local_day
 from coopfed.node.runtime import Node, open_node
 from coopfed.node.settings import Settings, load_settings
 

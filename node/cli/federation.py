@@ -14,11 +14,12 @@ from coopfed.federation.grants import Granularity
 from coopfed.federation.keys import open_private
 from coopfed.federation.tls import is_loopback
 from coopfed.node.cli.common import NodeAction, add_period_options, bind_on_node, period_of, period_text
-from coopfed.node.cli.output import Col, add_json_option, local_time, print_json, show
+from coopfed.node.cli.output import Col, add_json_option, print_json, show
 from coopfed.node.federation import grantee, issuer
 from coopfed.node.federation.decide import GrantAsk
 from coopfed.node.federation.manifest import Manifest, own_manifest
 from coopfed.node.federation.refresh import refresh_all
+from coopfed.node.localtime import local_time
 from coopfed.node.model import DATASETS, Flow
 from coopfed.node.runtime import Node
 

@@ -21,9 +21,10 @@ from coopfed.node.cli.common import (
     public_channel,
     saved_credentials,
 )
-from coopfed.node.cli.output import Col, add_json_option, cell, local_day, print_json, show
+from coopfed.node.cli.output import Col, add_json_option, cell, print_json, show
 from coopfed.node.client import Credentials, add_node_options, bearer, channel, every_page, grant_bearer
 from coopfed.node.errors import UsageError
+from coopfed.node.localtime import local_day
 from coopfed.v1 import common_pb2
 from coopfed.v1 import governance_pb2 as pb
 from coopfed.v1 import governance_pb2_grpc as pb_grpc

@@ -10,11 +10,12 @@ import numpy as np
 from rich.console import Console
 
 from coopfed.node.cli.common import NodeAction, add_period_options, bind_on_node, period_of, period_text
-from coopfed.node.cli.output import DEFAULT_TZ, Col, add_json_option, show, show_record
+from coopfed.node.cli.output import Col, add_json_option, show, show_record
 from coopfed.node.errors import NotFound
 from coopfed.node.ledger.money import pounds
 from coopfed.node.ledger.run import decide_terms, ledger_of, settle_span
 from coopfed.node.ledger.statement import journal_csv, statement
+from coopfed.node.localtime import DEFAULT_TZ
 from coopfed.node.runtime import Node
 
 

@@ -15,19 +15,11 @@ from rich.console import Console
 from coopfed.federation.keys import open_private
 from coopfed.node.cli import benchmark
 from coopfed.node.cli.common import bind
-from coopfed.node.cli.output import (
-    DEFAULT_TZ,
-    Col,
-    add_json_option,
-    local_day,
-    local_time,
-    print_json,
-    show,
-    show_record,
-)
+from coopfed.node.cli.output import Col, add_json_option, print_json, show, show_record
 from coopfed.node.cli.upload import read_readings
 from coopfed.node.client import Credentials, add_node_options, bearer, channel, every_page
 from coopfed.node.errors import UsageError
+from coopfed.node.localtime import DEFAULT_TZ, local_day, local_time
 from coopfed.node.model import DATASETS, Flow
 from coopfed.v1 import common_pb2, member_pb2, member_pb2_grpc
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from rich.console import Console
 
 from coopfed.node import operations
+from coopfed.node.app import serve
 from coopfed.node.cli.output import print_json
 from coopfed.node.logs import configure_logging
-from coopfed.node.runtime import init_node, open_node
-from coopfed.node.server import serve
+from coopfed.node.runtime import init_node
 from coopfed.node.settings import load_settings
 
 
@@ -78,8 +78,7 @@ def _node_serve(args: argparse.Namespace, console: Console) -> int:
         console.print(f"node [bold]{settings.node.id}[/bold] serving on port {port}", highlight=False)
         sys.stdout.flush()  # a supervisor or test may be waiting for this line on a pipe
 
-    with open_node(settings) as node:
-        asyncio.run(serve(node, started))
+    asyncio.run(serve(settings, started))
     return 0
 
 
@@ -154,6 +153,6 @@ def _size(n: int) -> str:
 
 
 def _demo(args: argparse.Namespace, console: Console) -> int:
-    from coopfed.node.demo import run_demo
+    from coopfed.node.cli.demo import run_demo
 
     return run_demo(args.dir, once=args.once, console=console)

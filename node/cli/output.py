@@ -10,12 +10,10 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
-import arrow
 from rich.console import Console
 from rich.table import Table
 
-DEFAULT_TZ = "Europe/London"
-"""The co-op's time zone when nothing says otherwise: members read times on their own clock."""
+from coopfed.node.localtime import local_time
 
 
 def make_console() -> Console:
@@ -26,16 +24,6 @@ def make_console() -> Console:
 
 def add_json_option(parser: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-
-
-def local_time(at: datetime | int | float, tz: str = DEFAULT_TZ) -> str:
-    """'Tue 1 Dec 2026, 21:30 GMT': an instant as a member reads it, on the co-op's clock."""
-    return arrow.get(at).to(tz).format("ddd D MMM YYYY, HH:mm ZZZ")
-
-
-def local_day(at: datetime | int | float, tz: str = DEFAULT_TZ) -> str:
-    """'1 Dec 2026': the local day an instant falls on."""
-    return arrow.get(at).to(tz).format("D MMM YYYY")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from typing import TYPE_CHECKING
@@ -69,13 +70,15 @@ def authenticate(node: Node, token: str) -> Principal:
     return Principal(PEER, access.issuer, dict(access.claims))
 
 
-def check_peer(node: Node, principal: Principal, kind: str, context: grpc.aio.ServicerContext) -> PeerRecord:
+async def check_peer(
+    node: Node, principal: Principal, kind: str, context: grpc.aio.ServicerContext
+) -> PeerRecord:
     """The caller is a pinned peer, by the expected credential, over its pinned TLS certificate."""
     if principal.kind != kind:
         wanted = "a grant issued by this node" if kind == GRANTEE else "a peer's access token"
         raise Unauthenticated(f"this method needs {wanted}", code="federation.credential")
     fed = federation_of(node)
-    record = fed.state.peers().get(principal.id)
+    record = await asyncio.to_thread(lambda: fed.state.peers().get(principal.id))  # a store read
     if record is None:
         raise Unauthenticated(
             f"{principal.id!r} is not a pinned peer of this node", code="federation.not_peer"

@@ -70,14 +70,14 @@ def updated_record(node: Node, record: PeerRecord, manifest: Manifest) -> PeerRe
 
 async def _repin(node: Node, client: PeerClient, record: PeerRecord) -> PeerRecord:
     fresh = await asyncio.to_thread(updated_record, node, record, await client.manifest())
-    federation_of(node).state.pin(fresh)
+    await asyncio.to_thread(federation_of(node).state.pin, fresh)
     return fresh
 
 
 async def repin(node: Node, peer_id: str) -> PeerRecord:
     """Fetch one peer's manifest now (e.g. on meeting a key id not pinned yet) and re-pin it."""
     fed = federation_of(node)
-    record = fed.state.peer(peer_id)
+    record = await asyncio.to_thread(fed.state.peer, peer_id)
     async with PeerClient(fed, fed.keys(node), record) as client:
         return await _repin(node, client, record)
 
@@ -90,6 +90,14 @@ async def refresh_peer(node: Node, record: PeerRecord, report: RefreshReport) ->
             report.rekeyed.append(record.peer_id)
         token = await client.revocations()
         await witness.exchange_with(node, client)
+    report.newly_revoked += await asyncio.to_thread(_store_revocations, node, record, token)
+    report.refreshed.append(record.peer_id)
+
+
+def _store_revocations(node: Node, record: PeerRecord, token: str) -> list[str]:
+    """Verify the peer's revocation list against the last one stored, and store it; the jtis of
+    held grants it newly revokes."""
+    fed = federation_of(node)
     previous = fed.state.peer_revocations(record.peer_id)
     published = verify_publication(
         token,
@@ -97,16 +105,15 @@ async def refresh_peer(node: Node, record: PeerRecord, report: RefreshReport) ->
         issuer=record.peer_id,
         previous=previous.revocations if previous else None,
     )
-    report.newly_revoked += fed.state.store_peer_revocations(record.peer_id, published)
-    report.refreshed.append(record.peer_id)
+    return fed.state.store_peer_revocations(record.peer_id, published)
 
 
 async def refresh_all(node: Node) -> RefreshReport:
     """Refresh every pinned peer; one peer's failure is reported and does not stop the others."""
     fed = federation_of(node)
-    fed.keys(node)  # pick up this node's own rotation too
+    await asyncio.to_thread(fed.keys, node)  # pick up this node's own rotation too
     report = RefreshReport()
-    for record in fed.state.peers().values():
+    for record in await asyncio.to_thread(lambda: list(fed.state.peers().values())):
         try:
             await refresh_peer(node, record, report)
         except (grpc.RpcError, CoopfedError, FederationError, PolicyError, ValueError) as exc:

@@ -25,8 +25,7 @@ from coopfed.node.federation.service import SERVICE_NAME, FederationService
 from coopfed.node.introspection import add_health
 from coopfed.node.logs import RequestIdInterceptor
 from coopfed.node.operations import NO_PORT_SHARING, bind
-from coopfed.node.policy.holder import PolicyPinInterceptor
-from coopfed.node.rpc import MalformedRequestInterceptor
+from coopfed.node.rpc import MalformedRequestInterceptor, PolicyPinInterceptor
 from coopfed.node.runtime import Node
 from coopfed.v1 import federation_pb2_grpc
 

@@ -37,16 +37,16 @@ class FederationService(federation_pb2_grpc.FederationServiceServicer):
 
     @rpc
     async def GetRevocations(self, request, context):
-        check_peer(self.node, caller(), PEER, context)  # which grants were revoked is for peers only
+        await check_peer(self.node, caller(), PEER, context)  # which grants were revoked is for peers only
         fed = federation_of(self.node)
         # Valid for a day at most, and never beyond a few refresh intervals: a stale list expires.
         ttl = min(DEFAULT_PUBLICATION_TTL, 4 * max(fed.conf.refresh_interval_s, 60))
-        token = fed.state.revocations().publish(fed.keys(self.node), ttl=ttl)
+        token = await asyncio.to_thread(lambda: fed.state.revocations().publish(fed.keys(self.node), ttl=ttl))
         return federation_pb2.RevocationPublication(token=token)
 
     @rpc
     async def RequestGrant(self, request, context):
-        peer = check_peer(self.node, caller(), PEER, context)
+        peer = await check_peer(self.node, caller(), PEER, context)
         ask = convert.ask_from_proto(request)
         token, grant, decision = await asyncio.to_thread(grant_for_peer, self.node, peer, ask)
         return federation_pb2.PeerGrantResponse(
@@ -59,7 +59,7 @@ class FederationService(federation_pb2_grpc.FederationServiceServicer):
     @rpc
     async def FetchAggregates(self, request, context):
         principal = caller()
-        peer = check_peer(self.node, principal, GRANTEE, context)
+        peer = await check_peer(self.node, principal, GRANTEE, context)
         grant = principal.claims["grant"]
         datasets = convert.names(request.datasets, "datasets")
         period = convert.period_from_proto(request.period) if request.HasField("period") else None
@@ -74,7 +74,7 @@ class FederationService(federation_pb2_grpc.FederationServiceServicer):
             released += series.periods.size
             suppressed += series.suppressed.size
             for part in series.chunks(chunk):
-                check_live(self.node, grant)  # a revocation stops the stream mid-way
+                await asyncio.to_thread(check_live, self.node, grant)  # a revocation stops the stream
                 yield convert.series_to_proto(part)
         yield federation_pb2.AggregatesChunk(
             summary=federation_pb2.AggregatesSummary(
@@ -87,7 +87,7 @@ class FederationService(federation_pb2_grpc.FederationServiceServicer):
 
     @rpc
     async def ExchangeLogHeads(self, request, context):
-        peer = check_peer(self.node, caller(), PEER, context)
+        peer = await check_peer(self.node, caller(), PEER, context)
         return await asyncio.to_thread(witness.exchange, self.node, peer.peer_id, request.head)
 
 

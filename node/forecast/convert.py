@@ -32,7 +32,19 @@ def window_to_proto(window: WindowRecord, text: str) -> pb.ForecastWindow:
         end_unix=window.end,
         daylight=window.daylight,
         nudge=text,
+        confidence=window.confidence,
     )
+
+
+def periods_to_proto(forecast: StoredForecast) -> list[pb.ForecastPeriod]:
+    """Half-hours with their band (proto fields named as the band's columns)."""
+    out = []
+    for i, (p, d, g) in enumerate(
+        zip(forecast.periods, forecast.demand_kwh, forecast.generation_kwh, strict=True)
+    ):
+        band = {column: values[i] for column, values in forecast.band.items()}
+        out.append(pb.ForecastPeriod(period_start_unix=p, demand_kwh=d, generation_kwh=g, **band))
+    return out
 
 
 def forecast_to_proto(forecast: StoredForecast, texts: list[str]) -> pb.Forecast:
@@ -42,10 +54,7 @@ def forecast_to_proto(forecast: StoredForecast, texts: list[str]) -> pb.Forecast
         sequence=forecast.sequence,
         made_at=timestamp(forecast.made_at),
         origin=timestamp(forecast.origin),
-        periods=[
-            pb.ForecastPeriod(period_start_unix=p, demand_kwh=d, generation_kwh=g)
-            for p, d, g in zip(forecast.periods, forecast.demand_kwh, forecast.generation_kwh, strict=True)
-        ],
+        periods=periods_to_proto(forecast),
         windows=[window_to_proto(w, t) for w, t in zip(forecast.windows, texts, strict=True)],
         model=pb.ForecastModel(
             mode=_MODES[forecast.mode], models=[model_to_proto(m) for m in forecast.models]

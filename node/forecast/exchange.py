@@ -63,12 +63,12 @@ class ModelExchangeService(pb_grpc.ModelExchangeServiceServicer):
 
     @rpc
     async def PublishModel(self, request, context):
-        peer = check_peer(self.node, caller(), PEER, context)
+        peer = await check_peer(self.node, caller(), PEER, context)
         return await asyncio.to_thread(accept, self.node, peer, request.artifact)
 
     @rpc
     async def GetModel(self, request, context):
-        _aligned(check_peer(self.node, caller(), PEER, context))
+        _aligned(await check_peer(self.node, caller(), PEER, context))
         return pb.SignedModel(artifact=await asyncio.to_thread(own_artifact, self.node))
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from coopfed.forecaster import Window, nudges, peak_threshold, predict, reference_demand, windows
+from coopfed.forecaster.nudging import QUANTILES, band_column
 from coopfed.node.errors import FailedPrecondition
 from coopfed.node.forecast.context import forecast_of
 from coopfed.node.forecast.data import forecast_policy, history_window, own_aggregates
@@ -19,6 +20,9 @@ from coopfed.node.model import HALF_HOUR, Flow
 
 if TYPE_CHECKING:
     from coopfed.node.runtime import Node
+
+
+BAND_COLUMNS = tuple(band_column(t, q) for t in ("demand", "generation") for q in QUANTILES)
 
 
 def default_origin(node: Node, now: int | None = None) -> int:
@@ -61,9 +65,10 @@ def make_forecast(
         members=int(frame["members"].iloc[0]),
         peak_percentile=policy.peak_percentile,
         peak_threshold_kwh=peak_threshold(reference, policy.peak_percentile),
-        windows=tuple(WindowRecord(w.kind, w.start, w.end, w.daylight) for w in found),
+        windows=tuple(WindowRecord(w.kind, w.start, w.end, w.daylight, w.confidence) for w in found),
         mode=ensemble.mode,
         models=ensemble.records,
+        band={c: tuple(float(v) for v in frame[c]) for c in BAND_COLUMNS if c in frame},
     )
     saved = ctx.store.save_forecast(forecast)
     ctx.hub.notify()
@@ -73,16 +78,17 @@ def make_forecast(
 def nudge_texts(found: tuple[WindowRecord, ...], tz: str, now: int | None = None) -> list[str]:
     """Plain-language nudges, worded for the moment they are read ("today", "tomorrow")."""
     now = int(time.time()) if now is None else now
-    ws = [Window(w.kind, w.start, w.end, w.daylight) for w in found]
+    ws = [Window(w.kind, w.start, w.end, w.daylight, w.confidence) for w in found]
     return [n.text for n in nudges(ws, now=now, tz=tz)]
 
 
 def forecast_frame(forecast: StoredForecast) -> pd.DataFrame:
-    """The stored forecast as the forecaster's frame (for charts)."""
+    """The stored forecast as the forecaster's frame (for charts), with its band if it has one."""
     return pd.DataFrame(
         {
             "demand_kwh": np.asarray(forecast.demand_kwh),
             "generation_kwh": np.asarray(forecast.generation_kwh),
+            **{c: np.asarray(v) for c, v in forecast.band.items()},
         },
         index=pd.Index(np.asarray(forecast.periods, dtype=np.int64), name="period"),
     )

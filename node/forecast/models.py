@@ -9,8 +9,6 @@ is stored and again before it is used. A retired key no longer verifies what it 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -81,8 +79,7 @@ def verifying_key(artifact: ModelArtifact, keys: Mapping[str, Ed25519PublicKey])
     what = f"model v{meta.version} from {meta.coop_id!r}"
     if not keys:
         raise ArtifactVerificationError(f"{what}: no signing key is pinned for {meta.coop_id!r}")
-    if not hmac.compare_digest(hashlib.sha256(artifact.booster).hexdigest(), meta.sha256):
-        raise ArtifactVerificationError(f"{what}: the booster bytes do not match the signed SHA-256")
+    artifact.check_hashes()
     for key in keys.values():
         try:
             artifact.verify(key)

@@ -48,7 +48,7 @@ class ForecastService(forecast_pb2_grpc.ForecastServiceServicer):
 
     @rpc
     async def GetForecast(self, request, context):
-        latest = forecast_of(self.node).store.latest()
+        latest = await asyncio.to_thread(forecast_of(self.node).store.latest)
         if latest is None:
             raise NotFound("the co-op has not made a forecast yet", code="forecast.none")
         return convert.forecast_to_proto(
@@ -64,7 +64,7 @@ class ForecastService(forecast_pb2_grpc.ForecastServiceServicer):
         with ctx.hub.listen() as wake:
             while True:
                 wake.clear()  # before looking: a forecast saved after the look wakes the wait
-                latest = ctx.store.latest()
+                latest = await asyncio.to_thread(ctx.store.latest)
                 if latest is None or latest.sequence <= sent:
                     await wake.wait(ctx.conf.poll_interval_s)
                     if not await asyncio.to_thread(wants_nudges, self.node, member_id):

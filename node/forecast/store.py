@@ -48,6 +48,7 @@ class WindowRecord:
     start: int  # UTC unix seconds
     end: int  # exclusive
     daylight: bool
+    confidence: float | None = None  # chance (0-1) it really is busy / in surplus; None: no band
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class StoredForecast:
     mode: str
     models: tuple[ModelRecord, ...]
     sequence: int = 0  # set by the store when saved
+    band: dict[str, tuple[float, ...]] = field(default_factory=dict)  # "demand_p10_kwh": per period
 
     def open_windows(self, now: int) -> tuple[WindowRecord, ...]:
         """Windows that have not ended by `now`."""
@@ -98,6 +100,7 @@ class StoredForecast:
                 "demand_kwh": tuple(float(v) for v in raw["demand_kwh"]),
                 "generation_kwh": tuple(float(v) for v in raw["generation_kwh"]),
                 "windows": tuple(WindowRecord(**w) for w in raw["windows"]),
+                "band": {k: tuple(float(v) for v in vs) for k, vs in raw.get("band", {}).items()},
                 "models": tuple(
                     ModelRecord(**{**m, "contributors": tuple(m["contributors"])}) for m in raw["models"]
                 ),

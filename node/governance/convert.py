@@ -10,7 +10,9 @@ from coopfed.federation.grants import GrantScope, Granularity
 from coopfed.node.convert import flow_from_proto, flow_to_proto, timestamp
 from coopfed.node.errors import InvalidArgument
 from coopfed.node.governance.catalogue import DatasetEntry
-from coopfed.node.governance.model import (
+from coopfed.node.model import Flow
+from coopfed.node.storage import Member
+from coopfed.node.storage.records import (
     AccessEntry,
     Assessment,
     DataRequestRecord,
@@ -23,8 +25,6 @@ from coopfed.node.governance.model import (
     RequestState,
     Review,
 )
-from coopfed.node.model import Flow
-from coopfed.node.storage import Member
 from coopfed.v1 import common_pb2, member_pb2
 from coopfed.v1 import governance_pb2 as pb
 

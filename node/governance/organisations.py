@@ -12,9 +12,9 @@ from coopfed.federation.tokens import TokenUse, issue_token
 from coopfed.node.auth import Principal
 from coopfed.node.credentials import verify_access
 from coopfed.node.errors import InvalidArgument, PermissionDenied, Unauthenticated
-from coopfed.node.governance.model import Assessment, Organisation, OrganisationProfile
 from coopfed.node.limits import limit_of
 from coopfed.node.policy import PolicyError
+from coopfed.node.storage.records import Assessment, Organisation, OrganisationProfile
 
 if TYPE_CHECKING:
     from coopfed.node.runtime import Node

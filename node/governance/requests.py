@@ -12,7 +12,11 @@ from coopfed.federation.grants import Constraints, issue_grant
 from coopfed.federation.tokens import new_jti
 from coopfed.node.errors import FailedPrecondition, InvalidArgument, NotFound
 from coopfed.node.governance import catalogue
-from coopfed.node.governance.model import (
+from coopfed.node.governance.organisations import current_assessment
+from coopfed.node.limits import limit_of, truncated
+from coopfed.node.model import HALF_HOUR
+from coopfed.node.policy import PolicyError
+from coopfed.node.storage.records import (
     DataRequestRecord,
     Decision,
     GrantRecord,
@@ -21,10 +25,6 @@ from coopfed.node.governance.model import (
     RequestState,
     Review,
 )
-from coopfed.node.governance.organisations import current_assessment
-from coopfed.node.limits import limit_of, truncated
-from coopfed.node.model import HALF_HOUR
-from coopfed.node.policy import PolicyError
 
 if TYPE_CHECKING:
     from coopfed.node.runtime import Node

@@ -17,13 +17,13 @@ from coopfed.node.convert import flow_to_proto, instant_from_proto, timestamp
 from coopfed.node.errors import InvalidArgument
 from coopfed.node.governance import admission, catalogue, organisations, release, requests
 from coopfed.node.governance import convert as cv
-from coopfed.node.governance.model import DataRequestRecord, DecisionFilter, RequestState
 from coopfed.node.model import Flow
 from coopfed.node.paging import Page
 from coopfed.node.ratelimit import RateLimit
 from coopfed.node.release import Cells, Release
 from coopfed.node.rpc import rpc
 from coopfed.node.runtime import Node
+from coopfed.node.storage.records import DataRequestRecord, DecisionFilter, RequestState
 from coopfed.v1 import common_pb2, member_pb2
 from coopfed.v1 import governance_pb2 as pb
 from coopfed.v1 import governance_pb2_grpc as pb_grpc

@@ -65,7 +65,7 @@ def data_read_by(path: str, modules: Mapping[str, str]) -> set[str]:
 def ballots_behind(ballots: BallotStore, entry: LogEntry, modules: Mapping[str, str]) -> list[dict[str, Any]]:
     """The members' ballots that set a rule this decision read: for each governed pointer the
     decision's policy reads, the last ballot applied before the decision that changed it."""
-    from coopfed.node.ballots.changes import patched_pointers
+    from coopfed.node.policy.data_changes import patched_pointers
 
     try:
         made = datetime.fromisoformat(entry.timestamp).timestamp()

@@ -5,16 +5,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import grpc
 
 from coopfed.node.policy.engine import PolicyEngine
 from coopfed.node.policy.errors import PolicyError
 from coopfed.node.policy.loader import PolicySet
-from coopfed.node.rpc import around_calls
 
 
 @dataclass(eq=False)
@@ -31,7 +28,7 @@ class _Slot:
 class PolicyHolder:
     """Implements PolicyEngine by delegating to the current engine, which `swap` replaces.
 
-    Inside `pinned()` (every gRPC request is pinned by PolicyPinInterceptor) `revision`,
+    Inside `pinned()` (every gRPC request is pinned by node/rpc.py's PolicyPinInterceptor) `revision`,
     `evaluate`, `policies` and `data` all answer from the engine current when the pin was
     taken, so a request that started on one revision finishes on it and logs that revision.
     Outside a pin, each call uses the engine current at that moment. A replaced engine is
@@ -145,24 +142,3 @@ class PolicyHolder:
             idle = slot.retired and slot.users == 0
         if idle:
             slot.engine.close()
-
-
-class PolicyPinInterceptor(grpc.aio.ServerInterceptor):
-    """Pins every RPC to the policy revision current when it started (see PolicyHolder.pinned)."""
-
-    def __init__(self, holder: PolicyHolder) -> None:
-        self._holder = holder
-
-    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
-        handler = await continuation(handler_call_details)
-        return None if handler is None else _pinned_handler(handler, self._holder)
-
-
-def _pinned_handler(handler: grpc.RpcMethodHandler, holder: PolicyHolder) -> grpc.RpcMethodHandler:
-    # The pin is a context variable set inside the RPC's own task; asyncio.to_thread copies it.
-    @contextlib.asynccontextmanager
-    async def pinned(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
-        with holder.pinned():
-            yield
-
-    return around_calls(handler, pinned)

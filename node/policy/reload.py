@@ -1,15 +1,17 @@
 """Hot reload of signed bundles: verify, compile, swap; refuse anything else and say why.
 
 A reload is asked for by a change to the bundle file (a watch thread, through one worker
-thread) or by the admin service's ReloadPolicy (`coopfed policy reload`, over the node's admin
-socket). Either way the bundle is verified against the board keys, checked to be newer than
-the last one the node accepted (ordering.py), compiled into a new engine and swapped into the
-PolicyHolder; on any failure the old revision stays. Outcomes are kept in `outcomes`; the
+thread: `run`, a serving node's background task) or by the admin service's ReloadPolicy
+(`coopfed policy reload`, over the node's admin socket). Either way the bundle is verified
+against the board keys, checked to be newer than the last one the node accepted (ordering.py),
+compiled into a new engine and swapped into the PolicyHolder; on any failure the old revision
+stays. Outcomes are kept in `outcomes`; the
 admin service's Status reports the latest.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import threading
@@ -170,15 +172,40 @@ class PolicyReloader:
 
     # --- the worker and the watch ------------------------------------------------------------
 
-    def start(self) -> None:
+    async def run(self) -> None:
+        """The worker and the watch threads, until cancelled; raises what ends either of them, so
+        that the task running this (the node's Background) reports it instead of losing it."""
         if not self.watch_bundle:
             return  # reloads come from the admin service only, each on its caller's thread
+        loop = asyncio.get_running_loop()
+        ended: asyncio.Future[None] = loop.create_future()
+
+        def report(exc: BaseException) -> None:
+            if not ended.done():
+                ended.set_exception(exc)
+
+        def guarded(target: Callable[[], None]) -> Callable[[], None]:
+            def body() -> None:
+                try:
+                    target()
+                    if not self._stop.is_set():
+                        raise RuntimeError(f"the policy {target.__name__.strip('_')} thread ended")
+                except Exception as exc:  # noqa: BLE001 - handed to the task that reports it
+                    loop.call_soon_threadsafe(report, exc)
+
+            return body
+
+        self._stop.clear()
         self._threads = [
-            threading.Thread(target=self._work, name="policy-reload", daemon=True),
-            threading.Thread(target=self._watch, name="policy-watch", daemon=True),
+            threading.Thread(target=guarded(self._work), name="policy-reload", daemon=True),
+            threading.Thread(target=guarded(self._watch), name="policy-watch", daemon=True),
         ]
         for thread in self._threads:
             thread.start()
+        try:
+            await ended
+        finally:
+            await asyncio.to_thread(self.stop)
 
     def stop(self) -> None:
         self._stop.set()
@@ -262,10 +289,8 @@ def open_policy(
         raise BundleError(f"cannot record the accepted bundle in {state_dir}: {exc}") from exc
     holder = PolicyHolder(engine, verified.policies, source=str(bundle))
     reloader = PolicyReloader(holder, bundle, trust, factory, state_dir, watch_bundle=watch)
-    holder.reloader = reloader
-    reloader.start()
+    holder.reloader = reloader  # its worker and watch run while the node serves (NodeServer)
     try:
         yield holder
     finally:
-        reloader.stop()
         holder.close()

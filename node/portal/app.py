@@ -21,8 +21,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from coopfed.node.cli.output import local_day, local_time
 from coopfed.node.errors import CoopfedError
+from coopfed.node.localtime import local_day, local_time
 from coopfed.node.portal.accounts import Account, Accounts
 from coopfed.node.portal.security import (
     CSRF_FIELD,

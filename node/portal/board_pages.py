@@ -11,11 +11,11 @@ from starlette.routing import Route
 
 from coopfed.node.errors import InvalidArgument
 from coopfed.node.governance import admission, requests
-from coopfed.node.governance.model import DecisionFilter, Outcome, RequestState
 from coopfed.node.portal import words
 from coopfed.node.portal.accounts import Account
 from coopfed.node.portal.app import call, page, portal, render, text
 from coopfed.node.runtime import Node
+from coopfed.node.storage.records import DecisionFilter, Outcome, RequestState
 
 
 def reviewer(account: Account) -> str:

@@ -10,11 +10,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from coopfed.node.governance.model import DecisionFilter
 from coopfed.node.portal import charts, words
 from coopfed.node.portal.accounts import Account
 from coopfed.node.portal.app import call, page, portal, render
 from coopfed.node.runtime import Node
+from coopfed.node.storage.records import DecisionFilter
 
 YEAR = 365 * charts.DAY
 

@@ -23,13 +23,13 @@ from coopfed.federation import errors as token_errors
 from coopfed.federation.grants import Grant, Noise
 from coopfed.node.decisionlog import DecisionLog
 from coopfed.node.errors import FailedPrecondition
-from coopfed.node.governance.model import AccessEntry
 from coopfed.node.model import HALF_HOUR
 from coopfed.node.policy.consent import ConsentDecision
 from coopfed.node.release.noise import add_noise
 from coopfed.node.release.privacy import private_cells
 from coopfed.node.storage import PeriodTotals, ProfileInfo
 from coopfed.node.storage.governance import GovernanceStore, GrantKind
+from coopfed.node.storage.records import AccessEntry
 
 if TYPE_CHECKING:
     from coopfed.node.runtime import Node

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
+
+import psycopg
+
+from coopfed.node.storage.base import ConstraintBroken
 
 
 class Cursor(Protocol):
@@ -24,3 +29,15 @@ class Connection(Protocol):
 
     def execute(self, sql: str, parameters: Any = ..., /) -> Cursor: ...
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> Cursor: ...
+
+
+# What a backend raises for a write that broke a constraint: sqlite3's own error, or the storage
+# error PgConnection translates PostgreSQL's into.
+Refused = (sqlite3.IntegrityError, ConstraintBroken)
+
+
+def duplicate(exc: BaseException) -> bool:
+    """Whether a refused write repeated a unique key, on either backend."""
+    if isinstance(exc, sqlite3.IntegrityError):
+        return "UNIQUE" in str(exc) or "PRIMARY" in str(exc)
+    return isinstance(exc.__cause__, psycopg.errors.UniqueViolation)

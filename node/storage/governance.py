@@ -8,8 +8,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from coopfed.node.credentials import TokenRevocation
-from coopfed.node.governance.model import (
+from coopfed.node.storage.base import Member, StorageError
+from coopfed.node.storage.records import (
     AccessEntry,
     Assessment,
     DataRequestRecord,
@@ -18,8 +18,8 @@ from coopfed.node.governance.model import (
     Organisation,
     RequestState,
     Review,
+    TokenRevocation,
 )
-from coopfed.node.storage.base import Member, StorageError
 
 Events = Sequence[Mapping[str, Any]]
 

@@ -9,7 +9,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from coopfed.federation.grants import GrantScope
-from coopfed.node.governance.model import (
+from coopfed.node.storage.base import NotFound
+from coopfed.node.storage.connection import Connection
+from coopfed.node.storage.governance import GrantKind
+from coopfed.node.storage.records import (
     AccessEntry,
     Assessment,
     DataRequestRecord,
@@ -22,9 +25,6 @@ from coopfed.node.governance.model import (
     RequestState,
     Review,
 )
-from coopfed.node.storage.base import NotFound
-from coopfed.node.storage.connection import Connection
-from coopfed.node.storage.governance import GrantKind
 
 
 def iso(at: datetime) -> str:
@@ -64,7 +64,7 @@ GRANT_BY_REQUEST = GRANT + " WHERE g.request_key = ?"
 GRANTS_OF = (
     GRANT
     + """ WHERE o.organisation_id = ?1
-    AND (?2 IS NULL OR g.issued_unix < ?2 OR (g.issued_unix = ?2 AND g.grant_id > ?3))
+    AND (CAST(?2 AS BIGINT) IS NULL OR g.issued_unix < ?2 OR (g.issued_unix = ?2 AND g.grant_id > ?3))
 ORDER BY g.issued_unix DESC, g.grant_id LIMIT ?4"""
 )
 
@@ -104,7 +104,8 @@ DECISIONS = (
     _DECISIONS.format(columns="decided_by, request_id")
     + """
     AND (?4 = '' OR decided_by = ?4) AND (?5 = '' OR outcome = ?5)
-    AND (?6 IS NULL OR decided_at < ?6 OR (decided_at = ?6 AND (decided_by, request_id) > (?7, ?8)))
+    AND (CAST(?6 AS TEXT) IS NULL OR decided_at < ?6
+        OR (decided_at = ?6 AND (decided_by, request_id) > (?7, ?8)))
 ORDER BY decided_at DESC, decided_by, request_id LIMIT ?9"""
 )
 

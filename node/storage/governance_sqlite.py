@@ -10,9 +10,14 @@ from datetime import datetime
 from typing import Any
 
 from coopfed.federation.errors import TokenError
-from coopfed.node.credentials import TokenRevocation
 from coopfed.node.decisionlog import GENESIS, link
-from coopfed.node.governance.model import (
+from coopfed.node.loghead import HeadSigner
+from coopfed.node.storage import governance_rows as rows_
+from coopfed.node.storage import sqlite_sql as q
+from coopfed.node.storage.base import Member, NotFound
+from coopfed.node.storage.connection import Connection
+from coopfed.node.storage.governance import Conflict, Events, GovernanceStore, GrantKind, LogTampered
+from coopfed.node.storage.records import (
     AccessEntry,
     Assessment,
     DataRequestRecord,
@@ -22,13 +27,9 @@ from coopfed.node.governance.model import (
     Outcome,
     RequestState,
     Review,
+    TokenRevocation,
 )
-from coopfed.node.loghead import HeadSigner
-from coopfed.node.storage import governance_rows as rows_
-from coopfed.node.storage.base import Member, NotFound
-from coopfed.node.storage.connection import Connection
-from coopfed.node.storage.governance import Conflict, Events, GovernanceStore, GrantKind, LogTampered
-from coopfed.node.storage.sql import UNLIMITED, SqlStore
+from coopfed.node.storage.sql import SqlStore
 
 Head = tuple[int, str, str | None]  # seq, hash and signed head, as the head row holds them
 
@@ -160,7 +161,7 @@ class SqlGovernanceStore(GovernanceStore):
     def list_organisations(self, *, after: str = "", limit: int | None = None) -> list[Organisation]:
         with self._read() as conn:
             conn.execute("BEGIN")
-            keys = [k for (k,) in conn.execute(rows_.ORGANISATIONS, (after, _all(limit)))]
+            keys = [k for (k,) in conn.execute(rows_.ORGANISATIONS, (after, q.no_limit(limit)))]
             return [rows_.organisation(conn, k) for k in keys]
 
     def set_verification(
@@ -232,7 +233,7 @@ class SqlGovernanceStore(GovernanceStore):
         limit: int | None = None,
     ) -> list[DataRequestRecord]:
         sql = rows_.REQUESTS_OLDEST if oldest_first else rows_.REQUESTS_NEWEST
-        values = (organisation_id, state.value if state else "", after, _all(limit))
+        values = (organisation_id, state.value if state else "", after, q.no_limit(limit))
         with self._read() as conn:
             conn.execute("BEGIN")
             found = conn.execute(sql, values).fetchall()
@@ -288,7 +289,9 @@ class SqlGovernanceStore(GovernanceStore):
     ) -> list[GrantRecord]:
         issued, grant_id = after or (None, "")
         with self._read() as conn:
-            found = conn.execute(rows_.GRANTS_OF, (organisation_id, issued, grant_id, _all(limit))).fetchall()
+            found = conn.execute(
+                rows_.GRANTS_OF, (organisation_id, issued, grant_id, q.no_limit(limit))
+            ).fetchall()
         return [rows_.grant(row) for row in found]
 
     def revoke_grant(
@@ -373,8 +376,3 @@ class SqlGovernanceStore(GovernanceStore):
 
 # The same store on either backend: it runs on the member store's connections.
 SqliteGovernanceStore = PostgresGovernanceStore = SqlGovernanceStore
-
-
-def _all(limit: int | None) -> int:
-    """A LIMIT for at most `limit` rows, or every row for None."""
-    return UNLIMITED if limit is None else limit

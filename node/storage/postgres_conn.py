@@ -32,12 +32,13 @@ _TOKEN = re.compile(r"'(?:[^']|'')*'|\?(\d*)|(?<!:):([A-Za-z_]\w*)|%")
 
 
 @lru_cache(maxsize=512)
-def translate(sql: str) -> tuple[str, tuple[int, ...] | None]:
-    """PostgreSQL's text of a statement, and the parameter index of each placeholder in order
-    (None where the parameters need no reordering: bare `?` in order, or `:name` from a mapping)."""
+def translate(sql: str) -> tuple[str, bool]:
+    """PostgreSQL's text of a statement, and whether its placeholders are numbered.
+
+    `?N` becomes `%(pN)s`, which psycopg sends as one server parameter however often it appears,
+    so PostgreSQL infers its type from any of its uses (`?2 IS NULL OR x < ?2`)."""
     sql = _JSON_EACH.sub(r"json_array_elements_text(CAST(\1 AS json))", sql)
     sql = _JSON_EXTRACT.sub(r"(CAST(\1 AS json) ->> '\2')", sql)
-    order: list[int] = []
     numbered = False
 
     def placeholder(match: re.Match[str]) -> str:
@@ -51,16 +52,14 @@ def translate(sql: str) -> tuple[str, tuple[int, ...] | None]:
             return f"%({match.group(2)})s"
         if match.group(1):
             numbered = True
-            order.append(int(match.group(1)) - 1)
-        else:
-            order.append(len(order))
+            return f"%(p{match.group(1)})s"
         return "%s"
 
-    return _TOKEN.sub(placeholder, sql), tuple(order) if numbered else None
+    return _TOKEN.sub(placeholder, sql), numbered
 
 
-def _arguments(order: tuple[int, ...] | None, parameters: Any) -> Any:
-    return parameters if order is None else [parameters[i] for i in order]
+def _arguments(numbered: bool, parameters: Any) -> Any:
+    return {f"p{i}": value for i, value in enumerate(parameters, 1)} if numbered else parameters
 
 
 class _FlagDumper(Int8Dumper):
@@ -116,15 +115,15 @@ class PgConnection:
     def execute(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] = (), /) -> PgCursor:
         if sql == "BEGIN":  # the store's transactions are begun by the store
             return PgCursor(self.raw, None)
-        text, order = translate(sql)
+        text, numbered = translate(sql)
         with translated():
-            return PgCursor(self.raw, self.raw.execute(text.encode(), _arguments(order, parameters)))
+            return PgCursor(self.raw, self.raw.execute(text.encode(), _arguments(numbered, parameters)))
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any] | Mapping[str, Any]], /) -> PgCursor:
-        text, order = translate(sql)
+        text, numbered = translate(sql)
         with translated():
             cursor = self.raw.cursor()
-            cursor.executemany(text.encode(), [_arguments(order, p) for p in parameters])
+            cursor.executemany(text.encode(), [_arguments(numbered, p) for p in parameters])
             return PgCursor(self.raw, cursor)
 
 

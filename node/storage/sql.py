@@ -45,7 +45,6 @@ from coopfed.node.storage.sqlite_publications import PublicationsMixin
 _READING = np.dtype([("period_start", "i8"), ("kwh", "f8")])
 _MEMBER_READING = np.dtype([("dataset_id", "i8"), ("period_start", "i8"), ("kwh", "f8")])
 _ALL_TIME = (-(2**63), 2**63 - 1)
-UNLIMITED = 2**62  # a LIMIT both dialects read as "every row" (SQLite's -1 is an error in PostgreSQL)
 _ERASED = ("erased: readings and personal details deleted",)
 
 
@@ -200,8 +199,7 @@ class SqlStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
         self, member_id: str, *, after: int = 0, limit: int | None = None
     ) -> list[ConsentRecord]:
         with self._read() as conn:
-            page = (member_id, after, UNLIMITED if limit is None else limit)
-            rows = conn.execute(q.HISTORY, page).fetchall()
+            rows = conn.execute(q.HISTORY, (member_id, after, q.no_limit(limit))).fetchall()
             # every member has at least the record made when they joined
             if not rows and conn.execute(q.MEMBER_KEYS, (member_id,)).fetchone() is None:
                 raise NotFound(f"member {member_id!r} not found")

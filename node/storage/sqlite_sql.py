@@ -111,3 +111,8 @@ def load_sizes(n: int, largest: int = LOAD_CHUNK) -> list[int]:
     sizes = [largest] * (n // largest)
     rest = n % largest
     return sizes + [1 << bit for bit in reversed(range(rest.bit_length())) if rest & (1 << bit)]
+
+
+def no_limit(limit: int | None) -> int:
+    """A LIMIT for at most `limit` rows, or (None) for every row, that both databases take."""
+    return 2**62 if limit is None else limit

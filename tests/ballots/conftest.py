@@ -60,7 +60,7 @@ class Coop:
 
 
 def edit_data(folder: Path, change: dict) -> None:  # type: ignore[type-arg]
-    from coopfed.node.ballots.changes import merge_patch
+    from coopfed.node.policy.data_changes import merge_patch
 
     path = folder / "data.json"
     path.write_text(json.dumps(merge_patch(json.loads(path.read_text()), change), indent=2))

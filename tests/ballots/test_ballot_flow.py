@@ -9,10 +9,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from coopfed.node.ballots.changes import digest
 from coopfed.node.ballots.tally import find_receipt, receipt_hash, recount
 from coopfed.node.ballots.voting import TALLY_PATH
 from coopfed.node.cli import main
+from coopfed.node.policy.data_changes import digest
 from coopfed.node.policy.explain import ballots_behind, explain, lookup_entry
 from coopfed.v1 import ballot_pb2 as pb
 

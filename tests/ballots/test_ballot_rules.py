@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from coopfed.node.ballots.changes import governed_changes, merge_patch, patched_pointers, unexplained
 from coopfed.node.ballots.tally import count, find_receipt, receipt_hash, recount
+from coopfed.node.policy.data_changes import governed_changes, merge_patch, patched_pointers, unexplained
 
 DATA = {"ballots": {"governed": ["/coop/k_min", "/ballots"]}, "coop": {"k_min": 5, "name": "Co-op"}}
 RULES = {"quorum_percent": 50, "majority_percent": 50}

@@ -48,7 +48,12 @@ def test_the_latest_forecast_is_served_to_members(coops: Coops, trained: None, m
     assert peaks
     for w in peaks:  # every half-hour of a peak window is above the threshold
         assert all(demand[p] > got.peak_threshold_kwh for p in range(w.start_unix, w.end_unix, 1800))
-        assert w.nudge.startswith("Busy")
+        assert 0 <= w.confidence <= 1
+        assert w.nudge.split(" busy ")[0] in ("Very likely", "Likely", "Possibly")
+    for p in got.periods:  # the band, never crossing
+        assert p.HasField("demand_p10_kwh")
+        assert 0 <= p.demand_p10_kwh <= p.demand_p50_kwh <= p.demand_p90_kwh
+        assert 0 <= p.generation_p10_kwh <= p.generation_p50_kwh <= p.generation_p90_kwh
     assert got.model.mode == forecast_pb2.TRAINING_MODE_FEDERATED
     own = next(m for m in got.model.models if m.trained_by == "coop-a")
     assert (own.kind, own.contributors) == ("local", ["coop-a"])
@@ -141,7 +146,7 @@ def test_cli_trains_predicts_and_its_forecast_reaches_the_streams(
         assert cli.main(["forecast", "predict", "--config", config, "--chart", str(chart)]) == 0
         out = capsys.readouterr().out
         assert "nudge" in out
-        assert "Busy" in out
+        assert "busy" in out
         assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         made = coops.a.node.forecast.store.latest()
         # The CLI ran as a separate node process would: the running node finds its forecast.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import struct
 from pathlib import Path
@@ -58,7 +57,18 @@ def _meta(**over: object) -> dict:
 
 @pytest.fixture(scope="module")
 def artifact() -> ModelArtifact:
-    return sign_artifact(_booster(), _meta(), KEY)
+    return sign_artifact(_booster(), _meta(), KEY, (_booster(2), _booster(3)))
+
+
+def test_quantile_boosters_are_signed_with_the_point_booster(artifact: ModelArtifact) -> None:
+    parsed = ModelArtifact.from_bytes(artifact.to_bytes())
+    assert len(parsed.load_quantile_boosters(KEY.public_key())) == 2
+    for forged in (
+        dataclasses.replace(artifact, quantile_boosters=(_booster(2), _booster(4))),
+        dataclasses.replace(artifact, quantile_boosters=(_booster(2),)),
+    ):
+        with pytest.raises(ArtifactVerificationError):
+            forged.load_booster(KEY.public_key())
 
 
 def test_round_trip_verifies_and_predicts_like_the_original(artifact: ModelArtifact, tmp_path: Path) -> None:
@@ -125,6 +135,7 @@ def _container(meta: bytes, sig: bytes = b"\0" * 64, booster: bytes = b"x") -> b
         + sig
         + struct.pack(">Q", len(booster))
         + booster
+        + struct.pack(">H", 0)
     )
 
 
@@ -133,7 +144,8 @@ def test_malformed_containers_are_rejected(artifact: ModelArtifact) -> None:
     meta = artifact.metadata_bytes
     doc = json.loads(meta)
     cases = {
-        "bad magic": b"CFMODEL2" + good[8:],
+        "bad magic": b"CFMODEL9" + good[8:],
+        "older format": b"CFMODEL1" + good[8:],
         "exceeds the data": good[:-1],
         "truncated": good[:10],
         "trailing bytes": good + b"\0",
@@ -167,17 +179,3 @@ def test_metadata_round_trips_canonically(artifact: ModelArtifact) -> None:
     again = ArtifactMetadata.from_json(artifact.metadata.to_json())
     assert again == artifact.metadata
     assert artifact.metadata.feature_names == NAMES
-
-
-def test_an_artifact_signed_before_rfc_8785_still_verifies() -> None:
-    """Metadata was signed as sorted-keys JSON; with a float param such as 1.0 the bytes differ."""
-    from coopfed.forecaster.artifact import _DOMAIN, ArtifactMetadata
-
-    booster = _booster()
-    meta = ArtifactMetadata(**_meta(params={"eta": 1.0}), sha256=hashlib.sha256(booster).hexdigest())
-    old = json.dumps(dataclasses.asdict(meta), sort_keys=True, separators=(",", ":")).encode()
-    assert old != meta.to_json()
-    signed = ModelArtifact(ArtifactMetadata.from_json(old), booster, KEY.sign(_DOMAIN + old), old)
-    parsed = ModelArtifact.from_bytes(signed.to_bytes())
-    assert parsed.metadata == meta
-    parsed.verify(KEY.public_key())

@@ -23,8 +23,9 @@ from coopfed.forecaster import (
     train_local,
     train_pooled,
 )
+from coopfed.forecaster.features import TECHNOLOGIES
 from coopfed.forecaster.timegrid import HALF_HOUR
-from coopfed.forecaster.train import cuda_available, training_rows
+from coopfed.forecaster.train import cuda_available, technology_weights, training_rows
 
 from .fctools import ONE_THREAD
 
@@ -78,8 +79,15 @@ def test_ensemble_is_weighted_by_training_rows(
     assert ensemble.weights[0] < ensemble.weights[1]
     X = build_features(coops[2], np.array([TEST_START + 12 * 3600])).X
     singles = [Forecaster.from_artifacts([a], trusted).predict_scaled(X) for a in local_models]
+    got = ensemble.predict_scaled(X)
     want = sum(w * p for w, p in zip(rows / rows.sum(), singles, strict=True))
-    np.testing.assert_allclose(ensemble.predict_scaled(X), want, rtol=1e-5)
+    np.testing.assert_allclose(got[:, 0], want[:, 0], rtol=1e-5)  # demand: by training rows
+    mixes = np.array([[a.metadata.technology[t] for t in TECHNOLOGIES] for a in local_models])
+    own = np.array([coops[2].technology_mix()[t] for t in TECHNOLOGIES])
+    by_mix = technology_weights(rows / rows.sum(), mixes, own)  # generation: by technology mix
+    assert by_mix[1] == 0  # fellside's turbine is not in market-town's mix
+    want = sum(w * p[:, 1] for w, p in zip(by_mix, singles, strict=True))
+    np.testing.assert_allclose(got[:, 1], want, rtol=1e-5)
     assert not np.allclose(singles[0], singles[1])  # the weighting is visible
 
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from coopfed.node.governance.model import RequestState
 from coopfed.node.model import ConsentLevel, ConsentSettings
 from coopfed.node.storage import InvalidData, SqliteStore
 from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
+from coopfed.node.storage.records import RequestState
 from coopfed.node.storage.schema import bundled_migrations
 
 from .test_gov_store import JAN, NOW, _org, _request

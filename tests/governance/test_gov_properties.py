@@ -13,13 +13,13 @@ from hypothesis import strategies as st
 
 from coopfed.federation.grants import Granularity
 from coopfed.node.governance import requests as gov_requests
-from coopfed.node.governance.model import DataRequestRecord, Decision, RequestSpec, RequestState
 from coopfed.node.governance.release import FetchSpec, authenticate_grant
 from coopfed.node.governance.service import _chunks
 from coopfed.node.model import DATASETS, ConsentLevel, ConsentSettings, Flow
 from coopfed.node.policy.consent import decide_consent
 from coopfed.node.runtime import Node, init_node, open_node
 from coopfed.node.settings import load_settings
+from coopfed.node.storage.records import DataRequestRecord, Decision, RequestSpec, RequestState
 
 from ..node.conftest import POLICIES
 from .conftest import FAST, HH
@@ -50,7 +50,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
 
 
 def _organisation() -> tuple:
-    from coopfed.node.governance.model import Organisation, OrganisationProfile
+    from coopfed.node.storage.records import Organisation, OrganisationProfile
 
     return Organisation("org-p", OrganisationProfile("Prop Uni", "university"), datetime.now(UTC)), []
 

@@ -14,7 +14,13 @@ import pytest
 
 from coopfed.federation.grants import Granularity
 from coopfed.node.decisionlog import GENESIS, verify
-from coopfed.node.governance.model import (
+from coopfed.node.model import ConsentLevel, ConsentSettings
+from coopfed.node.storage import InvalidData, NotFound, SqliteStore, Store
+from coopfed.node.storage.governance import Conflict, GovernanceStore, GrantKind
+from coopfed.node.storage.governance_rows import DECISION_BY_ID
+from coopfed.node.storage.governance_sqlite import PostgresGovernanceStore, SqliteGovernanceStore
+from coopfed.node.storage.postgres import PostgresStore
+from coopfed.node.storage.records import (
     AccessEntry,
     Assessment,
     DataRequestRecord,
@@ -28,12 +34,6 @@ from coopfed.node.governance.model import (
     RequestState,
     Review,
 )
-from coopfed.node.model import ConsentLevel, ConsentSettings
-from coopfed.node.storage import InvalidData, NotFound, SqliteStore, Store
-from coopfed.node.storage.governance import Conflict, GovernanceStore, GrantKind
-from coopfed.node.storage.governance_rows import DECISION_BY_ID
-from coopfed.node.storage.governance_sqlite import PostgresGovernanceStore, SqliteGovernanceStore
-from coopfed.node.storage.postgres import PostgresStore
 
 from ..pgserver import fresh_database
 

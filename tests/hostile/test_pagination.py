@@ -16,9 +16,9 @@ import grpc
 import pytest
 
 from coopfed.node.client import bearer, every_page
-from coopfed.node.governance.model import AccessEntry
 from coopfed.node.model import ConsentLevel, ConsentSettings
 from coopfed.node.storage.governance import GrantKind
+from coopfed.node.storage.records import AccessEntry
 from coopfed.v1 import governance_pb2 as pb
 from coopfed.v1 import member_pb2
 from tests.governance.conftest import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from coopfed.node.cli.output import local_time
+from coopfed.node.localtime import local_time
 from coopfed.v1 import governance_pb2 as pb
 from tests.governance.conftest import GREEN, add_member, approved_grant, data_request, fetch, gov, register
 

@@ -9,7 +9,7 @@ import re
 import pytest
 from rich.console import Console
 
-from coopfed.node.demo import walk_through
+from coopfed.node.cli.demo import walk_through
 
 
 @pytest.mark.integration

@@ -13,7 +13,8 @@ import pytest
 from coopfed.node.policy import PolicyError, PolicySet, make_policy_set
 from coopfed.node.policy.consent import CONSENT_PATH
 from coopfed.node.policy.embedded import EmbeddedEngine
-from coopfed.node.policy.holder import PolicyHolder, PolicyPinInterceptor
+from coopfed.node.policy.holder import PolicyHolder
+from coopfed.node.rpc import PolicyPinInterceptor
 
 from ..policy.cases import question
 

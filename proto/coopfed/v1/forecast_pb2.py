@@ -25,43 +25,43 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63oopfed/v1/forecast.proto\x12\ncoopfed.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x14\n\x12GetForecastRequest\"\xd0\x02\n\x08\x46orecast\x12\x0f\n\x07\x63oop_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12+\n\x07made_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06origin\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07periods\x18\x05 \x03(\x0b\x32\x1a.coopfed.v1.ForecastPeriod\x12+\n\x07windows\x18\x06 \x03(\x0b\x32\x1a.coopfed.v1.ForecastWindow\x12(\n\x05model\x18\x07 \x01(\x0b\x32\x19.coopfed.v1.ForecastModel\x12\x17\n\x0fpeak_percentile\x18\x08 \x01(\x01\x12\x1a\n\x12peak_threshold_kwh\x18\t \x01(\x01\x12\x0f\n\x07members\x18\n \x01(\x03\"W\n\x0e\x46orecastPeriod\x12\x19\n\x11period_start_unix\x18\x01 \x01(\x03\x12\x12\n\ndemand_kwh\x18\x02 \x01(\x01\x12\x16\n\x0egeneration_kwh\x18\x03 \x01(\x01\"}\n\x0e\x46orecastWindow\x12$\n\x04kind\x18\x01 \x01(\x0e\x32\x16.coopfed.v1.WindowKind\x12\x12\n\nstart_unix\x18\x02 \x01(\x03\x12\x10\n\x08\x65nd_unix\x18\x03 \x01(\x03\x12\x10\n\x08\x64\x61ylight\x18\x04 \x01(\x08\x12\r\n\x05nudge\x18\x05 \x01(\t\"^\n\rForecastModel\x12&\n\x04mode\x18\x01 \x01(\x0e\x32\x18.coopfed.v1.TrainingMode\x12%\n\x06models\x18\x02 \x03(\x0b\x32\x15.coopfed.v1.ModelInfo\"\xbb\x01\n\tModelInfo\x12\x12\n\ntrained_by\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12.\n\ntrained_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rtraining_rows\x18\x05 \x01(\x03\x12\x0e\n\x06weight\x18\x06 \x01(\x01\x12\x14\n\x0c\x63ontributors\x18\x07 \x03(\t\x12\x0e\n\x06sha256\x18\x08 \x01(\t\"\x18\n\x16SubscribeNudgesRequest\"\xb2\x01\n\x05Nudge\x12$\n\x04kind\x18\x01 \x01(\x0e\x32\x16.coopfed.v1.WindowKind\x12\x12\n\nstart_unix\x18\x02 \x01(\x03\x12\x10\n\x08\x65nd_unix\x18\x03 \x01(\x03\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x19\n\x11\x66orecast_sequence\x18\x05 \x01(\x03\x12\x34\n\x10\x66orecast_made_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\'\n\x13PublishModelRequest\x12\x10\n\x08\x61rtifact\x18\x01 \x01(\x0c\"H\n\x14PublishModelResponse\x12\x0f\n\x07\x63oop_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0e\n\x06sha256\x18\x03 \x01(\t\"\x11\n\x0fGetModelRequest\"\x1f\n\x0bSignedModel\x12\x10\n\x08\x61rtifact\x18\x01 \x01(\x0c*X\n\nWindowKind\x12\x1b\n\x17WINDOW_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10WINDOW_KIND_PEAK\x10\x01\x12\x17\n\x13WINDOW_KIND_SURPLUS\x10\x02*d\n\x0cTrainingMode\x12\x1d\n\x19TRAINING_MODE_UNSPECIFIED\x10\x00\x12\x18\n\x14TRAINING_MODE_POOLED\x10\x01\x12\x1b\n\x17TRAINING_MODE_FEDERATED\x10\x02\x32\xa2\x01\n\x0f\x46orecastService\x12\x43\n\x0bGetForecast\x12\x1e.coopfed.v1.GetForecastRequest\x1a\x14.coopfed.v1.Forecast\x12J\n\x0fSubscribeNudges\x12\".coopfed.v1.SubscribeNudgesRequest\x1a\x11.coopfed.v1.Nudge0\x01\x32\xab\x01\n\x14ModelExchangeService\x12Q\n\x0cPublishModel\x12\x1f.coopfed.v1.PublishModelRequest\x1a .coopfed.v1.PublishModelResponse\x12@\n\x08GetModel\x12\x1b.coopfed.v1.GetModelRequest\x1a\x17.coopfed.v1.SignedModelb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63oopfed/v1/forecast.proto\x12\ncoopfed.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x14\n\x12GetForecastRequest\"\xd0\x02\n\x08\x46orecast\x12\x0f\n\x07\x63oop_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12+\n\x07made_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06origin\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07periods\x18\x05 \x03(\x0b\x32\x1a.coopfed.v1.ForecastPeriod\x12+\n\x07windows\x18\x06 \x03(\x0b\x32\x1a.coopfed.v1.ForecastWindow\x12(\n\x05model\x18\x07 \x01(\x0b\x32\x19.coopfed.v1.ForecastModel\x12\x17\n\x0fpeak_percentile\x18\x08 \x01(\x01\x12\x1a\n\x12peak_threshold_kwh\x18\t \x01(\x01\x12\x0f\n\x07members\x18\n \x01(\x03\"\x8f\x03\n\x0e\x46orecastPeriod\x12\x19\n\x11period_start_unix\x18\x01 \x01(\x03\x12\x12\n\ndemand_kwh\x18\x02 \x01(\x01\x12\x16\n\x0egeneration_kwh\x18\x03 \x01(\x01\x12\x1b\n\x0e\x64\x65mand_p10_kwh\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x1b\n\x0e\x64\x65mand_p50_kwh\x18\x05 \x01(\x01H\x01\x88\x01\x01\x12\x1b\n\x0e\x64\x65mand_p90_kwh\x18\x06 \x01(\x01H\x02\x88\x01\x01\x12\x1f\n\x12generation_p10_kwh\x18\x07 \x01(\x01H\x03\x88\x01\x01\x12\x1f\n\x12generation_p50_kwh\x18\x08 \x01(\x01H\x04\x88\x01\x01\x12\x1f\n\x12generation_p90_kwh\x18\t \x01(\x01H\x05\x88\x01\x01\x42\x11\n\x0f_demand_p10_kwhB\x11\n\x0f_demand_p50_kwhB\x11\n\x0f_demand_p90_kwhB\x15\n\x13_generation_p10_kwhB\x15\n\x13_generation_p50_kwhB\x15\n\x13_generation_p90_kwh\"\xa5\x01\n\x0e\x46orecastWindow\x12$\n\x04kind\x18\x01 \x01(\x0e\x32\x16.coopfed.v1.WindowKind\x12\x12\n\nstart_unix\x18\x02 \x01(\x03\x12\x10\n\x08\x65nd_unix\x18\x03 \x01(\x03\x12\x10\n\x08\x64\x61ylight\x18\x04 \x01(\x08\x12\r\n\x05nudge\x18\x05 \x01(\t\x12\x17\n\nconfidence\x18\x06 \x01(\x01H\x00\x88\x01\x01\x42\r\n\x0b_confidence\"^\n\rForecastModel\x12&\n\x04mode\x18\x01 \x01(\x0e\x32\x18.coopfed.v1.TrainingMode\x12%\n\x06models\x18\x02 \x03(\x0b\x32\x15.coopfed.v1.ModelInfo\"\xbb\x01\n\tModelInfo\x12\x12\n\ntrained_by\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12.\n\ntrained_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rtraining_rows\x18\x05 \x01(\x03\x12\x0e\n\x06weight\x18\x06 \x01(\x01\x12\x14\n\x0c\x63ontributors\x18\x07 \x03(\t\x12\x0e\n\x06sha256\x18\x08 \x01(\t\"\x18\n\x16SubscribeNudgesRequest\"\xb2\x01\n\x05Nudge\x12$\n\x04kind\x18\x01 \x01(\x0e\x32\x16.coopfed.v1.WindowKind\x12\x12\n\nstart_unix\x18\x02 \x01(\x03\x12\x10\n\x08\x65nd_unix\x18\x03 \x01(\x03\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x19\n\x11\x66orecast_sequence\x18\x05 \x01(\x03\x12\x34\n\x10\x66orecast_made_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\'\n\x13PublishModelRequest\x12\x10\n\x08\x61rtifact\x18\x01 \x01(\x0c\"H\n\x14PublishModelResponse\x12\x0f\n\x07\x63oop_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0e\n\x06sha256\x18\x03 \x01(\t\"\x11\n\x0fGetModelRequest\"\x1f\n\x0bSignedModel\x12\x10\n\x08\x61rtifact\x18\x01 \x01(\x0c*X\n\nWindowKind\x12\x1b\n\x17WINDOW_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10WINDOW_KIND_PEAK\x10\x01\x12\x17\n\x13WINDOW_KIND_SURPLUS\x10\x02*d\n\x0cTrainingMode\x12\x1d\n\x19TRAINING_MODE_UNSPECIFIED\x10\x00\x12\x18\n\x14TRAINING_MODE_POOLED\x10\x01\x12\x1b\n\x17TRAINING_MODE_FEDERATED\x10\x02\x32\xa2\x01\n\x0f\x46orecastService\x12\x43\n\x0bGetForecast\x12\x1e.coopfed.v1.GetForecastRequest\x1a\x14.coopfed.v1.Forecast\x12J\n\x0fSubscribeNudges\x12\".coopfed.v1.SubscribeNudgesRequest\x1a\x11.coopfed.v1.Nudge0\x01\x32\xab\x01\n\x14ModelExchangeService\x12Q\n\x0cPublishModel\x12\x1f.coopfed.v1.PublishModelRequest\x1a .coopfed.v1.PublishModelResponse\x12@\n\x08GetModel\x12\x1b.coopfed.v1.GetModelRequest\x1a\x17.coopfed.v1.SignedModelb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'coopfed.v1.forecast_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_WINDOWKIND']._serialized_start=1311
-  _globals['_WINDOWKIND']._serialized_end=1399
-  _globals['_TRAININGMODE']._serialized_start=1401
-  _globals['_TRAININGMODE']._serialized_end=1501
+  _globals['_WINDOWKIND']._serialized_start=1665
+  _globals['_WINDOWKIND']._serialized_end=1753
+  _globals['_TRAININGMODE']._serialized_start=1755
+  _globals['_TRAININGMODE']._serialized_end=1855
   _globals['_GETFORECASTREQUEST']._serialized_start=74
   _globals['_GETFORECASTREQUEST']._serialized_end=94
   _globals['_FORECAST']._serialized_start=97
   _globals['_FORECAST']._serialized_end=433
-  _globals['_FORECASTPERIOD']._serialized_start=435
-  _globals['_FORECASTPERIOD']._serialized_end=522
-  _globals['_FORECASTWINDOW']._serialized_start=524
-  _globals['_FORECASTWINDOW']._serialized_end=649
-  _globals['_FORECASTMODEL']._serialized_start=651
-  _globals['_FORECASTMODEL']._serialized_end=745
-  _globals['_MODELINFO']._serialized_start=748
-  _globals['_MODELINFO']._serialized_end=935
-  _globals['_SUBSCRIBENUDGESREQUEST']._serialized_start=937
-  _globals['_SUBSCRIBENUDGESREQUEST']._serialized_end=961
-  _globals['_NUDGE']._serialized_start=964
-  _globals['_NUDGE']._serialized_end=1142
-  _globals['_PUBLISHMODELREQUEST']._serialized_start=1144
-  _globals['_PUBLISHMODELREQUEST']._serialized_end=1183
-  _globals['_PUBLISHMODELRESPONSE']._serialized_start=1185
-  _globals['_PUBLISHMODELRESPONSE']._serialized_end=1257
-  _globals['_GETMODELREQUEST']._serialized_start=1259
-  _globals['_GETMODELREQUEST']._serialized_end=1276
-  _globals['_SIGNEDMODEL']._serialized_start=1278
-  _globals['_SIGNEDMODEL']._serialized_end=1309
-  _globals['_FORECASTSERVICE']._serialized_start=1504
-  _globals['_FORECASTSERVICE']._serialized_end=1666
-  _globals['_MODELEXCHANGESERVICE']._serialized_start=1669
-  _globals['_MODELEXCHANGESERVICE']._serialized_end=1840
+  _globals['_FORECASTPERIOD']._serialized_start=436
+  _globals['_FORECASTPERIOD']._serialized_end=835
+  _globals['_FORECASTWINDOW']._serialized_start=838
+  _globals['_FORECASTWINDOW']._serialized_end=1003
+  _globals['_FORECASTMODEL']._serialized_start=1005
+  _globals['_FORECASTMODEL']._serialized_end=1099
+  _globals['_MODELINFO']._serialized_start=1102
+  _globals['_MODELINFO']._serialized_end=1289
+  _globals['_SUBSCRIBENUDGESREQUEST']._serialized_start=1291
+  _globals['_SUBSCRIBENUDGESREQUEST']._serialized_end=1315
+  _globals['_NUDGE']._serialized_start=1318
+  _globals['_NUDGE']._serialized_end=1496
+  _globals['_PUBLISHMODELREQUEST']._serialized_start=1498
+  _globals['_PUBLISHMODELREQUEST']._serialized_end=1537
+  _globals['_PUBLISHMODELRESPONSE']._serialized_start=1539
+  _globals['_PUBLISHMODELRESPONSE']._serialized_end=1611
+  _globals['_GETMODELREQUEST']._serialized_start=1613
+  _globals['_GETMODELREQUEST']._serialized_end=1630
+  _globals['_SIGNEDMODEL']._serialized_start=1632
+  _globals['_SIGNEDMODEL']._serialized_end=1663
+  _globals['_FORECASTSERVICE']._serialized_start=1858
+  _globals['_FORECASTSERVICE']._serialized_end=2020
+  _globals['_MODELEXCHANGESERVICE']._serialized_start=2023
+  _globals['_MODELEXCHANGESERVICE']._serialized_end=2194
 # @@protoc_insertion_point(module_scope)

@@ -1,5 +1,5 @@
--- What a node keeps about the federation: pinned peers, its own revocation list, its decisions
--- on peers' grant requests, the grants it holds and the peers' lists (see ../0014_federation_state.sql).
+-- What a node keeps about the federation (see ../0014_federation_state.sql): pinned peers, its
+-- own revocation list, its decisions on peers' grant requests, grants it holds, peers' lists.
 CREATE TABLE federation_peers (
     peer_id TEXT PRIMARY KEY CHECK (length(peer_id) BETWEEN 1 AND 253),
     record TEXT NOT NULL CHECK (record::json IS NOT NULL)

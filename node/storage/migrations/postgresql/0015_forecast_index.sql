@@ -1,10 +1,10 @@
--- The forecast folder's index: the signed model files held for each co-op, the training mode and
--- the latest forecast (see ../0015_forecast_index.sql).
+-- The forecast folder's index (see ../0015_forecast_index.sql): model files held per co-op, the
+-- training mode, and the latest forecast.
 CREATE TABLE forecast_models (
     coop_id TEXT NOT NULL CHECK (length(coop_id) BETWEEN 1 AND 253),
     kind TEXT NOT NULL CHECK (kind IN ('local', 'pooled')),
     version BIGINT NOT NULL CHECK (version >= 1),
-    file TEXT NOT NULL,  -- relative to the forecast folder
+    file TEXT NOT NULL,
     saved_at BIGINT NOT NULL,
     PRIMARY KEY (coop_id, kind, version)
 );

@@ -24,8 +24,8 @@ from rich.console import Console
 from rich.table import Table
 
 from coopfed.forecaster import SimulatedCoop, default_federation, simulate_federation
+from coopfed.node.cli.demo_third_parties import ThirdPartyResult, third_parties
 from coopfed.node.client import bearer
-from coopfed.node.demo_third_parties import ThirdPartyResult, third_parties
 from coopfed.node.errors import CoopfedError
 from coopfed.node.federation import grantee
 from coopfed.node.federation.decide import GrantAsk

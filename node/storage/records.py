@@ -1,4 +1,5 @@
-"""Governance records: organisations, assessments, data requests, decisions, grants and accesses."""
+"""Governance records the store keeps: organisations, assessments, data requests, decisions, grants,
+accesses and token revocations. Below every feature, so storage and features share them."""
 
 from __future__ import annotations
 
@@ -234,3 +235,15 @@ class AccessEntry:
     decision_id: str
     consent_decision_id: str
     key: int = 0  # its place in the access log, once stored (newest highest)
+
+
+@dataclass(frozen=True)
+class TokenRevocation:
+    """One token (`jti`), or every token of `subject` issued before `issued_before` (unix s)."""
+
+    reason: str
+    revoked_by: str
+    revoked_at: datetime
+    jti: str = ""
+    subject: str = ""
+    issued_before: int = 0
