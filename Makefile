@@ -9,9 +9,9 @@ REGAL_VERSION := v0.42.0
 REGAL := $(TOOLS)/regal
 export PATH := $(abspath $(TOOLS)):$(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: browser install run test lint typecheck imports fmt proto proto-check bench clean regal policy-check
+.PHONY: browser postgresql install run test lint typecheck imports fmt proto proto-check bench clean regal policy-check
 
-install: $(VENV)/.installed $(OPA) $(REGAL) browser
+install: $(VENV)/.installed $(OPA) $(REGAL) browser postgresql
 
 # Debian's headless Chromium and its driver, for the portal's browser tests (they skip without them).
 # Installed as root where apt is (a fresh CI machine); otherwise left to the machine's owner.
@@ -20,6 +20,13 @@ browser:
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
 	else echo "chromium not installed (needs root and apt): the portal's browser tests will skip"; fi
+
+# Debian's PostgreSQL server: the storage tests start a throwaway one (tests/pgserver.py).
+postgresql:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql; \
+	else echo "PostgreSQL not installed (needs root and apt): the PostgreSQL storage tests will skip"; fi
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

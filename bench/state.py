@@ -23,8 +23,8 @@ from coopfed.node.federation.manifest import Manifest
 from coopfed.node.federation.state import FederationState, PeerRecord
 from coopfed.node.forecast.store import ForecastStore, StoredForecast, WindowRecord
 from coopfed.node.storage import SqliteStore
-from coopfed.node.storage.federation_sqlite import SqliteFederationStore
-from coopfed.node.storage.forecast_sqlite import SqliteForecastIndex
+from coopfed.node.storage.federation_sqlite import SqlFederationStore
+from coopfed.node.storage.forecast_sqlite import SqlForecastIndex
 
 BUDGET_US = 500.0  # per read: a peer call or a streamed message costs milliseconds besides
 T0 = 1704067200
@@ -61,13 +61,13 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=1.0, help="per figure")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, SqliteStore(Path(tmp) / "node.db", synchronous="NORMAL") as db:
-        state = FederationState(SqliteFederationStore(db), "coop-a")
+        state = FederationState(SqlFederationStore(db), "coop-a")
         now = int(time.time())
         for i in range(args.peers):
             state.pin(PeerRecord(_manifest(f"coop-{i}"), now, now, True, ("aligned",)))
         for i in range(args.revocations):
             state.revoke(f"grant-{i}", reason="board decision", expires_at=now + 3600)
-        forecasts = ForecastStore(Path(tmp) / "forecast", SqliteForecastIndex(db))
+        forecasts = ForecastStore(Path(tmp) / "forecast", SqlForecastIndex(db))
         periods = tuple(T0 + 1800 * i for i in range(96))
         windows = (WindowRecord("peak", T0, T0 + 3600, False),)
         forecasts.save_forecast(

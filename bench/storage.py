@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from coopfed.node.model import HALF_HOUR, ConsentLevel, ConsentSettings, Flow
-from coopfed.node.storage import SqliteStore
+from coopfed.node.storage import PostgresStore, SqliteStore, Store
+from coopfed.node.storage.postgres import copy_data
 
+_COPY_BARE = "COPY bench_readings FROM STDIN (FORMAT BINARY)"
 START = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp())
 
 
@@ -52,7 +54,7 @@ def baseline(path: Path, sync: str, periods: np.ndarray, kwh: list[np.ndarray]) 
     return len(kwh) * periods.size / elapsed
 
 
-def ingest(store: SqliteStore, periods: np.ndarray, kwh: list[np.ndarray]) -> float:
+def ingest(store: Store, periods: np.ndarray, kwh: list[np.ndarray]) -> float:
     """Readings per second through put_readings, one call per member."""
     profiles = make_profiles()
     for member in range(len(kwh)):
@@ -66,7 +68,38 @@ def ingest(store: SqliteStore, periods: np.ndarray, kwh: list[np.ndarray]) -> fl
     return len(kwh) * periods.size / (time.perf_counter() - began)
 
 
-def time_totals(store: SqliteStore, repeats: int = 5) -> tuple[float, float, int]:
+def copy_baseline(url: str, periods: np.ndarray, kwh: list[np.ndarray]) -> float:
+    """Readings per second of COPY alone into a bare table, per-member transactions."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE bench_readings (period_start BIGINT, kwh DOUBLE PRECISION)")
+        began = time.perf_counter()
+        for values in kwh:
+            with (
+                conn.transaction(),
+                conn.cursor().copy("COPY bench_readings FROM STDIN (FORMAT BINARY)") as copy,
+            ):
+                copy.write(copy_data(periods, values))
+        elapsed = time.perf_counter() - began
+        conn.execute("DROP TABLE bench_readings")
+    return len(kwh) * periods.size / elapsed
+
+
+def postgresql(url: str, periods: np.ndarray, kwh: list[np.ndarray]) -> None:
+    """put_readings on PostgreSQL (COPY, upsert, totals, one transaction) against COPY alone."""
+    base = copy_baseline(url, periods, kwh)
+    with PostgresStore(url) as store:
+        ours = ingest(store, periods, kwh)
+        fast = time_totals(store)[0]
+    print(
+        f"postgresql put_readings {ours:>10,.0f} readings/s | baseline COPY into a bare table "
+        f"{base:>10,.0f}/s | ratio {ours / base:.2f}"
+    )
+    print(f"postgresql profile_totals, 1 year x 10 profiles: {fast * 1e3:.1f} ms")
+
+
+def time_totals(store: Store, repeats: int = 5) -> tuple[float, float, int]:
     """Seconds for one year x 10 profiles from the totals, and from the raw readings."""
     year = START + HALF_HOUR * np.arange(365 * 48, dtype=np.int64)
     rng = np.random.default_rng(1)
@@ -76,11 +109,14 @@ def time_totals(store: SqliteStore, repeats: int = 5) -> tuple[float, float, int
     ids = [p.profile_id for p in store.profiles()]
     end = int(year[-1]) + HALF_HOUR
     fast, slow = [], []
-    conn = sqlite3.connect(store.path)
     for _ in range(repeats):
         began = time.perf_counter()
         totals = store.profile_totals(ids, "demand", START, end)
         fast.append(time.perf_counter() - began)
+    if not isinstance(store, SqliteStore):
+        return statistics.median(fast), 0.0, totals.period_start.size
+    conn = sqlite3.connect(store.path)
+    for _ in range(repeats):
         began = time.perf_counter()
         raw = conn.execute(
             "SELECT period_start, sum(kwh), count(*) FROM readings WHERE dataset_id = 1"
@@ -99,6 +135,7 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=1000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3, help="best of this many runs each")
+    parser.add_argument("--postgresql", metavar="URL", help="also measure PostgreSQL, in this empty database")
     args = parser.parse_args()
     periods, kwh = workload(args.members, args.days)
     n = args.members * periods.size
@@ -121,6 +158,8 @@ def main() -> None:
         f"profile_totals, 1 year x 10 profiles ({rows:,} periods): {fast * 1e3:.1f} ms | "
         f"same sums from raw readings {slow * 1e3:.1f} ms | ratio {slow / fast:.1f}x faster"
     )
+    if args.postgresql:
+        postgresql(args.postgresql, periods, kwh)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 
-from coopfed.node.errors import Unauthenticated, as_coopfed_error
+from coopfed.node.errors import Unauthenticated, Unavailable, as_coopfed_error
 from coopfed.node.rpc import around_calls, status_for
 
 
@@ -99,7 +99,8 @@ def _guarded(handler: grpc.RpcMethodHandler, authenticate: Authenticator | None)
             _caller.set(await _authenticate(authenticate, context))
         except Exception as exc:  # noqa: BLE001 - any failure to authenticate refuses the call
             error = as_coopfed_error(exc) or Unauthenticated("invalid credential", code="auth.invalid")
-            if not isinstance(error, Unauthenticated):
+            # the node cannot check just now (its database is away): retry, the token may be good
+            if not isinstance(error, Unauthenticated | Unavailable):
                 error = Unauthenticated(error.message, code=error.code)
             await context.abort_with_status(status_for(error))
         yield

@@ -1,5 +1,6 @@
 """Running a node's folder: one server per folder and per port, the database checked at start,
-status, and backup and restore of the database while the node serves or is stopped."""
+status, backup and restore of the database while the node serves or is stopped, and moving it
+from SQLite to PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import fcntl
 import ipaddress
 import json
 import os
+import re
+import shutil
 import socket
 import sqlite3
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -22,12 +26,25 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from coopfed.federation.atomic import sync_folder
 from coopfed.node.admin import ask
-from coopfed.node.errors import AlreadyExists, CoopfedError, FailedPrecondition, InvalidArgument, NotFound
+from coopfed.node.errors import (
+    AlreadyExists,
+    CoopfedError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+    UsageError,
+)
 from coopfed.node.policy import load_policies
 from coopfed.node.settings import Settings
-from coopfed.node.storage import SqliteStore, StorageError
-from coopfed.node.storage.federation_sqlite import SqliteFederationStore
-from coopfed.node.storage.forecast_sqlite import SqliteForecastIndex
+from coopfed.node.settings import _toml_value as toml_value
+from coopfed.node.storage import SchemaError, SqliteStore, StorageError, StorageUnavailable
+from coopfed.node.storage import move as move_
+from coopfed.node.storage.configured import open_store
+from coopfed.node.storage.federation_sqlite import SqlFederationStore
+from coopfed.node.storage.forecast_sqlite import SqlForecastIndex
+from coopfed.node.storage.pgserver import binaries
+from coopfed.node.storage.postgres import PostgresStore
 from coopfed.node.storage.sqlite_conn import copy_database, existing, quick_check
 from coopfed.v1 import admin_pb2
 
@@ -185,7 +202,10 @@ def backup(settings: Settings, target: Path, *, force: bool = False) -> int:
     """Copy the node's database to `target` (0600) while it serves or not; return its size.
 
     The copy is one consistent snapshot, checked before it replaces `target` in one rename.
+    A PostgreSQL store is copied by pg_dump, in its custom format (`pg_restore` reads it).
     """
+    if settings.storage.url:
+        return _dump(settings.storage.url, target, force=force)
     source = settings.path(settings.storage.path)
     check_database(source, writing=False)
     target = target.resolve()
@@ -222,6 +242,14 @@ def restore(settings: Settings, backup_file: Path) -> Path | None:
     database = settings.path(settings.storage.path)
     if not backup_file.is_file():
         raise NotFound(f"no backup file {backup_file}", code="restore.no_file")
+    if settings.storage.url:
+        lock = FolderLock(settings.base_dir)
+        lock.acquire(doing="restore its database")
+        try:
+            _pg_restore(settings.storage.url, backup_file)
+        finally:
+            lock.release()
+        return None
     try:
         return _restore(database, backup_file, FolderLock(settings.base_dir))
     except OSError as exc:
@@ -268,6 +296,71 @@ def _copy_checked(backup_file: Path, tmp: Path) -> None:
         raise InvalidArgument(f"{refused}: {exc}", code="restore.invalid") from None
 
 
+def _dump(url: str, target: Path, *, force: bool) -> int:
+    """pg_dump of the node's database to `target` (0600), listed by pg_restore before it is renamed in."""
+    target = target.resolve()
+    if target.exists() and not force:
+        raise AlreadyExists(f"{target} already exists; give another name, or --force", code="backup.exists")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.close(fd)
+        _pg_tool("pg_dump", "--format=custom", "--no-owner", f"--file={tmp}", f"--dbname={url}")
+        listing = _pg_tool("pg_restore", "--list", str(tmp))
+        if "TABLE DATA" not in listing or " schema_version " not in listing:
+            raise FailedPrecondition("the dump holds no coopfed data", code="backup.unsound")
+        os.replace(tmp, target)
+        sync_folder(target.parent)
+    except OSError as exc:
+        raise FailedPrecondition(f"cannot write {target}: {exc.strerror or exc}", code="backup.io") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target.stat().st_size
+
+
+def _pg_restore(url: str, backup_file: Path) -> None:
+    """Restore a pg_dump into the node's database, which must hold no tables: one transaction, so
+    that a failure leaves it empty; then open it as the node would (pending migrations)."""
+    _pg_tool("pg_restore", "--list", str(backup_file))  # refuses a file that is not a dump
+    try:
+        held = move_.tables_of(url)
+    except StorageUnavailable as exc:
+        raise Unavailable(str(exc), code="restore.unavailable") from None
+    if held:
+        raise FailedPrecondition(
+            f"the database {_safe_url(url)} already holds tables; restore into a new, empty database "
+            "(createdb) and point `[storage] url` at it",
+            code="restore.not_empty",
+        )
+    options = ("--no-owner", "--exit-on-error", "--single-transaction")
+    _pg_tool("pg_restore", *options, f"--dbname={url}", str(backup_file))
+    try:
+        PostgresStore(url).close()
+    except StorageError as exc:
+        raise InvalidArgument(f"the restored database cannot be used: {exc}", code="restore.bad") from None
+
+
+def _pg_tool(tool: str, *args: str) -> str:
+    """Run one of PostgreSQL's programs (the newest installed); its output, or its error in words."""
+    found = binaries()
+    program = str(found / tool) if found and (found / tool).exists() else shutil.which(tool)
+    if program is None:
+        raise FailedPrecondition(
+            f"{tool} is not installed: install PostgreSQL's client programs (postgresql-client)",
+            code="backup.no_tool",
+        )
+    done = subprocess.run([program, *args], capture_output=True, text=True, timeout=24 * 3600, check=False)
+    if done.returncode != 0:
+        words = (done.stderr or done.stdout).strip().replace(args[-1], _safe_url(args[-1]))
+        raise FailedPrecondition(f"{tool} failed: {words}", code=f"{tool}.failed")
+    return done.stdout
+
+
+def _safe_url(text: str) -> str:
+    """A URL as it may be shown: without its password."""
+    return re.sub(r"(postgres(?:ql)?://[^:/@]*):[^@]*@", r"\1:***@", text)
+
+
 def _free_name(path: Path) -> Path:
     n = 1
     candidate = path
@@ -275,6 +368,93 @@ def _free_name(path: Path) -> Path:
         n += 1
         candidate = path.with_name(f"{path.name}.{n}")
     return candidate
+
+
+# --- moving to PostgreSQL ----------------------------------------------------------------------
+
+
+def move_to_postgresql(settings: Settings, config: Path, url: str) -> move_.Verified:
+    """Copy a stopped node's SQLite state into the empty PostgreSQL database `url`, verify the copy,
+    then set `[storage] url` in `config`. The SQLite file is only read, and kept as it is."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise UsageError("--to takes a postgresql:// URL", code="move.url")
+    if settings.storage.url:
+        raise FailedPrecondition(
+            f"the node's state is in PostgreSQL already ({_safe_url(settings.storage.url)})", code="move.done"
+        )
+    lock = FolderLock(settings.base_dir)
+    lock.acquire(doing="move its database")
+    try:
+        database = settings.path(settings.storage.path)
+        check_database(database, writing=False)
+        source = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            verified = _move(source, url)
+        finally:
+            source.close()
+        set_storage_url(config, url)
+    finally:
+        lock.release()
+    return verified
+
+
+def _move(source: sqlite3.Connection, url: str) -> move_.Verified:
+    try:
+        target = move_.open_target(url)
+        try:
+            move_.copy_state(source, target)
+            try:
+                return move_.verify_copy(source, target)
+            except move_.CopyMismatch:
+                move_.empty_target(target)
+                raise
+        finally:
+            target.close()
+    except StorageUnavailable as exc:
+        raise Unavailable(str(exc), code="move.unavailable") from None
+    except move_.CopyMismatch as exc:
+        raise FailedPrecondition(
+            f"{exc}; the node still uses its SQLite file and the copy was removed", code="move.mismatch"
+        ) from None
+    except (move_.MoveRefused, SchemaError) as exc:
+        where = _safe_url(url)
+        raise FailedPrecondition(f"cannot move the node into {where}: {exc}", code="move.refused") from None
+    except StorageError as exc:
+        where = _safe_url(url)
+        raise FailedPrecondition(f"the copy into {where} failed and nothing was switched: {exc}") from None
+
+
+_STORAGE_HEADER = re.compile(r"^\[storage\][ \t]*(#.*)?$", re.MULTILINE)
+_ANY_HEADER = re.compile(r"^\[", re.MULTILINE)
+_URL_LINE = re.compile(r"^url[ \t]*=.*$", re.MULTILINE)
+
+
+def set_storage_url(config: Path, url: str) -> None:
+    """Set `url` under [storage] in the config file, its other lines as they were; written to a
+    new file (0600: the URL may hold a password) renamed over the old one."""
+    text = config.read_text(encoding="utf-8")
+    line = f"url = {toml_value(url)}"
+    header = _STORAGE_HEADER.search(text)
+    if header is None:
+        text = text.rstrip("\n") + f"\n\n[storage]\n{line}\n"
+    else:
+        following = _ANY_HEADER.search(text, header.end())
+        end = following.start() if following else len(text)
+        section = text[header.end() : end]
+        found = _URL_LINE.search(section)
+        section = section[: found.start()] + line + section[found.end() :] if found else f"\n{line}" + section
+        text = text[: header.end()] + section + text[end:]
+    tmp = config.with_name(f".{config.name}.{os.getpid()}.new")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, config)
+    finally:
+        tmp.unlink(missing_ok=True)
+    sync_folder(config.parent)
 
 
 # --- status ------------------------------------------------------------------------------------
@@ -312,14 +492,14 @@ def node_status(settings: Settings, zone: str | None = None, now: float | None =
     zone = zone or settings.place.tz
     note = serving_note(settings.base_dir)
     address = _served_address(settings, note) if note is not None else ""
-    database = settings.path(settings.storage.path)
-    check_database(database)
-    with SqliteStore(database, create=False) as store:  # read only: durability settings are moot
+    if not settings.storage.url:
+        check_database(settings.path(settings.storage.path))
+    with open_store(settings) as store:
         members = sum(profile.member_count for profile in store.profiles())
         applicants = len(store.applicants(limit=1_000_000))
         newest = store.newest_period()
-        peers = SqliteFederationStore(store).peers()  # an upgrade's files are imported when it runs
-        forecasts = ForecastStore(settings.path(settings.forecast.dir), SqliteForecastIndex(store))
+        peers = SqlFederationStore(store).peers()  # an upgrade's files are imported when it runs
+        forecasts = ForecastStore(settings.path(settings.forecast.dir), SqlForecastIndex(store))
         schedule = schedule_status(settings, forecasts, serving=note is not None, now=now or time.time())
     return NodeStatus(
         node_id=settings.node.id,

@@ -34,13 +34,14 @@ from coopfed.node.policy.defaults import write_coop_policies
 from coopfed.node.policy.holder import PolicyHolder
 from coopfed.node.policy.reload import open_policy
 from coopfed.node.settings import FederationSection, NodeSection, Settings, render_toml
-from coopfed.node.storage import SqliteStore, Store
+from coopfed.node.storage import Store
 from coopfed.node.storage.ballots import BallotStore
-from coopfed.node.storage.ballots_sqlite import SqliteBallotStore
-from coopfed.node.storage.federation_sqlite import SqliteFederationStore
-from coopfed.node.storage.forecast_sqlite import SqliteForecastIndex
+from coopfed.node.storage.ballots_sqlite import SqlBallotStore
+from coopfed.node.storage.configured import open_store
+from coopfed.node.storage.federation_sqlite import SqlFederationStore
+from coopfed.node.storage.forecast_sqlite import SqlForecastIndex
 from coopfed.node.storage.governance import GovernanceStore
-from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
+from coopfed.node.storage.governance_sqlite import SqlGovernanceStore
 
 DAY = 86_400
 CONFIG_NAME = "coopfed.toml"
@@ -134,14 +135,14 @@ class Node:
 @contextlib.contextmanager
 def open_node(settings: Settings) -> Iterator[Node]:
     """Open storage, the policy engine and the keys; close whatever was opened on the way out."""
-    database = settings.path(settings.storage.path)
-    check_database(database)  # missing, read-only or damaged: refuse with a reason, create nothing
+    if not settings.storage.url:  # missing, read-only or damaged: refuse with a reason, create nothing
+        check_database(settings.path(settings.storage.path))
     with contextlib.ExitStack() as stack:
-        store = SqliteStore(database, synchronous=settings.storage.synchronous, create=False)
+        store = open_store(settings)
         ensure_meter_key(settings.base_dir)  # nodes made before meters were keyed get theirs now
         stack.callback(store.close)
-        governance = SqliteGovernanceStore(store)
-        ballots = SqliteBallotStore(store, governance)
+        governance = SqlGovernanceStore(store)
+        ballots = SqlBallotStore(store, governance)
         conf = settings.policy
         engine = stack.enter_context(
             open_policy(
@@ -165,9 +166,9 @@ def open_node(settings: Settings) -> Iterator[Node]:
         )
         stack.callback(decision_log.flush)  # before the store closes: no waiting decision is lost
         node = Node(
-            settings, store, engine, keys, federation=open_federation(settings, SqliteFederationStore(store)),
+            settings, store, engine, keys, federation=open_federation(settings, SqlFederationStore(store)),
             governance=governance, ballots=ballots, decision_log=decision_log,
-            forecast=open_forecast(settings, SqliteForecastIndex(store)),
+            forecast=open_forecast(settings, SqlForecastIndex(store)),
             metrics=metrics, revoked_tokens=RevokedTokens(governance.token_revocations()),
         )  # fmt: skip
         governance.heads = HeadSigner(node.node_id, lambda: node.keys)  # signs with the ring in use
@@ -203,7 +204,7 @@ def init_node(folder: Path, *, node_id: str, name: str, listen: str, policies: P
     KeyRing.load_or_create(settings.keys_dir)
     ensure_meter_key(settings.base_dir)
     create_tls(settings)  # TLS key and certificate (CN = node id)
-    SqliteStore(settings.path(settings.storage.path), synchronous=settings.storage.synchronous).close()
+    open_store(settings, create=True).close()
     write_private(config, render_toml(settings).encode("utf-8"))
     return config
 

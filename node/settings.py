@@ -45,6 +45,10 @@ class StorageSection:
     path: str = "node.db"
     # FULL survives power loss; NORMAL survives a killed process (WAL) and is faster.
     synchronous: str = "FULL"
+    # A PostgreSQL database ("postgresql://user@host/db", any libpq URL) holds the node's state
+    # instead of the SQLite file at path; path and synchronous are then unused.
+    url: str = ""
+    pool_size: int = 8  # PostgreSQL: connections in each of the node's two pools (writers, readers)
 
 
 @dataclass(frozen=True)

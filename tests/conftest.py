@@ -14,6 +14,8 @@ from coopfed.node.policy.embedded import EmbeddedEngine
 from coopfed.node.policy.opa import OpaEngine
 from coopfed.node.policy.sidecar import OpaSidecar
 
+from . import pgserver
+
 ROOT = Path(__file__).resolve().parent.parent
 POLICY_DIR = ROOT / "policies"
 
@@ -25,6 +27,13 @@ def find_opa() -> str | None:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     return shutil.which("opa")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_stopped() -> Iterator[None]:
+    """The throwaway PostgreSQL server (tests/pgserver.py), if a test started it, stops at the end."""
+    yield
+    pgserver.stop()
 
 
 @pytest.fixture(scope="session")

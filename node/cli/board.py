@@ -308,12 +308,11 @@ def add_audit(parser: argparse.ArgumentParser, console: Console) -> None:
 
 
 def _open_log(config: Path) -> Any:
-    from coopfed.node.storage import SqliteStore
-    from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
+    from coopfed.node.storage.configured import open_store
+    from coopfed.node.storage.governance_sqlite import SqlGovernanceStore
 
-    settings = node_settings(config)
-    store = SqliteStore(settings.path(settings.storage.path), synchronous=settings.storage.synchronous)
-    return store, SqliteGovernanceStore(store)
+    store = open_store(node_settings(config), create=True)
+    return store, SqlGovernanceStore(store)
 
 
 def _parse_head(text: str) -> tuple[int, str] | None:
@@ -353,12 +352,12 @@ def _audit_node(args: argparse.Namespace, console: Console, head: tuple[int, str
 
     from coopfed.federation.keys import KeyRing, TrustStore
     from coopfed.node.audit import Witnesses, ask_witnesses, audit
-    from coopfed.node.storage.federation_sqlite import SqliteFederationStore
+    from coopfed.node.storage.federation_sqlite import SqlFederationStore
 
     store, gov = _open_log(args.config)
     settings = node_settings(args.config)
     ring = KeyRing.load(settings.keys_dir)
-    peers = SqliteFederationStore(store)
+    peers = SqlFederationStore(store)
     witnesses = Witnesses() if args.offline else asyncio.run(ask_witnesses(settings, ring, peers))
     for peer, why in witnesses.failures.items():
         console.print(f"witness {peer} could not be asked: {why}", markup=False, style="yellow")

@@ -48,6 +48,12 @@ def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
     restore.add_argument("file", type=Path, metavar="FILE", help="a file written by `coopfed node backup`")
     restore.add_argument("--config", type=Path, required=True, help="the node's coopfed.toml")
     restore.set_defaults(func=lambda args: _node_restore(args, console))
+    move = commands.add_parser(
+        "migrate", help="move a stopped node's database into an empty PostgreSQL database, verified"
+    )
+    move.add_argument("--to", required=True, metavar="URL", help="postgresql://user@host/database")
+    move.add_argument("--config", type=Path, required=True, help="the node's coopfed.toml")
+    move.set_defaults(func=lambda args: _node_migrate(args, console))
 
 
 def add_demo(parser: argparse.ArgumentParser, console: Console) -> None:
@@ -117,6 +123,23 @@ def _node_restore(args: argparse.Namespace, console: Console) -> int:
     kept = operations.restore(load_settings(args.config), args.file)
     replaced = f"; the one it replaced is kept as {kept}" if kept else ""
     console.print(f"restored the database from {args.file}{replaced}", highlight=False, soft_wrap=True)
+    return 0
+
+
+def _node_migrate(args: argparse.Namespace, console: Console) -> int:
+    done = operations.move_to_postgresql(load_settings(args.config), args.config, args.to)
+    console.print(
+        f"copied and checked {sum(done.rows.values())} rows in {len(done.rows)} tables: the readings of "
+        f"{done.members} members ({done.readings} readings) match, and the decision log's chain of "
+        f"{done.log_entries} entries verifies on the copy",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(
+        f"{args.config} now names the PostgreSQL database; the SQLite file is kept as it was",
+        highlight=False,
+        soft_wrap=True,
+    )
     return 0
 
 

@@ -28,8 +28,8 @@ from coopfed.node.policy.regotest import find_tool, run_checks, run_tests
 
 if TYPE_CHECKING:
     from coopfed.node.policy.impact import LogEntry
-    from coopfed.node.storage import SqliteStore
     from coopfed.node.storage.governance import GovernanceStore
+    from coopfed.node.storage.sql import SqlStore
 
 Action = Callable[[argparse.Namespace, Console], int]
 
@@ -235,12 +235,11 @@ def _log_size(args: argparse.Namespace) -> int | None:
 
 
 @contextlib.contextmanager
-def _database(config: Path) -> Iterator[SqliteStore]:
-    """The store of a node's database, given its coopfed.toml."""
-    from coopfed.node.storage import SqliteStore
+def _database(config: Path) -> Iterator[SqlStore]:
+    """The store of a node's database (either backend), given its coopfed.toml."""
+    from coopfed.node.storage.configured import open_store
 
-    settings = node_settings(config)
-    store = SqliteStore(settings.path(settings.storage.path), synchronous=settings.storage.synchronous)
+    store = open_store(node_settings(config), create=True)
     try:
         yield store
     finally:
@@ -250,10 +249,10 @@ def _database(config: Path) -> Iterator[SqliteStore]:
 @contextlib.contextmanager
 def _governance(config: Path) -> Iterator[GovernanceStore]:
     """The governance store of a node's database, given its coopfed.toml."""
-    from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
+    from coopfed.node.storage.governance_sqlite import SqlGovernanceStore
 
     with _database(config) as store:
-        yield SqliteGovernanceStore(store)
+        yield SqlGovernanceStore(store)
 
 
 def _diff(args: argparse.Namespace, console: Console) -> int:
@@ -459,14 +458,14 @@ def _node_modules(config: Path) -> dict[str, str]:
 
 def _explain(args: argparse.Namespace, console: Console) -> int:
     from coopfed.node.policy.explain import ballots_behind, explain, find_entry, lookup_entry, not_found
-    from coopfed.node.storage.ballots_sqlite import SqliteBallotStore
+    from coopfed.node.storage.ballots_sqlite import SqlBallotStore
     from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
 
     behind: list[dict[str, Any]] = []
     if args.config and not args.log:  # a node's own log: one indexed lookup, no scan
         with _database(args.config) as store:
             entry = lookup_entry(SqliteGovernanceStore(store), args.decision_id)
-            behind = ballots_behind(SqliteBallotStore(store), entry, _node_modules(args.config))
+            behind = ballots_behind(SqlBallotStore(store), entry, _node_modules(args.config))
     else:
         with _entries(args, Counter()) as entries:
             entry = find_entry(entries, args.decision_id)

@@ -21,10 +21,10 @@ from coopfed.node.errors import FailedPrecondition, InvalidArgument
 from coopfed.node.ledger.settle import PeriodResult, energy, settle, status
 from coopfed.node.ledger.terms import TERMS_PATH, Terms
 from coopfed.node.runtime import Node
-from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
+from coopfed.node.storage.governance_sqlite import SqlGovernanceStore
 from coopfed.node.storage.ledger import LedgerStore, NewTransaction, PeriodState, Run
-from coopfed.node.storage.ledger_sqlite import SqliteLedgerStore
-from coopfed.node.storage.sqlite import SqliteStore
+from coopfed.node.storage.ledger_sqlite import SqlLedgerStore
+from coopfed.node.storage.sql import SqlStore
 
 TERMS_CHANGED_PATH = "coopfed/ledger/terms_changed"
 
@@ -45,10 +45,10 @@ class RunSummary:
 
 def ledger_of(node: Node) -> LedgerStore:
     """The ledger beside the node's store."""
-    if not isinstance(node.store, SqliteStore):
-        raise FailedPrecondition("the ledger needs the SQLite store", code="ledger.store")
-    governance = node.governance if isinstance(node.governance, SqliteGovernanceStore) else None
-    return SqliteLedgerStore(node.store, governance)
+    if not isinstance(node.store, SqlStore):
+        raise FailedPrecondition("the ledger needs the SQLite or PostgreSQL store", code="ledger.store")
+    governance = node.governance if isinstance(node.governance, SqlGovernanceStore) else None
+    return SqlLedgerStore(node.store, governance)
 
 
 def decide_terms(node: Node, start: int, end: int) -> tuple[Terms, dict[str, Any], dict[str, Any], str]:

@@ -19,7 +19,8 @@ from coopfed.node.errors import (
     Unauthenticated,
 )
 from coopfed.node.runtime import Node
-from coopfed.node.storage import InvalidData, SqliteStore
+from coopfed.node.storage import InvalidData
+from coopfed.node.storage.sql import SqlStore
 
 SESSION_TTL_S = 12 * 3600  # a shared family computer should not stay signed in for days
 MIN_PASSWORD = 10
@@ -99,7 +100,7 @@ class Accounts:
     """Account, passkey and session rows in the node's database, on the member store's connections."""
 
     def __init__(self, node: Node) -> None:
-        assert isinstance(node.store, SqliteStore)
+        assert isinstance(node.store, SqlStore)
         self.node = node
         self._store = node.store
 

@@ -26,6 +26,7 @@ from coopfed.node.storage.base import (
     Store,
     describe_changes,
 )
+from coopfed.node.storage.postgres import PostgresStore
 from coopfed.node.storage.sqlite import SqliteStore
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "NotAnApplicant",
     "NotFound",
     "PeriodTotals",
+    "PostgresStore",
     "ProfileInfo",
     "PutResult",
     "ReadingBatch",

@@ -1,14 +1,14 @@
-"""SQLite backend of the federation store, in the node's database beside the member store."""
+"""The federation store on either backend, in the node's database beside the member store."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 from coopfed.federation.revocation import RevocationEntry, RevocationList
+from coopfed.node.storage.connection import Connection
 from coopfed.node.storage.federation import FederationSnapshot, FederationStore, Record
-from coopfed.node.storage.sqlite import SqliteStore
+from coopfed.node.storage.sql import SqlStore
 
 _TABLES = (
     "federation_peers",
@@ -18,12 +18,14 @@ _TABLES = (
     "federation_peer_revocations",
 )
 _BUMP_PEERS = "UPDATE federation_peers_version SET version = version + 1"
-_PIN = "INSERT OR REPLACE INTO federation_peers (peer_id, record) VALUES (?, ?)"
-_HOLD = (
-    "INSERT OR REPLACE INTO federation_held_grants (jti, issuer, revoked_reason, record) VALUES (?, ?, ?, ?)"
-)
+_PIN = """INSERT INTO federation_peers (peer_id, record) VALUES (?, ?)
+ON CONFLICT (peer_id) DO UPDATE SET record = excluded.record"""
+_HOLD = """INSERT INTO federation_held_grants (jti, issuer, revoked_reason, record) VALUES (?, ?, ?, ?)
+ON CONFLICT (jti) DO UPDATE SET issuer = excluded.issuer, revoked_reason = excluded.revoked_reason,
+    record = excluded.record"""
 _DECIDE = "INSERT INTO federation_grant_decisions (jti, record) VALUES (?, ?)"
-_PEER_LIST = "INSERT OR REPLACE INTO federation_peer_revocations (peer_id, list, fetched_at) VALUES (?, ?, ?)"
+_PEER_LIST = """INSERT INTO federation_peer_revocations (peer_id, list, fetched_at) VALUES (?, ?, ?)
+ON CONFLICT (peer_id) DO UPDATE SET list = excluded.list, fetched_at = excluded.fetched_at"""
 _LIVE_HELD = "SELECT jti FROM federation_held_grants WHERE issuer = ? AND revoked_reason IS NULL"
 
 
@@ -31,10 +33,10 @@ def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-class SqliteFederationStore(FederationStore):
-    """Federation tables in the node's SQLite file, sharing the node store's writer and readers."""
+class SqlFederationStore(FederationStore):
+    """Federation tables in the node's database, on the member store's connections."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: SqlStore) -> None:
         self._store = store
 
     # --- peers ---------------------------------------------------------------------------
@@ -147,22 +149,22 @@ class SqliteFederationStore(FederationStore):
         return True
 
 
-def _own_list(conn: sqlite3.Connection, issuer: str) -> RevocationList:
+def _own_list(conn: Connection, issuer: str) -> RevocationList:
     (sequence,) = conn.execute("SELECT sequence FROM federation_revocation_sequence").fetchone()
     rows = conn.execute("SELECT jti, reason, revoked_at, expires_at FROM federation_revocations")
     return RevocationList(issuer, (RevocationEntry(*row) for row in rows), sequence)
 
 
-def _save_own_list(conn: sqlite3.Connection, revocations: RevocationList) -> None:
+def _save_own_list(conn: Connection, revocations: RevocationList) -> None:
     conn.execute("DELETE FROM federation_revocations")
     conn.executemany(
-        "INSERT INTO federation_revocations VALUES (?, ?, ?, ?)",
+        "INSERT INTO federation_revocations (jti, reason, revoked_at, expires_at) VALUES (?, ?, ?, ?)",
         [(e.jti, e.reason, e.revoked_at, e.expires_at) for e in revocations.entries],
     )
     conn.execute("UPDATE federation_revocation_sequence SET sequence = ?", (revocations.sequence,))
 
 
-def _hold(conn: sqlite3.Connection, record: Record) -> None:
+def _hold(conn: Connection, record: Record) -> None:
     body = {k: v for k, v in record.items() if k != "revoked_reason"}
     conn.execute(_HOLD, (record["jti"], record["issuer"], record.get("revoked_reason"), _json(body)))
 

@@ -1,4 +1,4 @@
-"""SQLite backend of the forecast index, in the node's database beside the member store."""
+"""The forecast index on either backend, in the node's database beside the member store."""
 
 from __future__ import annotations
 
@@ -8,16 +8,21 @@ from typing import Any
 
 from coopfed.node.storage.base import AlreadyExists
 from coopfed.node.storage.forecast import ForecastIndex, ForecastSnapshot, IndexedModel
-from coopfed.node.storage.sqlite import SqliteStore
+from coopfed.node.storage.sql import SqlStore
 
 _ADD = "INSERT INTO forecast_models (coop_id, kind, version, file, saved_at) VALUES (?, ?, ?, ?, ?)"
 _HELD = "SELECT 1 FROM forecast_models WHERE coop_id = ? AND kind = ? AND version = ?"
-_SET_MODE = "INSERT OR REPLACE INTO forecast_mode (one, mode) VALUES (1, ?)"
-_SET_LATEST = "INSERT OR REPLACE INTO forecast_latest (one, sequence, forecast) VALUES (1, ?, ?)"
+_SET_MODE = (
+    "INSERT INTO forecast_mode (one, mode) VALUES (1, ?) ON CONFLICT (one) DO UPDATE SET mode = excluded.mode"
+)
+_SET_LATEST = """INSERT INTO forecast_latest (one, sequence, forecast) VALUES (1, ?, ?)
+ON CONFLICT (one) DO UPDATE SET sequence = excluded.sequence, forecast = excluded.forecast"""
 
 
-class SqliteForecastIndex(ForecastIndex):
-    def __init__(self, store: SqliteStore) -> None:
+class SqlForecastIndex(ForecastIndex):
+    """The forecast tables in the node's database, on the member store's connections."""
+
+    def __init__(self, store: SqlStore) -> None:
         self._store = store
 
     def models(self, coop_id: str, kind: str) -> list[IndexedModel]:

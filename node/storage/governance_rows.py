@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from coopfed.federation.grants import GrantScope
 from coopfed.node.storage.base import NotFound
+from coopfed.node.storage.connection import Connection
 from coopfed.node.storage.governance import GrantKind
 from coopfed.node.storage.records import (
     AccessEntry,
@@ -64,7 +64,7 @@ GRANT_BY_REQUEST = GRANT + " WHERE g.request_key = ?"
 GRANTS_OF = (
     GRANT
     + """ WHERE o.organisation_id = ?1
-    AND (?2 IS NULL OR g.issued_unix < ?2 OR (g.issued_unix = ?2 AND g.grant_id > ?3))
+    AND (CAST(?2 AS BIGINT) IS NULL OR g.issued_unix < ?2 OR (g.issued_unix = ?2 AND g.grant_id > ?3))
 ORDER BY g.issued_unix DESC, g.grant_id LIMIT ?4"""
 )
 
@@ -95,8 +95,8 @@ SELECT 'board', r.request_id, o.organisation_id, v.decided_at, v.outcome,
     CASE WHEN v.proposed = 'refer' THEN NULL ELSE v.outcome = v.proposed END
 FROM reviews AS v JOIN data_requests AS r USING (request_key) JOIN organisations AS o USING (org_key))
 SELECT {columns} FROM d
-WHERE (?1 = '' OR organisation_id = ?1) AND (?2 IS NULL OR decided_at >= ?2)
-    AND (?3 IS NULL OR decided_at < ?3)"""
+WHERE (?1 = '' OR organisation_id = ?1) AND (CAST(?2 AS TEXT) IS NULL OR decided_at >= ?2)
+    AND (CAST(?3 AS TEXT) IS NULL OR decided_at < ?3)"""
 
 # ... and ?4 decided_by or '', ?5 outcome or '', after the decision ?6 decided_at, ?7 decided_by,
 # ?8 request_id (?6 NULL: from the first), at most ?9.
@@ -104,7 +104,8 @@ DECISIONS = (
     _DECISIONS.format(columns="decided_by, request_id")
     + """
     AND (?4 = '' OR decided_by = ?4) AND (?5 = '' OR outcome = ?5)
-    AND (?6 IS NULL OR decided_at < ?6 OR (decided_at = ?6 AND (decided_by, request_id) > (?7, ?8)))
+    AND (CAST(?6 AS TEXT) IS NULL OR decided_at < ?6
+        OR (decided_at = ?6 AND (decided_by, request_id) > (?7, ?8)))
 ORDER BY decided_at DESC, decided_by, request_id LIMIT ?9"""
 )
 
@@ -185,7 +186,7 @@ WHERE m.member_id IN (SELECT value FROM json_each(?))"""
 # --- rows ------------------------------------------------------------------------------------
 
 
-def org_key(conn: sqlite3.Connection, organisation_id: str) -> int:
+def org_key(conn: Connection, organisation_id: str) -> int:
     row = conn.execute(
         "SELECT org_key FROM organisations WHERE organisation_id = ?", (organisation_id,)
     ).fetchone()
@@ -194,14 +195,14 @@ def org_key(conn: sqlite3.Connection, organisation_id: str) -> int:
     return row[0]
 
 
-def save_assessment(conn: sqlite3.Connection, org_key: int, a: Assessment) -> None:
+def save_assessment(conn: Connection, org_key: int, a: Assessment) -> None:
     conn.execute(
         "INSERT INTO assessments (org_key, decision_id, revision, result_json) VALUES (?, ?, ?, ?)",
         (org_key, a.decision_id, a.revision, to_json(a.result)),
     )
 
 
-def organisation(conn: sqlite3.Connection, org_key: int) -> Organisation:
+def organisation(conn: Connection, org_key: int) -> Organisation:
     org_id, profile, registered_at, verified, note = conn.execute(
         "SELECT organisation_id, profile_json, registered_at, verified, verification_note "
         "FROM organisations WHERE org_key = ?",
@@ -224,7 +225,7 @@ def organisation(conn: sqlite3.Connection, org_key: int) -> Organisation:
     )
 
 
-def insert_grant(conn: sqlite3.Connection, request_key: int, org_key: int, g: GrantRecord) -> None:
+def insert_grant(conn: Connection, request_key: int, org_key: int, g: GrantRecord) -> None:
     conn.execute(
         "INSERT INTO grants (grant_id, request_key, org_key, token, issued_unix, expires_unix, scope_json, "
         "min_group_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -243,7 +244,7 @@ def grant(row: tuple) -> GrantRecord:
     )  # fmt: skip
 
 
-def request(conn: sqlite3.Connection, row: tuple) -> DataRequestRecord:
+def request(conn: Connection, row: tuple) -> DataRequestRecord:
     key, request_id, org_id, spec, state, submitted, decision_id, revision, result = row
     submitted_at = datetime.fromisoformat(submitted)
     reviewed = conn.execute(REVIEW_OF, (key,)).fetchone()
@@ -267,7 +268,7 @@ def review(row: tuple) -> Review:
     )
 
 
-def pseudonyms(conn: sqlite3.Connection, member_ids: list[str]) -> dict[str, str]:
+def pseudonyms(conn: Connection, member_ids: list[str]) -> dict[str, str]:
     """Each member's pseudonym, made on first use (random: it says nothing about the member)."""
     ids = json.dumps(member_ids)
     missing = conn.execute(_MISSING_PSEUDONYMS, (ids,)).fetchall()

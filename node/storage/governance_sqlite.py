@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -14,7 +13,9 @@ from coopfed.federation.errors import TokenError
 from coopfed.node.decisionlog import GENESIS, link
 from coopfed.node.loghead import HeadSigner
 from coopfed.node.storage import governance_rows as rows_
+from coopfed.node.storage import sqlite_sql as q
 from coopfed.node.storage.base import Member, NotFound
+from coopfed.node.storage.connection import Connection
 from coopfed.node.storage.governance import Conflict, Events, GovernanceStore, GrantKind, LogTampered
 from coopfed.node.storage.records import (
     AccessEntry,
@@ -28,23 +29,23 @@ from coopfed.node.storage.records import (
     Review,
     TokenRevocation,
 )
-from coopfed.node.storage.sqlite import SqliteStore
+from coopfed.node.storage.sql import SqlStore
 
 Head = tuple[int, str, str | None]  # seq, hash and signed head, as the head row holds them
 
 
-class SqliteGovernanceStore(GovernanceStore):
-    """Governance tables in the node's SQLite file, sharing the node store's writer and readers,
+class SqlGovernanceStore(GovernanceStore):
+    """Governance tables in the node's database beside the member store, on its connections,
     so governance writes and member writes are serialised and each sees a consistent snapshot."""
 
-    def __init__(self, store: SqliteStore, heads: HeadSigner | None = None) -> None:
+    def __init__(self, store: SqlStore, heads: HeadSigner | None = None) -> None:
         self._store = store
         self.heads = heads  # signs every new head; None for tools that only read (or tests)
         self._written: Head | None = None  # the head this store last committed
         self._writing: Head | None = None  # the head of the transaction under way
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> Iterator[Connection]:
         self._writing = None
         with self._store._write() as conn:
             yield conn
@@ -56,7 +57,7 @@ class SqliteGovernanceStore(GovernanceStore):
 
     # --- decision log -----------------------------------------------------------------------
 
-    def _append(self, conn: sqlite3.Connection, events: Events) -> list[dict[str, Any]]:
+    def _append(self, conn: Connection, events: Events) -> list[dict[str, Any]]:
         """Chain onto the recorded head (not the last row: a deleted tail stays a visible gap),
         and sign the new head in the same transaction."""
         heads = self.heads
@@ -160,7 +161,7 @@ class SqliteGovernanceStore(GovernanceStore):
     def list_organisations(self, *, after: str = "", limit: int | None = None) -> list[Organisation]:
         with self._read() as conn:
             conn.execute("BEGIN")
-            keys = [k for (k,) in conn.execute(rows_.ORGANISATIONS, (after, _all(limit)))]
+            keys = [k for (k,) in conn.execute(rows_.ORGANISATIONS, (after, q.no_limit(limit)))]
             return [rows_.organisation(conn, k) for k in keys]
 
     def set_verification(
@@ -232,7 +233,7 @@ class SqliteGovernanceStore(GovernanceStore):
         limit: int | None = None,
     ) -> list[DataRequestRecord]:
         sql = rows_.REQUESTS_OLDEST if oldest_first else rows_.REQUESTS_NEWEST
-        values = (organisation_id, state.value if state else "", after, _all(limit))
+        values = (organisation_id, state.value if state else "", after, q.no_limit(limit))
         with self._read() as conn:
             conn.execute("BEGIN")
             found = conn.execute(sql, values).fetchall()
@@ -288,7 +289,9 @@ class SqliteGovernanceStore(GovernanceStore):
     ) -> list[GrantRecord]:
         issued, grant_id = after or (None, "")
         with self._read() as conn:
-            found = conn.execute(rows_.GRANTS_OF, (organisation_id, issued, grant_id, _all(limit))).fetchall()
+            found = conn.execute(
+                rows_.GRANTS_OF, (organisation_id, issued, grant_id, q.no_limit(limit))
+            ).fetchall()
         return [rows_.grant(row) for row in found]
 
     def revoke_grant(
@@ -371,6 +374,5 @@ class SqliteGovernanceStore(GovernanceStore):
         return [rows_.access(row) for row in found]
 
 
-def _all(limit: int | None) -> int:
-    """SQLite's LIMIT for at most `limit` rows, or every row (-1) for None."""
-    return -1 if limit is None else limit
+# The same store on either backend: it runs on the member store's connections.
+SqliteGovernanceStore = PostgresGovernanceStore = SqlGovernanceStore

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 
 from coopfed.node.storage.base import InvalidData
+from coopfed.node.storage.connection import Connection
 from coopfed.node.storage.governance import Events
-from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
+from coopfed.node.storage.governance_sqlite import SqlGovernanceStore
 from coopfed.node.storage.ledger import (
     COOP_KINDS,
     MEMBER_KINDS,
@@ -21,7 +21,7 @@ from coopfed.node.storage.ledger import (
     PeriodState,
     Run,
 )
-from coopfed.node.storage.sqlite import SqliteStore
+from coopfed.node.storage.sql import SqlStore
 
 _DATASETS = ("demand", "generation", "export")
 
@@ -42,14 +42,15 @@ _JOURNAL = """SELECT * FROM (
     FROM ledger_transactions t JOIN ledger_runs r USING (run_key)
     JOIN ledger_lines l USING (txn_key) JOIN ledger_accounts a USING (account_key)
     LEFT JOIN members m ON m.member_key = a.member_key
-    WHERE t.period_start >= :start AND t.period_start < :end AND (:member IS NULL OR m.member_id = :member)
+    WHERE t.period_start >= :start AND t.period_start < :end
+        AND (CAST(:member AS TEXT) IS NULL OR m.member_id = :member)
     UNION ALL
     SELECT t.txn_key, 1, 0, t.period_start, t.status, t.corrects, r.run_id, 'coop',
         local_sales, local_payouts, grid_purchases, grid_sales,
         local_sales_wh, local_payouts_wh, grid_purchases_wh, grid_sales_wh
     FROM ledger_transactions t JOIN ledger_runs r USING (run_key)
-    WHERE t.period_start >= :start AND t.period_start < :end AND :member IS NULL
-) ORDER BY 1, 2, 3"""
+    WHERE t.period_start >= :start AND t.period_start < :end AND CAST(:member AS TEXT) IS NULL
+) AS journal ORDER BY 1, 2, 3"""
 _UNBALANCED = """SELECT t.txn_key FROM ledger_transactions t
 LEFT JOIN (SELECT txn_key, sum(local_bought + local_credit + grid_import + grid_export) AS pence
     FROM ledger_lines WHERE txn_key >= :first GROUP BY txn_key) l USING (txn_key)
@@ -60,16 +61,18 @@ _POSTED_LINES = """SELECT t.period_start, l.account_key,
     sum(local_bought), sum(local_credit), sum(grid_import), sum(grid_export),
     sum(local_bought_wh), sum(local_credit_wh), sum(grid_import_wh), sum(grid_export_wh)
 FROM ledger_transactions t JOIN ledger_lines l USING (txn_key)
-WHERE t.period_start IN (SELECT value FROM json_each(?)) GROUP BY t.period_start, l.account_key"""
+WHERE t.period_start IN (SELECT CAST(value AS BIGINT) FROM json_each(?))
+GROUP BY t.period_start, l.account_key"""
 _POSTED_COOP = """SELECT period_start,
     sum(local_sales), sum(local_payouts), sum(grid_purchases), sum(grid_sales),
     sum(local_sales_wh), sum(local_payouts_wh), sum(grid_purchases_wh), sum(grid_sales_wh)
-FROM ledger_transactions WHERE period_start IN (SELECT value FROM json_each(?)) GROUP BY period_start"""
+FROM ledger_transactions WHERE period_start IN (SELECT CAST(value AS BIGINT) FROM json_each(?))
+GROUP BY period_start"""
 _MEMBER_TOTALS = """SELECT sum(local_bought), sum(local_credit), sum(grid_import), sum(grid_export),
     sum(local_bought_wh), sum(local_credit_wh), sum(grid_import_wh), sum(grid_export_wh)
 FROM ledger_transactions t JOIN ledger_lines l USING (txn_key)
 JOIN ledger_accounts a USING (account_key) LEFT JOIN members m ON m.member_key = a.member_key
-WHERE t.period_start >= ? AND t.period_start < ? AND (? IS NULL OR m.member_id = ?)"""
+WHERE t.period_start >= ? AND t.period_start < ? AND (CAST(? AS TEXT) IS NULL OR m.member_id = ?)"""
 _COOP_TOTALS = """SELECT sum(local_sales), sum(local_payouts), sum(grid_purchases), sum(grid_sales),
     sum(local_sales_wh), sum(local_payouts_wh), sum(grid_purchases_wh), sum(grid_sales_wh)
 FROM ledger_transactions WHERE period_start >= ? AND period_start < ?"""
@@ -80,14 +83,14 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 _INSERT_LINE = "INSERT INTO ledger_lines VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
-class SqliteLedgerStore(LedgerStore):
-    """Ledger tables in the node's SQLite file, sharing the node store's writer and readers."""
+class SqlLedgerStore(LedgerStore):
+    """Ledger tables in the node's database beside the member store, on its connections."""
 
-    def __init__(self, store: SqliteStore, governance: SqliteGovernanceStore | None = None) -> None:
+    def __init__(self, store: SqlStore, governance: SqlGovernanceStore | None = None) -> None:
         self._store = store
         # The node's own decision-log store, so a run's entries are chained onto the head it
         # signed and its next head is signed too; a fresh one (unsigned heads) for tools and tests.
-        self._governance = governance or SqliteGovernanceStore(store)
+        self._governance = governance or SqlGovernanceStore(store)
 
     def period_readings(self, start: int, end: int) -> PeriodReadings:
         periods = np.arange(start - start % 1800 + (1800 if start % 1800 else 0), end, 1800, dtype=np.int64)
@@ -240,7 +243,7 @@ def _add(into: dict[int, tuple[int, int]], base: int, sums: Sequence[int]) -> No
             into[base + k] = (sums[k], sums[k + 4])
 
 
-def _member_keys(conn: sqlite3.Connection, member_ids: Sequence[str]) -> list[int]:
+def _member_keys(conn: Connection, member_ids: Sequence[str]) -> list[int]:
     keys = dict(conn.execute("SELECT member_id, member_key FROM members WHERE erased_at IS NULL"))
     missing = [m for m in member_ids if m not in keys]
     if missing:
@@ -248,15 +251,17 @@ def _member_keys(conn: sqlite3.Connection, member_ids: Sequence[str]) -> list[in
     return [keys[m] for m in member_ids]
 
 
-def _ensure_accounts(conn: sqlite3.Connection, member_ids: Sequence[str]) -> np.ndarray:
+def _ensure_accounts(conn: Connection, member_ids: Sequence[str]) -> np.ndarray:
     """Each member's account key, in member_ids order, created where missing."""
     members = _member_keys(conn, member_ids)
-    conn.executemany("INSERT OR IGNORE INTO ledger_accounts (member_key) VALUES (?)", [(m,) for m in members])
+    conn.executemany(
+        "INSERT INTO ledger_accounts (member_key) VALUES (?) ON CONFLICT DO NOTHING", [(m,) for m in members]
+    )
     index = {v: k for k, v in _account_index(conn, member_ids).items()}
     return np.array([index[i] for i in range(len(member_ids))], dtype=np.int64)
 
 
-def _account_index(conn: sqlite3.Connection, member_ids: Sequence[str]) -> dict[int, int]:
+def _account_index(conn: Connection, member_ids: Sequence[str]) -> dict[int, int]:
     """account_key -> the member's row in member_ids, for the accounts that exist."""
     rows = {m: i for i, m in enumerate(member_ids)}
     return {
@@ -266,3 +271,7 @@ def _account_index(conn: sqlite3.Connection, member_ids: Sequence[str]) -> dict[
         )
         if member_id in rows
     }
+
+
+# The same ledger on either backend: it runs on the member store's connections.
+SqliteLedgerStore = PostgresLedgerStore = SqlLedgerStore

@@ -1,4 +1,9 @@
-"""Forward-only, checksummed schema migrations for the SQLite store."""
+"""Forward-only, checksummed schema migrations: one history, in SQLite's and PostgreSQL's SQL.
+
+`migrations/NNNN_name.sql` are SQLite's, `migrations/postgresql/NNNN_name.sql` PostgreSQL's:
+the same versions under the same names, each checked against the checksum recorded when it was
+applied, so neither backend can drift from the history it was built by.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from importlib.resources.abc import Traversable
+from typing import Literal
+
+import psycopg
 
 from coopfed.node.storage.base import SchemaError, SchemaTooNew
+
+Dialect = Literal["sqlite", "postgresql"]
 
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -20,6 +30,16 @@ _BOOTSTRAP = """CREATE TABLE IF NOT EXISTS schema_version (
     checksum TEXT NOT NULL,
     applied_at TEXT NOT NULL
 ) STRICT"""
+
+_PG_BOOTSTRAP = """CREATE TABLE IF NOT EXISTS schema_version (
+    version BIGINT PRIMARY KEY,
+    name TEXT NOT NULL,
+    checksum TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+)"""
+
+# pg_advisory_xact_lock key of schema changes: concurrent openers of one database take turns
+MIGRATION_LOCK = 0x636F_6F70_6D69_67  # "coopmig"
 
 
 @dataclass(frozen=True)
@@ -33,9 +53,16 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
 
-def bundled_migrations() -> list[Migration]:
-    """The migrations shipped with this package."""
-    return load_migrations(resources.files("coopfed.node.storage") / "migrations")
+def bundled_migrations(dialect: Dialect = "sqlite") -> list[Migration]:
+    """The migrations shipped with this package, in one backend's SQL."""
+    folder = resources.files("coopfed.node.storage") / "migrations"
+    sqlite = load_migrations(folder)
+    if dialect == "sqlite":
+        return sqlite
+    found = load_migrations(folder / dialect)
+    if [m.name for m in found] != [m.name for m in sqlite]:
+        raise SchemaError(f"the {dialect} migrations are not the SQLite ones: {[m.name for m in found]}")
+    return found
 
 
 def load_migrations(folder: Traversable) -> list[Migration]:
@@ -87,6 +114,27 @@ def migrate(conn: sqlite3.Connection, migrations: list[Migration]) -> int:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    return len(migrations)
+
+
+def migrate_postgresql(conn: psycopg.Connection, migrations: list[Migration]) -> int:
+    """`migrate` for PostgreSQL: pending migrations in one transaction, under an advisory lock
+    so that nodes opening one database at once take turns."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        conn.execute(_PG_BOOTSTRAP)
+        applied = conn.execute("SELECT version, name, checksum FROM schema_version ORDER BY version")
+        current = _check_applied(applied.fetchall(), migrations)
+        for migration in migrations[current:]:
+            try:
+                with conn.transaction():  # a savepoint: the error names the migration that failed
+                    conn.execute(migration.sql.encode())  # no parameters: the script runs as sent
+            except psycopg.Error as exc:
+                raise SchemaError(f"migration {migration.name} failed: {exc}") from exc
+            conn.execute(
+                "INSERT INTO schema_version (version, name, checksum, applied_at) VALUES (%s,%s,%s,%s)",
+                (migration.version, migration.name, migration.checksum, _now()),
+            )
     return len(migrations)
 
 

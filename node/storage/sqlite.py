@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,39 +12,14 @@ from typing import Literal
 
 import numpy as np
 
-from coopfed.node.model import ConsentSettings
-from coopfed.node.storage import sqlite_homes as homes_sql
 from coopfed.node.storage import sqlite_sql as q
-from coopfed.node.storage import sqlite_totals as totals
-from coopfed.node.storage.base import (
-    AlreadyExists,
-    ConsentChanged,
-    ConsentRecord,
-    InvalidData,
-    InvitationUnusable,
-    Member,
-    MemberErased,
-    MeterTaken,
-    NotAnApplicant,
-    NotFound,
-    PeriodTotals,
-    ProfileInfo,
-    PutResult,
-    ReadingBatch,
-    StorageError,
-    Store,
-    describe_changes,
-)
+from coopfed.node.storage.base import InvalidData, StorageError
 from coopfed.node.storage.schema import Migration, bundled_migrations, migrate
+from coopfed.node.storage.sql import SqlStore, move_totals
 from coopfed.node.storage.sqlite_conn import ReaderPool, connect, storage_error, translated
-from coopfed.node.storage.sqlite_privacy import PrivacyMixin
-from coopfed.node.storage.sqlite_publications import PublicationsMixin
 
 Synchronous = Literal["NORMAL", "FULL", "EXTRA"]
-_READING = np.dtype([("period_start", "i8"), ("kwh", "f8")])
-_MEMBER_READING = np.dtype([("dataset_id", "i8"), ("period_start", "i8"), ("kwh", "f8")])
-_ALL_TIME = (-(2**63), 2**63 - 1)
-_ERASED = ("erased: readings and personal details deleted",)
+
 _BAD_VALUES = {  # the readings table's constraint messages, in the caller's terms
     "NOT NULL constraint failed: readings.kwh": "kwh is NaN",
     "CHECK constraint failed: kwh_finite_non_negative": "kwh must be finite and >= 0",
@@ -54,7 +27,7 @@ _BAD_VALUES = {  # the readings table's constraint messages, in the caller's ter
 }
 
 
-class SqliteStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
+class SqliteStore(SqlStore):
     """The node's store in one SQLite file.
 
     `synchronous` FULL (default) syncs the WAL on every commit, so an acknowledged write also
@@ -127,10 +100,11 @@ class SqliteStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
         with self._readers.connection() as conn, translated(conn):
             yield conn
 
-    def checkpoint(self) -> None:
+    def forget_write_order(self, *tables: str) -> None:
         """Copy the write-ahead log into the database file and truncate it, so the log's frames
-        (each transaction's pages, in commit order) no longer sit in it. Best effort: a reader
-        in the middle of a snapshot can hold part of it back."""
+        (each transaction's pages, in commit order) no longer sit in it; the tables themselves
+        (WITHOUT ROWID) keep their rows in key order only. Best effort: a reader in the middle
+        of a snapshot can hold part of the log back."""
         with self._lock:
             if self._writer is not None:
                 self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -142,339 +116,19 @@ class SqliteStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
                 self._writer = None
         self._readers.close()
 
-    # members and consent
-
-    def create_member(
-        self,
-        member_id: str,
-        display_name: str,
-        settings: ConsentSettings,
-        *,
-        terms_version: str = "",
-        at: datetime | None = None,
-        meter: bytes | None = None,
-        invitation: bytes | None = None,
-        admitted_by: str = "",
-    ) -> Member:
-        stamp = self._stamp(at)
-        with self._write() as conn:
-            if conn.execute(q.MEMBER_KEYS, (member_id,)).fetchone():
-                raise AlreadyExists(f"member {member_id!r} already exists")
-            if meter is not None and conn.execute(q.METER_HOLDER, (meter,)).fetchone():
-                raise MeterTaken("that meter belongs to another member")
-            opened = None
-            if invitation is not None:
-                opened = conn.execute(q.OPEN_INVITATION, (invitation, stamp)).fetchone()
-                if opened is None:
-                    raise InvitationUnusable("that invitation code is unknown, used or expired")
-                admitted_by = f"invitation {opened[1]}"
-            profile_key = self._profile_key(conn, settings)
-            admitted_at = stamp if admitted_by else None
-            values = (member_id, display_name, stamp, settings.to_json(), profile_key, meter, admitted_at)
-            member_key = conn.execute(q.INSERT_MEMBER, (*values, admitted_by)).lastrowid
-            if opened is not None:
-                conn.execute(q.USE_INVITATION, (stamp, member_key, opened[0]))
-            changes = describe_changes(None, settings, new_terms=terms_version)
-            self._append(conn, member_key, stamp, settings, changes, terms_version, "")
-        return self.get_member(member_id)
-
-    def get_member(self, member_id: str) -> Member:
-        with self._read() as conn:
-            row = conn.execute(q.MEMBER, (member_id,)).fetchone()
-        if row is None:
-            raise NotFound(f"member {member_id!r} not found")
-        return _member(row)
-
-    def admit_member(self, member_id: str, *, by: str, at: datetime | None = None) -> Member:
-        with self._write() as conn:
-            self._admit(conn, member_id, by, self._stamp(at))
-        return self.get_member(member_id)
-
-    def _admit(self, conn: sqlite3.Connection, member_id: str, by: str, stamp: str) -> None:
-        """Admit in the caller's transaction: the member's readings join their profile's totals."""
-        member_key, profile_key, _, _, admitted_at = _writable(conn, member_id)
-        if admitted_at is None:
-            _move_totals(conn, member_key, None, profile_key)
-            conn.execute(q.ADMIT, (stamp, by, member_key))
-
-    def refuse_member(self, member_id: str, *, reason: str, at: datetime | None = None) -> Member:
-        with self._write() as conn:
-            self._refuse(conn, member_id, reason, self._stamp(at))
-        return self.get_member(member_id)
-
-    def _refuse(self, conn: sqlite3.Connection, member_id: str, reason: str, stamp: str) -> None:
-        member_key, _, _, _, admitted_at = _writable(conn, member_id)
-        if admitted_at is not None:
-            raise NotAnApplicant(f"member {member_id!r} was admitted already")
-        conn.execute(q.REFUSE, (stamp, reason, member_key))
-
-    def applicants(self, limit: int = 1000, *, after: str = "") -> list[Member]:
-        with self._read() as conn:
-            return [_member(row) for row in conn.execute(q.APPLICANTS, (after, limit)).fetchall()]
-
-    def create_invitation(
-        self,
-        invitation_id: str,
-        code_hash: bytes,
-        expires_at: datetime,
-        *,
-        created_by: str,
-        at: datetime | None = None,
+    def _store_rows(
+        self, conn: sqlite3.Connection, member_key: int, dataset_id: int, periods: np.ndarray, kwh: np.ndarray
     ) -> None:
-        values = (invitation_id, code_hash, self._stamp(at), created_by, self._stamp(expires_at))
-        with self._write() as conn:
-            conn.execute(q.INSERT_INVITATION, values)
-
-    def set_consent(
-        self,
-        member_id: str,
-        settings: ConsentSettings,
-        *,
-        terms_version: str = "",
-        withdrawal_reason: str = "",
-        at: datetime | None = None,
-        expected: ConsentSettings | None = None,
-        seal: Callable[[ConsentRecord], str] | None = None,
-    ) -> ConsentRecord:
-        stamp = self._stamp(at)
-        with self._write() as conn:
-            member_key, old_profile, old_json, _, admitted_at = _writable(conn, member_id)
-            if expected is not None and ConsentSettings.from_json(old_json) != expected:
-                raise ConsentChanged(f"the consent of member {member_id!r} changed meanwhile")
-            last = _record(conn.execute(q.LAST_RECORD, (member_key,)).fetchone())
-            new_profile = self._profile_key(conn, settings)
-            if new_profile != old_profile and admitted_at is not None:
-                _move_totals(conn, member_key, old_profile, new_profile)
-            conn.execute(q.UPDATE_CONSENT, (settings.to_json(), new_profile, member_key))
-            old = ConsentSettings.from_json(old_json)
-            changes = describe_changes(old, settings, last.terms_version, terms_version)
-            record = self._append(
-                conn, member_key, stamp, settings, changes, terms_version, withdrawal_reason
-            )
-            if seal is None:
-                return record
-            receipt = seal(record)
-            conn.execute(q.INSERT_RECEIPT, (record.record_id, receipt))
-            return dataclasses.replace(record, receipt=receipt)
-
-    def consent_history(
-        self, member_id: str, *, after: int = 0, limit: int | None = None
-    ) -> list[ConsentRecord]:
-        with self._read() as conn:
-            rows = conn.execute(q.HISTORY, (member_id, after, -1 if limit is None else limit)).fetchall()
-            # every member has at least the record made when they joined
-            if not rows and conn.execute(q.MEMBER_KEYS, (member_id,)).fetchone() is None:
-                raise NotFound(f"member {member_id!r} not found")
-        return [_record(row) for row in rows]
-
-    def erase_member(self, member_id: str, *, reason: str = "", at: datetime | None = None) -> int:
-        stamp = self._stamp(at)
-        with self._write() as conn:
-            row = conn.execute(q.MEMBER_KEYS, (member_id,)).fetchone()
-            if row is None:
-                raise NotFound(f"member {member_id!r} not found")
-            member_key, profile_key, _, erased_at, admitted_at = row
-            if erased_at is not None:
-                return 0
-            last = _record(conn.execute(q.LAST_RECORD, (member_key,)).fetchone())
-            if admitted_at is not None:
-                _move_totals(conn, member_key, profile_key, None)
-            erased = conn.execute(q.DELETE_READINGS, (member_key,)).rowcount
-            conn.execute(homes_sql.DELETE, (member_key,))
-            red = ConsentSettings()
-            conn.execute(q.ERASE_MEMBER, (red.to_json(), stamp, member_key))
-            self._append(conn, member_key, stamp, red, _ERASED, last.terms_version, reason, "")
-        return erased
-
-    def _append(
-        self,
-        conn: sqlite3.Connection,
-        member_key: int,
-        stamp: str,
-        settings: ConsentSettings,
-        changes: tuple[str, ...],
-        terms_version: str,
-        reason: str,
-        profile_id: str | None = None,
-    ) -> ConsentRecord:
-        profile_id = settings.profile_id if profile_id is None else profile_id
-        values = (stamp, settings.to_json(), profile_id, json.dumps(changes), terms_version, reason)
-        conn.execute(q.INSERT_RECORD, (member_key, *values))
-        return _record(conn.execute(q.LAST_RECORD, (member_key,)).fetchone())
-
-    @staticmethod
-    def _profile_key(conn: sqlite3.Connection, settings: ConsentSettings) -> int:
-        policy_json = json.dumps(settings.policy_input(), sort_keys=True)
-        conn.execute(q.ENSURE_PROFILE, (settings.profile_id, policy_json))
-        return conn.execute(q.PROFILE_KEY, (settings.profile_id,)).fetchone()[0]
-
-    def _stamp(self, at: datetime | None) -> str:
-        at = self._clock() if at is None else at
-        if at.tzinfo is None:
-            raise InvalidData("times must be timezone-aware UTC instants")
-        return at.astimezone(UTC).isoformat(timespec="microseconds")
-
-    # readings
-
-    def put_readings(
-        self,
-        member_id: str,
-        batches: Iterable[ReadingBatch | tuple[str, np.ndarray, np.ndarray]],
-        *,
-        before_commit: Callable[[], None] | None = None,
-    ) -> PutResult:
-        prepared = [self._prepare(*batch) for batch in batches]  # outside the lock
-        inserted = replaced = 0
-        with self._write() as conn:
-            member_key, profile_key, _, _, admitted_at = _writable(conn, member_id)
-            counted = profile_key if admitted_at is not None else None  # applicants are in no totals
-            for dataset_id, periods, kwh in prepared:
-                try:
-                    held = _put(conn, member_key, dataset_id, counted, periods, kwh)
-                except sqlite3.IntegrityError as exc:
-                    name = self._dataset_names[dataset_id]
-                    raise InvalidData(f"{name}: {_BAD_VALUES.get(str(exc), exc)}") from exc
-                replaced += held
-                inserted += periods.size - held
-            if before_commit is not None:
-                before_commit()
-        return PutResult(inserted, replaced)
-
-    def _prepare(
-        self, dataset: str, periods: np.ndarray, kwh: np.ndarray
-    ) -> tuple[int, np.ndarray, np.ndarray]:
-        """Check shapes, types and uniqueness; return the dataset id and arrays sorted by period.
-
-        Values themselves (range, NaN, half-hour grid) are the readings table's to refuse.
-        """
-        dataset_id = self._dataset_id(dataset)
-        periods, kwh = np.asarray(periods), np.asarray(kwh)
-        if periods.ndim != 1 or kwh.shape != periods.shape:
-            raise InvalidData("periods and kwh must be one-dimensional and of equal length")
-        if periods.size and periods.dtype.kind not in "iu":
-            raise InvalidData(f"periods must be integer unix seconds, not {periods.dtype}")
-        if kwh.size and kwh.dtype.kind not in "iuf":
-            raise InvalidData(f"kwh must be real numbers, not {kwh.dtype}")
-        if periods.dtype.kind == "u" and periods.size and periods.max() > np.iinfo(np.int64).max:
-            raise InvalidData(f"{dataset}: a period is beyond the 64-bit range")
-        if kwh.size and not (kwh <= totals.MAX_KWH).all():  # NaN too; the bound keeps totals in int64
-            raise InvalidData(f"{dataset}: kwh must be a number no larger than {totals.MAX_KWH:g}")
-        order = np.argsort(periods, kind="stable")
-        periods, kwh = periods.astype(np.int64)[order], kwh.astype(np.float64)[order]
-        if (periods[1:] == periods[:-1]).any():
-            raise InvalidData(f"{dataset}: a period appears twice in one batch")
-        return dataset_id, periods, kwh
-
-    def _dataset_id(self, dataset: str) -> int:
+        flat: list = [None] * (2 * periods.size)
+        flat[0::2], flat[1::2] = periods.tolist(), kwh.tolist()
+        pos = 0
         try:
-            return self._datasets[dataset]
-        except (KeyError, TypeError):
-            raise InvalidData(f"unknown dataset {dataset!r}") from None
-
-    def iter_readings(
-        self,
-        member_id: str,
-        dataset: str | None = None,
-        start: int | None = None,
-        end: int | None = None,
-        chunk: int = 50_000,
-    ) -> Iterator[ReadingBatch]:
-        if chunk < 1:
-            raise ValueError("chunk must be at least 1")
-        ids = [self._dataset_id(dataset)] if dataset is not None else sorted(self._dataset_names)
-        with self._read() as conn:
-            row = conn.execute(q.MEMBER_KEYS, (member_id,)).fetchone()
-        if row is None:
-            raise NotFound(f"member {member_id!r} not found")
-        return self._stream(row[0], ids, _bounds(start, end), chunk)
-
-    def _stream(
-        self, member_key: int, ids: list[int], bounds: tuple[int, int], chunk: int
-    ) -> Iterator[ReadingBatch]:
-        with self._read() as conn:
-            conn.execute("BEGIN")  # one snapshot across datasets; the pool ends it
-            for dataset_id in ids:
-                cursor = conn.execute(q.READINGS_RANGE, (member_key, dataset_id, *bounds))
-                while rows := cursor.fetchmany(chunk):
-                    arr = np.array(rows, dtype=_READING)
-                    yield ReadingBatch(
-                        self._dataset_names[dataset_id],
-                        np.ascontiguousarray(arr["period_start"]),
-                        np.ascontiguousarray(arr["kwh"]),
-                    )
-
-    # aggregation
-
-    def profiles(self) -> list[ProfileInfo]:
-        with self._read() as conn:
-            rows = conn.execute(q.PROFILES).fetchall()
-        return [ProfileInfo(pid, ConsentSettings.from_json(js), n) for pid, js, n in rows]
-
-    def profile_totals(
-        self,
-        profile_ids: Sequence[str],
-        dataset: str,
-        start: int | None = None,
-        end: int | None = None,
-    ) -> PeriodTotals:
-        if isinstance(profile_ids, str):
-            raise TypeError("profile_ids must be a sequence of profile ids, not one string")
-        dataset_id = self._dataset_id(dataset)
-        with self._read() as conn:
-            return totals.query(conn, dataset_id, list(profile_ids), *_bounds(start, end))
-
-    def newest_period(self) -> int | None:
-        with self._read() as conn:
-            return totals.newest_period(conn)
-
-
-def _put(
-    conn: sqlite3.Connection,
-    member_key: int,
-    dataset_id: int,
-    profile_key: int | None,
-    periods: np.ndarray,
-    kwh: np.ndarray,
-) -> int:
-    """Upsert one dataset's sorted, unique readings and add new - old to the profile's totals
-    (to none for an applicant).
-
-    Returns how many readings replaced ones already held.
-    """
-    if periods.size == 0:
-        return 0
-    bounds = (member_key, dataset_id, int(periods[0]), int(periods[-1]))
-    held = np.array(conn.execute(q.HELD_READINGS, bounds).fetchall(), dtype=_READING)
-    _, new_at, held_at = np.intersect1d(
-        periods, held["period_start"], assume_unique=True, return_indices=True
-    )
-    delta, added = totals.units(kwh), np.ones(periods.size, np.int64)
-    delta[new_at] -= totals.units(held["kwh"][held_at])
-    added[new_at] = 0
-    flat: list = [None] * (2 * periods.size)
-    flat[0::2], flat[1::2] = periods.tolist(), kwh.tolist()
-    pos = 0
-    for rows in q.load_sizes(periods.size):
-        conn.execute(q.upsert_readings(rows), (member_key, dataset_id, *flat[pos : pos + 2 * rows]))
-        pos += 2 * rows
-    if profile_key is not None:
-        totals.apply(conn, dataset_id, profile_key, periods, delta, added)
-    return int(new_at.size)
-
-
-def _move_totals(
-    conn: sqlite3.Connection, member_key: int, old_profile: int | None, new_profile: int | None
-) -> None:
-    """Move the member's readings from one profile's totals (or none) to another's (or none)."""
-    rows = conn.execute(q.MEMBER_READINGS, (member_key,)).fetchall()
-    readings = np.array(rows, dtype=_MEMBER_READING)
-    for dataset_id in np.unique(readings["dataset_id"]).tolist():
-        mine = readings[readings["dataset_id"] == dataset_id]
-        periods, units = mine["period_start"], totals.units(mine["kwh"])
-        if old_profile is not None:
-            totals.apply(conn, dataset_id, old_profile, periods, -units, -1)
-        if new_profile is not None:
-            totals.apply(conn, dataset_id, new_profile, periods, units, 1)
+            for rows in q.load_sizes(periods.size):
+                conn.execute(q.upsert_readings(rows), (member_key, dataset_id, *flat[pos : pos + 2 * rows]))
+                pos += 2 * rows
+        except sqlite3.IntegrityError as exc:
+            name = self._dataset_names[dataset_id]
+            raise InvalidData(f"{name}: {_BAD_VALUES.get(str(exc), exc)}") from exc
 
 
 def _rebuild_totals(conn: sqlite3.Connection) -> None:
@@ -487,43 +141,5 @@ def _rebuild_totals(conn: sqlite3.Connection) -> None:
         return
     conn.execute("DELETE FROM profile_totals")
     for member_key, profile_key in conn.execute(q.MEMBERS_IN_PROFILES).fetchall():
-        _move_totals(conn, member_key, None, profile_key)
+        move_totals(conn, member_key, None, profile_key)
     conn.execute("DELETE FROM totals_to_rebuild")
-
-
-def _writable(conn: sqlite3.Connection, member_id: str) -> tuple[int, int, str, str | None, str | None]:
-    """The member's keys, settings, erasure and admission times, if anything may be written to them."""
-    row = conn.execute(q.MEMBER_KEYS, (member_id,)).fetchone()
-    if row is None:
-        raise NotFound(f"member {member_id!r} not found")
-    if row[3] is not None:
-        raise MemberErased(f"member {member_id!r} was erased")
-    return row
-
-
-def _member(row: tuple) -> Member:
-    mid, name, created, settings, profile_id, erased, admitted, admitted_by, refused, reason, meter = row
-    return Member(
-        mid, name, _time(created), ConsentSettings.from_json(settings), profile_id, _maybe_time(erased),
-        _maybe_time(admitted), admitted_by, _maybe_time(refused), reason, bool(meter),
-    )  # fmt: skip
-
-
-def _record(row: tuple) -> ConsentRecord:
-    record_id, member_id, at, settings_json, profile_id, changes, terms, reason, receipt = row
-    return ConsentRecord(
-        record_id, member_id, _time(at), settings_json, profile_id, tuple(json.loads(changes)),
-        terms, reason, receipt,
-    )  # fmt: skip
-
-
-def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
-def _maybe_time(text: str | None) -> datetime | None:
-    return None if text is None else _time(text)
-
-
-def _bounds(start: int | None, end: int | None) -> tuple[int, int]:
-    return (_ALL_TIME[0] if start is None else int(start), _ALL_TIME[1] if end is None else int(end))

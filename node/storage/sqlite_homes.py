@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from coopfed.node.storage import sqlite_sql as q
 from coopfed.node.storage.base import Home, MemberErased, NotFound
+from coopfed.node.storage.connection import Connection
 
 DELETE = "DELETE FROM homes WHERE member_key = ?"
 _UPSERT = """INSERT INTO homes (member_key, household_size, heating, has_pv, has_battery, home_type,
@@ -31,8 +31,8 @@ class HomesMixin:
 
     if TYPE_CHECKING:  # provided by SqliteStore
 
-        def _write(self) -> AbstractContextManager[sqlite3.Connection]: ...
-        def _read(self) -> AbstractContextManager[sqlite3.Connection]: ...
+        def _write(self) -> AbstractContextManager[Connection]: ...
+        def _read(self) -> AbstractContextManager[Connection]: ...
         def _stamp(self, at: datetime | None) -> str: ...
 
     def set_home(self, member_id: str, home: Home | None, *, at: datetime | None = None) -> None:
@@ -54,7 +54,7 @@ class HomesMixin:
     def homes(self, member_ids: Sequence[str] | None = None) -> dict[str, Home]:
         with self._read() as conn:
             if member_ids is None:
-                rows: Iterator[tuple] = conn.execute(_SELECT)
+                rows: Iterable[tuple] = conn.execute(_SELECT)
             else:
                 rows = conn.execute(_SELECT + _OF, (json.dumps(list(member_ids)),))
             return {m: Home(size, heat, _flag(pv), _flag(bat), kind) for m, size, heat, pv, bat, kind in rows}

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
+
+from coopfed.node.storage.connection import Connection
 
 _SPENT = """SELECT m.member_id, coalesce(s.epsilon, 0) FROM members AS m
 LEFT JOIN privacy_spend AS s ON s.member_key = m.member_key AND s.year = ?2
 WHERE m.member_id IN (SELECT value FROM json_each(?1))"""
 _CHARGE = """INSERT INTO privacy_spend (member_key, year, epsilon)
 SELECT member_key, ?2, ?3 FROM members WHERE member_id IN (SELECT value FROM json_each(?1))
-ON CONFLICT (member_key, year) DO UPDATE SET epsilon = epsilon + excluded.epsilon"""
+ON CONFLICT (member_key, year) DO UPDATE SET epsilon = privacy_spend.epsilon + excluded.epsilon"""
 
 
 class PrivacyMixin:
@@ -21,8 +22,8 @@ class PrivacyMixin:
 
     if TYPE_CHECKING:  # provided by SqliteStore
 
-        def _write(self) -> AbstractContextManager[sqlite3.Connection]: ...
-        def _read(self) -> AbstractContextManager[sqlite3.Connection]: ...
+        def _write(self) -> AbstractContextManager[Connection]: ...
+        def _read(self) -> AbstractContextManager[Connection]: ...
 
     def charge_privacy(
         self, member_ids: Sequence[str], year: int, epsilon: float, budget: float

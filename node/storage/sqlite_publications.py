@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
+
+from coopfed.node.storage.connection import Connection
 
 _ADD = """INSERT INTO open_data_publications (publication_id, decision_id, published_at_unix, folder)
 VALUES (?, ?, ?, ?)"""
@@ -16,8 +17,8 @@ class PublicationsMixin:
 
     if TYPE_CHECKING:  # provided by SqliteStore
 
-        def _write(self) -> AbstractContextManager[sqlite3.Connection]: ...
-        def _read(self) -> AbstractContextManager[sqlite3.Connection]: ...
+        def _write(self) -> AbstractContextManager[Connection]: ...
+        def _read(self) -> AbstractContextManager[Connection]: ...
 
     def note_publication(self, publication_id: str, decision_id: str, at: int, folder: str) -> None:
         with self._write() as conn:

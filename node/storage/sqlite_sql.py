@@ -96,7 +96,7 @@ LOAD_CHUNK = 1024  # readings per INSERT; binding one multi-row VALUES beats exe
 
 _UPSERT_READINGS = (
     "INSERT INTO readings (member_key, dataset_id, period_start, kwh) VALUES {}"
-    " ON CONFLICT DO UPDATE SET kwh = excluded.kwh"
+    " ON CONFLICT (member_key, dataset_id, period_start) DO UPDATE SET kwh = excluded.kwh"
 )
 
 
@@ -111,3 +111,8 @@ def load_sizes(n: int, largest: int = LOAD_CHUNK) -> list[int]:
     sizes = [largest] * (n // largest)
     rest = n % largest
     return sizes + [1 << bit for bit in reversed(range(rest.bit_length())) if rest & (1 << bit)]
+
+
+def no_limit(limit: int | None) -> int:
+    """A LIMIT for at most `limit` rows, or (None) for every row, that both databases take."""
+    return 2**62 if limit is None else limit

@@ -9,13 +9,13 @@ it put in, whatever else the slot holds.
 from __future__ import annotations
 
 import json
-import sqlite3
 from functools import lru_cache
 
 import numpy as np
 
 from coopfed.node.model import HALF_HOUR
 from coopfed.node.storage.base import InvalidData, PeriodTotals, StorageError
+from coopfed.node.storage.connection import Connection
 from coopfed.node.storage.sqlite_sql import load_sizes
 
 DAY = 86_400
@@ -27,10 +27,10 @@ MAX_KWH = 1e6
 _CHUNK = 256  # day rows per INSERT
 
 _DAYS = """SELECT day, kwh_sums, member_counts FROM profile_totals
-WHERE dataset_id = ?1 AND profile_key = ?2 AND day IN (SELECT value FROM json_each(?3))"""
+WHERE dataset_id = ?1 AND profile_key = ?2 AND day IN (SELECT CAST(value AS BIGINT) FROM json_each(?3))"""
 
 _DROP = """DELETE FROM profile_totals
-WHERE dataset_id = ?1 AND profile_key = ?2 AND day IN (SELECT value FROM json_each(?3))"""
+WHERE dataset_id = ?1 AND profile_key = ?2 AND day IN (SELECT CAST(value AS BIGINT) FROM json_each(?3))"""
 
 # ?1 dataset_id, ?2 JSON list of profile ids, ?3 first day, ?4 last day.
 _QUERY = """SELECT day, kwh_sums, member_counts FROM profile_totals
@@ -41,7 +41,8 @@ _NEWEST = "SELECT day, member_counts FROM profile_totals WHERE day = (SELECT max
 
 _UPSERT = (
     "INSERT INTO profile_totals (dataset_id, profile_key, day, kwh_sums, member_counts) VALUES {}"
-    " ON CONFLICT DO UPDATE SET kwh_sums = excluded.kwh_sums, member_counts = excluded.member_counts"
+    " ON CONFLICT (dataset_id, profile_key, day)"
+    " DO UPDATE SET kwh_sums = excluded.kwh_sums, member_counts = excluded.member_counts"
 )
 
 
@@ -57,7 +58,7 @@ def units(kwh: np.ndarray) -> np.ndarray:
 
 
 def apply(
-    conn: sqlite3.Connection,
+    conn: Connection,
     dataset_id: int,
     profile_key: int,
     periods: np.ndarray,
@@ -93,7 +94,7 @@ def apply(
 
 
 def _write(
-    conn: sqlite3.Connection,
+    conn: Connection,
     dataset_id: int,
     profile_key: int,
     days: np.ndarray,
@@ -115,9 +116,7 @@ def _write(
         pos += 3 * rows
 
 
-def query(
-    conn: sqlite3.Connection, dataset_id: int, profile_ids: list[str], start: int, end: int
-) -> PeriodTotals:
+def query(conn: Connection, dataset_id: int, profile_ids: list[str], start: int, end: int) -> PeriodTotals:
     """Per-period sums and counts over the profiles, start <= period < end, empty periods left out."""
     first, last = start // DAY, (end - 1) // DAY
     rows = conn.execute(_QUERY, (dataset_id, json.dumps(profile_ids), first, last)).fetchall()
@@ -134,7 +133,7 @@ def query(
     return PeriodTotals(periods[keep], kwh, counts.ravel()[keep])
 
 
-def newest_period(conn: sqlite3.Connection) -> int | None:
+def newest_period(conn: Connection) -> int | None:
     """The start of the newest half-hour any profile holds a reading for (days with none are gone)."""
     rows = conn.execute(_NEWEST).fetchall()
     if not rows:

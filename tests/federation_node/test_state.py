@@ -26,7 +26,7 @@ from coopfed.node.federation.state import (
 from coopfed.node.runtime import init_node, open_node
 from coopfed.node.settings import load_settings
 from coopfed.node.storage import SqliteStore
-from coopfed.node.storage.federation_sqlite import SqliteFederationStore
+from coopfed.node.storage.federation_sqlite import SqlFederationStore
 
 from .conftest import FORECASTING, POLICIES, YEAR_END, YEAR_START, sample_manifest
 
@@ -53,7 +53,7 @@ def _held(jti: str, issuer: str = "coop-b") -> HeldGrant:
 def _opened(folder: Path, node_id: str) -> Iterator[FederationState]:
     """The federation state over its own connections to the database, as each process has."""
     with SqliteStore(folder / "node.db", synchronous="NORMAL") as store:
-        yield FederationState(SqliteFederationStore(store), node_id)
+        yield FederationState(SqlFederationStore(store), node_id)
 
 
 @pytest.fixture

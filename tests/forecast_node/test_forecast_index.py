@@ -14,7 +14,7 @@ import pytest
 from coopfed.node.errors import FailedPrecondition
 from coopfed.node.forecast.store import ForecastStore, StoredForecast, WindowRecord, import_folder
 from coopfed.node.storage import SqliteStore
-from coopfed.node.storage.forecast_sqlite import SqliteForecastIndex
+from coopfed.node.storage.forecast_sqlite import SqlForecastIndex
 
 T0 = 1704067200
 
@@ -31,7 +31,7 @@ def _forecast(made_at: int = T0) -> StoredForecast:
 def _opened(folder: Path) -> Iterator[ForecastStore]:
     """The forecast store over its own connections to the database, as each process has."""
     with SqliteStore(folder / "node.db", synchronous="NORMAL") as db:
-        yield ForecastStore(folder / "forecast", SqliteForecastIndex(db))
+        yield ForecastStore(folder / "forecast", SqlForecastIndex(db))
 
 
 def test_models_mode_and_forecasts_are_shared_between_processes(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Contract of the governance store: every backend must pass these (SQLite today)."""
+"""Contract of the governance store: every backend must pass these (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from coopfed.node.model import ConsentLevel, ConsentSettings
 from coopfed.node.storage import InvalidData, NotFound, SqliteStore, Store
 from coopfed.node.storage.governance import Conflict, GovernanceStore, GrantKind
 from coopfed.node.storage.governance_rows import DECISION_BY_ID
-from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
+from coopfed.node.storage.governance_sqlite import PostgresGovernanceStore, SqliteGovernanceStore
+from coopfed.node.storage.postgres import PostgresStore
 from coopfed.node.storage.records import (
     AccessEntry,
     Assessment,
@@ -34,11 +35,14 @@ from coopfed.node.storage.records import (
     Review,
 )
 
+from ..pgserver import fresh_database
+
 BACKENDS: dict[str, Callable[[Path], tuple[Store, GovernanceStore]]] = {
     "sqlite": lambda folder: (
         s := SqliteStore(folder / "node.db", synchronous="NORMAL"),
         SqliteGovernanceStore(s),
     ),
+    "postgresql": lambda folder: (s := PostgresStore(fresh_database()), PostgresGovernanceStore(s)),
 }
 NOW = datetime(2024, 3, 1, tzinfo=UTC)
 JAN = 1704067200

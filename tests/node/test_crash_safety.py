@@ -1,4 +1,5 @@
-"""A node killed with SIGKILL in the middle of uploads loses no acknowledged reading."""
+"""A node killed with SIGKILL in the middle of uploads loses no acknowledged reading; a node whose
+PostgreSQL server goes away answers UNAVAILABLE and carries on when it returns."""
 
 from __future__ import annotations
 
@@ -17,20 +18,22 @@ import pytest
 from coopfed.node.client import bearer
 from coopfed.node.runtime import init_node
 from coopfed.node.settings import load_settings
-from coopfed.node.storage import SqliteStore
+from coopfed.node.storage.configured import open_store
 from coopfed.v1 import member_pb2, member_pb2_grpc
 
-from .conftest import POLICIES
+from ..pgserver import PgServer, binaries, fresh_database
+from .conftest import POLICIES, running_node
 
 HH = 1800
 PER_UPLOAD = 500  # 400 uploads span eleven years of half-hours
 
 
-def start(config: Path) -> tuple[subprocess.Popen, str]:
+def start(config: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "coopfed.node.cli", "node", "serve", "--config", str(config)],
         stdout=subprocess.PIPE,
         text=True,
+        env={**os.environ, **env},
     )
     line = proc.stdout.readline()
     assert "serving on port" in line, line
@@ -38,9 +41,11 @@ def start(config: Path) -> tuple[subprocess.Popen, str]:
 
 
 @pytest.mark.integration
-def test_sigkill_mid_upload_loses_no_acknowledged_reading(tmp_path):
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_sigkill_mid_upload_loses_no_acknowledged_reading(tmp_path, backend):
+    env = {"COOPFED_STORAGE__URL": fresh_database()} if backend == "postgresql" else {}
     config = init_node(tmp_path, node_id="crash", name="crash", listen="127.0.0.1:0", policies=POLICIES)
-    proc, address = start(config)
+    proc, address = start(config, env)
     first = (int(time.time()) // HH - 400 * PER_UPLOAD - 48) * HH
     acknowledged: list[int] = []
     enough = threading.Event()
@@ -73,7 +78,7 @@ def test_sigkill_mid_upload_loses_no_acknowledged_reading(tmp_path):
         proc.wait(10)
         client.join(30)
 
-    store = SqliteStore(load_settings(config).path("node.db"))
+    store = open_store(load_settings(config, environ=env))
     try:
         stored = {}
         for dataset, _periods, kwh in store.iter_readings(reg.member_id):
@@ -89,3 +94,46 @@ def test_sigkill_mid_upload_loses_no_acknowledged_reading(tmp_path):
     assert max(stored) <= max(acknowledged) + 1, (
         "at most the one upload in flight may be stored unacknowledged"
     )
+
+
+@pytest.mark.integration
+def test_a_lost_database_server_is_unavailable_and_the_node_recovers(tmp_path):
+    bin_dir = binaries()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL server not installed")
+    server = PgServer(bin_dir)
+    try:
+        server.start()
+        env = {"COOPFED_STORAGE__URL": server.fresh_database()}
+        with running_node(tmp_path / "n", env=env) as (node, address), grpc.insecure_channel(address) as ch:
+            stub = member_pb2_grpc.MemberServiceStub(ch)
+            reg = stub.Register(member_pb2.RegisterRequest(display_name="Ada"))
+            first = (int(time.time()) // HH - 10 * 48) * HH
+
+            def upload(day: int) -> None:
+                msg = member_pb2.ReadingBatch(
+                    dataset="demand",
+                    period_start_unix=list(range(first + day * 48 * HH, first + (day + 1) * 48 * HH, HH)),
+                    kwh=[0.5] * 48,
+                )
+                stub.UploadReadings(iter([msg]), metadata=bearer(reg.token), timeout=60)
+
+            upload(0)
+            server.kill()
+            with pytest.raises(grpc.RpcError) as lost:
+                upload(1)
+            assert lost.value.code() == grpc.StatusCode.UNAVAILABLE
+            server.restart()
+            deadline = time.monotonic() + 60
+            while True:  # as a client retries UNAVAILABLE; the pool reconnects with backoff
+                try:
+                    upload(1)
+                    break
+                except grpc.RpcError as exc:
+                    codes = exc.code(), time.monotonic() < deadline
+                assert codes == (grpc.StatusCode.UNAVAILABLE, True), "the node did not recover"
+                time.sleep(0.5)
+            held = sum(batch.periods.size for batch in node.store.iter_readings(reg.member_id))
+            assert held == 96, "an acknowledged upload was lost"
+    finally:
+        server.stop()

@@ -11,11 +11,13 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
+import psycopg
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -304,3 +306,61 @@ def test_a_lost_database_comes_back_from_its_backup(tmp_path: Path) -> None:
     assert "kept as" not in restored.stdout  # there was nothing to keep
     with serving(config) as (_, address):
         assert answers_health(address)
+
+
+# --- a node on PostgreSQL -----------------------------------------------------------------------
+
+
+def test_a_node_on_postgresql_keeps_all_its_state_there(tmp_path: Path) -> None:
+    """`[storage] url` in coopfed.toml: members, readings, status and a ballot, with no SQLite file."""
+    from coopfed.node.client import Credentials
+
+    from ..ballots.conftest import RULES, edit_data
+    from ..pgserver import fresh_database
+
+    url = fresh_database()
+    config = node(tmp_path / "a")
+    config.write_text(config.read_text().replace('url = ""', f'url = "{url}"', 1))
+    (tmp_path / "a" / "node.db").unlink()  # nothing may read or write the SQLite file
+    edit_data(tmp_path / "a" / "policies", {"ballots": RULES})  # a ballot may last seconds
+    board, summer = tmp_path / "board.json", int(datetime(2024, 6, 4, 13, 0, tzinfo=UTC).timestamp())
+    with serving(config) as (_, address), grpc.insecure_channel(address) as channel:
+        made = coopfed("review", "token", "--name", "ada", "--config", config, "--node", address,
+                       "--credentials", board)  # fmt: skip
+        assert made.returncode == 0, made.stdout + made.stderr
+        stub = member_pb2_grpc.MemberServiceStub(channel)
+        voters = {}
+        for name in ("Cy", "Ada", "Ben"):  # Cy waits for the board; Ben uploads
+            reg = stub.Register(member_pb2.RegisterRequest(display_name=name))
+            if name != "Cy":
+                admitted = coopfed(
+                    "review", "admit", reg.member_id, "--reason", "checked", "--credentials", board
+                )
+                assert admitted.returncode == 0, admitted.stdout + admitted.stderr
+                voters[name] = tmp_path / f"{name}.json"
+                Credentials(address, reg.member_id, reg.token).save(voters[name])
+        batch = member_pb2.ReadingBatch(dataset="demand", period_start_unix=[summer - HH, summer], kwh=[1, 2])
+        stub.UploadReadings(iter([batch]), metadata=bearer(reg.token))
+        status = json.loads(coopfed("node", "status", "--config", config, "--json").stdout)
+        assert (status["answers"], status["members"], status["applicants"]) == (True, 2, 1)
+        assert (status["peers"], status["newest_reading_at"]) == ([], "2024-06-04T14:00:00+01:00")
+
+        change = json.dumps({"governance": {"thresholds": {"approve": 65}}})
+        closes = time.time() + 45  # time for the CLI to vote twice on a busy machine
+        proposed = coopfed("ballot", "propose", "--title", "Approve at 65", "--explanation", "Fewer",
+                           "--change", change, "--closes", datetime.fromtimestamp(closes, UTC).isoformat(),
+                           "--credentials", board, "--json")  # fmt: skip
+        assert proposed.returncode == 0, proposed.stdout + proposed.stderr
+        ballot = json.loads(proposed.stdout)["ballot_id"]
+        for creds in voters.values():
+            voted = coopfed("ballot", "vote", ballot, "yes", "--credentials", creds)
+            assert "Your receipt" in voted.stdout, voted.stdout + voted.stderr
+        with psycopg.connect(url) as db:
+            assert db.execute("SELECT count(*) FROM ballot_box").fetchone() == (2,)
+        time.sleep(max(0.0, closes - time.time()) + 0.5)
+        tally = coopfed("ballot", "tally", ballot, "--credentials", board)
+        assert "result: passed" in tally.stdout, tally.stdout + tally.stderr
+    with psycopg.connect(url) as db:  # closed: no row's transaction pairs a voter with a choice
+        for table in ("ballot_voters", "ballot_box"):
+            assert db.execute(f"SELECT count(DISTINCT xmin::text) FROM {table}").fetchone() == (1,)  # noqa: S608
+    assert not (tmp_path / "a" / "node.db").exists()

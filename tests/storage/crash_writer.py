@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from coopfed.node.model import HALF_HOUR, ConsentLevel, ConsentSettings
-from coopfed.node.storage import SqliteStore
+from coopfed.node.storage import PostgresStore, SqliteStore, Store
 
 T0 = 1_704_067_200  # 2024-01-01 00:00 UTC
 MEMBERS = 4
@@ -23,8 +23,15 @@ def upload(i: int) -> tuple[str, list[tuple[str, np.ndarray, np.ndarray]]]:
     return f"m{i % MEMBERS}", [("demand", periods, kwh), ("generation", periods, kwh * 2)]
 
 
-def main(path: str, synchronous: str) -> None:
-    with SqliteStore(Path(path), synchronous=synchronous) as store:  # type: ignore[arg-type]
+def opened(target: str, synchronous: str = "FULL") -> Store:
+    """The store at target: a PostgreSQL URL, or a SQLite file."""
+    if target.startswith("postgresql://"):
+        return PostgresStore(target)
+    return SqliteStore(Path(target), synchronous=synchronous)  # type: ignore[arg-type]
+
+
+def main(target: str, synchronous: str) -> None:
+    with opened(target, synchronous) as store:
         for m in range(MEMBERS):
             store.create_member(f"m{m}", "x", ConsentSettings(level=ConsentLevel.GREEN), admitted_by="test")
         print("ready", flush=True)

@@ -7,12 +7,14 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from coopfed.node.model import ConsentSettings
 from coopfed.node.storage import AlreadyExists, NotFound, Store
 from coopfed.node.storage.ballots import BallotRecord, BallotStore, Box, Closing
 from coopfed.node.storage.governance import Conflict
+from coopfed.node.storage.postgres import PostgresStore
 
 from .backends import BACKENDS, BALLOT_BACKENDS
 
@@ -149,3 +151,38 @@ def test_applications_are_kept_in_order(stores: tuple[Store, BallotStore]) -> No
     ballots.record_application(["b1"], "rev1", 11)  # the same revision again: kept once
     ballots.record_application(["b1"], "rev2", 12)
     assert ballots.applications() == [("b1", "rev1", 10), ("b1", "rev2", 12)]
+
+
+def test_postgresql_rows_pair_no_voter_with_a_choice_once_the_ballot_closes(tmp_path: Path) -> None:
+    """A heap row keeps its place (ctid) and its writer's transaction (xmin): attack both."""
+    store = BACKENDS["postgresql"](tmp_path)
+    assert isinstance(store, PostgresStore)
+    with store:
+        ballots = BALLOT_BACKENDS["postgresql"](store)
+        truth = {}
+        for i, member in enumerate(("alice", "bob", "carol", "dave")):  # in name order, hashes falling
+            store.create_member(member, member, ConsentSettings(), admitted_by="test")
+            truth[member] = (H[9 - i], ("yes", "no")[i % 2])
+        _open(ballots)
+        for member, (receipt, choice) in truth.items():
+            ballots.cast_vote("b1", member, receipt, choice)
+        with psycopg.connect(store.url, autocommit=True) as db:
+            # while the ballot is open the attack works: each vote's two rows share a transaction
+            assert _paired(db, "xmin") == truth
+            assert _paired(db, "ctid") == truth
+            ballots.close_ballot("b1", 300, _counter([]))
+            assert _paired(db, "ctid") != truth  # rows in key order: names rising, hashes rising
+            for table in ("ballot_voters", "ballot_box"):
+                assert len({x for (x,) in db.execute(f"SELECT xmin::text FROM {table}")}) == 1  # noqa: S608
+        assert ballots.box("b1") == sorted(truth.values())
+
+
+def _paired(db: psycopg.Connection, column: str) -> dict[str, tuple[str, str]]:
+    """Voters matched with box rows by a system column: the same xmin, or the same rank of ctid."""
+    order = "ORDER BY ctid"
+    voters = db.execute(f"SELECT {column}::text, member_id FROM ballot_voters {order}").fetchall()  # noqa: S608
+    box = db.execute(f"SELECT {column}::text, receipt_hash, choice FROM ballot_box {order}").fetchall()  # noqa: S608
+    if column == "xmin":
+        by_xmin = {x: (h, c) for x, h, c in box}
+        return {m: by_xmin[x] for x, m in voters if x in by_xmin}
+    return {m: (h, c) for (_, m), (_, h, c) in zip(voters, box, strict=True)}

@@ -12,15 +12,16 @@ import numpy as np
 import pytest
 
 from coopfed.node.model import ConsentLevel, ConsentSettings
-from coopfed.node.storage import SqliteStore
+from coopfed.node.storage import Store
 
-from .crash_writer import upload
+from ..pgserver import fresh_database
+from .crash_writer import opened, upload
 
 WRITER = Path(__file__).with_name("crash_writer.py")
 GREEN = ConsentSettings(level=ConsentLevel.GREEN)
 
 
-def held(store: SqliteStore, i: int) -> list[bool]:
+def held(store: Store, i: int) -> list[bool]:
     """For each batch of upload i: is it all there, exactly? Raises if it is there only in part."""
     member, batches = upload(i)
     found = []
@@ -35,11 +36,12 @@ def held(store: SqliteStore, i: int) -> list[bool]:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("synchronous", ["FULL", "NORMAL"])
-def test_sigkill_mid_write_loses_no_acknowledged_upload(tmp_path: Path, synchronous: str) -> None:
-    db = tmp_path / "node.db"
+@pytest.mark.parametrize("backend", ["sqlite FULL", "sqlite NORMAL", "postgresql"])
+def test_sigkill_mid_write_loses_no_acknowledged_upload(tmp_path: Path, backend: str) -> None:
+    kind, _, synchronous = backend.partition(" ")
+    target = fresh_database() if kind == "postgresql" else str(tmp_path / "node.db")
     child = subprocess.Popen(
-        [sys.executable, str(WRITER), str(db), synchronous], stdout=subprocess.PIPE, text=True
+        [sys.executable, str(WRITER), target, synchronous or "FULL"], stdout=subprocess.PIPE, text=True
     )
     try:
         assert child.stdout.readline().strip() == "ready"
@@ -48,7 +50,7 @@ def test_sigkill_mid_write_loses_no_acknowledged_upload(tmp_path: Path, synchron
         os.kill(child.pid, signal.SIGKILL)  # while it is busy with the next upload
         child.wait()
     assert acknowledged == list(range(25))
-    with SqliteStore(db) as store:  # recovers from the write-ahead log
+    with opened(target) as store:  # SQLite recovers from its write-ahead log
         committed = 0
         while held(store, committed) == [True, True]:
             committed += 1
