@@ -27,7 +27,7 @@ NOT_SOURCE = shutil.ignore_patterns(
 
 DATA = {  # in the wheel <- the checkout's folder, and which of its files
     "coopfed/policies": (ROOT / "policies", ("**/*.rego", "**/data.json", "README.md")),
-    "coopfed/node/storage/migrations": (ROOT / "node/storage/migrations", ("*.sql",)),
+    "coopfed/node/storage/migrations": (ROOT / "node/storage/migrations", ("*.sql", "postgresql/*.sql")),
     "coopfed/v1": (ROOT / "proto/coopfed/v1", ("*_pb2*.py*",)),
     "coopfed/node/portal": (ROOT / "node/portal", ("templates/*.html", "static/*")),
 }
