@@ -209,12 +209,9 @@ def backup(settings: Settings, target: Path, *, force: bool = False) -> int:
     source = settings.path(settings.storage.path)
     check_database(source, writing=False)
     target = target.resolve()
-    if target.exists() and not force:
-        raise AlreadyExists(f"{target} already exists; give another name, or --force", code="backup.exists")
-    if target == source:
-        raise InvalidArgument("a backup cannot overwrite the database itself", code="backup.same_file")
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    try:
+    with _backup_file(target, force=force) as tmp:
+        if target == source:
+            raise InvalidArgument("a backup cannot overwrite the database itself", code="backup.same_file")
         conn = sqlite3.connect(existing(source), uri=True, timeout=30)
         try:
             copy_database(conn, tmp)
@@ -223,13 +220,24 @@ def backup(settings: Settings, target: Path, *, force: bool = False) -> int:
         problem = database_problem(tmp)
         if problem:
             raise FailedPrecondition(f"the copy failed its check: {problem}", code="backup.unsound")
+    return target.stat().st_size
+
+
+@contextlib.contextmanager
+def _backup_file(target: Path, *, force: bool) -> Iterator[Path]:
+    """A temporary file beside `target` for the block to fill and check; renamed over `target`,
+    its folder synced, only when the block ends well, and removed whatever happens."""
+    if target.exists() and not force:
+        raise AlreadyExists(f"{target} already exists; give another name, or --force", code="backup.exists")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        yield tmp
         os.replace(tmp, target)
         sync_folder(target.parent)
     except OSError as exc:
         raise FailedPrecondition(f"cannot write {target}: {exc.strerror or exc}", code="backup.io") from None
     finally:
         tmp.unlink(missing_ok=True)
-    return target.stat().st_size
 
 
 def restore(settings: Settings, backup_file: Path) -> Path | None:
@@ -299,22 +307,13 @@ def _copy_checked(backup_file: Path, tmp: Path) -> None:
 def _dump(url: str, target: Path, *, force: bool) -> int:
     """pg_dump of the node's database to `target` (0600), listed by pg_restore before it is renamed in."""
     target = target.resolve()
-    if target.exists() and not force:
-        raise AlreadyExists(f"{target} already exists; give another name, or --force", code="backup.exists")
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    try:
+    with _backup_file(target, force=force) as tmp:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.close(fd)
         _pg_tool("pg_dump", "--format=custom", "--no-owner", f"--file={tmp}", f"--dbname={url}")
         listing = _pg_tool("pg_restore", "--list", str(tmp))
         if "TABLE DATA" not in listing or " schema_version " not in listing:
             raise FailedPrecondition("the dump holds no coopfed data", code="backup.unsound")
-        os.replace(tmp, target)
-        sync_folder(target.parent)
-    except OSError as exc:
-        raise FailedPrecondition(f"cannot write {target}: {exc.strerror or exc}", code="backup.io") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return target.stat().st_size
 
 
