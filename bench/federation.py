@@ -132,7 +132,7 @@ async def timed_fetches(
 def raw_totals_ms(b: Node, token: str, rounds: int) -> list[float]:
     """Baseline: the store's profile_totals alone for the year, over the same consenting profiles
     of each dataset as the release reads."""
-    grant = verify_grant(token, trust=b.own_trust(), audience="coop-b", issuer="coop-b")
+    grant = verify_grant(token, trust=b.credentials.own_trust(), audience="coop-b", issuer="coop-b")
     consenting = plan_release(b, grant, (), None).consenting
     times = []
     for _ in range(rounds):
@@ -147,7 +147,7 @@ def verifications_per_second(b: Node, token: str, seconds: float, rounds: int = 
     """Grant checks per second on one core: the issuer's full check (as FetchAggregates runs it),
     verify_grant alone, and the raw Ed25519 signature check of the same bytes (baseline). Rounds
     are interleaved and the best kept: the machine is shared, and the quietest round is fairest."""
-    trust, revoked = b.own_trust(), b.federation.state.revocations()
+    trust, revoked = b.credentials.own_trust(), b.federation.state.revocations()
     signing_input, _, signature = token.rpartition(".")
     message, sig = signing_input.encode("ascii"), b64url_decode(signature)
     public_key = b.keys.signer.public_key

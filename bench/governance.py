@@ -97,9 +97,9 @@ def baseline_seconds(node: Node, ids: list[str], days: int) -> float:
     total = np.zeros(48 * days)
     for member_id in ids:
         member = node.store.get_member(member_id)
-        if not node.consent(
+        if not node.consent.allows(
             member.settings.policy_input(), "demand", "third_party", "dpv:AcademicResearch"
-        ).allowed:
+        ):
             continue
         for chunk in node.store.iter_readings(member_id, "demand", JAN, JAN + days * DAY):
             total[(chunk.periods - JAN) // HALF_HOUR] += chunk.kwh

@@ -80,7 +80,7 @@ def register(node: Node, display_name: str, meter_id: str = "", invitation_code:
         log = decision_log(node)
         event = {"member_id": member_id, "by": member.admitted_by}
         log.append(log.event(ADMISSION_PATH, event, {"admitted": True}, node.policy.revision))
-    return Registration(member_id, node.issue_member_token(member_id), member.status)
+    return Registration(member_id, node.credentials.issue_member_token(member_id), member.status)
 
 
 def decision_log(node: Node) -> DecisionLog:
@@ -159,7 +159,7 @@ def set_consent(node: Node, member_id: str, change: ConsentChange, withdrawal_re
     they were read, and the change is merged again, so no concurrent change is ever undone."""
     for _ in range(_CONSENT_TRIES):
         before = node.store.get_member(member_id).settings
-        after = change.apply(before, node.personas())
+        after = change.apply(before, node.policy_data["consent"]["personas"])
         try:
             return node.store.set_consent(
                 member_id,

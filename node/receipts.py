@@ -49,7 +49,7 @@ def _services(node: Node, settings: ConsentSettings) -> list[dict[str, Any]]:
     for flow in Flow:
         purposes = []
         for purpose in aims:
-            datasets = [ds for ds in DATASETS if node.consent(profile, ds, flow.value, purpose).allowed]
+            datasets = [ds for ds in DATASETS if node.consent.allows(profile, ds, flow.value, purpose)]
             if datasets:
                 purposes.append(
                     {

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import grpc
 import numpy as np
 
-from coopfed.node import convert, credentials, members
+from coopfed.node import convert, members
 from coopfed.node.auth import Authenticator, caller
 from coopfed.node.ballots import service as ballots
 from coopfed.node.errors import InvalidArgument
@@ -19,7 +19,6 @@ from coopfed.node.forecast.exchange import ModelExchangeService
 from coopfed.node.forecast.service import SERVICE_NAME as FORECAST_SERVICE
 from coopfed.node.forecast.service import ForecastService
 from coopfed.node.governance import service as governance
-from coopfed.node.governance.organisations import authenticate_board_or_member
 from coopfed.node.ledger import service as ledger
 from coopfed.node.paging import Page
 from coopfed.node.ratelimit import RateLimit, peer_address
@@ -74,7 +73,7 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
 
     @rpc
     async def SetConsent(self, request, context):
-        change = convert.consent_change_from_proto(request, set(self.node.personas()))
+        change = convert.consent_change_from_proto(request, set(self.node.policy_data["consent"]["personas"]))
         record = await asyncio.to_thread(
             members.set_consent, self.node, caller().id, change, request.withdrawal_reason
         )
@@ -96,7 +95,7 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
     @rpc
     async def ListPersonas(self, request, context):
         found, token = Page(self.node, request).of_sorted(
-            sorted(self.node.personas().items()), lambda p: (p[0],)
+            sorted(self.node.policy_data["consent"]["personas"].items()), lambda p: (p[0],)
         )
         return member_pb2.ListPersonasResponse(
             personas=[
@@ -183,7 +182,7 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
 
     @rpc
     async def SignOutEverywhere(self, request, context):
-        token = await asyncio.to_thread(credentials.sign_out_everywhere, self.node, caller().id)
+        token = await asyncio.to_thread(self.node.credentials.sign_out_everywhere, caller().id)
         return member_pb2.SignOutEverywhereResponse(token=token)
 
 
@@ -217,12 +216,12 @@ def add_peer_services(server: grpc.aio.Server, node: Node) -> None:
 def authenticators(node: Node) -> dict[str, Authenticator]:
     """Who may call each service; a service missing here refuses every call (fail closed)."""
     return {
-        "/coopfed.v1.MemberService/": node.authenticate_member,
+        "/coopfed.v1.MemberService/": node.credentials.authenticate_member,
         "/coopfed.v1.FederationService/": lambda token: federation_issuer.authenticate(node, token),
-        "/coopfed.v1.ForecastService/": node.authenticate_member,
-        "/coopfed.v1.BenchmarkService/": node.authenticate_member,
+        "/coopfed.v1.ForecastService/": node.credentials.authenticate_member,
+        "/coopfed.v1.BenchmarkService/": node.credentials.authenticate_member,
         "/coopfed.v1.ModelExchangeService/": lambda token: federation_issuer.authenticate(node, token),
-        "/coopfed.v1.LedgerService/": lambda token: authenticate_board_or_member(node, token),
-        "/coopfed.v1.BallotService/": lambda token: authenticate_board_or_member(node, token),
+        "/coopfed.v1.LedgerService/": node.credentials.authenticate_board_or_member,
+        "/coopfed.v1.BallotService/": node.credentials.authenticate_board_or_member,
         **governance.authenticators(node),
     }

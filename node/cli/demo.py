@@ -26,11 +26,11 @@ from rich.table import Table
 from coopfed.forecaster import SimulatedCoop, default_federation, simulate_federation
 from coopfed.node.cli.demo_third_parties import ThirdPartyResult, third_parties
 from coopfed.node.client import bearer
+from coopfed.node.credentials import issue_board_token
 from coopfed.node.errors import CoopfedError
 from coopfed.node.federation import grantee
 from coopfed.node.federation.decide import GrantAsk
 from coopfed.node.forecast.schedule import when_words
-from coopfed.node.governance.organisations import issue_board_token
 from coopfed.node.ledger.demo import show_ledger
 from coopfed.node.opendata.demo import FlowsShown, show_open_data_and_benchmark
 from coopfed.node.policy.defaults import default_policies

@@ -118,7 +118,7 @@ class Federation:
 
     def own_trust(self, node: Node) -> TrustStore:
         """This node's current keys as the only trusted issuer."""
-        return node.own_trust()
+        return node.credentials.own_trust()
 
     def advertised(self) -> dict[str, str]:
         """host:port of the public and peer ports, as peers should dial them."""

@@ -130,7 +130,7 @@ def own_aggregates(
         ids = [
             p.profile_id
             for p in profiles
-            if node.consent(p.settings.policy_input(), dataset, flow.value, purpose).allowed
+            if node.consent.allows(p.settings.policy_input(), dataset, flow.value, purpose)
         ]
         consenting[dataset] = ids
         if ids:

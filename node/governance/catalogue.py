@@ -89,7 +89,7 @@ def policy_facts(node: Node, datasets: tuple[str, ...], flow: str, purpose: str)
         consenting = sum(
             p.member_count
             for p in profiles
-            if node.consent(p.settings.policy_input(), ds, flow, purpose).allowed
+            if node.consent.allows(p.settings.policy_input(), ds, flow, purpose)
         )
         facts[ds] = {
             "held": period is not None,

@@ -1,17 +1,13 @@
-"""Organisations: registration, tokens, verification by the board, and assessment (stage 2)."""
+"""Organisations: registration, verification by the board, and assessment (stage 2)."""
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from coopfed.federation.tokens import TokenUse, issue_token
-from coopfed.node.auth import Principal
-from coopfed.node.credentials import verify_access
-from coopfed.node.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from coopfed.node.errors import InvalidArgument, PermissionDenied
 from coopfed.node.limits import limit_of
 from coopfed.node.policy import PolicyError
 from coopfed.node.storage.records import Assessment, Organisation, OrganisationProfile
@@ -21,10 +17,6 @@ if TYPE_CHECKING:
 
 ASSESSMENT_PATH = "coopfed/governance/organisation/assessment"
 VERIFICATION_PATH = "coopfed/governance/verification"
-ORG_TOKEN_TTL = 365 * 86_400
-BOARD_ROLE = "board"
-ORG_ROLE = "org"
-_BOARD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def _text(value: str, name: str, *, required: bool = False) -> str:
@@ -110,57 +102,7 @@ def register(node: Node, profile: OrganisationProfile) -> tuple[Organisation, st
     org = Organisation(organisation_id, profile, datetime.now(UTC), assessment=assessment)
     with node.decision_log.batch(event) as log:
         node.governance.create_organisation(org, log)
-    return org, issue_org_token(node, organisation_id)
-
-
-def issue_org_token(node: Node, organisation_id: str) -> str:
-    return issue_token(
-        node.keys,
-        issuer=node.node_id,
-        subject=organisation_id,
-        audience=node.node_id,
-        use=TokenUse.ACCESS,
-        ttl=ORG_TOKEN_TTL,
-        claims={"role": ORG_ROLE},
-    )
-
-
-def issue_board_token(node_id: str, keys: Any, name: str, ttl: int) -> str:
-    """A token for a board member, made on the node's machine (it needs the signing keys)."""
-    if not _BOARD_NAME.fullmatch(name):
-        raise InvalidArgument(
-            "board member name: letters, digits, '.', '_' or '-', up to 64", code="board.name"
-        )
-    return issue_token(
-        keys,
-        issuer=node_id,
-        subject=f"board:{name}",
-        audience=node_id,
-        use=TokenUse.ACCESS,
-        ttl=ttl,
-        claims={"role": BOARD_ROLE},
-    )
-
-
-def authenticate_org(node: Node, token: str) -> Principal:
-    verified = verify_access(node, token, ORG_ROLE)
-    org = node.governance.get_organisation(verified.subject)
-    return Principal("organisation", org.organisation_id, dict(verified.claims))
-
-
-def authenticate_board(node: Node, token: str) -> Principal:
-    verified = verify_access(node, token, BOARD_ROLE)
-    return Principal("board", verified.subject, dict(verified.claims))
-
-
-def authenticate_board_or_member(node: Node, token: str) -> Principal:
-    """The board by a board token, else a member by a member token."""
-    try:
-        return authenticate_board(node, token)
-    except Unauthenticated as exc:
-        if exc.code != "auth.role":
-            raise
-    return node.authenticate_member(token)
+    return org, node.credentials.issue_org_token(organisation_id)
 
 
 def own_organisation(caller_id: str, requested_id: str) -> str:

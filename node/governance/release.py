@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from coopfed.federation.grants import Grant, Granularity, verify_grant
 from coopfed.node.auth import HOLDER_HEADER, Principal
-from coopfed.node.credentials import verify_access
+from coopfed.node.credentials import ORG_ROLE
 from coopfed.node.errors import InvalidArgument, Unauthenticated
-from coopfed.node.governance.organisations import ORG_ROLE
 from coopfed.node.model import HALF_HOUR
 from coopfed.node.release import pipeline
 from coopfed.node.release.pipeline import Release
@@ -42,7 +41,11 @@ class Revocations(Container[str]):
 def authenticate_grant(node: Node, token: str) -> Principal:
     """A grant this node issued, verified (EdDSA only, every claim, not revoked) and on record."""
     grant = verify_grant(
-        token, trust=node.own_trust(), audience=node.node_id, issuer=node.node_id, revoked=Revocations(node)
+        token,
+        trust=node.credentials.own_trust(),
+        audience=node.node_id,
+        issuer=node.node_id,
+        revoked=Revocations(node),
     )
     try:
         record = node.governance.get_grant(grant.jti)
@@ -62,7 +65,7 @@ def check_holder(node: Node, grant: Grant, metadata: Sequence[tuple[str, str | b
             f"a grant is used together with its organisation's token (metadata {HOLDER_HEADER})",
             code="grant.holder",
         )
-    holder = verify_access(node, token, ORG_ROLE)
+    holder = node.credentials.verify(token, ORG_ROLE)
     if holder.subject != grant.subject:
         raise Unauthenticated("this grant was issued to another organisation", code="grant.holder")
 

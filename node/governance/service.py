@@ -11,7 +11,6 @@ from typing import Any
 import grpc
 
 from coopfed.federation.grants import Granularity
-from coopfed.node import credentials
 from coopfed.node.auth import Authenticator, caller
 from coopfed.node.convert import flow_to_proto, instant_from_proto, timestamp
 from coopfed.node.errors import InvalidArgument
@@ -233,7 +232,7 @@ class ReviewService(pb_grpc.ReviewServiceServicer):
         target = request.WhichOneof("target") or ""
         value = getattr(request, target) if target else ""
         revoked = await asyncio.to_thread(
-            credentials.revoke_target, self.node, target, value, request.reason, caller().id
+            self.node.credentials.revoke_target, target, value, request.reason, caller().id
         )
         reply = pb.RevokeTokenResponse(revoked_at=timestamp(revoked.revoked_at))
         if revoked.issued_before:
@@ -242,7 +241,7 @@ class ReviewService(pb_grpc.ReviewServiceServicer):
 
     @rpc
     async def RenewToken(self, request, context):
-        token, expires_at = await asyncio.to_thread(credentials.renew_board_token, self.node, caller().claims)
+        token, expires_at = await asyncio.to_thread(self.node.credentials.renew_board_token, caller().claims)
         return pb.RenewTokenResponse(token=token, expires_at=timestamp(expires_at))
 
 
@@ -365,7 +364,7 @@ def add_services(server: grpc.aio.Server, node: Node) -> list[str]:
 def authenticators(node: Node) -> dict[str, Authenticator]:
     """Organisations, the board, and grantees each authenticate their own way."""
     return {
-        "/coopfed.v1.GovernanceService/": lambda token: organisations.authenticate_org(node, token),
-        "/coopfed.v1.ReviewService/": lambda token: organisations.authenticate_board(node, token),
+        "/coopfed.v1.GovernanceService/": node.credentials.authenticate_org,
+        "/coopfed.v1.ReviewService/": node.credentials.authenticate_board,
         "/coopfed.v1.DataService/": lambda token: release.authenticate_grant(node, token),
     }

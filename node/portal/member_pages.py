@@ -57,7 +57,7 @@ def consent_change(form: FormData, node: Node) -> members.ConsentChange:
     nudges = bool(text(form, "nudges"))
     persona = text(form, "persona")
     if persona:
-        if persona not in node.personas():
+        if persona not in node.policy_data["consent"]["personas"]:
             raise InvalidArgument(
                 "Choose one of the co-op's personas.", code="portal.persona", field="persona"
             )

@@ -80,7 +80,7 @@ async def demo_portal(
     server and the lines to print. Port 8080 taken: any free port."""
     from coopfed.node.portal.accounts import Accounts, hash_password
 
-    member_id = node.authenticate_member(member_token).id
+    member_id = node.credentials.authenticate_member(member_token).id
     accounts = Accounts(node)
     await asyncio.to_thread(
         accounts.add, member_id, "demo@riverside.example", hash_password(DEMO_PASSWORD), "board"

@@ -55,7 +55,7 @@ def datasets(node: Node) -> list[dict[str, str]]:
 def personas(node: Node) -> list[dict[str, Any]]:
     """Each persona with what it allows, flow by flow, to show them side by side."""
     out = []
-    for name, p in sorted(node.personas().items()):
+    for name, p in sorted(node.policy_data["consent"]["personas"].items()):
         allowed = {
             flow.value: sorted(ds for ds, fl in p.get("flows", {}).items() if flow.value in fl)
             for flow in Flow

@@ -145,7 +145,8 @@ def test_a_fetches_a_year_then_consent_and_revocation_take_effect(coops: Coops) 
         stub = member_pb2_grpc.MemberServiceStub(channel)
         red = member_pb2.ConsentSettings(level=common_pb2.CONSENT_LEVEL_RED)
         stub.SetConsent(
-            member_pb2.SetConsentRequest(settings=red), metadata=bearer(b.node.issue_member_token("m03"))
+            member_pb2.SetConsentRequest(settings=red),
+            metadata=bearer(b.node.credentials.issue_member_token("m03")),
         )
     after = asyncio.run(grantee.fetch_aggregates(a.node, held.jti))
     _check_year(after, coops.values, {ds: [m for m in ms if m != "m03"] for ds, ms in CONSENTING.items()})
@@ -175,7 +176,7 @@ def _access(b: RunningNode, member_id: str) -> list[member_pb2.DataAccess]:
     """What the member sees through MemberService.ListDataAccess, with the member's own token."""
     with grpc.insecure_channel(b.public) as channel:
         stub = member_pb2_grpc.MemberServiceStub(channel)
-        token = bearer(b.node.issue_member_token(member_id))
+        token = bearer(b.node.credentials.issue_member_token(member_id))
         return list(stub.ListDataAccess(member_pb2.ListDataAccessRequest(), metadata=token).entries)
 
 

@@ -23,11 +23,10 @@ from coopfed.federation.tls import channel_options
 from coopfed.federation.tokens import TokenUse, VerifiedToken, issue_token, verify_token
 from coopfed.node.cli import main
 from coopfed.node.client import bearer, grant_bearer
-from coopfed.node.credentials import RevokedTokens
+from coopfed.node.credentials import RevokedTokens, issue_board_token
 from coopfed.node.federation import grantee
 from coopfed.node.federation.client import access_token
 from coopfed.node.federation.refresh import refresh_all
-from coopfed.node.governance.organisations import issue_board_token
 from coopfed.node.runtime import Node
 from coopfed.v1 import federation_pb2, federation_pb2_grpc, member_pb2
 from coopfed.v1 import governance_pb2 as pb
@@ -83,7 +82,11 @@ def _jti(token: str) -> str:
 def _verified(token: str) -> VerifiedToken:
     node = node_of[0]
     return verify_token(
-        token, trust=node.own_trust(), issuer=node.node_id, audience=node.node_id, use=TokenUse.ACCESS
+        token,
+        trust=node.credentials.own_trust(),
+        issuer=node.node_id,
+        audience=node.node_id,
+        use=TokenUse.ACCESS,
     )
 
 
@@ -131,7 +134,7 @@ def test_unknown_targets_and_empty_reasons_are_refused(gov: Running) -> None:
 
 def test_sign_out_everywhere_kills_old_tokens_and_the_new_one_works(gov: Running) -> None:
     member_id, first = _member(gov)
-    second = gov.node.issue_member_token(member_id)  # as if signed in on another device
+    second = gov.node.credentials.issue_member_token(member_id)  # as if signed in on another device
     reply = gov.members.SignOutEverywhere(member_pb2.SignOutEverywhereRequest(), metadata=bearer(first))
     _refused(_consent, gov, first)
     _refused(_consent, gov, second)
