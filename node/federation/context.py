@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -101,7 +100,6 @@ class Federation:
     node_id: str
     name: str  # the co-op's name, as its manifest shows it
     public_listen: str
-    keys_dir: Path
     ports: dict[str, int] = field(default_factory=dict)  # "public" / "peer" -> bound port
     used_access_tokens: UsedOnce = field(default_factory=lambda: UsedOnce(DEFAULT_LEEWAY), repr=False)
 
@@ -140,7 +138,6 @@ def open_federation(settings: Settings, store: FederationStore) -> Federation:
         node_id=settings.node.id,
         name=settings.node.name,
         public_listen=settings.node.listen,
-        keys_dir=settings.keys_dir,
     )
 
 
