@@ -12,7 +12,6 @@ import grpc
 from grpc_status import rpc_status
 
 from coopfed.node.auth import caller
-from coopfed.node.client import bearer
 from coopfed.node.errors import FailedPrecondition, NotFound, PermissionDenied, as_coopfed_error
 from coopfed.node.federation.client import CALL_TIMEOUT, PeerClient
 from coopfed.node.federation.issuer import PEER, check_peer
@@ -105,7 +104,7 @@ async def _with_peer(node: Node, peer: PeerRecord, report: ExchangeReport) -> No
         try:  # one access token per call: a peer refuses a token used before
             reply = await stub.PublishModel(
                 pb.PublishModelRequest(artifact=own),
-                metadata=bearer(client.access_token()),
+                metadata=await client.metadata(),
                 timeout=CALL_TIMEOUT,
             )
             report.published[peer.peer_id] = reply.version
@@ -114,7 +113,7 @@ async def _with_peer(node: Node, peer: PeerRecord, report: ExchangeReport) -> No
                 raise  # STALE: the peer holds this version already
         try:
             theirs = await stub.GetModel(
-                pb.GetModelRequest(), metadata=bearer(client.access_token()), timeout=CALL_TIMEOUT
+                pb.GetModelRequest(), metadata=await client.metadata(), timeout=CALL_TIMEOUT
             )
         except grpc.RpcError as exc:
             if exc.code() is not grpc.StatusCode.NOT_FOUND:  # type: ignore[attr-defined]
