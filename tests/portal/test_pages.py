@@ -7,6 +7,8 @@ import re
 from starlette.testclient import TestClient
 
 from coopfed.node.governance import admission
+from coopfed.node.policy import make_policy_set
+from coopfed.node.policy.embedded import EmbeddedEngine
 from coopfed.node.runtime import Node
 
 
@@ -244,3 +246,18 @@ def test_how_my_home_compares_keeps_small_groups_hidden_and_ranks_the_member(
     assert "after 19:00" in text  # the suggestion names the co-op's peak
     assert "Peer" not in text  # nothing of any neighbour
     assert 'value="heat_pump" selected' in done.text
+
+
+def test_pages_answer_from_the_policy_in_force_after_a_reload(client: TestClient, node: Node) -> None:
+    sign_up(client, node)
+    old = node.policy.policies
+    renamed = make_policy_set(
+        dict(old.modules), {**old.data, "coop": {**old.data["coop"], "name": "Fellside Power"}}
+    )
+    assert "Riverside Energy Co-op" in client.get("/decides").text
+    node.policy.swap(EmbeddedEngine(renamed), renamed)
+    page = client.get("/decides").text
+    assert "Fellside Power" in page
+    assert "Riverside Energy Co-op" not in page
+    assert renamed.revision[:12] in page
+    assert old.revision[:12] not in page
