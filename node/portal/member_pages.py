@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import arrow
@@ -20,14 +21,15 @@ from starlette.routing import Route
 from coopfed.node import members
 from coopfed.node.errors import FailedPrecondition, InvalidArgument, NotFound
 from coopfed.node.ledger.statement import statement
+from coopfed.node.ledger.terms import Terms
 from coopfed.node.model import DATASETS, ConsentLevel, Flow
 from coopfed.node.portal import charts, words
 from coopfed.node.portal.accounts import Account
 from coopfed.node.portal.app import call, page, portal, render, text
-from coopfed.node.portal.parts import PortalParts
 from coopfed.node.release.service import BAND_HOURS
 from coopfed.node.storage import Home, Store
 from coopfed.node.storage.base import HEATING, HOME_TYPES, InvalidData
+from coopfed.node.storage.ledger import LedgerStore
 
 YEAR = 365 * charts.DAY
 
@@ -103,14 +105,16 @@ async def energy(request: Request, account: Account, form: FormData | None = Non
     if form is not None:
         change = members.ConsentChange(nudges=bool(text(form, "nudges")))
         await call(p.parts.set_consent, account.member_id, change, "")
-    view = await call(energy_view, p.parts, account.member_id, p.tz)
+    view = await call(energy_view, p.parts.store, account.member_id, p.tz)
+    if view["nudges_on"]:
+        view["nudges"] = await call(words.nudges, p.parts.forecast, p.parts.settings.place.tz)
     return render(request, "energy.html", **view)
 
 
-def energy_view(parts: PortalParts, member_id: str, tz: str) -> dict[str, Any]:
-    """The member's last day, week and month as charts, and the nudges of the latest forecast."""
-    now = parts.store.newest_period() or int(time.time())
-    readings = {b.dataset: (b.periods, b.kwh) for b in _year(parts.store, member_id, now)}
+def energy_view(store: Store, member_id: str, tz: str) -> dict[str, Any]:
+    """The member's last day, week and month as charts, and whether they want nudges."""
+    now = store.newest_period() or int(time.time())
+    readings = {b.dataset: (b.periods, b.kwh) for b in _year(store, member_id, now)}
     today = charts.arrow.get(now).to(tz).floor("day")
     charts_ = []
     for title, days in (("The last 7 days", 7), ("The last 30 days", 30)):
@@ -120,11 +124,10 @@ def energy_view(parts: PortalParts, member_id: str, tz: str) -> dict[str, Any]:
         charts_.append((title, charts.bar_chart(f"{title}: kWh per day", labels, series), labels, series))
     profile = [charts.Series(ds, charts.time_of_day(p, k, tz)) for ds, (p, k) in readings.items()]
     day_chart = charts.bar_chart("An average day: kWh per half-hour", charts.clock_labels(), profile)
-    member = parts.store.get_member(member_id)
+    member = store.get_member(member_id)
     return {
         "charts": charts_, "day_chart": day_chart, "profile": profile, "clock": charts.clock_labels(),
-        "has_readings": bool(readings), "nudges_on": member.settings.nudges,
-        "nudges": words.nudges(parts.forecast, parts.settings.place.tz) if member.settings.nudges else [],
+        "has_readings": bool(readings), "nudges_on": member.settings.nudges, "nudges": [],
     }  # fmt: skip
 
 
@@ -142,11 +145,14 @@ def _year(store: Store, member_id: str, now: int) -> list[Any]:
 @page()
 async def statement_page(request: Request, account: Account) -> Response:
     p = portal(request)
-    view = await call(statement_view, p.parts, account.member_id, p.tz, request.query_params.get("month", ""))
+    month = request.query_params.get("month", "")
+    view = await call(statement_view, p.parts.ledger, p.parts.terms, account.member_id, p.tz, month)
     return render(request, "statement.html", **view)
 
 
-def statement_view(parts: PortalParts, member_id: str, tz: str, month: str) -> dict[str, Any]:
+def statement_view(
+    ledger: LedgerStore, terms: Callable[[int, int], Terms], member_id: str, tz: str, month: str
+) -> dict[str, Any]:
     """The member's ledger statement for a calendar month on the co-op's clock (default: this one)."""
     this_month = arrow.now(tz).floor("month")
     try:
@@ -154,7 +160,7 @@ def statement_view(parts: PortalParts, member_id: str, tz: str, month: str) -> d
     except (arrow.parser.ParserError, ValueError):
         raise InvalidArgument("month: expected a month such as 2026-11", code="portal.month") from None
     start, end = int(first.timestamp()), int(first.shift(months=1).timestamp())
-    made = statement(parts.ledger, start, end, member_id, parts.terms(start, end))
+    made = statement(ledger, start, end, member_id, terms(start, end))
     return {
         "month": first.format("MMMM YYYY"),
         "lines": made.lines(),
