@@ -122,7 +122,8 @@ async def walk_through(folder: Path, console: Console, *, keep_serving: bool = F
             console,
         )
         if keep_serving:
-            member = riverside.node.credentials.authenticate_member(members["riverside"].green)
+            authenticate = riverside.node.credentials.authenticate_member
+            member = await asyncio.to_thread(authenticate, members["riverside"].green)
             portal, line = await demo_portal(portal_parts(riverside.node), member.id)
             stack.push_async_callback(portal.stop)
             console.print("\n" + line, markup=False)
