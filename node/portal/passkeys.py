@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any
 from urllib.parse import urlsplit
 
 import webauthn
@@ -15,7 +14,9 @@ from starlette.routing import Route
 from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
     AuthenticatorSelectionCriteria,
+    PublicKeyCredentialCreationOptions,
     PublicKeyCredentialDescriptor,
+    PublicKeyCredentialRequestOptions,
     ResidentKeyRequirement,
     UserVerificationRequirement,
 )
@@ -76,7 +77,7 @@ async def _account(request: Request) -> Account:
     return account
 
 
-def _ask(key: str, options: Any) -> dict:
+def _ask(key: str, options: PublicKeyCredentialCreationOptions | PublicKeyCredentialRequestOptions) -> dict:
     """The options as the browser takes them; their challenge waits for this browser's answer."""
     _challenges.put(key, options.challenge)
     return json.loads(webauthn.options_to_json(options))
