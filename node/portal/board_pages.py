@@ -10,7 +10,8 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from coopfed.node.errors import InvalidArgument
-from coopfed.node.governance import admission, requests
+from coopfed.node.governance import admission
+from coopfed.node.governance.service import parts as governance_parts
 from coopfed.node.portal import words
 from coopfed.node.portal.accounts import Account
 from coopfed.node.portal.app import call, page, portal, render, text
@@ -53,7 +54,9 @@ async def decide(request: Request, account: Account, form: FormData) -> Response
     except KeyError:
         raise InvalidArgument("Choose approve or reject.", code="portal.outcome", field="outcome") from None
     request_id = request.path_params["request_id"]
-    await call(requests.review, node, request_id, reviewer(account), outcome, text(form, "reason"))
+    await call(
+        governance_parts(node).requests.review, request_id, reviewer(account), outcome, text(form, "reason")
+    )
     return RedirectResponse("/board/decisions?done=" + request_id, status_code=303)
 
 
@@ -73,7 +76,10 @@ async def admit(request: Request, account: Account, form: FormData) -> Response:
         raise InvalidArgument("Choose admit or refuse.", code="portal.outcome", field="outcome")
     member_id = request.path_params["member_id"]
     node = portal(request).node
-    await call(admission.decide, node, member_id, choice == "admit", text(form, "reason"), reviewer(account))
+    await call(
+        admission.decide, node.governance, node.decision_log, node.policy, member_id, choice == "admit",
+        text(form, "reason"), reviewer(account),
+    )  # fmt: skip
     return RedirectResponse(f"/board/admissions?done={choice}", status_code=303)
 
 
@@ -121,7 +127,10 @@ def grants_view(node: Node) -> list[dict[str, Any]]:
 async def revoke(request: Request, account: Account, form: FormData) -> Response:
     node = portal(request).node
     await call(
-        requests.revoke, node, request.path_params["grant_id"], text(form, "reason"), reviewer(account)
+        governance_parts(node).requests.revoke,
+        request.path_params["grant_id"],
+        text(form, "reason"),
+        reviewer(account),
     )
     return RedirectResponse("/board/grants", status_code=303)
 
