@@ -395,6 +395,7 @@ class GovernanceParts:
 
 
 def parts(node: Node) -> GovernanceParts:
+    """The node's governance features, built from its fields (open_node makes every one used here)."""
     organisations = Organisations(node.governance, node.decision_log, node.policy, node.credentials)
     requests = Requests(
         node.governance, node.decision_log, node.policy, organisations, node.store, node.consent,
