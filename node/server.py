@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from coopfed.node.forecast.schedule import ForecastSchedule
 from coopfed.node.introspection import HEALTH_SERVICE, add_health, add_reflection
 from coopfed.node.logs import RequestIdInterceptor
 from coopfed.node.operations import NO_PORT_SHARING, FolderLock, bind
+from coopfed.node.portal.parts import PortalParts
 from coopfed.node.rpc import MalformedRequestInterceptor, PolicyPinInterceptor
 from coopfed.node.runtime import Node
 from coopfed.node.services import add_peer_services, add_services, authenticators
@@ -132,7 +134,7 @@ class NodeServer:
         if self.node.settings.portal.listen:
             from coopfed.node.portal.server import PortalServer  # the web stack loads only when used
 
-            self.portal = PortalServer(self.node)
+            self.portal = PortalServer(portal_parts(self.node))
             await self.portal.start()
 
     def _start_publisher(self) -> None:
@@ -182,3 +184,31 @@ class NodeServer:
         await self.server.stop(grace)
         await asyncio.to_thread(self.node.metrics.stop)
         self.lock.release()
+
+
+def portal_parts(node: Node) -> PortalParts:
+    """The portal's collaborators, the features its pages call bound to this node."""
+    from coopfed.node import members
+    from coopfed.node.ballots import voting
+    from coopfed.node.governance import admission
+    from coopfed.node.governance.service import parts as governance_parts
+    from coopfed.node.ledger.run import decide_terms, ledger_of
+    from coopfed.node.release.benchmark import benchmark
+
+    assert node.governance is not None  # open_node makes both
+    assert node.ballots is not None
+    assert node.decision_log is not None
+    requests = governance_parts(node).requests
+    return PortalParts(
+        settings=node.settings, store=node.store, policy=node.policy, governance=node.governance,
+        ballots=node.ballots, ledger=ledger_of(node), forecast=node.forecast,
+        register=lambda name, code: members.register(node, name, invitation_code=code),
+        set_consent=functools.partial(members.set_consent, node),
+        export=functools.partial(members.export, node), erase=functools.partial(members.erase, node),
+        review=requests.review, revoke=requests.revoke,
+        admit=functools.partial(admission.decide, node.governance, node.decision_log, node.policy),
+        ballot=functools.partial(voting.get, node), tally=functools.partial(voting.tally, node),
+        vote=functools.partial(voting.vote, node), sign=functools.partial(voting.sign, node),
+        terms=lambda start, end: decide_terms(node, start, end)[0],
+        benchmark=functools.partial(benchmark, node),
+    )  # fmt: skip

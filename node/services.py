@@ -87,7 +87,7 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
     @rpc
     async def ListConsentHistory(self, request, context):
         member_id = members.own_member(caller().id, request.member_id)
-        page = Page(self.node, request, caller=caller().id)
+        page = Page(members.decision_log(self.node), request, caller=caller().id)
         (after,) = page.after or (0,)
         found = await asyncio.to_thread(
             self.node.store.consent_history, member_id, after=after, limit=page.fetch
@@ -99,7 +99,7 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
 
     @rpc
     async def ListPersonas(self, request, context):
-        found, token = Page(self.node, request).of_sorted(
+        found, token = Page(members.decision_log(self.node), request).of_sorted(
             sorted(self.node.policy_data["consent"]["personas"].items()), lambda p: (p[0],)
         )
         return member_pb2.ListPersonasResponse(
@@ -182,8 +182,10 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
     @rpc
     async def ListDataAccess(self, request, context):
         member_id = members.own_member(caller().id, request.member_id)
-        page = Page(self.node, request, caller=caller().id)
-        return await asyncio.to_thread(governance.list_data_access, self.node, member_id, page)
+        page = Page(members.decision_log(self.node), request, caller=caller().id)
+        return await asyncio.to_thread(
+            governance.list_data_access, self.node.governance, self.node.policy, member_id, page
+        )
 
     @rpc
     async def SignOutEverywhere(self, request, context):
