@@ -131,9 +131,14 @@ class NodeServer:
 
     def _start_publisher(self) -> None:
         if self.node.settings.open_data.every:
-            from coopfed.node.opendata.schedule import Schedule  # the data-package stack loads only when used
+            from coopfed.node.opendata.publish import publish  # the data-package stack loads only when used
+            from coopfed.node.opendata.schedule import Schedule
 
-            schedule = Schedule(self.node)  # refuses an unknown [open_data] every before serving
+            node = self.node
+            # refuses an unknown [open_data] every before serving
+            schedule = Schedule(
+                settings=node.settings, store=node.store, publish=lambda out: publish(node, out)
+            )
             self.publisher = self.background.spawn("open data schedule", schedule.run())
 
     def _start_forecaster(self) -> None:

@@ -11,7 +11,8 @@ import numpy as np
 from coopfed.node import convert, members
 from coopfed.node.auth import Authenticator, caller
 from coopfed.node.ballots import service as ballots
-from coopfed.node.errors import InvalidArgument
+from coopfed.node.ballots.voting import Ballots
+from coopfed.node.errors import FailedPrecondition, InvalidArgument
 from coopfed.node.federation import issuer as federation_issuer
 from coopfed.node.federation.service import SERVICE_NAME as FEDERATION_SERVICE
 from coopfed.node.federation.service import PublicManifestService
@@ -20,6 +21,7 @@ from coopfed.node.forecast.service import SERVICE_NAME as FORECAST_SERVICE
 from coopfed.node.forecast.service import ForecastService
 from coopfed.node.governance import service as governance
 from coopfed.node.ledger import service as ledger
+from coopfed.node.ledger.books import Books
 from coopfed.node.paging import Page
 from coopfed.node.ratelimit import RateLimit, peer_address
 from coopfed.node.readings import Batch, validate_batch
@@ -199,13 +201,34 @@ def add_services(server: grpc.aio.Server, node: Node) -> list[str]:
     # Only the manifest: the rest of FederationService is on the mutual-TLS peer port.
     federation_pb2_grpc.add_FederationServiceServicer_to_server(PublicManifestService(node), server)
     forecast_pb2_grpc.add_ForecastServiceServicer_to_server(ForecastService(node), server)
-    ledger_pb2_grpc.add_LedgerServiceServicer_to_server(ledger.LedgerService(node), server)
+    ledger_pb2_grpc.add_LedgerServiceServicer_to_server(
+        ledger.LedgerService(books=books_of(node), node=node), server
+    )
     benchmark_pb2_grpc.add_BenchmarkServiceServicer_to_server(BenchmarkService(node), server)
-    ballot_pb2_grpc.add_BallotServiceServicer_to_server(ballots.BallotService(node), server)
+    ballot_pb2_grpc.add_BallotServiceServicer_to_server(
+        ballots.BallotService(ballots=ballots_of(node), node=node), server
+    )
     governed = governance.add_services(server, node)
     member = member_pb2.DESCRIPTOR.services_by_name["MemberService"].full_name
     services = [member, FEDERATION_SERVICE, FORECAST_SERVICE, ledger.SERVICE_NAME, BENCHMARK_SERVICE]
     return [*services, ballots.SERVICE_NAME, *governed]
+
+
+def books_of(node: Node) -> Books:
+    return Books(
+        store=node.store, governance=node.governance, policy=node.policy,
+        decision_log=members.decision_log(node),
+    )  # fmt: skip
+
+
+def ballots_of(node: Node) -> Ballots:
+    if node.ballots is None or node.governance is None:
+        raise FailedPrecondition("this node keeps no ballots", code="node.no_ballots")
+    return Ballots(
+        store=node.store, ballots=node.ballots, governance=node.governance,
+        decision_log=members.decision_log(node), policy=node.policy,
+        opa_binary=node.settings.policy.opa_binary,
+    )  # fmt: skip
 
 
 def add_peer_services(server: grpc.aio.Server, node: Node) -> None:

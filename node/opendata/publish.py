@@ -19,11 +19,13 @@ from typing import Any
 
 import frictionless
 
+from coopfed.node.decisionlog import DecisionLog
 from coopfed.node.errors import FailedPrecondition, InvalidArgument
 from coopfed.node.model import HALF_HOUR, Flow
 from coopfed.node.policy.consent import ConsentDecision
+from coopfed.node.policy.holder import PolicyHolder
 from coopfed.node.release import pipeline
-from coopfed.node.runtime import Node
+from coopfed.node.runtime import Node  # the release pipeline takes the node itself
 from coopfed.node.storage.governance import GrantKind
 
 PATH = "coopfed/open_data/publication"
@@ -55,7 +57,7 @@ def publish(
 ) -> Publication:
     """Write a data package of the period (default: the last four weeks held) into `out`; with
     `epsilon`, differentially private (charged to every member's yearly budget)."""
-    terms = _terms(node)
+    terms = _terms(node.policy)
     newest = node.store.newest_period()
     if newest is None:
         raise FailedPrecondition(
@@ -72,7 +74,8 @@ def publish(
     ask = pipeline.Ask(Flow.OPEN_DATA.value, terms["purpose"], tuple(terms["datasets"]), (start, end),
                        min_group_size=int(terms["k"]), epsilon=epsilon)  # fmt: skip
     to = pipeline.Recipient(GrantKind.OPEN_DATA, publication_id, "public", "open data")
-    release = pipeline.plan(node, ask, to, contributes=lambda *q: _contributes(node, *q))
+    log = pipeline.decision_log_of(node)
+    release = pipeline.plan(node, ask, to, contributes=lambda *q: _contributes(node.policy, log, *q))
     question = {"publication": publication_id, "licence": terms["licence"]["name"]}
     release = pipeline.record(node, release, PATH, question)
     released = [pipeline.cells(node, release, ds) for ds in release.datasets]
@@ -80,7 +83,7 @@ def publish(
     out.mkdir(parents=True, exist_ok=True)
     files = [_write_csv(out, cells) for cells in released]
     parquet = _write_parquet(out, released)
-    _package(node, release, terms, files).to_json(str(out / "datapackage.json"))
+    _package(node.policy, release, terms, files).to_json(str(out / "datapackage.json"))
     node.store.note_publication(publication_id, release.decision_id, int(time.time()), str(out))
     return Publication(
         publication_id=publication_id,
@@ -95,15 +98,20 @@ def publish(
     )
 
 
-def _terms(node: Node) -> dict[str, Any]:
-    terms = node.policy.evaluate(TERMS, {})
+def _terms(policy: PolicyHolder) -> dict[str, Any]:
+    terms = policy.evaluate(TERMS, {})
     if not isinstance(terms, dict) or not terms.get("datasets"):
         raise FailedPrecondition("the open-data policy gives no publication terms", code="opendata.terms")
     return terms
 
 
 def _contributes(
-    node: Node, profile: dict[str, Any], dataset: str, consent: ConsentDecision, consent_id: str
+    policy: PolicyHolder,
+    log: DecisionLog,
+    profile: dict[str, Any],
+    dataset: str,
+    consent: ConsentDecision,
+    consent_id: str,
 ) -> str | None:
     """The open-data policy's answer for one profile, on top of its consent decision (logged)."""
     question = {
@@ -111,9 +119,8 @@ def _contributes(
         "dataset": dataset,
         "consent": {"allowed": consent.allowed, "reasons": list(consent.reasons)},
     }
-    answer, revision = node.policy.decide(CONTRIBUTES, question)
+    answer, revision = policy.decide(CONTRIBUTES, question)
     allowed = isinstance(answer, dict) and answer.get("allowed") is True
-    log = pipeline.decision_log_of(node)
     decision_id = log.record(CONTRIBUTES, {**question, "consent_decision_id": consent_id}, answer, revision)
     return decision_id if allowed else None
 
@@ -145,9 +152,9 @@ def _write_parquet(out: Path, released: list[pipeline.Cells]) -> bool:
 
 
 def _package(
-    node: Node, release: pipeline.Release, terms: dict[str, Any], files: list[str]
+    policy: PolicyHolder, release: pipeline.Release, terms: dict[str, Any], files: list[str]
 ) -> frictionless.Package:
-    data = node.policy_data
+    data = policy.data
     coop = data["coop"]
     resources = [
         frictionless.Resource(
@@ -174,7 +181,7 @@ def _package(
     )
     package.custom["coopfed"] = {
         "publication_id": release.recipient.grant_id, "decision_id": release.decision_id,
-        "policy_revision": node.policy.revision, "k": release.min_group_size, "purpose": release.ask.purpose,
+        "policy_revision": policy.revision, "k": release.min_group_size, "purpose": release.ask.purpose,
         "period": {"start": _utc(start), "end": _utc(end)},
         "differential_privacy": None if release.ask.epsilon is None else {
             "mechanism": "laplace (OpenDP)", "epsilon": release.ask.epsilon,

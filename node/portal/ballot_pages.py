@@ -16,6 +16,7 @@ from coopfed.node.ballots.tally import find_receipt
 from coopfed.node.portal.accounts import Account
 from coopfed.node.portal.app import call, page, portal, render, text
 from coopfed.node.runtime import Node
+from coopfed.node.services import ballots_of
 from coopfed.node.storage.ballots import BallotRecord
 
 
@@ -29,13 +30,13 @@ def _view(node: Node, ballot: BallotRecord, member_id: str, now: int) -> dict[st
         "signatures": ballot.signatures, "needed": p["rules"]["petition_signatures"], "voted": ballot.voted,
         "choices": p["choices"], "alternatives": p["alternatives"], "rules": p["rules"],
         "tally": ballot.tally, "digest": ballot.tally_digest,
-        "you_voted": voting.store_of(node).has_voted(ballot.ballot_id, member_id),
+        "you_voted": ballots_of(node).has_voted(ballot.ballot_id, member_id),
     }  # fmt: skip
 
 
 def _list(node: Node, member_id: str) -> list[dict[str, Any]]:
     now = int(time.time())
-    return [_view(node, b, member_id, now) for b in voting.store_of(node).list_ballots()]
+    return [_view(node, b, member_id, now) for b in ballots_of(node).all_ballots()]
 
 
 @page()
@@ -45,9 +46,9 @@ async def ballots(request: Request, account: Account) -> Response:
 
 
 def _one(node: Node, ballot_id: str, member_id: str, now: int) -> dict[str, Any]:
-    ballot = voting.get(node, ballot_id)
+    ballot = ballots_of(node).get(ballot_id)
     if voting.state(ballot, now) == "awaiting its count":
-        ballot = voting.tally(node, ballot_id, now)  # the first member to look after the close counts it
+        ballot = ballots_of(node).tally(ballot_id, now)  # the first member to look after the close counts it
     return _view(node, ballot, member_id, now)
 
 
@@ -63,7 +64,7 @@ async def vote(request: Request, account: Account, form: FormData) -> Response:
     node = portal(request).node
     ballot_id = request.path_params["ballot_id"]
     who = Principal("member", account.member_id)
-    receipt, _ = await call(voting.vote, node, who, ballot_id, text(form, "choice"), int(time.time()))
+    receipt, _ = await call(ballots_of(node).vote, who, ballot_id, text(form, "choice"), int(time.time()))
     view = await call(_one, node, ballot_id, account.member_id, int(time.time()))
     return render(request, "ballot.html", b=view, receipt=receipt)
 
@@ -72,7 +73,7 @@ async def vote(request: Request, account: Account, form: FormData) -> Response:
 async def sign(request: Request, account: Account, form: FormData) -> Response:
     node = portal(request).node
     ballot_id = request.path_params["ballot_id"]
-    await call(voting.sign, node, Principal("member", account.member_id), ballot_id, int(time.time()))
+    await call(ballots_of(node).sign, Principal("member", account.member_id), ballot_id, int(time.time()))
     view = await call(_one, node, ballot_id, account.member_id, int(time.time()))
     return render(request, "ballot.html", b=view, signed=True)
 

@@ -19,8 +19,6 @@ from starlette.routing import Route
 
 from coopfed.node import members
 from coopfed.node.errors import FailedPrecondition, InvalidArgument, NotFound
-from coopfed.node.ledger.run import decide_terms, ledger_of
-from coopfed.node.ledger.statement import statement
 from coopfed.node.model import DATASETS, ConsentLevel, Flow
 from coopfed.node.portal import charts, words
 from coopfed.node.portal.accounts import Account
@@ -28,6 +26,7 @@ from coopfed.node.portal.app import call, page, portal, render, text
 from coopfed.node.release import benchmark
 from coopfed.node.release.service import BAND_HOURS
 from coopfed.node.runtime import Node
+from coopfed.node.services import books_of
 from coopfed.node.storage import Home
 from coopfed.node.storage.base import HEATING, HOME_TYPES, InvalidData
 
@@ -156,7 +155,7 @@ def statement_view(node: Node, member_id: str, tz: str, month: str) -> dict[str,
     except (arrow.parser.ParserError, ValueError):
         raise InvalidArgument("month: expected a month such as 2026-11", code="portal.month") from None
     start, end = int(first.timestamp()), int(first.shift(months=1).timestamp())
-    made = statement(ledger_of(node), start, end, member_id, decide_terms(node, start, end)[0])
+    made = books_of(node).statement(start, end, member_id)
     return {
         "month": first.format("MMMM YYYY"),
         "lines": made.lines(),
