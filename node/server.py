@@ -135,8 +135,7 @@ class NodeServer:
             from coopfed.node.opendata.schedule import Schedule
 
             node = self.node
-            # refuses an unknown [open_data] every before serving
-            schedule = Schedule(
+            schedule = Schedule(  # refuses an unknown [open_data] every before serving
                 settings=node.settings, store=node.store, publish=lambda out: publish(node, out)
             )
             self.publisher = self.background.spawn("open data schedule", schedule.run())

@@ -215,6 +215,7 @@ def add_services(server: grpc.aio.Server, node: Node) -> list[str]:
 
 
 def books_of(node: Node) -> Books:
+    """The node's ledger books, for its service, its portal and its commands."""
     return Books(
         store=node.store, governance=node.governance, policy=node.policy,
         decision_log=members.decision_log(node),
@@ -222,6 +223,7 @@ def books_of(node: Node) -> Books:
 
 
 def ballots_of(node: Node) -> Ballots:
+    """The node's ballots, for its service, its portal and its benchmark."""
     if node.ballots is None or node.governance is None:
         raise FailedPrecondition("this node keeps no ballots", code="node.no_ballots")
     return Ballots(
