@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -21,9 +22,10 @@ from coopfed.node.forecast.schedule import ForecastSchedule
 from coopfed.node.introspection import HEALTH_SERVICE, add_health, add_reflection
 from coopfed.node.logs import RequestIdInterceptor
 from coopfed.node.operations import NO_PORT_SHARING, FolderLock, bind
+from coopfed.node.portal.parts import PortalParts
 from coopfed.node.rpc import MalformedRequestInterceptor, PolicyPinInterceptor
 from coopfed.node.runtime import Node
-from coopfed.node.services import add_services, authenticators
+from coopfed.node.services import add_services, authenticators, ballots_of, books_of
 
 if TYPE_CHECKING:
     from coopfed.node.portal.server import PortalServer
@@ -126,7 +128,7 @@ class NodeServer:
         if self.node.settings.portal.listen:
             from coopfed.node.portal.server import PortalServer  # the web stack loads only when used
 
-            self.portal = PortalServer(self.node)
+            self.portal = PortalServer(portal_parts(self.node))
             await self.portal.start()
 
     def _start_publisher(self) -> None:
@@ -180,3 +182,27 @@ class NodeServer:
         await self.server.stop(grace)
         await asyncio.to_thread(self.node.metrics.stop)
         self.lock.release()
+
+
+def portal_parts(node: Node) -> PortalParts:
+    """The portal's collaborators, the features its pages call bound to this node."""
+    from coopfed.node import members
+    from coopfed.node.governance import admission, requests
+    from coopfed.node.ledger.run import decide_terms
+    from coopfed.node.release.benchmark import benchmark
+
+    assert node.governance is not None  # open_node makes both
+    assert node.ballots is not None
+    ballots = ballots_of(node)
+    return PortalParts(
+        settings=node.settings, store=node.store, policy=node.policy, governance=node.governance,
+        ballots=node.ballots, ledger=books_of(node).ledger, forecast=node.forecast,
+        register=lambda name, code: members.register(node, name, invitation_code=code),
+        set_consent=functools.partial(members.set_consent, node),
+        export=functools.partial(members.export, node), erase=functools.partial(members.erase, node),
+        review=functools.partial(requests.review, node), revoke=functools.partial(requests.revoke, node),
+        admit=functools.partial(admission.decide, node),
+        ballot=ballots.get, tally=ballots.tally, vote=ballots.vote, sign=ballots.sign,
+        terms=lambda start, end: decide_terms(node.policy, start, end)[0],
+        benchmark=functools.partial(benchmark, node),
+    )  # fmt: skip

@@ -38,7 +38,7 @@ from coopfed.node.opendata.publish import publish
 from coopfed.node.policy.defaults import default_policies
 from coopfed.node.portal.server import demo_portal
 from coopfed.node.runtime import Node, init_node, open_node
-from coopfed.node.server import NodeServer
+from coopfed.node.server import NodeServer, portal_parts
 from coopfed.node.services import books_of
 from coopfed.node.settings import load_settings
 from coopfed.v1 import (
@@ -127,7 +127,9 @@ async def walk_through(folder: Path, console: Console, *, keep_serving: bool = F
             console,
         )
         if keep_serving:
-            portal, line = await demo_portal(riverside.node, members["riverside"].green)
+            authenticate = riverside.node.credentials.authenticate_member
+            member = await asyncio.to_thread(authenticate, members["riverside"].green)
+            portal, line = await demo_portal(portal_parts(riverside.node), member.id)
             stack.push_async_callback(portal.stop)
             console.print("\n" + line, markup=False)
             console.print("the three nodes keep serving; Ctrl-C stops them")
