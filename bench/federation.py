@@ -206,7 +206,7 @@ def main() -> None:
         )
         held, _ = asyncio.run(grantee.obtain_grant(a, "coop-b", ask))
 
-        cold, _ = asyncio.run(timed_fetches(a, held.token, max(3, args.rounds // 5), b._consent_cache.clear))
+        cold, _ = asyncio.run(timed_fetches(a, held.token, max(3, args.rounds // 5), b.consent._cache.clear))
         warm, cells = asyncio.run(timed_fetches(a, held.token, args.rounds, lambda: None))
         raw = raw_totals_ms(b, held.token, args.rounds)
         rates = verifications_per_second(b, held.token, 3.0)

@@ -39,7 +39,7 @@ def main() -> int:
             page = c.get("/signup")
             token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
             form = {"display_name": "Bench", "login": "bench@example.org", "password": "long bench pass"}
-            code = admission.invite(node, 1, "board:bench")[1]
+            code = admission.invite(node.store, node.decision_log, node.policy, 1, "board:bench")[1]
             c.post("/signup", data={**form, "csrf_token": token, "invitation": code})
             with node.store._read() as conn:
                 (member,) = conn.execute("SELECT member_id FROM portal_accounts").fetchone()

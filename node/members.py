@@ -20,7 +20,7 @@ from coopfed.node.limits import limit_of
 from coopfed.node.meters import meter_hash
 from coopfed.node.model import ConsentLevel, ConsentSettings, Flow
 from coopfed.node.readings import Batch, merged, reject_duplicates
-from coopfed.node.receipts import receipt_sealer
+from coopfed.node.receipts import Receipts
 from coopfed.node.runtime import Node
 from coopfed.node.storage import ConsentChanged, ConsentRecord, InvitationUnusable, Member, MeterTaken
 
@@ -157,6 +157,7 @@ def set_consent(node: Node, member_id: str, change: ConsentChange, withdrawal_re
 
     The merge is read-modify-write: the store refuses the write if the settings changed after
     they were read, and the change is merged again, so no concurrent change is ever undone."""
+    receipts = Receipts(node.policy, node.consent, decision_log(node), node.keys, node.node_id)
     for _ in range(_CONSENT_TRIES):
         before = node.store.get_member(member_id).settings
         after = change.apply(before, node.policy_data["consent"]["personas"])
@@ -167,7 +168,7 @@ def set_consent(node: Node, member_id: str, change: ConsentChange, withdrawal_re
                 terms_version=node.policy_data["coop"]["terms_version"],
                 withdrawal_reason=withdrawal_reason.strip(),
                 expected=before,
-                seal=receipt_sealer(node, member_id, after),
+                seal=receipts.sealer(member_id, after),
             )
         except ConsentChanged:
             continue

@@ -187,12 +187,15 @@ class NodeServer:
 def portal_parts(node: Node) -> PortalParts:
     """The portal's collaborators, the features its pages call bound to this node."""
     from coopfed.node import members
-    from coopfed.node.governance import admission, requests
+    from coopfed.node.governance import admission
+    from coopfed.node.governance.service import parts as governance_parts
     from coopfed.node.ledger.run import decide_terms
     from coopfed.node.release.benchmark import benchmark
 
     assert node.governance is not None  # open_node makes both
     assert node.ballots is not None
+    assert node.decision_log is not None
+    requests = governance_parts(node).requests
     ballots = ballots_of(node)
     return PortalParts(
         settings=node.settings, store=node.store, policy=node.policy, governance=node.governance,
@@ -200,8 +203,8 @@ def portal_parts(node: Node) -> PortalParts:
         register=lambda name, code: members.register(node, name, invitation_code=code),
         set_consent=functools.partial(members.set_consent, node),
         export=functools.partial(members.export, node), erase=functools.partial(members.erase, node),
-        review=functools.partial(requests.review, node), revoke=functools.partial(requests.revoke, node),
-        admit=functools.partial(admission.decide, node),
+        review=requests.review, revoke=requests.revoke,
+        admit=functools.partial(admission.decide, node.governance, node.decision_log, node.policy),
         ballot=ballots.get, tally=ballots.tally, vote=ballots.vote, sign=ballots.sign,
         terms=lambda start, end: decide_terms(node.policy, start, end)[0],
         benchmark=functools.partial(benchmark, node),

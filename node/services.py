@@ -84,7 +84,7 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
     @rpc
     async def ListConsentHistory(self, request, context):
         member_id = members.own_member(caller().id, request.member_id)
-        page = Page(self.node, request, caller=caller().id)
+        page = Page(members.decision_log(self.node), request, caller=caller().id)
         (after,) = page.after or (0,)
         found = await asyncio.to_thread(
             self.node.store.consent_history, member_id, after=after, limit=page.fetch
@@ -96,7 +96,7 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
 
     @rpc
     async def ListPersonas(self, request, context):
-        found, token = Page(self.node, request).of_sorted(
+        found, token = Page(members.decision_log(self.node), request).of_sorted(
             sorted(self.node.policy_data["consent"]["personas"].items()), lambda p: (p[0],)
         )
         return member_pb2.ListPersonasResponse(
@@ -179,8 +179,10 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
     @rpc
     async def ListDataAccess(self, request, context):
         member_id = members.own_member(caller().id, request.member_id)
-        page = Page(self.node, request, caller=caller().id)
-        return await asyncio.to_thread(governance.list_data_access, self.node, member_id, page)
+        page = Page(members.decision_log(self.node), request, caller=caller().id)
+        return await asyncio.to_thread(
+            governance.list_data_access, self.node.governance, self.node.policy, member_id, page
+        )
 
     @rpc
     async def SignOutEverywhere(self, request, context):
@@ -201,12 +203,13 @@ def add_services(server: grpc.aio.Server, node: Node) -> list[str]:
     # Only the manifest: the rest of FederationService is on the mutual-TLS peer port.
     federation_pb2_grpc.add_FederationServiceServicer_to_server(PublicManifestService(node), server)
     forecast_pb2_grpc.add_ForecastServiceServicer_to_server(ForecastService(node), server)
+    log = members.decision_log(node)
     ledger_pb2_grpc.add_LedgerServiceServicer_to_server(
-        ledger.LedgerService(books=books_of(node), node=node), server
+        ledger.LedgerService(books=books_of(node), decision_log=log), server
     )
     benchmark_pb2_grpc.add_BenchmarkServiceServicer_to_server(BenchmarkService(node), server)
     ballot_pb2_grpc.add_BallotServiceServicer_to_server(
-        ballots.BallotService(ballots=ballots_of(node), node=node), server
+        ballots.BallotService(ballots=ballots_of(node), decision_log=log), server
     )
     governed = governance.add_services(server, node)
     member = member_pb2.DESCRIPTOR.services_by_name["MemberService"].full_name

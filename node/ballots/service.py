@@ -10,10 +10,10 @@ from typing import Any
 from coopfed.node.auth import caller
 from coopfed.node.ballots import voting
 from coopfed.node.convert import instant_from_proto, timestamp
+from coopfed.node.decisionlog import DecisionLog
 from coopfed.node.errors import InvalidArgument
 from coopfed.node.paging import Page
 from coopfed.node.rpc import rpc
-from coopfed.node.runtime import Node
 from coopfed.node.storage.ballots import BallotRecord
 from coopfed.v1 import ballot_pb2 as pb
 from coopfed.v1 import ballot_pb2_grpc as pb_grpc
@@ -91,9 +91,9 @@ def ballot_to_proto(b: BallotRecord, now: int, you_voted: bool = False) -> pb.Ba
 
 
 class BallotService(pb_grpc.BallotServiceServicer):
-    def __init__(self, *, ballots: voting.Ballots, node: Node) -> None:
+    def __init__(self, *, ballots: voting.Ballots, decision_log: DecisionLog) -> None:
         self.ballots = ballots
-        self.node = node  # for signing page tokens
+        self.decision_log = decision_log  # its key signs page tokens
 
     def _answer(self, ballot: BallotRecord) -> pb.Ballot:
         who = caller()
@@ -116,7 +116,7 @@ class BallotService(pb_grpc.BallotServiceServicer):
 
     @rpc
     async def ListBallots(self, request, context):
-        page = Page(self.node, request, caller=caller().id)
+        page = Page(self.decision_log, request, caller=caller().id)
         ballots = await asyncio.to_thread(self.ballots.all_ballots)
         found, token = page.of_sorted(ballots, lambda b: (-b.created_unix, b.ballot_id))  # newest first
         now = int(time.time())

@@ -8,13 +8,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from coopfed.node.auth import caller
 from coopfed.node.convert import timestamp
+from coopfed.node.decisionlog import DecisionLog
 from coopfed.node.errors import InvalidArgument
 from coopfed.node.ledger.books import DEFAULT_PAGE, MAX_PAGE, Books, board_only
 from coopfed.node.ledger.settle import HALF_HOUR
 from coopfed.node.ledger.statement import Statement
 from coopfed.node.paging import Page
 from coopfed.node.rpc import rpc
-from coopfed.node.runtime import Node
 from coopfed.node.storage.ledger import JournalLine
 from coopfed.v1 import ledger_pb2 as pb
 from coopfed.v1 import ledger_pb2_grpc as pb_grpc
@@ -23,9 +23,9 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LedgerService"].full_name
 
 
 class LedgerService(pb_grpc.LedgerServiceServicer):
-    def __init__(self, *, books: Books, node: Node) -> None:
+    def __init__(self, *, books: Books, decision_log: DecisionLog) -> None:
         self.books = books
-        self.node = node  # for signing page tokens
+        self.decision_log = decision_log  # its key signs page tokens
 
     @rpc
     async def GetStatement(self, request, context):
@@ -49,7 +49,7 @@ class LedgerService(pb_grpc.LedgerServiceServicer):
     async def ListJournal(self, request, context):
         board_only(caller(), "read the journal")
         start, end = _span(request)
-        page = Page(self.node, request, caller=caller().id, default=DEFAULT_PAGE, maximum=MAX_PAGE)
+        page = Page(self.decision_log, request, caller=caller().id, default=DEFAULT_PAGE, maximum=MAX_PAGE)
         lines, token = await asyncio.to_thread(self.books.journal_page, start, end, request.member_id, page)
         return pb.ListJournalResponse(entries=[_entry(line) for line in lines], next_page_token=token)
 

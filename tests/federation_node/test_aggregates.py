@@ -59,9 +59,9 @@ def _members(values: dict, wanted: set[int]) -> list[str]:
 
 def test_consent_is_asked_once_per_profile_not_per_member(coop: tuple[Node, dict]) -> None:
     node, values = coop
-    node._consent_cache.clear()
+    node.consent._cache.clear()
     release = plan_release(node, _grant(), (), None)
-    assert len(node._consent_cache) == 2 * len(PROFILES)  # two datasets, four profiles, 16 members
+    assert len(node.consent._cache) == 2 * len(PROFILES)  # two datasets, four profiles, 16 members
     assert release.datasets == ("demand", "generation")
     assert release.profiles_total == 4
     assert release.profiles_included == 3  # red is left out

@@ -181,7 +181,7 @@ def test_an_invited_household_joins_changes_consent_and_downloads_the_receipt(
 ) -> None:
     visit(browser, site, "/signin", "signin")
     visit(browser, site, "/signup", "signup")
-    code = admission.invite(site.node, 14, "board:test")[1]
+    code = admission.invite(site.node.store, site.node.decision_log, site.node.policy, 14, "board:test")[1]
     fill(browser, display_name="Ana's house", invitation=code, login="ana@example.org", password=PASSWORD)
     submit(browser, "form[action='/signup'] button[type=submit]")
     assert browser.current_url.startswith(site.url + "/consent")

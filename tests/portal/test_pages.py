@@ -22,7 +22,7 @@ PASSWORD = "correct horse battery"
 
 
 def invitation(node: Node) -> str:
-    return admission.invite(node, 14, "board:test")[1]
+    return admission.invite(node.store, node.decision_log, node.policy, 14, "board:test")[1]
 
 
 def sign_up(client: TestClient, node: Node, login: str = "ana@example.org", password: str = PASSWORD) -> None:
