@@ -25,7 +25,7 @@ from coopfed.node.operations import NO_PORT_SHARING, FolderLock, bind
 from coopfed.node.portal.parts import PortalParts
 from coopfed.node.rpc import MalformedRequestInterceptor, PolicyPinInterceptor
 from coopfed.node.runtime import Node
-from coopfed.node.services import add_services, authenticators, ballots_of, books_of
+from coopfed.node.services import add_services, authenticators, ballots_of, books_of, publisher_of
 
 if TYPE_CHECKING:
     from coopfed.node.portal.server import PortalServer
@@ -133,12 +133,11 @@ class NodeServer:
 
     def _start_publisher(self) -> None:
         if self.node.settings.open_data.every:
-            from coopfed.node.opendata.publish import publish  # the data-package stack loads only when used
-            from coopfed.node.opendata.schedule import Schedule
+            from coopfed.node.opendata.schedule import Schedule  # the data-package stack loads only when used
 
             node = self.node
             schedule = Schedule(  # refuses an unknown [open_data] every before serving
-                settings=node.settings, store=node.store, publish=lambda out: publish(node, out)
+                settings=node.settings, store=node.store, publish=publisher_of(node).publish
             )
             self.publisher = self.background.spawn("open data schedule", schedule.run())
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import grpc
 import numpy as np
@@ -38,6 +39,9 @@ from coopfed.v1 import (
     member_pb2,
     member_pb2_grpc,
 )
+
+if TYPE_CHECKING:
+    from coopfed.node.opendata.publish import Publisher
 
 _CUT_OFF_NOTICE_S = 0.005
 
@@ -234,6 +238,15 @@ def ballots_of(node: Node) -> Ballots:
         decision_log=members.decision_log(node), policy=node.policy,
         opa_binary=node.settings.policy.opa_binary,
     )  # fmt: skip
+
+
+def publisher_of(node: Node) -> Publisher:
+    """The node's open-data publications, for its schedule and its commands."""
+    from coopfed.node.opendata.publish import Publisher  # the data-package stack loads only when used
+
+    return Publisher(
+        store=node.store, policy=node.policy, decision_log=members.decision_log(node), pipeline_node=node
+    )
 
 
 def add_peer_services(server: grpc.aio.Server, node: Node) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import functools
 import json
 import shutil
 import signal
@@ -34,12 +33,11 @@ from coopfed.node.federation.decide import GrantAsk
 from coopfed.node.forecast.schedule import when_words
 from coopfed.node.ledger.demo import show_ledger
 from coopfed.node.opendata.demo import FlowsShown, show_open_data_and_benchmark
-from coopfed.node.opendata.publish import publish
 from coopfed.node.policy.defaults import default_policies
 from coopfed.node.portal.server import demo_portal
 from coopfed.node.runtime import Node, init_node, open_node
 from coopfed.node.server import NodeServer, portal_parts
-from coopfed.node.services import books_of
+from coopfed.node.services import books_of, publisher_of
 from coopfed.node.settings import load_settings
 from coopfed.v1 import (
     common_pb2,
@@ -120,7 +118,7 @@ async def walk_through(folder: Path, console: Console, *, keep_serving: bool = F
         flows = await asyncio.to_thread(
             show_open_data_and_benchmark,
             riverside.node.node_id,
-            functools.partial(publish, riverside.node),
+            publisher_of(riverside.node).publish,
             riverside.public,
             members["riverside"].green,
             folder,

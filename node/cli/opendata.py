@@ -10,8 +10,9 @@ from rich.console import Console
 from coopfed.node.cli.common import NodeAction, add_period_options, bind_on_node, period_of, period_text
 from coopfed.node.cli.output import add_json_option, show_fields
 from coopfed.node.errors import UsageError
-from coopfed.node.opendata.publish import DEFAULT_DAYS, publish
+from coopfed.node.opendata.publish import DEFAULT_DAYS
 from coopfed.node.runtime import Node
+from coopfed.node.services import publisher_of
 
 
 def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
@@ -40,7 +41,7 @@ def _publish(args: argparse.Namespace, node: Node, console: Console) -> int:
     if (args.start is None) != (args.end is None):
         raise UsageError("give --from and --to together, or neither", code="cli.period")
     period = period_of(args) if args.start else None
-    done = publish(node, args.out, period, epsilon=args.epsilon)
+    done = publisher_of(node).publish(args.out, period, epsilon=args.epsilon)
     parquet = "written" if done.parquet else "not written: install pyarrow for Parquet beside the CSV files"
     fields = [
         ("publication_id", "publication", done.publication_id),

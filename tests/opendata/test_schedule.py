@@ -14,9 +14,9 @@ import pytest
 
 from coopfed.node.errors import FailedPrecondition, InvalidArgument
 from coopfed.node.model import HALF_HOUR, ConsentLevel, ConsentSettings
-from coopfed.node.opendata.publish import publish
 from coopfed.node.opendata.schedule import Schedule
 from coopfed.node.runtime import Node, init_node, open_node
+from coopfed.node.services import publisher_of
 from coopfed.node.settings import Settings, load_settings
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -33,9 +33,7 @@ def _settings(folder: Path, every: str) -> Settings:
 
 def _schedule(node: Node, settings: Settings | None = None) -> Schedule:
     """The schedule as the running node builds it."""
-    return Schedule(
-        settings=settings or node.settings, store=node.store, publish=lambda out: publish(node, out)
-    )
+    return Schedule(settings=settings or node.settings, store=node.store, publish=publisher_of(node).publish)
 
 
 def _members(node: Node) -> None:
@@ -66,7 +64,7 @@ def test_a_monthly_schedule_publishes_once_a_month_and_remembers_it(tmp_path: Pa
         schedule = _schedule(node)
         assert not schedule.due(now)
         assert schedule.due(now + MONTH)
-        publish(node, tmp_path / "by-hand")  # a publication from the CLI counts too
+        publisher_of(node).publish(tmp_path / "by-hand")  # a publication from the CLI counts too
         assert not schedule.due(now)
 
 
