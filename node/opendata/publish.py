@@ -53,20 +53,15 @@ class Publication:
     parquet: bool  # written beside the CSV files (needs pyarrow)
 
 
+@dataclass(frozen=True, kw_only=True)
 class Publisher:
     """The co-op's open-data publications: terms and contributors from the policy in force, each
     publication in the decision log and the store."""
 
-    def __init__(
-        self,
-        *,
-        store: Store,
-        policy: PolicyHolder,
-        decision_log: DecisionLog,
-        pipeline_node: Node,  # what node/release's pipeline functions take
-    ) -> None:
-        self.store, self.policy, self.decision_log = store, policy, decision_log
-        self.pipeline_node = pipeline_node
+    store: Store
+    policy: PolicyHolder
+    decision_log: DecisionLog
+    pipeline_node: Node  # what node/release's pipeline functions take
 
     def publish(
         self, out: Path, period: tuple[int, int] | None = None, *, epsilon: float | None = None
