@@ -55,11 +55,11 @@ class Node:
     keys: KeyRing
     credentials: Credentials  # people's tokens: issued, verified, revoked
     consent: ConsentAnswers  # the consent policy's answers, logged once per profile and revision
-    federation: Federation | None = None  # TLS identity, pinned peers, grants, revocations
+    federation: Federation  # TLS identity, pinned peers, grants, revocations
+    governance: GovernanceStore  # organisations, requests, grants, decision and access logs
+    decision_log: DecisionLog
     forecast: ForecastContext | None = None  # signed models, the latest forecast, nudge streams
-    governance: GovernanceStore | None = None  # organisations, requests, grants, decision and access logs
     ballots: BallotStore | None = None  # members' proposals, who voted, the ballot box, tallies
-    decision_log: DecisionLog | None = None
     metrics: Metrics = field(default_factory=Metrics)  # served over HTTP where [metrics] says
 
     @property

@@ -13,10 +13,11 @@ import grpc
 from grpc_health.v1 import health_pb2
 
 from coopfed.federation.tls import is_loopback
-from coopfed.node.admin import Ports, start_admin, stop_admin
+from coopfed.node.admin import AdminService, Ports, start_admin, stop_admin
 from coopfed.node.auth import AuthInterceptor
 from coopfed.node.background import Background
 from coopfed.node.errors import FailedPrecondition
+from coopfed.node.federation.refresh import PeerRefresh
 from coopfed.node.federation.server import PeerServer
 from coopfed.node.forecast.schedule import ForecastSchedule
 from coopfed.node.introspection import HEALTH_SERVICE, add_health, add_reflection
@@ -25,7 +26,14 @@ from coopfed.node.operations import NO_PORT_SHARING, FolderLock, bind
 from coopfed.node.portal.parts import PortalParts
 from coopfed.node.rpc import MalformedRequestInterceptor, PolicyPinInterceptor
 from coopfed.node.runtime import Node
-from coopfed.node.services import add_services, authenticators, ballots_of, books_of, publisher_of
+from coopfed.node.services import (
+    add_peer_services,
+    add_services,
+    authenticators,
+    ballots_of,
+    books_of,
+    publisher_of,
+)
 
 if TYPE_CHECKING:
     from coopfed.node.portal.server import PortalServer
@@ -103,7 +111,10 @@ class NodeServer:
             await self._start_peers()
             await self._start_portal()
             ports = Ports(self.port, self.peers.port if self.peers else 0)
-            self.admin = await start_admin(self.node, ports)
+            admin = AdminService(
+                policy=self.node.policy, keys=self.node.keys, node_id=self.node.node_id, ports=ports
+            )
+            self.admin = await start_admin(settings.base_dir, admin)
             self.background.spawn("admin socket", self._serve_admin(self.admin))
         except BaseException:
             await self.background.stop()
@@ -116,13 +127,15 @@ class NodeServer:
             raise
 
     async def _start_peers(self) -> None:
-        fed = self.node.federation
-        if fed is None:
-            return
+        node, fed = self.node, self.node.federation
         fed.ports["public"] = self.port
         if fed.enabled:
-            self.peers = PeerServer(self.node)
-            await self.peers.start(2 * self.node.settings.node.max_message_bytes + 1024)
+            self.peers = PeerServer(
+                fed, metrics=node.metrics, policy=node.policy, authenticators=authenticators(node),
+                add_services=lambda server: add_peer_services(server, node),
+                refresh=PeerRefresh(fed, node.keys, node.policy, node.governance),
+            )  # fmt: skip
+            await self.peers.start(2 * node.settings.node.max_message_bytes + 1024)
 
     async def _start_portal(self) -> None:
         if self.node.settings.portal.listen:

@@ -28,8 +28,8 @@ from coopfed.node.cli.demo_third_parties import ThirdPartyResult, third_parties
 from coopfed.node.client import bearer
 from coopfed.node.credentials import issue_board_token
 from coopfed.node.errors import CoopfedError
-from coopfed.node.federation import grantee
 from coopfed.node.federation.decide import GrantAsk
+from coopfed.node.federation.grantee import Grantee
 from coopfed.node.forecast.schedule import when_words
 from coopfed.node.ledger.demo import show_ledger
 from coopfed.node.opendata.demo import FlowsShown, show_open_data_and_benchmark
@@ -242,6 +242,10 @@ def _batches(rows: pd.DataFrame):
     return gen()
 
 
+def _grantee(node: Node) -> Grantee:
+    return Grantee(node.federation, node.keys, node.policy)
+
+
 async def _federate(
     riverside: DemoCoop, fellside: DemoCoop, market: DemoCoop, console: Console
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -251,15 +255,17 @@ async def _federate(
     console.print("\n[bold]Federation[/bold]")
     pinned, refused = [], []
     for who, peer in ((riverside, fellside), (fellside, riverside)):
-        preview = await grantee.preview_join(who.node, peer.public, plaintext=True)
-        grantee.pin(who.node, preview)
+        grantee = _grantee(who.node)
+        preview = await grantee.preview_join(peer.public, plaintext=True)
+        grantee.pin(preview)
         pinned.append(f"{who.node.node_id}>{peer.node.node_id}")
         console.print(
             f"  {who.node.node_id} pinned {peer.node.node_id}: " + " ".join(preview.alignment.reasons)
         )
-    preview = await grantee.preview_join(riverside.node, market.public, plaintext=True)
+    grantee = _grantee(riverside.node)
+    preview = await grantee.preview_join(market.public, plaintext=True)
     try:
-        grantee.pin(riverside.node, preview)
+        grantee.pin(preview)
     except CoopfedError as refusal:
         refused.append(market.node.node_id)
         console.print(f"  [red]refused[/red] {market.node.node_id}: {refusal.message}")
@@ -273,9 +279,9 @@ async def _federate(
         int(periods[0]),
         int(periods[-1]) + 1800,
     )
-    held, reasons = await grantee.obtain_grant(riverside.node, "fellside", ask)
+    held, reasons = await grantee.obtain_grant("fellside", ask)
     console.print(f"  fellside granted riverside {held.jti[:8]}…: " + " ".join(reasons))
-    fetched = await grantee.fetch_aggregates(riverside.node, held.jti)
+    fetched = await grantee.fetch_aggregates(held.jti)
     table = Table("dataset", "half-hours released", "withheld (< k)", "kWh", "members (median)")
     for name, series in sorted(fetched.series.items()):
         table.add_row(

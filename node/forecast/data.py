@@ -199,7 +199,9 @@ async def peer_aggregates(
     for i, held in enumerate(grants):
         datasets = tuple(d for d in DATASETS if d in held.scope.datasets)
         try:
-            result = await grantee.fetch_aggregates(node, held.jti, datasets=datasets)
+            result = await grantee.Grantee(node.federation, node.keys, node.policy).fetch_aggregates(
+                held.jti, datasets=datasets
+            )
             frame = peer_frame(result)
             if frame.empty:
                 raise FailedPrecondition("it released no demand cells", code="forecast.no_data")

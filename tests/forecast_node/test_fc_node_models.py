@@ -18,7 +18,6 @@ from grpc_status import rpc_status
 from coopfed.forecaster import ArtifactVerificationError, ModelArtifact, sign_artifact
 from coopfed.node.client import bearer
 from coopfed.node.errors import FailedPrecondition, InvalidArgument, PermissionDenied
-from coopfed.node.federation import grantee
 from coopfed.node.federation.client import PeerClient
 from coopfed.node.federation.decide import GrantAsk
 from coopfed.node.forecast.data import forecast_policy, own_aggregates, peer_aggregates
@@ -35,7 +34,7 @@ from coopfed.node.model import Flow
 from coopfed.node.runtime import init_node, open_node
 from coopfed.node.settings import load_settings
 from coopfed.v1 import common_pb2, forecast_pb2, forecast_pb2_grpc
-from tests.federation_node.conftest import POLICIES
+from tests.federation_node.conftest import POLICIES, grantee_of
 
 from .conftest import CONSENTS, GREEN, SPECS, Coops, totals
 
@@ -73,7 +72,7 @@ def _peer_call(coops: Coops, method: str, request: object) -> object:
 
     async def call() -> object:
         fed = a.federation
-        async with PeerClient(fed, fed.keys(a), fed.state.peer("coop-b")) as client:
+        async with PeerClient(fed, a.keys, fed.state.peer("coop-b")) as client:
             stub = forecast_pb2_grpc.ModelExchangeServiceStub(client.channel)
             return await getattr(stub, method)(request, metadata=bearer(client.access_token()), timeout=30)
 
@@ -213,7 +212,7 @@ def test_pooled_training_uses_aggregates_fetched_under_a_grant(coops: Coops) -> 
         ("demand", "generation", "export"), (), "aggregate", "coop_to_coop", FORECASTING,
         int(periods[0]), int(periods[-1]) + 1800,
     )  # fmt: skip
-    held, _ = asyncio.run(grantee.obtain_grant(a, "coop-b", ask))
+    held, _ = asyncio.run(grantee_of(a).obtain_grant("coop-b", ask))
     peers, problems = asyncio.run(peer_aggregates(a, purpose))
     assert problems == {}
     assert [p.coop.coop_id for p in peers] == ["coop-b"]
