@@ -250,8 +250,9 @@ def publisher_of(node: Node) -> Publisher:
     from coopfed.node.opendata.publish import Publisher  # the data-package stack loads only when used
 
     return Publisher(
-        store=node.store, policy=node.policy, decision_log=members.decision_log(node), pipeline_node=node
-    )
+        store=node.store, policy=node.policy, decision_log=members.decision_log(node),
+        pipeline=NodePipeline(node),
+    )  # fmt: skip
 
 
 class NodePipeline:
@@ -262,9 +263,14 @@ class NodePipeline:
         self.node = node
 
     def plan(
-        self, ask: pipeline.Ask, recipient: pipeline.Recipient, grant: Grant | None = None
+        self,
+        ask: pipeline.Ask,
+        recipient: pipeline.Recipient,
+        grant: Grant | None = None,
+        *,
+        contributes: pipeline.Contributes | None = None,
     ) -> pipeline.Release:
-        return pipeline.plan(self.node, ask, recipient, grant)
+        return pipeline.plan(self.node, ask, recipient, grant, contributes=contributes)
 
     def record(self, release: pipeline.Release, path: str, question: Mapping[str, Any]) -> pipeline.Release:
         return pipeline.record(self.node, release, path, question)

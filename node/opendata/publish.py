@@ -12,10 +12,11 @@ from __future__ import annotations
 import csv
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import frictionless
 
@@ -25,7 +26,6 @@ from coopfed.node.model import HALF_HOUR, Flow
 from coopfed.node.policy.consent import ConsentDecision
 from coopfed.node.policy.holder import PolicyHolder
 from coopfed.node.release import pipeline
-from coopfed.node.runtime import Node
 from coopfed.node.storage import Store
 from coopfed.node.storage.governance import GrantKind
 
@@ -53,6 +53,24 @@ class Publication:
     parquet: bool  # written beside the CSV files (needs pyarrow)
 
 
+class Pipeline(Protocol):
+    """The release pipeline (`coopfed.node.release.pipeline`) with the node's store, consent,
+    policy and logs bound in, as the composition site builds it; a publication also names who
+    contributes."""
+
+    def plan(
+        self, ask: pipeline.Ask, recipient: pipeline.Recipient, *, contributes: pipeline.Contributes
+    ) -> pipeline.Release: ...
+
+    def record(
+        self, release: pipeline.Release, path: str, question: Mapping[str, Any]
+    ) -> pipeline.Release: ...
+
+    def cells(self, release: pipeline.Release, dataset: str) -> pipeline.Cells: ...
+
+    def log_access(self, release: pipeline.Release, released: Sequence[pipeline.Cells]) -> set[str]: ...
+
+
 @dataclass(frozen=True, kw_only=True)
 class Publisher:
     """The co-op's open-data publications: terms and contributors from the policy in force, each
@@ -61,7 +79,7 @@ class Publisher:
     store: Store
     policy: PolicyHolder
     decision_log: DecisionLog
-    pipeline_node: Node  # what node/release's pipeline functions take
+    pipeline: Pipeline
 
     def publish(
         self, out: Path, period: tuple[int, int] | None = None, *, epsilon: float | None = None
@@ -85,12 +103,11 @@ class Publisher:
         ask = pipeline.Ask(Flow.OPEN_DATA.value, terms["purpose"], tuple(terms["datasets"]), (start, end),
                            min_group_size=int(terms["k"]), epsilon=epsilon)  # fmt: skip
         to = pipeline.Recipient(GrantKind.OPEN_DATA, publication_id, "public", "open data")
-        node = self.pipeline_node
-        release = pipeline.plan(node, ask, to, contributes=self._contributes)
+        release = self.pipeline.plan(ask, to, contributes=self._contributes)
         question = {"publication": publication_id, "licence": terms["licence"]["name"]}
-        release = pipeline.record(node, release, PATH, question)
-        released = [pipeline.cells(node, release, ds) for ds in release.datasets]
-        contributors = pipeline.log_access(node, release, released)  # before any file is written
+        release = self.pipeline.record(release, PATH, question)
+        released = [self.pipeline.cells(release, ds) for ds in release.datasets]
+        contributors = self.pipeline.log_access(release, released)  # before any file is written
         out.mkdir(parents=True, exist_ok=True)
         files = [_write_csv(out, cells) for cells in released]
         parquet = _write_parquet(out, released)
