@@ -22,6 +22,7 @@ from coopfed.node.auth import Principal
 from coopfed.node.ballots import voting
 from coopfed.node.model import ConsentSettings
 from coopfed.node.runtime import init_node, open_node
+from coopfed.node.services import ballots_of
 from coopfed.node.settings import load_settings
 from coopfed.node.storage.ballots import BallotRecord
 
@@ -67,13 +68,14 @@ def main() -> int:
             node.ballots.create_ballot(
                 BallotRecord("bench", proposal, "board:bench", now, now, now + 3600), "", []
             )
+            ballots = ballots_of(node)
             times = []
             for i, m in enumerate(members):
                 t0 = time.perf_counter()
-                voting.vote(node, Principal("member", m), "bench", ("yes", "no", "abstain")[i % 3], now + 1)
+                ballots.vote(Principal("member", m), "bench", ("yes", "no", "abstain")[i % 3], now + 1)
                 times.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            closed = voting.tally(node, "bench", now + 3600)
+            closed = ballots.tally("bench", now + 3600)
             close_s = time.perf_counter() - t0
         base = _baseline(Path(tmp), args.members)
     vote_ms, base_ms = statistics.median(times) * 1e3, statistics.median(base) * 1e3

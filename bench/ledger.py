@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from coopfed.node.ledger.run import ledger_of, settle_span
 from coopfed.node.model import HALF_HOUR, ConsentSettings
 from coopfed.node.runtime import init_node, open_node
+from coopfed.node.services import books_of
 from coopfed.node.settings import load_settings
 
 START = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp())
@@ -56,10 +56,11 @@ def main() -> int:
                     (START, end),
                 ).fetchall()
             sql_s = time.perf_counter() - t0
+            books = books_of(node)
             t0 = time.perf_counter()
-            done = settle_span(node, START, end, now=end)
+            done = books.settle(START, end, now=end)
             settle_s = time.perf_counter() - t0
-            ledger = ledger_of(node)
+            ledger = books.ledger
             with sqlite3.connect(db) as conn:
                 unbalanced_periods = conn.execute(
                     "SELECT count(*) FROM (SELECT t.period_start FROM ledger_transactions t LEFT JOIN "

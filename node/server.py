@@ -26,7 +26,14 @@ from coopfed.node.operations import NO_PORT_SHARING, FolderLock, bind
 from coopfed.node.portal.parts import PortalParts
 from coopfed.node.rpc import MalformedRequestInterceptor, PolicyPinInterceptor
 from coopfed.node.runtime import Node
-from coopfed.node.services import add_peer_services, add_services, authenticators
+from coopfed.node.services import (
+    add_peer_services,
+    add_services,
+    authenticators,
+    ballots_of,
+    books_of,
+    publisher_of,
+)
 
 if TYPE_CHECKING:
     from coopfed.node.portal.server import PortalServer
@@ -141,7 +148,10 @@ class NodeServer:
         if self.node.settings.open_data.every:
             from coopfed.node.opendata.schedule import Schedule  # the data-package stack loads only when used
 
-            schedule = Schedule(self.node)  # refuses an unknown [open_data] every before serving
+            node = self.node
+            schedule = Schedule(  # refuses an unknown [open_data] every before serving
+                settings=node.settings, store=node.store, publish=publisher_of(node).publish
+            )
             self.publisher = self.background.spawn("open data schedule", schedule.run())
 
     def _start_forecaster(self) -> None:
@@ -189,26 +199,25 @@ class NodeServer:
 def portal_parts(node: Node) -> PortalParts:
     """The portal's collaborators, the features its pages call bound to this node."""
     from coopfed.node import members
-    from coopfed.node.ballots import voting
     from coopfed.node.governance import admission
     from coopfed.node.governance.service import parts as governance_parts
-    from coopfed.node.ledger.run import decide_terms, ledger_of
+    from coopfed.node.ledger.run import decide_terms
     from coopfed.node.release.benchmark import benchmark
 
     assert node.governance is not None  # open_node makes both
     assert node.ballots is not None
     assert node.decision_log is not None
     requests = governance_parts(node).requests
+    ballots = ballots_of(node)
     return PortalParts(
         settings=node.settings, store=node.store, policy=node.policy, governance=node.governance,
-        ballots=node.ballots, ledger=ledger_of(node), forecast=node.forecast,
+        ballots=node.ballots, ledger=books_of(node).ledger, forecast=node.forecast,
         register=lambda name, code: members.register(node, name, invitation_code=code),
         set_consent=functools.partial(members.set_consent, node),
         export=functools.partial(members.export, node), erase=functools.partial(members.erase, node),
         review=requests.review, revoke=requests.revoke,
         admit=functools.partial(admission.decide, node.governance, node.decision_log, node.policy),
-        ballot=functools.partial(voting.get, node), tally=functools.partial(voting.tally, node),
-        vote=functools.partial(voting.vote, node), sign=functools.partial(voting.sign, node),
-        terms=lambda start, end: decide_terms(node, start, end)[0],
+        ballot=ballots.get, tally=ballots.tally, vote=ballots.vote, sign=ballots.sign,
+        terms=lambda start, end: decide_terms(node.policy, start, end)[0],
         benchmark=functools.partial(benchmark, node),
     )  # fmt: skip

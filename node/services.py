@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import numpy as np
@@ -14,7 +14,8 @@ from coopfed.federation.grants import Grant
 from coopfed.node import convert, members
 from coopfed.node.auth import Authenticator, caller
 from coopfed.node.ballots import service as ballots
-from coopfed.node.errors import InvalidArgument
+from coopfed.node.ballots.voting import Ballots
+from coopfed.node.errors import FailedPrecondition, InvalidArgument
 from coopfed.node.federation.aggregates import PeerReleases
 from coopfed.node.federation.issuer import authenticate as authenticate_peer
 from coopfed.node.federation.service import SERVICE_NAME as FEDERATION_SERVICE
@@ -24,6 +25,7 @@ from coopfed.node.forecast.service import SERVICE_NAME as FORECAST_SERVICE
 from coopfed.node.forecast.service import ForecastService
 from coopfed.node.governance import service as governance
 from coopfed.node.ledger import service as ledger
+from coopfed.node.ledger.books import Books
 from coopfed.node.paging import Page
 from coopfed.node.ratelimit import RateLimit, peer_address
 from coopfed.node.readings import Batch, validate_batch
@@ -41,6 +43,9 @@ from coopfed.v1 import (
     member_pb2,
     member_pb2_grpc,
 )
+
+if TYPE_CHECKING:
+    from coopfed.node.opendata.publish import Publisher
 
 _CUT_OFF_NOTICE_S = 0.005
 
@@ -207,13 +212,47 @@ def add_services(server: grpc.aio.Server, node: Node) -> list[str]:
     public = PublicManifestService(fed=node.federation, keys=node.keys, policy=node.policy)
     federation_pb2_grpc.add_FederationServiceServicer_to_server(public, server)
     forecast_pb2_grpc.add_ForecastServiceServicer_to_server(ForecastService(node), server)
-    ledger_pb2_grpc.add_LedgerServiceServicer_to_server(ledger.LedgerService(node), server)
+    log = members.decision_log(node)
+    ledger_pb2_grpc.add_LedgerServiceServicer_to_server(
+        ledger.LedgerService(books=books_of(node), decision_log=log), server
+    )
     benchmark_pb2_grpc.add_BenchmarkServiceServicer_to_server(BenchmarkService(node), server)
-    ballot_pb2_grpc.add_BallotServiceServicer_to_server(ballots.BallotService(node), server)
+    ballot_pb2_grpc.add_BallotServiceServicer_to_server(
+        ballots.BallotService(ballots=ballots_of(node), decision_log=log), server
+    )
     governed = governance.add_services(server, node)
     member = member_pb2.DESCRIPTOR.services_by_name["MemberService"].full_name
     services = [member, FEDERATION_SERVICE, FORECAST_SERVICE, ledger.SERVICE_NAME, BENCHMARK_SERVICE]
     return [*services, ballots.SERVICE_NAME, *governed]
+
+
+def books_of(node: Node) -> Books:
+    """The node's ledger books, for its service, its portal and its commands."""
+    return Books(
+        store=node.store, governance=node.governance, policy=node.policy,
+        decision_log=members.decision_log(node),
+    )  # fmt: skip
+
+
+def ballots_of(node: Node) -> Ballots:
+    """The node's ballots, for its service, its portal and its benchmark."""
+    if node.ballots is None or node.governance is None:
+        raise FailedPrecondition("this node keeps no ballots", code="node.no_ballots")
+    return Ballots(
+        store=node.store, ballots=node.ballots, governance=node.governance,
+        decision_log=members.decision_log(node), policy=node.policy,
+        opa_binary=node.settings.policy.opa_binary,
+    )  # fmt: skip
+
+
+def publisher_of(node: Node) -> Publisher:
+    """The node's open-data publications, for its schedule and its commands."""
+    from coopfed.node.opendata.publish import Publisher  # the data-package stack loads only when used
+
+    return Publisher(
+        store=node.store, policy=node.policy, decision_log=members.decision_log(node),
+        pipeline=NodePipeline(node),
+    )  # fmt: skip
 
 
 class NodePipeline:
@@ -224,9 +263,14 @@ class NodePipeline:
         self.node = node
 
     def plan(
-        self, ask: pipeline.Ask, recipient: pipeline.Recipient, grant: Grant | None = None
+        self,
+        ask: pipeline.Ask,
+        recipient: pipeline.Recipient,
+        grant: Grant | None = None,
+        *,
+        contributes: pipeline.Contributes | None = None,
     ) -> pipeline.Release:
-        return pipeline.plan(self.node, ask, recipient, grant)
+        return pipeline.plan(self.node, ask, recipient, grant, contributes=contributes)
 
     def record(self, release: pipeline.Release, path: str, question: Mapping[str, Any]) -> pipeline.Release:
         return pipeline.record(self.node, release, path, question)

@@ -10,11 +10,10 @@ from typing import Any
 from coopfed.node.auth import caller
 from coopfed.node.ballots import voting
 from coopfed.node.convert import instant_from_proto, timestamp
+from coopfed.node.decisionlog import DecisionLog
 from coopfed.node.errors import InvalidArgument
-from coopfed.node.members import decision_log
 from coopfed.node.paging import Page
 from coopfed.node.rpc import rpc
-from coopfed.node.runtime import Node
 from coopfed.node.storage.ballots import BallotRecord
 from coopfed.v1 import ballot_pb2 as pb
 from coopfed.v1 import ballot_pb2_grpc as pb_grpc
@@ -92,13 +91,13 @@ def ballot_to_proto(b: BallotRecord, now: int, you_voted: bool = False) -> pb.Ba
 
 
 class BallotService(pb_grpc.BallotServiceServicer):
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(self, *, ballots: voting.Ballots, decision_log: DecisionLog) -> None:
+        self.ballots = ballots
+        self.decision_log = decision_log  # its key signs page tokens
 
     def _answer(self, ballot: BallotRecord) -> pb.Ballot:
         who = caller()
-        store = voting.store_of(self.node)
-        voted = who.kind == "member" and store.has_voted(ballot.ballot_id, who.id)
+        voted = who.kind == "member" and self.ballots.has_voted(ballot.ballot_id, who.id)
         return ballot_to_proto(ballot, int(time.time()), voted)
 
     @rpc
@@ -110,15 +109,15 @@ class BallotService(pb_grpc.BallotServiceServicer):
                 "opens_at, closes_at: a petition opens when enough members sign it", code="ballot.times"
             )
         ballot = await asyncio.to_thread(
-            voting.propose, self.node, caller(), request.title, request.explanation, alternatives,
+            self.ballots.propose, caller(), request.title, request.explanation, alternatives,
             opens, closes, int(time.time()),
         )  # fmt: skip
         return await asyncio.to_thread(self._answer, ballot)
 
     @rpc
     async def ListBallots(self, request, context):
-        page = Page(decision_log(self.node), request, caller=caller().id)
-        ballots = await asyncio.to_thread(voting.store_of(self.node).list_ballots)
+        page = Page(self.decision_log, request, caller=caller().id)
+        ballots = await asyncio.to_thread(self.ballots.all_ballots)
         found, token = page.of_sorted(ballots, lambda b: (-b.created_unix, b.ballot_id))  # newest first
         now = int(time.time())
         listed = [ballot_to_proto(b, now) for b in found]
@@ -128,24 +127,22 @@ class BallotService(pb_grpc.BallotServiceServicer):
 
     @rpc
     async def GetBallot(self, request, context):
-        ballot = await asyncio.to_thread(voting.get, self.node, request.ballot_id)
+        ballot = await asyncio.to_thread(self.ballots.get, request.ballot_id)
         return await asyncio.to_thread(self._answer, ballot)
 
     @rpc
     async def SignPetition(self, request, context):
-        ballot = await asyncio.to_thread(
-            voting.sign, self.node, caller(), request.ballot_id, int(time.time())
-        )
+        ballot = await asyncio.to_thread(self.ballots.sign, caller(), request.ballot_id, int(time.time()))
         return await asyncio.to_thread(self._answer, ballot)
 
     @rpc
     async def Vote(self, request, context):
         receipt, digest = await asyncio.to_thread(
-            voting.vote, self.node, caller(), request.ballot_id, request.choice, int(time.time())
+            self.ballots.vote, caller(), request.ballot_id, request.choice, int(time.time())
         )
         return pb.VoteResponse(receipt=receipt, receipt_hash=digest)
 
     @rpc
     async def Tally(self, request, context):
-        ballot = await asyncio.to_thread(voting.tally, self.node, request.ballot_id, int(time.time()))
+        ballot = await asyncio.to_thread(self.ballots.tally, request.ballot_id, int(time.time()))
         return await asyncio.to_thread(self._answer, ballot)

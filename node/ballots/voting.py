@@ -13,20 +13,19 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from coopfed.node.auth import Principal
 from coopfed.node.ballots.tally import ABSTAIN, Rules, count, new_receipt, receipt_hash
+from coopfed.node.decisionlog import DecisionLog
 from coopfed.node.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from coopfed.node.limits import limit_of
-from coopfed.node.members import decision_log
 from coopfed.node.policy import data_changes as changes
+from coopfed.node.policy.holder import PolicyHolder
+from coopfed.node.storage import Store
 from coopfed.node.storage import base as storage
 from coopfed.node.storage.ballots import BallotRecord, BallotStore, Box, Closing
-from coopfed.node.storage.governance import Conflict
-
-if TYPE_CHECKING:
-    from coopfed.node.runtime import Node
+from coopfed.node.storage.governance import Conflict, GovernanceStore
 
 OPENED_PATH = "coopfed/ballots/opened"
 TALLY_PATH = "coopfed/ballots/tally"
@@ -49,12 +48,6 @@ class Change:
 
     title: str
     patch: dict[str, Any]
-
-
-def store_of(node: Node) -> BallotStore:
-    if node.ballots is None:
-        raise FailedPrecondition("this node keeps no ballots", code="node.no_ballots")
-    return node.ballots
 
 
 def rules_of(data: Mapping[str, Any]) -> Rules:
@@ -126,74 +119,6 @@ def _check_change(
     return changes.describe(data, changes.merge_patch(data, patch), touched)
 
 
-def propose(
-    node: Node,
-    who: Principal,
-    title: str,
-    explanation: str,
-    alternatives: Sequence[Change],
-    opens: int | None,
-    closes: int | None,
-    now: int,
-) -> BallotRecord:
-    """Open a ballot (the board) or a petition (an admitted member), with the impact of each
-    alternative on the real decision log stored beside it."""
-    title, explanation = _text(title, "title"), _text(explanation, "explanation")
-    if not 1 <= len(alternatives) <= MAX_ALTERNATIVES:
-        raise InvalidArgument(
-            f"alternatives: one change, or 2 to {MAX_ALTERNATIVES} alternatives",
-            code="ballot.alternatives",
-            field="alternatives",
-        )
-    if len(alternatives) > 1 and any(not a.title.strip() for a in alternatives):
-        raise InvalidArgument(
-            "alternatives: each needs a title", code="ballot.alternatives", field="alternatives"
-        )
-    policies = node.policy.policies
-    rules = rules_of(policies.data)
-    signer = _proposer(node, who)
-    entries = []
-    for i, alt in enumerate(alternatives):
-        where = "change_json" if len(alternatives) == 1 else f"alternatives[{i}]"
-        touched = _check_change(policies.data, alt, where, keeps=len(alternatives) > 1)
-        entries.append((f"a{i + 1}" if len(alternatives) > 1 else "yes", alt, touched))
-    if not any(touched for _, _, touched in entries):
-        raise InvalidArgument(
-            "alternatives: at least one must change the policy data",
-            code="ballot.no_change",
-            field="alternatives",
-        )
-    opens_now = who.kind == "board" or rules.petition_signatures <= 1
-    window = _window(rules, opens, closes, now) if opens_now else None  # checked before the replay
-    reports = impacts(node, [alt.patch for _, alt, _ in entries])
-    proposal = {
-        "title": title,
-        "explanation": explanation,
-        "kind": "choice" if len(entries) > 1 else "yes_no",
-        "alternatives": [
-            {
-                "key": key,
-                "title": alt.title.strip() or "make the change",
-                "patch": alt.patch,
-                "changes": touched,
-                "impact": report,
-            }
-            for (key, alt, touched), report in zip(entries, reports, strict=True)
-        ],
-        "choices": _choices(entries),
-        "rules": rules.to_json(),
-        "base_revision": policies.revision,
-    }
-    ballot_id = "ballot-" + uuid.uuid4().hex[:12]
-    record = BallotRecord(ballot_id, proposal, f"{who.kind}:{who.id}", now, *(window or (None, None)))
-    log = [_opened_event(node, record)] if window else []
-    with decision_log(node).batch(*log) as events:
-        try:
-            return store_of(node).create_ballot(record, signer, events)
-        except storage.AlreadyExists:
-            raise AlreadyExists("a ballot with this id exists; propose again", code="ballot.exists") from None
-
-
 def _choices(entries: Sequence[tuple[str, Change, list[dict[str, Any]]]]) -> list[dict[str, str]]:
     if len(entries) == 1:
         return [
@@ -204,24 +129,6 @@ def _choices(entries: Sequence[tuple[str, Change, list[dict[str, Any]]]]) -> lis
     return [{"key": k, "title": a.title.strip()} for k, a, _ in entries] + [
         {"key": ABSTAIN, "title": "abstain"}
     ]
-
-
-def _proposer(node: Node, who: Principal) -> str:
-    """The member who signs a petition first ("" for the board); refuses anyone else."""
-    if who.kind == "board":
-        return ""
-    _admitted(node, who, "propose")
-    return who.id
-
-
-def _admitted(node: Node, who: Principal, what: str) -> None:
-    if who.kind != "member":
-        raise PermissionDenied(f"only members {what}", code="ballot.members_only")
-    member = node.store.get_member(who.id)
-    if member.status != "admitted":
-        raise PermissionDenied(
-            f"only admitted members {what}; your membership is {member.status}", code="ballot.not_admitted"
-        )
 
 
 def _window(rules: Rules, opens: int | None, closes: int | None, now: int) -> tuple[int, int]:
@@ -243,115 +150,8 @@ def _window(rules: Rules, opens: int | None, closes: int | None, now: int) -> tu
     return start, end
 
 
-def _opened_event(node: Node, record: BallotRecord) -> dict[str, Any]:
-    return decision_log(node).event(
-        OPENED_PATH,
-        {"ballot_id": record.ballot_id, "title": record.proposal["title"], "proposed_by": record.proposed_by,
-         "proposal_digest": changes.digest(record.proposal)},
-        {"opens_at": _iso(record.opens_unix), "closes_at": _iso(record.closes_unix)},
-        node.policy.revision,
-    )  # fmt: skip
-
-
 def _iso(unix: int | None) -> str:
     return datetime.fromtimestamp(unix or 0, UTC).isoformat()
-
-
-def impacts(node: Node, patches: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """`coopfed policy diff` of each patch against the policies in force, over the node's own
-    decision log: how many past decisions would change, with examples."""
-    from coopfed.node.policy.errors import PolicyEngineError
-    from coopfed.node.policy.impact import ImpactAnalysis, ImpactReport, parse_entries
-    from coopfed.node.policy.loader import make_policy_set
-    from coopfed.node.policy.regotest import find_tool
-    from coopfed.node.policy.replay import replayer_for
-
-    if node.governance is None:
-        raise FailedPrecondition("this node keeps no decision log", code="node.no_governance")
-    decision_log(node).flush()  # the waiting consent decisions are part of the record
-    base_set = node.policy.policies
-    opa = find_tool("opa", node.settings.policy.opa_binary or None)
-    base = replayer_for(base_set, "auto", opa)
-    reports = []
-    try:
-        for patch in patches:
-            head_set = make_policy_set(base_set.modules, changes.merge_patch(base_set.data, patch))
-            try:
-                head = replayer_for(head_set, "auto", opa)
-            except PolicyEngineError as exc:
-                raise InvalidArgument(
-                    f"the policies do not compile with this change: {exc}", code="ballot.compile"
-                ) from None
-            report = ImpactReport("in force", "proposed", base_set.revision, head_set.revision, base.name)
-            try:
-                ImpactAnalysis(base, head, report).run(
-                    parse_entries(node.governance.decision_log(), report.malformed)
-                )
-            finally:
-                head.close()
-            reports.append(
-                {
-                    "summary": f"{report.changed:,} of {report.replayed:,} past decisions would change",
-                    "changed": report.changed,
-                    "replayed": report.replayed,
-                    "markdown": report.to_markdown(),
-                    "report": report.to_json(),
-                }
-            )
-    finally:
-        base.close()
-    return reports
-
-
-# --- petitions and votes ------------------------------------------------------------------------
-
-
-def get(node: Node, ballot_id: str) -> BallotRecord:
-    try:
-        return store_of(node).get_ballot(ballot_id)
-    except storage.NotFound:
-        raise NotFound(f"no ballot {ballot_id!r}", code="ballot.not_found", field="ballot_id") from None
-
-
-def sign(node: Node, who: Principal, ballot_id: str, now: int) -> BallotRecord:
-    """An admitted member signs a petition; the signature that makes the number opens it."""
-    _admitted(node, who, "sign petitions")
-    ballot = get(node, ballot_id)
-    rules = Rules(**ballot.proposal["rules"])
-    opens, closes = _window(rules, None, None, now)
-    opened = dataclasses.replace(ballot, opens_unix=opens, closes_unix=closes)
-    # appended only by the signature that opens it (so without the decisions waiting in memory)
-    event = _opened_event(node, opened)
-    try:
-        return store_of(node).sign_petition(
-            ballot_id, who.id, rules.petition_signatures, opens, closes, [event]
-        )
-    except Conflict as exc:
-        raise FailedPrecondition(str(exc), code="ballot.signed") from None
-
-
-def vote(node: Node, who: Principal, ballot_id: str, choice: str, now: int) -> tuple[str, str]:
-    """Cast an admitted member's one vote; returns (receipt, its hash). The receipt is the
-    voter's alone: the node keeps only its hash, beside the choice and apart from the voter."""
-    _admitted(node, who, "vote")
-    ballot = get(node, ballot_id)
-    keys = [c["key"] for c in ballot.proposal["choices"]]
-    if choice not in keys:
-        raise InvalidArgument(f"choice: one of {', '.join(keys)}", code="ballot.choice", field="choice")
-    where = state(ballot, now)
-    if where != "open":
-        raise FailedPrecondition(
-            f"ballot {ballot_id} is {where}: it takes no votes now", code="ballot.not_open"
-        )
-    receipt = new_receipt()
-    digest = receipt_hash(ballot_id, receipt)
-    try:
-        store_of(node).cast_vote(ballot_id, who.id, digest, choice)
-    except Conflict:
-        raise AlreadyExists(
-            f"you voted in {ballot_id} already: one member, one vote", code="ballot.voted"
-        ) from None
-    return receipt, digest
 
 
 def state(ballot: BallotRecord, now: int) -> str:
@@ -365,33 +165,239 @@ def state(ballot: BallotRecord, now: int) -> str:
     return "open" if now < ballot.closes_unix else "awaiting its count"
 
 
-# --- closing ------------------------------------------------------------------------------------
+class Ballots:
+    """The ballots of one node: who may propose, sign and vote, and the count at the close."""
 
+    def __init__(
+        self,
+        *,
+        store: Store,
+        ballots: BallotStore,
+        governance: GovernanceStore,
+        decision_log: DecisionLog,
+        policy: PolicyHolder,
+        opa_binary: str = "",
+    ) -> None:
+        self.store, self.ballots, self.governance = store, ballots, governance
+        self.decision_log, self.policy, self.opa_binary = decision_log, policy, opa_binary
 
-def tally(node: Node, ballot_id: str, now: int) -> BallotRecord:
-    """The closed ballot with its tally; closes and counts it first where its time is up."""
-    ballot = get(node, ballot_id)
-    where = state(ballot, now)
-    if where == "closed":
-        return ballot
-    if where != "awaiting its count":
-        raise FailedPrecondition(
-            f"ballot {ballot_id} is {where}; it is counted only once it closes", code="ballot.not_closed"
-        )
-    log = decision_log(node)
-    try:
-        with log.batch() as waiting:
+    def all_ballots(self) -> list[BallotRecord]:
+        return self.ballots.list_ballots()
 
-            def counted(record: BallotRecord, box: Box, eligible: int) -> Closing:
-                result = count(record.ballot_id, record.proposal, box, eligible, _iso(now))
-                event = log.event(
-                    TALLY_PATH,
-                    {"ballot_id": record.ballot_id, "title": record.proposal["title"],
-                     "proposal_digest": result["proposal_digest"]},
-                    result, node.policy.revision,
-                )  # fmt: skip
-                return Closing(result, changes.digest(result), [*waiting, event])
+    def has_voted(self, ballot_id: str, member_id: str) -> bool:
+        return self.ballots.has_voted(ballot_id, member_id)
 
-            return store_of(node).close_ballot(ballot_id, now, counted)
-    except Conflict:
-        return get(node, ballot_id)  # closed meanwhile by another caller
+    def propose(
+        self,
+        who: Principal,
+        title: str,
+        explanation: str,
+        alternatives: Sequence[Change],
+        opens: int | None,
+        closes: int | None,
+        now: int,
+    ) -> BallotRecord:
+        """Open a ballot (the board) or a petition (an admitted member), with the impact of each
+        alternative on the real decision log stored beside it."""
+        title, explanation = _text(title, "title"), _text(explanation, "explanation")
+        if not 1 <= len(alternatives) <= MAX_ALTERNATIVES:
+            raise InvalidArgument(
+                f"alternatives: one change, or 2 to {MAX_ALTERNATIVES} alternatives",
+                code="ballot.alternatives",
+                field="alternatives",
+            )
+        if len(alternatives) > 1 and any(not a.title.strip() for a in alternatives):
+            raise InvalidArgument(
+                "alternatives: each needs a title", code="ballot.alternatives", field="alternatives"
+            )
+        policies = self.policy.policies
+        rules = rules_of(policies.data)
+        signer = self._proposer(who)
+        entries = []
+        for i, alt in enumerate(alternatives):
+            where = "change_json" if len(alternatives) == 1 else f"alternatives[{i}]"
+            touched = _check_change(policies.data, alt, where, keeps=len(alternatives) > 1)
+            entries.append((f"a{i + 1}" if len(alternatives) > 1 else "yes", alt, touched))
+        if not any(touched for _, _, touched in entries):
+            raise InvalidArgument(
+                "alternatives: at least one must change the policy data",
+                code="ballot.no_change",
+                field="alternatives",
+            )
+        opens_now = who.kind == "board" or rules.petition_signatures <= 1
+        window = _window(rules, opens, closes, now) if opens_now else None  # checked before the replay
+        reports = self.impacts([alt.patch for _, alt, _ in entries])
+        proposal = {
+            "title": title,
+            "explanation": explanation,
+            "kind": "choice" if len(entries) > 1 else "yes_no",
+            "alternatives": [
+                {
+                    "key": key,
+                    "title": alt.title.strip() or "make the change",
+                    "patch": alt.patch,
+                    "changes": touched,
+                    "impact": report,
+                }
+                for (key, alt, touched), report in zip(entries, reports, strict=True)
+            ],
+            "choices": _choices(entries),
+            "rules": rules.to_json(),
+            "base_revision": policies.revision,
+        }
+        ballot_id = "ballot-" + uuid.uuid4().hex[:12]
+        record = BallotRecord(ballot_id, proposal, f"{who.kind}:{who.id}", now, *(window or (None, None)))
+        log = [self._opened_event(record)] if window else []
+        with self.decision_log.batch(*log) as events:
+            try:
+                return self.ballots.create_ballot(record, signer, events)
+            except storage.AlreadyExists:
+                raise AlreadyExists(
+                    "a ballot with this id exists; propose again", code="ballot.exists"
+                ) from None
+
+    def _proposer(self, who: Principal) -> str:
+        """The member who signs a petition first ("" for the board); refuses anyone else."""
+        if who.kind == "board":
+            return ""
+        self._admitted(who, "propose")
+        return who.id
+
+    def _admitted(self, who: Principal, what: str) -> None:
+        if who.kind != "member":
+            raise PermissionDenied(f"only members {what}", code="ballot.members_only")
+        member = self.store.get_member(who.id)
+        if member.status != "admitted":
+            raise PermissionDenied(
+                f"only admitted members {what}; your membership is {member.status}",
+                code="ballot.not_admitted",
+            )
+
+    def _opened_event(self, record: BallotRecord) -> dict[str, Any]:
+        return self.decision_log.event(
+            OPENED_PATH,
+            {"ballot_id": record.ballot_id, "title": record.proposal["title"],
+             "proposed_by": record.proposed_by, "proposal_digest": changes.digest(record.proposal)},
+            {"opens_at": _iso(record.opens_unix), "closes_at": _iso(record.closes_unix)},
+            self.policy.revision,
+        )  # fmt: skip
+
+    def impacts(self, patches: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`coopfed policy diff` of each patch against the policies in force, over the node's own
+        decision log: how many past decisions would change, with examples."""
+        from coopfed.node.policy.errors import PolicyEngineError
+        from coopfed.node.policy.impact import ImpactAnalysis, ImpactReport, parse_entries
+        from coopfed.node.policy.loader import make_policy_set
+        from coopfed.node.policy.regotest import find_tool
+        from coopfed.node.policy.replay import replayer_for
+
+        self.decision_log.flush()  # the waiting consent decisions are part of the record
+        base_set = self.policy.policies
+        opa = find_tool("opa", self.opa_binary or None)
+        base = replayer_for(base_set, "auto", opa)
+        reports = []
+        try:
+            for patch in patches:
+                head_set = make_policy_set(base_set.modules, changes.merge_patch(base_set.data, patch))
+                try:
+                    head = replayer_for(head_set, "auto", opa)
+                except PolicyEngineError as exc:
+                    raise InvalidArgument(
+                        f"the policies do not compile with this change: {exc}", code="ballot.compile"
+                    ) from None
+                report = ImpactReport("in force", "proposed", base_set.revision, head_set.revision, base.name)
+                try:
+                    ImpactAnalysis(base, head, report).run(
+                        parse_entries(self.governance.decision_log(), report.malformed)
+                    )
+                finally:
+                    head.close()
+                reports.append(
+                    {
+                        "summary": f"{report.changed:,} of {report.replayed:,} past decisions would change",
+                        "changed": report.changed,
+                        "replayed": report.replayed,
+                        "markdown": report.to_markdown(),
+                        "report": report.to_json(),
+                    }
+                )
+        finally:
+            base.close()
+        return reports
+
+    # --- petitions and votes --------------------------------------------------------------------
+
+    def get(self, ballot_id: str) -> BallotRecord:
+        try:
+            return self.ballots.get_ballot(ballot_id)
+        except storage.NotFound:
+            raise NotFound(f"no ballot {ballot_id!r}", code="ballot.not_found", field="ballot_id") from None
+
+    def sign(self, who: Principal, ballot_id: str, now: int) -> BallotRecord:
+        """An admitted member signs a petition; the signature that makes the number opens it."""
+        self._admitted(who, "sign petitions")
+        ballot = self.get(ballot_id)
+        rules = Rules(**ballot.proposal["rules"])
+        opens, closes = _window(rules, None, None, now)
+        opened = dataclasses.replace(ballot, opens_unix=opens, closes_unix=closes)
+        # appended only by the signature that opens it (so without the decisions waiting in memory)
+        event = self._opened_event(opened)
+        try:
+            return self.ballots.sign_petition(
+                ballot_id, who.id, rules.petition_signatures, opens, closes, [event]
+            )
+        except Conflict as exc:
+            raise FailedPrecondition(str(exc), code="ballot.signed") from None
+
+    def vote(self, who: Principal, ballot_id: str, choice: str, now: int) -> tuple[str, str]:
+        """Cast an admitted member's one vote; returns (receipt, its hash). The receipt is the
+        voter's alone: the node keeps only its hash, beside the choice and apart from the voter."""
+        self._admitted(who, "vote")
+        ballot = self.get(ballot_id)
+        keys = [c["key"] for c in ballot.proposal["choices"]]
+        if choice not in keys:
+            raise InvalidArgument(f"choice: one of {', '.join(keys)}", code="ballot.choice", field="choice")
+        where = state(ballot, now)
+        if where != "open":
+            raise FailedPrecondition(
+                f"ballot {ballot_id} is {where}: it takes no votes now", code="ballot.not_open"
+            )
+        receipt = new_receipt()
+        digest = receipt_hash(ballot_id, receipt)
+        try:
+            self.ballots.cast_vote(ballot_id, who.id, digest, choice)
+        except Conflict:
+            raise AlreadyExists(
+                f"you voted in {ballot_id} already: one member, one vote", code="ballot.voted"
+            ) from None
+        return receipt, digest
+
+    # --- closing --------------------------------------------------------------------------------
+
+    def tally(self, ballot_id: str, now: int) -> BallotRecord:
+        """The closed ballot with its tally; closes and counts it first where its time is up."""
+        ballot = self.get(ballot_id)
+        where = state(ballot, now)
+        if where == "closed":
+            return ballot
+        if where != "awaiting its count":
+            raise FailedPrecondition(
+                f"ballot {ballot_id} is {where}; it is counted only once it closes", code="ballot.not_closed"
+            )
+        log = self.decision_log
+        try:
+            with log.batch() as waiting:
+
+                def counted(record: BallotRecord, box: Box, eligible: int) -> Closing:
+                    result = count(record.ballot_id, record.proposal, box, eligible, _iso(now))
+                    event = log.event(
+                        TALLY_PATH,
+                        {"ballot_id": record.ballot_id, "title": record.proposal["title"],
+                         "proposal_digest": result["proposal_digest"]},
+                        result, self.policy.revision,
+                    )  # fmt: skip
+                    return Closing(result, changes.digest(result), [*waiting, event])
+
+                return self.ballots.close_ballot(ballot_id, now, counted)
+        except Conflict:
+            return self.get(ballot_id)  # closed meanwhile by another caller

@@ -37,6 +37,7 @@ from coopfed.node.policy.defaults import default_policies
 from coopfed.node.portal.server import demo_portal
 from coopfed.node.runtime import Node, init_node, open_node
 from coopfed.node.server import NodeServer, portal_parts
+from coopfed.node.services import books_of, publisher_of
 from coopfed.node.settings import load_settings
 from coopfed.v1 import (
     common_pb2,
@@ -108,14 +109,16 @@ async def walk_through(folder: Path, console: Console, *, keep_serving: bool = F
         pinned, refused = await _federate(riverside, fellside, market, console)
         contributors = await _forecast(riverside, members["riverside"].nudged, console)
         first = int(riverside.sim.readings.periods[0])
-        await asyncio.to_thread(show_ledger, [c.node for c in coops], first, first + DAYS * 86_400, console)
+        books = [(c.node.node_id, books_of(c.node)) for c in coops]
+        await asyncio.to_thread(show_ledger, books, first, first + DAYS * 86_400, console)
         console.print("\n[bold]Third parties[/bold]")
         asked = await asyncio.to_thread(
             third_parties, riverside.node, riverside.public, members["riverside"].green, folder, console
         )
         flows = await asyncio.to_thread(
             show_open_data_and_benchmark,
-            riverside.node,
+            riverside.node.node_id,
+            publisher_of(riverside.node).publish,
             riverside.public,
             members["riverside"].green,
             folder,

@@ -10,13 +10,13 @@ import numpy as np
 from rich.console import Console
 
 from coopfed.node.cli.common import NodeAction, add_period_options, bind_on_node, period_of, period_text
-from coopfed.node.cli.output import Col, add_json_option, show, show_record
+from coopfed.node.cli.output import Col, add_json_option, show, show_fields, show_record
 from coopfed.node.errors import NotFound
 from coopfed.node.ledger.money import pounds
-from coopfed.node.ledger.run import decide_terms, ledger_of, settle_span
-from coopfed.node.ledger.statement import journal_csv, statement
+from coopfed.node.ledger.statement import journal_csv
 from coopfed.node.localtime import DEFAULT_TZ
 from coopfed.node.runtime import Node
+from coopfed.node.services import books_of
 
 
 def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
@@ -39,33 +39,25 @@ def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
 
 def _settle(args: argparse.Namespace, node: Node, console: Console) -> int:
     start, end = period_of(args)
-    done = settle_span(node, start, end)
-    record = {
-        "days": period_text(start, end),
-        "key": done.terms.key_title,
-        "members": done.members,
-        "settled": done.settled,
-        "corrected": done.corrected,
-        "provisional": done.provisional,
-        "terms_changed": done.terms_changed,
-        "decision_id": done.decision_id,
-        "revision": done.revision,
-    }
-    labels = {
-        "days": "days", "key": "local energy shared", "members": "members", "settled": "half-hours settled",
-        "corrected": "corrections posted", "provisional": "still provisional",
-        "terms_changed": "prices or key changed", "decision_id": "decision", "revision": "policy revision",
-    }  # fmt: skip
-    show_record(console, record, labels, as_json=args.json)
+    done = books_of(node).settle(start, end)
+    fields = [
+        ("days", "days", period_text(start, end)),
+        ("key", "local energy shared", done.terms.key_title),
+        ("members", "members", done.members),
+        ("settled", "half-hours settled", done.settled),
+        ("corrected", "corrections posted", done.corrected),
+        ("provisional", "still provisional", done.provisional),
+        ("terms_changed", "prices or key changed", done.terms_changed),
+        ("decision_id", "decision", done.decision_id),
+        ("revision", "policy revision", done.revision),
+    ]
+    show_fields(console, fields, as_json=args.json)
     return 0
 
 
 def _statement(args: argparse.Namespace, node: Node, console: Console) -> int:
     start, end = period_of(args)
-    if args.member:
-        node.store.get_member(args.member)  # NotFound in plain words
-    terms = decide_terms(node, start, end)[0]
-    made = statement(ledger_of(node), start, end, args.member or None, terms)
+    made = books_of(node).statement(start, end, args.member)
     if args.json:
         show_record(console, made.to_dict(), {}, as_json=True)
         return 0
@@ -77,7 +69,7 @@ def _statement(args: argparse.Namespace, node: Node, console: Console) -> int:
 
 def _journal(args: argparse.Namespace, node: Node, console: Console) -> int:
     start, end = period_of(args)
-    lines = list(ledger_of(node).journal(start, end, args.member or None))
+    lines = list(books_of(node).ledger.journal(start, end, args.member or None))
     if args.member and not lines:
         raise NotFound(f"no postings of member {args.member!r} in those days", code="ledger.no_postings")
     if args.csv:

@@ -8,10 +8,11 @@ from pathlib import Path
 from rich.console import Console
 
 from coopfed.node.cli.common import NodeAction, add_period_options, bind_on_node, period_of, period_text
-from coopfed.node.cli.output import add_json_option, show_record
+from coopfed.node.cli.output import add_json_option, show_fields
 from coopfed.node.errors import UsageError
-from coopfed.node.opendata.publish import DEFAULT_DAYS, publish
+from coopfed.node.opendata.publish import DEFAULT_DAYS
 from coopfed.node.runtime import Node
+from coopfed.node.services import publisher_of
 
 
 def add_commands(parser: argparse.ArgumentParser, console: Console) -> None:
@@ -40,24 +41,18 @@ def _publish(args: argparse.Namespace, node: Node, console: Console) -> int:
     if (args.start is None) != (args.end is None):
         raise UsageError("give --from and --to together, or neither", code="cli.period")
     period = period_of(args) if args.start else None
-    done = publish(node, args.out, period, epsilon=args.epsilon)
-    record = {
-        "publication_id": done.publication_id,
-        "folder": str(done.folder),
-        "files": ", ".join(done.files),
-        "days": period_text(*done.period),
-        "cells_released": done.cells_released,
-        "cells_suppressed": done.cells_suppressed,
-        "contributors": done.contributors,
-        "parquet": "written"
-        if done.parquet
-        else "not written: install pyarrow for Parquet beside the CSV files",
-        "decision_id": done.decision_id,
-    }
-    labels = {
-        "publication_id": "publication", "folder": "written to", "files": "files", "days": "days",
-        "cells_released": "half-hours published", "cells_suppressed": "half-hours withheld (fewer than k)",
-        "contributors": "members contributing", "parquet": "Parquet", "decision_id": "decision",
-    }  # fmt: skip
-    show_record(console, record, labels, as_json=args.json)
+    done = publisher_of(node).publish(args.out, period, epsilon=args.epsilon)
+    parquet = "written" if done.parquet else "not written: install pyarrow for Parquet beside the CSV files"
+    fields = [
+        ("publication_id", "publication", done.publication_id),
+        ("folder", "written to", str(done.folder)),
+        ("files", "files", ", ".join(done.files)),
+        ("days", "days", period_text(*done.period)),
+        ("cells_released", "half-hours published", done.cells_released),
+        ("cells_suppressed", "half-hours withheld (fewer than k)", done.cells_suppressed),
+        ("contributors", "members contributing", done.contributors),
+        ("parquet", "Parquet", parquet),
+        ("decision_id", "decision", done.decision_id),
+    ]
+    show_fields(console, fields, as_json=args.json)
     return 0

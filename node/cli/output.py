@@ -71,6 +71,12 @@ def show_record(
         console.print(f"{label + ':':<{width + 1}} {cell(record.get(key))}", markup=False)
 
 
+def show_fields(console: Console, fields: Sequence[tuple[str, str, Any]], *, as_json: bool) -> None:
+    """One thing from (key, label, value) fields: 'label: value' lines, or a JSON object by key."""
+    record = {key: value for key, _, value in fields}
+    show_record(console, record, {key: label for key, label, _ in fields}, as_json=as_json)
+
+
 def cell(value: Any) -> str:
     """A value as a person reads it in a table."""
     if value is None or value == "":

@@ -17,10 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from coopfed.node.decisionlog import DecisionLog
 from coopfed.node.errors import FailedPrecondition, InvalidArgument
 from coopfed.node.ledger.settle import PeriodResult, energy, settle, status
 from coopfed.node.ledger.terms import TERMS_PATH, Terms
-from coopfed.node.runtime import Node
+from coopfed.node.policy.holder import PolicyHolder
+from coopfed.node.storage import Store
+from coopfed.node.storage.governance import GovernanceStore
 from coopfed.node.storage.governance_sqlite import SqlGovernanceStore
 from coopfed.node.storage.ledger import LedgerStore, NewTransaction, PeriodState, Run
 from coopfed.node.storage.ledger_sqlite import SqlLedgerStore
@@ -43,30 +46,38 @@ class RunSummary:
     terms_changed: bool
 
 
-def ledger_of(node: Node) -> LedgerStore:
-    """The ledger beside the node's store."""
-    if not isinstance(node.store, SqlStore):
+def ledger_of(store: Store, governance: GovernanceStore | None) -> LedgerStore:
+    """The ledger beside the node's store (and its decision log, where given)."""
+    if not isinstance(store, SqlStore):
         raise FailedPrecondition("the ledger needs the SQLite or PostgreSQL store", code="ledger.store")
-    governance = node.governance if isinstance(node.governance, SqlGovernanceStore) else None
-    return SqlLedgerStore(node.store, governance)
+    return SqlLedgerStore(store, governance if isinstance(governance, SqlGovernanceStore) else None)
 
 
-def decide_terms(node: Node, start: int, end: int) -> tuple[Terms, dict[str, Any], dict[str, Any], str]:
+def decide_terms(
+    policy: PolicyHolder, start: int, end: int
+) -> tuple[Terms, dict[str, Any], dict[str, Any], str]:
     """(terms, policy input, result, revision): one decision for the run's span."""
     query = {"period_start": start, "period_end": end}
-    result, revision = node.policy.decide(TERMS_PATH, query)
+    result, revision = policy.decide(TERMS_PATH, query)
     return Terms.from_decision(result), query, result, revision
 
 
-def settle_span(node: Node, start: int, end: int, *, now: int | None = None) -> RunSummary:
+def settle_span(
+    ledger: LedgerStore,
+    policy: PolicyHolder,
+    decision_log: DecisionLog,
+    start: int,
+    end: int,
+    *,
+    now: int | None = None,
+) -> RunSummary:
     """Settle the periods in [start, end) (unix seconds on the half hour)."""
     if start % 1800 or end % 1800 or end <= start:
         raise InvalidArgument(
             "a settlement run covers whole half-hours, ending after it starts", code="ledger.span"
         )
     now = int(datetime.now(UTC).timestamp()) if now is None else now
-    terms, query, result, revision = decide_terms(node, start, end)
-    ledger = ledger_of(node)
+    terms, query, result, revision = decide_terms(policy, start, end)
     found = energy(ledger.period_readings(start, end))
     states = ledger.period_states(start, end)
     open_periods = [p for p, s in states.items() if s.status == "provisional"]
@@ -80,8 +91,8 @@ def settle_span(node: Node, start: int, end: int, *, now: int | None = None) -> 
     changed = bool(previous) and json.loads(previous[0].terms_json) != terms.public()
     at = datetime.now(UTC).isoformat(timespec="microseconds")
     run = Run(str(uuid.uuid4()), at, start, end, "", revision, terms.to_json())
-    events = _events(node, run, query, result, revision, terms, previous[0] if changed else None)
-    run = replace(run, decision_id=events[0]["decision_id"]) if events else run
+    events = _events(decision_log, run, query, result, revision, terms, previous[0] if changed else None)
+    run = replace(run, decision_id=events[0]["decision_id"])
     ledger.post(run, found.member_ids, transactions, events)
     still = sum(1 for s in ledger.period_states(start, end).values() if s.status == "provisional")
     return RunSummary(
@@ -117,7 +128,7 @@ def _transaction(
 
 
 def _events(
-    node: Node,
+    decision_log: DecisionLog,
     run: Run,
     query: dict[str, Any],
     result: dict[str, Any],
@@ -125,11 +136,9 @@ def _events(
     terms: Terms,
     previous: Run | None,
 ) -> list[dict[str, Any]]:
-    if node.decision_log is None:
-        return []
-    events = [node.decision_log.event(TERMS_PATH, {**query, "run_id": run.run_id}, result, revision)]
+    events = [decision_log.event(TERMS_PATH, {**query, "run_id": run.run_id}, result, revision)]
     if previous is not None:
         change = {"before": json.loads(previous.terms_json), "after": terms.public(),
                   "before_revision": previous.revision}  # fmt: skip
-        events.append(node.decision_log.event(TERMS_CHANGED_PATH, {"run_id": run.run_id}, change, revision))
+        events.append(decision_log.event(TERMS_CHANGED_PATH, {"run_id": run.run_id}, change, revision))
     return events

@@ -8,15 +8,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from coopfed.node.auth import caller
 from coopfed.node.convert import timestamp
+from coopfed.node.decisionlog import DecisionLog
 from coopfed.node.errors import InvalidArgument
-from coopfed.node.ledger import books
-from coopfed.node.ledger.run import settle_span
+from coopfed.node.ledger.books import DEFAULT_PAGE, MAX_PAGE, Books, board_only
 from coopfed.node.ledger.settle import HALF_HOUR
 from coopfed.node.ledger.statement import Statement
-from coopfed.node.members import decision_log
 from coopfed.node.paging import Page
 from coopfed.node.rpc import rpc
-from coopfed.node.runtime import Node
 from coopfed.node.storage.ledger import JournalLine
 from coopfed.v1 import ledger_pb2 as pb
 from coopfed.v1 import ledger_pb2_grpc as pb_grpc
@@ -25,22 +23,21 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LedgerService"].full_name
 
 
 class LedgerService(pb_grpc.LedgerServiceServicer):
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(self, *, books: Books, decision_log: DecisionLog) -> None:
+        self.books = books
+        self.decision_log = decision_log  # its key signs page tokens
 
     @rpc
     async def GetStatement(self, request, context):
         start, end = _span(request)
-        made = await asyncio.to_thread(
-            books.statement_for, self.node, caller(), request.member_id, start, end
-        )
+        made = await asyncio.to_thread(self.books.statement_for, caller(), request.member_id, start, end)
         return _statement(made)
 
     @rpc
     async def Settle(self, request, context):
-        books.board_only(caller(), "settle the ledger")
+        board_only(caller(), "settle the ledger")
         start, end = _span(request)
-        done = await asyncio.to_thread(settle_span, self.node, start, end)
+        done = await asyncio.to_thread(self.books.settle, start, end)
         return pb.SettleResponse(
             run_id=done.run_id, decision_id=done.decision_id, revision=done.revision,
             key_title=done.terms.key_title, periods=done.periods, settled=done.settled,
@@ -50,18 +47,10 @@ class LedgerService(pb_grpc.LedgerServiceServicer):
 
     @rpc
     async def ListJournal(self, request, context):
-        books.board_only(caller(), "read the journal")
+        board_only(caller(), "read the journal")
         start, end = _span(request)
-        page = Page(
-            decision_log(self.node),
-            request,
-            caller=caller().id,
-            default=books.DEFAULT_PAGE,
-            maximum=books.MAX_PAGE,
-        )
-        lines, token = await asyncio.to_thread(
-            books.journal_page, self.node, start, end, request.member_id, page
-        )
+        page = Page(self.decision_log, request, caller=caller().id, default=DEFAULT_PAGE, maximum=MAX_PAGE)
+        lines, token = await asyncio.to_thread(self.books.journal_page, start, end, request.member_id, page)
         return pb.ListJournalResponse(entries=[_entry(line) for line in lines], next_page_token=token)
 
 

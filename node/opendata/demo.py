@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,8 +10,7 @@ import grpc
 from rich.console import Console
 
 from coopfed.node.client import bearer
-from coopfed.node.opendata.publish import Publication, publish
-from coopfed.node.runtime import Node
+from coopfed.node.opendata.publish import Publication
 from coopfed.v1 import benchmark_pb2, benchmark_pb2_grpc
 
 
@@ -21,13 +21,18 @@ class FlowsShown:
 
 
 def show_open_data_and_benchmark(
-    node: Node, address: str, token: str, folder: Path, console: Console
+    node_id: str,
+    publish: Callable[[Path], Publication],
+    address: str,
+    token: str,
+    folder: Path,
+    console: Console,
 ) -> FlowsShown:
     """Publish the co-op's open data into `folder`/open-data and compare one member over gRPC."""
     console.print("\n[bold]Open data[/bold]")
-    done = publish(node, folder / "open-data")
+    done = publish(folder / "open-data")
     console.print(
-        f"  {node.node_id}: {done.cells_released:,} half-hours published from {done.contributors} members "
+        f"  {node_id}: {done.cells_released:,} half-hours published from {done.contributors} members "
         f"({done.cells_suppressed:,} withheld, fewer than k) in {done.folder / 'datapackage.json'}",
         markup=False,
     )

@@ -12,18 +12,21 @@ from __future__ import annotations
 import csv
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import frictionless
 
+from coopfed.node.decisionlog import DecisionLog
 from coopfed.node.errors import FailedPrecondition, InvalidArgument
 from coopfed.node.model import HALF_HOUR, Flow
 from coopfed.node.policy.consent import ConsentDecision
+from coopfed.node.policy.holder import PolicyHolder
 from coopfed.node.release import pipeline
-from coopfed.node.runtime import Node
+from coopfed.node.storage import Store
 from coopfed.node.storage.governance import GrantKind
 
 PATH = "coopfed/open_data/publication"
@@ -50,72 +53,99 @@ class Publication:
     parquet: bool  # written beside the CSV files (needs pyarrow)
 
 
-def publish(
-    node: Node, out: Path, period: tuple[int, int] | None = None, *, epsilon: float | None = None
-) -> Publication:
-    """Write a data package of the period (default: the last four weeks held) into `out`; with
-    `epsilon`, differentially private (charged to every member's yearly budget)."""
-    terms = _terms(node)
-    newest = node.store.newest_period()
-    if newest is None:
-        raise FailedPrecondition(
-            "the co-op holds no readings yet: there is nothing to publish", code="opendata.empty"
-        )
-    start, end = period or (newest + HALF_HOUR - DEFAULT_DAYS * 86400, newest + HALF_HOUR)
-    if start % HALF_HOUR or end % HALF_HOUR or start >= end:
-        raise InvalidArgument(
-            "period: half-hour aligned, start before end", code="opendata.period", field="period"
-        )
-    if epsilon is not None and not 0 < epsilon < float("inf"):
-        raise InvalidArgument("epsilon: a positive number", code="opendata.epsilon", field="epsilon")
-    publication_id = "pub-" + uuid.uuid4().hex[:16]
-    ask = pipeline.Ask(Flow.OPEN_DATA.value, terms["purpose"], tuple(terms["datasets"]), (start, end),
-                       min_group_size=int(terms["k"]), epsilon=epsilon)  # fmt: skip
-    to = pipeline.Recipient(GrantKind.OPEN_DATA, publication_id, "public", "open data")
-    release = pipeline.plan(node, ask, to, contributes=lambda *q: _contributes(node, *q))
-    question = {"publication": publication_id, "licence": terms["licence"]["name"]}
-    release = pipeline.record(node, release, PATH, question)
-    released = [pipeline.cells(node, release, ds) for ds in release.datasets]
-    contributors = pipeline.log_access(node, release, released)  # before any file is written
-    out.mkdir(parents=True, exist_ok=True)
-    files = [_write_csv(out, cells) for cells in released]
-    parquet = _write_parquet(out, released)
-    _package(node, release, terms, files).to_json(str(out / "datapackage.json"))
-    node.store.note_publication(publication_id, release.decision_id, int(time.time()), str(out))
-    return Publication(
-        publication_id=publication_id,
-        decision_id=release.decision_id,
-        folder=out,
-        period=release.period,
-        files=("datapackage.json", *files),
-        cells_released=sum(c.periods.size for c in released),
-        cells_suppressed=sum(c.suppressed.size for c in released),
-        contributors=len(contributors),
-        parquet=parquet,
-    )
+class Pipeline(Protocol):
+    """The release pipeline (`coopfed.node.release.pipeline`) with the node's store, consent,
+    policy and logs bound in, as the composition site builds it; a publication also names who
+    contributes."""
+
+    def plan(
+        self, ask: pipeline.Ask, recipient: pipeline.Recipient, *, contributes: pipeline.Contributes
+    ) -> pipeline.Release: ...
+
+    def record(
+        self, release: pipeline.Release, path: str, question: Mapping[str, Any]
+    ) -> pipeline.Release: ...
+
+    def cells(self, release: pipeline.Release, dataset: str) -> pipeline.Cells: ...
+
+    def log_access(self, release: pipeline.Release, released: Sequence[pipeline.Cells]) -> set[str]: ...
 
 
-def _terms(node: Node) -> dict[str, Any]:
-    terms = node.policy.evaluate(TERMS, {})
+@dataclass(frozen=True, kw_only=True)
+class Publisher:
+    """The co-op's open-data publications: terms and contributors from the policy in force, each
+    publication in the decision log and the store."""
+
+    store: Store
+    policy: PolicyHolder
+    decision_log: DecisionLog
+    pipeline: Pipeline
+
+    def publish(
+        self, out: Path, period: tuple[int, int] | None = None, *, epsilon: float | None = None
+    ) -> Publication:
+        """Write a data package of the period (default: the last four weeks held) into `out`; with
+        `epsilon`, differentially private (charged to every member's yearly budget)."""
+        terms = _terms(self.policy)
+        newest = self.store.newest_period()
+        if newest is None:
+            raise FailedPrecondition(
+                "the co-op holds no readings yet: there is nothing to publish", code="opendata.empty"
+            )
+        start, end = period or (newest + HALF_HOUR - DEFAULT_DAYS * 86400, newest + HALF_HOUR)
+        if start % HALF_HOUR or end % HALF_HOUR or start >= end:
+            raise InvalidArgument(
+                "period: half-hour aligned, start before end", code="opendata.period", field="period"
+            )
+        if epsilon is not None and not 0 < epsilon < float("inf"):
+            raise InvalidArgument("epsilon: a positive number", code="opendata.epsilon", field="epsilon")
+        publication_id = "pub-" + uuid.uuid4().hex[:16]
+        ask = pipeline.Ask(Flow.OPEN_DATA.value, terms["purpose"], tuple(terms["datasets"]), (start, end),
+                           min_group_size=int(terms["k"]), epsilon=epsilon)  # fmt: skip
+        to = pipeline.Recipient(GrantKind.OPEN_DATA, publication_id, "public", "open data")
+        release = self.pipeline.plan(ask, to, contributes=self._contributes)
+        question = {"publication": publication_id, "licence": terms["licence"]["name"]}
+        release = self.pipeline.record(release, PATH, question)
+        released = [self.pipeline.cells(release, ds) for ds in release.datasets]
+        contributors = self.pipeline.log_access(release, released)  # before any file is written
+        out.mkdir(parents=True, exist_ok=True)
+        files = [_write_csv(out, cells) for cells in released]
+        parquet = _write_parquet(out, released)
+        _package(self.policy, release, terms, files).to_json(str(out / "datapackage.json"))
+        self.store.note_publication(publication_id, release.decision_id, int(time.time()), str(out))
+        return Publication(
+            publication_id=publication_id,
+            decision_id=release.decision_id,
+            folder=out,
+            period=release.period,
+            files=("datapackage.json", *files),
+            cells_released=sum(c.periods.size for c in released),
+            cells_suppressed=sum(c.suppressed.size for c in released),
+            contributors=len(contributors),
+            parquet=parquet,
+        )
+
+    def _contributes(
+        self, profile: dict[str, Any], dataset: str, consent: ConsentDecision, consent_id: str
+    ) -> str | None:
+        """The open-data policy's answer for one profile, on top of its consent decision (logged)."""
+        question = {
+            "profile": profile,
+            "dataset": dataset,
+            "consent": {"allowed": consent.allowed, "reasons": list(consent.reasons)},
+        }
+        answer, revision = self.policy.decide(CONTRIBUTES, question)
+        allowed = isinstance(answer, dict) and answer.get("allowed") is True
+        logged = {**question, "consent_decision_id": consent_id}
+        decision_id = self.decision_log.record(CONTRIBUTES, logged, answer, revision)
+        return decision_id if allowed else None
+
+
+def _terms(policy: PolicyHolder) -> dict[str, Any]:
+    terms = policy.evaluate(TERMS, {})
     if not isinstance(terms, dict) or not terms.get("datasets"):
         raise FailedPrecondition("the open-data policy gives no publication terms", code="opendata.terms")
     return terms
-
-
-def _contributes(
-    node: Node, profile: dict[str, Any], dataset: str, consent: ConsentDecision, consent_id: str
-) -> str | None:
-    """The open-data policy's answer for one profile, on top of its consent decision (logged)."""
-    question = {
-        "profile": profile,
-        "dataset": dataset,
-        "consent": {"allowed": consent.allowed, "reasons": list(consent.reasons)},
-    }
-    answer, revision = node.policy.decide(CONTRIBUTES, question)
-    allowed = isinstance(answer, dict) and answer.get("allowed") is True
-    log = pipeline.decision_log_of(node)
-    decision_id = log.record(CONTRIBUTES, {**question, "consent_decision_id": consent_id}, answer, revision)
-    return decision_id if allowed else None
 
 
 def _write_csv(out: Path, cells: pipeline.Cells) -> str:
@@ -145,9 +175,9 @@ def _write_parquet(out: Path, released: list[pipeline.Cells]) -> bool:
 
 
 def _package(
-    node: Node, release: pipeline.Release, terms: dict[str, Any], files: list[str]
+    policy: PolicyHolder, release: pipeline.Release, terms: dict[str, Any], files: list[str]
 ) -> frictionless.Package:
-    data = node.policy_data
+    data = policy.data
     coop = data["coop"]
     resources = [
         frictionless.Resource(
@@ -174,7 +204,7 @@ def _package(
     )
     package.custom["coopfed"] = {
         "publication_id": release.recipient.grant_id, "decision_id": release.decision_id,
-        "policy_revision": node.policy.revision, "k": release.min_group_size, "purpose": release.ask.purpose,
+        "policy_revision": policy.revision, "k": release.min_group_size, "purpose": release.ask.purpose,
         "period": {"start": _utc(start), "end": _utc(end)},
         "differential_privacy": None if release.ask.epsilon is None else {
             "mechanism": "laplace (OpenDP)", "epsilon": release.ask.epsilon,

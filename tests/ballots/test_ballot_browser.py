@@ -15,6 +15,7 @@ from coopfed.node.ballots import voting
 from coopfed.node.ballots.tally import receipt_hash
 from coopfed.node.governance import admission
 from coopfed.node.portal.accounts import Accounts
+from coopfed.node.services import ballots_of
 from coopfed.node.storage.ballots import BallotRecord
 from tests.portal.test_browser import PASSWORD, Site, browser, checked, fill, site, submit, visit
 
@@ -30,8 +31,8 @@ def test_a_member_reads_a_ballot_votes_and_checks_a_result(browser: WebDriver, s
     member = Accounts(site.node.store).find("ana@example.org").member_id
     now = int(time.time())
     change = voting.Change("", {"coop": {"k_min": 6}})
-    ballot = voting.propose(
-        site.node, Principal("board", "test"), "Larger groups", "Release totals of 6 homes or more.",
+    ballot = ballots_of(site.node).propose(
+        Principal("board", "test"), "Larger groups", "Release totals of 6 homes or more.",
         [change], None, None, now,
     )  # fmt: skip
     visit(browser, site, "/ballots", "ballots")
@@ -51,7 +52,7 @@ def test_a_member_reads_a_ballot_votes_and_checks_a_result(browser: WebDriver, s
     site.node.ballots.cast_vote(
         closed.ballot_id, member, receipt_hash(closed.ballot_id, "kept-receipt"), "yes"
     )
-    voting.tally(site.node, closed.ballot_id, now)
+    ballots_of(site.node).tally(closed.ballot_id, now)
     visit(browser, site, "/ballots/ballot-closed", "ballot-closed")
     assert "1 of 1 members voted" in browser.find_element(By.ID, "main").text  # Ana is the only member
     fill(browser, receipt="kept-receipt")

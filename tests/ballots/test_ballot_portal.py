@@ -17,6 +17,7 @@ from coopfed.node.ballots import voting
 from coopfed.node.portal.app import create_app
 from coopfed.node.runtime import Node, init_node, open_node
 from coopfed.node.server import portal_parts
+from coopfed.node.services import ballots_of
 from coopfed.node.settings import load_settings
 
 from ..portal.test_pages import csrf, sign_up
@@ -43,8 +44,8 @@ def test_a_member_reads_the_impact_votes_and_checks_the_receipt(client: tuple[Te
     http, node = client
     sign_up(http, node)
     change = voting.Change("", {"governance": {"thresholds": {"reject": 40}}})
-    ballot = voting.propose(
-        node, Principal("board", "test"), "Refuse fewer requests", "Refuse below 40, not 45.", [change],
+    ballot = ballots_of(node).propose(
+        Principal("board", "test"), "Refuse fewer requests", "Refuse below 40, not 45.", [change],
         None, int(time.time()) + 8, int(time.time()),
     )  # fmt: skip
     listing = http.get("/ballots")

@@ -6,10 +6,11 @@ import json
 
 import numpy as np
 
-from coopfed.node.ledger.run import TERMS_CHANGED_PATH, ledger_of, settle_span
+from coopfed.node.ledger.run import TERMS_CHANGED_PATH
 from coopfed.node.ledger.terms import TERMS_PATH
 from coopfed.node.policy import load_policies, make_engine
 from coopfed.node.runtime import Node
+from coopfed.node.services import books_of
 
 from .conftest import DAY, PERIODS, T0, add_member
 
@@ -22,16 +23,16 @@ def _neighbourhood(node: Node) -> None:
 
 def test_a_day_settles_in_balance_with_local_energy_first(node: Node) -> None:
     _neighbourhood(node)
-    summary = settle_span(node, T0, T0 + DAY, now=T0 + DAY)
+    summary = books_of(node).settle(T0, T0 + DAY, now=T0 + DAY)
     assert (summary.settled, summary.corrected, summary.provisional, summary.members) == (48, 0, 0, 3)
-    ledger = ledger_of(node)
+    ledger = books_of(node).ledger
     # 1.0 kWh exported per half-hour, shared 2:1 between ann and bea; 0.5 kWh left to buy from the grid
     ann = ledger.totals(T0, T0 + DAY, "ann")
     assert ann["local_bought"][1] == 48 * 667
     assert ann["grid_import"][1] == 48 * 333
     assert ledger.totals(T0, T0 + DAY, "sol")["local_credit"] == (-48 * 18, 48 * 1000)  # 18p a kWh
     assert ledger.unbalanced() == []
-    assert settle_span(node, T0, T0 + DAY, now=T0 + DAY).settled == 0  # nothing posted twice
+    assert books_of(node).settle(T0, T0 + DAY, now=T0 + DAY).settled == 0  # nothing posted twice
 
 
 def test_late_data_corrects_and_never_edits(node: Node) -> None:
@@ -41,12 +42,12 @@ def test_late_data_corrects_and_never_edits(node: Node) -> None:
     held[[10, 11]] = False
     node.store.create_member("eve", "eve", node.store.get_member("ann").settings, admitted_by="test")
     node.store.put_readings("eve", [("demand", PERIODS[held], np.full(int(held.sum()), 0.5))])
-    first = settle_span(node, T0, T0 + DAY, now=T0 + DAY)
+    first = books_of(node).settle(T0, T0 + DAY, now=T0 + DAY)
     assert (first.settled, first.provisional) == (48, 2)
-    ledger = ledger_of(node)
+    ledger = books_of(node).ledger
     before = list(ledger.journal(T0, T0 + DAY))
     node.store.put_readings("eve", [("demand", PERIODS[~held], np.array([0.5, 0.5]))])
-    second = settle_span(node, T0, T0 + DAY, now=T0 + DAY)
+    second = books_of(node).settle(T0, T0 + DAY, now=T0 + DAY)
     assert (second.settled, second.corrected, second.provisional) == (0, 2, 0)
     after = list(ledger.journal(T0, T0 + DAY))
     assert after[: len(before)] == before  # history untouched
@@ -62,16 +63,16 @@ def test_the_cut_off_makes_a_period_final_without_its_data(node: Node) -> None:
     _neighbourhood(node)
     node.store.create_member("eve", "eve", node.store.get_member("ann").settings, admitted_by="test")
     node.store.put_readings("eve", [("demand", PERIODS[1:], np.full(47, 0.5))])
-    assert settle_span(node, T0, T0 + DAY, now=T0 + DAY).provisional == 1
-    assert settle_span(node, T0, T0 + DAY, now=T0 + 15 * DAY).provisional == 0
-    [state] = [s for p, s in ledger_of(node).period_states(T0, T0 + DAY).items() if p == T0]
+    assert books_of(node).settle(T0, T0 + DAY, now=T0 + DAY).provisional == 1
+    assert books_of(node).settle(T0, T0 + DAY, now=T0 + 15 * DAY).provisional == 0
+    [state] = [s for p, s in books_of(node).ledger.period_states(T0, T0 + DAY).items() if p == T0]
     assert state.status == "final"
 
 
 def test_erasure_keeps_the_books_balanced(node: Node) -> None:
     _neighbourhood(node)
-    settle_span(node, T0, T0 + DAY, now=T0 + DAY)
-    ledger = ledger_of(node)
+    books_of(node).settle(T0, T0 + DAY, now=T0 + DAY)
+    ledger = books_of(node).ledger
     total = ledger.totals(T0, T0 + DAY)
     node.store.erase_member("sol")
     assert ledger.totals(T0, T0 + DAY) == total
@@ -82,7 +83,7 @@ def test_erasure_keeps_the_books_balanced(node: Node) -> None:
 
 def test_every_run_and_every_change_of_terms_is_in_the_decision_log(node: Node) -> None:
     _neighbourhood(node)
-    first = settle_span(node, T0, T0 + DAY, now=T0 + DAY)
+    first = books_of(node).settle(T0, T0 + DAY, now=T0 + DAY)
     entry = json.loads(node.governance.decision_entry(first.decision_id))
     assert entry["path"] == TERMS_PATH
     assert entry["revision"] == node.policy.revision
@@ -95,7 +96,7 @@ def test_every_run_and_every_change_of_terms_is_in_the_decision_log(node: Node) 
     (folder / "data.json").write_text(json.dumps(data))
     policies = load_policies(folder)
     node.policy.swap(make_engine("embedded", policies), policies)
-    second = settle_span(node, T0, T0 + DAY, now=T0 + DAY)
+    second = books_of(node).settle(T0, T0 + DAY, now=T0 + DAY)
     assert second.terms_changed
     assert second.revision != first.revision
     changes = [
@@ -111,7 +112,7 @@ def test_every_run_and_every_change_of_terms_is_in_the_decision_log(node: Node) 
 def test_a_run_moves_the_signed_head_so_the_node_keeps_logging_onto_it(node: Node) -> None:
     _neighbourhood(node)
     before = node.governance.signed_head()
-    settle_span(node, T0, T0 + DAY, now=T0 + DAY)
+    books_of(node).settle(T0, T0 + DAY, now=T0 + DAY)
     assert node.governance.signed_head() not in ("", before)  # the run's entries are under a signed head
     event = {"decision_id": "after-run", "path": "p", "input": {}, "result": {}, "timestamp": "t"}
     [logged] = node.governance.append_decisions([event])  # not refused as a head changed behind its back

@@ -12,8 +12,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from coopfed.node.client import bearer
 from coopfed.node.credentials import issue_board_token
-from coopfed.node.ledger.run import ledger_of
 from coopfed.node.runtime import Node
+from coopfed.node.services import books_of
 from coopfed.v1 import ledger_pb2 as pb
 from coopfed.v1 import ledger_pb2_grpc as pb_grpc
 
@@ -123,7 +123,7 @@ def test_the_journal_pages_through_every_posting_in_balance(books: Books) -> Non
         entries += page.entries
         if not (token := page.next_page_token):
             break
-    expected = list(ledger_of(books.node).journal(T0, T0 + DAY))
+    expected = list(books_of(books.node).ledger.journal(T0, T0 + DAY))
     assert [(e.transaction, e.account, e.kind, e.pence, e.wh) for e in entries] == [
         (x.txn, x.account, x.kind, x.pence, x.wh) for x in expected
     ]

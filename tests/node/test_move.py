@@ -17,8 +17,8 @@ import pytest
 
 from coopfed.node.client import bearer
 from coopfed.node.federation.state import FederationState, PeerRecord
-from coopfed.node.ledger.run import settle_span
 from coopfed.node.operations import set_storage_url
+from coopfed.node.services import books_of
 from coopfed.node.settings import load_settings
 from coopfed.node.storage import SqliteStore, Store, move
 from coopfed.node.storage.ballots import BallotRecord, Closing
@@ -112,7 +112,7 @@ def coop(tmp_path: Path) -> tuple[Path, dict[str, Any], tuple[Any, str]]:
     org, md = register(gov)
     verify_org(gov, org)
     grant = approved_grant(gov, md).token
-    settle_span(gov.node, JAN, JAN + DAY, now=JAN + DAY)
+    books_of(gov.node).settle(JAN, JAN + DAY, now=JAN + DAY)
     before = _facts(gov, joined, grant)
     config = gov.node.settings.base_dir / "coopfed.toml"
     gen.close()

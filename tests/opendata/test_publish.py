@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from coopfed.node.model import HALF_HOUR, ConsentLevel, ConsentSettings, Flow
-from coopfed.node.opendata.publish import PATH, publish
+from coopfed.node.opendata.publish import PATH
 from coopfed.node.runtime import Node, init_node, open_node
+from coopfed.node.services import publisher_of
 from coopfed.node.settings import load_settings
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -49,7 +50,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
 @pytest.fixture(scope="module")
 def published(node: Node, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("package")
-    return publish(node, out, (START, START + 86400)), out
+    return publisher_of(node).publish(out, (START, START + 86400)), out
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

@@ -14,9 +14,9 @@ import pytest
 
 from coopfed.node.errors import FailedPrecondition, InvalidArgument
 from coopfed.node.model import HALF_HOUR, ConsentLevel, ConsentSettings
-from coopfed.node.opendata.publish import publish
 from coopfed.node.opendata.schedule import Schedule
 from coopfed.node.runtime import Node, init_node, open_node
+from coopfed.node.services import publisher_of
 from coopfed.node.settings import Settings, load_settings
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -31,6 +31,11 @@ def _settings(folder: Path, every: str) -> Settings:
     )
 
 
+def _schedule(node: Node, settings: Settings | None = None) -> Schedule:
+    """The schedule as the running node builds it."""
+    return Schedule(settings=settings or node.settings, store=node.store, publish=publisher_of(node).publish)
+
+
 def _members(node: Node) -> None:
     for i in range(10):
         node.store.create_member(
@@ -43,7 +48,7 @@ def test_a_monthly_schedule_publishes_once_a_month_and_remembers_it(tmp_path: Pa
     settings = _settings(tmp_path / "coop", "monthly")
     now = int(time.time())
     with open_node(settings) as node:
-        schedule = Schedule(node)
+        schedule = _schedule(node)
         with pytest.raises(FailedPrecondition):  # nothing to publish yet; still due
             schedule.run_once(now)
         assert schedule.due(now)
@@ -56,21 +61,21 @@ def test_a_monthly_schedule_publishes_once_a_month_and_remembers_it(tmp_path: Pa
         assert not schedule.due(now)
         assert schedule.run_once(now + 60) is None
     with open_node(settings) as node:  # a restart remembers the last publication
-        schedule = Schedule(node)
+        schedule = _schedule(node)
         assert not schedule.due(now)
         assert schedule.due(now + MONTH)
-        publish(node, tmp_path / "by-hand")  # a publication from the CLI counts too
+        publisher_of(node).publish(tmp_path / "by-hand")  # a publication from the CLI counts too
         assert not schedule.due(now)
 
 
 def test_never_and_a_bad_setting(tmp_path: Path) -> None:
     with open_node(_settings(tmp_path / "never", "")) as node:
         _members(node)
-        assert not Schedule(node).due()
-        assert Schedule(node).run_once() is None
+        assert not _schedule(node).due()
+        assert _schedule(node).run_once() is None
         bad = replace(node.settings, open_data=replace(node.settings.open_data, every="daily"))
         with pytest.raises(InvalidArgument) as refused:
-            Schedule(replace(node, settings=bad))
+            _schedule(node, bad)
         assert "weekly" in refused.value.message
 
 
@@ -79,7 +84,7 @@ def test_the_running_schedule_survives_a_refusal_and_then_publishes(tmp_path: Pa
     with open_node(settings) as node:
 
         async def scenario() -> None:
-            task = asyncio.create_task(Schedule(node).run(check_every_s=0.05))
+            task = asyncio.create_task(_schedule(node).run(check_every_s=0.05))
             await asyncio.sleep(0.3)  # no readings: refused, logged, tried again
             assert node.store.last_publication() is None
             await asyncio.to_thread(_members, node)

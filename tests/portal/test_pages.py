@@ -180,8 +180,8 @@ def _members(node: Node) -> list[str]:
 def test_my_statement_shows_the_members_own_month_and_no_neighbours(client: TestClient, node: Node) -> None:
     import numpy as np
 
-    from coopfed.node.ledger.run import settle_span
     from coopfed.node.model import ConsentSettings
+    from coopfed.node.services import books_of
 
     sign_up(client, node)
     (member,) = _members(node)
@@ -191,7 +191,7 @@ def test_my_statement_shows_the_members_own_month_and_no_neighbours(client: Test
     node.store.create_member("sun", "Sunny neighbour", ConsentSettings(), admitted_by="test")
     flat = {"demand": 0.0, "generation": 0.5, "export": 0.5}
     node.store.put_readings("sun", [(k, periods, np.full(48, v)) for k, v in flat.items()])
-    settle_span(node, day, day + 86_400, now=day + 86_400)
+    books_of(node).settle(day, day + 86_400, now=day + 86_400)
     page = client.get("/statement?month=2024-01")
     assert page.status_code == 200
     text = " ".join(re.sub(r"<[^>]+>", " ", page.text).split())
