@@ -16,6 +16,7 @@ from coopfed.node.federation.issuer import federation_of
 from coopfed.node.model import HALF_HOUR, Flow
 from coopfed.node.release import pipeline
 from coopfed.node.release.pipeline import Cells, Recipient, Release
+from coopfed.node.storage import Capacity
 from coopfed.node.storage.governance import GrantKind
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ Series = Cells  # a peer's name for one dataset's released cells
 
 __all__ = [
     "RELEASE_PATH", "Release", "Series", "check_live", "log_access", "log_release", "plan_release",
-    "release_series",
+    "release_capacity", "release_series",
 ]  # fmt: skip
 
 
@@ -86,6 +87,15 @@ def log_release(node: Node, release: Release) -> Release:
 def release_series(node: Node, release: Release, dataset: str) -> Series:
     """Totals over the consenting profiles; cells with fewer than k members are withheld."""
     return pipeline.cells(node, release, dataset)
+
+
+def release_capacity(node: Node, release: Release) -> Capacity | None:
+    """The capacity behind released generation kWh, which lets a peer read them per installed kW;
+    none beside noisy totals, where an exact kW would narrow what the noise hides."""
+    ask = release.ask
+    if "generation" not in ask.datasets or "kwh" not in ask.fields or ask.noise or ask.epsilon is not None:
+        return None
+    return pipeline.declared_capacity(node, release.consenting["generation"], release.min_group_size)
 
 
 def log_access(node: Node, release: Release, released: Sequence[Series]) -> int:

@@ -16,6 +16,7 @@ from coopfed.node.federation.aggregates import (
     log_access,
     log_release,
     plan_release,
+    release_capacity,
     release_series,
 )
 from coopfed.node.federation.issuer import GRANTEE, PEER, check_peer, federation_of, grant_for_peer
@@ -67,7 +68,8 @@ class FederationService(federation_pb2_grpc.FederationServiceServicer):
         release = await asyncio.to_thread(plan_release, self.node, grant, datasets, period, recipient)
         release = await asyncio.to_thread(log_release, self.node, release)
         everything = await asyncio.to_thread(_release, self.node, release)
-        yield convert.header_to_proto(release, self.node.policy.revision, release.decision_id)
+        installed = await asyncio.to_thread(release_capacity, self.node, release)
+        yield convert.header_to_proto(release, self.node.policy.revision, release.decision_id, installed)
         released = suppressed = 0
         chunk = max(1, federation_of(self.node).conf.series_chunk)
         for series in everything:
