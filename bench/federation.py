@@ -27,13 +27,15 @@ import numpy as np
 
 from coopfed.federation.grants import verify_grant
 from coopfed.federation.keys import b64url_decode
-from coopfed.node.federation import convert, grantee, issuer
-from coopfed.node.federation.aggregates import plan_release
+from coopfed.node.federation import convert, issuer
+from coopfed.node.federation.aggregates import PeerReleases
 from coopfed.node.federation.client import PeerClient
 from coopfed.node.federation.decide import GrantAsk
+from coopfed.node.federation.grantee import Grantee
 from coopfed.node.model import HALF_HOUR, ConsentLevel, ConsentSettings, Flow
 from coopfed.node.runtime import Node, init_node, open_node
 from coopfed.node.server import NodeServer
+from coopfed.node.services import NodePipeline
 from coopfed.node.settings import load_settings
 from coopfed.v1 import federation_pb2
 
@@ -132,8 +134,8 @@ async def timed_fetches(
 def raw_totals_ms(b: Node, token: str, rounds: int) -> list[float]:
     """Baseline: the store's profile_totals alone for the year, over the same consenting profiles
     of each dataset as the release reads."""
-    grant = verify_grant(token, trust=b.own_trust(), audience="coop-b", issuer="coop-b")
-    consenting = plan_release(b, grant, (), None).consenting
+    grant = verify_grant(token, trust=b.credentials.own_trust(), audience="coop-b", issuer="coop-b")
+    consenting = PeerReleases(b.federation.state, NodePipeline(b)).plan(grant, (), None).consenting
     times = []
     for _ in range(rounds):
         began = time.perf_counter()
@@ -147,12 +149,12 @@ def verifications_per_second(b: Node, token: str, seconds: float, rounds: int = 
     """Grant checks per second on one core: the issuer's full check (as FetchAggregates runs it),
     verify_grant alone, and the raw Ed25519 signature check of the same bytes (baseline). Rounds
     are interleaved and the best kept: the machine is shared, and the quietest round is fairest."""
-    trust, revoked = b.own_trust(), b.federation.state.revocations()
+    trust, revoked = b.credentials.own_trust(), b.federation.state.revocations()
     signing_input, _, signature = token.rpartition(".")
     message, sig = signing_input.encode("ascii"), b64url_decode(signature)
     public_key = b.keys.signer.public_key
     fns: dict[str, Callable[[], object]] = {
-        "authenticate": lambda: issuer.authenticate(b, token),
+        "authenticate": lambda: issuer.authenticate(b.federation, b.keys, token),
         "verify_grant": lambda: verify_grant(
             token, trust=trust, audience="coop-b", issuer="coop-b", revoked=revoked
         ),
@@ -199,14 +201,14 @@ def main() -> None:
         b, server_b = stack.enter_context(serving(config_b))
         a, server_a = stack.enter_context(serving(config_a))
         for who, peer in ((a, server_b), (b, server_a)):
-            preview = asyncio.run(grantee.preview_join(who, f"127.0.0.1:{peer.port}", plaintext=True))
-            grantee.pin(who, preview)
+            grantee = Grantee(who.federation, who.keys, who.policy)
+            grantee.pin(asyncio.run(grantee.preview_join(f"127.0.0.1:{peer.port}", plaintext=True)))
         ask = GrantAsk(
             DATASETS, (), "aggregate", "coop_to_coop", "dpv:CommunityEnergyForecasting", START, END
         )
-        held, _ = asyncio.run(grantee.obtain_grant(a, "coop-b", ask))
+        held, _ = asyncio.run(Grantee(a.federation, a.keys, a.policy).obtain_grant("coop-b", ask))
 
-        cold, _ = asyncio.run(timed_fetches(a, held.token, max(3, args.rounds // 5), b._consent_cache.clear))
+        cold, _ = asyncio.run(timed_fetches(a, held.token, max(3, args.rounds // 5), b.consent._cache.clear))
         warm, cells = asyncio.run(timed_fetches(a, held.token, args.rounds, lambda: None))
         raw = raw_totals_ms(b, held.token, args.rounds)
         rates = verifications_per_second(b, held.token, 3.0)

@@ -24,10 +24,10 @@ import numpy as np
 
 from coopfed.federation.grants import Granularity
 from coopfed.node.decisionlog import verify
-from coopfed.node.governance import requests as gov_requests
 from coopfed.node.governance.release import FetchSpec, authenticate_grant
-from coopfed.node.governance.service import _chunks
+from coopfed.node.governance.service import _chunks, parts
 from coopfed.node.model import HALF_HOUR, ConsentLevel, ConsentSettings, Flow
+from coopfed.node.policy.consent import ConsentAnswers
 from coopfed.node.runtime import Node, init_node, open_node
 from coopfed.node.settings import load_settings
 from coopfed.node.storage.records import (
@@ -78,16 +78,16 @@ def grant(node: Node, days: int) -> str:
     record = DataRequestRecord(
         "req-bench", "org-bench", spec, RequestState.APPROVED, decision.decided_at, decision
     )
-    issued, _ = gov_requests._grant(node, record, result, int(time.time()))
+    issued, _ = parts(node).requests._grant(record, result, int(time.time()))
     node.governance.create_request(record, issued, None, [])
     return issued.token
 
 
 def release_seconds(node: Node, token: str) -> tuple[float, int]:
-    node._consent_cache.clear()
-    g = authenticate_grant(node, token).claims["grant"]
+    node.consent = ConsentAnswers(node.policy, node.decision_log)  # cold: each profile asked again
+    g = authenticate_grant(node.credentials, node.governance, token).claims["grant"]
     start = time.perf_counter()
-    chunks = list(_chunks(node, g, FetchSpec()))
+    chunks = list(_chunks(parts(node).releases, g, FetchSpec()))
     return time.perf_counter() - start, chunks[-1].summary.members_released
 
 
@@ -97,9 +97,9 @@ def baseline_seconds(node: Node, ids: list[str], days: int) -> float:
     total = np.zeros(48 * days)
     for member_id in ids:
         member = node.store.get_member(member_id)
-        if not node.consent(
+        if not node.consent.allows(
             member.settings.policy_input(), "demand", "third_party", "dpv:AcademicResearch"
-        ).allowed:
+        ):
             continue
         for chunk in node.store.iter_readings(member_id, "demand", JAN, JAN + days * DAY):
             total[(chunk.periods - JAN) // HALF_HOUR] += chunk.kwh

@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 from coopfed.node.governance import admission
 from coopfed.node.portal.app import create_app
 from coopfed.node.runtime import init_node, open_node
+from coopfed.node.server import portal_parts
 from coopfed.node.settings import load_settings
 
 BUDGET_MS = 100
@@ -33,12 +34,12 @@ def main() -> int:
         settings = replace(settings, policy=replace(settings.policy, engine="embedded", watch=False))
         with (
             open_node(settings) as node,
-            TestClient(create_app(node, secure=False, origin="http://localhost")) as c,
+            TestClient(create_app(portal_parts(node), secure=False, origin="http://localhost")) as c,
         ):
             page = c.get("/signup")
             token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
             form = {"display_name": "Bench", "login": "bench@example.org", "password": "long bench pass"}
-            code = admission.invite(node, 1, "board:bench")[1]
+            code = admission.invite(node.store, node.decision_log, node.policy, 1, "board:bench")[1]
             c.post("/signup", data={**form, "csrf_token": token, "invitation": code})
             with node.store._read() as conn:
                 (member,) = conn.execute("SELECT member_id FROM portal_accounts").fetchone()

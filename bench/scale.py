@@ -39,7 +39,7 @@ import psycopg
 
 from coopfed.federation.keys import KeyRing
 from coopfed.node.client import bearer, grant_bearer
-from coopfed.node.governance.organisations import issue_board_token
+from coopfed.node.credentials import issue_board_token
 from coopfed.node.model import HALF_HOUR, ConsentLevel, ConsentSettings, Flow
 from coopfed.node.operations import set_storage_url
 from coopfed.node.runtime import init_node, open_node
@@ -115,7 +115,7 @@ def seed(folder: Path, url: str, members: int, days: int) -> tuple[Path, list[st
         for i, member_id in enumerate(ids[:YEAR_MEMBERS]):
             held = year[: year.size - days * 48]  # the week itself is what the bench ingests
             node.store.put_readings(member_id, [("demand", held, kwh(held.size, i))])
-        tokens = [node.issue_member_token(m) for m in ids]
+        tokens = [node.credentials.issue_member_token(m) for m in ids]
     return config, ids, tokens
 
 

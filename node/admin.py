@@ -22,8 +22,9 @@ from coopfed.node.rpc import rpc
 from coopfed.v1 import admin_pb2, admin_pb2_grpc
 
 if TYPE_CHECKING:
+    from coopfed.federation.keys import KeyRing
+    from coopfed.node.policy.holder import PolicyHolder
     from coopfed.node.policy.reload import ReloadOutcome
-    from coopfed.node.runtime import Node
 
 SOCKET_NAME = "admin.sock"
 _MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes with its terminating NUL
@@ -53,15 +54,14 @@ class Ports:
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
-    def __init__(self, node: Node, ports: Ports) -> None:
-        self.node = node
-        self.ports = ports
+    def __init__(self, *, policy: PolicyHolder, keys: KeyRing, node_id: str, ports: Ports) -> None:
+        self.policy, self.keys, self.node_id, self.ports = policy, keys, node_id, ports
 
     @rpc
     async def ReloadPolicy(
         self, request: admin_pb2.ReloadPolicyRequest, context: Any
     ) -> admin_pb2.ReloadOutcome:
-        reloader = self.node.policy.reloader
+        reloader = self.policy.reloader
         if reloader is None:
             raise FailedPrecondition(
                 "this node runs its policies folder, not a signed bundle: there is nothing to reload; "
@@ -74,22 +74,22 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     async def RotateKey(
         self, request: admin_pb2.RotateKeyRequest, context: Any
     ) -> admin_pb2.RotateKeyResponse:
-        key = await asyncio.to_thread(self.node.keys.rotate)
-        return admin_pb2.RotateKeyResponse(kid=key.kid, kids=self.node.keys.kids)
+        key = await asyncio.to_thread(self.keys.rotate)
+        return admin_pb2.RotateKeyResponse(kid=key.kid, kids=self.keys.kids)
 
     @rpc
     async def Status(self, request: admin_pb2.StatusRequest, context: Any) -> admin_pb2.StatusResponse:
-        policy = self.node.policy
+        policy = self.policy
         outcomes = policy.reloader.outcomes if policy.reloader is not None else []
         return admin_pb2.StatusResponse(
-            node_id=self.node.node_id,
+            node_id=self.node_id,
             revision=policy.revision,
             policy_source=policy.source,
             last_reload=outcome_message(outcomes[-1]) if outcomes else None,
             pid=os.getpid(),
             port=self.ports.public,
             peer_port=self.ports.peer,
-            active_kid=self.node.keys.signer.kid,
+            active_kid=self.keys.signer.kid,
         )
 
 
@@ -105,14 +105,14 @@ def outcome_message(outcome: ReloadOutcome) -> admin_pb2.ReloadOutcome:
     )
 
 
-async def start_admin(node: Node, ports: Ports) -> grpc.aio.Server:
+async def start_admin(folder: Path, service: AdminService) -> grpc.aio.Server:
     """Serve the admin service on the node folder's socket (the caller holds the folder's lock,
     so a socket file found there is a stale one of a node that died, and is replaced)."""
-    path = socket_path(node.settings.base_dir)
+    path = socket_path(folder)
     address = _address(path)
     path.unlink(missing_ok=True)
     server = grpc.aio.server()
-    admin_pb2_grpc.add_AdminServicer_to_server(AdminService(node, ports), server)
+    admin_pb2_grpc.add_AdminServicer_to_server(service, server)
     server.add_insecure_port(address)
     await server.start()
     os.chmod(path, 0o600)  # the folder (0700) already keeps others out; the socket does too

@@ -36,6 +36,7 @@ class Background:
             work.close()
             raise RuntimeError("Background.spawn before start")
         task = self.tasks[name] = self._group.create_task(self._guarded(name, work), name=name)
+        task.add_done_callback(lambda _: work.close())  # stopped before it began: never left unawaited
         return task
 
     async def _guarded(self, name: str, work: Coroutine[Any, Any, None]) -> None:

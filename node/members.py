@@ -20,7 +20,7 @@ from coopfed.node.limits import limit_of
 from coopfed.node.meters import meter_hash
 from coopfed.node.model import ConsentLevel, ConsentSettings, Flow
 from coopfed.node.readings import Batch, merged, reject_duplicates
-from coopfed.node.receipts import receipt_sealer
+from coopfed.node.receipts import Receipts
 from coopfed.node.runtime import Node
 from coopfed.node.storage import ConsentChanged, ConsentRecord, InvitationUnusable, Member, MeterTaken
 
@@ -80,7 +80,7 @@ def register(node: Node, display_name: str, meter_id: str = "", invitation_code:
         log = decision_log(node)
         event = {"member_id": member_id, "by": member.admitted_by}
         log.append(log.event(ADMISSION_PATH, event, {"admitted": True}, node.policy.revision))
-    return Registration(member_id, node.issue_member_token(member_id), member.status)
+    return Registration(member_id, node.credentials.issue_member_token(member_id), member.status)
 
 
 def decision_log(node: Node) -> DecisionLog:
@@ -157,9 +157,10 @@ def set_consent(node: Node, member_id: str, change: ConsentChange, withdrawal_re
 
     The merge is read-modify-write: the store refuses the write if the settings changed after
     they were read, and the change is merged again, so no concurrent change is ever undone."""
+    receipts = Receipts(node.policy, node.consent, decision_log(node), node.keys, node.node_id)
     for _ in range(_CONSENT_TRIES):
         before = node.store.get_member(member_id).settings
-        after = change.apply(before, node.personas())
+        after = change.apply(before, node.policy_data["consent"]["personas"])
         try:
             return node.store.set_consent(
                 member_id,
@@ -167,7 +168,7 @@ def set_consent(node: Node, member_id: str, change: ConsentChange, withdrawal_re
                 terms_version=node.policy_data["coop"]["terms_version"],
                 withdrawal_reason=withdrawal_reason.strip(),
                 expected=before,
-                seal=receipt_sealer(node, member_id, after),
+                seal=receipts.sealer(member_id, after),
             )
         except ConsentChanged:
             continue

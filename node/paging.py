@@ -17,9 +17,8 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
+from coopfed.node.decisionlog import DecisionLog
 from coopfed.node.errors import InvalidArgument
-from coopfed.node.members import decision_log
-from coopfed.node.runtime import Node
 
 T = TypeVar("T")
 Key = tuple[Any, ...]  # an item's place in its list's order: strings and integers
@@ -34,7 +33,7 @@ class Page:
 
     def __init__(
         self,
-        node: Node,
+        decision_log: DecisionLog,  # its masking key signs the tokens
         request: Any,  # a List request: it has page_size and page_token
         *,
         caller: str = "",
@@ -45,7 +44,7 @@ class Page:
         if size < 0:
             raise InvalidArgument("page_size: zero or more", code="list.page_size", field="page_size")
         self.size = min(size or default, maximum)
-        self._key = decision_log(node).masker.derive(b"page-token")
+        self._key = decision_log.masker.derive(b"page-token")
         self._bound = _bound(request, caller)
         token = request.page_token
         self.after: Key | None = self._open(token) if token else None

@@ -8,13 +8,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from coopfed.federation.keys import KeyRing, TrustStore, write_private
-from coopfed.federation.tokens import TokenUse, issue_token
-from coopfed.node.auth import Principal
+from coopfed.federation.keys import KeyRing, write_private
 from coopfed.node.ballots.gate import BallotGate
-from coopfed.node.credentials import RevokedTokens, verify_access
+from coopfed.node.credentials import Credentials
 from coopfed.node.decisionlog import DecisionLog
-from coopfed.node.errors import AlreadyExists, Unauthenticated
+from coopfed.node.errors import AlreadyExists
 from coopfed.node.federation.context import (
     Federation,
     check_node_id,
@@ -29,7 +27,7 @@ from coopfed.node.meters import ensure_key as ensure_meter_key
 from coopfed.node.metrics import Metrics
 from coopfed.node.operations import check_database
 from coopfed.node.policy import load_policies
-from coopfed.node.policy.consent import CONSENT_PATH, ConsentDecision, consent_input, decide_consent
+from coopfed.node.policy.consent import ConsentAnswers
 from coopfed.node.policy.defaults import write_coop_policies
 from coopfed.node.policy.holder import PolicyHolder
 from coopfed.node.policy.reload import open_policy
@@ -55,15 +53,14 @@ class Node:
     store: Store
     policy: PolicyHolder  # the current policy engine; swapped atomically on reload
     keys: KeyRing
-    federation: Federation | None = None  # TLS identity, pinned peers, grants, revocations
+    credentials: Credentials  # people's tokens: issued, verified, revoked
+    consent: ConsentAnswers  # the consent policy's answers, logged once per profile and revision
+    federation: Federation  # TLS identity, pinned peers, grants, revocations
+    governance: GovernanceStore  # organisations, requests, grants, decision and access logs
+    decision_log: DecisionLog
     forecast: ForecastContext | None = None  # signed models, the latest forecast, nudge streams
-    governance: GovernanceStore | None = None  # organisations, requests, grants, decision and access logs
     ballots: BallotStore | None = None  # members' proposals, who voted, the ballot box, tallies
-    decision_log: DecisionLog | None = None
     metrics: Metrics = field(default_factory=Metrics)  # served over HTTP where [metrics] says
-    revoked_tokens: RevokedTokens = field(default_factory=RevokedTokens)  # checked on every call
-    # (revision, profile, dataset, flow, purpose) -> (decision, id of its decision-log entry)
-    _consent_cache: dict[tuple, tuple[ConsentDecision, str]] = field(default_factory=dict, repr=False)
 
     @property
     def node_id(self) -> str:
@@ -73,63 +70,6 @@ class Node:
     def policy_data(self) -> dict[str, Any]:
         """The data (personas, purposes, weights) of the policy revision this request runs on."""
         return self.policy.data
-
-    def personas(self) -> dict[str, dict[str, Any]]:
-        return self.policy_data["consent"]["personas"]
-
-    def issue_member_token(self, member_id: str, now: int | None = None) -> str:
-        return issue_token(
-            self.keys,
-            issuer=self.node_id,
-            subject=member_id,
-            audience=self.node_id,
-            use=TokenUse.ACCESS,
-            ttl=self.settings.node.member_token_ttl_days * DAY,
-            claims={"role": "member"},
-            now=now,
-        )
-
-    def authenticate_member(self, token: str) -> Principal:
-        """A valid member token of this node, for a member who has not been erased."""
-        verified = verify_access(self, token, "member")
-        member = self.store.get_member(verified.subject)
-        if member.erased:
-            raise Unauthenticated("this member has been erased", code="auth.erased")
-        return Principal("member", member.member_id, dict(verified.claims))
-
-    def own_trust(self) -> TrustStore:
-        """This node's own keys, current and not yet retired, as the only trusted issuer: the one
-        key ring every authenticator reads, so a rotation or retirement counts at once."""
-        return self.keys.trust(self.node_id)
-
-    def consent(self, profile: dict[str, Any], dataset: str, flow: str, purpose: str) -> ConsentDecision:
-        """The consent policy's answer for one profile, cached per policy revision."""
-        return self.consent_logged(profile, dataset, flow, purpose)[0]
-
-    def consent_logged(
-        self, profile: dict[str, Any], dataset: str, flow: str, purpose: str
-    ) -> tuple[ConsentDecision, str]:
-        """The answer and the id of the decision-log entry recording it: logged once per profile
-        and revision (when first evaluated), never per member."""
-        revision = self.policy.revision
-        if self._consent_cache and next(iter(self._consent_cache))[0] != revision:
-            self._consent_cache.clear()  # a reload: answers of the old revision are never asked again
-        key = (revision, str(sorted(profile.items())), dataset, flow, purpose)
-        cached = self._consent_cache.get(key)
-        if cached is None:
-            decision = decide_consent(self.policy, profile, dataset, flow, purpose)
-            decision_id = ""
-            if self.decision_log is not None:
-                result = {
-                    "allowed": decision.allowed,
-                    "reasons": list(decision.reasons),
-                    "profile_level": decision.profile_level,
-                    "persona": decision.persona,
-                }
-                query = consent_input(profile, dataset, flow, purpose)
-                decision_id = self.decision_log.record(CONSENT_PATH, query, result, decision.revision)
-            cached = self._consent_cache[key] = (decision, decision_id)
-        return cached
 
 
 @contextlib.contextmanager
@@ -166,10 +106,12 @@ def open_node(settings: Settings) -> Iterator[Node]:
         )
         stack.callback(decision_log.flush)  # before the store closes: no waiting decision is lost
         node = Node(
-            settings, store, engine, keys, federation=open_federation(settings, SqlFederationStore(store)),
+            settings, store, engine, keys,
+            Credentials(settings.node, keys, store, governance, decision_log, engine),
+            ConsentAnswers(engine, decision_log),
+            federation=open_federation(settings, SqlFederationStore(store)),
             governance=governance, ballots=ballots, decision_log=decision_log,
-            forecast=open_forecast(settings, SqlForecastIndex(store)),
-            metrics=metrics, revoked_tokens=RevokedTokens(governance.token_revocations()),
+            forecast=open_forecast(settings, SqlForecastIndex(store)), metrics=metrics,
         )  # fmt: skip
         governance.heads = HeadSigner(node.node_id, lambda: node.keys)  # signs with the ring in use
         yield node

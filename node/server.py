@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -12,18 +13,20 @@ import grpc
 from grpc_health.v1 import health_pb2
 
 from coopfed.federation.tls import is_loopback
-from coopfed.node.admin import Ports, start_admin, stop_admin
+from coopfed.node.admin import AdminService, Ports, start_admin, stop_admin
 from coopfed.node.auth import AuthInterceptor
 from coopfed.node.background import Background
 from coopfed.node.errors import FailedPrecondition
+from coopfed.node.federation.refresh import PeerRefresh
 from coopfed.node.federation.server import PeerServer
 from coopfed.node.forecast.schedule import ForecastSchedule
 from coopfed.node.introspection import HEALTH_SERVICE, add_health, add_reflection
 from coopfed.node.logs import RequestIdInterceptor
 from coopfed.node.operations import NO_PORT_SHARING, FolderLock, bind
+from coopfed.node.portal.parts import PortalParts
 from coopfed.node.rpc import MalformedRequestInterceptor, PolicyPinInterceptor
 from coopfed.node.runtime import Node
-from coopfed.node.services import add_services, authenticators
+from coopfed.node.services import add_peer_services, add_services, authenticators
 
 if TYPE_CHECKING:
     from coopfed.node.portal.server import PortalServer
@@ -101,7 +104,10 @@ class NodeServer:
             await self._start_peers()
             await self._start_portal()
             ports = Ports(self.port, self.peers.port if self.peers else 0)
-            self.admin = await start_admin(self.node, ports)
+            admin = AdminService(
+                policy=self.node.policy, keys=self.node.keys, node_id=self.node.node_id, ports=ports
+            )
+            self.admin = await start_admin(settings.base_dir, admin)
             self.background.spawn("admin socket", self._serve_admin(self.admin))
         except BaseException:
             await self.background.stop()
@@ -114,19 +120,21 @@ class NodeServer:
             raise
 
     async def _start_peers(self) -> None:
-        fed = self.node.federation
-        if fed is None:
-            return
+        node, fed = self.node, self.node.federation
         fed.ports["public"] = self.port
         if fed.enabled:
-            self.peers = PeerServer(self.node)
-            await self.peers.start(2 * self.node.settings.node.max_message_bytes + 1024)
+            self.peers = PeerServer(
+                fed, metrics=node.metrics, policy=node.policy, authenticators=authenticators(node),
+                add_services=lambda server: add_peer_services(server, node),
+                refresh=PeerRefresh(fed, node.keys, node.policy, node.governance),
+            )  # fmt: skip
+            await self.peers.start(2 * node.settings.node.max_message_bytes + 1024)
 
     async def _start_portal(self) -> None:
         if self.node.settings.portal.listen:
             from coopfed.node.portal.server import PortalServer  # the web stack loads only when used
 
-            self.portal = PortalServer(self.node)
+            self.portal = PortalServer(portal_parts(self.node))
             await self.portal.start()
 
     def _start_publisher(self) -> None:
@@ -176,3 +184,31 @@ class NodeServer:
         await self.server.stop(grace)
         await asyncio.to_thread(self.node.metrics.stop)
         self.lock.release()
+
+
+def portal_parts(node: Node) -> PortalParts:
+    """The portal's collaborators, the features its pages call bound to this node."""
+    from coopfed.node import members
+    from coopfed.node.ballots import voting
+    from coopfed.node.governance import admission
+    from coopfed.node.governance.service import parts as governance_parts
+    from coopfed.node.ledger.run import decide_terms, ledger_of
+    from coopfed.node.release.benchmark import benchmark
+
+    assert node.governance is not None  # open_node makes both
+    assert node.ballots is not None
+    assert node.decision_log is not None
+    requests = governance_parts(node).requests
+    return PortalParts(
+        settings=node.settings, store=node.store, policy=node.policy, governance=node.governance,
+        ballots=node.ballots, ledger=ledger_of(node), forecast=node.forecast,
+        register=lambda name, code: members.register(node, name, invitation_code=code),
+        set_consent=functools.partial(members.set_consent, node),
+        export=functools.partial(members.export, node), erase=functools.partial(members.erase, node),
+        review=requests.review, revoke=requests.revoke,
+        admit=functools.partial(admission.decide, node.governance, node.decision_log, node.policy),
+        ballot=functools.partial(voting.get, node), tally=functools.partial(voting.tally, node),
+        vote=functools.partial(voting.vote, node), sign=functools.partial(voting.sign, node),
+        terms=lambda start, end: decide_terms(node, start, end)[0],
+        benchmark=functools.partial(benchmark, node),
+    )  # fmt: skip

@@ -3,31 +3,36 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
 
 import grpc
 import numpy as np
 
-from coopfed.node import convert, credentials, members
+from coopfed.federation.grants import Grant
+from coopfed.node import convert, members
 from coopfed.node.auth import Authenticator, caller
 from coopfed.node.ballots import service as ballots
 from coopfed.node.errors import InvalidArgument
-from coopfed.node.federation import issuer as federation_issuer
+from coopfed.node.federation.aggregates import PeerReleases
+from coopfed.node.federation.issuer import authenticate as authenticate_peer
 from coopfed.node.federation.service import SERVICE_NAME as FEDERATION_SERVICE
-from coopfed.node.federation.service import PublicManifestService
+from coopfed.node.federation.service import FederationService, PublicManifestService
 from coopfed.node.forecast.exchange import ModelExchangeService
 from coopfed.node.forecast.service import SERVICE_NAME as FORECAST_SERVICE
 from coopfed.node.forecast.service import ForecastService
 from coopfed.node.governance import service as governance
-from coopfed.node.governance.organisations import authenticate_board_or_member
 from coopfed.node.ledger import service as ledger
 from coopfed.node.paging import Page
 from coopfed.node.ratelimit import RateLimit, peer_address
 from coopfed.node.readings import Batch, validate_batch
+from coopfed.node.release import pipeline
 from coopfed.node.release.service import SERVICE_NAME as BENCHMARK_SERVICE
 from coopfed.node.release.service import BenchmarkService, home_to_proto
 from coopfed.node.rpc import rpc, still_wanted
 from coopfed.node.runtime import Node
+from coopfed.node.storage import Capacity
 from coopfed.v1 import (
     ballot_pb2_grpc,
     benchmark_pb2_grpc,
@@ -74,7 +79,7 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
 
     @rpc
     async def SetConsent(self, request, context):
-        change = convert.consent_change_from_proto(request, set(self.node.personas()))
+        change = convert.consent_change_from_proto(request, set(self.node.policy_data["consent"]["personas"]))
         record = await asyncio.to_thread(
             members.set_consent, self.node, caller().id, change, request.withdrawal_reason
         )
@@ -83,7 +88,7 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
     @rpc
     async def ListConsentHistory(self, request, context):
         member_id = members.own_member(caller().id, request.member_id)
-        page = Page(self.node, request, caller=caller().id)
+        page = Page(members.decision_log(self.node), request, caller=caller().id)
         (after,) = page.after or (0,)
         found = await asyncio.to_thread(
             self.node.store.consent_history, member_id, after=after, limit=page.fetch
@@ -95,8 +100,8 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
 
     @rpc
     async def ListPersonas(self, request, context):
-        found, token = Page(self.node, request).of_sorted(
-            sorted(self.node.personas().items()), lambda p: (p[0],)
+        found, token = Page(members.decision_log(self.node), request).of_sorted(
+            sorted(self.node.policy_data["consent"]["personas"].items()), lambda p: (p[0],)
         )
         return member_pb2.ListPersonasResponse(
             personas=[
@@ -178,12 +183,14 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
     @rpc
     async def ListDataAccess(self, request, context):
         member_id = members.own_member(caller().id, request.member_id)
-        page = Page(self.node, request, caller=caller().id)
-        return await asyncio.to_thread(governance.list_data_access, self.node, member_id, page)
+        page = Page(members.decision_log(self.node), request, caller=caller().id)
+        return await asyncio.to_thread(
+            governance.list_data_access, self.node.governance, self.node.policy, member_id, page
+        )
 
     @rpc
     async def SignOutEverywhere(self, request, context):
-        token = await asyncio.to_thread(credentials.sign_out_everywhere, self.node, caller().id)
+        token = await asyncio.to_thread(self.node.credentials.sign_out_everywhere, caller().id)
         return member_pb2.SignOutEverywhereResponse(token=token)
 
 
@@ -198,7 +205,8 @@ def add_services(server: grpc.aio.Server, node: Node) -> list[str]:
     """Register every coopfed servicer; returns the full service names (for health and reflection)."""
     member_pb2_grpc.add_MemberServiceServicer_to_server(MemberService(node), server)
     # Only the manifest: the rest of FederationService is on the mutual-TLS peer port.
-    federation_pb2_grpc.add_FederationServiceServicer_to_server(PublicManifestService(node), server)
+    public = PublicManifestService(fed=node.federation, keys=node.keys, policy=node.policy)
+    federation_pb2_grpc.add_FederationServiceServicer_to_server(public, server)
     forecast_pb2_grpc.add_ForecastServiceServicer_to_server(ForecastService(node), server)
     ledger_pb2_grpc.add_LedgerServiceServicer_to_server(ledger.LedgerService(node), server)
     benchmark_pb2_grpc.add_BenchmarkServiceServicer_to_server(BenchmarkService(node), server)
@@ -209,20 +217,52 @@ def add_services(server: grpc.aio.Server, node: Node) -> list[str]:
     return [*services, ballots.SERVICE_NAME, *governed]
 
 
+class NodePipeline:
+    """The release pipeline's steps with one node's store, consent, policy and logs bound in,
+    for features that take them as a collaborator (`coopfed.node.federation.aggregates.Pipeline`)."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def plan(
+        self, ask: pipeline.Ask, recipient: pipeline.Recipient, grant: Grant | None = None
+    ) -> pipeline.Release:
+        return pipeline.plan(self.node, ask, recipient, grant)
+
+    def record(self, release: pipeline.Release, path: str, question: Mapping[str, Any]) -> pipeline.Release:
+        return pipeline.record(self.node, release, path, question)
+
+    def cells(self, release: pipeline.Release, dataset: str) -> pipeline.Cells:
+        return pipeline.cells(self.node, release, dataset)
+
+    def log_access(self, release: pipeline.Release, released: Sequence[pipeline.Cells]) -> set[str]:
+        return pipeline.log_access(self.node, release, released)
+
+    def declared_capacity(self, profile_ids: Sequence[str], k: int) -> Capacity | None:
+        return pipeline.declared_capacity(self.node, profile_ids, k)
+
+
 def add_peer_services(server: grpc.aio.Server, node: Node) -> None:
-    """Servicers of the mutual-TLS peer port besides FederationService."""
+    """Servicers of the mutual-TLS peer port: FederationService and model exchange."""
+    fed = node.federation
+    federation = FederationService(
+        fed=fed, keys=node.keys, policy=node.policy, governance=node.governance,
+        decision_log=node.decision_log, releases=PeerReleases(fed.state, NodePipeline(node)),
+    )  # fmt: skip
+    federation_pb2_grpc.add_FederationServiceServicer_to_server(federation, server)
     forecast_pb2_grpc.add_ModelExchangeServiceServicer_to_server(ModelExchangeService(node), server)
 
 
 def authenticators(node: Node) -> dict[str, Authenticator]:
     """Who may call each service; a service missing here refuses every call (fail closed)."""
+    peer = functools.partial(authenticate_peer, node.federation, node.keys)
     return {
-        "/coopfed.v1.MemberService/": node.authenticate_member,
-        "/coopfed.v1.FederationService/": lambda token: federation_issuer.authenticate(node, token),
-        "/coopfed.v1.ForecastService/": node.authenticate_member,
-        "/coopfed.v1.BenchmarkService/": node.authenticate_member,
-        "/coopfed.v1.ModelExchangeService/": lambda token: federation_issuer.authenticate(node, token),
-        "/coopfed.v1.LedgerService/": lambda token: authenticate_board_or_member(node, token),
-        "/coopfed.v1.BallotService/": lambda token: authenticate_board_or_member(node, token),
+        "/coopfed.v1.MemberService/": node.credentials.authenticate_member,
+        "/coopfed.v1.FederationService/": peer,
+        "/coopfed.v1.ForecastService/": node.credentials.authenticate_member,
+        "/coopfed.v1.BenchmarkService/": node.credentials.authenticate_member,
+        "/coopfed.v1.ModelExchangeService/": peer,
+        "/coopfed.v1.LedgerService/": node.credentials.authenticate_board_or_member,
+        "/coopfed.v1.BallotService/": node.credentials.authenticate_board_or_member,
         **governance.authenticators(node),
     }

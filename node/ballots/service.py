@@ -11,6 +11,7 @@ from coopfed.node.auth import caller
 from coopfed.node.ballots import voting
 from coopfed.node.convert import instant_from_proto, timestamp
 from coopfed.node.errors import InvalidArgument
+from coopfed.node.members import decision_log
 from coopfed.node.paging import Page
 from coopfed.node.rpc import rpc
 from coopfed.node.runtime import Node
@@ -116,7 +117,7 @@ class BallotService(pb_grpc.BallotServiceServicer):
 
     @rpc
     async def ListBallots(self, request, context):
-        page = Page(self.node, request, caller=caller().id)
+        page = Page(decision_log(self.node), request, caller=caller().id)
         ballots = await asyncio.to_thread(voting.store_of(self.node).list_ballots)
         found, token = page.of_sorted(ballots, lambda b: (-b.created_unix, b.ballot_id))  # newest first
         now = int(time.time())

@@ -105,7 +105,7 @@ def add_review(parser: argparse.ArgumentParser, console: Console) -> None:
 
 def _board_token(args: argparse.Namespace, console: Console) -> int:
     from coopfed.federation.keys import KeyRing
-    from coopfed.node.governance.organisations import issue_board_token
+    from coopfed.node.credentials import issue_board_token
 
     settings = node_settings(args.config)
     most = settings.node.board_token_ttl_hours

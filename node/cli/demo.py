@@ -26,17 +26,17 @@ from rich.table import Table
 from coopfed.forecaster import SimulatedCoop, default_federation, simulate_federation
 from coopfed.node.cli.demo_third_parties import ThirdPartyResult, third_parties
 from coopfed.node.client import bearer
+from coopfed.node.credentials import issue_board_token
 from coopfed.node.errors import CoopfedError
-from coopfed.node.federation import grantee
 from coopfed.node.federation.decide import GrantAsk
+from coopfed.node.federation.grantee import Grantee
 from coopfed.node.forecast.schedule import when_words
-from coopfed.node.governance.organisations import issue_board_token
 from coopfed.node.ledger.demo import show_ledger
 from coopfed.node.opendata.demo import FlowsShown, show_open_data_and_benchmark
 from coopfed.node.policy.defaults import default_policies
 from coopfed.node.portal.server import demo_portal
 from coopfed.node.runtime import Node, init_node, open_node
-from coopfed.node.server import NodeServer
+from coopfed.node.server import NodeServer, portal_parts
 from coopfed.node.settings import load_settings
 from coopfed.v1 import (
     common_pb2,
@@ -122,7 +122,9 @@ async def walk_through(folder: Path, console: Console, *, keep_serving: bool = F
             console,
         )
         if keep_serving:
-            portal, line = await demo_portal(riverside.node, members["riverside"].green)
+            authenticate = riverside.node.credentials.authenticate_member
+            member = await asyncio.to_thread(authenticate, members["riverside"].green)
+            portal, line = await demo_portal(portal_parts(riverside.node), member.id)
             stack.push_async_callback(portal.stop)
             console.print("\n" + line, markup=False)
             console.print("the three nodes keep serving; Ctrl-C stops them")
@@ -237,6 +239,10 @@ def _batches(rows: pd.DataFrame):
     return gen()
 
 
+def _grantee(node: Node) -> Grantee:
+    return Grantee(node.federation, node.keys, node.policy)
+
+
 async def _federate(
     riverside: DemoCoop, fellside: DemoCoop, market: DemoCoop, console: Console
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -246,15 +252,17 @@ async def _federate(
     console.print("\n[bold]Federation[/bold]")
     pinned, refused = [], []
     for who, peer in ((riverside, fellside), (fellside, riverside)):
-        preview = await grantee.preview_join(who.node, peer.public, plaintext=True)
-        grantee.pin(who.node, preview)
+        grantee = _grantee(who.node)
+        preview = await grantee.preview_join(peer.public, plaintext=True)
+        grantee.pin(preview)
         pinned.append(f"{who.node.node_id}>{peer.node.node_id}")
         console.print(
             f"  {who.node.node_id} pinned {peer.node.node_id}: " + " ".join(preview.alignment.reasons)
         )
-    preview = await grantee.preview_join(riverside.node, market.public, plaintext=True)
+    grantee = _grantee(riverside.node)
+    preview = await grantee.preview_join(market.public, plaintext=True)
     try:
-        grantee.pin(riverside.node, preview)
+        grantee.pin(preview)
     except CoopfedError as refusal:
         refused.append(market.node.node_id)
         console.print(f"  [red]refused[/red] {market.node.node_id}: {refusal.message}")
@@ -268,9 +276,9 @@ async def _federate(
         int(periods[0]),
         int(periods[-1]) + 1800,
     )
-    held, reasons = await grantee.obtain_grant(riverside.node, "fellside", ask)
+    held, reasons = await grantee.obtain_grant("fellside", ask)
     console.print(f"  fellside granted riverside {held.jti[:8]}…: " + " ".join(reasons))
-    fetched = await grantee.fetch_aggregates(riverside.node, held.jti)
+    fetched = await grantee.fetch_aggregates(held.jti)
     table = Table("dataset", "half-hours released", "withheld (< k)", "kWh", "members (median)")
     for name, series in sorted(fetched.series.items()):
         table.add_row(

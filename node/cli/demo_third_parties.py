@@ -18,7 +18,7 @@ from rich.console import Console
 
 from coopfed.node.cli.governance import outcome_name, print_status, write_release_csv
 from coopfed.node.client import bearer, grant_bearer
-from coopfed.node.governance.organisations import issue_board_token
+from coopfed.node.credentials import issue_board_token
 from coopfed.node.runtime import Node
 from coopfed.v1 import common_pb2, member_pb2, member_pb2_grpc
 from coopfed.v1 import governance_pb2 as pb

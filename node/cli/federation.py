@@ -15,10 +15,11 @@ from coopfed.federation.keys import open_private
 from coopfed.federation.tls import is_loopback
 from coopfed.node.cli.common import NodeAction, add_period_options, bind_on_node, period_of, period_text
 from coopfed.node.cli.output import Col, add_json_option, print_json, show
-from coopfed.node.federation import grantee, issuer
+from coopfed.node.federation import issuer
 from coopfed.node.federation.decide import GrantAsk
+from coopfed.node.federation.grantee import Grantee
 from coopfed.node.federation.manifest import Manifest, own_manifest
-from coopfed.node.federation.refresh import refresh_all
+from coopfed.node.federation.refresh import PeerRefresh
 from coopfed.node.localtime import local_time
 from coopfed.node.model import DATASETS, Flow
 from coopfed.node.runtime import Node
@@ -103,7 +104,7 @@ def _say(console: Console, text: str) -> None:
 
 
 def _manifest(args: argparse.Namespace, node: Node, console: Console) -> int:
-    manifest = own_manifest(node)
+    manifest = own_manifest(node.federation, node.keys, node.policy)
     if args.json:
         fingerprints = {
             "tls_fingerprint": manifest.tls_fingerprint,
@@ -117,7 +118,8 @@ def _manifest(args: argparse.Namespace, node: Node, console: Console) -> int:
 
 def _join(args: argparse.Namespace, node: Node, console: Console) -> int:
     plaintext = args.plaintext or (args.ca is None and is_loopback(args.address))
-    preview = asyncio.run(grantee.preview_join(node, args.address, plaintext=plaintext, ca=args.ca))
+    grantee = _grantee(node)
+    preview = asyncio.run(grantee.preview_join(args.address, plaintext=plaintext, ca=args.ca))
     _say(console, f"fetched over {preview.contact.transport}")
     if preview.contact.presented_fingerprint:
         _say(console, f"public port certificate SHA-256: {preview.contact.presented_fingerprint}")
@@ -132,9 +134,13 @@ def _join(args: argparse.Namespace, node: Node, console: Console) -> int:
     ):
         console.print("nothing pinned")
         return 1
-    record = grantee.pin(node, preview, allow_unaligned=args.allow_unaligned)
+    record = grantee.pin(preview, allow_unaligned=args.allow_unaligned)
     _say(console, f"pinned {record.peer_id}; it must also pin this node to exchange data")
     return 0
+
+
+def _grantee(node: Node) -> Grantee:
+    return Grantee(node.federation, node.keys, node.policy)
 
 
 def _confirmed(console: Console, question: str) -> bool:
@@ -149,7 +155,7 @@ def _confirmed(console: Console, question: str) -> bool:
 
 def _show_changes(node: Node, manifest: Manifest, console: Console) -> None:
     """Re-joining a pinned peer replaces its pin: say what would change."""
-    pinned = issuer.federation_of(node).state.peers().get(manifest.coop_id)
+    pinned = node.federation.state.peers().get(manifest.coop_id)
     if pinned is None:
         return
     old = pinned.manifest
@@ -174,7 +180,7 @@ def _peers(args: argparse.Namespace, node: Node, console: Console) -> int:
             "peer_endpoint": r.manifest.endpoints["peer"], "tls_fingerprint": r.manifest.tls_fingerprint,
             "keys": len(r.manifest.jwks), "updated": _at(r.updated_at),
         }
-        for r in issuer.federation_of(node).state.peers().values()
+        for r in node.federation.state.peers().values()
     ]  # fmt: skip
     columns = [
         Col("peer", "peer", True), Col("name", "name"), Col("aligned", "aligned"),
@@ -186,7 +192,7 @@ def _peers(args: argparse.Namespace, node: Node, console: Console) -> int:
 
 
 def _leave(args: argparse.Namespace, node: Node, console: Console) -> int:
-    issuer.federation_of(node).state.unpin(args.peer)
+    node.federation.state.unpin(args.peer)
     _say(console, f"unpinned {args.peer}")
     return 0
 
@@ -203,7 +209,7 @@ def _request_grant(args: argparse.Namespace, node: Node, console: Console) -> in
         period_end=end,
         min_group_size=args.min_group_size,
     )
-    held, reasons = asyncio.run(grantee.obtain_grant(node, args.peer, ask))
+    held, reasons = asyncio.run(_grantee(node).obtain_grant(args.peer, ask))
     _say(console, f"granted {held.jti} by {held.issuer}, until {local_time(held.expires_at)}")
     for reason in reasons:
         _say(console, f"  - {reason}")
@@ -211,7 +217,7 @@ def _request_grant(args: argparse.Namespace, node: Node, console: Console) -> in
 
 
 def _grants(args: argparse.Namespace, node: Node, console: Console) -> int:
-    state = issuer.federation_of(node).state
+    state = node.federation.state
     held = [
         {
             "grant_id": g.jti, "issuer": g.issuer, "datasets": sorted(g.scope.datasets),
@@ -246,7 +252,7 @@ def _grants(args: argparse.Namespace, node: Node, console: Console) -> int:
 
 
 def _fetch(args: argparse.Namespace, node: Node, console: Console) -> int:
-    result = asyncio.run(grantee.fetch_aggregates(node, args.grant, datasets=tuple(args.dataset)))
+    result = asyncio.run(_grantee(node).fetch_aggregates(args.grant, datasets=tuple(args.dataset)))
     rows = 0
     with open_private(args.out, newline="") as handle:
         out = csv.writer(handle)
@@ -266,13 +272,13 @@ def _fetch(args: argparse.Namespace, node: Node, console: Console) -> int:
 
 
 def _revoke(args: argparse.Namespace, node: Node, console: Console) -> int:
-    entry = issuer.revoke(node, args.grant, args.reason)
+    entry = issuer.revoke(node.federation.state, args.grant, args.reason)
     _say(console, f"revoked {entry.jti}: refused here at once, by peers at their next refresh")
     return 0
 
 
 def _refresh(args: argparse.Namespace, node: Node, console: Console) -> int:
-    report = asyncio.run(refresh_all(node))
+    report = asyncio.run(PeerRefresh(node.federation, node.keys, node.policy, node.governance).refresh_all())
     _say(console, f"refreshed {', '.join(report.refreshed) or 'no peers'}")
     for peer in report.rekeyed:
         _say(console, f"  {peer}: signing keys re-pinned from its manifest")

@@ -118,12 +118,17 @@ class PeerClient:
     def access_token(self) -> str:
         return access_token(self.fed, self.ring, self.peer.peer_id)
 
+    async def metadata(self) -> tuple[tuple[str, str], ...]:
+        """A fresh access token as call metadata, signed off the event loop (the ring reads its
+        index file first, to see a rotation)."""
+        return bearer(await asyncio.to_thread(self.access_token))
+
     async def manifest(self) -> Manifest:
         msg = await self.stub.GetManifest(federation_pb2.GetManifestRequest(), timeout=CALL_TIMEOUT)
         return manifest_from_proto(msg, expect_id=self.peer.peer_id)
 
     async def revocations(self) -> str:
-        md = bearer(self.access_token())
+        md = await self.metadata()
         reply = await self.stub.GetRevocations(
             federation_pb2.GetRevocationsRequest(), metadata=md, timeout=CALL_TIMEOUT
         )
@@ -132,12 +137,12 @@ class PeerClient:
     async def request_grant(
         self, request: federation_pb2.PeerGrantRequest
     ) -> federation_pb2.PeerGrantResponse:
-        md = bearer(self.access_token())
+        md = await self.metadata()
         return await self.stub.RequestGrant(request, metadata=md, timeout=CALL_TIMEOUT)
 
     async def exchange_heads(self, head: str) -> federation_pb2.ExchangeLogHeadsResponse:
         request = federation_pb2.ExchangeLogHeadsRequest(head=head)
-        md = bearer(self.access_token())
+        md = await self.metadata()
         return await self.stub.ExchangeLogHeads(request, metadata=md, timeout=CALL_TIMEOUT)
 
     def fetch(

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from coopfed.federation.errors import KeyStoreError
-from coopfed.federation.keys import KeyRing, TrustStore, read_private, write_private, write_public
+from coopfed.federation.keys import read_private, write_private, write_public
 from coopfed.federation.tls import TlsIdentity, cert_node_id, load_certificate
 from coopfed.federation.tokens import DEFAULT_LEEWAY
 from coopfed.node.errors import FailedPrecondition, InvalidArgument
@@ -19,9 +17,6 @@ from coopfed.node.federation.manifest import NODE_ID
 from coopfed.node.federation.state import FederationState, import_files
 from coopfed.node.settings import FederationSection, Settings
 from coopfed.node.storage.federation import FederationStore
-
-if TYPE_CHECKING:
-    from coopfed.node.runtime import Node
 
 _WILDCARDS = {"", "0.0.0.0", "::", "[::]"}  # noqa: S104 - names, not a bind
 
@@ -97,28 +92,20 @@ class UsedOnce:
 
 @dataclass
 class Federation:
-    """What the federation code needs besides the rest of the node."""
+    """What the federation code needs besides the node's keys, policy and logs."""
 
     conf: FederationSection
     tls: TlsIdentity
     state: FederationState
     node_id: str
+    name: str  # the co-op's name, as its manifest shows it
     public_listen: str
-    keys_dir: Path
     ports: dict[str, int] = field(default_factory=dict)  # "public" / "peer" -> bound port
     used_access_tokens: UsedOnce = field(default_factory=lambda: UsedOnce(DEFAULT_LEEWAY), repr=False)
 
     @property
     def enabled(self) -> bool:
         return bool(self.conf.listen)
-
-    def keys(self, node: Node) -> KeyRing:
-        """The node's key ring (live: a rotation made with the CLI shows at once)."""
-        return node.keys
-
-    def own_trust(self, node: Node) -> TrustStore:
-        """This node's current keys as the only trusted issuer."""
-        return node.own_trust()
 
     def advertised(self) -> dict[str, str]:
         """host:port of the public and peer ports, as peers should dial them."""
@@ -149,8 +136,8 @@ def open_federation(settings: Settings, store: FederationStore) -> Federation:
         tls=identity,
         state=state,
         node_id=settings.node.id,
+        name=settings.node.name,
         public_listen=settings.node.listen,
-        keys_dir=settings.keys_dir,
     )
 
 

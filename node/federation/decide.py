@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from coopfed.federation.grants import Constraints, GrantScope
 from coopfed.node.federation.manifest import Manifest
 from coopfed.node.policy import PolicyEngine
 from coopfed.node.policy.errors import PolicyError
-
-if TYPE_CHECKING:
-    from coopfed.node.runtime import Node
 
 ALIGNMENT_PATH = "coopfed/federation/alignment/decision"
 GRANT_PATH = "coopfed/federation/grant/decision"
@@ -81,13 +78,6 @@ def _verdict(result: Any, path: str, flag: str) -> tuple[bool, tuple[str, ...]]:
     if not isinstance(result.get(flag), bool):
         raise PolicyError(f"{path}.{flag} is not a boolean")
     return result[flag], _strings(result.get("reasons"), f"{path}.reasons")
-
-
-def record(node: Node, path: str, question: dict[str, Any], result: dict[str, Any], revision: str) -> str:
-    """Commit a decision to the node's decision log, if it keeps one, before the peer hears of
-    it; returns its decision_id."""
-    log = node.decision_log
-    return log.commit(path, question, result, revision) if log is not None else ""
 
 
 def decide_alignment(engine: PolicyEngine, peer: Manifest) -> Alignment:

@@ -18,7 +18,9 @@ from coopfed.node.model import DATASETS
 from coopfed.v1 import federation_pb2
 
 if TYPE_CHECKING:
-    from coopfed.node.runtime import Node
+    from coopfed.federation.keys import KeyRing
+    from coopfed.node.federation.context import Federation
+    from coopfed.node.policy.holder import PolicyHolder
 
 NODE_ID = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*", re.ASCII)
 _ADDRESS = re.compile(r"[A-Za-z0-9.\-]+:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5}", re.ASCII)
@@ -112,20 +114,17 @@ class Manifest:
         )
 
 
-def own_manifest(node: Node) -> Manifest:
-    """This node's manifest, from its settings, policy data, keys and TLS certificate."""
-    fed = node.federation
-    if fed is None:
-        raise InvalidArgument("federation is not configured on this node", code="federation.off")
-    coop, conf = node.policy_data["coop"], node.policy_data["federation"]
+def own_manifest(fed: Federation, keys: KeyRing, policy: PolicyHolder) -> Manifest:
+    """This node's manifest, from its federation context, current policy data, keys and TLS certificate."""
+    coop, conf = policy.data["coop"], policy.data["federation"]
     return Manifest(
-        coop_id=node.node_id,
-        name=node.settings.node.name,
+        coop_id=fed.node_id,
+        name=fed.name,
         aims=tuple(coop["aims"]),
         governance={**conf["governance"], "min_group_size": int(coop["k_min"])},
         policy_revision=str(conf["policy_revision"]),
-        policy_hash=node.policy.revision,
-        jwks=fed.keys(node).jwks(),
+        policy_hash=policy.revision,
+        jwks=keys.jwks(),
         tls_certificate_pem=fed.tls.cert_pem,
         endpoints=fed.advertised(),
         datasets=DATASETS,

@@ -17,17 +17,17 @@ from grpc_health.v1 import health_pb2
 
 from coopfed.federation.errors import KeyStoreError
 from coopfed.federation.tls import is_loopback, pinned_roots
-from coopfed.node.auth import AuthInterceptor
+from coopfed.node.auth import Authenticator, AuthInterceptor
 from coopfed.node.errors import FailedPrecondition
 from coopfed.node.federation.context import Federation
-from coopfed.node.federation.refresh import RefreshReport, refresh_forever
-from coopfed.node.federation.service import SERVICE_NAME, FederationService
+from coopfed.node.federation.refresh import PeerRefresh, RefreshReport
+from coopfed.node.federation.service import SERVICE_NAME
 from coopfed.node.introspection import add_health
 from coopfed.node.logs import RequestIdInterceptor
+from coopfed.node.metrics import Metrics
 from coopfed.node.operations import NO_PORT_SHARING, bind
+from coopfed.node.policy.holder import PolicyHolder
 from coopfed.node.rpc import MalformedRequestInterceptor, PolicyPinInterceptor
-from coopfed.node.runtime import Node
-from coopfed.v1 import federation_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -62,39 +62,42 @@ class _PinnedRoots:
 class PeerServer:
     """FederationService on the peer port, plus the task that refreshes peers' state."""
 
-    def __init__(self, node: Node) -> None:
-        if node.federation is None:
-            raise FailedPrecondition("federation is not configured on this node", code="federation.off")
-        self.node, self.fed = node, node.federation
+    def __init__(
+        self,
+        fed: Federation,
+        *,
+        metrics: Metrics,
+        policy: PolicyHolder,
+        authenticators: dict[str, Authenticator],
+        add_services: Callable[[grpc.aio.Server], None],
+        refresh: PeerRefresh,
+    ) -> None:
+        self.fed, self.metrics, self.policy, self.authenticators = fed, metrics, policy, authenticators
+        self.add_services, self.refresh = add_services, refresh  # FederationService and model exchange
         self.listeners: list[Callable[[RefreshReport], None]] = []  # told after every refresh round
         self.port = 0
         self._refresh: asyncio.Task[None] | None = None
 
     async def start(self, max_receive: int) -> int:
-        from coopfed.node.services import add_peer_services, authenticators  # they import this package
-
         self.server = grpc.aio.server(
             interceptors=[
                 MalformedRequestInterceptor(),
                 RequestIdInterceptor(),
-                self.node.metrics.interceptor(),
-                AuthInterceptor(authenticators(self.node)),
-                PolicyPinInterceptor(self.node.policy),  # as on the public port
+                self.metrics.interceptor(),
+                AuthInterceptor(self.authenticators),
+                PolicyPinInterceptor(self.policy),  # as on the public port
             ],
             options=[("grpc.max_receive_message_length", max_receive), NO_PORT_SHARING],
         )
-        federation_pb2_grpc.add_FederationServiceServicer_to_server(FederationService(self.node), self.server)
-        add_peer_services(self.server, self.node)  # model exchange
+        self.add_services(self.server)
         self.health = add_health(self.server)
         self.port = self._bind()
         await self.server.start()
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.fed.ports["peer"] = self.port
-        self._refresh = asyncio.create_task(
-            refresh_forever(self.node, self._notify), name="federation-refresh"
-        )
-        log.info("node %s serving peers on port %d", self.node.node_id, self.port)
+        self._refresh = asyncio.create_task(self.refresh.run(self._notify), name="federation-refresh")
+        log.info("node %s serving peers on port %d", self.fed.node_id, self.port)
         return self.port
 
     def _bind(self) -> int:

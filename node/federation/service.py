@@ -6,50 +6,62 @@ import asyncio
 
 import grpc
 
+from coopfed.federation.keys import KeyRing
 from coopfed.federation.revocation import DEFAULT_PUBLICATION_TTL
 from coopfed.node.auth import caller
+from coopfed.node.decisionlog import DecisionLog
 from coopfed.node.federation import convert, witness
-from coopfed.node.federation.aggregates import (
-    Release,
-    Series,
-    check_live,
-    log_access,
-    log_release,
-    plan_release,
-    release_capacity,
-    release_series,
-)
-from coopfed.node.federation.issuer import GRANTEE, PEER, check_peer, federation_of, grant_for_peer
+from coopfed.node.federation.aggregates import PeerReleases, Release, Series
+from coopfed.node.federation.context import Federation
+from coopfed.node.federation.issuer import GRANTEE, PEER, check_peer, grant_for_peer
 from coopfed.node.federation.manifest import own_manifest
+from coopfed.node.policy.holder import PolicyHolder
 from coopfed.node.rpc import rpc
-from coopfed.node.runtime import Node
+from coopfed.node.storage.governance import GovernanceStore
 from coopfed.v1 import federation_pb2, federation_pb2_grpc
 
 SERVICE_NAME = federation_pb2.DESCRIPTOR.services_by_name["FederationService"].full_name
 
 
 class FederationService(federation_pb2_grpc.FederationServiceServicer):
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(
+        self,
+        *,
+        fed: Federation,
+        keys: KeyRing,
+        policy: PolicyHolder,
+        governance: GovernanceStore,
+        decision_log: DecisionLog,
+        releases: PeerReleases,
+    ) -> None:
+        self.fed, self.keys, self.policy = fed, keys, policy
+        self.governance, self.decision_log, self.releases = governance, decision_log, releases
 
     @rpc
     async def GetManifest(self, request, context):
-        return own_manifest(self.node).to_proto()
+        manifest = await asyncio.to_thread(
+            own_manifest, self.fed, self.keys, self.policy
+        )  # the ring reads its file
+        return manifest.to_proto()
 
     @rpc
     async def GetRevocations(self, request, context):
-        await check_peer(self.node, caller(), PEER, context)  # which grants were revoked is for peers only
-        fed = federation_of(self.node)
+        await check_peer(
+            self.fed.state, caller(), PEER, context
+        )  # which grants were revoked is for peers only
+        fed = self.fed
         # Valid for a day at most, and never beyond a few refresh intervals: a stale list expires.
         ttl = min(DEFAULT_PUBLICATION_TTL, 4 * max(fed.conf.refresh_interval_s, 60))
-        token = await asyncio.to_thread(lambda: fed.state.revocations().publish(fed.keys(self.node), ttl=ttl))
+        token = await asyncio.to_thread(lambda: fed.state.revocations().publish(self.keys, ttl=ttl))
         return federation_pb2.RevocationPublication(token=token)
 
     @rpc
     async def RequestGrant(self, request, context):
-        peer = await check_peer(self.node, caller(), PEER, context)
+        peer = await check_peer(self.fed.state, caller(), PEER, context)
         ask = convert.ask_from_proto(request)
-        token, grant, decision = await asyncio.to_thread(grant_for_peer, self.node, peer, ask)
+        token, grant, decision = await asyncio.to_thread(
+            grant_for_peer, self.fed, self.keys, self.policy, self.decision_log, peer, ask
+        )
         return federation_pb2.PeerGrantResponse(
             token=token,
             grant=convert.grant_to_proto(grant),
@@ -60,23 +72,24 @@ class FederationService(federation_pb2_grpc.FederationServiceServicer):
     @rpc
     async def FetchAggregates(self, request, context):
         principal = caller()
-        peer = await check_peer(self.node, principal, GRANTEE, context)
+        peer = await check_peer(self.fed.state, principal, GRANTEE, context)
         grant = principal.claims["grant"]
         datasets = convert.names(request.datasets, "datasets")
         period = convert.period_from_proto(request.period) if request.HasField("period") else None
         recipient = (peer.peer_id, peer.manifest.name)
-        release = await asyncio.to_thread(plan_release, self.node, grant, datasets, period, recipient)
-        release = await asyncio.to_thread(log_release, self.node, release)
-        everything = await asyncio.to_thread(_release, self.node, release)
-        installed = await asyncio.to_thread(release_capacity, self.node, release)
-        yield convert.header_to_proto(release, self.node.policy.revision, release.decision_id, installed)
+        releases = self.releases
+        release = await asyncio.to_thread(releases.plan, grant, datasets, period, recipient)
+        release = await asyncio.to_thread(releases.log, release)
+        everything = await asyncio.to_thread(self._release, release)
+        installed = await asyncio.to_thread(releases.capacity, release)
+        yield convert.header_to_proto(release, self.policy.revision, release.decision_id, installed)
         released = suppressed = 0
-        chunk = max(1, federation_of(self.node).conf.series_chunk)
+        chunk = max(1, self.fed.conf.series_chunk)
         for series in everything:
             released += series.periods.size
             suppressed += series.suppressed.size
             for part in series.chunks(chunk):
-                await asyncio.to_thread(check_live, self.node, grant)  # a revocation stops the stream
+                await asyncio.to_thread(releases.check_live, grant)  # a revocation stops the stream
                 yield convert.series_to_proto(part)
         yield federation_pb2.AggregatesChunk(
             summary=federation_pb2.AggregatesSummary(
@@ -89,8 +102,16 @@ class FederationService(federation_pb2_grpc.FederationServiceServicer):
 
     @rpc
     async def ExchangeLogHeads(self, request, context):
-        peer = await check_peer(self.node, caller(), PEER, context)
-        return await asyncio.to_thread(witness.exchange, self.node, peer.peer_id, request.head)
+        peer = await check_peer(self.fed.state, caller(), PEER, context)
+        return await asyncio.to_thread(
+            witness.exchange, self.governance, self.fed.state, peer.peer_id, request.head
+        )
+
+    def _release(self, release: Release) -> list[Series]:
+        """Every dataset's series, and the members' access-log entries for them, before anything is sent."""
+        everything = [self.releases.series(release, dataset) for dataset in release.datasets]
+        self.releases.log_access(release, everything)
+        return everything
 
 
 class PublicManifestService(federation_pb2_grpc.FederationServiceServicer):
@@ -98,8 +119,8 @@ class PublicManifestService(federation_pb2_grpc.FederationServiceServicer):
     other method UNIMPLEMENTED, so grants, aggregates and revocation lists are reachable only
     over the mutual-TLS peer port."""
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(self, *, fed: Federation, keys: KeyRing, policy: PolicyHolder) -> None:
+        self.fed, self.keys, self.policy = fed, keys, policy
 
     GetManifest = FederationService.GetManifest
 
@@ -122,10 +143,3 @@ async def _peer_port_only(context: grpc.aio.ServicerContext) -> None:
         grpc.StatusCode.UNIMPLEMENTED,
         "this method is served only on the peer port, over mutual TLS with a pinned certificate",
     )
-
-
-def _release(node: Node, release: Release) -> list[Series]:
-    """Every dataset's series, and the members' access-log entries for them, before anything is sent."""
-    everything = [release_series(node, release, dataset) for dataset in release.datasets]
-    log_access(node, release, everything)
-    return everything

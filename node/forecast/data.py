@@ -133,7 +133,7 @@ def own_aggregates(
         ids = [
             p.profile_id
             for p in profiles
-            if node.consent(p.settings.policy_input(), dataset, flow.value, purpose).allowed
+            if node.consent.allows(p.settings.policy_input(), dataset, flow.value, purpose)
         ]
         consenting[dataset] = ids
         if ids:
@@ -211,7 +211,9 @@ async def peer_aggregates(
     for i, held in enumerate(grants):
         datasets = tuple(d for d in DATASETS if d in held.scope.datasets)
         try:
-            result = await grantee.fetch_aggregates(node, held.jti, datasets=datasets)
+            result = await grantee.Grantee(node.federation, node.keys, node.policy).fetch_aggregates(
+                held.jti, datasets=datasets
+            )
             frame = peer_frame(result)
             if frame.empty:
                 raise FailedPrecondition("it released no demand cells", code="forecast.no_data")

@@ -12,10 +12,9 @@ import grpc
 from grpc_status import rpc_status
 
 from coopfed.node.auth import caller
-from coopfed.node.client import bearer
 from coopfed.node.errors import FailedPrecondition, NotFound, PermissionDenied, as_coopfed_error
 from coopfed.node.federation.client import CALL_TIMEOUT, PeerClient
-from coopfed.node.federation.issuer import PEER, check_peer, federation_of
+from coopfed.node.federation.issuer import PEER, check_peer
 from coopfed.node.federation.state import PeerRecord
 from coopfed.node.forecast.context import forecast_of
 from coopfed.node.rpc import rpc
@@ -63,12 +62,12 @@ class ModelExchangeService(pb_grpc.ModelExchangeServiceServicer):
 
     @rpc
     async def PublishModel(self, request, context):
-        peer = await check_peer(self.node, caller(), PEER, context)
+        peer = await check_peer(self.node.federation.state, caller(), PEER, context)
         return await asyncio.to_thread(accept, self.node, peer, request.artifact)
 
     @rpc
     async def GetModel(self, request, context):
-        _aligned(await check_peer(self.node, caller(), PEER, context))
+        _aligned(await check_peer(self.node.federation.state, caller(), PEER, context))
         return pb.SignedModel(artifact=await asyncio.to_thread(own_artifact, self.node))
 
 
@@ -99,14 +98,13 @@ def _why(exc: Exception) -> str:
 
 
 async def _with_peer(node: Node, peer: PeerRecord, report: ExchangeReport) -> None:
-    fed = federation_of(node)
     own = await asyncio.to_thread(own_artifact, node)
-    async with PeerClient(fed, fed.keys(node), peer) as client:
+    async with PeerClient(node.federation, node.keys, peer) as client:
         stub = pb_grpc.ModelExchangeServiceStub(client.channel)
         try:  # one access token per call: a peer refuses a token used before
             reply = await stub.PublishModel(
                 pb.PublishModelRequest(artifact=own),
-                metadata=bearer(client.access_token()),
+                metadata=await client.metadata(),
                 timeout=CALL_TIMEOUT,
             )
             report.published[peer.peer_id] = reply.version
@@ -115,7 +113,7 @@ async def _with_peer(node: Node, peer: PeerRecord, report: ExchangeReport) -> No
                 raise  # STALE: the peer holds this version already
         try:
             theirs = await stub.GetModel(
-                pb.GetModelRequest(), metadata=bearer(client.access_token()), timeout=CALL_TIMEOUT
+                pb.GetModelRequest(), metadata=await client.metadata(), timeout=CALL_TIMEOUT
             )
         except grpc.RpcError as exc:
             if exc.code() is not grpc.StatusCode.NOT_FOUND:  # type: ignore[attr-defined]
@@ -133,7 +131,7 @@ async def _with_peer(node: Node, peer: PeerRecord, report: ExchangeReport) -> No
 async def exchange_models(node: Node) -> ExchangeReport:
     """Publish this node's newest local model to every aligned pinned peer and fetch theirs."""
     report = ExchangeReport()
-    peers = [r for p, r in federation_of(node).state.peers().items() if r.aligned and p != node.node_id]
+    peers = [r for p, r in node.federation.state.peers().items() if r.aligned and p != node.node_id]
     for peer in sorted(peers, key=lambda r: r.peer_id):
         try:
             await _with_peer(node, peer, report)

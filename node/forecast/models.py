@@ -59,7 +59,7 @@ class Ensemble:
 
 def _ring(node: Node) -> Any:
     """The key ring as on disk now (a rotation made with the CLI is picked up)."""
-    return node.federation.keys(node) if node.federation is not None else node.keys
+    return node.keys
 
 
 def signing_key(node: Node) -> Ed25519PrivateKey:

@@ -9,11 +9,14 @@ from typing import TYPE_CHECKING
 
 from coopfed.node.errors import FailedPrecondition, InvalidArgument
 from coopfed.node.limits import limit_of
-from coopfed.node.members import ADMISSION_PATH, decision_log, invitation_hash
+from coopfed.node.members import ADMISSION_PATH, invitation_hash
 from coopfed.node.storage import Member, NotAnApplicant
 
 if TYPE_CHECKING:
-    from coopfed.node.runtime import Node
+    from coopfed.node.decisionlog import DecisionLog
+    from coopfed.node.policy.holder import PolicyHolder
+    from coopfed.node.storage import Store
+    from coopfed.node.storage.governance import GovernanceStore
 
 INVITATION_PATH = "coopfed/membership/invitation"
 DEFAULT_INVITATION_DAYS = 14
@@ -30,20 +33,25 @@ def _reason(text: str) -> str:
     return reason
 
 
-def decide(node: Node, member_id: str, admit: bool, reason: str, reviewer: str) -> tuple[Member, str]:
+def decide(
+    governance: GovernanceStore,
+    decision_log: DecisionLog,
+    policy: PolicyHolder,
+    member_id: str,
+    admit: bool,
+    reason: str,
+    reviewer: str,
+) -> tuple[Member, str]:
     """Admit or refuse an applicant; the decision is logged in the same transaction."""
     reason = _reason(reason)
-    log, governance = decision_log(node), node.governance
-    if governance is None:
-        raise FailedPrecondition("this node keeps no governance records", code="node.no_governance")
-    event = log.event(
+    event = decision_log.event(
         ADMISSION_PATH,
         {"member_id": member_id, "by": reviewer, "reason": reason},
         {"admitted": admit},
-        node.policy.revision,
+        policy.revision,
     )
     try:
-        with log.batch(event) as events:
+        with decision_log.batch(event) as events:
             member = governance.decide_admission(member_id, admit, reviewer, reason, events)
     except NotAnApplicant:
         raise FailedPrecondition(
@@ -54,7 +62,9 @@ def decide(node: Node, member_id: str, admit: bool, reason: str, reviewer: str) 
     return member, event["decision_id"]
 
 
-def invite(node: Node, days: int, reviewer: str) -> tuple[str, str, datetime]:
+def invite(
+    store: Store, decision_log: DecisionLog, policy: PolicyHolder, days: int, reviewer: str
+) -> tuple[str, str, datetime]:
     """A single-use invitation: (its id, the code, shown only now, and when it expires)."""
     days = days or DEFAULT_INVITATION_DAYS
     if not 1 <= days <= MAX_INVITATION_DAYS:
@@ -64,14 +74,13 @@ def invite(node: Node, days: int, reviewer: str) -> tuple[str, str, datetime]:
     invitation_id = "inv-" + uuid.uuid4().hex[:12]
     code = secrets.token_urlsafe(16)
     expires = datetime.now(UTC) + timedelta(days=days)
-    node.store.create_invitation(invitation_id, invitation_hash(code), expires, created_by=reviewer)
-    log = decision_log(node)
-    log.append(
-        log.event(
+    store.create_invitation(invitation_id, invitation_hash(code), expires, created_by=reviewer)
+    decision_log.append(
+        decision_log.event(
             INVITATION_PATH,
             {"invitation_id": invitation_id, "by": reviewer, "expires_at": expires.isoformat()},
             {"issued": True},
-            node.policy.revision,
+            policy.revision,
         )
     )
     return invitation_id, code, expires

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 from coopfed.node.model import DATASETS, HALF_HOUR
 
 if TYPE_CHECKING:
-    from coopfed.node.runtime import Node
-    from coopfed.node.storage import ProfileInfo
+    from coopfed.node.policy.consent import ConsentAnswers
+    from coopfed.node.policy.holder import PolicyHolder
+    from coopfed.node.storage import ProfileInfo, Store
 
 
 @dataclass(frozen=True)
@@ -28,26 +29,28 @@ class DatasetEntry:
     keywords: tuple[str, ...]
 
 
-def held_period(node: Node, profiles: list[ProfileInfo], dataset: str) -> tuple[int, int] | None:
+def held_period(store: Store, profiles: list[ProfileInfo], dataset: str) -> tuple[int, int] | None:
     """The first and last half-hour held for a dataset, over every member's current profile.
 
     Uses the per-profile running totals: the cost grows with periods x profiles, not readings.
     """
     if dataset not in DATASETS or not profiles:
         return None
-    totals = node.store.profile_totals([p.profile_id for p in profiles], dataset)
+    totals = store.profile_totals([p.profile_id for p in profiles], dataset)
     if totals.period_start.size == 0:
         return None
     return int(totals.period_start[0]), int(totals.period_start[-1]) + HALF_HOUR
 
 
-def catalogue(node: Node, *, after: str = "", limit: int | None = None) -> list[DatasetEntry]:
+def catalogue(
+    store: Store, policy: PolicyHolder, *, after: str = "", limit: int | None = None
+) -> list[DatasetEntry]:
     """The datasets offered, by id, from the one after `after`; each entry reads the store, so
     only the `limit` asked for are made."""
-    data = node.policy_data
+    data = policy.data
     offered = data["governance"]["catalogue"]
     fields = data["governance"]["fields"]
-    profiles = node.store.profiles()
+    profiles = store.profiles()
     entries: list[DatasetEntry] = []
     for ds, meta in sorted(offered.items()):
         if ds <= after:
@@ -63,7 +66,7 @@ def catalogue(node: Node, *, after: str = "", limit: int | None = None) -> list[
                 unit=described.get("unit", ""),
                 granularities=tuple(meta["granularities"]),
                 temporal_resolutions=tuple(described.get("granularities", ())),
-                period=held_period(node, profiles, ds),
+                period=held_period(store, profiles, ds),
                 sensitivity=meta["sensitivity"],
                 fields=tuple(
                     (name, f)
@@ -76,20 +79,20 @@ def catalogue(node: Node, *, after: str = "", limit: int | None = None) -> list[
     return entries
 
 
-def policy_facts(node: Node, datasets: tuple[str, ...], flow: str, purpose: str) -> dict[str, Any]:
+def policy_facts(
+    store: Store, consent: ConsentAnswers, datasets: tuple[str, ...], flow: str, purpose: str
+) -> dict[str, Any]:
     """What the data requirement stage checks for each dataset asked for: held, over which
     period, and how many members consent to this flow and purpose (one decision per profile)."""
-    profiles = node.store.profiles()
+    profiles = store.profiles()
     facts: dict[str, Any] = {}
     for ds in datasets:
         if ds not in DATASETS:
             facts[ds] = {"held": False, "period": None, "consenting_members": 0}
             continue
-        period = held_period(node, profiles, ds)
+        period = held_period(store, profiles, ds)
         consenting = sum(
-            p.member_count
-            for p in profiles
-            if node.consent(p.settings.policy_input(), ds, flow, purpose).allowed
+            p.member_count for p in profiles if consent.allows(p.settings.policy_input(), ds, flow, purpose)
         )
         facts[ds] = {
             "held": period is not None,
@@ -99,8 +102,8 @@ def policy_facts(node: Node, datasets: tuple[str, ...], flow: str, purpose: str)
     return facts
 
 
-def purposes(node: Node) -> list[dict[str, Any]]:
-    data = node.policy_data
+def purposes(policy: PolicyHolder) -> list[dict[str, Any]]:
+    data = policy.data
     aims = set(data["coop"]["aims"])
     prohibited = set(data["governance"]["purpose"]["prohibited"])
     return [

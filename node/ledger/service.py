@@ -13,6 +13,7 @@ from coopfed.node.ledger import books
 from coopfed.node.ledger.run import settle_span
 from coopfed.node.ledger.settle import HALF_HOUR
 from coopfed.node.ledger.statement import Statement
+from coopfed.node.members import decision_log
 from coopfed.node.paging import Page
 from coopfed.node.rpc import rpc
 from coopfed.node.runtime import Node
@@ -52,7 +53,11 @@ class LedgerService(pb_grpc.LedgerServiceServicer):
         books.board_only(caller(), "read the journal")
         start, end = _span(request)
         page = Page(
-            self.node, request, caller=caller().id, default=books.DEFAULT_PAGE, maximum=books.MAX_PAGE
+            decision_log(self.node),
+            request,
+            caller=caller().id,
+            default=books.DEFAULT_PAGE,
+            maximum=books.MAX_PAGE,
         )
         lines, token = await asyncio.to_thread(
             books.journal_page, self.node, start, end, request.member_id, page

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coopfed.node.policy.engine import PolicyEngine
 from coopfed.node.policy.errors import PolicyError
+
+if TYPE_CHECKING:
+    from coopfed.node.decisionlog import DecisionLog
+    from coopfed.node.policy.holder import PolicyHolder
 
 CONSENT_PATH = "coopfed/consent/decision"
 
@@ -53,3 +57,40 @@ def parse_decision(result: Any, revision: str) -> ConsentDecision:
         profile_level=level if isinstance(level, str) else "",
         persona=persona if isinstance(persona, str) else "",
     )
+
+
+class ConsentAnswers:
+    """The consent policy's answers, each evaluated and logged once per profile and policy
+    revision (when first asked), never per member: the one place features ask consent."""
+
+    def __init__(self, policy: PolicyHolder, decision_log: DecisionLog | None) -> None:
+        self._policy, self._log = policy, decision_log
+        # (revision, profile, dataset, flow, purpose) -> (decision, id of its decision-log entry)
+        self._cache: dict[tuple[str, str, str, str, str], tuple[ConsentDecision, str]] = {}
+
+    def allows(self, profile: dict[str, Any], dataset: str, flow: str, purpose: str) -> bool:
+        return self.logged(profile, dataset, flow, purpose)[0].allowed
+
+    def logged(
+        self, profile: dict[str, Any], dataset: str, flow: str, purpose: str
+    ) -> tuple[ConsentDecision, str]:
+        """The answer and the id of the decision-log entry recording it ("" with no log)."""
+        revision = self._policy.revision
+        if self._cache and next(iter(self._cache))[0] != revision:
+            self._cache.clear()  # a reload: answers of the old revision are never asked again
+        key = (revision, str(sorted(profile.items())), str(dataset), str(flow), str(purpose))
+        cached = self._cache.get(key)
+        if cached is None:
+            decision = decide_consent(self._policy, profile, dataset, flow, purpose)
+            decision_id = ""
+            if self._log is not None:
+                result = {
+                    "allowed": decision.allowed,
+                    "reasons": list(decision.reasons),
+                    "profile_level": decision.profile_level,
+                    "persona": decision.persona,
+                }
+                query = consent_input(profile, dataset, flow, purpose)
+                decision_id = self._log.record(CONSENT_PATH, query, result, decision.revision)
+            cached = self._cache[key] = (decision, decision_id)
+        return cached

@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from coopfed.node import members
 from coopfed.node.errors import (
     AlreadyExists,
     CoopfedError,
@@ -18,8 +18,8 @@ from coopfed.node.errors import (
     PermissionDenied,
     Unauthenticated,
 )
-from coopfed.node.runtime import Node
-from coopfed.node.storage import InvalidData
+from coopfed.node.members import Registration
+from coopfed.node.storage import InvalidData, Store
 from coopfed.node.storage.sql import SqlStore
 
 SESSION_TTL_S = 12 * 3600  # a shared family computer should not stay signed in for days
@@ -48,7 +48,10 @@ class Joined:
     admitted: bool  # False while the co-op's board has still to admit the applicant
 
 
-def join(node: Node, display_name: str, invitation: str) -> Joined:
+Register = Callable[[str, str], Registration]  # (display name, invitation code): members.register
+
+
+def join(register: Register, display_name: str, invitation: str) -> Joined:
     """The one place a sign-up becomes a member: a valid invitation admits at once; without one
     the member is an applicant until the board decides (a wrong code is refused, nothing kept)."""
     if not 1 <= len(display_name.strip()) <= 200:  # as register checks, in the form's words
@@ -58,7 +61,7 @@ def join(node: Node, display_name: str, invitation: str) -> Joined:
             field="display_name",
         )
     try:
-        registered = members.register(node, display_name, invitation_code=invitation)
+        registered = register(display_name, invitation)
     except CoopfedError as exc:  # unknown, used, expired or too long: one answer in plain words
         if exc.field != "invitation_code":
             raise
@@ -99,18 +102,19 @@ def hash_password(password: str) -> str:
 class Accounts:
     """Account, passkey and session rows in the node's database, on the member store's connections."""
 
-    def __init__(self, node: Node) -> None:
-        assert isinstance(node.store, SqlStore)
-        self.node = node
-        self._store = node.store
+    def __init__(self, store: Store) -> None:
+        assert isinstance(store, SqlStore)
+        self._store = store
 
-    def sign_up(self, display_name: str, login: str, password: str, invitation: str) -> Joined:
+    def sign_up(
+        self, register: Register, display_name: str, login: str, password: str, invitation: str
+    ) -> Joined:
         login = normal_login(login)
         if password:
             check_password(password)  # before anything is written
         if self.find(login) is not None:
             raise AlreadyExists("That sign-in name is taken; choose another.", code="portal.login_taken")
-        joined = join(self.node, display_name, invitation)
+        joined = join(register, display_name, invitation)
         self.add(joined.member_id, login, hash_password(password) if password else "")
         return joined
 

@@ -24,6 +24,7 @@ from starlette.templating import Jinja2Templates
 from coopfed.node.errors import CoopfedError
 from coopfed.node.localtime import local_day, local_time
 from coopfed.node.portal.accounts import Account, Accounts
+from coopfed.node.portal.parts import PortalParts
 from coopfed.node.portal.security import (
     CSRF_FIELD,
     SESSION_COOKIE,
@@ -33,7 +34,6 @@ from coopfed.node.portal.security import (
     binding,
     set_cookie,
 )
-from coopfed.node.runtime import Node
 
 HTTP_STATUS = {
     "invalid_argument": 400, "unauthenticated": 401, "permission_denied": 403, "not_found": 404,
@@ -63,9 +63,9 @@ SECURITY_HEADERS = {
 
 @dataclass
 class Portal:
-    """What every page handler reads: the node, accounts, and the portal's own security state."""
+    """What every page handler reads: the node's parts, accounts, and the portal's own security state."""
 
-    node: Node
+    parts: PortalParts
     accounts: Accounts
     csrf: Csrf
     limiter: SignInLimiter
@@ -75,7 +75,7 @@ class Portal:
 
     @property
     def tz(self) -> str:
-        return self.node.policy_data["coop"].get("time_zone", "Europe/London")
+        return self.parts.policy.data["coop"].get("time_zone", "Europe/London")
 
 
 def portal(request: Request) -> Portal:
@@ -100,7 +100,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
         {
             "account": account,
             "nav": nav,
-            "coop": p.node.policy_data["coop"]["name"],
+            "coop": p.parts.policy.data["coop"]["name"],
             "csrf": p.csrf.token(binding(request) or _new_visitor(request)),
             "csrf_field": CSRF_FIELD,
             "path": request.url.path,
@@ -184,8 +184,8 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     )
 
 
-def create_app(node: Node, *, secure: bool, origin: str) -> Starlette:
-    """The portal for `node`; `origin` is the address members reach it at."""
+def create_app(parts: PortalParts, *, secure: bool, origin: str) -> Starlette:
+    """The portal of the node `parts` come from; `origin` is the address members reach it at."""
     from coopfed.node.portal import (
         auth_pages,
         ballot_pages,
@@ -197,7 +197,7 @@ def create_app(node: Node, *, secure: bool, origin: str) -> Starlette:
 
     files = resources.files("coopfed.node.portal")
     templates = Jinja2Templates(directory=str(files / "templates"))  # autoescapes .html
-    p = Portal(node, Accounts(node), Csrf(), SignInLimiter(), templates, secure, origin)
+    p = Portal(parts, Accounts(parts.store), Csrf(), SignInLimiter(), templates, secure, origin)
     templates.env.filters["when"] = lambda at: local_time(at, p.tz)
     templates.env.filters["day"] = lambda at: local_day(at, p.tz)
     routes = [

@@ -29,9 +29,10 @@ async def signup(request: Request, form: FormData | None = None) -> Response:
     if form is None:
         return render(request, "signup.html", min_password=MIN_PASSWORD, values={})
     values = {k: text(form, k) for k in ("display_name", "login", "invitation")}
+    p = portal(request)
     try:
         joined = await call(
-            portal(request).accounts.sign_up,
+            p.accounts.sign_up, p.parts.register,
             values["display_name"], values["login"], text(form, "password"), values["invitation"],
         )  # fmt: skip
     except CoopfedError as exc:
@@ -76,7 +77,7 @@ async def waiting(request: Request, account: Account) -> Response:
     """An applicant's page: the board will decide; what they can do meanwhile (or why it refused)."""
     if account.admitted:
         return RedirectResponse("/consent", status_code=303)
-    member = await call(portal(request).node.store.get_member, account.member_id)
+    member = await call(portal(request).parts.store.get_member, account.member_id)
     return render(request, "waiting.html", member=member, applied="applied" in request.query_params)
 
 

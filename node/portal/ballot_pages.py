@@ -15,11 +15,11 @@ from coopfed.node.ballots import voting
 from coopfed.node.ballots.tally import find_receipt
 from coopfed.node.portal.accounts import Account
 from coopfed.node.portal.app import call, page, portal, render, text
-from coopfed.node.runtime import Node
-from coopfed.node.storage.ballots import BallotRecord
+from coopfed.node.portal.parts import PortalParts
+from coopfed.node.storage.ballots import BallotRecord, BallotStore
 
 
-def _view(node: Node, ballot: BallotRecord, member_id: str, now: int) -> dict[str, Any]:
+def _view(ballots: BallotStore, ballot: BallotRecord, member_id: str, now: int) -> dict[str, Any]:
     p = ballot.proposal
     state = voting.state(ballot, now)
     return {
@@ -29,59 +29,59 @@ def _view(node: Node, ballot: BallotRecord, member_id: str, now: int) -> dict[st
         "signatures": ballot.signatures, "needed": p["rules"]["petition_signatures"], "voted": ballot.voted,
         "choices": p["choices"], "alternatives": p["alternatives"], "rules": p["rules"],
         "tally": ballot.tally, "digest": ballot.tally_digest,
-        "you_voted": voting.store_of(node).has_voted(ballot.ballot_id, member_id),
+        "you_voted": ballots.has_voted(ballot.ballot_id, member_id),
     }  # fmt: skip
 
 
-def _list(node: Node, member_id: str) -> list[dict[str, Any]]:
+def _list(ballots: BallotStore, member_id: str) -> list[dict[str, Any]]:
     now = int(time.time())
-    return [_view(node, b, member_id, now) for b in voting.store_of(node).list_ballots()]
+    return [_view(ballots, b, member_id, now) for b in ballots.list_ballots()]
 
 
 @page()
 async def ballots(request: Request, account: Account) -> Response:
-    node = portal(request).node
-    return render(request, "ballots.html", ballots=await call(_list, node, account.member_id))
+    view = await call(_list, portal(request).parts.ballots, account.member_id)
+    return render(request, "ballots.html", ballots=view)
 
 
-def _one(node: Node, ballot_id: str, member_id: str, now: int) -> dict[str, Any]:
-    ballot = voting.get(node, ballot_id)
+def _one(parts: PortalParts, ballot_id: str, member_id: str) -> dict[str, Any]:
+    now = int(time.time())
+    ballot = parts.ballot(ballot_id)
     if voting.state(ballot, now) == "awaiting its count":
-        ballot = voting.tally(node, ballot_id, now)  # the first member to look after the close counts it
-    return _view(node, ballot, member_id, now)
+        ballot = parts.tally(ballot_id, now)  # the first member to look after the close counts it
+    return _view(parts.ballots, ballot, member_id, now)
+
+
+async def _show(request: Request, account: Account, **context: Any) -> Response:
+    """The ballot of the request's path, as it stands now (after the member's vote or signature)."""
+    view = await call(_one, portal(request).parts, request.path_params["ballot_id"], account.member_id)
+    return render(request, "ballot.html", b=view, **context)
 
 
 @page()
 async def ballot(request: Request, account: Account) -> Response:
-    node = portal(request).node
-    view = await call(_one, node, request.path_params["ballot_id"], account.member_id, int(time.time()))
-    return render(request, "ballot.html", b=view)
+    return await _show(request, account)
 
 
 @page()
 async def vote(request: Request, account: Account, form: FormData) -> Response:
-    node = portal(request).node
-    ballot_id = request.path_params["ballot_id"]
     who = Principal("member", account.member_id)
-    receipt, _ = await call(voting.vote, node, who, ballot_id, text(form, "choice"), int(time.time()))
-    view = await call(_one, node, ballot_id, account.member_id, int(time.time()))
-    return render(request, "ballot.html", b=view, receipt=receipt)
+    ballot_id, choice = request.path_params["ballot_id"], text(form, "choice")
+    receipt, _ = await call(portal(request).parts.vote, who, ballot_id, choice, int(time.time()))
+    return await _show(request, account, receipt=receipt)
 
 
 @page()
 async def sign(request: Request, account: Account, form: FormData) -> Response:
-    node = portal(request).node
-    ballot_id = request.path_params["ballot_id"]
-    await call(voting.sign, node, Principal("member", account.member_id), ballot_id, int(time.time()))
-    view = await call(_one, node, ballot_id, account.member_id, int(time.time()))
-    return render(request, "ballot.html", b=view, signed=True)
+    who = Principal("member", account.member_id)
+    await call(portal(request).parts.sign, who, request.path_params["ballot_id"], int(time.time()))
+    return await _show(request, account, signed=True)
 
 
 @page()
 async def check(request: Request, account: Account, form: FormData) -> Response:
-    node = portal(request).node
     ballot_id = request.path_params["ballot_id"]
-    view = await call(_one, node, ballot_id, account.member_id, int(time.time()))
+    view = await call(_one, portal(request).parts, ballot_id, account.member_id)
     counted = find_receipt(view["tally"] or {}, ballot_id, text(form, "receipt").strip())
     return render(request, "ballot.html", b=view, checked=True, counted=counted)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.datastructures import FormData
@@ -10,11 +11,10 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from coopfed.node.errors import InvalidArgument
-from coopfed.node.governance import admission, requests
 from coopfed.node.portal import words
 from coopfed.node.portal.accounts import Account
 from coopfed.node.portal.app import call, page, portal, render, text
-from coopfed.node.runtime import Node
+from coopfed.node.storage.governance import GovernanceStore
 from coopfed.node.storage.records import DecisionFilter, Outcome, RequestState
 
 
@@ -23,21 +23,28 @@ def reviewer(account: Account) -> str:
     return f"portal:{account.member_id}"
 
 
+View = Callable[[GovernanceStore, words.Data], list[dict[str, Any]]]
+
+
+async def _listing(request: Request, template: str, name: str, view: View) -> Response:
+    """A page listing the rows `view` reads from the governance records, in the policy's words."""
+    parts = portal(request).parts
+    return render(request, template, **{name: await call(view, parts.governance, parts.policy.data)})
+
+
 @page(board=True)
 async def referred(request: Request, account: Account) -> Response:
-    node = portal(request).node
-    return render(request, "board_referred.html", requests=await call(referred_view, node))
+    return await _listing(request, "board_referred.html", "requests", referred_view)
 
 
-def referred_view(node: Node) -> list[dict[str, Any]]:
-    assert node.governance is not None
+def referred_view(governance: GovernanceStore, data: words.Data) -> list[dict[str, Any]]:
     out = []
-    for r in node.governance.list_requests(state=RequestState.AWAITING_REVIEW, oldest_first=True):
-        org = node.governance.get_organisation(r.organisation_id)
+    for r in governance.list_requests(state=RequestState.AWAITING_REVIEW, oldest_first=True):
+        org = governance.get_organisation(r.organisation_id)
         out.append({
             "id": r.request_id, "org": org, "spec": r.spec, "submitted": r.submitted_at,
-            "purpose": words.purpose_label(node, r.spec.purpose),
-            "decision": words.decision_words(node, r.request_id),
+            "purpose": words.purpose_label(data, r.spec.purpose),
+            "decision": words.decision_words(governance, r.request_id),
             "granularity": words.GRANULARITY.get(r.spec.granularity.value, r.spec.granularity.value),
             "period": (words.at(r.spec.period_start), words.at(r.spec.period_end)),
             "org_score": org.assessment.score if org.assessment else None,
@@ -47,19 +54,18 @@ def referred_view(node: Node) -> list[dict[str, Any]]:
 
 @page(board=True)
 async def decide(request: Request, account: Account, form: FormData) -> Response:
-    node = portal(request).node
     try:
         outcome = {"approve": Outcome.APPROVE, "reject": Outcome.REJECT}[text(form, "outcome")]
     except KeyError:
         raise InvalidArgument("Choose approve or reject.", code="portal.outcome", field="outcome") from None
     request_id = request.path_params["request_id"]
-    await call(requests.review, node, request_id, reviewer(account), outcome, text(form, "reason"))
+    await call(portal(request).parts.review, request_id, reviewer(account), outcome, text(form, "reason"))
     return RedirectResponse("/board/decisions?done=" + request_id, status_code=303)
 
 
 @page(board=True)
 async def admissions(request: Request, account: Account) -> Response:
-    applicants = await call(portal(request).node.store.applicants)
+    applicants = await call(portal(request).parts.store.applicants)
     return render(
         request, "board_admissions.html", applicants=applicants, done=request.query_params.get("done")
     )
@@ -72,26 +78,26 @@ async def admit(request: Request, account: Account, form: FormData) -> Response:
     if choice not in ("admit", "refuse"):
         raise InvalidArgument("Choose admit or refuse.", code="portal.outcome", field="outcome")
     member_id = request.path_params["member_id"]
-    node = portal(request).node
-    await call(admission.decide, node, member_id, choice == "admit", text(form, "reason"), reviewer(account))
+    parts = portal(request).parts
+    await call(parts.admit, member_id, choice == "admit", text(form, "reason"), reviewer(account))
     return RedirectResponse(f"/board/admissions?done={choice}", status_code=303)
 
 
 @page(board=True)
 async def decisions(request: Request, account: Account) -> Response:
-    node = portal(request).node
+    parts = portal(request).parts
     by = request.query_params.get("by", "")
     if by not in ("", "policy", "board"):
         by = ""
-    return render(request, "board_decisions.html", by=by, **await call(decisions_view, node, by))
+    view = await call(decisions_view, parts.governance, parts.policy.data, by)
+    return render(request, "board_decisions.html", by=by, **view)
 
 
-def decisions_view(node: Node, by: str) -> dict[str, Any]:
-    assert node.governance is not None
-    rows, reviewed, agreed = node.governance.list_decisions(DecisionFilter(decided_by=by, limit=100))
+def decisions_view(governance: GovernanceStore, data: words.Data, by: str) -> dict[str, Any]:
+    rows, reviewed, agreed = governance.list_decisions(DecisionFilter(decided_by=by, limit=100))
     listed = [
-        {**words.decision_words(node, r.request_id), "id": r.request_id, "org": r.organisation_id,
-         "purpose": words.purpose_label(node, r.spec.purpose)}
+        {**words.decision_words(governance, r.request_id), "id": r.request_id, "org": r.organisation_id,
+         "purpose": words.purpose_label(data, r.spec.purpose)}
         for _by, r in rows
     ]  # fmt: skip
     return {"decisions": listed, "reviewed": reviewed, "agreed": agreed}
@@ -99,30 +105,25 @@ def decisions_view(node: Node, by: str) -> dict[str, Any]:
 
 @page(board=True)
 async def grants(request: Request, account: Account) -> Response:
-    node = portal(request).node
-    return render(request, "board_grants.html", grants=await call(grants_view, node))
+    return await _listing(request, "board_grants.html", "grants", grants_view)
 
 
-def grants_view(node: Node) -> list[dict[str, Any]]:
-    assert node.governance is not None
-    out = []
-    for org in node.governance.list_organisations():
-        for g in node.governance.list_grants(org.organisation_id):
-            out.append({
-                "id": g.grant_id, "org": org.profile.name,
-                "purpose": words.purpose_label(node, g.scope.purpose), "datasets": sorted(g.scope.datasets),
-                "expires": words.at(g.expires_at), "revoked": g.revoked,
-                "reason": g.revocation_reason,
-            })  # fmt: skip
-    return out
+def grants_view(governance: GovernanceStore, data: words.Data) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": g.grant_id, "org": org.profile.name,
+            "purpose": words.purpose_label(data, g.scope.purpose), "datasets": sorted(g.scope.datasets),
+            "expires": words.at(g.expires_at), "revoked": g.revoked, "reason": g.revocation_reason,
+        }
+        for org in governance.list_organisations()
+        for g in governance.list_grants(org.organisation_id)
+    ]  # fmt: skip
 
 
 @page(board=True)
 async def revoke(request: Request, account: Account, form: FormData) -> Response:
-    node = portal(request).node
-    await call(
-        requests.revoke, node, request.path_params["grant_id"], text(form, "reason"), reviewer(account)
-    )
+    parts = portal(request).parts
+    await call(parts.revoke, request.path_params["grant_id"], text(form, "reason"), reviewer(account))
     return RedirectResponse("/board/grants", status_code=303)
 
 

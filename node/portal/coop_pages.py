@@ -10,10 +10,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from coopfed.node.policy.holder import PolicyHolder
 from coopfed.node.portal import charts, words
 from coopfed.node.portal.accounts import Account
 from coopfed.node.portal.app import call, page, portal, render
-from coopfed.node.runtime import Node
+from coopfed.node.storage import Store
+from coopfed.node.storage.governance import GovernanceStore
 from coopfed.node.storage.records import DecisionFilter
 
 YEAR = 365 * charts.DAY
@@ -22,18 +24,19 @@ YEAR = 365 * charts.DAY
 @page()
 async def neighbourhood(request: Request, account: Account) -> Response:
     p = portal(request)
-    return render(request, "neighbourhood.html", **await call(neighbourhood_view, p.node, p.tz))
+    view = await call(neighbourhood_view, p.parts.store, p.parts.policy.data, p.tz)
+    return render(request, "neighbourhood.html", **view)
 
 
-def neighbourhood_view(node: Node, tz: str) -> dict[str, Any]:
+def neighbourhood_view(store: Store, data: words.Data, tz: str) -> dict[str, Any]:
     """Co-op totals by time of day, from half-hours with at least k members only (internal use:
     every member's consent allows it, and no household stands out in a small group)."""
-    k = int(node.policy_data["coop"]["k_min"])
-    now = node.store.newest_period() or int(time.time())
-    profiles = [p.profile_id for p in node.store.profiles()]
+    k = int(data["coop"]["k_min"])
+    now = store.newest_period() or int(time.time())
+    profiles = [p.profile_id for p in store.profiles()]
     series, kept = [], {}
     for ds in ("demand", "generation"):
-        totals = node.store.profile_totals(profiles, ds, start=now - YEAR, end=now + 1)
+        totals = store.profile_totals(profiles, ds, start=now - YEAR, end=now + 1)
         ok = totals.member_count >= k
         kept[ds] = totals.kwh_sum[ok].sum()
         series.append(charts.Series(ds, charts.time_of_day(totals.period_start[ok], totals.kwh_sum[ok], tz)))
@@ -41,33 +44,31 @@ def neighbourhood_view(node: Node, tz: str) -> dict[str, Any]:
     local = float(min(kept["generation"], kept["demand"]) / kept["demand"]) if kept["demand"] else 0.0
     return {
         "k": k, "chart": chart, "series": series, "clock": charts.clock_labels(),
-        "members": sum(p.member_count for p in node.store.profiles()),
+        "members": sum(p.member_count for p in store.profiles()),
         "local_share": local, "has_data": bool(np.any([s.values.any() for s in series])),
     }  # fmt: skip
 
 
 @page(applicant=True)
 async def decides(request: Request, account: Account) -> Response:
-    node = portal(request).node
-    return render(request, "decides.html", **await call(decides_view, node))
+    parts = portal(request).parts
+    return render(request, "decides.html", **await call(decides_view, parts.governance, parts.policy))
 
 
-def decides_view(node: Node) -> dict[str, Any]:
+def decides_view(governance: GovernanceStore, policy: PolicyHolder) -> dict[str, Any]:
     """The rules in force, recent decisions without the requesters' names, and agreement with the board."""
-    data = node.policy_data
+    data = policy.data
     gov = data["governance"]
     org = gov["organisation"]
     recent: list[dict[str, Any]] = []
-    reviewed = agreed = 0
-    if node.governance is not None:
-        rows, reviewed, agreed = node.governance.list_decisions(DecisionFilter(limit=20))
-        for _by, record in rows:
-            w = words.decision_words(node, record.request_id)
-            recent.append({**w, "purpose": words.purpose_label(node, record.spec.purpose)})
+    rows, reviewed, agreed = governance.list_decisions(DecisionFilter(limit=20))
+    for _by, record in rows:
+        w = words.decision_words(governance, record.request_id)
+        recent.append({**w, "purpose": words.purpose_label(data, record.spec.purpose)})
     return {
-        "revision": node.policy.revision, "source": node.policy.source, "thresholds": gov["thresholds"],
+        "revision": policy.revision, "source": policy.source, "thresholds": gov["thresholds"],
         "stage_weights": gov["stage_weights"], "dimensions": org["dimensions"], "k": data["coop"]["k_min"],
-        "personas": words.personas(node), "recent": recent, "reviewed": reviewed, "agreed": agreed,
+        "personas": words.personas(data), "recent": recent, "reviewed": reviewed, "agreed": agreed,
         "always_refer": gov["always_refer"], "shadow": gov.get("shadow_mode", False),
     }  # fmt: skip
 

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import arrow
@@ -19,45 +20,45 @@ from starlette.routing import Route
 
 from coopfed.node import members
 from coopfed.node.errors import FailedPrecondition, InvalidArgument, NotFound
-from coopfed.node.ledger.run import decide_terms, ledger_of
 from coopfed.node.ledger.statement import statement
+from coopfed.node.ledger.terms import Terms
 from coopfed.node.model import DATASETS, ConsentLevel, Flow
 from coopfed.node.portal import charts, words
 from coopfed.node.portal.accounts import Account
 from coopfed.node.portal.app import call, page, portal, render, text
-from coopfed.node.release import benchmark
 from coopfed.node.release.service import BAND_HOURS
-from coopfed.node.runtime import Node
-from coopfed.node.storage import Home
+from coopfed.node.storage import Home, Store
 from coopfed.node.storage.base import HEATING, HOME_TYPES, INSTALLED, INSTALLED_RANGE, InvalidData
+from coopfed.node.storage.ledger import LedgerStore
 
 YEAR = 365 * charts.DAY
 
 
 @page()
 async def consent(request: Request, account: Account, form: FormData | None = None) -> Response:
-    node = portal(request).node
+    parts = portal(request).parts
+    data = parts.policy.data
     saved = None
     if form is not None:
-        saved = await call(members.set_consent, node, account.member_id, consent_change(form, node), "")
-    member, history = await call(_consent_state, node, account.member_id)
+        saved = await call(parts.set_consent, account.member_id, consent_change(form, data), "")
+    member, history = await call(_consent_state, parts.store, account.member_id)
     return render(
         request, "consent.html", settings=member.settings, history=history[::-1], saved=saved,
-        levels=words.LEVELS, flows=words.flows(node), datasets=words.datasets(node),
-        personas=words.personas(node), welcome=request.query_params.get("welcome"),
+        levels=words.LEVELS, flows=words.flows(data), datasets=words.datasets(data),
+        personas=words.personas(data), welcome=request.query_params.get("welcome"),
     )  # fmt: skip
 
 
-def _consent_state(node: Node, member_id: str) -> tuple[Any, list[Any]]:
-    return node.store.get_member(member_id), members.consent_history(node, member_id)
+def _consent_state(store: Store, member_id: str) -> tuple[Any, list[Any]]:
+    return store.get_member(member_id), store.consent_history(member_id)
 
 
-def consent_change(form: FormData, node: Node) -> members.ConsentChange:
+def consent_change(form: FormData, data: words.Data) -> members.ConsentChange:
     """The form's choice as a whole new setting: a persona, or a level (with choices at amber)."""
     nudges = bool(text(form, "nudges"))
     persona = text(form, "persona")
     if persona:
-        if persona not in node.personas():
+        if persona not in data["consent"]["personas"]:
             raise InvalidArgument(
                 "Choose one of the co-op's personas.", code="portal.persona", field="persona"
             )
@@ -78,9 +79,8 @@ def consent_change(form: FormData, node: Node) -> members.ConsentChange:
 
 @page()
 async def receipt(request: Request, account: Account) -> Response:
-    node = portal(request).node
     record_id = request.path_params["record_id"]
-    history = await call(members.consent_history, node, account.member_id)
+    history = await call(portal(request).parts.store.consent_history, account.member_id)
     record = next((r for r in history if r.record_id == record_id and r.receipt), None)
     if record is None:
         raise NotFound("There is no receipt with that number among yours.", code="portal.receipt")
@@ -94,8 +94,8 @@ async def receipt(request: Request, account: Account) -> Response:
 
 @page()
 async def access(request: Request, account: Account) -> Response:
-    node = portal(request).node
-    uses = await call(words.data_uses, node, account.member_id)
+    parts = portal(request).parts
+    uses = await call(words.data_uses, parts.governance, parts.policy.data, account.member_id)
     return render(request, "access.html", uses=uses)
 
 
@@ -104,15 +104,17 @@ async def energy(request: Request, account: Account, form: FormData | None = Non
     p = portal(request)
     if form is not None:
         change = members.ConsentChange(nudges=bool(text(form, "nudges")))
-        await call(members.set_consent, p.node, account.member_id, change, "")
-    view = await call(energy_view, p.node, account.member_id, p.tz)
+        await call(p.parts.set_consent, account.member_id, change, "")
+    view = await call(energy_view, p.parts.store, account.member_id, p.tz)
+    if view["nudges_on"]:
+        view["nudges"] = await call(words.nudges, p.parts.forecast, p.parts.settings.place.tz)
     return render(request, "energy.html", **view)
 
 
-def energy_view(node: Node, member_id: str, tz: str) -> dict[str, Any]:
-    """The member's last day, week and month as charts, and the nudges of the latest forecast."""
-    now = node.store.newest_period() or int(time.time())
-    readings = {b.dataset: (b.periods, b.kwh) for b in _year(node, member_id, now)}
+def energy_view(store: Store, member_id: str, tz: str) -> dict[str, Any]:
+    """The member's last day, week and month as charts, and whether they want nudges."""
+    now = store.newest_period() or int(time.time())
+    readings = {b.dataset: (b.periods, b.kwh) for b in _year(store, member_id, now)}
     today = charts.arrow.get(now).to(tz).floor("day")
     charts_ = []
     for title, days in (("The last 7 days", 7), ("The last 30 days", 30)):
@@ -122,18 +124,17 @@ def energy_view(node: Node, member_id: str, tz: str) -> dict[str, Any]:
         charts_.append((title, charts.bar_chart(f"{title}: kWh per day", labels, series), labels, series))
     profile = [charts.Series(ds, charts.time_of_day(p, k, tz)) for ds, (p, k) in readings.items()]
     day_chart = charts.bar_chart("An average day: kWh per half-hour", charts.clock_labels(), profile)
-    member = node.store.get_member(member_id)
+    member = store.get_member(member_id)
     return {
         "charts": charts_, "day_chart": day_chart, "profile": profile, "clock": charts.clock_labels(),
-        "has_readings": bool(readings), "nudges_on": member.settings.nudges,
-        "nudges": words.nudges(node) if member.settings.nudges else [],
+        "has_readings": bool(readings), "nudges_on": member.settings.nudges, "nudges": [],
     }  # fmt: skip
 
 
-def _year(node: Node, member_id: str, now: int) -> list[Any]:
+def _year(store: Store, member_id: str, now: int) -> list[Any]:
     """A year of readings per dataset, joined from the store's chunks."""
     found: dict[str, list[Any]] = {}
-    for batch in node.store.iter_readings(member_id, start=now - YEAR + charts.HALF_HOUR, end=now + 1):
+    for batch in store.iter_readings(member_id, start=now - YEAR + charts.HALF_HOUR, end=now + 1):
         found.setdefault(batch.dataset, []).append(batch)
     return [
         type(parts[0])(ds, np.concatenate([b.periods for b in parts]), np.concatenate([b.kwh for b in parts]))
@@ -144,11 +145,14 @@ def _year(node: Node, member_id: str, now: int) -> list[Any]:
 @page()
 async def statement_page(request: Request, account: Account) -> Response:
     p = portal(request)
-    view = await call(statement_view, p.node, account.member_id, p.tz, request.query_params.get("month", ""))
+    month = request.query_params.get("month", "")
+    view = await call(statement_view, p.parts.ledger, p.parts.terms, account.member_id, p.tz, month)
     return render(request, "statement.html", **view)
 
 
-def statement_view(node: Node, member_id: str, tz: str, month: str) -> dict[str, Any]:
+def statement_view(
+    ledger: LedgerStore, terms: Callable[[int, int], Terms], member_id: str, tz: str, month: str
+) -> dict[str, Any]:
     """The member's ledger statement for a calendar month on the co-op's clock (default: this one)."""
     this_month = arrow.now(tz).floor("month")
     try:
@@ -156,7 +160,7 @@ def statement_view(node: Node, member_id: str, tz: str, month: str) -> dict[str,
     except (arrow.parser.ParserError, ValueError):
         raise InvalidArgument("month: expected a month such as 2026-11", code="portal.month") from None
     start, end = int(first.timestamp()), int(first.shift(months=1).timestamp())
-    made = statement(ledger_of(node), start, end, member_id, decide_terms(node, start, end)[0])
+    made = statement(ledger, start, end, member_id, terms(start, end))
     return {
         "month": first.format("MMMM YYYY"),
         "lines": made.lines(),
@@ -167,20 +171,20 @@ def statement_view(node: Node, member_id: str, tz: str, month: str) -> dict[str,
 
 @page()
 async def compare(request: Request, account: Account, form: FormData | None = None) -> Response:
-    node = portal(request).node
+    parts = portal(request).parts
     saved = False
     if form is not None:
         home = home_from_form(form)
-        await call(node.store.set_home, account.member_id, home if home.declared() else None)
+        await call(parts.store.set_home, account.member_id, home if home.declared() else None)
         saved = True
-    homes = await call(node.store.homes, [account.member_id])
+    homes = await call(parts.store.homes, [account.member_id])
     report, refused = None, ""
     try:
-        report = await call(benchmark.benchmark, node, account.member_id)
+        report = await call(parts.benchmark, account.member_id)
     except FailedPrecondition as e:
         refused = e.message[0].upper() + e.message[1:] + "."
         if e.code == "benchmark.group_too_small":
-            k = node.policy_data["coop"]["k_min"]
+            k = parts.policy.data["coop"]["k_min"]
             refused = (
                 "There are too few homes like yours to compare with yet. So that no one's use can be "
                 f"picked out, the co-op shows a comparison only among at least {k} "
@@ -229,7 +233,7 @@ async def data(request: Request, account: Account) -> Response:
 async def export(request: Request, account: Account) -> Response:
     p = portal(request)
     kind = request.path_params["kind"]
-    member, history, chunks = await call(members.export, p.node, account.member_id)
+    member, history, chunks = await call(p.parts.export, account.member_id)
     if kind == "csv":
         body = await call(_csv, chunks, p.tz)
         return _download(body, "text/csv", "my-readings.csv")
@@ -272,7 +276,7 @@ async def erase(request: Request, account: Account, form: FormData) -> Response:
         raise InvalidArgument(
             "Nothing was erased: type the word erase to confirm.", code="portal.erase_confirm"
         )
-    erased = await call(members.erase, p.node, account.member_id, account.member_id)
+    erased = await call(p.parts.erase, account.member_id, account.member_id)
     await call(p.accounts.remove, account.member_id)  # its sessions go with it
     request.state.account = None
     return render(request, "message.html", title="Your data has been erased", message=(

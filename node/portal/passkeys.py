@@ -14,12 +14,15 @@ from starlette.routing import Route
 from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
     AuthenticatorSelectionCriteria,
+    PublicKeyCredentialCreationOptions,
     PublicKeyCredentialDescriptor,
+    PublicKeyCredentialRequestOptions,
     ResidentKeyRequirement,
     UserVerificationRequirement,
 )
 
 from coopfed.node.errors import CoopfedError, InvalidArgument, Unauthenticated
+from coopfed.node.portal.accounts import Account
 from coopfed.node.portal.app import HTTP_STATUS, Portal, call, portal, signed_in
 from coopfed.node.portal.auth_pages import session_cookie
 from coopfed.node.portal.security import binding
@@ -67,6 +70,23 @@ async def _json(request: Request) -> tuple[Portal, str, dict]:
     return p, key, body if isinstance(body, dict) else {}
 
 
+async def _account(request: Request) -> Account:
+    account = await call(signed_in, request)
+    if account is None:
+        raise Unauthenticated("Sign in first.", code="portal.signin")
+    return account
+
+
+def _ask(key: str, options: PublicKeyCredentialCreationOptions | PublicKeyCredentialRequestOptions) -> dict:
+    """The options as the browser takes them; their challenge waits for this browser's answer."""
+    _challenges.put(key, options.challenge)
+    return json.loads(webauthn.options_to_json(options))
+
+
+def _descriptors(passkeys: list[tuple[bytes, bytes, int]]) -> list[PublicKeyCredentialDescriptor]:
+    return [PublicKeyCredentialDescriptor(id=credential_id) for credential_id, _, _ in passkeys]
+
+
 def _answer(handler):  # type: ignore[no-untyped-def]
     async def endpoint(request: Request) -> Response:
         try:
@@ -85,29 +105,24 @@ def _answer(handler):  # type: ignore[no-untyped-def]
 @_answer
 async def register_options(request: Request) -> dict:
     p, key, _ = await _json(request)
-    account = await call(signed_in, request)
-    if account is None:
-        raise Unauthenticated("Sign in first.", code="portal.signin")
+    account = await _account(request)
     existing = await call(p.accounts.passkeys, account.member_id)
     options = webauthn.generate_registration_options(
-        rp_id=rp_id(p), rp_name=p.node.policy_data["coop"]["name"], user_name=account.login,
+        rp_id=rp_id(p), rp_name=p.parts.policy.data["coop"]["name"], user_name=account.login,
         user_id=account.member_id.encode(), user_display_name=account.display_name,
-        exclude_credentials=[PublicKeyCredentialDescriptor(id=c[0]) for c in existing],
+        exclude_credentials=_descriptors(existing),
         authenticator_selection=AuthenticatorSelectionCriteria(
             resident_key=ResidentKeyRequirement.PREFERRED,
             user_verification=UserVerificationRequirement.PREFERRED,
         ),
     )  # fmt: skip
-    _challenges.put(key, options.challenge)
-    return json.loads(webauthn.options_to_json(options))
+    return _ask(key, options)
 
 
 @_answer
 async def register(request: Request) -> dict:
     p, key, body = await _json(request)
-    account = await call(signed_in, request)
-    if account is None:
-        raise Unauthenticated("Sign in first.", code="portal.signin")
+    account = await _account(request)
     verified = webauthn.verify_registration_response(
         credential=body,
         expected_challenge=_challenges.take(key),
@@ -127,11 +142,11 @@ async def signin_options(request: Request) -> dict:
     account = await call(p.accounts.find, str(body.get("login", "")))
     found = await call(p.accounts.passkeys, account.member_id) if account else []
     options = webauthn.generate_authentication_options(
-        rp_id=rp_id(p), allow_credentials=[PublicKeyCredentialDescriptor(id=c[0]) for c in found],
+        rp_id=rp_id(p),
+        allow_credentials=_descriptors(found),
         user_verification=UserVerificationRequirement.PREFERRED,
-    )  # fmt: skip
-    _challenges.put(key, options.challenge)
-    return json.loads(webauthn.options_to_json(options))
+    )
+    return _ask(key, options)
 
 
 @_answer

@@ -11,7 +11,7 @@ import uvicorn
 
 from coopfed.federation.tls import is_loopback
 from coopfed.node.errors import FailedPrecondition
-from coopfed.node.runtime import Node
+from coopfed.node.portal.parts import PortalParts
 
 log = logging.getLogger(__name__)
 
@@ -19,15 +19,15 @@ log = logging.getLogger(__name__)
 class PortalServer:
     """Serves the portal where [portal] listen says; `url` is where members reach it."""
 
-    def __init__(self, node: Node, listen: str = "") -> None:
-        self.node = node
-        self.listen = listen or node.settings.portal.listen
+    def __init__(self, parts: PortalParts, listen: str = "") -> None:
+        self.parts = parts
+        self.listen = listen or parts.settings.portal.listen
         self.url = ""
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> str:
-        settings = self.node.settings
+        settings = self.parts.settings
         host, _, port = self.listen.rpartition(":")
         host = host.strip("[]")
         secure = not is_loopback(host)
@@ -51,7 +51,7 @@ class PortalServer:
         self.url = settings.portal.public_url or f"{'https' if secure else 'http'}://{shown}:{bound}"
         from coopfed.node.portal.app import create_app  # starlette and uvicorn load only when used
 
-        app = create_app(self.node, secure=secure, origin=self.url)
+        app = create_app(self.parts, secure=secure, origin=self.url)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", **tls)  # type: ignore[arg-type]
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="portal")
@@ -74,21 +74,20 @@ DEMO_PASSWORD = "riverside-demo"
 
 
 async def demo_portal(
-    node: Node, member_token: str, listen: str = "127.0.0.1:8080"
+    parts: PortalParts, member_id: str, listen: str = "127.0.0.1:8080"
 ) -> tuple[PortalServer, str]:
     """The demo's portal, with a sign-in for one of its members (also on the board); returns the
     server and the lines to print. Port 8080 taken: any free port."""
     from coopfed.node.portal.accounts import Accounts, hash_password
 
-    member_id = node.authenticate_member(member_token).id
-    accounts = Accounts(node)
+    accounts = Accounts(parts.store)
     await asyncio.to_thread(
         accounts.add, member_id, "demo@riverside.example", hash_password(DEMO_PASSWORD), "board"
     )
-    server = PortalServer(node, listen)
+    server = PortalServer(parts, listen)
     try:
         url = await server.start()
     except FailedPrecondition:
-        server = PortalServer(node, listen.rsplit(":", 1)[0] + ":0")
+        server = PortalServer(parts, listen.rsplit(":", 1)[0] + ":0")
         url = await server.start()
     return server, f"members' portal: {url}  (sign in as demo@riverside.example, password {DEMO_PASSWORD})"

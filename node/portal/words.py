@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coopfed.node.errors import CoopfedError
 from coopfed.node.model import DATASETS, Flow
-from coopfed.node.runtime import Node
 from coopfed.node.storage import NotFound
+from coopfed.node.storage.governance import GovernanceStore
+
+if TYPE_CHECKING:
+    from coopfed.node.forecast.context import ForecastContext
+
+Data = Mapping[str, Any]  # the policy data in force: read from the holder at each use
 
 LEVELS = {
     "green": ("Green", "The co-op may share your data as it sees fit, within its aims and its rules."),
@@ -27,11 +33,11 @@ RECEIPT_NOTE = (
 )
 
 
-def flows(node: Node) -> list[dict[str, Any]]:
+def flows(data: Data) -> list[dict[str, Any]]:
     """Each flow with one sentence for what green, amber and red allow."""
     out = []
     for flow in Flow:
-        info = node.policy_data["flows"][flow.value]
+        info = data["flows"][flow.value]
         phrase = info["phrase"]
         if flow is Flow.INTERNAL:
             allow = {lvl: f"Always {phrase}: the co-op needs it to run your account." for lvl in LEVELS}
@@ -47,15 +53,15 @@ def flows(node: Node) -> list[dict[str, Any]]:
     return out
 
 
-def datasets(node: Node) -> list[dict[str, str]]:
-    info = node.policy_data["datasets"]
+def datasets(data: Data) -> list[dict[str, str]]:
+    info = data["datasets"]
     return [{"id": ds, "title": info.get(ds, {}).get("title", ds)} for ds in DATASETS]
 
 
-def personas(node: Node) -> list[dict[str, Any]]:
+def personas(data: Data) -> list[dict[str, Any]]:
     """Each persona with what it allows, flow by flow, to show them side by side."""
     out = []
-    for name, p in sorted(node.personas().items()):
+    for name, p in sorted(data["consent"]["personas"].items()):
         allowed = {
             flow.value: sorted(ds for ds, fl in p.get("flows", {}).items() if flow.value in fl)
             for flow in Flow
@@ -65,34 +71,32 @@ def personas(node: Node) -> list[dict[str, Any]]:
     return out
 
 
-def purpose_label(node: Node, code: str) -> str:
-    return node.policy_data["purposes"].get(code, {}).get("label", code)
+def purpose_label(data: Data, code: str) -> str:
+    return data["purposes"].get(code, {}).get("label", code)
 
 
-def data_uses(node: Node, member_id: str) -> list[dict[str, Any]]:
+def data_uses(governance: GovernanceStore, data: Data, member_id: str) -> list[dict[str, Any]]:
     """Every release of the member's data, newest first, with the decision that allowed it."""
-    assert node.governance is not None
     decisions: dict[str, dict[str, Any]] = {}
     uses = []
-    for e in node.governance.access_for_member(member_id, 500):
+    for e in governance.access_for_member(member_id, 500):
         if e.request_id not in decisions:
-            decisions[e.request_id] = decision_words(node, e.request_id)
+            decisions[e.request_id] = decision_words(governance, e.request_id)
         uses.append({
             "at": e.at, "who": e.organisation_name or e.organisation_id,
-            "purpose": purpose_label(node, e.purpose),
-            "flow": node.policy_data["flows"].get(e.flow, {}).get("title", e.flow),
-            "dataset": node.policy_data["datasets"].get(e.dataset, {}).get("title", e.dataset),
+            "purpose": purpose_label(data, e.purpose),
+            "flow": data["flows"].get(e.flow, {}).get("title", e.flow),
+            "dataset": data["datasets"].get(e.dataset, {}).get("title", e.dataset),
             "granularity": GRANULARITY.get(e.granularity, e.granularity),
             "period": (at(e.period_start), at(e.period_end)), "decision": decisions[e.request_id],
         })  # fmt: skip
     return uses
 
 
-def decision_words(node: Node, request_id: str) -> dict[str, Any]:
+def decision_words(governance: GovernanceStore, request_id: str) -> dict[str, Any]:
     """Who decided a request and why: the policy's scores and reasons, the board's reason if it reviewed."""
-    assert node.governance is not None
     try:
-        record = node.governance.get_request(request_id)
+        record = governance.get_request(request_id)
     except (NotFound, CoopfedError):
         return {"by": "unknown", "outcome": "", "reasons": [], "stages": [], "revision": ""}
     d = record.decision
@@ -112,16 +116,16 @@ def decision_words(node: Node, request_id: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def nudges(node: Node) -> list[str]:
+def nudges(forecast: ForecastContext | None, tz: str) -> list[str]:
     """What to do in the next 48 hours, from the co-op's latest forecast; empty without one."""
-    if node.forecast is None:
+    if forecast is None:
         return []
-    latest = node.forecast.store.latest()
+    latest = forecast.store.latest()
     if latest is None:
         return []
     from coopfed.node.forecast.service import texts
 
-    return texts(latest.open_windows(int(time.time())), node.settings.place.tz)
+    return texts(latest.open_windows(int(time.time())), tz)
 
 
 def at(unix: int) -> datetime:

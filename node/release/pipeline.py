@@ -179,7 +179,7 @@ def plan(
         consent_ids[ds] = {}
         for p in profiles:
             profile = p.settings.policy_input()
-            decision, decision_id = node.consent_logged(profile, ds, ask.flow, ask.purpose)
+            decision, decision_id = node.consent.logged(profile, ds, ask.flow, ask.purpose)
             allowed_by = decision_id if decision.allowed else None
             if contributes is not None:
                 allowed_by = contributes(profile, ds, decision, decision_id)

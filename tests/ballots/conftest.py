@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 from coopfed.node.client import bearer
-from coopfed.node.governance.organisations import issue_board_token
+from coopfed.node.credentials import issue_board_token
 from coopfed.node.model import ConsentSettings
 from coopfed.node.policy.boardkeys import BoardSigningKey, public_pem
 from coopfed.node.policy.bundle import BundleInfo, build_bundle, next_serial
@@ -43,7 +43,7 @@ class Coop:
         return ballot_pb2_grpc.BallotServiceStub(self.channel)
 
     def member(self, member_id: str) -> tuple[tuple[str, str], ...]:
-        return bearer(self.node.issue_member_token(member_id))
+        return bearer(self.node.credentials.issue_member_token(member_id))
 
     @property
     def board(self) -> tuple[tuple[str, str], ...]:

@@ -23,11 +23,11 @@ __all__ = ["browser", "site"]  # the fixtures
 
 
 def test_a_member_reads_a_ballot_votes_and_checks_a_result(browser: WebDriver, site: Site) -> None:
-    code = admission.invite(site.node, 14, "board:test")[1]
+    code = admission.invite(site.node.store, site.node.decision_log, site.node.policy, 14, "board:test")[1]
     browser.get(site.url + "/signup")
     fill(browser, display_name="Ana's house", invitation=code, login="ana@example.org", password=PASSWORD)
     submit(browser, "form[action='/signup'] button[type=submit]")
-    member = Accounts(site.node).find("ana@example.org").member_id
+    member = Accounts(site.node.store).find("ana@example.org").member_id
     now = int(time.time())
     change = voting.Change("", {"coop": {"k_min": 6}})
     ballot = voting.propose(

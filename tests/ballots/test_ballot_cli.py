@@ -12,7 +12,7 @@ import pytest
 
 from coopfed.node.cli import main
 from coopfed.node.client import Credentials
-from coopfed.node.governance.organisations import issue_board_token
+from coopfed.node.credentials import issue_board_token
 
 from .conftest import Coop
 
@@ -24,7 +24,7 @@ def _creds(coop: Coop, tmp_path: Path, who: str) -> str:
     token = (
         issue_board_token(coop.node.node_id, coop.node.keys, "ada", 3600)
         if who == "board"
-        else coop.node.issue_member_token(who)
+        else coop.node.credentials.issue_member_token(who)
     )
     Credentials(coop.address, who, token).save(path, force=True)
     return str(path)

@@ -36,7 +36,7 @@ def _code(call) -> grpc.StatusCode:  # type: ignore[no-untyped-def]
 def test_a_petition_becomes_a_ballot_whose_passed_change_a_signed_bundle_carries(coop: Coop, capsys) -> None:  # type: ignore[no-untyped-def]
     stub = coop.stub
     # a decision under the current rules, for the impact report and for explain
-    coop.node.consent(
+    coop.node.consent.logged(
         {"level": "green", "persona": "", "choices": {}}, "demand", "member_to_member", "dpv:PublicBenefit"
     )
     proposal = pb.ProposeRequest(
@@ -133,7 +133,9 @@ def test_a_member_verifies_a_receipt_with_the_cli(coop: Coop, tmp_path, capsys) 
     )  # fmt: skip
     assert ballot.state == "open"
     creds = tmp_path / "alice.json"
-    Credentials(coop.address, "alice", coop.node.issue_member_token("alice")).save(creds, force=True)
+    Credentials(coop.address, "alice", coop.node.credentials.issue_member_token("alice")).save(
+        creds, force=True
+    )
     assert main(["ballot", "vote", ballot.ballot_id, "yes", "--credentials", str(creds), "--json"]) == 0
     receipt = json.loads(capsys.readouterr().out)["receipt"]
     assert main(["ballot", "show", ballot.ballot_id, "--credentials", str(creds)]) == 0

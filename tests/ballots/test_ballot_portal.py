@@ -16,6 +16,7 @@ from coopfed.node.auth import Principal
 from coopfed.node.ballots import voting
 from coopfed.node.portal.app import create_app
 from coopfed.node.runtime import Node, init_node, open_node
+from coopfed.node.server import portal_parts
 from coopfed.node.settings import load_settings
 
 from ..portal.test_pages import csrf, sign_up
@@ -31,7 +32,8 @@ def client(tmp_path: Path) -> Iterator[tuple[TestClient, Node]]:
     with (
         open_node(settings) as node,
         TestClient(
-            create_app(node, secure=False, origin="http://localhost"), base_url="http://localhost"
+            create_app(portal_parts(node), secure=False, origin="http://localhost"),
+            base_url="http://localhost",
         ) as c,
     ):
         yield c, node

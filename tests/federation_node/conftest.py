@@ -18,7 +18,9 @@ import numpy as np
 
 from coopfed.federation.keys import KeyRing
 from coopfed.federation.tls import TlsIdentity
+from coopfed.node.federation.grantee import Grantee
 from coopfed.node.federation.manifest import Manifest
+from coopfed.node.federation.refresh import PeerRefresh
 from coopfed.node.model import HALF_HOUR, ConsentSettings
 from coopfed.node.runtime import Node, init_node, open_node
 from coopfed.node.server import NodeServer
@@ -43,6 +45,15 @@ def coop_policies(folder: Path, *, aims: list[str] | None = None, legal_form: st
         data["federation"]["governance"]["legal_form"] = legal_form
     (target / "data.json").write_text(json.dumps(data))
     return target
+
+
+def grantee_of(node: Node) -> Grantee:
+    """The node's requesting side, built as its CLI builds it."""
+    return Grantee(node.federation, node.keys, node.policy)
+
+
+def refresher(node: Node) -> PeerRefresh:
+    return PeerRefresh(node.federation, node.keys, node.policy, node.governance)
 
 
 @dataclass

@@ -12,9 +12,10 @@ import pytest
 from coopfed.federation.errors import ScopeError
 from coopfed.federation.grants import Constraints, Grant, GrantScope, Noise
 from coopfed.node.errors import InvalidArgument
-from coopfed.node.federation.aggregates import plan_release, release_capacity, release_series
+from coopfed.node.federation.aggregates import PeerReleases
 from coopfed.node.model import ConsentLevel, ConsentSettings, Flow
 from coopfed.node.runtime import Node, init_node, open_node
+from coopfed.node.services import NodePipeline
 from coopfed.node.settings import load_settings
 from coopfed.node.storage import Capacity, Home
 
@@ -54,25 +55,29 @@ def _grant(k: int = 5, noise: Noise | None = None, flow: str = "coop_to_coop", *
     )
 
 
+def _releases(node: Node) -> PeerReleases:
+    return PeerReleases(node.federation.state, NodePipeline(node))
+
+
 def _members(values: dict, wanted: set[int]) -> list[str]:
     return [m for m in values if int(m[1:]) % 4 in wanted]
 
 
 def test_consent_is_asked_once_per_profile_not_per_member(coop: tuple[Node, dict]) -> None:
     node, values = coop
-    node._consent_cache.clear()
-    release = plan_release(node, _grant(), (), None)
-    assert len(node._consent_cache) == 2 * len(PROFILES)  # two datasets, four profiles, 16 members
+    node.consent._cache.clear()
+    release = _releases(node).plan(_grant(), (), None)
+    assert len(node.consent._cache) == 2 * len(PROFILES)  # two datasets, four profiles, 16 members
     assert release.datasets == ("demand", "generation")
     assert release.profiles_total == 4
     assert release.profiles_included == 3  # red is left out
-    demand = release_series(node, release, "demand")
+    demand = _releases(node).series(release, "demand")
     kwh, counts = expected_totals(values, _members(values, {0, 1, 3}), "demand")
     released = counts >= 5
     np.testing.assert_allclose(demand.kwh, kwh[released])
     np.testing.assert_array_equal(demand.member_count, counts[released])
     assert demand.suppressed.size == 48  # last day: 3 consenting members (< k)
-    generation = release_series(node, release, "generation")  # amber allowed demand only
+    generation = _releases(node).series(release, "generation")  # amber allowed demand only
     np.testing.assert_array_equal(
         generation.member_count, expected_totals(values, _members(values, {0, 3}), "generation")[1][:-48]
     )
@@ -80,30 +85,29 @@ def test_consent_is_asked_once_per_profile_not_per_member(coop: tuple[Node, dict
 
 def test_the_coops_own_k_is_a_floor_and_a_larger_grant_k_wins(coop: tuple[Node, dict]) -> None:
     node, _ = coop
-    assert plan_release(node, _grant(k=1), (), None).min_group_size == 5
-    strict = plan_release(node, _grant(k=13), ("demand",), None)
-    assert release_series(node, strict, "demand").periods.size == 0  # 12 consenting members at most
+    assert _releases(node).plan(_grant(k=1), (), None).min_group_size == 5
+    strict = _releases(node).plan(_grant(k=13), ("demand",), None)
+    assert _releases(node).series(strict, "demand").periods.size == 0  # 12 consenting members at most
 
 
 def test_fields_not_granted_are_not_released(coop: tuple[Node, dict]) -> None:
     node, _ = coop
-    series = release_series(node, plan_release(node, _grant(fields={"member_count"}), (), None), "demand")
+    series = _releases(node).series(_releases(node).plan(_grant(fields={"member_count"}), (), None), "demand")
     assert series.kwh is None
     assert series.member_count is not None
 
 
 def test_noise_is_added_where_the_grant_requires_it(coop: tuple[Node, dict]) -> None:
     node, _ = coop
-    exact = release_series(node, plan_release(node, _grant(), ("demand",), None), "demand")
-    noisy = release_series(
-        node, plan_release(node, _grant(noise=Noise("laplace", 1.0)), ("demand",), None), "demand"
-    )
+    exact = _releases(node).series(_releases(node).plan(_grant(), ("demand",), None), "demand")
+    releases = _releases(node)
+    noisy = releases.series(releases.plan(_grant(noise=Noise("laplace", 1.0)), ("demand",), None), "demand")
     np.testing.assert_array_equal(noisy.member_count, exact.member_count)
     assert (noisy.kwh >= 0).all()
     assert (noisy.kwh != exact.kwh).mean() > 0.9
     gaussian = _grant(noise=Noise("gaussian", 2.0))
     assert (
-        release_series(node, plan_release(node, gaussian, ("demand",), None), "demand").kwh.size
+        _releases(node).series(_releases(node).plan(gaussian, ("demand",), None), "demand").kwh.size
         == exact.kwh.size
     )
 
@@ -113,7 +117,8 @@ def test_declared_capacity_goes_only_with_exact_generation_kwh_of_k_members(coop
     generating = _members(values, {0, 3})  # green and community_first release generation
 
     def capacity(grant: Grant, datasets: tuple[str, ...] = ()) -> Capacity | None:
-        return release_capacity(node, plan_release(node, grant, datasets, None))
+        releases = _releases(node)
+        return releases.capacity(releases.plan(grant, datasets, None))
 
     try:
         for m in generating[:4]:
@@ -134,20 +139,20 @@ def test_declared_capacity_goes_only_with_exact_generation_kwh_of_k_members(coop
 def test_requests_beyond_the_grant_are_refused(coop: tuple[Node, dict]) -> None:
     node, _ = coop
     with pytest.raises(ScopeError, match="datasets not granted"):
-        plan_release(node, _grant(), ("export",), None)
+        _releases(node).plan(_grant(), ("export",), None)
     with pytest.raises(ScopeError, match="grant covers"):
-        plan_release(node, _grant(), (), (YEAR_START - 1800, YEAR_END))
+        _releases(node).plan(_grant(), (), (YEAR_START - 1800, YEAR_END))
     with pytest.raises(ScopeError, match="grant is for flow third_party"):
-        plan_release(node, _grant(flow="third_party"), (), None)
+        _releases(node).plan(_grant(flow="third_party"), (), None)
     with pytest.raises(InvalidArgument, match="half-hour aligned"):
-        plan_release(node, _grant(), (), (YEAR_START + 60, YEAR_END))
+        _releases(node).plan(_grant(), (), (YEAR_START + 60, YEAR_END))
     with pytest.raises(InvalidArgument, match="each dataset once"):
-        plan_release(node, _grant(), ("demand", "demand"), None)
+        _releases(node).plan(_grant(), ("demand", "demand"), None)
 
 
 def test_a_series_split_into_chunks_keeps_every_cell(coop: tuple[Node, dict], tmp_path: Path) -> None:
     node, _ = coop
-    whole = release_series(node, plan_release(node, _grant(), ("demand",), None), "demand")
+    whole = _releases(node).series(_releases(node).plan(_grant(), ("demand",), None), "demand")
     parts = list(whole.chunks(1000))
     assert len(parts) == -(-whole.periods.size // 1000)
     np.testing.assert_array_equal(np.concatenate([p.periods for p in parts]), whole.periods)

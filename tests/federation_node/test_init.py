@@ -13,14 +13,13 @@ import pytest
 from coopfed.federation.tls import cert_node_id
 from coopfed.node import cli
 from coopfed.node.errors import FailedPrecondition, InvalidArgument
-from coopfed.node.federation import grantee
 from coopfed.node.federation.context import default_peer_listen, load_tls
 from coopfed.node.model import ConsentLevel, ConsentSettings
 from coopfed.node.runtime import init_node, open_node
 from coopfed.node.server import NodeServer
 from coopfed.node.settings import load_settings
 
-from .conftest import POLICIES, YEAR_END, populate, running
+from .conftest import POLICIES, YEAR_END, grantee_of, populate, running
 from .test_key_rotation import ASK
 
 
@@ -78,10 +77,10 @@ def test_plaintext_peers_work_on_loopback_only(tmp_path: Path) -> None:
         a = stack.enter_context(running(tmp_path / "a", "coop-a", POLICIES, plain))
         b = stack.enter_context(running(tmp_path / "b", "coop-b", POLICIES, plain))
         populate(b.node, [ConsentSettings(level=ConsentLevel.GREEN)] * 5, last_day_members=5)
-        grantee.pin(a.node, asyncio.run(grantee.preview_join(a.node, b.public, plaintext=True)))
-        grantee.pin(b.node, asyncio.run(grantee.preview_join(b.node, a.public, plaintext=True)))
-        held, _ = asyncio.run(grantee.obtain_grant(a.node, "coop-b", ASK))
-        result = asyncio.run(grantee.fetch_aggregates(a.node, held.jti))
+        grantee_of(a.node).pin(asyncio.run(grantee_of(a.node).preview_join(b.public, plaintext=True)))
+        grantee_of(b.node).pin(asyncio.run(grantee_of(b.node).preview_join(a.public, plaintext=True)))
+        held, _ = asyncio.run(grantee_of(a.node).obtain_grant("coop-b", ASK))
+        result = asyncio.run(grantee_of(a.node).fetch_aggregates(held.jti))
         assert result.series["demand"].periods[-1] == YEAR_END - 1800
     config = init_node(tmp_path / "c", node_id="coop-c", name="C", listen="127.0.0.1:0", policies=POLICIES)
     env = {**plain, "COOPFED_FEDERATION__LISTEN": "0.0.0.0:0"}

@@ -11,12 +11,19 @@ import jwt
 import pytest
 
 from coopfed.node import cli
-from coopfed.node.federation import grantee
 from coopfed.node.federation.decide import GrantAsk
-from coopfed.node.federation.refresh import refresh_all
 from coopfed.node.model import ConsentLevel, ConsentSettings
 
-from .conftest import FORECASTING, YEAR_END, RunningNode, coop_policies, populate, running
+from .conftest import (
+    FORECASTING,
+    YEAR_END,
+    RunningNode,
+    coop_policies,
+    grantee_of,
+    populate,
+    refresher,
+    running,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -33,11 +40,11 @@ def pair(tmp_path) -> Iterator[tuple[RunningNode, RunningNode]]:
             running(tmp_path / "b", "coop-b", policies, {"COOPFED_NODE__PLAINTEXT": "false"})
         )
         populate(b.node, [ConsentSettings(level=ConsentLevel.GREEN)] * 5, last_day_members=5, seed=1)
-        preview = asyncio.run(grantee.preview_join(a.node, b.public))  # trust on first use
+        preview = asyncio.run(grantee_of(a.node).preview_join(b.public))  # trust on first use
         assert preview.contact.transport == "TLS, trust on first use"
         assert preview.contact.presented_fingerprint == b.node.federation.tls.fingerprint
-        grantee.pin(a.node, preview)
-        grantee.pin(b.node, asyncio.run(grantee.preview_join(b.node, a.public, plaintext=True)))
+        grantee_of(a.node).pin(preview)
+        grantee_of(b.node).pin(asyncio.run(grantee_of(b.node).preview_join(a.public, plaintext=True)))
         yield a, b
 
 
@@ -46,7 +53,7 @@ def _kid(token: str) -> str:
 
 
 def _fetch(a: RunningNode, jti: str) -> int:
-    return asyncio.run(grantee.fetch_aggregates(a.node, jti)).summary.cells_released
+    return asyncio.run(grantee_of(a.node).fetch_aggregates(jti)).summary.cells_released
 
 
 def _cli(node: RunningNode, *args: str) -> int:
@@ -55,17 +62,17 @@ def _cli(node: RunningNode, *args: str) -> int:
 
 def test_rotated_keys_sign_new_grants_and_old_ones_verify_until_retired(pair) -> None:
     a, b = pair
-    old, _ = asyncio.run(grantee.obtain_grant(a.node, "coop-b", ASK))
+    old, _ = asyncio.run(grantee_of(a.node).obtain_grant("coop-b", ASK))
     old_kid = _kid(old.token)
     assert _cli(b, "rotate-key") == 0  # another process changes B's key ring; B picks it up
-    new, _ = asyncio.run(grantee.obtain_grant(a.node, "coop-b", ASK))
+    new, _ = asyncio.run(grantee_of(a.node).obtain_grant("coop-b", ASK))
     assert _kid(new.token) != old_kid  # A met an unknown kid and re-pinned B's keys over mTLS
     pinned = a.node.federation.state.peer("coop-b").manifest.jwks
     assert set(pinned) == {old_kid, _kid(new.token)}
     assert _fetch(a, old.jti) == _fetch(a, new.jti) == 7 * 48
 
     assert _cli(b, "rotate-key") == 0
-    report = asyncio.run(refresh_all(a.node))  # the refresh task re-pins from the manifest too
+    report = asyncio.run(refresher(a.node).refresh_all())  # the refresh task re-pins from the manifest too
     assert report.rekeyed == ["coop-b"]
     assert not report.failures
     assert len(a.node.federation.state.peer("coop-b").manifest.jwks) == 3
@@ -76,7 +83,7 @@ def test_rotated_keys_sign_new_grants_and_old_ones_verify_until_retired(pair) ->
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "kid not among the issuer's pinned keys" in refused.value.details()
     assert _fetch(a, new.jti) == 7 * 48
-    assert not asyncio.run(refresh_all(a.node)).failures
+    assert not asyncio.run(refresher(a.node).refresh_all()).failures
     assert old_kid not in a.node.federation.state.peer("coop-b").manifest.jwks
 
 
@@ -85,7 +92,7 @@ def test_replacing_every_key_at_once_needs_a_new_join(pair) -> None:
     first = b.node.keys.kids[0]
     assert _cli(b, "rotate-key") == 0
     assert _cli(b, "retire-key", "--", first) == 0  # before A ever saw the new key
-    report = asyncio.run(refresh_all(a.node))
+    report = asyncio.run(refresher(a.node).refresh_all())
     assert "join it again" in report.failures["coop-b"]
     assert set(a.node.federation.state.peer("coop-b").manifest.jwks) == {first}  # the pin is kept
 

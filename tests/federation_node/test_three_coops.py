@@ -40,6 +40,7 @@ from .conftest import (
     RunningNode,
     coop_policies,
     expected_totals,
+    grantee_of,
     populate,
     running,
 )
@@ -93,8 +94,8 @@ def coops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coops]:
 
 
 def _pin(who: RunningNode, peer: RunningNode, *, allow_unaligned: bool = False) -> None:
-    preview = asyncio.run(grantee.preview_join(who.node, peer.public, plaintext=True))
-    grantee.pin(who.node, preview, allow_unaligned=allow_unaligned)
+    preview = asyncio.run(grantee_of(who.node).preview_join(peer.public, plaintext=True))
+    grantee_of(who.node).pin(preview, allow_unaligned=allow_unaligned)
 
 
 def _detail(exc: grpc.RpcError) -> common_pb2.ErrorDetail:
@@ -122,12 +123,12 @@ def _check_year(result: grantee.Aggregates, values: dict, consenting: dict[str, 
 
 def test_a_fetches_a_year_then_consent_and_revocation_take_effect(coops: Coops) -> None:
     a, b = coops.a, coops.b
-    held, reasons = asyncio.run(grantee.obtain_grant(a.node, "coop-b", YEAR))
+    held, reasons = asyncio.run(grantee_of(a.node).obtain_grant("coop-b", YEAR))
     assert held.scope.datasets == {"demand", "generation", "export"}
     assert held.constraints.min_group_size == 5
     assert any("community energy forecasting" in r for r in reasons)
 
-    year = asyncio.run(grantee.fetch_aggregates(a.node, held.jti))
+    year = asyncio.run(grantee_of(a.node).fetch_aggregates(held.jti))
     assert sum(s.periods.size for s in year.series.values()) == 3 * (17_520 - 48)
     _check_year(year, coops.values, CONSENTING)
     # B's decision log holds the grant decision, the consent decisions and the release.
@@ -145,9 +146,10 @@ def test_a_fetches_a_year_then_consent_and_revocation_take_effect(coops: Coops) 
         stub = member_pb2_grpc.MemberServiceStub(channel)
         red = member_pb2.ConsentSettings(level=common_pb2.CONSENT_LEVEL_RED)
         stub.SetConsent(
-            member_pb2.SetConsentRequest(settings=red), metadata=bearer(b.node.issue_member_token("m03"))
+            member_pb2.SetConsentRequest(settings=red),
+            metadata=bearer(b.node.credentials.issue_member_token("m03")),
         )
-    after = asyncio.run(grantee.fetch_aggregates(a.node, held.jti))
+    after = asyncio.run(grantee_of(a.node).fetch_aggregates(held.jti))
     _check_year(after, coops.values, {ds: [m for m in ms if m != "m03"] for ds, ms in CONSENTING.items()})
 
     # B revokes with the CLI: B refuses A's next fetch at once, with the reason.
@@ -161,21 +163,21 @@ def test_a_fetches_a_year_then_consent_and_revocation_take_effect(coops: Coops) 
     argv = ["federation", "revoke", "--config", str(b.config), held.jti, "--reason", "board decision 12"]
     assert cli.main(argv) == 0
     with pytest.raises(grpc.RpcError) as refused:
-        asyncio.run(grantee.fetch_aggregates(a.node, held.jti))
+        asyncio.run(grantee_of(a.node).fetch_aggregates(held.jti))
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert _detail(refused.value).code == "token.revoked"
     assert "board decision 12" in refused.value.details()
     # A's refresh task (every second here) learns it from B's published list; A stops too.
     assert revoked.wait(timeout=20)
     with pytest.raises(PermissionDenied, match="board decision 12"):
-        asyncio.run(grantee.fetch_aggregates(a.node, held.jti))
+        asyncio.run(grantee_of(a.node).fetch_aggregates(held.jti))
 
 
 def _access(b: RunningNode, member_id: str) -> list[member_pb2.DataAccess]:
     """What the member sees through MemberService.ListDataAccess, with the member's own token."""
     with grpc.insecure_channel(b.public) as channel:
         stub = member_pb2_grpc.MemberServiceStub(channel)
-        token = bearer(b.node.issue_member_token(member_id))
+        token = bearer(b.node.credentials.issue_member_token(member_id))
         return list(stub.ListDataAccess(member_pb2.ListDataAccessRequest(), metadata=token).entries)
 
 
@@ -184,8 +186,8 @@ def test_members_see_a_peers_fetch_in_their_access_log(coops: Coops) -> None:
     ask = GrantAsk(
         ("demand", "generation"), (), "aggregate", "coop_to_coop", FORECASTING, YEAR_START, YEAR_END
     )
-    held, _ = asyncio.run(grantee.obtain_grant(a.node, "coop-b", ask))
-    fetched = asyncio.run(grantee.fetch_aggregates(a.node, held.jti))
+    held, _ = asyncio.run(grantee_of(a.node).obtain_grant("coop-b", ask))
+    fetched = asyncio.run(grantee_of(a.node).fetch_aggregates(held.jti))
     [issued] = [d for d in b.node.federation.state.decisions() if (d["grant"] or {}).get("jti") == held.jti]
     b.node.decision_log.flush()
     logged = {e["decision_id"]: e for e in map(json.loads, b.node.governance.decision_log())}
@@ -227,7 +229,7 @@ def test_members_see_a_peers_fetch_in_their_access_log(coops: Coops) -> None:
 
 def test_unaligned_coop_is_refused_with_the_policy_reasons(coops: Coops) -> None:
     with pytest.raises(grpc.RpcError) as refused:
-        asyncio.run(grantee.obtain_grant(coops.c.node, "coop-b", YEAR))
+        asyncio.run(grantee_of(coops.c.node).obtain_grant("coop-b", YEAR))
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert _detail(refused.value).code == "federation.grant_refused"
     assert "coop-c co-op is organised as 'company'" in refused.value.details()

@@ -18,11 +18,10 @@ import pytest
 
 from coopfed.forecaster import CoopSpec, MemberReadings, england, simulate_coop
 from coopfed.node.client import bearer
-from coopfed.node.federation import grantee
 from coopfed.node.model import ConsentLevel, ConsentSettings
 from coopfed.node.runtime import Node
 from coopfed.v1 import common_pb2, forecast_pb2, forecast_pb2_grpc, member_pb2, member_pb2_grpc
-from tests.federation_node.conftest import RunningNode, coop_policies, running
+from tests.federation_node.conftest import RunningNode, coop_policies, grantee_of, running
 
 DAYS = 70
 PEAK_PERCENTILE = 60  # low, so that every 48 h forecast has peak windows to nudge about
@@ -70,8 +69,8 @@ class Coops:
 
 
 def _pin(who: RunningNode, peer: RunningNode) -> None:
-    preview = asyncio.run(grantee.preview_join(who.node, peer.public, plaintext=True))
-    grantee.pin(who.node, preview)
+    preview = asyncio.run(grantee_of(who.node).preview_join(peer.public, plaintext=True))
+    grantee_of(who.node).pin(preview)
 
 
 @pytest.fixture(scope="package")

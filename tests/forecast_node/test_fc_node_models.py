@@ -20,7 +20,6 @@ from coopfed.forecaster import ArtifactVerificationError, ModelArtifact, sign_ar
 from coopfed.forecaster.features import build_features
 from coopfed.node.client import bearer
 from coopfed.node.errors import FailedPrecondition, InvalidArgument, PermissionDenied
-from coopfed.node.federation import grantee
 from coopfed.node.federation.client import PeerClient
 from coopfed.node.federation.decide import GrantAsk
 from coopfed.node.forecast.data import forecast_policy, own_aggregates, peer_aggregates
@@ -40,7 +39,7 @@ from coopfed.node.runtime import init_node, open_node
 from coopfed.node.settings import load_settings
 from coopfed.node.storage import Home
 from coopfed.v1 import common_pb2, forecast_pb2, forecast_pb2_grpc
-from tests.federation_node.conftest import POLICIES
+from tests.federation_node.conftest import POLICIES, grantee_of
 
 from .conftest import CONSENTS, GREEN, SPECS, Coops, totals
 
@@ -78,7 +77,7 @@ def _peer_call(coops: Coops, method: str, request: object) -> object:
 
     async def call() -> object:
         fed = a.federation
-        async with PeerClient(fed, fed.keys(a), fed.state.peer("coop-b")) as client:
+        async with PeerClient(fed, a.keys, fed.state.peer("coop-b")) as client:
             stub = forecast_pb2_grpc.ModelExchangeServiceStub(client.channel)
             return await getattr(stub, method)(request, metadata=bearer(client.access_token()), timeout=30)
 
@@ -218,7 +217,7 @@ def test_pooled_training_uses_aggregates_fetched_under_a_grant(coops: Coops) -> 
         ("demand", "generation", "export"), (), "aggregate", "coop_to_coop", FORECASTING,
         int(periods[0]), int(periods[-1]) + 1800,
     )  # fmt: skip
-    held, _ = asyncio.run(grantee.obtain_grant(a, "coop-b", ask))
+    held, _ = asyncio.run(grantee_of(a).obtain_grant("coop-b", ask))
     peers, problems = asyncio.run(peer_aggregates(a, purpose))
     assert problems == {}
     assert [p.coop.coop_id for p in peers] == ["coop-b"]
@@ -272,7 +271,7 @@ def test_declared_capacity_reaches_the_forecaster_from_k_members_and_travels_wit
         ("demand", "generation", "export"), (), "aggregate", "coop_to_coop", FORECASTING,
         int(periods[0]), int(periods[-1]) + 1800,
     )  # fmt: skip
-    asyncio.run(grantee.obtain_grant(a, "coop-b", ask))
+    asyncio.run(grantee_of(a).obtain_grant("coop-b", ask))
 
     def capacities() -> tuple[object, object, object]:
         [peer], problems = peer_aggregates_now(a, purpose)

@@ -35,7 +35,7 @@ from coopfed.node.operations import node_status
 from coopfed.node.runtime import Node, init_node, open_node
 from coopfed.node.settings import ForecastScheduleSection, PlaceSection, Settings, load_settings
 from coopfed.v1 import forecast_pb2
-from tests.federation_node.conftest import running
+from tests.federation_node.conftest import grantee_of, running
 
 from .conftest import ENV, SPECS, MemberClient, Stream, forecast_policies, store_readings
 
@@ -350,7 +350,6 @@ def test_a_failing_training_run_leaves_the_node_serving_and_shows_in_status(
 @pytest.mark.integration
 def test_a_pooled_coop_retrains_pooled_on_its_peers_aggregates_when_the_week_is_up(tmp_path: Path) -> None:
     from coopfed.forecaster import ModelArtifact
-    from coopfed.node.federation import grantee
     from coopfed.node.federation.decide import GrantAsk
     from coopfed.node.forecast.data import forecast_policy, peer_aggregates
     from coopfed.node.forecast.models import train_pooled_model
@@ -371,7 +370,7 @@ def test_a_pooled_coop_retrains_pooled_on_its_peers_aggregates_when_the_week_is_
             ("demand", "generation", "export"), (), "aggregate", "coop_to_coop",
             "dpv:CommunityEnergyForecasting", int(periods[0]), int(periods[-1]) + 1800,
         )  # fmt: skip
-        asyncio.run(grantee.obtain_grant(a.node, "coop-b", ask))
+        asyncio.run(grantee_of(a.node).obtain_grant("coop-b", ask))
         peers, _ = asyncio.run(peer_aggregates(a.node, forecast_policy(a.node).purpose))
         first = train_pooled_model(a.node, peers).artifact.metadata  # as `forecast train --mode pooled`
         tz = a.node.settings.place.tz

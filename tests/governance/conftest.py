@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from coopfed.node.client import bearer, grant_bearer
-from coopfed.node.governance.organisations import issue_board_token, issue_org_token
+from coopfed.node.credentials import issue_board_token
 from coopfed.node.model import ConsentLevel, ConsentSettings, Flow
 from coopfed.node.runtime import Node
 from coopfed.v1 import common_pb2, member_pb2_grpc
@@ -166,4 +166,4 @@ def holder_bearer(gov: Running, grant: str) -> tuple:
         subject = str(json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))["sub"])
     except (IndexError, ValueError, KeyError, TypeError):
         return bearer(grant)
-    return grant_bearer(grant, issue_org_token(gov.node, subject or "org-none"))
+    return grant_bearer(grant, gov.node.credentials.issue_org_token(subject or "org-none"))

@@ -12,9 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coopfed.federation.grants import Granularity
-from coopfed.node.governance import requests as gov_requests
 from coopfed.node.governance.release import FetchSpec, authenticate_grant
-from coopfed.node.governance.service import _chunks
+from coopfed.node.governance.service import _chunks, parts
 from coopfed.node.model import DATASETS, ConsentLevel, ConsentSettings, Flow
 from coopfed.node.policy.consent import decide_consent
 from coopfed.node.runtime import Node, init_node, open_node
@@ -71,7 +70,7 @@ def _grant(node: Node, granularity: Granularity, purpose: str) -> str:
         record = DataRequestRecord(
             "req-" + uuid.uuid4().hex, "org-p", spec, RequestState.APPROVED, decision.decided_at, decision
         )
-        grant, _ = gov_requests._grant(node, record, result, int(datetime.now(UTC).timestamp()))
+        grant, _ = parts(node).requests._grant(record, result, int(datetime.now(UTC).timestamp()))
         node.governance.create_request(record, grant, None, [])
         _grants[key] = grant.token
     return _grants[key]
@@ -106,8 +105,10 @@ def test_released_members_are_exactly_the_permitted_ones(
         ids[member_id] = (settings_, datasets)
     permitted = {m for m, (s, ds) in ids.items() if dataset in ds and _permitted(node, s, dataset, purpose)}
     token = _grant(node, granularity, purpose)
-    grant = authenticate_grant(node, token).claims["grant"]
-    chunks = list(_chunks(node, grant, FetchSpec(datasets=(dataset,), period=(start, start + DAY))))
+    grant = authenticate_grant(node.credentials, node.governance, token).claims["grant"]
+    chunks = list(
+        _chunks(parts(node).releases, grant, FetchSpec(datasets=(dataset,), period=(start, start + DAY)))
+    )
     release_id = chunks[0].header.release_id
     released = {
         m for m in ids if any(e.release_id == release_id for e in node.governance.access_for_member(m))

@@ -10,7 +10,7 @@ import pytest
 
 from coopfed.node.client import bearer
 from coopfed.node.decisionlog import verify
-from coopfed.node.governance.organisations import current_assessment
+from coopfed.node.governance.service import parts
 from coopfed.v1 import governance_pb2 as pb
 from coopfed.v1 import member_pb2
 
@@ -323,9 +323,9 @@ def test_a_verified_assessment_is_reused_until_it_expires(gov: Running) -> None:
     verify_org(gov, org_id)
     org = gov.node.governance.get_organisation(org_id)
     expires = org.assessment.expires_at
-    reused, events = current_assessment(gov.node, org, expires - 1)
+    reused, events = parts(gov.node).organisations.current_assessment(org, expires - 1)
     assert reused == org.assessment
     assert events == []
-    fresh, events = current_assessment(gov.node, org, expires)
+    fresh, events = parts(gov.node).organisations.current_assessment(org, expires)
     assert fresh.decision_id != org.assessment.decision_id
     assert [e["path"] for e in events] == ["coopfed/governance/organisation/assessment"]

@@ -23,15 +23,12 @@ from coopfed.federation.tls import channel_options
 from coopfed.federation.tokens import TokenUse, VerifiedToken, issue_token, verify_token
 from coopfed.node.cli import main
 from coopfed.node.client import bearer, grant_bearer
-from coopfed.node.credentials import RevokedTokens
-from coopfed.node.federation import grantee
+from coopfed.node.credentials import RevokedTokens, issue_board_token
 from coopfed.node.federation.client import access_token
-from coopfed.node.federation.refresh import refresh_all
-from coopfed.node.governance.organisations import issue_board_token
 from coopfed.node.runtime import Node
 from coopfed.v1 import federation_pb2, federation_pb2_grpc, member_pb2
 from coopfed.v1 import governance_pb2 as pb
-from tests.federation_node.conftest import POLICIES, RunningNode, running
+from tests.federation_node.conftest import POLICIES, RunningNode, grantee_of, refresher, running
 from tests.federation_node.test_key_rotation import ASK
 from tests.governance.conftest import GREEN, Running, add_member, approved_grant, register, start
 
@@ -83,7 +80,11 @@ def _jti(token: str) -> str:
 def _verified(token: str) -> VerifiedToken:
     node = node_of[0]
     return verify_token(
-        token, trust=node.own_trust(), issuer=node.node_id, audience=node.node_id, use=TokenUse.ACCESS
+        token,
+        trust=node.credentials.own_trust(),
+        issuer=node.node_id,
+        audience=node.node_id,
+        use=TokenUse.ACCESS,
     )
 
 
@@ -131,7 +132,7 @@ def test_unknown_targets_and_empty_reasons_are_refused(gov: Running) -> None:
 
 def test_sign_out_everywhere_kills_old_tokens_and_the_new_one_works(gov: Running) -> None:
     member_id, first = _member(gov)
-    second = gov.node.issue_member_token(member_id)  # as if signed in on another device
+    second = gov.node.credentials.issue_member_token(member_id)  # as if signed in on another device
     reply = gov.members.SignOutEverywhere(member_pb2.SignOutEverywhereRequest(), metadata=bearer(first))
     _refused(_consent, gov, first)
     _refused(_consent, gov, second)
@@ -245,8 +246,8 @@ def coops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Runnin
     with contextlib.ExitStack() as stack:
         nodes = {n: stack.enter_context(running(root / n, f"coop-{n}", POLICIES)) for n in "abc"}
         for who, peer in (("a", "b"), ("b", "a"), ("c", "b")):
-            preview = asyncio.run(grantee.preview_join(nodes[who].node, nodes[peer].public, plaintext=True))
-            grantee.pin(nodes[who].node, preview)
+            grantee = grantee_of(nodes[who].node)
+            grantee.pin(asyncio.run(grantee.preview_join(nodes[peer].public, plaintext=True)))
         yield nodes
 
 
@@ -271,7 +272,7 @@ def test_a_replayed_peer_access_token_is_refused(coops: dict[str, RunningNode]) 
             stub.ExchangeLogHeads(federation_pb2.ExchangeLogHeadsRequest(head=""), metadata=md, timeout=10)
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "used before" in (caught.value.details() or "")
-    held, _ = asyncio.run(grantee.obtain_grant(a.node, "coop-b", ASK))  # fresh tokens still work
+    held, _ = asyncio.run(grantee_of(a.node).obtain_grant("coop-b", ASK))  # fresh tokens still work
     assert held.issuer == "coop-b"
 
 
@@ -282,7 +283,7 @@ def test_revocation_lists_go_only_to_pinned_peers(coops: dict[str, RunningNode])
     with channel, pytest.raises(grpc.RpcError) as caught:
         stub.GetRevocations(federation_pb2.GetRevocationsRequest(), timeout=10)
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    report = asyncio.run(refresh_all(a.node))  # a pinned peer fetches it with its own token
+    report = asyncio.run(refresher(a.node).refresh_all())  # a pinned peer fetches it with its own token
     assert report.failures == {}
 
 

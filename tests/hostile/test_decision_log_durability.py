@@ -15,14 +15,13 @@ from pathlib import Path
 import grpc
 import pytest
 
-from coopfed.node.federation import grantee
 from coopfed.node.federation.decide import GRANT_PATH
 from coopfed.node.model import ConsentLevel, ConsentSettings
 from coopfed.node.runtime import init_node, open_node
 from coopfed.node.settings import load_settings
 from coopfed.node.storage import SqliteStore
 from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
-from tests.federation_node.conftest import POLICIES, populate, running
+from tests.federation_node.conftest import POLICIES, grantee_of, populate, running
 from tests.federation_node.test_key_rotation import ASK
 
 pytestmark = pytest.mark.integration
@@ -53,14 +52,14 @@ def test_sigkill_right_after_a_grant_and_a_refusal_loses_neither_decision(tmp_pa
     with running(tmp_path / "b", "coop-b", POLICIES) as b:
         with open_node(load_settings(config)) as a:
             populate(a, [ConsentSettings(level=ConsentLevel.GREEN)] * 5, last_day_members=5)
-            grantee.pin(a, asyncio.run(grantee.preview_join(a, b.public, plaintext=True)))
+            grantee_of(a).pin(asyncio.run(grantee_of(a).preview_join(b.public, plaintext=True)))
         proc, address = _serve(config)
         try:
-            grantee.pin(b.node, asyncio.run(grantee.preview_join(b.node, address, plaintext=True)))
-            held, _ = asyncio.run(grantee.obtain_grant(b.node, "coop-a", ASK))
+            grantee_of(b.node).pin(asyncio.run(grantee_of(b.node).preview_join(address, plaintext=True)))
+            held, _ = asyncio.run(grantee_of(b.node).obtain_grant("coop-a", ASK))
             elsewhere = dataclasses.replace(ASK, purpose="dpv:Marketing")  # an aim neither co-op has
             with pytest.raises(grpc.aio.AioRpcError) as refused:
-                asyncio.run(grantee.obtain_grant(b.node, "coop-a", elsewhere))
+                asyncio.run(grantee_of(b.node).obtain_grant("coop-a", elsewhere))
             assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
         finally:
             os.kill(proc.pid, signal.SIGKILL)

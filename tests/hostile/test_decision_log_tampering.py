@@ -20,8 +20,6 @@ import pytest
 
 from coopfed.federation.keys import KeyRing
 from coopfed.node.decisionlog import entry_hash
-from coopfed.node.federation import grantee
-from coopfed.node.federation.refresh import refresh_all
 from coopfed.node.loghead import HeadSigner, sign_head
 from coopfed.node.masking import canonical
 from coopfed.node.model import ConsentLevel, ConsentSettings
@@ -29,7 +27,7 @@ from coopfed.node.runtime import init_node
 from coopfed.node.storage import SqliteStore
 from coopfed.node.storage.governance import LogTampered
 from coopfed.node.storage.governance_sqlite import SqliteGovernanceStore
-from tests.federation_node.conftest import POLICIES, RunningNode, populate, running
+from tests.federation_node.conftest import POLICIES, RunningNode, grantee_of, populate, refresher, running
 from tests.federation_node.test_key_rotation import ASK
 
 pytestmark = pytest.mark.integration
@@ -37,7 +35,7 @@ GRANTS = 4
 
 
 def _join(who: RunningNode, peer: RunningNode) -> None:
-    grantee.pin(who.node, asyncio.run(grantee.preview_join(who.node, peer.public, plaintext=True)))
+    grantee_of(who.node).pin(asyncio.run(grantee_of(who.node).preview_join(peer.public, plaintext=True)))
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +49,9 @@ def witnessed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             _join(a, b)
             _join(b, a)
             for _ in range(GRANTS):
-                asyncio.run(grantee.obtain_grant(b.node, "coop-a", ASK))
+                asyncio.run(grantee_of(b.node).obtain_grant("coop-a", ASK))
             for node in (a, b):
-                assert asyncio.run(refresh_all(node.node)).failures == {}
+                assert asyncio.run(refresher(node.node).refresh_all()).failures == {}
         yield root / "a"
 
 

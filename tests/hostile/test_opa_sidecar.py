@@ -65,7 +65,9 @@ def test_a_local_process_without_the_token_is_refused(node: tuple[Node, str], to
     assert all("personas" not in a.text for a in attempts)  # no policy data leaked
     assert _consent_module(sidecar.url, owner) == (module_id, before)
     # The node still decides, on the revision it loaded.
-    decision = node[0].consent(question("red")["profile"], "demand", "coop_to_coop", "dpv:ServiceProvision")
+    decision, _ = node[0].consent.logged(
+        question("red")["profile"], "demand", "coop_to_coop", "dpv:ServiceProvision"
+    )
     assert decision.allowed is False
 
 

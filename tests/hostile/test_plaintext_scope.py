@@ -13,10 +13,10 @@ import pytest
 
 from coopfed.federation.tls import channel_options
 from coopfed.node.client import bearer
-from coopfed.node.federation import convert, grantee
+from coopfed.node.federation import convert
 from coopfed.node.federation.client import access_token
 from coopfed.v1 import federation_pb2, federation_pb2_grpc, forecast_pb2, forecast_pb2_grpc
-from tests.federation_node.conftest import POLICIES, RunningNode, running
+from tests.federation_node.conftest import POLICIES, RunningNode, grantee_of, running
 from tests.federation_node.test_key_rotation import ASK
 
 pytestmark = pytest.mark.integration
@@ -24,7 +24,7 @@ PLAIN = {"COOPFED_FEDERATION__PLAINTEXT": "true"}
 
 
 def _join(who: RunningNode, peer: RunningNode) -> None:
-    grantee.pin(who.node, asyncio.run(grantee.preview_join(who.node, peer.public, plaintext=True)))
+    grantee_of(who.node).pin(asyncio.run(grantee_of(who.node).preview_join(peer.public, plaintext=True)))
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def _peer_channel(caller: RunningNode, target: RunningNode) -> grpc.Channel:
 
 
 def test_a_pinned_peer_still_gets_its_grant_over_mutual_tls(coops: dict[str, RunningNode]) -> None:
-    held, _ = asyncio.run(grantee.obtain_grant(coops["a"].node, "coop-b", ASK))
+    held, _ = asyncio.run(grantee_of(coops["a"].node).obtain_grant("coop-b", ASK))
     assert held.issuer == "coop-b"
 
 
@@ -107,7 +107,7 @@ def test_a_stolen_peer_token_is_refused_from_another_pinned_cert(coops: dict[str
 def test_an_unpinned_certificate_cannot_reach_the_peer_port(coops: dict[str, RunningNode]) -> None:
     """d pinned b, but b never pinned d: the handshake fails before any method runs."""
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        asyncio.run(grantee.obtain_grant(coops["d"].node, "coop-b", ASK))
+        asyncio.run(grantee_of(coops["d"].node).obtain_grant("coop-b", ASK))
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
 
 

@@ -11,7 +11,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from coopfed.node.client import bearer
-from coopfed.node.governance.organisations import issue_board_token
+from coopfed.node.credentials import issue_board_token
 from coopfed.node.ledger.run import ledger_of
 from coopfed.node.runtime import Node
 from coopfed.v1 import ledger_pb2 as pb
@@ -34,7 +34,7 @@ class Books:
         self.stub = pb_grpc.LedgerServiceStub(channel)
 
     def member(self, member_id: str) -> tuple:
-        return bearer(self.node.issue_member_token(member_id))
+        return bearer(self.node.credentials.issue_member_token(member_id))
 
     def board(self) -> tuple:
         return bearer(issue_board_token(self.node.node_id, self.node.keys, "ada", 3600))

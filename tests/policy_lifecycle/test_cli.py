@@ -258,7 +258,7 @@ def test_explain_and_diff_read_a_nodes_own_decision_log(
 
     green = {"level": "green", "persona": "", "choices": {}}
     with running_node(tmp_path / "node") as (node, _address):
-        decision, decision_id = node.consent_logged(green, "demand", "third_party", "dpv:CommercialResearch")
+        decision, decision_id = node.consent.logged(green, "demand", "third_party", "dpv:CommercialResearch")
         node.decision_log.flush()
         config = str(node.settings.base_dir / "coopfed.toml")
         assert main(["policy", "explain", decision_id, "--config", config]) == 0

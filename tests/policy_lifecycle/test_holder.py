@@ -164,7 +164,7 @@ def test_node_consent_answers_follow_a_swap_and_drop_the_old_revision(tmp_path, 
     config = init_node(tmp_path, node_id="coop-a", name="a", listen="127.0.0.1:0", policies=POLICIES)
     with open_node(load_settings(config, environ={})) as node:
         ask = (GREEN_RESEARCH["profile"], "demand", "third_party", "dpv:CommercialResearch")
-        assert node.consent(*ask).allowed is False
+        assert node.consent.allows(*ask) is False
         node.policy.swap(EmbeddedEngine(new), new)
-        assert node.consent(*ask).allowed is True
-        assert {key[0] for key in node._consent_cache} == {new.revision}
+        assert node.consent.allows(*ask) is True
+        assert {key[0] for key in node.consent._cache} == {new.revision}

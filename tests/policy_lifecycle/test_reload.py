@@ -82,7 +82,7 @@ def test_a_new_signed_bundle_is_picked_up_and_every_decision_names_its_revision(
 ) -> None:
     with _node(tmp_path, board) as (node, first):
         assert node.policy.revision == first.revision
-        before, before_id = node.consent_logged(GREEN, *RESEARCH)
+        before, before_id = node.consent.logged(GREEN, *RESEARCH)
         assert before.allowed is False
         second = _publish(_research_allowed(policies), node.settings.path("bundle.tar.gz"), board[1:2])
         outcome = node.policy.reloader.wait_for(1)
@@ -90,7 +90,7 @@ def test_a_new_signed_bundle_is_picked_up_and_every_decision_names_its_revision(
         assert outcome.signers == (board[1].kid,)
         assert node.policy.revision == second.revision == outcome.revision
         assert "dpv:CommercialResearch" in node.policy_data["coop"]["aims"]
-        after, after_id = node.consent_logged(GREEN, *RESEARCH)
+        after, after_id = node.consent.logged(GREEN, *RESEARCH)
         assert after.allowed is True
         assert _logged_revision(node, before_id) == first.revision
         assert _logged_revision(node, after_id) == second.revision
@@ -111,7 +111,7 @@ def test_a_tampered_bundle_is_refused_and_the_node_keeps_its_revision(
         assert not outcome.ok
         assert "data.json: digest mismatch" in outcome.reason
         assert node.policy.revision == first.revision
-        assert node.consent(GREEN, *RESEARCH).revision == first.revision
+        assert node.consent.logged(GREEN, *RESEARCH)[0].revision == first.revision
         status = _status(node)
         assert "digest mismatch" in status.last_reload.reason
         assert status.revision == first.revision

@@ -11,6 +11,7 @@ from starlette.testclient import TestClient
 
 from coopfed.node.portal.app import create_app
 from coopfed.node.runtime import Node, init_node, open_node
+from coopfed.node.server import portal_parts
 from coopfed.node.settings import load_settings
 
 
@@ -26,6 +27,6 @@ def node(tmp_path: Path) -> Iterator[Node]:
 @pytest.fixture
 def client(node: Node) -> Iterator[TestClient]:
     with TestClient(
-        create_app(node, secure=False, origin="http://localhost"), base_url="http://localhost"
+        create_app(portal_parts(node), secure=False, origin="http://localhost"), base_url="http://localhost"
     ) as c:
         yield c

@@ -24,7 +24,7 @@ def apply(
 def board_member(node: Node, client: TestClient) -> None:
     """A second browser, signed in as an invited member the board role was given to."""
     assert apply(client, invitation(node), "chair@example.org", "The chair").status_code == 200
-    accounts = Accounts(node)
+    accounts = Accounts(node.store)
     accounts.set_role(accounts.find("chair@example.org").member_id, "board")
 
 
@@ -32,7 +32,7 @@ def test_an_invitation_admits_at_once_and_is_used_up(client: TestClient, node: N
     code = invitation(node)
     r = apply(client, code)
     assert r.url.path == "/consent"
-    member = Accounts(node).find("bo@example.org")
+    member = Accounts(node.store).find("bo@example.org")
     assert member.admitted
     assert node.store.get_member(member.member_id).status == "admitted"
     other = TestClient(client.app, base_url="http://localhost")
@@ -41,7 +41,7 @@ def test_an_invitation_admits_at_once_and_is_used_up(client: TestClient, node: N
     assert "used already" in again.text
     assert "leave the box empty to apply" in again.text
     assert "leave the box empty to apply" in apply(other, "x" * 100, "eve@example.org").text
-    assert Accounts(node).find("eve@example.org") is None  # nothing kept of the refused sign-up
+    assert Accounts(node.store).find("eve@example.org") is None  # nothing kept of the refused sign-up
 
 
 def test_without_an_invitation_the_applicant_waits_for_the_board(client: TestClient, node: Node) -> None:
@@ -49,7 +49,7 @@ def test_without_an_invitation_the_applicant_waits_for_the_board(client: TestCli
     assert r.url.path == "/waiting"
     assert "board will decide" in r.text
     assert "What you can do meanwhile" in r.text
-    assert node.store.get_member(Accounts(node).find("bo@example.org").member_id).status == "applicant"
+    assert node.store.get_member(Accounts(node.store).find("bo@example.org").member_id).status == "applicant"
     for path in MEMBER_PAGES:
         assert client.get(path, follow_redirects=False).headers["location"] == "/waiting", path
     assert client.get("/decides").status_code == 200
@@ -59,7 +59,7 @@ def test_without_an_invitation_the_applicant_waits_for_the_board(client: TestCli
 
 def test_the_board_admits_an_applicant_with_a_reason(client: TestClient, node: Node) -> None:
     apply(client)
-    applicant = Accounts(node).find("bo@example.org").member_id
+    applicant = Accounts(node.store).find("bo@example.org").member_id
     board = TestClient(client.app, base_url="http://localhost")
     board_member(node, board)
     page = board.get("/board/admissions")
@@ -75,14 +75,14 @@ def test_the_board_admits_an_applicant_with_a_reason(client: TestClient, node: N
     })  # fmt: skip
     assert "Admitted" in done.text
     assert "Bo&#39;s flat" not in done.text
-    chair = Accounts(node).find("chair@example.org").member_id
+    chair = Accounts(node.store).find("chair@example.org").member_id
     assert node.store.get_member(applicant).admitted_by == f"portal:{chair}"
     assert client.get("/consent").status_code == 200  # the applicant's own session opens up
 
 
 def test_a_refused_applicant_reads_the_boards_reason(client: TestClient, node: Node) -> None:
     apply(client)
-    applicant = Accounts(node).find("bo@example.org").member_id
+    applicant = Accounts(node.store).find("bo@example.org").member_id
     board = TestClient(client.app, base_url="http://localhost")
     board_member(node, board)
     page = board.get("/board/admissions")

@@ -181,11 +181,11 @@ def test_an_invited_household_joins_changes_consent_and_downloads_the_receipt(
 ) -> None:
     visit(browser, site, "/signin", "signin")
     visit(browser, site, "/signup", "signup")
-    code = admission.invite(site.node, 14, "board:test")[1]
+    code = admission.invite(site.node.store, site.node.decision_log, site.node.policy, 14, "board:test")[1]
     fill(browser, display_name="Ana's house", invitation=code, login="ana@example.org", password=PASSWORD)
     submit(browser, "form[action='/signup'] button[type=submit]")
     assert browser.current_url.startswith(site.url + "/consent")
-    site.member_id = Accounts(site.node).find("ana@example.org").member_id
+    site.member_id = Accounts(site.node.store).find("ana@example.org").member_id
     periods = JAN + HH * np.arange(48 * 31, dtype=np.int64)  # the month the third party asks about
     site.node.store.put_readings(site.member_id, [("demand", periods, np.full(periods.size, 0.4))])
     checked(browser, "consent")
@@ -207,7 +207,7 @@ def test_a_board_member_approves_a_referred_request_and_the_member_sees_the_rele
     _org, md = register(site.gov)
     status = site.gov.governance.SubmitDataRequest(data_request(), metadata=md)
     assert status.state == pb.REQUEST_STATE_AWAITING_REVIEW  # an organisation the board has not checked
-    Accounts(site.node).set_role(site.member_id, "board")
+    Accounts(site.node.store).set_role(site.member_id, "board")
     visit(browser, site, "/board", "board-requests")
     assert "Example University" in browser.page_source
     fill(browser, **{f"reason-{status.request_id}": "A published study of evening peaks; totals only."})
@@ -258,7 +258,7 @@ def test_a_passkey_is_added_and_signs_the_member_in(browser: WebDriver, site: Si
         status = browser.find_element(By.ID, "passkey-status")
         WebDriverWait(browser, 10).until(lambda _: status.text)
         assert "passkey is added" in status.text, status.text
-        assert len(Accounts(site.node).passkeys(site.member_id)) == 1
+        assert len(Accounts(site.node.store).passkeys(site.member_id)) == 1
         submit(browser, "form[action='/signout'] button")
         assert browser.current_url.startswith(site.url + "/signin")
         fill(browser, login="ana@example.org")

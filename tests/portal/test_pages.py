@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 
 from starlette.testclient import TestClient
 
+from coopfed.node.forecast.store import StoredForecast, WindowRecord
 from coopfed.node.governance import admission
+from coopfed.node.policy import make_policy_set
+from coopfed.node.policy.embedded import EmbeddedEngine
 from coopfed.node.runtime import Node
 
 
@@ -19,7 +23,7 @@ PASSWORD = "correct horse battery"
 
 
 def invitation(node: Node) -> str:
-    return admission.invite(node, 14, "board:test")[1]
+    return admission.invite(node.store, node.decision_log, node.policy, 14, "board:test")[1]
 
 
 def sign_up(client: TestClient, node: Node, login: str = "ana@example.org", password: str = PASSWORD) -> None:
@@ -254,3 +258,36 @@ def test_how_my_home_compares_keeps_small_groups_hidden_and_ranks_the_member(
     assert node.store.homes([member])[member] == dataclasses.replace(home, solar_kw=4.2)
     assert 'name="solar_kw" min="0" max="1000" step="any" value="4.2"' in solar.text
     assert "Wind turbine, kW peak" in solar.text
+
+
+def test_pages_answer_from_the_policy_in_force_after_a_reload(client: TestClient, node: Node) -> None:
+    sign_up(client, node)
+    old = node.policy.policies
+    renamed = make_policy_set(
+        dict(old.modules), {**old.data, "coop": {**old.data["coop"], "name": "Fellside Power"}}
+    )
+    assert "Riverside Energy Co-op" in client.get("/decides").text
+    node.policy.swap(EmbeddedEngine(renamed), renamed)
+    page = client.get("/decides").text
+    assert "Fellside Power" in page
+    assert "Riverside Energy Co-op" not in page
+    assert renamed.revision[:12] in page
+    assert old.revision[:12] not in page
+
+
+def test_my_energy_shows_the_latest_forecasts_nudges_once_asked_for(client: TestClient, node: Node) -> None:
+    sign_up(client, node)
+    now = int(time.time()) // 1800 * 1800
+    periods = tuple(now + 1800 * i for i in range(96))
+    assert node.forecast is not None
+    node.forecast.store.save_forecast(StoredForecast(
+        "coop", now, now, periods, (1.0,) * 96, (0.5,) * 96, 8, 60.0, 1.2,
+        (WindowRecord("peak", now + 7200, now + 10800, False),), "local", (),
+    ))  # fmt: skip
+    off = client.get("/energy").text
+    assert "Send me nudges" in off
+    on = client.post("/energy", data={"csrf_token": csrf(off), "nudges": "1"}).text
+    assert "Stop nudges" in on
+    nudge = re.search(r"<ul><li>([^<]+)</li>", on)
+    assert nudge, on
+    assert nudge.group(1) not in off

@@ -74,7 +74,7 @@ def test_storage_url_selects_postgresql(tmp_path: Path) -> None:
         assert isinstance(node.store, PostgresStore)
         assert node.store.url == url
         node.store.create_member("m", "A member", ConsentSettings(), admitted_by="test")
-        accounts = Accounts(node)  # the portal's rows, on the store's connections
+        accounts = Accounts(node.store)  # the portal's rows, on the store's connections
         accounts.add("m", "member@example.org", hash_password("a long enough password"))
         with pytest.raises(AlreadyExists):
             accounts.add("m", "member@example.org", "")
