@@ -234,14 +234,11 @@ def backtest(
     folds: int = 1,
     peak_percentile: float = 90.0,
     progress: Progress | None = None,
-    calibrate: bool = True,
     **train_args: Any,
 ) -> BacktestReport:
     """Rolling-origin backtest over [test_start, test_end): daily noon origins, split into
     `folds` blocks; before each block every model is retrained on data measured before it.
-    The pooled model is trained and signed by the first co-op; models are verified before use,
-    and each co-op calibrates their band on its own held-out days (`Forecaster.calibrated`)
-    unless `calibrate` is off."""
+    The pooled model is trained and signed by the first co-op; models are verified before use."""
     end = test_end or min(int(c.aggregates.index[-1]) + HALF_HOUR for c in coops)
     # Origins whose next local day is measured; later periods without a reading are dropped.
     last = end - 36 * 3600
@@ -282,8 +279,6 @@ def backtest(
         }
         for coop, art in zip(coops, local, strict=True):
             own = {**shared, "local": Forecaster.from_artifacts([art], trusted)}
-            if calibrate:  # as the co-op's node does: the band on its own held-out days
-                own = {name: fc.calibrated(coop, until) for name, fc in own.items()}
             own_origins = noon_origins(until, block_end, coop.site.tz)  # noon on the co-op's clock
             frame = _fold_frame(coop, own_origins, own, peak_percentile)
             parts.append(frame[(frame["period"] < end) & frame[_ACTUAL].notna().all(axis=1)])

@@ -8,8 +8,7 @@ The quantile boosters train on all but every third of the last six weeks' origin
 later half, with fewer days); on those held-out days the band is widened (or narrowed) by split
 conformal calibration until it holds 80 % of the actuals, and the factor is signed with the
 model. Recent days calibrate because the band's width follows the season. The band never
-crosses: the quantiles are sorted. An ensemble is calibrated again on the co-op it forecasts
-(`Forecaster.calibrated`).
+crosses: the quantiles are sorted.
 
 `fit` takes a TrainingSpec (feature frame + label matrix, what a DMatrix or DaskDMatrix is built
 from) and XGBoost params, and hands them to a trainer; the default trains in process. A cluster
@@ -21,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, cast
 
@@ -53,7 +52,6 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 DEFAULT_ROUNDS = 150
 BAND = 0.8  # share of actuals the P10-P90 band should hold
 CALIBRATION_DAYS, CALIBRATION_EVERY = 42, 3  # every third of the last 42 origin days calibrates
-CALIBRATION_STEP = 24  # half-hours: a forecaster calibrates its band per 12 hours of the horizon
 QUANTILE_PARAMS: dict[str, Any] = {
     "objective": "reg:quantileerror",
     "quantile_alpha": list(QUANTILES),
@@ -201,21 +199,13 @@ def live_rows(p90: NDArray[np.float64], actual: NDArray[np.float64]) -> NDArray[
     return live
 
 
-def widen(q: NDArray[np.float64], c: float | NDArray[np.float64]) -> NDArray[np.float64]:
-    """Sorted quantiles (rows x levels), the outer ones moved out by c x (P90 - P10) (c: one
-    factor, or one per row); sorted again, as a narrowing may take them past the median."""
+def widen(q: NDArray[np.float64], c: float) -> NDArray[np.float64]:
+    """Sorted quantiles (rows x levels), the outer ones moved out by c x (P90 - P10)."""
     q = np.sort(q, axis=1)
     width = q[:, -1] - q[:, 0]
     q[:, 0] -= c * width
     q[:, -1] += c * width
-    return np.sort(q, axis=1)
-
-
-def _horizon_step(X: pd.DataFrame) -> NDArray[np.int64]:
-    """Per row, which 12 hours of the horizon its target period falls in (0-3)."""
-    return (X["horizon"].to_numpy(dtype=np.int64) // CALIBRATION_STEP).clip(
-        0, HORIZON // CALIBRATION_STEP - 1
-    )
+    return q
 
 
 def fit_band(
@@ -347,7 +337,6 @@ class Forecaster:
     weights: tuple[float, ...]
     metadata: tuple[ArtifactMetadata, ...]
     bands: tuple[tuple[xgb.Booster, ...], ...] = ()
-    widening: tuple[tuple[float, ...], ...] = ()  # per target and horizon step (`calibrated`)
 
     @classmethod
     def from_artifacts(
@@ -371,27 +360,6 @@ class Forecaster:
             len(b) == len(TARGETS) and m.quantiles == QUANTILES for b, m in zip(bands, metas, strict=True)
         )
         return cls(tuple(boosters), tuple(rows / rows.sum()), metas, tuple(bands) if banded else ())
-
-    def calibrated(self, coop: CoopData, until: int | None = None) -> Forecaster:
-        """The ensemble with its band calibrated for `coop` on the co-op's own held-out days (those
-        `calibration_days` keeps from training up to `until`), per 12 hours of the horizon. Each
-        member's band was calibrated on its own trainer's data, over all 48 hours: in a federation
-        a neighbour's model has seen none of this co-op's, and a weighted mean of calibrated bands
-        need not hold 80 % of its actuals, nor a band calibrated over two days on each of them."""
-        origins = training_origins(coop, until)
-        held = origins[calibration_days(origins)]
-        if not self.bands or len(held) == 0:
-            return self
-        rows = build_features(coop, held)
-        q = replace(self, widening=()).band_scaled(rows.X)
-        assert q is not None  # the ensemble has bands
-        step = _horizon_step(rows.X)
-        widening = []
-        for j in range(len(TARGETS)):
-            known = ~np.isnan(rows.y[:, j])
-            rows_of = [known & (step == s) for s in range(HORIZON // CALIBRATION_STEP)]
-            widening.append(tuple(band_widening(q[r, j], rows.y[r, j]) for r in rows_of))
-        return replace(self, widening=tuple(widening))
 
     def member_weights(self, X: pd.DataFrame) -> NDArray[np.float64]:
         """(rows x targets x members): demand by training rows; generation by `technology_weights`."""
@@ -428,9 +396,6 @@ class Forecaster:
             for j, booster in enumerate(band):
                 q = booster.predict(dm).reshape(len(X), len(QUANTILES)).astype(float)
                 total[:, j] += weights[:, j, m, None] * widen(q, meta.band_widening[j])
-        step = _horizon_step(X)
-        for j, by_step in enumerate(self.widening):
-            total[:, j] = widen(total[:, j], np.asarray(by_step)[step])
         return total
 
     def band_rows(self, rows: FeatureRows) -> NDArray[np.float64] | None:

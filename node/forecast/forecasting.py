@@ -14,7 +14,7 @@ from coopfed.forecaster.nudging import QUANTILES, band_column
 from coopfed.node.errors import FailedPrecondition
 from coopfed.node.forecast.context import forecast_of
 from coopfed.node.forecast.data import forecast_policy, history_window, own_aggregates
-from coopfed.node.forecast.models import Ensemble, calibration_until, load_ensemble
+from coopfed.node.forecast.models import Ensemble, load_ensemble
 from coopfed.node.forecast.store import StoredForecast, WindowRecord
 from coopfed.node.model import HALF_HOUR, Flow
 
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
 
 BAND_COLUMNS = tuple(band_column(t, q) for t in ("demand", "generation") for q in QUANTILES)
-CALIBRATION_HISTORY_DAYS = 100  # the 84 days (twice 42) training counts back from, and the lags
 
 
 def default_origin(node: Node, now: int | None = None) -> int:
@@ -48,14 +47,8 @@ def make_forecast(
     if origin % HALF_HOUR:
         raise FailedPrecondition("a forecast origin must be a half-hour boundary", code="forecast.origin")
     history = own_aggregates(node, Flow.INTERNAL, *history_window(origin)).coop
-    # The band calibrated on our own days held out of our model's training (a neighbour's model
-    # was calibrated on its co-op's days).
-    forecaster, until = ensemble.forecaster, calibration_until(node, ensemble)
     try:
-        if until is not None:
-            held = own_aggregates(node, Flow.INTERNAL, *history_window(until, CALIBRATION_HISTORY_DAYS))
-            forecaster = forecaster.calibrated(held.coop, until)
-        frame = predict(forecaster, history, origin)
+        frame = predict(ensemble.forecaster, history, origin)
     except ValueError as exc:
         raise FailedPrecondition(f"cannot forecast from {origin}: {exc}", code="forecast.history") from exc
     reference = reference_demand(history.aggregates, origin)

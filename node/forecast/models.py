@@ -9,12 +9,10 @@ is stored and again before it is used. A retired key no longer verifies what it 
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import arrow
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from coopfed.forecaster import (
@@ -112,28 +110,13 @@ def _record_training(node: Node, own: OwnData, peers: Sequence[PeerData], art: M
     return str(event["decision_id"])
 
 
-def training_until(node: Node, at: float) -> int:
-    """What a model trained at `at` learns from: the data before that local midnight. A fixed
-    end lets a forecast tell the days its band was calibrated on (`calibration_until`)."""
-    return arrow.get(at).to(node.settings.place.tz).floor("day").int_timestamp
-
-
-def calibration_until(node: Node, ensemble: Ensemble) -> int | None:
-    """The training end of this co-op's model in the ensemble, whose held-out days calibrate it."""
-    own = [r for r in ensemble.records if r.trained_by == node.node_id]
-    return training_until(node, arrow.get(own[0].trained_at).timestamp()) if own else None
-
-
 def train_local_model(node: Node, **fit_args: Any) -> Trained:
     """Model federation: train on this co-op's releasable aggregates only, sign, keep."""
     own = own_aggregates(node, Flow.COOP_TO_COOP)
     store = forecast_of(node).store
     version = store.next_version(node.node_id)
     with _too_little(node, own):
-        art = train_local(
-            own.coop, signing_key(node), until=training_until(node, time.time()), version=version,
-            **fit_settings(node, fit_args),
-        )  # fmt: skip
+        art = train_local(own.coop, signing_key(node), version=version, **fit_settings(node, fit_args))
     saved = store.save_model(node.node_id, "local", version, art.to_bytes())
     decision_id = _record_training(node, own, (), art)
     store.set_mode("federated")
@@ -148,9 +131,8 @@ def train_pooled_model(node: Node, peers: Sequence[PeerData], **fit_args: Any) -
     coops = [own.coop, *(p.coop for p in peers)]
     with _too_little(node, own):
         art = train_pooled(
-            coops, signing_key(node), trainer_id=node.node_id, until=training_until(node, time.time()),
-            version=version, **fit_settings(node, fit_args),
-        )  # fmt: skip
+            coops, signing_key(node), trainer_id=node.node_id, version=version, **fit_settings(node, fit_args)
+        )
     saved = store.save_model(node.node_id, "pooled", version, art.to_bytes())
     decision_id = _record_training(node, own, peers, art)
     store.set_mode("pooled")

@@ -7,7 +7,6 @@ import asyncio
 import dataclasses
 import json
 import shutil
-import time
 from collections.abc import Iterator
 
 import grpc
@@ -24,15 +23,13 @@ from coopfed.node.federation.client import PeerClient
 from coopfed.node.federation.decide import GrantAsk
 from coopfed.node.forecast.data import forecast_policy, own_aggregates, peer_aggregates
 from coopfed.node.forecast.exchange import exchange_models
-from coopfed.node.forecast.forecasting import BAND_COLUMNS, make_forecast
+from coopfed.node.forecast.forecasting import make_forecast
 from coopfed.node.forecast.models import (
     TRAINING_PATH,
     accept_peer_artifact,
-    calibration_until,
     load_ensemble,
     train_local_model,
     train_pooled_model,
-    training_until,
 )
 from coopfed.node.model import Flow
 from coopfed.node.runtime import init_node, open_node
@@ -295,17 +292,3 @@ def test_declared_capacity_reaches_the_forecaster_from_k_members_and_travels_wit
     finally:
         for m in ids:
             b.store.set_home(m, None)
-
-
-def test_a_forecast_calibrates_the_ensembles_band_on_the_days_training_held_out(
-    coops: Coops, federated: dict
-) -> None:
-    a = coops.a.node
-    ensemble = load_ensemble(a, "federated")
-    until = calibration_until(a, ensemble)
-    assert until == training_until(a, time.time())  # trained today: on the data before midnight
-    calibrated = ensemble.forecaster.calibrated(own_aggregates(a, Flow.INTERNAL).coop, until)
-    assert np.shape(calibrated.widening) == (2, 4)  # per target and 12 hours of the horizon
-    assert calibrated.widening != ensemble.forecaster.widening
-    forecast, _ = make_forecast(a, mode="federated", ensemble=ensemble)
-    assert set(forecast.band) == set(BAND_COLUMNS)

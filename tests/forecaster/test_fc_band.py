@@ -14,15 +14,7 @@ from coopfed.forecaster import BacktestReport, CoopData, Window, backtest, build
 from coopfed.forecaster.nudging import QUANTILES, band_column, exceedance, sureness, surplus_chance
 from coopfed.forecaster.simulate import installed_capacity
 from coopfed.forecaster.timegrid import HALF_HOUR
-from coopfed.forecaster.train import (
-    Forecaster,
-    band_widening,
-    calibration_days,
-    technology_weights,
-    train_local,
-    training_origins,
-    widen,
-)
+from coopfed.forecaster.train import band_widening, technology_weights, widen
 
 from .fctools import ONE_THREAD
 
@@ -139,22 +131,3 @@ def test_generation_weights_follow_the_technology_mix() -> None:
     np.testing.assert_allclose(technology_weights(base, same, np.array([1.0, 0.0])), base)
     unknown = np.array([[1.0, 0.0], [np.nan, np.nan], [0.5, 0.5]])
     np.testing.assert_allclose(technology_weights(base, unknown, np.array([0.5, 0.5])), base)
-
-
-def test_an_ensemble_is_calibrated_on_the_coop_it_forecasts(coops: list[CoopData], keys: dict) -> None:
-    neighbour, coop = coops[0], coops[1]
-    art = train_local(neighbour, keys[neighbour.coop_id], until=TEST_START, rounds=30, params=ONE_THREAD)
-    trusted = {neighbour.coop_id: keys[neighbour.coop_id].public_key()}
-    theirs = Forecaster.from_artifacts([art], trusted)
-    ours = theirs.calibrated(coop, until=TEST_START)
-    assert np.shape(ours.widening) == (2, 4)  # per target, per 12 hours of the horizon
-    origins = training_origins(coop, TEST_START)
-    rows = build_features(coop, origins[calibration_days(origins)])
-    band = ours.band_rows(rows)
-    assert band is not None
-    j = 0  # demand: every half-hour counts
-    inside = (rows.actual[:, j] >= band[:, j, 0]) & (rows.actual[:, j] <= band[:, j, -1])
-    for step in range(4):
-        of = rows.X["horizon"].to_numpy() // 24 == step
-        assert np.mean(inside[of]) == pytest.approx(0.8, abs=0.03), step
-    assert ours.calibrated(dataclasses.replace(coop, aggregates=coop.aggregates.iloc[: 48 * 10])) is ours
