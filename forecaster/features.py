@@ -54,7 +54,7 @@ class CoopData:
     generation, export (kWh totals) and members. weather: index `period`; temp_c, ghi, wind_ms.
     weather_forecast: columns issued, period, temp_c, ghi, wind_ms. `astronomy` off leaves the
     clear-sky and sun-position features empty (only to measure what they add). capacity: kW
-    installed by technology (keys of TECHNOLOGIES) over all members; None when not declared.
+    installed by technology (keys of TECHNOLOGIES), as members declared it; None when unknown.
     """
 
     coop_id: str

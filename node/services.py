@@ -34,6 +34,7 @@ from coopfed.node.release.service import SERVICE_NAME as BENCHMARK_SERVICE
 from coopfed.node.release.service import BenchmarkService, home_to_proto
 from coopfed.node.rpc import rpc, still_wanted
 from coopfed.node.runtime import Node
+from coopfed.node.storage import Capacity
 from coopfed.v1 import (
     ballot_pb2_grpc,
     benchmark_pb2_grpc,
@@ -280,6 +281,9 @@ class NodePipeline:
 
     def log_access(self, release: pipeline.Release, released: Sequence[pipeline.Cells]) -> set[str]:
         return pipeline.log_access(self.node, release, released)
+
+    def declared_capacity(self, profile_ids: Sequence[str], k: int) -> Capacity | None:
+        return pipeline.declared_capacity(self.node, profile_ids, k)
 
 
 def add_peer_services(server: grpc.aio.Server, node: Node) -> None:

@@ -14,7 +14,7 @@ from rich.console import Console
 from coopfed.node.cli.output import add_json_option, print_json, show_record
 from coopfed.node.client import Credentials, bearer
 from coopfed.node.localtime import DEFAULT_TZ, local_day
-from coopfed.node.storage.base import HEATING, HOME_TYPES
+from coopfed.node.storage.base import HEATING, HOME_TYPES, INSTALLED, MAX_INSTALLED
 from coopfed.v1 import benchmark_pb2, benchmark_pb2_grpc, common_pb2, member_pb2
 
 _HOME_LABELS = {
@@ -23,6 +23,7 @@ _HOME_LABELS = {
     "has_pv": "solar panels",
     "has_battery": "battery",
     "home_type": "home type",
+    **INSTALLED,
 }
 HINT = "run `coopfed member register` first, or give --credentials FILE"
 
@@ -39,6 +40,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     home.add_argument("--home-type", choices=HOME_TYPES)
     home.add_argument("--pv", action=argparse.BooleanOptionalAction, help="solar panels")
     home.add_argument("--battery", action=argparse.BooleanOptionalAction, help="a home battery")
+    for field, words in INSTALLED.items():
+        flag = "--" + field.replace("_", "-")
+        home.add_argument(flag, type=float, metavar="N", dest=field, help=f"{words} (0-{MAX_INSTALLED:g})")
     home.add_argument("--clear", action="store_true", help="withdraw everything you declared")
     add_json_option(home)
     add_json_option(
@@ -56,7 +60,7 @@ def home(args: argparse.Namespace, console: Console) -> int:
     declared = stub.GetHome(benchmark_pb2.GetHomeRequest(), metadata=md)
     changes = {
         "household_size": args.people, "heating": args.heating, "home_type": args.home_type,
-        "has_pv": args.pv, "has_battery": args.battery,
+        "has_pv": args.pv, "has_battery": args.battery, **{f: getattr(args, f) for f in INSTALLED},
     }  # fmt: skip
     if args.clear or any(v is not None for v in changes.values()):
         new = member_pb2.Home() if args.clear else declared

@@ -16,6 +16,7 @@ from coopfed.node.federation.state import FederationState
 from coopfed.node.model import HALF_HOUR, Flow
 from coopfed.node.release import pipeline
 from coopfed.node.release.pipeline import Ask, Cells, Recipient, Release
+from coopfed.node.storage import Capacity
 from coopfed.node.storage.governance import GrantKind
 
 RELEASE_PATH = "coopfed/federation/release"
@@ -35,6 +36,8 @@ class Pipeline(Protocol):
     def cells(self, release: Release, dataset: str) -> Cells: ...
 
     def log_access(self, release: Release, released: Sequence[Cells]) -> set[str]: ...
+
+    def declared_capacity(self, profile_ids: Sequence[str], k: int) -> Capacity | None: ...
 
 
 class PeerReleases:
@@ -87,6 +90,19 @@ class PeerReleases:
     def series(self, release: Release, dataset: str) -> Series:
         """Totals over the consenting profiles; cells with fewer than k members are withheld."""
         return self.pipeline.cells(release, dataset)
+
+    def capacity(self, release: Release) -> Capacity | None:
+        """The capacity behind released generation kWh, which lets a peer read them per installed
+        kW; none beside noisy totals, where an exact kW would narrow what the noise hides."""
+        ask = release.ask
+        if (
+            "generation" not in ask.datasets
+            or "kwh" not in ask.fields
+            or ask.noise
+            or ask.epsilon is not None
+        ):
+            return None
+        return self.pipeline.declared_capacity(release.consenting["generation"], release.min_group_size)
 
     def log_access(self, release: Release, released: Sequence[Series]) -> int:
         """Before any data leaves: the access-log entries for the released cells; returns how many members."""

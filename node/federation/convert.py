@@ -14,6 +14,7 @@ from coopfed.node.errors import InvalidArgument
 from coopfed.node.federation.aggregates import Release, Series
 from coopfed.node.federation.decide import GrantAsk
 from coopfed.node.model import HALF_HOUR, Flow
+from coopfed.node.storage import Capacity
 from coopfed.v1 import common_pb2, federation_pb2, governance_pb2
 
 _MAX_NAMES = 16
@@ -110,7 +111,9 @@ def grant_to_proto(grant: Grant) -> federation_pb2.PeerGrant:
     )
 
 
-def header_to_proto(release: Release, policy_hash: str, decision_id: str) -> federation_pb2.AggregatesChunk:
+def header_to_proto(
+    release: Release, policy_hash: str, decision_id: str, installed: Capacity | None = None
+) -> federation_pb2.AggregatesChunk:
     grant = release.grant
     assert grant is not None  # a peer's release is always under a grant
     noise = grant.constraints.noise
@@ -127,6 +130,8 @@ def header_to_proto(release: Release, policy_hash: str, decision_id: str) -> fed
         noise_epsilon=noise.epsilon if noise else 0.0,
         decision_id=decision_id,
     )
+    if installed is not None:
+        header.installed.solar_kw, header.installed.wind_kw = installed.solar_kw, installed.wind_kw
     return federation_pb2.AggregatesChunk(header=header)
 
 

@@ -81,7 +81,8 @@ class FederationService(federation_pb2_grpc.FederationServiceServicer):
         release = await asyncio.to_thread(releases.plan, grant, datasets, period, recipient)
         release = await asyncio.to_thread(releases.log, release)
         everything = await asyncio.to_thread(self._release, release)
-        yield convert.header_to_proto(release, self.policy.revision, release.decision_id)
+        installed = await asyncio.to_thread(releases.capacity, release)
+        yield convert.header_to_proto(release, self.policy.revision, release.decision_id, installed)
         released = suppressed = 0
         chunk = max(1, self.fed.conf.series_chunk)
         for series in everything:

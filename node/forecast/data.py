@@ -18,6 +18,9 @@ from coopfed.node.errors import CoopfedError, FailedPrecondition, InvalidArgumen
 from coopfed.node.federation import grantee
 from coopfed.node.federation.state import HeldGrant
 from coopfed.node.model import DATASETS, HALF_HOUR, Flow
+from coopfed.node.release import pipeline
+from coopfed.node.storage import Capacity
+from coopfed.v1 import federation_pb2
 
 if TYPE_CHECKING:
     from coopfed.node.runtime import Node
@@ -150,7 +153,16 @@ def own_aggregates(
             ),
             code="forecast.no_data",
         )
-    return OwnData(CoopData(node.node_id, frame, site=site(node)), flow.value, consenting, k)
+    capacity = pipeline.declared_capacity(
+        node, consenting["generation"], int(node.policy_data["coop"]["k_min"])
+    )
+    coop = CoopData(node.node_id, frame, site=site(node), capacity=by_technology(capacity))
+    return OwnData(coop, flow.value, consenting, k)
+
+
+def by_technology(capacity: Capacity | federation_pb2.InstalledCapacity | None) -> dict[str, float] | None:
+    """Declared kW as the forecaster's technologies; None (the 28-day peak fallback) if unknown."""
+    return None if capacity is None else {"pv": capacity.solar_kw, "wind": capacity.wind_kw}
 
 
 def usable_grants(node: Node, purpose: str, now: int | None = None) -> list[HeldGrant]:
@@ -206,7 +218,9 @@ async def peer_aggregates(
             if frame.empty:
                 raise FailedPrecondition("it released no demand cells", code="forecast.no_data")
             # A peer's manifest says nothing of its place: neighbours are taken to share ours.
-            peer = CoopData(held.issuer, frame, site(node))
+            header = result.header
+            installed = by_technology(header.installed) if header.HasField("installed") else None
+            peer = CoopData(held.issuer, frame, site(node), capacity=installed)
             found.append(PeerData(peer, held.jti, result.header.decision_id))
         except (CoopfedError, grpc.RpcError, ValueError) as exc:
             problems[held.issuer] = _problem(exc)

@@ -1,5 +1,6 @@
 """The node forecasts by itself: every day at `[forecast_schedule] forecast_at` on the co-op's
-clock, retraining first once the newest model is `retrain_every_days` old.
+clock, retraining first once the newest model is `retrain_every_days` old, or is one this version
+cannot use (a format it no longer reads).
 
 A slot is a local wall-clock time, so 12:00 stays 12:00 across clock changes (the slots either
 side are 23 or 25 hours apart). Training runs in a worker thread and peers are reached on the
@@ -140,11 +141,33 @@ def read_state(folder: Path) -> dict[str, Outcome]:
         return {}
 
 
-def newest_model(store: ForecastStore, coop_id: str) -> tuple[str, float] | None:
-    """The co-op's newest model of the mode in use ("local model v3") and when it was saved."""
+@dataclass(frozen=True)
+class HeldModel:
+    """The co-op's newest model of the mode in use."""
+
+    name: str  # "local model v3"
+    saved_at: float
+    refused: str = ""  # why this version cannot use it (a format it no longer reads): retrain
+
+
+def newest_model(store: ForecastStore, coop_id: str) -> HeldModel | None:
+    from coopfed.forecaster import ArtifactFormatError, ModelArtifact  # XGBoost: seconds to import
+
     kind = "pooled" if store.mode() == "pooled" else "local"
     model = store.latest_model(coop_id, kind)
-    return (f"{kind} model v{model.version}", model.path.stat().st_mtime) if model is not None else None
+    if model is None:
+        return None
+    try:
+        ModelArtifact.load(model.path)
+        refused = ""
+    except ArtifactFormatError as exc:  # e.g. coopfed-model/1: forecasting would fail every day
+        refused = str(exc).split(":")[0]
+    return HeldModel(f"{kind} model v{model.version}", model.path.stat().st_mtime, refused)
+
+
+def trained_at(model: HeldModel | None) -> float | None:
+    """When the model in use was trained; None (training due) without one it can use."""
+    return model.saved_at if model is not None and not model.refused else None
 
 
 async def _attempt(what: str, at: int, work: Coroutine[Any, Any, str]) -> Outcome:
@@ -212,7 +235,7 @@ class ForecastSchedule:
         if slot is None:
             return False
         model = await asyncio.to_thread(newest_model, forecast_of(self.node).store, self.node.node_id)
-        if self.plan.training_due(model[1] if model else None, slot):
+        if self.plan.training_due(trained_at(model), slot):
             self._record("training", await _attempt("training", int(now), self._train()))
         self._record("forecast", await _attempt("forecast", int(now), self._forecast(int(now))))
         return True
@@ -292,7 +315,7 @@ def schedule_status(settings: Settings, store: ForecastStore, *, serving: bool, 
     latest, model = store.latest(), newest_model(store, settings.node.id)
     made = {
         "forecast": (f"forecast #{latest.sequence}", float(latest.made_at)) if latest else None,
-        "training": (f"{model[0]} trained", model[1]) if model else None,
+        "training": (f"{model.name} trained", model.saved_at) if model and not model.refused else None,
     }
     state = read_state(settings.base_dir) if conf.enabled else {}
     out: dict[str, Any] = {
@@ -309,6 +332,8 @@ def schedule_status(settings: Settings, store: ForecastStore, *, serving: bool, 
             nxt = plan.next(now) if again else plan.next_training(last[1] if last else None, now)
         if failure is not None:
             words = f"{what} failed: {failure.reason}"
+        elif what == "training" and model is not None and model.refused:
+            words = f"{model.name} cannot be used ({model.refused}): training due"
         else:
             words = f"{last[0]} at {when_words(last[1], now, tz)}" if last else f"no {what} yet"
         if plan is None:

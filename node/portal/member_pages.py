@@ -28,7 +28,7 @@ from coopfed.node.portal.accounts import Account
 from coopfed.node.portal.app import call, page, portal, render, text
 from coopfed.node.release.service import BAND_HOURS
 from coopfed.node.storage import Home, Store
-from coopfed.node.storage.base import HEATING, HOME_TYPES, InvalidData
+from coopfed.node.storage.base import HEATING, HOME_TYPES, INSTALLED, INSTALLED_RANGE, InvalidData
 from coopfed.node.storage.ledger import LedgerStore
 
 YEAR = 365 * charts.DAY
@@ -193,6 +193,7 @@ async def compare(request: Request, account: Account, form: FormData | None = No
     return render(
         request, "compare.html", home=homes.get(account.member_id, Home()), saved=saved, report=report,
         refused=refused, band_hours=BAND_HOURS, heating=HEATING, home_types=HOME_TYPES,
+        installed=INSTALLED,
     )  # fmt: skip
 
 
@@ -209,9 +210,18 @@ def home_from_form(form: FormData) -> Home:
             has_pv=yes_no.get(text(form, "has_pv")),
             has_battery=yes_no.get(text(form, "has_battery")),
             home_type=text(form, "home_type") or None,
+            **{field: _number(form, field) for field in INSTALLED},
         )
     except InvalidData as e:
-        raise InvalidArgument(str(e).capitalize() + ".", code="portal.home") from None
+        raise InvalidArgument(f"{str(e)[0].upper()}{str(e)[1:]}.", code="portal.home") from None
+
+
+def _number(form: FormData, field: str) -> float | None:
+    value = text(form, field).strip()
+    try:
+        return float(value) if value else None
+    except ValueError:
+        raise InvalidData(f"{INSTALLED[field]}: {INSTALLED_RANGE}") from None
 
 
 @page()

@@ -27,7 +27,7 @@ from coopfed.node.model import HALF_HOUR
 from coopfed.node.policy.consent import ConsentDecision
 from coopfed.node.release.noise import add_noise
 from coopfed.node.release.privacy import private_cells
-from coopfed.node.storage import PeriodTotals, ProfileInfo
+from coopfed.node.storage import Capacity, PeriodTotals, ProfileInfo
 from coopfed.node.storage.governance import GovernanceStore, GrantKind
 from coopfed.node.storage.records import AccessEntry
 
@@ -147,6 +147,13 @@ def eligible_totals(
 ) -> PeriodTotals:
     """Running totals of the eligible members of `profile_ids` (see `eligible_profiles`)."""
     return node.store.profile_totals(profile_ids, dataset, *period) if profile_ids else _EMPTY
+
+
+def declared_capacity(node: Node, profile_ids: Sequence[str], k: int) -> Capacity | None:
+    """Solar and wind kW declared by the eligible members of `profile_ids`; None unless at least
+    k of them declared some (a total of fewer would describe someone's home)."""
+    got = node.store.capacity(profile_ids) if profile_ids else None
+    return got if got is not None and got.members >= max(k, 1) else None
 
 
 # --- the pipeline ------------------------------------------------------------------------------

@@ -46,6 +46,9 @@ def home_from_proto(msg: member_pb2.Home) -> Home:
         has_pv=msg.has_pv if msg.HasField("has_pv") else None,
         has_battery=msg.has_battery if msg.HasField("has_battery") else None,
         home_type=msg.home_type or None,
+        solar_kw=msg.solar_kw if msg.HasField("solar_kw") else None,
+        wind_kw=msg.wind_kw if msg.HasField("wind_kw") else None,
+        battery_kwh=msg.battery_kwh if msg.HasField("battery_kwh") else None,
     )
 
 

@@ -2,6 +2,7 @@
 
 from coopfed.node.storage.base import (
     AlreadyExists,
+    Capacity,
     ConsentChanged,
     ConsentRecord,
     ConstraintBroken,
@@ -31,6 +32,7 @@ from coopfed.node.storage.sqlite import SqliteStore
 
 __all__ = [
     "AlreadyExists",
+    "Capacity",
     "ConsentChanged",
     "ConsentRecord",
     "ConstraintBroken",

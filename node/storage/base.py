@@ -149,6 +149,14 @@ class ConsentRecord:
 
 HEATING = ("gas", "electric", "heat_pump", "oil", "district", "other")
 HOME_TYPES = ("flat", "terraced", "semi_detached", "detached", "other")
+# What a home may have installed, in plain words and its unit; values from 0 to MAX_INSTALLED.
+INSTALLED = {
+    "solar_kw": "solar panels, kW peak",
+    "wind_kw": "wind turbine, kW peak",
+    "battery_kwh": "battery, kWh",
+}
+MAX_INSTALLED = 1000.0
+INSTALLED_RANGE = f"a number from 0 to {MAX_INSTALLED:g}"
 
 
 @dataclass(frozen=True)
@@ -160,6 +168,9 @@ class Home:
     has_pv: bool | None = None
     has_battery: bool | None = None
     home_type: str | None = None  # one of HOME_TYPES
+    solar_kw: float | None = None  # as INSTALLED
+    wind_kw: float | None = None
+    battery_kwh: float | None = None
 
     def __post_init__(self) -> None:
         size = self.household_size
@@ -169,10 +180,24 @@ class Home:
             raise InvalidData(f"heating: one of {', '.join(HEATING)}")
         if self.home_type is not None and self.home_type not in HOME_TYPES:
             raise InvalidData(f"home type: one of {', '.join(HOME_TYPES)}")
+        for field, words in INSTALLED.items():
+            value = getattr(self, field)
+            if value is not None and (
+                type(value) not in (int, float) or not 0 <= value <= MAX_INSTALLED  # NaN fails too
+            ):
+                raise InvalidData(f"{words}: {INSTALLED_RANGE}")
 
     def declared(self) -> dict[str, Any]:
         """The fields the member declared."""
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+class Capacity(NamedTuple):
+    """Installed capacity summed over the members who declared any (an undeclared kind is 0)."""
+
+    members: int
+    solar_kw: float
+    wind_kw: float
 
 
 class ReadingBatch(NamedTuple):
@@ -371,6 +396,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def homes(self, member_ids: Sequence[str] | None = None) -> dict[str, Home]:
         """Declared homes of members not erased, by member id: all of them, or of `member_ids`."""
+
+    @abc.abstractmethod
+    def capacity(self, profile_ids: Sequence[str]) -> Capacity:
+        """Solar and wind kW declared by the admitted members of the given consent profiles."""
 
     @abc.abstractmethod
     def charge_privacy(

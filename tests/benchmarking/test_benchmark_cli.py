@@ -35,9 +35,13 @@ def test_a_member_declares_their_home_and_sees_where_they_stand(node, member, tm
     )
     assert shown == {
         "household_size": 3, "heating": "heat_pump", "has_pv": False, "has_battery": "not declared",
-        "home_type": "terraced",
+        "home_type": "terraced", "solar_kw": "not declared", "wind_kw": "not declared",
+        "battery_kwh": "not declared",
     }  # fmt: skip
-    assert member.json("home", "--pv")["has_pv"] is True  # only what is given changes
+    assert member.json("home", "--solar-kw", "4.5", "--battery-kwh", "9.6")["solar_kw"] == 4.5
+    assert "solar panels, kW peak" in member("home")
+    got = member.json("home", "--pv")  # only what is given changes
+    assert (got["has_pv"], got["solar_kw"], got["battery_kwh"]) == (True, 4.5, 9.6)
     assert set(member.json("home", "--clear").values()) == {"not declared"}
     member("home", "--people", "3", "--heating", "heat_pump", "--home-type", "terraced")
     code, out = member.code("benchmark")
@@ -94,6 +98,13 @@ def test_a_bad_declaration_is_refused_and_changes_nothing(node, member) -> None:
     code, out = member.code("home", "--people", "40")
     assert code == 1
     assert "household size" in out
+    code, out = member.code("home", "--wind-kw", "-2")
+    assert code == 1
+    assert "wind turbine, kW peak: a number from 0 to 1000" in out
+    assert "Traceback" not in out
+    with pytest.raises(SystemExit) as usage:  # not a number: argparse's usage error
+        member.code("home", "--solar-kw", "many")
+    assert usage.value.code == 2
     assert member.json("home")["heating"] == "gas"
 
 

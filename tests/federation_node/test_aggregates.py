@@ -17,6 +17,7 @@ from coopfed.node.model import ConsentLevel, ConsentSettings, Flow
 from coopfed.node.runtime import Node, init_node, open_node
 from coopfed.node.services import NodePipeline
 from coopfed.node.settings import load_settings
+from coopfed.node.storage import Capacity, Home
 
 from .conftest import FORECASTING, POLICIES, YEAR_END, YEAR_START, expected_totals, populate
 
@@ -109,6 +110,30 @@ def test_noise_is_added_where_the_grant_requires_it(coop: tuple[Node, dict]) -> 
         _releases(node).series(_releases(node).plan(gaussian, ("demand",), None), "demand").kwh.size
         == exact.kwh.size
     )
+
+
+def test_declared_capacity_goes_only_with_exact_generation_kwh_of_k_members(coop: tuple[Node, dict]) -> None:
+    node, values = coop
+    generating = _members(values, {0, 3})  # green and community_first release generation
+
+    def capacity(grant: Grant, datasets: tuple[str, ...] = ()) -> Capacity | None:
+        releases = _releases(node)
+        return releases.capacity(releases.plan(grant, datasets, None))
+
+    try:
+        for m in generating[:4]:
+            node.store.set_home(m, Home(solar_kw=3.0))
+        node.store.set_home(_members(values, {2})[0], Home(wind_kw=50.0))  # red: never released
+        assert capacity(_grant()) is None  # four declared: fewer than k
+        node.store.set_home(generating[4], Home(wind_kw=2.0))
+        assert capacity(_grant()) == Capacity(5, 12.0, 2.0)
+        assert capacity(_grant(k=6)) is None
+        assert capacity(_grant(), ("demand",)) is None
+        assert capacity(_grant(fields={"member_count"})) is None
+        assert capacity(_grant(noise=Noise("laplace", 1.0))) is None  # exact kW would undo the noise
+    finally:
+        for m in values:
+            node.store.set_home(m, None)
 
 
 def test_requests_beyond_the_grant_are_refused(coop: tuple[Node, dict]) -> None:

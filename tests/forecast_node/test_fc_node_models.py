@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from grpc_status import rpc_status
 
 from coopfed.forecaster import ArtifactVerificationError, ModelArtifact, sign_artifact
+from coopfed.forecaster.features import build_features
 from coopfed.node.client import bearer
 from coopfed.node.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from coopfed.node.federation.client import PeerClient
@@ -33,6 +34,7 @@ from coopfed.node.forecast.models import (
 from coopfed.node.model import Flow
 from coopfed.node.runtime import init_node, open_node
 from coopfed.node.settings import load_settings
+from coopfed.node.storage import Home
 from coopfed.v1 import common_pb2, forecast_pb2, forecast_pb2_grpc
 from tests.federation_node.conftest import POLICIES, grantee_of
 
@@ -253,3 +255,40 @@ def test_federated_training_needs_k_consenting_members(tmp_path) -> None:
         assert len(own_aggregates(node, Flow.INTERNAL).coop.aggregates) == 48 * 30
         with pytest.raises(FailedPrecondition, match="at least k = 5 members who consent to sharing"):
             train_local_model(node)
+
+
+def test_declared_capacity_reaches_the_forecaster_from_k_members_and_travels_with_a_release(
+    coops: Coops,
+) -> None:
+    a, b = coops.a.node, coops.b.node
+    ids = [str(m) for m in coops.readings["coop-b"].members["member_id"]]  # 0-5 green, 6-7 red
+    purpose = forecast_policy(a).purpose
+    periods = coops.readings["coop-b"].periods
+    ask = GrantAsk(
+        ("demand", "generation", "export"), (), "aggregate", "coop_to_coop", FORECASTING,
+        int(periods[0]), int(periods[-1]) + 1800,
+    )  # fmt: skip
+    asyncio.run(grantee_of(a).obtain_grant("coop-b", ask))
+
+    def capacities() -> tuple[object, object, object]:
+        [peer], problems = peer_aggregates_now(a, purpose)
+        assert problems == {}
+        internal = own_aggregates(b, Flow.INTERNAL).coop.capacity
+        return internal, own_aggregates(b, Flow.COOP_TO_COOP).coop.capacity, peer.coop.capacity
+
+    try:
+        assert capacities() == (None, None, None)  # nothing declared: the 28-day peak fallback
+        for m in ids[:4]:
+            b.store.set_home(m, Home(solar_kw=4.0))
+        b.store.set_home(ids[5], Home(heating="gas"))  # a home, but no capacity declared
+        b.store.set_home(ids[6], Home(solar_kw=1.0, wind_kw=10.0))  # red: internal use only
+        # Five declared, counting the red member: enough inside the co-op, not to leave it (k = 5).
+        assert capacities() == ({"pv": 17.0, "wind": 10.0}, None, None)
+        b.store.set_home(ids[4], Home(solar_kw=2.5, battery_kwh=5.0))
+        shared = {"pv": 18.5, "wind": 0.0}
+        assert capacities() == ({"pv": 19.5, "wind": 10.0}, shared, shared)
+        rows = build_features(peer_aggregates_now(a, purpose)[0][0].coop, periods[-48:-47])
+        np.testing.assert_allclose(rows.X["pv_share"], 1.0)  # the mix the model reads
+    finally:
+        for m in ids:
+            b.store.set_home(m, None)

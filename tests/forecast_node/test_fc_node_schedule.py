@@ -208,6 +208,38 @@ def test_a_failed_run_is_kept_and_tried_again_at_the_next_slot_only(
     assert shown["forecast"] == "no forecast yet; not scheduled ([forecast_schedule] enabled = false)"
 
 
+def test_a_model_of_a_refused_format_makes_training_due_at_the_next_slot(tmp_path: Path) -> None:
+    from coopfed.forecaster.artifact import _OLD_MAGIC
+
+    config = init_node(
+        tmp_path / "coop-a", node_id="coop-a", name="A", listen="127.0.0.1:0",
+        policies=forecast_policies(tmp_path),
+    )  # fmt: skip
+    with open_node(load_settings(config, environ=ENV)) as node:
+        store_readings(node, few_days(28))  # type: ignore[arg-type]
+        store = node.forecast.store  # type: ignore[union-attr]
+        store.save_model("coop-a", "local", 1, _OLD_MAGIC + bytes(64))  # kept by an older release
+        noon = arrow.get(dt.datetime.combine(dt.date.today(), NOON), node.settings.place.tz).int_timestamp
+        clock = Clock()
+        clock.stand_at(noon - 3600)
+        enabled = replace(node.settings, forecast_schedule=ForecastScheduleSection(enabled=True))
+        shown = schedule_status(enabled, store, serving=True, now=clock())
+        assert shown["training"] == (
+            "local model v1 cannot be used (a model of the older format coopfed-model/1 (no band)): "
+            "training due; next at 12:00 today"
+        )
+        assert shown["training_detail"]["last_at"] is None
+        schedule = ForecastSchedule(node, clock)
+        clock.stand_at(noon + 1)  # saved just now, yet retrained rather than refused every day
+        assert asyncio.run(schedule.run_due())
+        state = read_state(node.settings.base_dir)
+        assert state["training"].ok, state["training"]
+        assert state["training"].detail.startswith("local model v2")
+        assert state["forecast"].ok, state["forecast"]
+        shown = schedule_status(enabled, store, serving=True, now=clock())
+        assert re.fullmatch(r"local model v2 trained at \d\d:\d\d today; next at .+", shown["training"])
+
+
 # --- a serving node on schedule ---------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 
@@ -248,6 +249,15 @@ def test_how_my_home_compares_keeps_small_groups_hidden_and_ranks_the_member(
     assert "after 19:00" in text  # the suggestion names the co-op's peak
     assert "Peer" not in text  # nothing of any neighbour
     assert 'value="heat_pump" selected' in done.text
+    for bad_kw in ("-1", "lots", "5000"):  # refused in plain words; what was declared stays
+        refused = client.post("/compare", data={"csrf_token": csrf(page.text), **form, "solar_kw": bad_kw})
+        assert refused.status_code == 400
+        assert "Solar panels, kW peak: a number from 0 to 1000" in refused.text
+    assert node.store.homes([member])[member] == home
+    solar = client.post("/compare", data={"csrf_token": csrf(page.text), **form, "solar_kw": " 4.2 "})
+    assert node.store.homes([member])[member] == dataclasses.replace(home, solar_kw=4.2)
+    assert 'name="solar_kw" min="0" max="1000" step="any" value="4.2"' in solar.text
+    assert "Wind turbine, kW peak" in solar.text
 
 
 def test_pages_answer_from_the_policy_in_force_after_a_reload(client: TestClient, node: Node) -> None:

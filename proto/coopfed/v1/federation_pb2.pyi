@@ -431,6 +431,7 @@ class AggregatesHeader(_message.Message):
     NOISE_MECHANISM_FIELD_NUMBER: _builtins.int
     NOISE_EPSILON_FIELD_NUMBER: _builtins.int
     DECISION_ID_FIELD_NUMBER: _builtins.int
+    INSTALLED_FIELD_NUMBER: _builtins.int
     grant_id: _builtins.str
     issuer: _builtins.str
     purpose: _builtins.str
@@ -446,6 +447,12 @@ class AggregatesHeader(_message.Message):
     def period(self) -> _common_pb2.Period: ...
     @_builtins.property
     def datasets(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def installed(self) -> Global___InstalledCapacity:
+        """What the members behind the generation totals declared installed; unset unless generation
+        kWh are released without noise and at least min_group_size of those members declared it.
+        """
+
     def __init__(
         self,
         *,
@@ -460,14 +467,39 @@ class AggregatesHeader(_message.Message):
         noise_mechanism: _builtins.str = ...,
         noise_epsilon: _builtins.float = ...,
         decision_id: _builtins.str = ...,
+        installed: Global___InstalledCapacity | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["period", b"period"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["installed", b"installed", "period", b"period"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["datasets", b"datasets", "decision_id", b"decision_id", "flow", b"flow", "grant_id", b"grant_id", "issuer", b"issuer", "min_group_size", b"min_group_size", "noise_epsilon", b"noise_epsilon", "noise_mechanism", b"noise_mechanism", "period", b"period", "policy_hash", b"policy_hash", "purpose", b"purpose"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["datasets", b"datasets", "decision_id", b"decision_id", "flow", b"flow", "grant_id", b"grant_id", "installed", b"installed", "issuer", b"issuer", "min_group_size", b"min_group_size", "noise_epsilon", b"noise_epsilon", "noise_mechanism", b"noise_mechanism", "period", b"period", "policy_hash", b"policy_hash", "purpose", b"purpose"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AggregatesHeader: _TypeAlias = AggregatesHeader  # noqa: Y015
+
+@_typing.final
+class InstalledCapacity(_message.Message):
+    """Capacity summed over the members who declared any (an undeclared kind counts as 0 kW)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SOLAR_KW_FIELD_NUMBER: _builtins.int
+    WIND_KW_FIELD_NUMBER: _builtins.int
+    solar_kw: _builtins.float
+    wind_kw: _builtins.float
+    def __init__(
+        self,
+        *,
+        solar_kw: _builtins.float = ...,
+        wind_kw: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["solar_kw", b"solar_kw", "wind_kw", b"wind_kw"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InstalledCapacity: _TypeAlias = InstalledCapacity  # noqa: Y015
 
 @_typing.final
 class FederatedSeries(_message.Message):

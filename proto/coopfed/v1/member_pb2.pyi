@@ -609,6 +609,9 @@ class Home(_message.Message):
     HAS_PV_FIELD_NUMBER: _builtins.int
     HAS_BATTERY_FIELD_NUMBER: _builtins.int
     HOME_TYPE_FIELD_NUMBER: _builtins.int
+    SOLAR_KW_FIELD_NUMBER: _builtins.int
+    WIND_KW_FIELD_NUMBER: _builtins.int
+    BATTERY_KWH_FIELD_NUMBER: _builtins.int
     household_size: _builtins.int
     """People living there, 1 to 12."""
     heating: _builtins.str
@@ -617,6 +620,10 @@ class Home(_message.Message):
     has_battery: _builtins.bool
     home_type: _builtins.str
     """flat, terraced, semi_detached, detached or other."""
+    solar_kw: _builtins.float
+    """What is installed, 0 to 1000: solar panels and a wind turbine in kW peak, a battery in kWh."""
+    wind_kw: _builtins.float
+    battery_kwh: _builtins.float
     def __init__(
         self,
         *,
@@ -625,23 +632,38 @@ class Home(_message.Message):
         has_pv: _builtins.bool | None = ...,
         has_battery: _builtins.bool | None = ...,
         home_type: _builtins.str = ...,
+        solar_kw: _builtins.float | None = ...,
+        wind_kw: _builtins.float | None = ...,
+        battery_kwh: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_has_battery", b"_has_battery", "_has_pv", b"_has_pv", "_household_size", b"_household_size", "has_battery", b"has_battery", "has_pv", b"has_pv", "household_size", b"household_size"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_battery_kwh", b"_battery_kwh", "_has_battery", b"_has_battery", "_has_pv", b"_has_pv", "_household_size", b"_household_size", "_solar_kw", b"_solar_kw", "_wind_kw", b"_wind_kw", "battery_kwh", b"battery_kwh", "has_battery", b"has_battery", "has_pv", b"has_pv", "household_size", b"household_size", "solar_kw", b"solar_kw", "wind_kw", b"wind_kw"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_has_battery", b"_has_battery", "_has_pv", b"_has_pv", "_household_size", b"_household_size", "has_battery", b"has_battery", "has_pv", b"has_pv", "heating", b"heating", "home_type", b"home_type", "household_size", b"household_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_battery_kwh", b"_battery_kwh", "_has_battery", b"_has_battery", "_has_pv", b"_has_pv", "_household_size", b"_household_size", "_solar_kw", b"_solar_kw", "_wind_kw", b"_wind_kw", "battery_kwh", b"battery_kwh", "has_battery", b"has_battery", "has_pv", b"has_pv", "heating", b"heating", "home_type", b"home_type", "household_size", b"household_size", "solar_kw", b"solar_kw", "wind_kw", b"wind_kw"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__battery_kwh: _TypeAlias = _typing.Literal["battery_kwh"]  # noqa: Y015
+    _WhichOneofArgType__battery_kwh: _TypeAlias = _typing.Literal["_battery_kwh", b"_battery_kwh"]  # noqa: Y015
     _WhichOneofReturnType__has_battery: _TypeAlias = _typing.Literal["has_battery"]  # noqa: Y015
     _WhichOneofArgType__has_battery: _TypeAlias = _typing.Literal["_has_battery", b"_has_battery"]  # noqa: Y015
     _WhichOneofReturnType__has_pv: _TypeAlias = _typing.Literal["has_pv"]  # noqa: Y015
     _WhichOneofArgType__has_pv: _TypeAlias = _typing.Literal["_has_pv", b"_has_pv"]  # noqa: Y015
     _WhichOneofReturnType__household_size: _TypeAlias = _typing.Literal["household_size"]  # noqa: Y015
     _WhichOneofArgType__household_size: _TypeAlias = _typing.Literal["_household_size", b"_household_size"]  # noqa: Y015
+    _WhichOneofReturnType__solar_kw: _TypeAlias = _typing.Literal["solar_kw"]  # noqa: Y015
+    _WhichOneofArgType__solar_kw: _TypeAlias = _typing.Literal["_solar_kw", b"_solar_kw"]  # noqa: Y015
+    _WhichOneofReturnType__wind_kw: _TypeAlias = _typing.Literal["wind_kw"]  # noqa: Y015
+    _WhichOneofArgType__wind_kw: _TypeAlias = _typing.Literal["_wind_kw", b"_wind_kw"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__battery_kwh) -> _WhichOneofReturnType__battery_kwh | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__has_battery) -> _WhichOneofReturnType__has_battery | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__has_pv) -> _WhichOneofReturnType__has_pv | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__household_size) -> _WhichOneofReturnType__household_size | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__solar_kw) -> _WhichOneofReturnType__solar_kw | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__wind_kw) -> _WhichOneofReturnType__wind_kw | None: ...
 
 Global___Home: _TypeAlias = Home  # noqa: Y015
 
