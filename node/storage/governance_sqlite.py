@@ -368,6 +368,18 @@ class SqlGovernanceStore(GovernanceStore):
             conn.executemany(rows_.INSERT_ACCESS, rows_.access_values(pseudonyms, kind, rows))
         return pseudonyms
 
+    def record_release_access(
+        self,
+        entries: Sequence[tuple[str, AccessEntry, Sequence[tuple[int, int]]]],
+        kind: GrantKind = GrantKind.GOVERNANCE,
+    ) -> None:
+        kind = GrantKind(kind)
+        with self._write() as conn:
+            for profile_id, e, spans in entries:
+                values = (profile_id, *rows_.access_columns(kind, e))
+                key = conn.execute(rows_.INSERT_RELEASE_ACCESS, values).lastrowid
+                conn.executemany(rows_.INSERT_SPAN, [(key, start, end) for start, end in spans])
+
     def access_for_member(self, member_id: str, limit: int = 100, *, after: int = 0) -> list[AccessEntry]:
         with self._read() as conn:
             found = conn.execute(rows_.ACCESS, (member_id, limit, after)).fetchall()

@@ -1,0 +1,13 @@
+-- Release-level access-log entries (see ../0018_release_access.sql).
+ALTER TABLE access_log ADD COLUMN profile_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE access_log ADD CONSTRAINT release_entries_name_their_profile
+    CHECK ((pseudonym = '') = (length(profile_id) > 0));
+
+CREATE INDEX access_log_by_profile ON access_log (profile_id, access_key) WHERE pseudonym = '';
+
+CREATE TABLE access_spans (
+    access_key BIGINT NOT NULL REFERENCES access_log (access_key),
+    span_start BIGINT NOT NULL,
+    span_end BIGINT NOT NULL CHECK (span_end > span_start),
+    PRIMARY KEY (access_key, span_start)
+);
