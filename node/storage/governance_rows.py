@@ -151,11 +151,16 @@ PROFILES_OF = """SELECT m.member_id, p.profile_id FROM admitted_members AS m
 JOIN profiles AS p USING (profile_key)
 WHERE m.member_id IN (SELECT value FROM json_each(?))"""
 
-CONTRIBUTORS = """SELECT m.member_id, p.profile_id FROM admitted_members AS m
-JOIN profiles AS p USING (profile_key)
-WHERE p.profile_id IN (SELECT value FROM json_each(?1)) AND EXISTS (
-    SELECT 1 FROM readings AS r WHERE r.member_key = m.member_key AND r.dataset_id = ?2
-    AND r.period_start >= ?3 AND r.period_start < ?4)"""
+# ?3 start and ?4 end of a span, ?5 the extents' bucket: a member whose first or last period
+# in a bucket lies in the span has a reading there; only a span strictly inside an extent
+# needs a look at the readings.
+CONTRIBUTORS = """SELECT DISTINCT m.member_id, p.profile_id FROM reading_extents AS x
+JOIN admitted_members AS m USING (member_key) JOIN profiles AS p USING (profile_key)
+WHERE p.profile_id IN (SELECT value FROM json_each(?1)) AND x.dataset_id = ?2
+AND x.bucket BETWEEN ?3 / ?5 AND (?4 - 1) / ?5 AND x.first_period < ?4 AND x.last_period >= ?3
+AND (x.first_period >= ?3 OR x.last_period < ?4 OR EXISTS (
+    SELECT 1 FROM readings AS r WHERE r.member_key = x.member_key AND r.dataset_id = ?2
+    AND r.period_start >= ?3 AND r.period_start < ?4))"""
 
 INSERT_ACCESS = """INSERT INTO access_log (pseudonym, at, release_id, grant_kind, grant_id, recipient_id,
     recipient_name, dataset, granularity, period_start, period_end, purpose, flow, decision_id,

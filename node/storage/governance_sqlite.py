@@ -29,7 +29,7 @@ from coopfed.node.storage.records import (
     Review,
     TokenRevocation,
 )
-from coopfed.node.storage.sql import SqlStore
+from coopfed.node.storage.sql import EXTENT_BUCKET, SqlStore
 
 Head = tuple[int, str, str | None]  # seq, hash and signed head, as the head row holds them
 
@@ -354,7 +354,8 @@ class SqlGovernanceStore(GovernanceStore):
             conn.execute("BEGIN")
             row = conn.execute("SELECT dataset_id FROM datasets WHERE name = ?", (dataset,)).fetchone()
             for start, end in runs if row else ():
-                found.update(conn.execute(rows_.CONTRIBUTORS, (profiles, row[0], start, end)).fetchall())
+                values = (profiles, row[0], start, end, EXTENT_BUCKET)
+                found.update(conn.execute(rows_.CONTRIBUTORS, values).fetchall())
         return sorted(found.items())
 
     def record_access(

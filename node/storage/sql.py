@@ -46,6 +46,7 @@ _READING = np.dtype([("period_start", "i8"), ("kwh", "f8")])
 _MEMBER_READING = np.dtype([("dataset_id", "i8"), ("period_start", "i8"), ("kwh", "f8")])
 _ALL_TIME = (-(2**63), 2**63 - 1)
 _ERASED = ("erased: readings and personal details deleted",)
+EXTENT_BUCKET = 2**21  # seconds: the buckets of reading_extents (migrations/0018)
 
 
 class SqlStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
@@ -218,6 +219,7 @@ class SqlStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
             if admitted_at is not None:
                 move_totals(conn, member_key, profile_key, None)
             erased = conn.execute(q.DELETE_READINGS, (member_key,)).rowcount
+            conn.execute(q.DELETE_EXTENTS, (member_key,))
             conn.execute(homes_sql.DELETE, (member_key,))
             red = ConsentSettings()
             conn.execute(q.ERASE_MEMBER, (red.to_json(), stamp, member_key))
@@ -363,6 +365,7 @@ class SqlStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
         delta[new_at] -= totals.units(held["kwh"][held_at])
         added[new_at] = 0
         self._store_rows(conn, member_key, dataset_id, periods, kwh)
+        _extend(conn, member_key, dataset_id, periods)
         if profile_key is not None:
             totals.apply(conn, dataset_id, profile_key, periods, delta, added)
         return int(new_at.size)
@@ -403,6 +406,15 @@ def move_totals(conn: Connection, member_key: int, old_profile: int | None, new_
             totals.apply(conn, dataset_id, old_profile, periods, -units, -1)
         if new_profile is not None:
             totals.apply(conn, dataset_id, new_profile, periods, units, 1)
+
+
+def _extend(conn: Connection, member_key: int, dataset_id: int, periods: np.ndarray) -> None:
+    """Widen the member's reading extents to hold sorted `periods`: a row per bucket they reach."""
+    bucket = periods // EXTENT_BUCKET
+    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+    ends = np.r_[starts[1:], periods.size] - 1
+    rows = zip(bucket[starts].tolist(), periods[starts].tolist(), periods[ends].tolist(), strict=True)
+    conn.executemany(q.EXTEND, [(member_key, dataset_id, *row) for row in rows])
 
 
 def _writable(conn: Connection, member_id: str) -> tuple[int, int, str, str | None, str | None]:

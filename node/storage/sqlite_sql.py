@@ -58,6 +58,14 @@ ERASE_MEMBER = """UPDATE members SET display_name = '', settings_json = ?, profi
 
 DELETE_READINGS = "DELETE FROM readings WHERE member_key = ?"
 
+DELETE_EXTENTS = "DELETE FROM reading_extents WHERE member_key = ?"
+
+# ?4 first and ?5 last period of a batch's readings in bucket ?3 (migrations/0018)
+EXTEND = """INSERT INTO reading_extents (member_key, dataset_id, bucket, first_period, last_period)
+VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (member_key, dataset_id, bucket) DO UPDATE SET
+    first_period = CASE WHEN ?4 < reading_extents.first_period THEN ?4 ELSE reading_extents.first_period END,
+    last_period = CASE WHEN ?5 > reading_extents.last_period THEN ?5 ELSE reading_extents.last_period END"""
+
 ENSURE_PROFILE = """INSERT INTO profiles (profile_id, settings_json) VALUES (?, ?)
 ON CONFLICT (profile_id) DO NOTHING"""
 

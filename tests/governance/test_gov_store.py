@@ -251,6 +251,12 @@ def test_release_membership_contributors_and_the_access_log(stores: tuple[Store,
         ("b", g),
     ]
     assert gov.contributors([g], "gas", [(JAN, JAN + 3600)]) == []
+    # a span strictly between a member's first and last reading: only a reading inside counts
+    assert gov.contributors([g], "demand", [(JAN + 3600, JAN + 9000)]) == []
+    store.put_readings("b", [("demand", np.array([JAN + 3600 * 2, JAN + 1800 * 2400]), np.ones(2))])
+    assert gov.contributors([g], "demand", [(JAN + 3600, JAN + 9000)]) == [("b", g)]
+    later = [(JAN + 1800 * 2300, JAN + 1800 * 2500)]  # a later bucket
+    assert gov.contributors([g], "demand", later) == [("b", g)]
     entry = AccessEntry(
         NOW,
         "rel",

@@ -11,3 +11,18 @@ CREATE TABLE access_spans (
     span_end BIGINT NOT NULL CHECK (span_end > span_start),
     PRIMARY KEY (access_key, span_start)
 );
+
+CREATE TABLE reading_extents (
+    member_key BIGINT NOT NULL,
+    dataset_id BIGINT NOT NULL,
+    bucket BIGINT NOT NULL,
+    first_period BIGINT NOT NULL,
+    last_period BIGINT NOT NULL CHECK (last_period >= first_period),
+    PRIMARY KEY (member_key, dataset_id, bucket)
+);
+
+CREATE INDEX reading_extents_by_bucket ON reading_extents (dataset_id, bucket);
+
+INSERT INTO reading_extents (member_key, dataset_id, bucket, first_period, last_period)
+SELECT member_key, dataset_id, period_start / 2097152, min(period_start), max(period_start)
+FROM readings GROUP BY member_key, dataset_id, period_start / 2097152;
