@@ -24,6 +24,7 @@ from psycopg_pool import ConnectionPool
 
 from coopfed.node.storage.base import InvalidData, StorageUnavailable
 from coopfed.node.storage.connection import Connection
+from coopfed.node.storage.group import GroupCommit
 from coopfed.node.storage.postgres_conn import PgConnection, adapt, storage_error, translated
 from coopfed.node.storage.schema import Migration, bundled_migrations, migrate_postgresql
 from coopfed.node.storage.sql import SqlStore
@@ -83,6 +84,7 @@ class PostgresStore(SqlStore):
         self._dataset_names = {v: k for k, v in self._datasets.items()}
         self._writers = self._pool(pool_size, self._configure_writer, "writers")
         self._readers = self._pool(pool_size, self._configure_reader, "readers")
+        self._uploads = GroupCommit(self._put_group)
 
     def _pool(self, size: int, configure: Callable[[psycopg.Connection], None], name: str) -> ConnectionPool:
         pool = ConnectionPool(

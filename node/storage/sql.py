@@ -13,10 +13,11 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import numpy as np
 
-from coopfed.node.model import ConsentSettings
+from coopfed.node.model import HALF_HOUR, ConsentSettings
 from coopfed.node.storage import sqlite_homes as homes_sql
 from coopfed.node.storage import sqlite_sql as q
 from coopfed.node.storage import sqlite_totals as totals
@@ -39,6 +40,7 @@ from coopfed.node.storage.base import (
     describe_changes,
 )
 from coopfed.node.storage.connection import Connection
+from coopfed.node.storage.group import GroupCommit, Pending
 from coopfed.node.storage.sqlite_privacy import PrivacyMixin
 from coopfed.node.storage.sqlite_publications import PublicationsMixin
 
@@ -55,6 +57,7 @@ class SqlStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
     _datasets: dict[str, int]
     _dataset_names: dict[int, str]
     _clock: Callable[[], datetime]
+    _uploads: GroupCommit[_Upload]  # the backend makes it: GroupCommit(self._put_group)
 
     @abc.abstractmethod
     def _write(self) -> AbstractContextManager[Connection]:
@@ -265,16 +268,57 @@ class SqlStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
     ) -> PutResult:
         prepared = [self._prepare(*batch) for batch in batches]  # outside the lock
         self._make_room(prepared)
-        inserted = replaced = 0
+        upload = _Upload(member_id, prepared, before_commit, _refused(self._dataset_names, prepared))
+        result: PutResult = self._uploads.run(upload)
+        return result
+
+    def _put_group(self, group: Sequence[Pending[_Upload]]) -> None:
+        """Store a group of uploads in one transaction. An upload whose member cannot take
+        readings fails alone, storing nothing; so does one whose caller went away before the
+        commit (the rest are written again without it)."""
+        live = list(group)
+        while live:
+            try:
+                results = self._put_together(live)
+            except _Regroup:
+                live = [p for p in live if p.error is None]
+                continue
+            for pending in live:
+                pending.result = results.get(id(pending))
+            return
+
+    def _put_together(self, group: list[Pending[_Upload]]) -> dict[int, PutResult]:
+        results = {}
         with self._write() as conn:
-            member_key, profile_key, _, _, admitted_at = _writable(conn, member_id)
-            counted = profile_key if admitted_at is not None else None  # applicants are in no totals
-            for dataset_id, periods, kwh in prepared:
-                held = self._put(conn, member_key, dataset_id, counted, periods, kwh)
-                replaced += held
-                inserted += periods.size - held
-            if before_commit is not None:
-                before_commit()
+            sums = totals.Deltas()
+            for pending in group:
+                try:
+                    results[id(pending)] = self._put_upload(conn, pending.work, sums)
+                except (NotFound, MemberErased, InvalidData) as exc:  # before anything of it was written
+                    pending.error = exc
+            sums.apply(conn)
+            gone = False
+            for pending in group:
+                check = pending.work.before_commit
+                if pending.error is None and check is not None:
+                    try:
+                        check()
+                    except Exception as exc:  # noqa: BLE001 - the caller's own error, theirs alone
+                        pending.error, gone = exc, True
+            if gone:
+                raise _Regroup
+        return results
+
+    def _put_upload(self, conn: Connection, upload: _Upload, sums: totals.Deltas) -> PutResult:
+        member_key, profile_key, _, _, admitted_at = _writable(conn, upload.member_id)
+        if upload.refused is not None:
+            raise upload.refused
+        counted = profile_key if admitted_at is not None else None  # applicants are in no totals
+        inserted = replaced = 0
+        for dataset_id, periods, kwh in upload.batches:
+            held = self._put(conn, member_key, dataset_id, counted, periods, kwh, sums)
+            replaced += held
+            inserted += periods.size - held
         return PutResult(inserted, replaced)
 
     def _prepare(
@@ -282,7 +326,7 @@ class SqlStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
     ) -> tuple[int, np.ndarray, np.ndarray]:
         """Check shapes, types and uniqueness; return the dataset id and arrays sorted by period.
 
-        Values themselves (range, NaN, half-hour grid) are the readings table's to refuse.
+        Values themselves (range, NaN, half-hour grid) are `_refused`'s to check.
         """
         dataset_id = self._dataset_id(dataset)
         periods, kwh = np.asarray(periods), np.asarray(kwh)
@@ -348,9 +392,10 @@ class SqlStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
         profile_key: int | None,
         periods: np.ndarray,
         kwh: np.ndarray,
+        sums: totals.Deltas,
     ) -> int:
-        """Upsert one dataset's sorted, unique readings and add new - old to the profile's totals
-        (to none for an applicant).
+        """Upsert one dataset's sorted, unique readings and add new - old to `sums`, the changes to
+        the profile's totals (to none for an applicant).
 
         Returns how many readings replaced ones already held.
         """
@@ -367,7 +412,7 @@ class SqlStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
         self._store_rows(conn, member_key, dataset_id, periods, kwh)
         _extend(conn, member_key, dataset_id, periods)
         if profile_key is not None:
-            totals.apply(conn, dataset_id, profile_key, periods, delta, added)
+            sums.add(dataset_id, profile_key, periods, delta, added)
         return int(new_at.size)
 
     # aggregation
@@ -406,6 +451,28 @@ def move_totals(conn: Connection, member_key: int, old_profile: int | None, new_
             totals.apply(conn, dataset_id, old_profile, periods, -units, -1)
         if new_profile is not None:
             totals.apply(conn, dataset_id, new_profile, periods, units, 1)
+
+
+class _Upload(NamedTuple):
+    member_id: str
+    batches: list[tuple[int, np.ndarray, np.ndarray]]
+    before_commit: Callable[[], None] | None
+    refused: InvalidData | None  # a value the readings table would refuse
+
+
+def _refused(names: dict[int, str], batches: list[tuple[int, np.ndarray, np.ndarray]]) -> InvalidData | None:
+    """What the readings table would refuse, found before the upload joins a group (where the
+    database refusing it would fail everyone's); the member is checked first, as before."""
+    for dataset_id, periods, kwh in batches:
+        if not (kwh >= 0).all():
+            return InvalidData(f"{names[dataset_id]}: kwh must be finite and >= 0")
+        if not ((periods >= 0) & (periods % HALF_HOUR == 0)).all():
+            return InvalidData(f"{names[dataset_id]}: periods must be >= 0 and on the half hour")
+    return None
+
+
+class _Regroup(Exception):
+    """A caller of the group went away before its commit: write the group again without it."""
 
 
 def _extend(conn: Connection, member_key: int, dataset_id: int, periods: np.ndarray) -> None:

@@ -93,6 +93,33 @@ def apply(
     _write(conn, dataset_id, profile_key, days[~empty], sums[~empty], counts[~empty])
 
 
+class Deltas:
+    """Changes to the totals gathered over a transaction's uploads, applied once per dataset and
+    profile: members' readings of one half-hour add up in one slot."""
+
+    def __init__(self) -> None:
+        self._parts: dict[tuple[int, int], list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+
+    def add(
+        self, dataset_id: int, profile_key: int, periods: np.ndarray, delta: np.ndarray, count: np.ndarray
+    ) -> None:
+        self._parts.setdefault((dataset_id, profile_key), []).append((periods, delta, count))
+
+    def apply(self, conn: Connection) -> None:
+        for (dataset_id, profile_key), parts in self._parts.items():
+            deltas = [d for _, d, _ in parts]
+            if len(parts) == 1 or max(int(np.abs(d).max(initial=0)) for d in deltas) * len(parts) >= 2**62:
+                for part in parts:  # one part, or sums that could wrap round before apply sees them
+                    apply(conn, dataset_id, profile_key, *part)
+                continue
+            periods, at = np.unique(np.concatenate([p for p, _, _ in parts]), return_inverse=True)
+            delta, count = np.zeros(periods.size, np.int64), np.zeros(periods.size, np.int64)
+            np.add.at(delta, at, np.concatenate(deltas))
+            np.add.at(count, at, np.concatenate([c for _, _, c in parts]))
+            apply(conn, dataset_id, profile_key, periods, delta, count)
+        self._parts.clear()
+
+
 def _write(
     conn: Connection,
     dataset_id: int,
