@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import struct
 import threading
+import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -93,7 +95,8 @@ class PostgresStore(SqlStore):
             max_size=size,
             kwargs={"autocommit": True, "connect_timeout": max(1, round(self._timeout_s))},
             configure=configure,
-            check=ConnectionPool.check_connection,  # after a server restart, no call gets a dead one
+            check=_check_unless_fresh,  # after a server restart, no call gets a dead one
+            reset=_returned_now,
             timeout=self._timeout_s,
             name=f"coopfed-{name}",
             open=False,
@@ -194,6 +197,19 @@ class PostgresStore(SqlStore):
             raise StorageUnavailable(f"the node's database cannot be used just now ({exc})") from exc
         except psycopg.Error as exc:
             raise storage_error(exc) from exc
+
+
+_FRESH_S = 0.5  # a connection back in its pool this recently was working: checking it costs a round trip
+_returned: weakref.WeakKeyDictionary[psycopg.Connection, float] = weakref.WeakKeyDictionary()
+
+
+def _returned_now(conn: psycopg.Connection) -> None:
+    _returned[conn] = time.monotonic()
+
+
+def _check_unless_fresh(conn: psycopg.Connection) -> None:
+    if time.monotonic() - _returned.get(conn, 0.0) > _FRESH_S:
+        ConnectionPool.check_connection(conn)
 
 
 def copy_data(periods: np.ndarray, kwh: np.ndarray) -> bytes:
