@@ -288,14 +288,18 @@ class SqlStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
             return
 
     def _put_together(self, group: list[Pending[_Upload]]) -> dict[int, PutResult]:
-        results = {}
         with self._write() as conn:
-            sums = totals.Deltas()
+            owners, items = [], []
             for pending in group:
                 try:
-                    results[id(pending)] = self._put_upload(conn, pending.work, sums)
+                    mine = self._items(conn, pending.work)
                 except (NotFound, MemberErased, InvalidData) as exc:  # before anything of it was written
                     pending.error = exc
+                    continue
+                owners += [id(pending)] * len(mine)
+                items += mine
+            sums = totals.Deltas()
+            held = self._put_many(conn, items, sums)
             sums.apply(conn)
             gone = False
             for pending in group:
@@ -307,19 +311,24 @@ class SqlStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
                         pending.error, gone = exc, True
             if gone:
                 raise _Regroup
-        return results
+        counts = {id(p): [0, 0] for p in group}
+        for owner, item, replaced in zip(owners, items, held, strict=True):
+            counts[owner][0] += item.periods.size - replaced
+            counts[owner][1] += replaced
+        return {owner: PutResult(*c) for owner, c in counts.items()}
 
-    def _put_upload(self, conn: Connection, upload: _Upload, sums: totals.Deltas) -> PutResult:
+    def _items(self, conn: Connection, upload: _Upload) -> list[Put]:
+        """What an upload writes, once its member is found able to take readings."""
         member_key, profile_key, _, _, admitted_at = _writable(conn, upload.member_id)
         if upload.refused is not None:
             raise upload.refused
         counted = profile_key if admitted_at is not None else None  # applicants are in no totals
-        inserted = replaced = 0
-        for dataset_id, periods, kwh in upload.batches:
-            held = self._put(conn, member_key, dataset_id, counted, periods, kwh, sums)
-            replaced += held
-            inserted += periods.size - held
-        return PutResult(inserted, replaced)
+        return [Put(member_key, dataset_id, counted, p, k) for dataset_id, p, k in upload.batches if p.size]
+
+    def _put_many(self, conn: Connection, items: list[Put], sums: totals.Deltas) -> list[int]:
+        """Write the items in order (a backend may write them at once where none repeats another's
+        member and dataset); returns how many readings of each replaced ones already held."""
+        return [self._put(conn, item, sums) for item in items]
 
     def _prepare(
         self, dataset: str, periods: np.ndarray, kwh: np.ndarray
@@ -384,36 +393,14 @@ class SqlStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
                         np.ascontiguousarray(arr["kwh"]),
                     )
 
-    def _put(
-        self,
-        conn: Connection,
-        member_key: int,
-        dataset_id: int,
-        profile_key: int | None,
-        periods: np.ndarray,
-        kwh: np.ndarray,
-        sums: totals.Deltas,
-    ) -> int:
+    def _put(self, conn: Connection, item: Put, sums: totals.Deltas) -> int:
         """Upsert one dataset's sorted, unique readings and add new - old to `sums`, the changes to
-        the profile's totals (to none for an applicant).
-
-        Returns how many readings replaced ones already held.
-        """
-        if periods.size == 0:
-            return 0
-        bounds = (member_key, dataset_id, int(periods[0]), int(periods[-1]))
+        the profile's totals (to none for an applicant). Returns how many replaced ones held."""
+        bounds = (item.member_key, item.dataset_id, int(item.periods[0]), int(item.periods[-1]))
         held = np.array(conn.execute(q.HELD_READINGS, bounds).fetchall(), dtype=_READING)
-        _, new_at, held_at = np.intersect1d(
-            periods, held["period_start"], assume_unique=True, return_indices=True
-        )
-        delta, added = totals.units(kwh), np.ones(periods.size, np.int64)
-        delta[new_at] -= totals.units(held["kwh"][held_at])
-        added[new_at] = 0
-        self._store_rows(conn, member_key, dataset_id, periods, kwh)
-        _extend(conn, member_key, dataset_id, periods)
-        if profile_key is not None:
-            sums.add(dataset_id, profile_key, periods, delta, added)
-        return int(new_at.size)
+        self._store_rows(conn, item.member_key, item.dataset_id, item.periods, item.kwh)
+        extend(conn, [item])
+        return count(item, held, sums)
 
     # aggregation
 
@@ -471,17 +458,45 @@ def _refused(names: dict[int, str], batches: list[tuple[int, np.ndarray, np.ndar
     return None
 
 
+class Put(NamedTuple):
+    """One dataset's sorted, unique readings of one member, and the profile whose totals they join."""
+
+    member_key: int
+    dataset_id: int
+    profile_key: int | None
+    periods: np.ndarray
+    kwh: np.ndarray
+
+
 class _Regroup(Exception):
     """A caller of the group went away before its commit: write the group again without it."""
 
 
-def _extend(conn: Connection, member_key: int, dataset_id: int, periods: np.ndarray) -> None:
-    """Widen the member's reading extents to hold sorted `periods`: a row per bucket they reach."""
-    bucket = periods // EXTENT_BUCKET
-    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
-    ends = np.r_[starts[1:], periods.size] - 1
-    rows = zip(bucket[starts].tolist(), periods[starts].tolist(), periods[ends].tolist(), strict=True)
-    conn.executemany(q.EXTEND, [(member_key, dataset_id, *row) for row in rows])
+def extend(conn: Connection, items: Sequence[Put]) -> None:
+    """Widen the members' reading extents to hold the items' sorted periods: a row per bucket."""
+    rows = []
+    for item in items:
+        periods = item.periods
+        bucket = periods // EXTENT_BUCKET
+        starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+        ends = np.r_[starts[1:], periods.size] - 1
+        found = zip(bucket[starts].tolist(), periods[starts].tolist(), periods[ends].tolist(), strict=True)
+        rows += [(item.member_key, item.dataset_id, *row) for row in found]
+    conn.executemany(q.EXTEND, rows)
+
+
+def count(item: Put, held: np.ndarray, sums: totals.Deltas) -> int:
+    """Add the item's new - `held` (its member's readings it replaces) to the totals' changes;
+    returns how many it replaces."""
+    _, new_at, held_at = np.intersect1d(
+        item.periods, held["period_start"], assume_unique=True, return_indices=True
+    )
+    delta, added = totals.units(item.kwh), np.ones(item.periods.size, np.int64)
+    delta[new_at] -= totals.units(held["kwh"][held_at])
+    added[new_at] = 0
+    if item.profile_key is not None:
+        sums.add(item.dataset_id, item.profile_key, item.periods, delta, added)
+    return int(new_at.size)
 
 
 def _writable(conn: Connection, member_id: str) -> tuple[int, int, str, str | None, str | None]:

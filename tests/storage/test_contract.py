@@ -524,8 +524,9 @@ def test_an_invitation_admits_once_and_not_after_it_expires(store: Store) -> Non
 
 
 def test_concurrent_uploads_commit_together_and_each_fails_alone(store: Store) -> None:
-    for member_id in "abcd":
+    for member_id in "abcde":
         store.create_member(member_id, member_id, GREEN, admitted_by="test")
+    store.put_readings("e", [("demand", grid(1), np.full(1, 5.0))])
     queued, outcomes = threading.Event(), {}
 
     def leader_waits() -> None:  # the first upload's commit waits until the others have queued
@@ -537,6 +538,7 @@ def test_concurrent_uploads_commit_together_and_each_fails_alone(store: Store) -
     uploads = {  # name: (member, kwh, before_commit)
         "first": ("a", 1.0, leader_waits),
         "good": ("b", 2.0, None),
+        "replacing": ("e", 4.0, None),
         "refused": ("c", -1.0, None),
         "cut off": ("d", 3.0, gone),
         "unknown": ("zz", 1.0, None),
@@ -563,9 +565,11 @@ def test_concurrent_uploads_commit_together_and_each_fails_alone(store: Store) -
     for thread in threads.values():
         thread.join(30)
     assert outcomes["first"] == outcomes["good"] == (2, 0)
+    assert outcomes["replacing"] == (1, 1)
     assert isinstance(outcomes["refused"], InvalidData)
     assert isinstance(outcomes["cut off"], ConnectionAbortedError)
     assert isinstance(outcomes["unknown"], NotFound)
     assert all_readings(store, "b") == {("demand", int(p)): 2.0 for p in grid(2)}
     assert all_readings(store, "c") == all_readings(store, "d") == {}
-    assert totals(store, GREEN) == {int(p): (3.0, 2) for p in grid(2)}  # a and b, in one slot each
+    assert all_readings(store, "e") == {("demand", int(p)): 4.0 for p in grid(2)}
+    assert totals(store, GREEN) == {int(p): (7.0, 3) for p in grid(2)}  # a, b and e, in one slot each
