@@ -54,6 +54,7 @@ _STAGE_GROUP = """CREATE TEMP TABLE IF NOT EXISTS staged_group (member_key BIGIN
     dataset_id BIGINT NOT NULL, period_start BIGINT NOT NULL, kwh DOUBLE PRECISION NOT NULL)
     ON COMMIT DELETE ROWS"""
 _COPY_GROUP = "COPY staged_group FROM STDIN (FORMAT BINARY)"
+_COPY_READINGS = "COPY readings (member_key, dataset_id, period_start, kwh) FROM STDIN (FORMAT BINARY)"
 _MERGE_GROUP = """INSERT INTO readings (member_key, dataset_id, period_start, kwh)
 SELECT member_key, dataset_id, period_start, kwh FROM staged_group
 ON CONFLICT (member_key, dataset_id, period_start) DO UPDATE SET kwh = excluded.kwh"""
@@ -205,9 +206,12 @@ class PostgresStore(SqlStore):
         try:
             with conn.raw.cursor() as cursor:
                 held = np.array(cursor.execute(_HELD_GROUP, bounds).fetchall(), dtype=_HELD)
-                with cursor.copy(_COPY_GROUP) as copy:
+                # none held in the items' ranges (under the write lock): nothing to replace, so
+                # the rows go straight into readings
+                with cursor.copy(_COPY_READINGS if held.size == 0 else _COPY_GROUP) as copy:
                     copy.write(group_copy_data(items))
-                cursor.execute(_MERGE_GROUP)
+                if held.size:
+                    cursor.execute(_MERGE_GROUP)
         except pg_errors.CheckViolation as exc:
             words = _BAD_VALUES.get(exc.diag.constraint_name or "", str(exc))
             raise InvalidData(words) from exc

@@ -289,10 +289,12 @@ class SqlStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
 
     def _put_together(self, group: list[Pending[_Upload]]) -> dict[int, PutResult]:
         with self._write() as conn:
+            ids = json.dumps(sorted({p.work.member_id for p in group}))
+            found = {row[0]: row[1:] for row in conn.execute(q.MEMBERS_KEYS, (ids,)).fetchall()}
             owners, items = [], []
             for pending in group:
                 try:
-                    mine = self._items(conn, pending.work)
+                    mine = _items(pending.work, found.get(pending.work.member_id))
                 except (NotFound, MemberErased, InvalidData) as exc:  # before anything of it was written
                     pending.error = exc
                     continue
@@ -316,14 +318,6 @@ class SqlStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
             counts[owner][0] += item.periods.size - replaced
             counts[owner][1] += replaced
         return {owner: PutResult(*c) for owner, c in counts.items()}
-
-    def _items(self, conn: Connection, upload: _Upload) -> list[Put]:
-        """What an upload writes, once its member is found able to take readings."""
-        member_key, profile_key, _, _, admitted_at = _writable(conn, upload.member_id)
-        if upload.refused is not None:
-            raise upload.refused
-        counted = profile_key if admitted_at is not None else None  # applicants are in no totals
-        return [Put(member_key, dataset_id, counted, p, k) for dataset_id, p, k in upload.batches if p.size]
 
     def _put_many(self, conn: Connection, items: list[Put], sums: totals.Deltas) -> list[int]:
         """Write the items in order (a backend may write them at once where none repeats another's
@@ -499,9 +493,21 @@ def count(item: Put, held: np.ndarray, sums: totals.Deltas) -> int:
     return int(new_at.size)
 
 
+def _items(upload: _Upload, keys: tuple | None) -> list[Put]:
+    """What an upload writes, given its member's MEMBER_KEYS row, if the member can take readings."""
+    member_key, profile_key, _, _, admitted_at = _checked(upload.member_id, keys)
+    if upload.refused is not None:
+        raise upload.refused
+    counted = profile_key if admitted_at is not None else None  # applicants are in no totals
+    return [Put(member_key, dataset_id, counted, p, k) for dataset_id, p, k in upload.batches if p.size]
+
+
 def _writable(conn: Connection, member_id: str) -> tuple[int, int, str, str | None, str | None]:
     """The member's keys, settings, erasure and admission times, if anything may be written to them."""
-    row = conn.execute(q.MEMBER_KEYS, (member_id,)).fetchone()
+    return _checked(member_id, conn.execute(q.MEMBER_KEYS, (member_id,)).fetchone())
+
+
+def _checked(member_id: str, row: tuple | None) -> tuple[int, int, str, str | None, str | None]:
     if row is None:
         raise NotFound(f"member {member_id!r} not found")
     if row[3] is not None:

@@ -17,6 +17,10 @@ MEMBERS_IN_PROFILES = (
 MEMBER_KEYS = """SELECT member_key, profile_key, settings_json, erased_at, admitted_at
 FROM members WHERE member_id = ?"""
 
+# MEMBER_KEYS of many members at once, each led by its id
+MEMBERS_KEYS = """SELECT member_id, member_key, profile_key, settings_json, erased_at, admitted_at
+FROM members WHERE member_id IN (SELECT value FROM json_each(?))"""
+
 _MEMBER_COLUMNS = """m.member_id, m.display_name, m.created_at, m.settings_json,
     coalesce(p.profile_id, ''), m.erased_at, m.admitted_at, m.admitted_by, m.refused_at, m.refusal_reason,
     m.meter_hash IS NOT NULL"""
