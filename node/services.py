@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -122,11 +123,19 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
     async def UploadReadings(self, request_iterator, context):
         wanted = still_wanted(context)
         batches = await self._receive(request_iterator)
-        # A stream also ends when its caller goes away; gRPC reports that just after the end, so
-        # give it a moment to arrive, then store nothing if it did (checked again before commit).
-        await asyncio.sleep(_CUT_OFF_NOTICE_S)
+        ended = time.monotonic()
         wanted()
-        inserted, replaced = await asyncio.to_thread(members.upload, self.node, caller().id, batches, wanted)
+
+        def before_commit() -> None:
+            # A stream also ends when its caller goes away; gRPC reports that just after the end,
+            # so the commit waits for a moment to have passed since (mostly it has), then stores
+            # nothing if it did.
+            time.sleep(max(0.0, ended + _CUT_OFF_NOTICE_S - time.monotonic()))
+            wanted()
+
+        inserted, replaced = await asyncio.to_thread(
+            members.upload, self.node, caller().id, batches, before_commit
+        )
         return member_pb2.UploadSummary(inserted=inserted, replaced=replaced)
 
     async def _receive(self, request_iterator: AsyncIterator[member_pb2.ReadingBatch]) -> list[Batch]:

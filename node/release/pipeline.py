@@ -3,8 +3,9 @@
 `plan` asks the consent policy once per consent profile at release time (admitted members only)
 and sets k; `record` puts the release in the decision log, durably, before anything leaves (its
 decision_id names the release); `cells` sums the consenting profiles' running totals, withholds
-cells under k and adds the noise asked for; `log_access` writes the access log with one span
-rule (a member is logged for a dataset when a reading of theirs lies in a released cell);
+cells under k and adds the noise asked for; `log_access` writes the access log, an entry per
+consenting profile and dataset with its released spans (a member sees it when a reading of theirs
+lies in a released cell);
 `check_live` asks one revocation interface whether the grant still holds. Cost is
 O(periods x profiles): no reading is touched to release an aggregate.
 """
@@ -257,17 +258,20 @@ def _charge(node: Node, release: Release, epsilon: float) -> None:
 
 
 def log_access(node: Node, release: Release, released: Sequence[Cells]) -> set[str]:
-    """Before any data leaves: an entry for each member with a reading in a released cell, per
-    dataset, in one transaction. Returns the members logged."""
-    rows: list[tuple[str, AccessEntry]] = []
+    """Before any data leaves: an entry per consenting profile and dataset with the spans
+    released, in one transaction. Returns the members with a reading in a released cell."""
+    governance = governance_of(node)
+    entries: list[tuple[str, AccessEntry, list[tuple[int, int]]]] = []
+    members: set[str] = set()
     for part in released:
         if part.periods.size == 0:
             continue  # nothing of anyone's is released
-        profiles = release.consent_ids[part.dataset]
-        entries = {p: entry(release, part.dataset, cid) for p, cid in profiles.items()}  # shared per profile
-        found = governance_of(node).contributors(list(profiles), part.dataset, _runs(part.periods))
-        rows += [(member, entries[profile]) for member, profile in found]
-    return set(governance_of(node).record_access(rows, release.recipient.kind))
+        profiles, runs = release.consent_ids[part.dataset], _runs(part.periods)
+        entries += [(p, entry(release, part.dataset, cid), runs) for p, cid in profiles.items()]
+        members.update(m for m, _ in governance.contributors(list(profiles), part.dataset, runs))
+    if entries:
+        governance.record_release_access(entries, release.recipient.kind)
+    return members
 
 
 def log_members(node: Node, release: Release, dataset: str, members: Mapping[str, str]) -> dict[str, str]:

@@ -192,6 +192,16 @@ class GovernanceStore(abc.ABC):
         be released."""
 
     @abc.abstractmethod
+    def record_release_access(
+        self,
+        entries: Sequence[tuple[str, AccessEntry, Sequence[tuple[int, int]]]],
+        kind: GrantKind = GrantKind.GOVERNANCE,
+    ) -> None:
+        """Append the release-level entries of a release of aggregates, (profile id, entry, the
+        [start, end) spans of its dataset released), in one transaction: each member who was
+        in that profile then and holds a reading in a span sees it (`access_for_member`)."""
+
+    @abc.abstractmethod
     def access_for_member(self, member_id: str, limit: int = 100, *, after: int = 0) -> list[AccessEntry]:
         """The member's access-log entries, newest first, from the one before key `after` (0: from
         the newest); none once the member is erased."""

@@ -151,28 +151,59 @@ PROFILES_OF = """SELECT m.member_id, p.profile_id FROM admitted_members AS m
 JOIN profiles AS p USING (profile_key)
 WHERE m.member_id IN (SELECT value FROM json_each(?))"""
 
-CONTRIBUTORS = """SELECT m.member_id, p.profile_id FROM admitted_members AS m
-JOIN profiles AS p USING (profile_key)
-WHERE p.profile_id IN (SELECT value FROM json_each(?1)) AND EXISTS (
-    SELECT 1 FROM readings AS r WHERE r.member_key = m.member_key AND r.dataset_id = ?2
-    AND r.period_start >= ?3 AND r.period_start < ?4)"""
+# ?3 start and ?4 end of a span, ?5 the extents' bucket: a member whose first or last period
+# in a bucket lies in the span has a reading there; only a span strictly inside an extent
+# needs a look at the readings.
+CONTRIBUTORS = """SELECT DISTINCT m.member_id, p.profile_id FROM reading_extents AS x
+JOIN admitted_members AS m USING (member_key) JOIN profiles AS p USING (profile_key)
+WHERE p.profile_id IN (SELECT value FROM json_each(?1)) AND x.dataset_id = ?2
+AND x.bucket BETWEEN ?3 / ?5 AND (?4 - 1) / ?5 AND x.first_period < ?4 AND x.last_period >= ?3
+AND (x.first_period >= ?3 OR x.last_period < ?4 OR EXISTS (
+    SELECT 1 FROM readings AS r WHERE r.member_key = x.member_key AND r.dataset_id = ?2
+    AND r.period_start >= ?3 AND r.period_start < ?4))"""
 
 INSERT_ACCESS = """INSERT INTO access_log (pseudonym, at, release_id, grant_kind, grant_id, recipient_id,
     recipient_name, dataset, granularity, period_start, period_end, purpose, flow, decision_id,
     consent_decision_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 
+# A release-level entry: no pseudonym, its profile; its spans follow (INSERT_SPAN).
+INSERT_RELEASE_ACCESS = """INSERT INTO access_log (pseudonym, profile_id, at, release_id, grant_kind,
+    grant_id, recipient_id, recipient_name, dataset, granularity, period_start, period_end, purpose,
+    flow, decision_id, consent_decision_id) VALUES ('', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+
+INSERT_SPAN = "INSERT INTO access_spans (access_key, span_start, span_end) VALUES (?, ?, ?)"
+
+# ?1 member id, ?2 limit, ?3 key to start before (0: the newest). A member sees the entries
+# under their pseudonym, and each release-level entry of the profile they were in at its time,
+# admitted, where they hold a reading in one of its spans. An erased member sees none.
 # A governance entry's organisation and request come from its grant; a federation entry names its peer.
-ACCESS = """SELECT a.at, a.release_id, a.grant_id, coalesce(r.request_id, ''),
+ACCESS = """WITH me AS (
+    SELECT member_key, admitted_at FROM members WHERE member_id = ?1 AND erased_at IS NULL
+), seen AS (
+    SELECT a.access_key FROM me JOIN member_pseudonyms AS s USING (member_key)
+    JOIN access_log AS a ON a.pseudonym = s.pseudonym
+    WHERE ?3 = 0 OR a.access_key < ?3
+    UNION ALL
+    SELECT a.access_key FROM me JOIN access_log AS a ON a.pseudonym = '' AND a.profile_id IN (
+        SELECT profile_id FROM consent_records WHERE member_key = me.member_key)
+    WHERE (?3 = 0 OR a.access_key < ?3) AND me.admitted_at <= a.at
+    AND a.profile_id = (SELECT c.profile_id FROM consent_records AS c
+        WHERE c.member_key = me.member_key AND c.at <= a.at ORDER BY c.at DESC, c.record_id DESC LIMIT 1)
+    AND EXISTS (SELECT 1 FROM access_spans AS sp JOIN datasets AS d ON d.name = a.dataset
+        JOIN readings AS r ON r.member_key = me.member_key AND r.dataset_id = d.dataset_id
+            AND r.period_start >= sp.span_start AND r.period_start < sp.span_end
+        WHERE sp.access_key = a.access_key)
+)
+SELECT a.at, a.release_id, a.grant_id, coalesce(r.request_id, ''),
     coalesce(o.organisation_id, a.recipient_id),
     coalesce(json_extract(o.profile_json, '$.name'), a.recipient_name),
     a.purpose, a.flow, a.dataset, a.granularity, a.period_start, a.period_end, a.decision_id,
     a.consent_decision_id, a.access_key
-FROM members AS m JOIN member_pseudonyms AS s USING (member_key)
-JOIN access_log AS a ON a.pseudonym = s.pseudonym
+FROM seen JOIN access_log AS a USING (access_key)
 LEFT JOIN grants AS g ON g.grant_id = a.governance_grant_id
 LEFT JOIN data_requests AS r ON r.request_key = g.request_key
 LEFT JOIN organisations AS o ON o.org_key = g.org_key
-WHERE m.member_id = ?1 AND (?3 = 0 OR a.access_key < ?3) ORDER BY a.access_key DESC LIMIT ?2"""
+ORDER BY a.access_key DESC LIMIT ?2"""
 
 _MISSING_PSEUDONYMS = """SELECT m.member_key
 FROM members AS m LEFT JOIN member_pseudonyms AS s USING (member_key)
@@ -283,8 +314,7 @@ def access_values(
     pseudonyms: dict[str, str], kind: GrantKind, rows: Sequence[tuple[str, AccessEntry]]
 ) -> list[tuple]:
     """INSERT_ACCESS parameters of the rows whose member has a pseudonym. An entry shared by many
-    members (one per consent profile in a release) is converted once. A governance grant names
-    its own organisation, so only a federation entry's recipient is stored."""
+    members (one per consent profile in a release) is converted once."""
     converted: dict[int, tuple] = {}
     values = []
     for member, e in rows:
@@ -292,14 +322,20 @@ def access_values(
             continue
         tail = converted.get(id(e))
         if tail is None:
-            named = kind in (GrantKind.FEDERATION, GrantKind.OPEN_DATA)
-            recipient = (e.organisation_id, e.organisation_name) if named else ("", "")
-            tail = converted[id(e)] = (
-                iso(e.at), e.release_id, kind.value, e.grant_id, *recipient, e.dataset, e.granularity,
-                e.period_start, e.period_end, e.purpose, e.flow, e.decision_id, e.consent_decision_id,
-            )  # fmt: skip
+            tail = converted[id(e)] = access_columns(kind, e)
         values.append((pseudonyms[member], *tail))
     return values
+
+
+def access_columns(kind: GrantKind, e: AccessEntry) -> tuple:
+    """An entry's INSERT_ACCESS columns from `at` on. A governance grant names its own
+    organisation, so only a federation or open-data entry's recipient is stored."""
+    named = kind in (GrantKind.FEDERATION, GrantKind.OPEN_DATA)
+    recipient = (e.organisation_id, e.organisation_name) if named else ("", "")
+    return (
+        iso(e.at), e.release_id, kind.value, e.grant_id, *recipient, e.dataset, e.granularity,
+        e.period_start, e.period_end, e.purpose, e.flow, e.decision_id, e.consent_decision_id,
+    )  # fmt: skip
 
 
 def access(row: tuple) -> AccessEntry:

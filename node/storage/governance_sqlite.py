@@ -29,7 +29,7 @@ from coopfed.node.storage.records import (
     Review,
     TokenRevocation,
 )
-from coopfed.node.storage.sql import SqlStore
+from coopfed.node.storage.sql import EXTENT_BUCKET, SqlStore
 
 Head = tuple[int, str, str | None]  # seq, hash and signed head, as the head row holds them
 
@@ -354,7 +354,8 @@ class SqlGovernanceStore(GovernanceStore):
             conn.execute("BEGIN")
             row = conn.execute("SELECT dataset_id FROM datasets WHERE name = ?", (dataset,)).fetchone()
             for start, end in runs if row else ():
-                found.update(conn.execute(rows_.CONTRIBUTORS, (profiles, row[0], start, end)).fetchall())
+                values = (profiles, row[0], start, end, EXTENT_BUCKET)
+                found.update(conn.execute(rows_.CONTRIBUTORS, values).fetchall())
         return sorted(found.items())
 
     def record_access(
@@ -367,6 +368,18 @@ class SqlGovernanceStore(GovernanceStore):
             pseudonyms = rows_.pseudonyms(conn, sorted({member for member, _ in rows}))
             conn.executemany(rows_.INSERT_ACCESS, rows_.access_values(pseudonyms, kind, rows))
         return pseudonyms
+
+    def record_release_access(
+        self,
+        entries: Sequence[tuple[str, AccessEntry, Sequence[tuple[int, int]]]],
+        kind: GrantKind = GrantKind.GOVERNANCE,
+    ) -> None:
+        kind = GrantKind(kind)
+        with self._write() as conn:
+            for profile_id, e, spans in entries:
+                values = (profile_id, *rows_.access_columns(kind, e))
+                key = conn.execute(rows_.INSERT_RELEASE_ACCESS, values).lastrowid
+                conn.executemany(rows_.INSERT_SPAN, [(key, start, end) for start, end in spans])
 
     def access_for_member(self, member_id: str, limit: int = 100, *, after: int = 0) -> list[AccessEntry]:
         with self._read() as conn:

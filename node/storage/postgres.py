@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import struct
 import threading
-from collections.abc import Callable, Iterator
+import time
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -24,9 +26,11 @@ from psycopg_pool import ConnectionPool
 
 from coopfed.node.storage.base import InvalidData, StorageUnavailable
 from coopfed.node.storage.connection import Connection
+from coopfed.node.storage.group import GroupCommit
 from coopfed.node.storage.postgres_conn import PgConnection, adapt, storage_error, translated
 from coopfed.node.storage.schema import Migration, bundled_migrations, migrate_postgresql
-from coopfed.node.storage.sql import SqlStore
+from coopfed.node.storage.sql import Put, SqlStore, count, extend
+from coopfed.node.storage.sqlite_totals import Deltas
 
 WRITE_LOCK = 0x636F_6F70_7772_6974  # pg_advisory_xact_lock key of the store's writes ("coopwrit")
 _PARTITION_LOCK = 0x636F_6F70_7061_7274  # "cooppart"
@@ -44,6 +48,25 @@ _COPY = "COPY staged_readings (period_start, kwh) FROM STDIN (FORMAT BINARY)"
 _MERGE = """INSERT INTO readings (member_key, dataset_id, period_start, kwh)
 SELECT %s, %s, period_start, kwh FROM staged_readings
 ON CONFLICT (member_key, dataset_id, period_start) DO UPDATE SET kwh = excluded.kwh"""
+# A group of uploads (sql.SqlStore._put_many): every member's rows in one COPY and one upsert,
+# and the readings they replace found in one statement.
+_STAGE_GROUP = """CREATE TEMP TABLE IF NOT EXISTS staged_group (member_key BIGINT NOT NULL,
+    dataset_id BIGINT NOT NULL, period_start BIGINT NOT NULL, kwh DOUBLE PRECISION NOT NULL)
+    ON COMMIT DELETE ROWS"""
+_COPY_GROUP = "COPY staged_group FROM STDIN (FORMAT BINARY)"
+_COPY_READINGS = "COPY readings (member_key, dataset_id, period_start, kwh) FROM STDIN (FORMAT BINARY)"
+_MERGE_GROUP = """INSERT INTO readings (member_key, dataset_id, period_start, kwh)
+SELECT member_key, dataset_id, period_start, kwh FROM staged_group
+ON CONFLICT (member_key, dataset_id, period_start) DO UPDATE SET kwh = excluded.kwh"""
+_HELD_GROUP = """SELECT b.i, r.period_start, r.kwh
+FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[]) WITH ORDINALITY AS b (m, d, lo, hi, i)
+CROSS JOIN LATERAL (SELECT period_start, kwh FROM readings
+    WHERE member_key = b.m AND dataset_id = b.d AND period_start BETWEEN b.lo AND b.hi) AS r"""
+_GROUP_ROW = np.dtype([
+    ("fields", ">i2"), ("n1", ">i4"), ("member", ">i8"), ("n2", ">i4"), ("dataset", ">i8"),
+    ("n3", ">i4"), ("period", ">i8"), ("n4", ">i4"), ("kwh", ">f8"),
+])  # fmt: skip
+_HELD = np.dtype([("i", "i8"), ("period_start", "i8"), ("kwh", "f8")])
 _FIRST_COLUMN = "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum = 1"
 _REWRITE = pgsql.SQL("UPDATE {t} SET {c} = {c}")  # every row anew, unchanged, in this transaction
 _CLUSTER = pgsql.SQL("CLUSTER {} USING {}")
@@ -83,6 +106,7 @@ class PostgresStore(SqlStore):
         self._dataset_names = {v: k for k, v in self._datasets.items()}
         self._writers = self._pool(pool_size, self._configure_writer, "writers")
         self._readers = self._pool(pool_size, self._configure_reader, "readers")
+        self._uploads = GroupCommit(self._put_group)
 
     def _pool(self, size: int, configure: Callable[[psycopg.Connection], None], name: str) -> ConnectionPool:
         pool = ConnectionPool(
@@ -91,7 +115,8 @@ class PostgresStore(SqlStore):
             max_size=size,
             kwargs={"autocommit": True, "connect_timeout": max(1, round(self._timeout_s))},
             configure=configure,
-            check=ConnectionPool.check_connection,  # after a server restart, no call gets a dead one
+            check=_check_unless_fresh,  # after a server restart, no call gets a dead one
+            reset=_returned_now,
             timeout=self._timeout_s,
             name=f"coopfed-{name}",
             open=False,
@@ -103,6 +128,7 @@ class PostgresStore(SqlStore):
     def _configure_writer(conn: psycopg.Connection) -> None:
         adapt(conn)
         conn.execute(_STAGE)
+        conn.execute(_STAGE_GROUP)
 
     @staticmethod
     def _configure_reader(conn: psycopg.Connection) -> None:
@@ -171,6 +197,29 @@ class PostgresStore(SqlStore):
                     )
                 self._partitions.add(name)
 
+    def _put_many(self, conn: Connection, items: list[Put], sums: Deltas) -> list[int]:
+        if len(items) < 2 or len({(i.member_key, i.dataset_id) for i in items}) < len(items):
+            return super()._put_many(conn, items, sums)  # one, or one upsert would hit a row twice
+        assert isinstance(conn, PgConnection)  # the connection _write gave
+        bounds = [[int(i.member_key) for i in items], [int(i.dataset_id) for i in items]]
+        bounds += [[int(i.periods[0]) for i in items], [int(i.periods[-1]) for i in items]]
+        try:
+            with conn.raw.cursor() as cursor:
+                held = np.array(cursor.execute(_HELD_GROUP, bounds).fetchall(), dtype=_HELD)
+                # none held in the items' ranges (under the write lock): nothing to replace, so
+                # the rows go straight into readings
+                with cursor.copy(_COPY_READINGS if held.size == 0 else _COPY_GROUP) as copy:
+                    copy.write(group_copy_data(items))
+                if held.size:
+                    cursor.execute(_MERGE_GROUP)
+        except pg_errors.CheckViolation as exc:
+            words = _BAD_VALUES.get(exc.diag.constraint_name or "", str(exc))
+            raise InvalidData(words) from exc
+        except psycopg.Error as exc:
+            raise storage_error(exc) from exc
+        extend(conn, items)
+        return [count(item, held[held["i"] == n], sums) for n, item in enumerate(items, 1)]
+
     def _store_rows(
         self, conn: Connection, member_key: int, dataset_id: int, periods: np.ndarray, kwh: np.ndarray
     ) -> None:
@@ -192,6 +241,30 @@ class PostgresStore(SqlStore):
             raise StorageUnavailable(f"the node's database cannot be used just now ({exc})") from exc
         except psycopg.Error as exc:
             raise storage_error(exc) from exc
+
+
+_FRESH_S = 0.5  # a connection back in its pool this recently was working: checking it costs a round trip
+_returned: weakref.WeakKeyDictionary[psycopg.Connection, float] = weakref.WeakKeyDictionary()
+
+
+def group_copy_data(items: Sequence[Put]) -> bytes:
+    """Every item's (member, dataset, period, kwh) rows in COPY's binary format."""
+    rows = np.empty(sum(item.periods.size for item in items), _GROUP_ROW)
+    rows["fields"], rows["n1"], rows["n2"], rows["n3"], rows["n4"] = 4, 8, 8, 8, 8
+    rows["member"] = np.repeat([i.member_key for i in items], [i.periods.size for i in items])
+    rows["dataset"] = np.repeat([i.dataset_id for i in items], [i.periods.size for i in items])
+    rows["period"] = np.concatenate([i.periods for i in items])
+    rows["kwh"] = np.concatenate([i.kwh for i in items])
+    return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER
+
+
+def _returned_now(conn: psycopg.Connection) -> None:
+    _returned[conn] = time.monotonic()
+
+
+def _check_unless_fresh(conn: psycopg.Connection) -> None:
+    if time.monotonic() - _returned.get(conn, 0.0) > _FRESH_S:
+        ConnectionPool.check_connection(conn)
 
 
 def copy_data(periods: np.ndarray, kwh: np.ndarray) -> bytes:

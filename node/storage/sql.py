@@ -13,10 +13,11 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import numpy as np
 
-from coopfed.node.model import ConsentSettings
+from coopfed.node.model import HALF_HOUR, ConsentSettings
 from coopfed.node.storage import sqlite_homes as homes_sql
 from coopfed.node.storage import sqlite_sql as q
 from coopfed.node.storage import sqlite_totals as totals
@@ -39,6 +40,7 @@ from coopfed.node.storage.base import (
     describe_changes,
 )
 from coopfed.node.storage.connection import Connection
+from coopfed.node.storage.group import GroupCommit, Pending
 from coopfed.node.storage.sqlite_privacy import PrivacyMixin
 from coopfed.node.storage.sqlite_publications import PublicationsMixin
 
@@ -46,6 +48,7 @@ _READING = np.dtype([("period_start", "i8"), ("kwh", "f8")])
 _MEMBER_READING = np.dtype([("dataset_id", "i8"), ("period_start", "i8"), ("kwh", "f8")])
 _ALL_TIME = (-(2**63), 2**63 - 1)
 _ERASED = ("erased: readings and personal details deleted",)
+EXTENT_BUCKET = 2**21  # seconds: the buckets of reading_extents (migrations/0018)
 
 
 class SqlStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
@@ -54,6 +57,7 @@ class SqlStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
     _datasets: dict[str, int]
     _dataset_names: dict[int, str]
     _clock: Callable[[], datetime]
+    _uploads: GroupCommit[_Upload]  # the backend makes it: GroupCommit(self._put_group)
 
     @abc.abstractmethod
     def _write(self) -> AbstractContextManager[Connection]:
@@ -218,6 +222,7 @@ class SqlStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
             if admitted_at is not None:
                 move_totals(conn, member_key, profile_key, None)
             erased = conn.execute(q.DELETE_READINGS, (member_key,)).rowcount
+            conn.execute(q.DELETE_EXTENTS, (member_key,))
             conn.execute(homes_sql.DELETE, (member_key,))
             red = ConsentSettings()
             conn.execute(q.ERASE_MEMBER, (red.to_json(), stamp, member_key))
@@ -263,24 +268,68 @@ class SqlStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
     ) -> PutResult:
         prepared = [self._prepare(*batch) for batch in batches]  # outside the lock
         self._make_room(prepared)
-        inserted = replaced = 0
+        upload = _Upload(member_id, prepared, before_commit, _refused(self._dataset_names, prepared))
+        result: PutResult = self._uploads.run(upload)
+        return result
+
+    def _put_group(self, group: Sequence[Pending[_Upload]]) -> None:
+        """Store a group of uploads in one transaction. An upload whose member cannot take
+        readings fails alone, storing nothing; so does one whose caller went away before the
+        commit (the rest are written again without it)."""
+        live = list(group)
+        while live:
+            try:
+                results = self._put_together(live)
+            except _Regroup:
+                live = [p for p in live if p.error is None]
+                continue
+            for pending in live:
+                pending.result = results.get(id(pending))
+            return
+
+    def _put_together(self, group: list[Pending[_Upload]]) -> dict[int, PutResult]:
         with self._write() as conn:
-            member_key, profile_key, _, _, admitted_at = _writable(conn, member_id)
-            counted = profile_key if admitted_at is not None else None  # applicants are in no totals
-            for dataset_id, periods, kwh in prepared:
-                held = self._put(conn, member_key, dataset_id, counted, periods, kwh)
-                replaced += held
-                inserted += periods.size - held
-            if before_commit is not None:
-                before_commit()
-        return PutResult(inserted, replaced)
+            ids = json.dumps(sorted({p.work.member_id for p in group}))
+            found = {row[0]: row[1:] for row in conn.execute(q.MEMBERS_KEYS, (ids,)).fetchall()}
+            owners, items = [], []
+            for pending in group:
+                try:
+                    mine = _items(pending.work, found.get(pending.work.member_id))
+                except (NotFound, MemberErased, InvalidData) as exc:  # before anything of it was written
+                    pending.error = exc
+                    continue
+                owners += [id(pending)] * len(mine)
+                items += mine
+            sums = totals.Deltas()
+            held = self._put_many(conn, items, sums)
+            sums.apply(conn)
+            gone = False
+            for pending in group:
+                check = pending.work.before_commit
+                if pending.error is None and check is not None:
+                    try:
+                        check()
+                    except Exception as exc:  # noqa: BLE001 - the caller's own error, theirs alone
+                        pending.error, gone = exc, True
+            if gone:
+                raise _Regroup
+        counts = {id(p): [0, 0] for p in group}
+        for owner, item, replaced in zip(owners, items, held, strict=True):
+            counts[owner][0] += item.periods.size - replaced
+            counts[owner][1] += replaced
+        return {owner: PutResult(*c) for owner, c in counts.items()}
+
+    def _put_many(self, conn: Connection, items: list[Put], sums: totals.Deltas) -> list[int]:
+        """Write the items in order (a backend may write them at once where none repeats another's
+        member and dataset); returns how many readings of each replaced ones already held."""
+        return [self._put(conn, item, sums) for item in items]
 
     def _prepare(
         self, dataset: str, periods: np.ndarray, kwh: np.ndarray
     ) -> tuple[int, np.ndarray, np.ndarray]:
         """Check shapes, types and uniqueness; return the dataset id and arrays sorted by period.
 
-        Values themselves (range, NaN, half-hour grid) are the readings table's to refuse.
+        Values themselves (range, NaN, half-hour grid) are `_refused`'s to check.
         """
         dataset_id = self._dataset_id(dataset)
         periods, kwh = np.asarray(periods), np.asarray(kwh)
@@ -338,34 +387,14 @@ class SqlStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
                         np.ascontiguousarray(arr["kwh"]),
                     )
 
-    def _put(
-        self,
-        conn: Connection,
-        member_key: int,
-        dataset_id: int,
-        profile_key: int | None,
-        periods: np.ndarray,
-        kwh: np.ndarray,
-    ) -> int:
-        """Upsert one dataset's sorted, unique readings and add new - old to the profile's totals
-        (to none for an applicant).
-
-        Returns how many readings replaced ones already held.
-        """
-        if periods.size == 0:
-            return 0
-        bounds = (member_key, dataset_id, int(periods[0]), int(periods[-1]))
+    def _put(self, conn: Connection, item: Put, sums: totals.Deltas) -> int:
+        """Upsert one dataset's sorted, unique readings and add new - old to `sums`, the changes to
+        the profile's totals (to none for an applicant). Returns how many replaced ones held."""
+        bounds = (item.member_key, item.dataset_id, int(item.periods[0]), int(item.periods[-1]))
         held = np.array(conn.execute(q.HELD_READINGS, bounds).fetchall(), dtype=_READING)
-        _, new_at, held_at = np.intersect1d(
-            periods, held["period_start"], assume_unique=True, return_indices=True
-        )
-        delta, added = totals.units(kwh), np.ones(periods.size, np.int64)
-        delta[new_at] -= totals.units(held["kwh"][held_at])
-        added[new_at] = 0
-        self._store_rows(conn, member_key, dataset_id, periods, kwh)
-        if profile_key is not None:
-            totals.apply(conn, dataset_id, profile_key, periods, delta, added)
-        return int(new_at.size)
+        self._store_rows(conn, item.member_key, item.dataset_id, item.periods, item.kwh)
+        extend(conn, [item])
+        return count(item, held, sums)
 
     # aggregation
 
@@ -405,9 +434,80 @@ def move_totals(conn: Connection, member_key: int, old_profile: int | None, new_
             totals.apply(conn, dataset_id, new_profile, periods, units, 1)
 
 
+class _Upload(NamedTuple):
+    member_id: str
+    batches: list[tuple[int, np.ndarray, np.ndarray]]
+    before_commit: Callable[[], None] | None
+    refused: InvalidData | None  # a value the readings table would refuse
+
+
+def _refused(names: dict[int, str], batches: list[tuple[int, np.ndarray, np.ndarray]]) -> InvalidData | None:
+    """What the readings table would refuse, found before the upload joins a group (where the
+    database refusing it would fail everyone's); the member is checked first, as before."""
+    for dataset_id, periods, kwh in batches:
+        if not (kwh >= 0).all():
+            return InvalidData(f"{names[dataset_id]}: kwh must be finite and >= 0")
+        if not ((periods >= 0) & (periods % HALF_HOUR == 0)).all():
+            return InvalidData(f"{names[dataset_id]}: periods must be >= 0 and on the half hour")
+    return None
+
+
+class Put(NamedTuple):
+    """One dataset's sorted, unique readings of one member, and the profile whose totals they join."""
+
+    member_key: int
+    dataset_id: int
+    profile_key: int | None
+    periods: np.ndarray
+    kwh: np.ndarray
+
+
+class _Regroup(Exception):
+    """A caller of the group went away before its commit: write the group again without it."""
+
+
+def extend(conn: Connection, items: Sequence[Put]) -> None:
+    """Widen the members' reading extents to hold the items' sorted periods: a row per bucket."""
+    rows = []
+    for item in items:
+        periods = item.periods
+        bucket = periods // EXTENT_BUCKET
+        starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+        ends = np.r_[starts[1:], periods.size] - 1
+        found = zip(bucket[starts].tolist(), periods[starts].tolist(), periods[ends].tolist(), strict=True)
+        rows += [(item.member_key, item.dataset_id, *row) for row in found]
+    conn.executemany(q.EXTEND, rows)
+
+
+def count(item: Put, held: np.ndarray, sums: totals.Deltas) -> int:
+    """Add the item's new - `held` (its member's readings it replaces) to the totals' changes;
+    returns how many it replaces."""
+    _, new_at, held_at = np.intersect1d(
+        item.periods, held["period_start"], assume_unique=True, return_indices=True
+    )
+    delta, added = totals.units(item.kwh), np.ones(item.periods.size, np.int64)
+    delta[new_at] -= totals.units(held["kwh"][held_at])
+    added[new_at] = 0
+    if item.profile_key is not None:
+        sums.add(item.dataset_id, item.profile_key, item.periods, delta, added)
+    return int(new_at.size)
+
+
+def _items(upload: _Upload, keys: tuple | None) -> list[Put]:
+    """What an upload writes, given its member's MEMBER_KEYS row, if the member can take readings."""
+    member_key, profile_key, _, _, admitted_at = _checked(upload.member_id, keys)
+    if upload.refused is not None:
+        raise upload.refused
+    counted = profile_key if admitted_at is not None else None  # applicants are in no totals
+    return [Put(member_key, dataset_id, counted, p, k) for dataset_id, p, k in upload.batches if p.size]
+
+
 def _writable(conn: Connection, member_id: str) -> tuple[int, int, str, str | None, str | None]:
     """The member's keys, settings, erasure and admission times, if anything may be written to them."""
-    row = conn.execute(q.MEMBER_KEYS, (member_id,)).fetchone()
+    return _checked(member_id, conn.execute(q.MEMBER_KEYS, (member_id,)).fetchone())
+
+
+def _checked(member_id: str, row: tuple | None) -> tuple[int, int, str, str | None, str | None]:
     if row is None:
         raise NotFound(f"member {member_id!r} not found")
     if row[3] is not None:

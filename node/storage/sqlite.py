@@ -14,6 +14,7 @@ import numpy as np
 
 from coopfed.node.storage import sqlite_sql as q
 from coopfed.node.storage.base import InvalidData, StorageError
+from coopfed.node.storage.group import GroupCommit
 from coopfed.node.storage.schema import Migration, bundled_migrations, migrate
 from coopfed.node.storage.sql import SqlStore, move_totals
 from coopfed.node.storage.sqlite_conn import ReaderPool, connect, storage_error, translated
@@ -77,6 +78,7 @@ class SqliteStore(SqlStore):
             raise
         self._dataset_names = {v: k for k, v in self._datasets.items()}
         self._readers = ReaderPool(lambda: self._connect(query_only=True))
+        self._uploads = GroupCommit(self._put_group)
 
     def _connect(self, *, query_only: bool = False) -> sqlite3.Connection:
         return connect(

@@ -17,6 +17,10 @@ MEMBERS_IN_PROFILES = (
 MEMBER_KEYS = """SELECT member_key, profile_key, settings_json, erased_at, admitted_at
 FROM members WHERE member_id = ?"""
 
+# MEMBER_KEYS of many members at once, each led by its id
+MEMBERS_KEYS = """SELECT member_id, member_key, profile_key, settings_json, erased_at, admitted_at
+FROM members WHERE member_id IN (SELECT value FROM json_each(?))"""
+
 _MEMBER_COLUMNS = """m.member_id, m.display_name, m.created_at, m.settings_json,
     coalesce(p.profile_id, ''), m.erased_at, m.admitted_at, m.admitted_by, m.refused_at, m.refusal_reason,
     m.meter_hash IS NOT NULL"""
@@ -57,6 +61,14 @@ ERASE_MEMBER = """UPDATE members SET display_name = '', settings_json = ?, profi
     meter_hash = NULL, erased_at = ? WHERE member_key = ?"""
 
 DELETE_READINGS = "DELETE FROM readings WHERE member_key = ?"
+
+DELETE_EXTENTS = "DELETE FROM reading_extents WHERE member_key = ?"
+
+# ?4 first and ?5 last period of a batch's readings in bucket ?3 (migrations/0018)
+EXTEND = """INSERT INTO reading_extents (member_key, dataset_id, bucket, first_period, last_period)
+VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (member_key, dataset_id, bucket) DO UPDATE SET
+    first_period = CASE WHEN ?4 < reading_extents.first_period THEN ?4 ELSE reading_extents.first_period END,
+    last_period = CASE WHEN ?5 > reading_extents.last_period THEN ?5 ELSE reading_extents.last_period END"""
 
 ENSURE_PROFILE = """INSERT INTO profiles (profile_id, settings_json) VALUES (?, ?)
 ON CONFLICT (profile_id) DO NOTHING"""

@@ -9,14 +9,12 @@ it put in, whatever else the slot holds.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 
 import numpy as np
 
 from coopfed.node.model import HALF_HOUR
 from coopfed.node.storage.base import InvalidData, PeriodTotals, StorageError
 from coopfed.node.storage.connection import Connection
-from coopfed.node.storage.sqlite_sql import load_sizes
 
 DAY = 86_400
 SLOTS = DAY // HALF_HOUR
@@ -24,7 +22,6 @@ _SUMS, _COUNTS = np.dtype("<i8"), np.dtype("<i4")
 UNITS_PER_KWH = 10**12
 # The largest reading the store takes: its units fit int64 with room for several in one slot.
 MAX_KWH = 1e6
-_CHUNK = 256  # day rows per INSERT
 
 _DAYS = """SELECT day, kwh_sums, member_counts FROM profile_totals
 WHERE dataset_id = ?1 AND profile_key = ?2 AND day IN (SELECT CAST(value AS BIGINT) FROM json_each(?3))"""
@@ -39,17 +36,11 @@ WHERE dataset_id = ?1 AND day BETWEEN ?3 AND ?4 AND profile_key IN (
 
 _NEWEST = "SELECT day, member_counts FROM profile_totals WHERE day = (SELECT max(day) FROM profile_totals)"
 
-_UPSERT = (
-    "INSERT INTO profile_totals (dataset_id, profile_key, day, kwh_sums, member_counts) VALUES {}"
-    " ON CONFLICT (dataset_id, profile_key, day)"
-    " DO UPDATE SET kwh_sums = excluded.kwh_sums, member_counts = excluded.member_counts"
-)
-
-
-@lru_cache(maxsize=16)
-def _upsert(rows: int) -> str:
-    """?1 dataset_id, ?2 profile_key, then day, sums and counts of each row: placeholders only."""
-    return _UPSERT.format(",".join(f"(?1,?2,?{3 * i + 3},?{3 * i + 4},?{3 * i + 5})" for i in range(rows)))
+# One statement for every day row (executemany): PostgreSQL's driver sends them in one pipeline
+# of one prepared statement, where a long many-row statement is parsed anew on each call.
+_UPSERT = """INSERT INTO profile_totals (dataset_id, profile_key, day, kwh_sums, member_counts)
+VALUES (?, ?, ?, ?, ?) ON CONFLICT (dataset_id, profile_key, day)
+DO UPDATE SET kwh_sums = excluded.kwh_sums, member_counts = excluded.member_counts"""
 
 
 def units(kwh: np.ndarray) -> np.ndarray:
@@ -93,6 +84,33 @@ def apply(
     _write(conn, dataset_id, profile_key, days[~empty], sums[~empty], counts[~empty])
 
 
+class Deltas:
+    """Changes to the totals gathered over a transaction's uploads, applied once per dataset and
+    profile: members' readings of one half-hour add up in one slot."""
+
+    def __init__(self) -> None:
+        self._parts: dict[tuple[int, int], list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+
+    def add(
+        self, dataset_id: int, profile_key: int, periods: np.ndarray, delta: np.ndarray, count: np.ndarray
+    ) -> None:
+        self._parts.setdefault((dataset_id, profile_key), []).append((periods, delta, count))
+
+    def apply(self, conn: Connection) -> None:
+        for (dataset_id, profile_key), parts in self._parts.items():
+            deltas = [d for _, d, _ in parts]
+            if len(parts) == 1 or max(int(np.abs(d).max(initial=0)) for d in deltas) * len(parts) >= 2**62:
+                for part in parts:  # one part, or sums that could wrap round before apply sees them
+                    apply(conn, dataset_id, profile_key, *part)
+                continue
+            periods, at = np.unique(np.concatenate([p for p, _, _ in parts]), return_inverse=True)
+            delta, count = np.zeros(periods.size, np.int64), np.zeros(periods.size, np.int64)
+            np.add.at(delta, at, np.concatenate(deltas))
+            np.add.at(count, at, np.concatenate([c for _, _, c in parts]))
+            apply(conn, dataset_id, profile_key, periods, delta, count)
+        self._parts.clear()
+
+
 def _write(
     conn: Connection,
     dataset_id: int,
@@ -103,17 +121,14 @@ def _write(
 ) -> None:
     sum_bytes, count_bytes = sums.astype(_SUMS).tobytes(), counts.astype(_COUNTS).tobytes()
     sum_size, count_size = SLOTS * _SUMS.itemsize, SLOTS * _COUNTS.itemsize
-    values: list = []
-    for i, day in enumerate(days.tolist()):
-        values += (
-            day,
-            sum_bytes[i * sum_size : (i + 1) * sum_size],
-            count_bytes[i * count_size : (i + 1) * count_size],
-        )
-    pos = 0
-    for rows in load_sizes(days.size, _CHUNK):
-        conn.execute(_upsert(rows), (dataset_id, profile_key, *values[pos : pos + 3 * rows]))
-        pos += 3 * rows
+    conn.executemany(
+        _UPSERT,
+        [
+            (dataset_id, profile_key, day, sum_bytes[i * sum_size : (i + 1) * sum_size],
+             count_bytes[i * count_size : (i + 1) * count_size])
+            for i, day in enumerate(days.tolist())
+        ],
+    )  # fmt: skip
 
 
 def query(conn: Connection, dataset_id: int, profile_ids: list[str], start: int, end: int) -> PeriodTotals:

@@ -251,6 +251,12 @@ def test_release_membership_contributors_and_the_access_log(stores: tuple[Store,
         ("b", g),
     ]
     assert gov.contributors([g], "gas", [(JAN, JAN + 3600)]) == []
+    # a span strictly between a member's first and last reading: only a reading inside counts
+    assert gov.contributors([g], "demand", [(JAN + 3600, JAN + 9000)]) == []
+    store.put_readings("b", [("demand", np.array([JAN + 3600 * 2, JAN + 1800 * 2400]), np.ones(2))])
+    assert gov.contributors([g], "demand", [(JAN + 3600, JAN + 9000)]) == [("b", g)]
+    later = [(JAN + 1800 * 2300, JAN + 1800 * 2500)]  # a later bucket
+    assert gov.contributors([g], "demand", later) == [("b", g)]
     entry = AccessEntry(
         NOW,
         "rel",
@@ -310,3 +316,44 @@ def test_the_access_log_holds_releases_under_either_kind_of_grant(
     with pytest.raises(InvalidData):
         gov.record_access([("a", replace(peer, organisation_id=""))], GrantKind.FEDERATION)
     assert len(gov.access_for_member("a")) == 2
+
+
+def test_a_release_level_entry_shows_to_the_members_of_its_profile_then_with_data_in_its_spans(
+    stores: tuple[Store, GovernanceStore],
+) -> None:
+    store, gov = stores
+    _org(gov)
+    _request(gov, "r1", RequestState.APPROVED, grant=True)
+    green, red = ConsentSettings(level=ConsentLevel.GREEN), ConsentSettings(level=ConsentLevel.RED)
+    before, after = NOW - timedelta(days=1), NOW + timedelta(hours=1)
+    joined = (("a", green, before, 0), ("b", green, before, 5), ("c", red, before, 0), ("d", green, after, 0))
+    for mid, settings, at, period in joined:
+        store.create_member(mid, mid, settings, admitted_by="test", at=at)
+        store.put_readings(mid, [("demand", np.array([JAN + 1800 * period]), np.ones(1))])
+    store.create_member("e", "e", green, at=before)  # an applicant then, admitted later
+    store.put_readings("e", [("demand", np.array([JAN]), np.ones(1))])
+    store.admit_member("e", by="test", at=after)
+    entry = AccessEntry(
+        NOW, "rel", "g-r1", "", "", "", "dpv:X", "third_party", "demand", "aggregate", JAN, JAN + 7200,
+        "d", "c",
+    )  # fmt: skip
+    gov.record_release_access([(green.profile_id, entry, [(JAN, JAN + 1800), (JAN + 3600, JAN + 5400)])])
+    store.set_consent("a", red, at=after)  # a was green at the release: still sees it
+    store.set_consent("c", green, at=after)  # c was not: still does not
+    [seen] = gov.access_for_member("a")
+    assert (seen.release_id, seen.organisation_name, seen.request_id, seen.period_end) == (
+        "rel",
+        "Uni",
+        "r1",
+        JAN + 7200,
+    )
+    # b's reading lies in no span; c was red; d joined, and e was admitted, after the release
+    assert [gov.access_for_member(m) for m in "bcde"] == [[], [], [], []]
+    # per-member entries (individual data, and every entry before release-level ones) show beside it
+    gov.record_access([("a", replace(entry, release_id="rel-2", granularity="individual"))])
+    newest, oldest = gov.access_for_member("a")
+    assert (newest.release_id, oldest.release_id) == ("rel-2", "rel")
+    assert gov.access_for_member("a", 1) == [newest]
+    assert gov.access_for_member("a", after=newest.key) == [oldest]
+    store.erase_member("a")
+    assert gov.access_for_member("a") == []

@@ -521,3 +521,55 @@ def test_an_invitation_admits_once_and_not_after_it_expires(store: Store) -> Non
             store.create_member("b", "B", GREEN, invitation=code)
     with pytest.raises(NotFound):
         store.get_member("b")
+
+
+def test_concurrent_uploads_commit_together_and_each_fails_alone(store: Store) -> None:
+    for member_id in "abcde":
+        store.create_member(member_id, member_id, GREEN, admitted_by="test")
+    store.put_readings("e", [("demand", grid(1), np.full(1, 5.0))])
+    queued, outcomes = threading.Event(), {}
+
+    def leader_waits() -> None:  # the first upload's commit waits until the others have queued
+        queued.wait(10)
+
+    def gone() -> None:
+        raise ConnectionAbortedError("the caller went away")
+
+    uploads = {  # name: (member, kwh, before_commit)
+        "first": ("a", 1.0, leader_waits),
+        "good": ("b", 2.0, None),
+        "replacing": ("e", 4.0, None),
+        "refused": ("c", -1.0, None),
+        "cut off": ("d", 3.0, gone),
+        "unknown": ("zz", 1.0, None),
+    }
+
+    def upload(name: str) -> None:
+        member_id, kwh, check = uploads[name]
+        try:
+            outcomes[name] = store.put_readings(
+                member_id, [("demand", grid(2), np.full(2, kwh))], before_commit=check
+            )
+        except Exception as exc:  # noqa: BLE001 - each outcome is asserted below
+            outcomes[name] = exc
+
+    threads = {name: threading.Thread(target=upload, args=(name,)) for name in uploads}
+    threads["first"].start()
+    while not store._uploads._busy:  # type: ignore[attr-defined]
+        threading.Event().wait(0.001)
+    for name in list(uploads)[1:]:
+        threads[name].start()
+    while len(store._uploads._queue) < len(uploads) - 1:  # type: ignore[attr-defined]
+        threading.Event().wait(0.001)
+    queued.set()
+    for thread in threads.values():
+        thread.join(30)
+    assert outcomes["first"] == outcomes["good"] == (2, 0)
+    assert outcomes["replacing"] == (1, 1)
+    assert isinstance(outcomes["refused"], InvalidData)
+    assert isinstance(outcomes["cut off"], ConnectionAbortedError)
+    assert isinstance(outcomes["unknown"], NotFound)
+    assert all_readings(store, "b") == {("demand", int(p)): 2.0 for p in grid(2)}
+    assert all_readings(store, "c") == all_readings(store, "d") == {}
+    assert all_readings(store, "e") == {("demand", int(p)): 4.0 for p in grid(2)}
+    assert totals(store, GREEN) == {int(p): (7.0, 3) for p in grid(2)}  # a, b and e, in one slot each

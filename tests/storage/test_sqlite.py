@@ -264,9 +264,15 @@ def test_totals_kept_as_floats_before_0010_are_rebuilt_exactly_from_the_readings
     before = [m for m in bundled_migrations() if m.name < "0010"]
     with SqliteStore(db, migrations=before) as store:
         store.create_member("m1", "x", GREEN, admitted_by="test")
-        store.put_readings("m1", [("demand", T0 + HALF_HOUR * np.arange(3), np.array([0.1, 0.2, 0.3]))])
-    with raw(db) as conn:  # what the float64 totals of the old schema looked like, rounding and all
-        conn.execute("UPDATE profile_totals SET kwh_sums = ?", (np.full(48, 0.30000000000000004).tobytes(),))
+    counts = np.zeros(48, np.int32)
+    counts[:3] = 1
+    with raw(db) as conn:  # the readings and float64 totals of the old schema, rounding and all
+        rows = [(T0 + HALF_HOUR * i, kwh) for i, kwh in enumerate((0.1, 0.2, 0.3))]
+        conn.executemany("INSERT INTO readings VALUES (1, 1, ?, ?)", rows)
+        conn.execute(
+            "INSERT INTO profile_totals VALUES (1, 1, ?, ?, ?)",
+            (T0 // 86_400, np.full(48, 0.30000000000000004).tobytes(), counts.tobytes()),
+        )
     with SqliteStore(db) as store:
         got = store.profile_totals([GREEN.profile_id], "demand")
         assert got.kwh_sum.tolist() == [0.1, 0.2, 0.3]
