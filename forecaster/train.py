@@ -4,8 +4,8 @@ Each model is a squared-error booster for the point forecast (both targets) and,
 quantile booster (XGBoost's quantile loss, P10/P50/P90 in one booster) for the band: smaller,
 on half the rows per tree and two thirds of the rounds (a band needs less precision than the
 point forecast, and the quantile loss trains about three times slower).
-The quantile boosters train on all but every third of the last six weeks' origin days (of the
-later half, with fewer days); on those held-out days the band is widened (or narrowed) by split
+The quantile boosters train on all but every second of the last twelve weeks' origin days (of
+the later half, with fewer days); on those 42 held-out days the band is widened (or narrowed) by split
 conformal calibration until it holds 80 % of the actuals, and the factor is signed with the
 model. Recent days calibrate because the band's width follows the season. The band never
 crosses: the quantiles are sorted.
@@ -51,7 +51,7 @@ from .timegrid import HALF_HOUR, noon_origins
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 DEFAULT_ROUNDS = 150
 BAND = 0.8  # share of actuals the P10-P90 band should hold
-CALIBRATION_DAYS, CALIBRATION_EVERY = 42, 3  # every third of the last 42 origin days calibrates
+CALIBRATION_DAYS, CALIBRATION_EVERY = 84, 2  # every second of the last 84 origin days calibrates
 QUANTILE_PARAMS: dict[str, Any] = {
     "objective": "reg:quantileerror",
     "quantile_alpha": list(QUANTILES),
@@ -168,8 +168,8 @@ def fit(
 
 
 def calibration_days(origin: NDArray[np.int64]) -> NDArray[np.bool_]:
-    """Rows of every third of the last 42 origin days (of the later half, with fewer days), held
-    out to calibrate the band."""
+    """Rows of every second of the last 84 origin days (of the later half, with fewer days), held
+    out to calibrate the band: 42 days, so that a few days' weather does not set the factor."""
     days = np.unique(origin)
     if len(days) < 4 * CALIBRATION_EVERY:
         return np.zeros(len(origin), dtype=bool)  # too few days to spare: the band stays as fitted
