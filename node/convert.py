@@ -6,21 +6,47 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from coopfed.federation.grants import Granularity
 from coopfed.node.errors import InvalidArgument
 from coopfed.node.members import ConsentChange
-from coopfed.node.model import DATASETS, ConsentLevel, ConsentSettings, Flow
+from coopfed.node.model import DATASETS, HALF_HOUR, ConsentLevel, ConsentSettings, Flow
 from coopfed.node.storage import ConsentRecord, Member
-from coopfed.v1 import common_pb2, member_pb2
+from coopfed.v1 import common_pb2, governance_pb2, member_pb2
 
 
 def flow_from_proto(value: int, field: str = "flow") -> Flow:
     if value == common_pb2.FLOW_UNSPECIFIED or value not in common_pb2.Flow.values():
         raise InvalidArgument(f"{field}: a flow is required", code="flow.unspecified", field=field)
-    return Flow[common_pb2.Flow.Name(value).removeprefix("FLOW_")]
+    return Flow[common_pb2.Flow.Name(common_pb2.Flow.ValueType(value)).removeprefix("FLOW_")]
 
 
-def flow_to_proto(flow: Flow) -> int:
+def flow_to_proto(flow: Flow) -> common_pb2.Flow.ValueType:
     return common_pb2.Flow.Value("FLOW_" + flow.name)
+
+
+def granularity_from_proto(value: int, field: str = "granularity", *, code: str) -> Granularity | None:
+    """The granularity named, None where none is (the caller says what that means); an unknown
+    number is refused."""
+    if value == governance_pb2.GRANULARITY_UNSPECIFIED:
+        return None
+    if value not in governance_pb2.Granularity.values():
+        raise InvalidArgument(f"{field}: aggregate or individual", code=code, field=field)
+    name = governance_pb2.Granularity.Name(governance_pb2.Granularity.ValueType(value))
+    return Granularity(name.removeprefix("GRANULARITY_").lower())
+
+
+def granularity_to_proto(value: Granularity | str) -> governance_pb2.Granularity.ValueType:
+    return governance_pb2.Granularity.Value("GRANULARITY_" + Granularity(value).name)
+
+
+def period_from_proto(msg: common_pb2.Period, field: str = "period", *, code: str) -> tuple[int, int]:
+    """Half-hour aligned unix seconds, the start before the end; anything else is refused."""
+    start, end = msg.start_unix, msg.end_unix
+    if start < 0 or start % HALF_HOUR or end % HALF_HOUR or start >= end:
+        raise InvalidArgument(
+            f"{field}: half-hour aligned unix seconds, start before end", code=code, field=field
+        )
+    return start, end
 
 
 def level_from_proto(value: int) -> ConsentLevel:
@@ -30,10 +56,11 @@ def level_from_proto(value: int) -> ConsentLevel:
             code="consent.level",
             field="settings.level",
         )
-    return ConsentLevel[common_pb2.ConsentLevel.Name(value).removeprefix("CONSENT_LEVEL_")]
+    name = common_pb2.ConsentLevel.Name(common_pb2.ConsentLevel.ValueType(value))
+    return ConsentLevel[name.removeprefix("CONSENT_LEVEL_")]
 
 
-def level_to_proto(level: ConsentLevel) -> int:
+def level_to_proto(level: ConsentLevel) -> common_pb2.ConsentLevel.ValueType:
     return common_pb2.ConsentLevel.Value("CONSENT_LEVEL_" + level.name)
 
 

@@ -9,38 +9,21 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from coopfed.federation.grants import Grant, Granularity
 from coopfed.node import limits
-from coopfed.node.convert import flow_to_proto
+from coopfed.node.convert import (
+    flow_to_proto,
+    granularity_from_proto,
+    granularity_to_proto,
+    period_from_proto,
+)
 from coopfed.node.errors import InvalidArgument
 from coopfed.node.federation.aggregates import Release, Series
 from coopfed.node.federation.decide import GrantAsk
-from coopfed.node.model import HALF_HOUR, Flow
+from coopfed.node.model import Flow
 from coopfed.node.storage import Capacity
-from coopfed.v1 import common_pb2, federation_pb2, governance_pb2
+from coopfed.v1 import common_pb2, federation_pb2
 
 _MAX_NAMES = 16
 _MAX_NAME_LENGTH = limits.IDENTIFIER
-
-
-def granularity_to_proto(value: Granularity) -> int:
-    return governance_pb2.Granularity.Value("GRANULARITY_" + value.name)
-
-
-def granularity_from_proto(value: int) -> str:
-    """Unspecified means aggregate; an unknown number is refused."""
-    if value == governance_pb2.GRANULARITY_UNSPECIFIED:
-        return Granularity.AGGREGATE.value
-    if value not in governance_pb2.Granularity.values():
-        raise InvalidArgument("granularity: unknown value", code="grant.granularity", field="granularity")
-    return governance_pb2.Granularity.Name(value).removeprefix("GRANULARITY_").lower()
-
-
-def period_from_proto(msg: common_pb2.Period, field: str = "period") -> tuple[int, int]:
-    start, end = msg.start_unix, msg.end_unix
-    if start < 0 or start % HALF_HOUR or end % HALF_HOUR or start >= end:
-        raise InvalidArgument(
-            f"{field}: half-hour aligned unix seconds, start before end", code="grant.period", field=field
-        )
-    return start, end
 
 
 def names(values: Any, field: str) -> tuple[str, ...]:
@@ -60,7 +43,7 @@ def names(values: Any, field: str) -> tuple[str, ...]:
 def ask_from_proto(msg: federation_pb2.PeerGrantRequest) -> GrantAsk:
     if not msg.HasField("period"):
         raise InvalidArgument("period: required", code="grant.period", field="period")
-    start, end = period_from_proto(msg.period)
+    start, end = period_from_proto(msg.period, code="grant.period")
     if not msg.purpose or len(msg.purpose) > 200:
         raise InvalidArgument("purpose: a purpose code is required", code="grant.purpose", field="purpose")
     if msg.min_group_size < 0:
@@ -73,7 +56,9 @@ def ask_from_proto(msg: federation_pb2.PeerGrantRequest) -> GrantAsk:
     return GrantAsk(
         datasets=datasets,
         fields=names(msg.fields, "fields"),
-        granularity=granularity_from_proto(msg.granularity),
+        granularity=(
+            granularity_from_proto(msg.granularity, code="grant.granularity") or Granularity.AGGREGATE
+        ).value,
         flow=Flow.COOP_TO_COOP.value,
         purpose=msg.purpose,
         period_start=start,
@@ -86,7 +71,7 @@ def ask_to_proto(ask: GrantAsk) -> federation_pb2.PeerGrantRequest:
     return federation_pb2.PeerGrantRequest(
         datasets=list(ask.datasets),
         fields=list(ask.fields),
-        granularity=granularity_to_proto(Granularity(ask.granularity)),
+        granularity=granularity_to_proto(ask.granularity),
         period=common_pb2.Period(start_unix=ask.period_start, end_unix=ask.period_end),
         purpose=ask.purpose,
         min_group_size=ask.min_group_size,

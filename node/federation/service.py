@@ -75,7 +75,11 @@ class FederationService(federation_pb2_grpc.FederationServiceServicer):
         peer = await check_peer(self.fed.state, principal, GRANTEE, context)
         grant = principal.claims["grant"]
         datasets = convert.names(request.datasets, "datasets")
-        period = convert.period_from_proto(request.period) if request.HasField("period") else None
+        period = (
+            convert.period_from_proto(request.period, code="grant.period")
+            if request.HasField("period")
+            else None
+        )
         recipient = (peer.peer_id, peer.manifest.name)
         releases = self.releases
         release = await asyncio.to_thread(releases.plan, grant, datasets, period, recipient)

@@ -6,8 +6,15 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from coopfed.federation.grants import GrantScope, Granularity
-from coopfed.node.convert import flow_from_proto, flow_to_proto, timestamp
+from coopfed.federation.grants import GrantScope
+from coopfed.node.convert import (
+    flow_from_proto,
+    flow_to_proto,
+    granularity_from_proto,
+    granularity_to_proto,
+    period_from_proto,
+    timestamp,
+)
 from coopfed.node.errors import InvalidArgument
 from coopfed.node.governance.catalogue import DatasetEntry
 from coopfed.node.model import Flow
@@ -27,24 +34,6 @@ from coopfed.node.storage.records import (
 )
 from coopfed.v1 import common_pb2, member_pb2
 from coopfed.v1 import governance_pb2 as pb
-
-
-def granularity_from_proto(
-    value: int, field: str = "granularity", *, required: bool = True
-) -> Granularity | None:
-    if value == pb.GRANULARITY_UNSPECIFIED and not required:
-        return None
-    if value not in (pb.GRANULARITY_AGGREGATE, pb.GRANULARITY_INDIVIDUAL):
-        raise InvalidArgument(f"{field}: aggregate or individual", code="request.granularity", field=field)
-    return Granularity.AGGREGATE if value == pb.GRANULARITY_AGGREGATE else Granularity.INDIVIDUAL
-
-
-def granularity_to_proto(value: Granularity | str) -> int:
-    return (
-        pb.GRANULARITY_INDIVIDUAL
-        if Granularity(value) is Granularity.INDIVIDUAL
-        else pb.GRANULARITY_AGGREGATE
-    )
 
 
 def outcome_from_proto(value: int) -> Outcome:
@@ -69,14 +58,6 @@ _STATES = {
 }
 
 
-def period_from_proto(msg: common_pb2.Period, field: str = "period") -> tuple[int, int]:
-    if msg.start_unix >= msg.end_unix or msg.start_unix < 0:
-        raise InvalidArgument(
-            f"{field}: its start must come before its end", code="request.period", field=field
-        )
-    return msg.start_unix, msg.end_unix
-
-
 def _utc(unix: int) -> Any:
     return timestamp(datetime.fromtimestamp(unix, UTC))
 
@@ -96,9 +77,12 @@ def profile_from_proto(msg: pb.RegisterOrganisationRequest) -> OrganisationProfi
 def spec_from_proto(msg: pb.DataRequest) -> RequestSpec:
     if not msg.HasField("period"):
         raise InvalidArgument("period: required", code="request.period", field="period")
-    start, end = period_from_proto(msg.period)
-    granularity = granularity_from_proto(msg.granularity)
-    assert granularity is not None
+    start, end = period_from_proto(msg.period, code="request.period")
+    granularity = granularity_from_proto(msg.granularity, code="request.granularity")
+    if granularity is None:
+        raise InvalidArgument(
+            "granularity: aggregate or individual", code="request.granularity", field="granularity"
+        )
     return RequestSpec(
         datasets=tuple(msg.datasets),
         fields=tuple(msg.fields),

@@ -295,8 +295,10 @@ class DataService(pb_grpc.DataServiceServicer):
         fetch = release.FetchSpec(
             datasets=tuple(request.datasets),
             fields=tuple(request.fields),
-            granularity=cv.granularity_from_proto(request.granularity, required=False),
-            period=cv.period_from_proto(request.period) if request.HasField("period") else None,
+            granularity=cv.granularity_from_proto(request.granularity, code="request.granularity"),
+            period=cv.period_from_proto(request.period, code="request.period")
+            if request.HasField("period")
+            else None,
         )
         chunks = _chunks(self.releases, grant, fetch)
         while True:
@@ -345,7 +347,7 @@ def _header(plan: Release) -> pb.ReleaseHeader:
         grant_id=plan.recipient.grant_id,
         request_id=plan.recipient.request_id,
         release_id=plan.release_id,
-        granularity=cv.granularity_to_proto(Granularity(ask.granularity)),
+        granularity=cv.granularity_to_proto(ask.granularity),
         period=common_pb2.Period(start_unix=ask.period[0], end_unix=ask.period[1]),
         datasets=ask.datasets,
         fields=ask.fields,
