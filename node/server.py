@@ -31,6 +31,7 @@ from coopfed.node.services import (
     add_services,
     authenticators,
     ballots_of,
+    benchmarks_of,
     books_of,
     publisher_of,
 )
@@ -202,7 +203,6 @@ def portal_parts(node: Node) -> PortalParts:
     from coopfed.node.governance import admission
     from coopfed.node.governance.service import parts as governance_parts
     from coopfed.node.ledger.run import decide_terms
-    from coopfed.node.release.benchmark import benchmark
 
     assert node.governance is not None  # open_node makes both
     assert node.ballots is not None
@@ -219,5 +219,5 @@ def portal_parts(node: Node) -> PortalParts:
         admit=functools.partial(admission.decide, node.governance, node.decision_log, node.policy),
         ballot=ballots.get, tally=ballots.tally, vote=ballots.vote, sign=ballots.sign,
         terms=lambda start, end: decide_terms(node.policy, start, end)[0],
-        benchmark=functools.partial(benchmark, node),
+        benchmark=benchmarks_of(node).compare,
     )  # fmt: skip

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import grpc
 import numpy as np
 
-from coopfed.federation.grants import Grant
 from coopfed.node import convert, members
 from coopfed.node.auth import Authenticator, caller
 from coopfed.node.ballots import service as ballots
@@ -30,12 +29,11 @@ from coopfed.node.ledger.books import Books
 from coopfed.node.paging import Page
 from coopfed.node.ratelimit import RateLimit, peer_address
 from coopfed.node.readings import Batch, validate_batch
-from coopfed.node.release import pipeline
+from coopfed.node.release.benchmark import Benchmarks
 from coopfed.node.release.service import SERVICE_NAME as BENCHMARK_SERVICE
 from coopfed.node.release.service import BenchmarkService, home_to_proto
 from coopfed.node.rpc import rpc, still_wanted
 from coopfed.node.runtime import Node
-from coopfed.node.storage import Capacity
 from coopfed.v1 import (
     ballot_pb2_grpc,
     benchmark_pb2_grpc,
@@ -226,7 +224,9 @@ def add_services(server: grpc.aio.Server, node: Node) -> list[str]:
     ledger_pb2_grpc.add_LedgerServiceServicer_to_server(
         ledger.LedgerService(books=books_of(node), decision_log=log), server
     )
-    benchmark_pb2_grpc.add_BenchmarkServiceServicer_to_server(BenchmarkService(node), server)
+    benchmark_pb2_grpc.add_BenchmarkServiceServicer_to_server(
+        BenchmarkService(store=node.store, benchmarks=benchmarks_of(node)), server
+    )
     ballot_pb2_grpc.add_BallotServiceServicer_to_server(
         ballots.BallotService(ballots=ballots_of(node), decision_log=log), server
     )
@@ -241,6 +241,14 @@ def books_of(node: Node) -> Books:
     return Books(
         store=node.store, governance=node.governance, policy=node.policy,
         decision_log=members.decision_log(node),
+    )  # fmt: skip
+
+
+def benchmarks_of(node: Node) -> Benchmarks:
+    """Members' comparisons with similar homes, for their service and their portal page."""
+    return Benchmarks(
+        store=node.store, governance=node.governance, policy=node.policy, pipeline=node.pipeline,
+        tz=node.settings.place.tz,
     )  # fmt: skip
 
 
@@ -261,38 +269,8 @@ def publisher_of(node: Node) -> Publisher:
 
     return Publisher(
         store=node.store, policy=node.policy, decision_log=members.decision_log(node),
-        pipeline=NodePipeline(node),
+        pipeline=node.pipeline,
     )  # fmt: skip
-
-
-class NodePipeline:
-    """The release pipeline's steps with one node's store, consent, policy and logs bound in,
-    for features that take them as a collaborator (`coopfed.node.federation.aggregates.Pipeline`)."""
-
-    def __init__(self, node: Node) -> None:
-        self.node = node
-
-    def plan(
-        self,
-        ask: pipeline.Ask,
-        recipient: pipeline.Recipient,
-        grant: Grant | None = None,
-        *,
-        contributes: pipeline.Contributes | None = None,
-    ) -> pipeline.Release:
-        return pipeline.plan(self.node, ask, recipient, grant, contributes=contributes)
-
-    def record(self, release: pipeline.Release, path: str, question: Mapping[str, Any]) -> pipeline.Release:
-        return pipeline.record(self.node, release, path, question)
-
-    def cells(self, release: pipeline.Release, dataset: str) -> pipeline.Cells:
-        return pipeline.cells(self.node, release, dataset)
-
-    def log_access(self, release: pipeline.Release, released: Sequence[pipeline.Cells]) -> set[str]:
-        return pipeline.log_access(self.node, release, released)
-
-    def declared_capacity(self, profile_ids: Sequence[str], k: int) -> Capacity | None:
-        return pipeline.declared_capacity(self.node, profile_ids, k)
 
 
 def add_peer_services(server: grpc.aio.Server, node: Node) -> None:
@@ -300,7 +278,7 @@ def add_peer_services(server: grpc.aio.Server, node: Node) -> None:
     fed = node.federation
     federation = FederationService(
         fed=fed, keys=node.keys, policy=node.policy, governance=node.governance,
-        decision_log=node.decision_log, releases=PeerReleases(fed.state, NodePipeline(node)),
+        decision_log=node.decision_log, releases=PeerReleases(fed.state, node.pipeline),
     )  # fmt: skip
     federation_pb2_grpc.add_FederationServiceServicer_to_server(federation, server)
     forecast_pb2_grpc.add_ModelExchangeServiceServicer_to_server(ModelExchangeService(node), server)
