@@ -33,6 +33,7 @@ from coopfed.node.services import (
     ballots_of,
     benchmarks_of,
     books_of,
+    members_of,
     publisher_of,
 )
 
@@ -199,7 +200,6 @@ class NodeServer:
 
 def portal_parts(node: Node) -> PortalParts:
     """The portal's collaborators, the features its pages call bound to this node."""
-    from coopfed.node import members
     from coopfed.node.governance import admission
     from coopfed.node.governance.service import parts as governance_parts
     from coopfed.node.ledger.run import decide_terms
@@ -209,12 +209,12 @@ def portal_parts(node: Node) -> PortalParts:
     assert node.decision_log is not None
     requests = governance_parts(node).requests
     ballots = ballots_of(node)
+    member = members_of(node)
     return PortalParts(
         settings=node.settings, store=node.store, policy=node.policy, governance=node.governance,
         ballots=node.ballots, ledger=books_of(node).ledger, forecast=node.forecast,
-        register=lambda name, code: members.register(node, name, invitation_code=code),
-        set_consent=functools.partial(members.set_consent, node),
-        export=functools.partial(members.export, node), erase=functools.partial(members.erase, node),
+        register=lambda name, code: member.register(name, invitation_code=code),
+        set_consent=member.set_consent, export=member.export, erase=member.erase,
         review=requests.review, revoke=requests.revoke,
         admit=functools.partial(admission.decide, node.governance, node.decision_log, node.policy),
         ballot=ballots.get, tally=ballots.tally, vote=ballots.vote, sign=ballots.sign,
