@@ -60,7 +60,7 @@ class Node:
     governance: GovernanceStore  # organisations, requests, grants, decision and access logs
     decision_log: DecisionLog
     pipeline: ReleasePipeline  # the one release pipeline every flow that lets data leave goes through
-    forecast: ForecastContext | None = None  # signed models, the latest forecast, nudge streams
+    forecast: ForecastContext  # signed models, the latest forecast, nudge streams
     ballots: BallotStore | None = None  # members' proposals, who voted, the ballot box, tallies
     metrics: Metrics = field(default_factory=Metrics)  # served over HTTP where [metrics] says
 

@@ -157,7 +157,7 @@ class NodeServer:
             self.publisher = self.background.spawn("open data schedule", schedule.run())
 
     def _start_forecaster(self) -> None:
-        if self.node.settings.forecast_schedule.enabled and self.node.forecast is not None:
+        if self.node.settings.forecast_schedule.enabled:
             self.schedule = ForecastSchedule(self.node, self.clock)  # refuses a wrong forecast_at first
             self.forecaster = self.background.spawn("forecast schedule", self.schedule.run())
 

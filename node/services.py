@@ -22,7 +22,6 @@ from coopfed.node.federation.aggregates import PeerReleases
 from coopfed.node.federation.issuer import authenticate as authenticate_peer
 from coopfed.node.federation.service import SERVICE_NAME as FEDERATION_SERVICE
 from coopfed.node.federation.service import FederationService, PublicManifestService
-from coopfed.node.forecast.context import forecast_of
 from coopfed.node.forecast.exchange import ModelExchangeService
 from coopfed.node.forecast.service import SERVICE_NAME as FORECAST_SERVICE
 from coopfed.node.forecast.service import ForecastService
@@ -240,7 +239,7 @@ def add_services(server: grpc.aio.Server, node: Node) -> list[str]:
     # Only the manifest: the rest of FederationService is on the mutual-TLS peer port.
     public = PublicManifestService(fed=node.federation, keys=node.keys, policy=node.policy)
     federation_pb2_grpc.add_FederationServiceServicer_to_server(public, server)
-    forecast = ForecastService(store=node.store, forecast=forecast_of(node), tz=node.settings.place.tz)
+    forecast = ForecastService(store=node.store, forecast=node.forecast, tz=node.settings.place.tz)
     forecast_pb2_grpc.add_ForecastServiceServicer_to_server(forecast, server)
     log = node.decision_log
     ledger_pb2_grpc.add_LedgerServiceServicer_to_server(

@@ -20,7 +20,6 @@ from rich.table import Table
 from coopfed.node.cli.common import NodeAction, bind_on_node
 from coopfed.node.cli.output import Col, add_json_option, show
 from coopfed.node.errors import UsageError
-from coopfed.node.forecast.context import forecast_of
 from coopfed.node.model import HALF_HOUR
 from coopfed.node.runtime import Node
 
@@ -231,7 +230,7 @@ def _models(args: argparse.Namespace, node: Node, console: Console) -> int:
     from coopfed.forecaster import ArtifactError, ModelArtifact
     from coopfed.node.forecast.models import trusted_keys, verifying_key
 
-    store = forecast_of(node).store
+    store = node.forecast.store
     peers = sorted(node.federation.state.peers()) if node.federation else []
     records = []
     for coop in [node.node_id, *peers]:

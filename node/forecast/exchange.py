@@ -16,7 +16,6 @@ from coopfed.node.errors import FailedPrecondition, NotFound, PermissionDenied, 
 from coopfed.node.federation.client import CALL_TIMEOUT, PeerClient
 from coopfed.node.federation.issuer import PEER, check_peer
 from coopfed.node.federation.state import PeerRecord
-from coopfed.node.forecast.context import forecast_of
 from coopfed.node.rpc import rpc
 from coopfed.v1 import common_pb2
 from coopfed.v1 import forecast_pb2 as pb
@@ -39,7 +38,7 @@ def accept(node: Node, peer: PeerRecord, data: bytes) -> pb.PublishModelResponse
 
 
 def own_artifact(node: Node) -> bytes:
-    latest = forecast_of(node).store.latest_model(node.node_id, "local")
+    latest = node.forecast.store.latest_model(node.node_id, "local")
     if latest is None:
         raise NotFound(f"{node.node_id} has trained no local model yet", code="forecast.no_model")
     return latest.path.read_bytes()

@@ -27,7 +27,6 @@ from coopfed.forecaster import (
 )
 from coopfed.node.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from coopfed.node.federation.state import PeerRecord
-from coopfed.node.forecast.context import forecast_of
 from coopfed.node.forecast.data import OwnData, PeerData, forecast_policy, own_aggregates
 from coopfed.node.forecast.store import ModelFile, ModelRecord
 from coopfed.node.model import Flow
@@ -113,7 +112,7 @@ def _record_training(node: Node, own: OwnData, peers: Sequence[PeerData], art: M
 def train_local_model(node: Node, **fit_args: Any) -> Trained:
     """Model federation: train on this co-op's releasable aggregates only, sign, keep."""
     own = own_aggregates(node, Flow.COOP_TO_COOP)
-    store = forecast_of(node).store
+    store = node.forecast.store
     version = store.next_version(node.node_id)
     with _too_little(node, own):
         art = train_local(own.coop, signing_key(node), version=version, **fit_settings(node, fit_args))
@@ -126,7 +125,7 @@ def train_local_model(node: Node, **fit_args: Any) -> Trained:
 def train_pooled_model(node: Node, peers: Sequence[PeerData], **fit_args: Any) -> Trained:
     """Pooled: one model on this co-op's aggregates and those peers released under grants."""
     own = own_aggregates(node, Flow.INTERNAL)
-    store = forecast_of(node).store
+    store = node.forecast.store
     version = store.next_version(node.node_id)
     coops = [own.coop, *(p.coop for p in peers)]
     with _too_little(node, own):
@@ -198,7 +197,7 @@ def accept_peer_artifact(node: Node, peer: PeerRecord, data: bytes) -> tuple[Mod
             code="forecast.features",
             field="artifact",
         )
-    store = forecast_of(node).store
+    store = node.forecast.store
     held = store.latest_model(peer.peer_id, "local")
     if held is not None and held.version >= meta.version:
         raise FailedPrecondition(
@@ -209,7 +208,7 @@ def accept_peer_artifact(node: Node, peer: PeerRecord, data: bytes) -> tuple[Mod
 
 
 def _members(node: Node, mode: str) -> list[ModelFile]:
-    store = forecast_of(node).store
+    store = node.forecast.store
     own = store.latest_model(node.node_id, "pooled" if mode == "pooled" else "local")
     if own is None:
         raise FailedPrecondition(
@@ -231,7 +230,7 @@ def load_ensemble(node: Node, mode: str | None = None) -> Ensemble:
     longer verifies (its key was retired, the file altered) is left out and reported; this
     node's own model must verify.
     """
-    mode = mode or forecast_of(node).store.mode()
+    mode = mode or node.forecast.store.mode()
     if mode is None:
         raise FailedPrecondition(
             "no model has been trained yet: run `coopfed forecast train`", code="forecast.no_model"
