@@ -22,7 +22,7 @@ from coopfed.node.federation.aggregates import PeerReleases
 from coopfed.node.federation.issuer import authenticate as authenticate_peer
 from coopfed.node.federation.service import SERVICE_NAME as FEDERATION_SERVICE
 from coopfed.node.federation.service import FederationService, PublicManifestService
-from coopfed.node.forecast.exchange import ModelExchangeService
+from coopfed.node.forecast.exchange import ModelExchange, ModelExchangeService
 from coopfed.node.forecast.service import SERVICE_NAME as FORECAST_SERVICE
 from coopfed.node.forecast.service import ForecastService
 from coopfed.node.governance import service as governance
@@ -311,7 +311,15 @@ def add_peer_services(server: grpc.aio.Server, node: Node) -> None:
         decision_log=node.decision_log, releases=PeerReleases(fed.state, node.pipeline),
     )  # fmt: skip
     federation_pb2_grpc.add_FederationServiceServicer_to_server(federation, server)
-    forecast_pb2_grpc.add_ModelExchangeServiceServicer_to_server(ModelExchangeService(node), server)
+    exchange = ModelExchangeService(federation=node.federation, exchange=model_exchange_of(node))
+    forecast_pb2_grpc.add_ModelExchangeServiceServicer_to_server(exchange, server)
+
+
+def model_exchange_of(node: Node) -> ModelExchange:
+    """This node's side of model federation, for the peer port, its schedule and its commands."""
+    return ModelExchange(
+        forecast=node.forecast, federation=node.federation, keys=node.keys, node_id=node.node_id
+    )
 
 
 def authenticators(node: Node) -> dict[str, Authenticator]:

@@ -241,7 +241,7 @@ class ForecastSchedule:
 
     async def _train(self) -> str:
         from coopfed.node.forecast.data import forecast_policy, peer_aggregates
-        from coopfed.node.forecast.exchange import exchange_models
+        from coopfed.node.forecast.exchange import ModelExchange
         from coopfed.node.forecast.models import train_local_model, train_pooled_model
 
         node = self.node
@@ -250,7 +250,10 @@ class ForecastSchedule:
             trained = await asyncio.to_thread(train_pooled_model, node, peers)
         else:
             trained = await asyncio.to_thread(train_local_model, node)
-            problems = (await exchange_models(node)).failures if node.federation is not None else {}
+            exchange = ModelExchange(
+                forecast=node.forecast, federation=node.federation, keys=node.keys, node_id=node.node_id
+            )
+            problems = (await exchange.exchange()).failures
         for peer, why in problems.items():
             log.warning("scheduled training went on without %s: %s", peer, why)
         meta = trained.artifact.metadata
