@@ -35,7 +35,6 @@ from coopfed.node.federation.grantee import Grantee
 from coopfed.node.model import HALF_HOUR, ConsentLevel, ConsentSettings, Flow
 from coopfed.node.runtime import Node, init_node, open_node
 from coopfed.node.server import NodeServer
-from coopfed.node.services import NodePipeline
 from coopfed.node.settings import load_settings
 from coopfed.v1 import federation_pb2
 
@@ -135,7 +134,7 @@ def raw_totals_ms(b: Node, token: str, rounds: int) -> list[float]:
     """Baseline: the store's profile_totals alone for the year, over the same consenting profiles
     of each dataset as the release reads."""
     grant = verify_grant(token, trust=b.credentials.own_trust(), audience="coop-b", issuer="coop-b")
-    consenting = PeerReleases(b.federation.state, NodePipeline(b)).plan(grant, (), None).consenting
+    consenting = PeerReleases(b.federation.state, b.pipeline).plan(grant, (), None).consenting
     times = []
     for _ in range(rounds):
         began = time.perf_counter()

@@ -6,23 +6,25 @@ import hashlib
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from coopfed.node.credentials import Credentials
 from coopfed.node.decisionlog import DecisionLog
 from coopfed.node.errors import (
     AlreadyExists,
-    FailedPrecondition,
     InvalidArgument,
     PermissionDenied,
     Unavailable,
 )
 from coopfed.node.limits import limit_of
 from coopfed.node.meters import meter_hash
+from coopfed.node.metrics import Metrics
 from coopfed.node.model import ConsentLevel, ConsentSettings, Flow
+from coopfed.node.policy.holder import PolicyHolder
 from coopfed.node.readings import Batch, merged, reject_duplicates
 from coopfed.node.receipts import Receipts
-from coopfed.node.runtime import Node
-from coopfed.node.storage import ConsentChanged, ConsentRecord, InvitationUnusable, Member, MeterTaken
+from coopfed.node.storage import ConsentChanged, ConsentRecord, InvitationUnusable, Member, MeterTaken, Store
 
 # A change races another only when both land within the same few milliseconds; a few tries settle it.
 _CONSENT_TRIES = 5
@@ -38,56 +40,6 @@ class Registration:
     member_id: str
     token: str
     status: str  # applicant, or admitted by an invitation
-
-
-def register(node: Node, display_name: str, meter_id: str = "", invitation_code: str = "") -> Registration:
-    """Apply to join; a valid invitation admits at once (logged as the board's admission)."""
-    name = display_name.strip()
-    if not name or len(name) > _MAX_NAME:
-        raise InvalidArgument(
-            f"display_name: give 1 to {_MAX_NAME} characters",
-            code="member.display_name",
-            field="display_name",
-        )
-    code = invitation_code.strip()
-    if len(code) > _MAX_CODE:
-        raise InvalidArgument(
-            f"invitation_code: at most {_MAX_CODE} characters",
-            code="member.invitation",
-            field="invitation_code",
-        )
-    meter = meter_hash(node.settings.base_dir, meter_id)
-    member_id = "m-" + uuid.uuid4().hex[:16]
-    terms = node.policy_data["coop"]["terms_version"]
-    try:
-        member = node.store.create_member(
-            member_id, name, ConsentSettings(), terms_version=terms, meter=meter,
-            invitation=invitation_hash(code) if code else None,
-        )  # fmt: skip
-    except MeterTaken:
-        raise AlreadyExists(
-            "that meter belongs to another member of the co-op; if it is yours, ask the co-op",
-            code="member.meter_taken",
-            field="meter_id",
-        ) from None
-    except InvitationUnusable:
-        raise PermissionDenied(
-            "that invitation code is unknown, used already or expired; ask the co-op for a new one",
-            code="member.invitation",
-            field="invitation_code",
-        ) from None
-    if member.admitted_at is not None:
-        log = decision_log(node)
-        event = {"member_id": member_id, "by": member.admitted_by}
-        log.append(log.event(ADMISSION_PATH, event, {"admitted": True}, node.policy.revision))
-    return Registration(member_id, node.credentials.issue_member_token(member_id), member.status)
-
-
-def decision_log(node: Node) -> DecisionLog:
-    """The node's decision log: a node serving members always has one."""
-    if node.decision_log is None:
-        raise FailedPrecondition("this node keeps no decision log", code="node.no_decision_log")
-    return node.decision_log
 
 
 def invitation_hash(code: str) -> bytes:
@@ -152,59 +104,115 @@ def _persona_settings(name: str, persona: Mapping[str, Any], nudges: bool) -> Co
     return ConsentSettings(level=ConsentLevel(persona["level"]), choices=choices, persona=name, nudges=nudges)
 
 
-def set_consent(node: Node, member_id: str, change: ConsentChange, withdrawal_reason: str) -> ConsentRecord:
-    """Merge the change into the stored settings and keep it as a record with its signed receipt.
+class Members:
+    """What members do with their own data, over the node's store, policy, logs and tokens."""
 
-    The merge is read-modify-write: the store refuses the write if the settings changed after
-    they were read, and the change is merged again, so no concurrent change is ever undone."""
-    receipts = Receipts(node.policy, node.consent, decision_log(node), node.keys, node.node_id)
-    for _ in range(_CONSENT_TRIES):
-        before = node.store.get_member(member_id).settings
-        after = change.apply(before, node.policy_data["consent"]["personas"])
-        try:
-            return node.store.set_consent(
-                member_id,
-                after,
-                terms_version=node.policy_data["coop"]["terms_version"],
-                withdrawal_reason=withdrawal_reason.strip(),
-                expected=before,
-                seal=receipts.sealer(member_id, after),
-            )
-        except ConsentChanged:
-            continue
-    raise Unavailable(
-        "your consent was being changed by other requests at the same time; try again",
-        code="member.consent_busy",
-    )
-
-
-def consent_history(node: Node, member_id: str) -> list[ConsentRecord]:
-    return node.store.consent_history(member_id)
-
-
-def upload(
-    node: Node, member_id: str, batches: list[Batch], still_wanted: Callable[[], None] | None = None
-) -> tuple[int, int]:
-    """Store every batch of one upload, or none of them. Returns (inserted, replaced).
-
-    `still_wanted` raises when the caller has gone away; it runs just before the commit, so a
-    stream cut off while it was being stored stores nothing either."""
-    reject_duplicates(batches)
-    inserted, replaced = node.store.put_readings(member_id, merged(batches), before_commit=still_wanted)
-    node.metrics.stored(inserted + replaced)
-    return inserted, replaced
-
-
-def export(node: Node, member_id: str) -> tuple[Member, list[ConsentRecord], Iterator]:
-    member = node.store.get_member(member_id)
-    return member, node.store.consent_history(member_id), node.store.iter_readings(member_id)
-
-
-def erase(node: Node, member_id: str, confirm_member_id: str) -> int:
-    if confirm_member_id != member_id:
-        raise PermissionDenied(
-            "confirm_member_id must be your own member id",
-            code="member.not_owner",
-            field="confirm_member_id",
+    def __init__(
+        self,
+        *,
+        store: Store,
+        policy: PolicyHolder,
+        decision_log: DecisionLog,
+        credentials: Credentials,
+        receipts: Receipts,
+        metrics: Metrics,
+        base_dir: Path,  # where the meter key lives
+    ) -> None:
+        self.store, self.policy, self.decision_log = store, policy, decision_log
+        self.credentials, self.receipts, self.metrics, self.base_dir = (
+            credentials,
+            receipts,
+            metrics,
+            base_dir,
         )
-    return node.store.erase_member(member_id)
+
+    def register(self, display_name: str, meter_id: str = "", invitation_code: str = "") -> Registration:
+        """Apply to join; a valid invitation admits at once (logged as the board's admission)."""
+        name = display_name.strip()
+        if not name or len(name) > _MAX_NAME:
+            raise InvalidArgument(
+                f"display_name: give 1 to {_MAX_NAME} characters",
+                code="member.display_name",
+                field="display_name",
+            )
+        code = invitation_code.strip()
+        if len(code) > _MAX_CODE:
+            raise InvalidArgument(
+                f"invitation_code: at most {_MAX_CODE} characters",
+                code="member.invitation",
+                field="invitation_code",
+            )
+        meter = meter_hash(self.base_dir, meter_id)
+        member_id = "m-" + uuid.uuid4().hex[:16]
+        terms = self.policy.data["coop"]["terms_version"]
+        try:
+            member = self.store.create_member(
+                member_id, name, ConsentSettings(), terms_version=terms, meter=meter,
+                invitation=invitation_hash(code) if code else None,
+            )  # fmt: skip
+        except MeterTaken:
+            raise AlreadyExists(
+                "that meter belongs to another member of the co-op; if it is yours, ask the co-op",
+                code="member.meter_taken",
+                field="meter_id",
+            ) from None
+        except InvitationUnusable:
+            raise PermissionDenied(
+                "that invitation code is unknown, used already or expired; ask the co-op for a new one",
+                code="member.invitation",
+                field="invitation_code",
+            ) from None
+        if member.admitted_at is not None:
+            log = self.decision_log
+            event = {"member_id": member_id, "by": member.admitted_by}
+            log.append(log.event(ADMISSION_PATH, event, {"admitted": True}, self.policy.revision))
+        return Registration(member_id, self.credentials.issue_member_token(member_id), member.status)
+
+    def set_consent(self, member_id: str, change: ConsentChange, withdrawal_reason: str) -> ConsentRecord:
+        """Merge the change into the stored settings and keep it as a record with its signed receipt.
+
+        The merge is read-modify-write: the store refuses the write if the settings changed after
+        they were read, and the change is merged again, so no concurrent change is ever undone."""
+        for _ in range(_CONSENT_TRIES):
+            before = self.store.get_member(member_id).settings
+            after = change.apply(before, self.policy.data["consent"]["personas"])
+            try:
+                return self.store.set_consent(
+                    member_id,
+                    after,
+                    terms_version=self.policy.data["coop"]["terms_version"],
+                    withdrawal_reason=withdrawal_reason.strip(),
+                    expected=before,
+                    seal=self.receipts.sealer(member_id, after),
+                )
+            except ConsentChanged:
+                continue
+        raise Unavailable(
+            "your consent was being changed by other requests at the same time; try again",
+            code="member.consent_busy",
+        )
+
+    def upload(
+        self, member_id: str, batches: list[Batch], still_wanted: Callable[[], None] | None = None
+    ) -> tuple[int, int]:
+        """Store every batch of one upload, or none of them. Returns (inserted, replaced).
+
+        `still_wanted` raises when the caller has gone away; it runs just before the commit, so a
+        stream cut off while it was being stored stores nothing either."""
+        reject_duplicates(batches)
+        inserted, replaced = self.store.put_readings(member_id, merged(batches), before_commit=still_wanted)
+        self.metrics.stored(inserted + replaced)
+        return inserted, replaced
+
+    def export(self, member_id: str) -> tuple[Member, list[ConsentRecord], Iterator]:
+        member = self.store.get_member(member_id)
+        return member, self.store.consent_history(member_id), self.store.iter_readings(member_id)
+
+    def erase(self, member_id: str, confirm_member_id: str) -> int:
+        if confirm_member_id != member_id:
+            raise PermissionDenied(
+                "confirm_member_id must be your own member id",
+                code="member.not_owner",
+                field="confirm_member_id",
+            )
+        return self.store.erase_member(member_id)

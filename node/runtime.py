@@ -31,6 +31,7 @@ from coopfed.node.policy.consent import ConsentAnswers
 from coopfed.node.policy.defaults import write_coop_policies
 from coopfed.node.policy.holder import PolicyHolder
 from coopfed.node.policy.reload import open_policy
+from coopfed.node.release.pipeline import ReleasePipeline
 from coopfed.node.settings import FederationSection, NodeSection, Settings, render_toml
 from coopfed.node.storage import Store
 from coopfed.node.storage.ballots import BallotStore
@@ -58,7 +59,8 @@ class Node:
     federation: Federation  # TLS identity, pinned peers, grants, revocations
     governance: GovernanceStore  # organisations, requests, grants, decision and access logs
     decision_log: DecisionLog
-    forecast: ForecastContext | None = None  # signed models, the latest forecast, nudge streams
+    pipeline: ReleasePipeline  # the one release pipeline every flow that lets data leave goes through
+    forecast: ForecastContext  # signed models, the latest forecast, nudge streams
     ballots: BallotStore | None = None  # members' proposals, who voted, the ballot box, tallies
     metrics: Metrics = field(default_factory=Metrics)  # served over HTTP where [metrics] says
 
@@ -105,12 +107,16 @@ def open_node(settings: Settings) -> Iterator[Node]:
             masker, {"id": settings.node.id}, governance.append_decisions, logged=metrics.logged
         )
         stack.callback(decision_log.flush)  # before the store closes: no waiting decision is lost
+        consent = ConsentAnswers(engine, decision_log)
         node = Node(
             settings, store, engine, keys,
-            Credentials(settings.node, keys, store, governance, decision_log, engine),
-            ConsentAnswers(engine, decision_log),
+            Credentials(settings.node, keys, store, governance, decision_log, engine), consent,
             federation=open_federation(settings, SqlFederationStore(store)),
             governance=governance, ballots=ballots, decision_log=decision_log,
+            pipeline=ReleasePipeline(
+                store=store, governance=governance, policy=engine, decision_log=decision_log,
+                consent=consent, metrics=metrics,
+            ),
             forecast=open_forecast(settings, SqlForecastIndex(store)), metrics=metrics,
         )  # fmt: skip
         governance.heads = HeadSigner(node.node_id, lambda: node.keys)  # signs with the ring in use

@@ -31,7 +31,9 @@ from coopfed.node.services import (
     add_services,
     authenticators,
     ballots_of,
+    benchmarks_of,
     books_of,
+    members_of,
     publisher_of,
 )
 
@@ -155,7 +157,7 @@ class NodeServer:
             self.publisher = self.background.spawn("open data schedule", schedule.run())
 
     def _start_forecaster(self) -> None:
-        if self.node.settings.forecast_schedule.enabled and self.node.forecast is not None:
+        if self.node.settings.forecast_schedule.enabled:
             self.schedule = ForecastSchedule(self.node, self.clock)  # refuses a wrong forecast_at first
             self.forecaster = self.background.spawn("forecast schedule", self.schedule.run())
 
@@ -198,26 +200,24 @@ class NodeServer:
 
 def portal_parts(node: Node) -> PortalParts:
     """The portal's collaborators, the features its pages call bound to this node."""
-    from coopfed.node import members
     from coopfed.node.governance import admission
     from coopfed.node.governance.service import parts as governance_parts
     from coopfed.node.ledger.run import decide_terms
-    from coopfed.node.release.benchmark import benchmark
 
     assert node.governance is not None  # open_node makes both
     assert node.ballots is not None
     assert node.decision_log is not None
     requests = governance_parts(node).requests
     ballots = ballots_of(node)
+    member = members_of(node)
     return PortalParts(
         settings=node.settings, store=node.store, policy=node.policy, governance=node.governance,
         ballots=node.ballots, ledger=books_of(node).ledger, forecast=node.forecast,
-        register=lambda name, code: members.register(node, name, invitation_code=code),
-        set_consent=functools.partial(members.set_consent, node),
-        export=functools.partial(members.export, node), erase=functools.partial(members.erase, node),
+        register=lambda name, code: member.register(name, invitation_code=code),
+        set_consent=member.set_consent, export=member.export, erase=member.erase,
         review=requests.review, revoke=requests.revoke,
         admit=functools.partial(admission.decide, node.governance, node.decision_log, node.policy),
         ballot=ballots.get, tally=ballots.tally, vote=ballots.vote, sign=ballots.sign,
         terms=lambda start, end: decide_terms(node.policy, start, end)[0],
-        benchmark=functools.partial(benchmark, node),
+        benchmark=benchmarks_of(node).compare,
     )  # fmt: skip

@@ -5,37 +5,43 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import grpc
 import numpy as np
 
-from coopfed.federation.grants import Grant
-from coopfed.node import convert, members
+from coopfed.node import convert
 from coopfed.node.auth import Authenticator, caller
 from coopfed.node.ballots import service as ballots
 from coopfed.node.ballots.voting import Ballots
+from coopfed.node.credentials import Credentials
+from coopfed.node.decisionlog import DecisionLog
 from coopfed.node.errors import FailedPrecondition, InvalidArgument
 from coopfed.node.federation.aggregates import PeerReleases
 from coopfed.node.federation.issuer import authenticate as authenticate_peer
 from coopfed.node.federation.service import SERVICE_NAME as FEDERATION_SERVICE
 from coopfed.node.federation.service import FederationService, PublicManifestService
-from coopfed.node.forecast.exchange import ModelExchangeService
+from coopfed.node.forecast.exchange import ModelExchange, ModelExchangeService
 from coopfed.node.forecast.service import SERVICE_NAME as FORECAST_SERVICE
 from coopfed.node.forecast.service import ForecastService
 from coopfed.node.governance import service as governance
 from coopfed.node.ledger import service as ledger
 from coopfed.node.ledger.books import Books
+from coopfed.node.members import Members, own_member
 from coopfed.node.paging import Page
+from coopfed.node.policy.holder import PolicyHolder
 from coopfed.node.ratelimit import RateLimit, peer_address
 from coopfed.node.readings import Batch, validate_batch
-from coopfed.node.release import pipeline
+from coopfed.node.receipts import Receipts
+from coopfed.node.release.benchmark import Benchmarks
 from coopfed.node.release.service import SERVICE_NAME as BENCHMARK_SERVICE
 from coopfed.node.release.service import BenchmarkService, home_to_proto
 from coopfed.node.rpc import rpc, still_wanted
 from coopfed.node.runtime import Node
-from coopfed.node.storage import Capacity
+from coopfed.node.settings import NodeSection
+from coopfed.node.storage import Store
+from coopfed.node.storage.governance import GovernanceStore
 from coopfed.v1 import (
     ballot_pb2_grpc,
     benchmark_pb2_grpc,
@@ -53,22 +59,34 @@ _CUT_OFF_NOTICE_S = 0.005
 
 
 class MemberService(member_pb2_grpc.MemberServiceServicer):
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        conf = node.settings.node
-        self.registrations = RateLimit("registrations", conf.registration_burst, conf.registrations_per_hour)
+    def __init__(
+        self,
+        *,
+        members: Members,
+        store: Store,
+        policy: PolicyHolder,
+        decision_log: DecisionLog,
+        governance: GovernanceStore,
+        credentials: Credentials,
+        settings: NodeSection,
+    ) -> None:
+        self.members, self.store, self.policy, self.decision_log = members, store, policy, decision_log
+        self.governance, self.credentials, self.limits = governance, credentials, settings
+        self.registrations = RateLimit(
+            "registrations", settings.registration_burst, settings.registrations_per_hour
+        )
 
     @rpc
     async def Register(self, request, context):
         self.registrations.take(peer_address(context.peer()))
         reg = await asyncio.to_thread(
-            members.register, self.node, request.display_name, request.meter_id, request.invitation_code
+            self.members.register, request.display_name, request.meter_id, request.invitation_code
         )
         return member_pb2.RegisterResponse(member_id=reg.member_id, token=reg.token, status=reg.status)
 
     @rpc
     async def GetMembership(self, request, context):
-        member = await asyncio.to_thread(self.node.store.get_member, caller().id)
+        member = await asyncio.to_thread(self.store.get_member, caller().id)
         decided = member.admitted_at or member.refused_at
         return member_pb2.Membership(
             status=member.status,
@@ -79,26 +97,24 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
 
     @rpc
     async def GetConsent(self, request, context):
-        member_id = members.own_member(caller().id, request.member_id)
-        member = await asyncio.to_thread(self.node.store.get_member, member_id)
+        member_id = own_member(caller().id, request.member_id)
+        member = await asyncio.to_thread(self.store.get_member, member_id)
         return convert.settings_to_proto(member.settings)
 
     @rpc
     async def SetConsent(self, request, context):
-        change = convert.consent_change_from_proto(request, set(self.node.policy_data["consent"]["personas"]))
+        change = convert.consent_change_from_proto(request, set(self.policy.data["consent"]["personas"]))
         record = await asyncio.to_thread(
-            members.set_consent, self.node, caller().id, change, request.withdrawal_reason
+            self.members.set_consent, caller().id, change, request.withdrawal_reason
         )
         return member_pb2.SetConsentResponse(record=convert.record_to_proto(record), receipt=record.receipt)
 
     @rpc
     async def ListConsentHistory(self, request, context):
-        member_id = members.own_member(caller().id, request.member_id)
-        page = Page(members.decision_log(self.node), request, caller=caller().id)
+        member_id = own_member(caller().id, request.member_id)
+        page = Page(self.decision_log, request, caller=caller().id)
         (after,) = page.after or (0,)
-        found = await asyncio.to_thread(
-            self.node.store.consent_history, member_id, after=after, limit=page.fetch
-        )
+        found = await asyncio.to_thread(self.store.consent_history, member_id, after=after, limit=page.fetch)
         history, token = page.cut(found, lambda r: (r.record_id,))
         return member_pb2.ListConsentHistoryResponse(
             records=[convert.record_to_proto(r) for r in history], next_page_token=token
@@ -106,8 +122,8 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
 
     @rpc
     async def ListPersonas(self, request, context):
-        found, token = Page(members.decision_log(self.node), request).of_sorted(
-            sorted(self.node.policy_data["consent"]["personas"].items()), lambda p: (p[0],)
+        found, token = Page(self.decision_log, request).of_sorted(
+            sorted(self.policy.data["consent"]["personas"].items()), lambda p: (p[0],)
         )
         return member_pb2.ListPersonasResponse(
             personas=[
@@ -133,14 +149,12 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
             time.sleep(max(0.0, ended + _CUT_OFF_NOTICE_S - time.monotonic()))
             wanted()
 
-        inserted, replaced = await asyncio.to_thread(
-            members.upload, self.node, caller().id, batches, before_commit
-        )
+        inserted, replaced = await asyncio.to_thread(self.members.upload, caller().id, batches, before_commit)
         return member_pb2.UploadSummary(inserted=inserted, replaced=replaced)
 
     async def _receive(self, request_iterator: AsyncIterator[member_pb2.ReadingBatch]) -> list[Batch]:
         """Validate each message as it arrives; stop reading at the first bad one."""
-        limits = self.node.settings.node
+        limits = self.limits
         batches: list[Batch] = []
         total = 0
         async for index, msg in _enumerate(request_iterator):
@@ -175,10 +189,10 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
 
     @rpc
     async def ExportMyData(self, request, context):
-        member_id = members.own_member(caller().id, request.member_id)
-        member, history, chunks = await asyncio.to_thread(members.export, self.node, member_id)
+        member_id = own_member(caller().id, request.member_id)
+        member, history, chunks = await asyncio.to_thread(self.members.export, member_id)
         profile = convert.profile_to_proto(member, history)
-        homes = await asyncio.to_thread(self.node.store.homes, [member_id])
+        homes = await asyncio.to_thread(self.store.homes, [member_id])
         profile.home.CopyFrom(home_to_proto(homes.get(member_id)))
         yield member_pb2.ExportChunk(profile=profile)
         while chunk := await asyncio.to_thread(next, chunks, None):
@@ -191,20 +205,20 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
 
     @rpc
     async def EraseMe(self, request, context):
-        erased = await asyncio.to_thread(members.erase, self.node, caller().id, request.confirm_member_id)
+        erased = await asyncio.to_thread(self.members.erase, caller().id, request.confirm_member_id)
         return member_pb2.EraseResponse(readings_erased=erased)
 
     @rpc
     async def ListDataAccess(self, request, context):
-        member_id = members.own_member(caller().id, request.member_id)
-        page = Page(members.decision_log(self.node), request, caller=caller().id)
+        member_id = own_member(caller().id, request.member_id)
+        page = Page(self.decision_log, request, caller=caller().id)
         return await asyncio.to_thread(
-            governance.list_data_access, self.node.governance, self.node.policy, member_id, page
+            governance.list_data_access, self.governance, self.policy, member_id, page
         )
 
     @rpc
     async def SignOutEverywhere(self, request, context):
-        token = await asyncio.to_thread(self.node.credentials.sign_out_everywhere, caller().id)
+        token = await asyncio.to_thread(self.credentials.sign_out_everywhere, caller().id)
         return member_pb2.SignOutEverywhereResponse(token=token)
 
 
@@ -217,30 +231,54 @@ async def _enumerate(iterator: AsyncIterator) -> AsyncIterator:
 
 def add_services(server: grpc.aio.Server, node: Node) -> list[str]:
     """Register every coopfed servicer; returns the full service names (for health and reflection)."""
-    member_pb2_grpc.add_MemberServiceServicer_to_server(MemberService(node), server)
+    member = MemberService(
+        members=members_of(node), store=node.store, policy=node.policy, decision_log=node.decision_log,
+        governance=node.governance, credentials=node.credentials, settings=node.settings.node,
+    )  # fmt: skip
+    member_pb2_grpc.add_MemberServiceServicer_to_server(member, server)
     # Only the manifest: the rest of FederationService is on the mutual-TLS peer port.
     public = PublicManifestService(fed=node.federation, keys=node.keys, policy=node.policy)
     federation_pb2_grpc.add_FederationServiceServicer_to_server(public, server)
-    forecast_pb2_grpc.add_ForecastServiceServicer_to_server(ForecastService(node), server)
-    log = members.decision_log(node)
+    forecast = ForecastService(store=node.store, forecast=node.forecast, tz=node.settings.place.tz)
+    forecast_pb2_grpc.add_ForecastServiceServicer_to_server(forecast, server)
+    log = node.decision_log
     ledger_pb2_grpc.add_LedgerServiceServicer_to_server(
         ledger.LedgerService(books=books_of(node), decision_log=log), server
     )
-    benchmark_pb2_grpc.add_BenchmarkServiceServicer_to_server(BenchmarkService(node), server)
+    benchmark_pb2_grpc.add_BenchmarkServiceServicer_to_server(
+        BenchmarkService(store=node.store, benchmarks=benchmarks_of(node)), server
+    )
     ballot_pb2_grpc.add_BallotServiceServicer_to_server(
         ballots.BallotService(ballots=ballots_of(node), decision_log=log), server
     )
     governed = governance.add_services(server, node)
-    member = member_pb2.DESCRIPTOR.services_by_name["MemberService"].full_name
-    services = [member, FEDERATION_SERVICE, FORECAST_SERVICE, ledger.SERVICE_NAME, BENCHMARK_SERVICE]
+    member_name = member_pb2.DESCRIPTOR.services_by_name["MemberService"].full_name
+    services = [member_name, FEDERATION_SERVICE, FORECAST_SERVICE, ledger.SERVICE_NAME, BENCHMARK_SERVICE]
     return [*services, ballots.SERVICE_NAME, *governed]
+
+
+def members_of(node: Node) -> Members:
+    """What members do with their own data, for their service and their portal pages."""
+    receipts = Receipts(node.policy, node.consent, node.decision_log, node.keys, node.node_id)
+    return Members(
+        store=node.store, policy=node.policy, decision_log=node.decision_log, credentials=node.credentials,
+        receipts=receipts, metrics=node.metrics, base_dir=node.settings.base_dir,
+    )  # fmt: skip
 
 
 def books_of(node: Node) -> Books:
     """The node's ledger books, for its service, its portal and its commands."""
     return Books(
         store=node.store, governance=node.governance, policy=node.policy,
-        decision_log=members.decision_log(node),
+        decision_log=node.decision_log,
+    )  # fmt: skip
+
+
+def benchmarks_of(node: Node) -> Benchmarks:
+    """Members' comparisons with similar homes, for their service and their portal page."""
+    return Benchmarks(
+        store=node.store, governance=node.governance, policy=node.policy, pipeline=node.pipeline,
+        tz=node.settings.place.tz,
     )  # fmt: skip
 
 
@@ -250,7 +288,7 @@ def ballots_of(node: Node) -> Ballots:
         raise FailedPrecondition("this node keeps no ballots", code="node.no_ballots")
     return Ballots(
         store=node.store, ballots=node.ballots, governance=node.governance,
-        decision_log=members.decision_log(node), policy=node.policy,
+        decision_log=node.decision_log, policy=node.policy,
         opa_binary=node.settings.policy.opa_binary,
     )  # fmt: skip
 
@@ -260,39 +298,9 @@ def publisher_of(node: Node) -> Publisher:
     from coopfed.node.opendata.publish import Publisher  # the data-package stack loads only when used
 
     return Publisher(
-        store=node.store, policy=node.policy, decision_log=members.decision_log(node),
-        pipeline=NodePipeline(node),
+        store=node.store, policy=node.policy, decision_log=node.decision_log,
+        pipeline=node.pipeline,
     )  # fmt: skip
-
-
-class NodePipeline:
-    """The release pipeline's steps with one node's store, consent, policy and logs bound in,
-    for features that take them as a collaborator (`coopfed.node.federation.aggregates.Pipeline`)."""
-
-    def __init__(self, node: Node) -> None:
-        self.node = node
-
-    def plan(
-        self,
-        ask: pipeline.Ask,
-        recipient: pipeline.Recipient,
-        grant: Grant | None = None,
-        *,
-        contributes: pipeline.Contributes | None = None,
-    ) -> pipeline.Release:
-        return pipeline.plan(self.node, ask, recipient, grant, contributes=contributes)
-
-    def record(self, release: pipeline.Release, path: str, question: Mapping[str, Any]) -> pipeline.Release:
-        return pipeline.record(self.node, release, path, question)
-
-    def cells(self, release: pipeline.Release, dataset: str) -> pipeline.Cells:
-        return pipeline.cells(self.node, release, dataset)
-
-    def log_access(self, release: pipeline.Release, released: Sequence[pipeline.Cells]) -> set[str]:
-        return pipeline.log_access(self.node, release, released)
-
-    def declared_capacity(self, profile_ids: Sequence[str], k: int) -> Capacity | None:
-        return pipeline.declared_capacity(self.node, profile_ids, k)
 
 
 def add_peer_services(server: grpc.aio.Server, node: Node) -> None:
@@ -300,10 +308,18 @@ def add_peer_services(server: grpc.aio.Server, node: Node) -> None:
     fed = node.federation
     federation = FederationService(
         fed=fed, keys=node.keys, policy=node.policy, governance=node.governance,
-        decision_log=node.decision_log, releases=PeerReleases(fed.state, NodePipeline(node)),
+        decision_log=node.decision_log, releases=PeerReleases(fed.state, node.pipeline),
     )  # fmt: skip
     federation_pb2_grpc.add_FederationServiceServicer_to_server(federation, server)
-    forecast_pb2_grpc.add_ModelExchangeServiceServicer_to_server(ModelExchangeService(node), server)
+    exchange = ModelExchangeService(federation=node.federation, exchange=model_exchange_of(node))
+    forecast_pb2_grpc.add_ModelExchangeServiceServicer_to_server(exchange, server)
+
+
+def model_exchange_of(node: Node) -> ModelExchange:
+    """This node's side of model federation, for the peer port, its schedule and its commands."""
+    return ModelExchange(
+        forecast=node.forecast, federation=node.federation, keys=node.keys, node_id=node.node_id
+    )
 
 
 def authenticators(node: Node) -> dict[str, Authenticator]:

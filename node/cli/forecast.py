@@ -20,9 +20,9 @@ from rich.table import Table
 from coopfed.node.cli.common import NodeAction, bind_on_node
 from coopfed.node.cli.output import Col, add_json_option, show
 from coopfed.node.errors import UsageError
-from coopfed.node.forecast.context import forecast_of
 from coopfed.node.model import HALF_HOUR
 from coopfed.node.runtime import Node
+from coopfed.node.services import model_exchange_of
 
 ProgressFn = Callable[[str, int, int], None]
 BACKTEST_HISTORY_DAYS = 21  # the forecaster's lags and training need three weeks before a test window
@@ -123,7 +123,6 @@ def _say(console: Console, text: str) -> None:
 
 def _train(args: argparse.Namespace, node: Node, console: Console) -> int:
     from coopfed.node.forecast.data import forecast_policy, peer_aggregates
-    from coopfed.node.forecast.exchange import exchange_models
     from coopfed.node.forecast.models import train_local_model, train_pooled_model
 
     problems: dict[str, str] = {}
@@ -141,7 +140,7 @@ def _train(args: argparse.Namespace, node: Node, console: Console) -> int:
         f"{', '.join(meta.contributors)}; {trained.file.path}",
     )
     if args.mode == "federated" and not args.no_exchange:
-        report = asyncio.run(exchange_models(node))
+        report = asyncio.run(model_exchange_of(node).exchange())
         for peer, version in report.published.items():
             _say(console, f"  {peer} holds our v{version}")
         for peer, version in report.fetched.items():
@@ -231,7 +230,7 @@ def _models(args: argparse.Namespace, node: Node, console: Console) -> int:
     from coopfed.forecaster import ArtifactError, ModelArtifact
     from coopfed.node.forecast.models import trusted_keys, verifying_key
 
-    store = forecast_of(node).store
+    store = node.forecast.store
     peers = sorted(node.federation.state.peers()) if node.federation else []
     records = []
     for coop in [node.node_id, *peers]:
@@ -240,7 +239,7 @@ def _models(args: argparse.Namespace, node: Node, console: Console) -> int:
                 row = {"trainer": coop, "kind": kind, "version": file.version, "path": str(file.path)}
                 try:
                     art = ModelArtifact.load(file.path)
-                    verifying_key(art, trusted_keys(node, coop))
+                    verifying_key(art, trusted_keys(node.keys, node.federation, node.node_id, coop))
                     meta = art.metadata
                     at = datetime.fromisoformat(meta.trained_at)
                     row |= {"rows": meta.training_rows, "trained_at": at, "signature": "ok"}

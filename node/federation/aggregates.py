@@ -7,43 +7,27 @@ one entry per member and dataset released, in one transaction, before data leave
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
 
 from coopfed.federation.grants import Grant, Granularity
 from coopfed.node.errors import InvalidArgument
 from coopfed.node.federation.state import FederationState
 from coopfed.node.model import HALF_HOUR, Flow
 from coopfed.node.release import pipeline
-from coopfed.node.release.pipeline import Ask, Cells, Recipient, Release
+from coopfed.node.release.pipeline import Ask, Cells, Recipient, Release, ReleasePipeline
 from coopfed.node.storage import Capacity
 from coopfed.node.storage.governance import GrantKind
 
 RELEASE_PATH = "coopfed/federation/release"
 Series = Cells  # a peer's name for one dataset's released cells
 
-__all__ = ["RELEASE_PATH", "PeerReleases", "Pipeline", "Release", "Series"]
-
-
-class Pipeline(Protocol):
-    """The release pipeline (`coopfed.node.release.pipeline`) with the node's store, consent,
-    policy and logs bound in, as the composition site builds it."""
-
-    def plan(self, ask: Ask, recipient: Recipient, grant: Grant | None = None) -> Release: ...
-
-    def record(self, release: Release, path: str, question: Mapping[str, Any]) -> Release: ...
-
-    def cells(self, release: Release, dataset: str) -> Cells: ...
-
-    def log_access(self, release: Release, released: Sequence[Cells]) -> set[str]: ...
-
-    def declared_capacity(self, profile_ids: Sequence[str], k: int) -> Capacity | None: ...
+__all__ = ["RELEASE_PATH", "PeerReleases", "Release", "Series"]
 
 
 class PeerReleases:
     """Releases under grants this node issued to peers, checked against those grants."""
 
-    def __init__(self, state: FederationState, pipeline: Pipeline) -> None:
+    def __init__(self, state: FederationState, pipeline: ReleasePipeline) -> None:
         self.state, self.pipeline = state, pipeline
 
     def plan(

@@ -7,15 +7,10 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from coopfed.node.errors import FailedPrecondition
 from coopfed.node.forecast.store import ForecastStore, import_folder
 from coopfed.node.settings import ForecastSection, Settings
 from coopfed.node.storage.forecast import ForecastIndex
-
-if TYPE_CHECKING:
-    from coopfed.node.runtime import Node
 
 
 class Wake:
@@ -87,9 +82,3 @@ def open_forecast(settings: Settings, index: ForecastIndex) -> ForecastContext:
     folder = settings.path(settings.forecast.dir)
     import_folder(folder, index)
     return ForecastContext(settings.forecast, ForecastStore(folder, index))
-
-
-def forecast_of(node: Node) -> ForecastContext:
-    if node.forecast is None:
-        raise FailedPrecondition("forecasting is not set up on this node", code="forecast.off")
-    return node.forecast

@@ -18,7 +18,6 @@ from coopfed.node.errors import CoopfedError, FailedPrecondition, InvalidArgumen
 from coopfed.node.federation import grantee
 from coopfed.node.federation.state import HeldGrant
 from coopfed.node.model import DATASETS, HALF_HOUR, Flow
-from coopfed.node.release import pipeline
 from coopfed.node.storage import Capacity
 from coopfed.v1 import federation_pb2
 
@@ -153,8 +152,8 @@ def own_aggregates(
             ),
             code="forecast.no_data",
         )
-    capacity = pipeline.declared_capacity(
-        node, consenting["generation"], int(node.policy_data["coop"]["k_min"])
+    capacity = node.pipeline.declared_capacity(
+        consenting["generation"], int(node.policy_data["coop"]["k_min"])
     )
     coop = CoopData(node.node_id, frame, site=site(node), capacity=by_technology(capacity))
     return OwnData(coop, flow.value, consenting, k)

@@ -16,33 +16,18 @@ from coopfed.node.errors import FailedPrecondition, NotFound, PermissionDenied, 
 from coopfed.node.federation.client import CALL_TIMEOUT, PeerClient
 from coopfed.node.federation.issuer import PEER, check_peer
 from coopfed.node.federation.state import PeerRecord
-from coopfed.node.forecast.context import forecast_of
 from coopfed.node.rpc import rpc
 from coopfed.v1 import common_pb2
 from coopfed.v1 import forecast_pb2 as pb
 from coopfed.v1 import forecast_pb2_grpc as pb_grpc
 
 if TYPE_CHECKING:
-    from coopfed.node.runtime import Node
+    from coopfed.federation.keys import KeyRing
+    from coopfed.node.federation.context import Federation
+    from coopfed.node.forecast.context import ForecastContext
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ModelExchangeService"].full_name
 STALE = "forecast.stale_model"  # the receiver holds this version or a newer one
-
-
-def accept(node: Node, peer: PeerRecord, data: bytes) -> pb.PublishModelResponse:
-    # The forecaster (XGBoost, pandas, pvlib) loads here on first use, not when the node starts.
-    from coopfed.node.forecast.models import accept_peer_artifact
-
-    art, _ = accept_peer_artifact(node, peer, data)
-    meta = art.metadata
-    return pb.PublishModelResponse(coop_id=meta.coop_id, version=meta.version, sha256=meta.sha256)
-
-
-def own_artifact(node: Node) -> bytes:
-    latest = forecast_of(node).store.latest_model(node.node_id, "local")
-    if latest is None:
-        raise NotFound(f"{node.node_id} has trained no local model yet", code="forecast.no_model")
-    return latest.path.read_bytes()
 
 
 def _aligned(peer: PeerRecord) -> PeerRecord:
@@ -57,18 +42,18 @@ def _aligned(peer: PeerRecord) -> PeerRecord:
 class ModelExchangeService(pb_grpc.ModelExchangeServiceServicer):
     """Served on the peer port only; callers are pinned peers with their own access token."""
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(self, *, federation: Federation, exchange: ModelExchange) -> None:
+        self.federation, self.exchange = federation, exchange
 
     @rpc
     async def PublishModel(self, request, context):
-        peer = await check_peer(self.node.federation.state, caller(), PEER, context)
-        return await asyncio.to_thread(accept, self.node, peer, request.artifact)
+        peer = await check_peer(self.federation.state, caller(), PEER, context)
+        return await asyncio.to_thread(self.exchange.accept, peer, request.artifact)
 
     @rpc
     async def GetModel(self, request, context):
-        _aligned(await check_peer(self.node.federation.state, caller(), PEER, context))
-        return pb.SignedModel(artifact=await asyncio.to_thread(own_artifact, self.node))
+        _aligned(await check_peer(self.federation.state, caller(), PEER, context))
+        return pb.SignedModel(artifact=await asyncio.to_thread(self.exchange.own_artifact))
 
 
 @dataclass
@@ -97,46 +82,68 @@ def _why(exc: Exception) -> str:
     return error.message if error is not None else str(exc)
 
 
-async def _with_peer(node: Node, peer: PeerRecord, report: ExchangeReport) -> None:
-    own = await asyncio.to_thread(own_artifact, node)
-    async with PeerClient(node.federation, node.keys, peer) as client:
-        stub = pb_grpc.ModelExchangeServiceStub(client.channel)
-        try:  # one access token per call: a peer refuses a token used before
-            reply = await stub.PublishModel(
-                pb.PublishModelRequest(artifact=own),
-                metadata=await client.metadata(),
-                timeout=CALL_TIMEOUT,
-            )
-            report.published[peer.peer_id] = reply.version
-        except grpc.RpcError as exc:
-            if _error_code(exc) != STALE:
-                raise  # STALE: the peer holds this version already
-        try:
-            theirs = await stub.GetModel(
-                pb.GetModelRequest(), metadata=await client.metadata(), timeout=CALL_TIMEOUT
-            )
-        except grpc.RpcError as exc:
-            if exc.code() is not grpc.StatusCode.NOT_FOUND:  # type: ignore[attr-defined]
-                raise
-            report.untrained.append(peer.peer_id)  # it has trained no model yet
-            return
-    try:
-        kept = await asyncio.to_thread(accept, node, peer, theirs.artifact)
-        report.fetched[peer.peer_id] = kept.version
-    except FailedPrecondition as exc:
-        if exc.code != STALE:
-            raise  # else: not newer than the one held here
+class ModelExchange:
+    """This node's side of model federation: its own newest local model out, peers' models in."""
 
+    def __init__(
+        self, *, forecast: ForecastContext, federation: Federation, keys: KeyRing, node_id: str
+    ) -> None:
+        self.forecast, self.federation, self.keys, self.node_id = forecast, federation, keys, node_id
 
-async def exchange_models(node: Node) -> ExchangeReport:
-    """Publish this node's newest local model to every aligned pinned peer and fetch theirs."""
-    report = ExchangeReport()
-    peers = [r for p, r in node.federation.state.peers().items() if r.aligned and p != node.node_id]
-    for peer in sorted(peers, key=lambda r: r.peer_id):
+    def accept(self, peer: PeerRecord, data: bytes) -> pb.PublishModelResponse:
+        # The forecaster (XGBoost, pandas, pvlib) loads here on first use, not when the node starts.
+        from coopfed.node.forecast.models import accept_peer_artifact, trusted_keys
+
+        pinned = trusted_keys(self.keys, self.federation, self.node_id, peer.peer_id)
+        art, _ = accept_peer_artifact(self.forecast.store, pinned, peer, data)
+        meta = art.metadata
+        return pb.PublishModelResponse(coop_id=meta.coop_id, version=meta.version, sha256=meta.sha256)
+
+    def own_artifact(self) -> bytes:
+        latest = self.forecast.store.latest_model(self.node_id, "local")
+        if latest is None:
+            raise NotFound(f"{self.node_id} has trained no local model yet", code="forecast.no_model")
+        return latest.path.read_bytes()
+
+    async def _with_peer(self, peer: PeerRecord, report: ExchangeReport) -> None:
+        own = await asyncio.to_thread(self.own_artifact)
+        async with PeerClient(self.federation, self.keys, peer) as client:
+            stub = pb_grpc.ModelExchangeServiceStub(client.channel)
+            try:  # one access token per call: a peer refuses a token used before
+                reply = await stub.PublishModel(
+                    pb.PublishModelRequest(artifact=own),
+                    metadata=await client.metadata(),
+                    timeout=CALL_TIMEOUT,
+                )
+                report.published[peer.peer_id] = reply.version
+            except grpc.RpcError as exc:
+                if _error_code(exc) != STALE:
+                    raise  # STALE: the peer holds this version already
+            try:
+                theirs = await stub.GetModel(
+                    pb.GetModelRequest(), metadata=await client.metadata(), timeout=CALL_TIMEOUT
+                )
+            except grpc.RpcError as exc:
+                if exc.code() is not grpc.StatusCode.NOT_FOUND:  # type: ignore[attr-defined]
+                    raise
+                report.untrained.append(peer.peer_id)  # it has trained no model yet
+                return
         try:
-            await _with_peer(node, peer, report)
-        except Exception as exc:  # one peer's failure must not stop the others; bugs still raise
-            if not isinstance(exc, grpc.RpcError | OSError) and as_coopfed_error(exc) is None:
-                raise
-            report.failures[peer.peer_id] = _why(exc)
-    return report
+            kept = await asyncio.to_thread(self.accept, peer, theirs.artifact)
+            report.fetched[peer.peer_id] = kept.version
+        except FailedPrecondition as exc:
+            if exc.code != STALE:
+                raise  # else: not newer than the one held here
+
+    async def exchange(self) -> ExchangeReport:
+        """Publish this node's newest local model to every aligned pinned peer and fetch theirs."""
+        report = ExchangeReport()
+        peers = [r for p, r in self.federation.state.peers().items() if r.aligned and p != self.node_id]
+        for peer in sorted(peers, key=lambda r: r.peer_id):
+            try:
+                await self._with_peer(peer, report)
+            except Exception as exc:  # one peer's failure must not stop the others; bugs still raise
+                if not isinstance(exc, grpc.RpcError | OSError) and as_coopfed_error(exc) is None:
+                    raise
+                report.failures[peer.peer_id] = _why(exc)
+        return report

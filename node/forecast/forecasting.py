@@ -12,7 +12,6 @@ import pandas as pd
 from coopfed.forecaster import Window, nudges, peak_threshold, predict, reference_demand, windows
 from coopfed.forecaster.nudging import QUANTILES, band_column
 from coopfed.node.errors import FailedPrecondition
-from coopfed.node.forecast.context import forecast_of
 from coopfed.node.forecast.data import forecast_policy, history_window, own_aggregates
 from coopfed.node.forecast.models import Ensemble, load_ensemble
 from coopfed.node.forecast.store import StoredForecast, WindowRecord
@@ -40,7 +39,7 @@ def make_forecast(
     node: Node, *, origin: int | None = None, mode: str | None = None, ensemble: Ensemble | None = None
 ) -> tuple[StoredForecast, Ensemble]:
     """Forecast the 48 h after `origin` (default: `default_origin`), keep it, wake the streams."""
-    ctx = forecast_of(node)
+    ctx = node.forecast
     policy = forecast_policy(node)
     ensemble = ensemble or load_ensemble(node, mode)
     origin = default_origin(node) if origin is None else origin

@@ -27,12 +27,14 @@ from coopfed.forecaster import (
 )
 from coopfed.node.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from coopfed.node.federation.state import PeerRecord
-from coopfed.node.forecast.context import forecast_of
 from coopfed.node.forecast.data import OwnData, PeerData, forecast_policy, own_aggregates
 from coopfed.node.forecast.store import ModelFile, ModelRecord
 from coopfed.node.model import Flow
 
 if TYPE_CHECKING:
+    from coopfed.federation.keys import KeyRing
+    from coopfed.node.federation.context import Federation
+    from coopfed.node.forecast.store import ForecastStore
     from coopfed.node.runtime import Node
 
 TRAINING_PATH = "coopfed/forecast/training"
@@ -64,12 +66,14 @@ def signing_key(node: Node) -> Ed25519PrivateKey:
     return _ring(node).signer.private_key
 
 
-def trusted_keys(node: Node, coop_id: str) -> Mapping[str, Ed25519PublicKey]:
-    """kid -> key of the keys pinned for a co-op: this node's own ring, or a pinned peer's JWKS."""
-    if coop_id == node.node_id:
-        return _ring(node).jwks()
-    fed = node.federation
-    jwks = fed.state.peer_trust().jwks_for(coop_id) if fed is not None else None
+def trusted_keys(
+    keys: KeyRing, federation: Federation, node_id: str, coop_id: str
+) -> Mapping[str, Ed25519PublicKey]:
+    """kid -> key of the keys pinned for a co-op: this node's own ring (`keys`, read now: a
+    rotation made with the CLI is picked up), or a pinned peer's JWKS."""
+    if coop_id == node_id:
+        return keys.jwks()
+    jwks = federation.state.peer_trust().jwks_for(coop_id)
     return jwks if jwks is not None else {}
 
 
@@ -113,7 +117,7 @@ def _record_training(node: Node, own: OwnData, peers: Sequence[PeerData], art: M
 def train_local_model(node: Node, **fit_args: Any) -> Trained:
     """Model federation: train on this co-op's releasable aggregates only, sign, keep."""
     own = own_aggregates(node, Flow.COOP_TO_COOP)
-    store = forecast_of(node).store
+    store = node.forecast.store
     version = store.next_version(node.node_id)
     with _too_little(node, own):
         art = train_local(own.coop, signing_key(node), version=version, **fit_settings(node, fit_args))
@@ -126,7 +130,7 @@ def train_local_model(node: Node, **fit_args: Any) -> Trained:
 def train_pooled_model(node: Node, peers: Sequence[PeerData], **fit_args: Any) -> Trained:
     """Pooled: one model on this co-op's aggregates and those peers released under grants."""
     own = own_aggregates(node, Flow.INTERNAL)
-    store = forecast_of(node).store
+    store = node.forecast.store
     version = store.next_version(node.node_id)
     coops = [own.coop, *(p.coop for p in peers)]
     with _too_little(node, own):
@@ -172,9 +176,11 @@ def fit_settings(node: Node, args: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def accept_peer_artifact(node: Node, peer: PeerRecord, data: bytes) -> tuple[ModelArtifact, ModelFile]:
-    """Check a peer's artifact before keeping it: its own local model, signed by its pinned key,
-    loadable, built for these features, and newer than the one held."""
+def accept_peer_artifact(
+    store: ForecastStore, pinned: Mapping[str, Ed25519PublicKey], peer: PeerRecord, data: bytes
+) -> tuple[ModelArtifact, ModelFile]:
+    """Check a peer's artifact before keeping it in `store`: its own local model, signed by one
+    of the keys `pinned` for it, loadable, built for these features, and newer than the one held."""
     if not peer.aligned:
         raise PermissionDenied(
             f"{peer.peer_id} is pinned but not aligned with this co-op: no models are exchanged",
@@ -191,14 +197,13 @@ def accept_peer_artifact(node: Node, peer: PeerRecord, data: bytes) -> tuple[Mod
         raise InvalidArgument(
             f"only local models are exchanged, not {meta.kind!r}", code="forecast.kind", field="artifact"
         )
-    art.load_booster(verifying_key(art, trusted_keys(node, peer.peer_id)))
+    art.load_booster(verifying_key(art, pinned))
     if meta.feature_names != FEATURES or meta.targets != TARGETS:
         raise InvalidArgument(
             "the model was built for other features or targets than this node's forecaster",
             code="forecast.features",
             field="artifact",
         )
-    store = forecast_of(node).store
     held = store.latest_model(peer.peer_id, "local")
     if held is not None and held.version >= meta.version:
         raise FailedPrecondition(
@@ -209,7 +214,7 @@ def accept_peer_artifact(node: Node, peer: PeerRecord, data: bytes) -> tuple[Mod
 
 
 def _members(node: Node, mode: str) -> list[ModelFile]:
-    store = forecast_of(node).store
+    store = node.forecast.store
     own = store.latest_model(node.node_id, "pooled" if mode == "pooled" else "local")
     if own is None:
         raise FailedPrecondition(
@@ -231,7 +236,7 @@ def load_ensemble(node: Node, mode: str | None = None) -> Ensemble:
     longer verifies (its key was retired, the file altered) is left out and reported; this
     node's own model must verify.
     """
-    mode = mode or forecast_of(node).store.mode()
+    mode = mode or node.forecast.store.mode()
     if mode is None:
         raise FailedPrecondition(
             "no model has been trained yet: run `coopfed forecast train`", code="forecast.no_model"
@@ -244,7 +249,9 @@ def load_ensemble(node: Node, mode: str | None = None) -> Ensemble:
             art = ModelArtifact.load(file.path)
             if art.metadata.coop_id != file.coop_id:
                 raise ArtifactVerificationError(f"{file.path} holds a model of {art.metadata.coop_id!r}")
-            keys[file.coop_id] = verifying_key(art, trusted_keys(node, file.coop_id))
+            keys[file.coop_id] = verifying_key(
+                art, trusted_keys(node.keys, node.federation, node.node_id, file.coop_id)
+            )
         except (ArtifactError, OSError) as exc:
             if file.coop_id == node.node_id:
                 raise

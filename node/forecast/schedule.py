@@ -28,7 +28,6 @@ import arrow
 
 from coopfed.federation.keys import write_public
 from coopfed.node.errors import InvalidArgument
-from coopfed.node.forecast.context import forecast_of
 from coopfed.node.forecast.store import ForecastStore
 from coopfed.node.settings import Settings
 
@@ -208,7 +207,7 @@ class ForecastSchedule:
         """The slot to run now, where one has passed that was not run (nor forecast by the CLI)."""
         slot = self.plan.last(now)
         ran = self.state["forecast"].at if "forecast" in self.state else self.started
-        latest = forecast_of(self.node).store.latest()
+        latest = self.node.forecast.store.latest()
         made = latest.made_at if latest is not None else 0
         return slot if slot > max(ran, made) else None
 
@@ -234,7 +233,7 @@ class ForecastSchedule:
         slot = await asyncio.to_thread(self.due, now)
         if slot is None:
             return False
-        model = await asyncio.to_thread(newest_model, forecast_of(self.node).store, self.node.node_id)
+        model = await asyncio.to_thread(newest_model, self.node.forecast.store, self.node.node_id)
         if self.plan.training_due(trained_at(model), slot):
             self._record("training", await _attempt("training", int(now), self._train()))
         self._record("forecast", await _attempt("forecast", int(now), self._forecast(int(now))))
@@ -242,16 +241,19 @@ class ForecastSchedule:
 
     async def _train(self) -> str:
         from coopfed.node.forecast.data import forecast_policy, peer_aggregates
-        from coopfed.node.forecast.exchange import exchange_models
+        from coopfed.node.forecast.exchange import ModelExchange
         from coopfed.node.forecast.models import train_local_model, train_pooled_model
 
         node = self.node
-        if forecast_of(node).store.mode() == "pooled":
+        if node.forecast.store.mode() == "pooled":
             peers, problems = await peer_aggregates(node, forecast_policy(node).purpose)
             trained = await asyncio.to_thread(train_pooled_model, node, peers)
         else:
             trained = await asyncio.to_thread(train_local_model, node)
-            problems = (await exchange_models(node)).failures if node.federation is not None else {}
+            exchange = ModelExchange(
+                forecast=node.forecast, federation=node.federation, keys=node.keys, node_id=node.node_id
+            )
+            problems = (await exchange.exchange()).failures
         for peer, why in problems.items():
             log.warning("scheduled training went on without %s: %s", peer, why)
         meta = trained.artifact.metadata

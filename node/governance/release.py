@@ -14,7 +14,7 @@ from coopfed.node.credentials import ORG_ROLE
 from coopfed.node.errors import InvalidArgument, Unauthenticated
 from coopfed.node.model import HALF_HOUR
 from coopfed.node.release import pipeline
-from coopfed.node.release.pipeline import Release
+from coopfed.node.release.pipeline import Release, ReleasePipeline
 from coopfed.node.storage import NotFound
 from coopfed.node.storage.governance import GrantKind
 
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from coopfed.node.credentials import Credentials
     from coopfed.node.decisionlog import DecisionLog
     from coopfed.node.policy.holder import PolicyHolder
-    from coopfed.node.runtime import Node
     from coopfed.node.storage import Store
     from coopfed.node.storage.governance import GovernanceStore
 
@@ -104,10 +103,10 @@ class Releases:
         store: Store,
         policy: PolicyHolder,
         decision_log: DecisionLog,
-        pipeline_node: Node,  # what node/release's pipeline functions take
+        pipeline: ReleasePipeline,
     ) -> None:
         self._governance, self._store, self._policy = governance, store, policy
-        self._pipeline_node = pipeline_node
+        self._pipeline = pipeline
         self._revocations = Revocations(governance)
         self._ref_key = decision_log.masker.derive(b"member-ref")
 
@@ -147,11 +146,9 @@ class Releases:
             request_id=record.request_id,
             decision_id=request.decision.decision_id,
         )
-        release = pipeline.plan(self._pipeline_node, ask, to, grant)
+        release = self._pipeline.plan(ask, to, grant)
         question = {"grant_id": grant.jti, "request_id": record.request_id, "fields": list(fields)}
-        return pipeline.record(
-            self._pipeline_node, release, RELEASE_PATH, question | {"granularity": granularity.value}
-        )
+        return self._pipeline.record(release, RELEASE_PATH, question | {"granularity": granularity.value})
 
     def check_live(self, grant: Grant) -> None:
         """Before every message: a grant revoked or expired since the call began stops the stream."""
@@ -159,12 +156,10 @@ class Releases:
 
     def aggregate(self, release: Release, dataset: str, tally: Tally) -> pipeline.Cells:
         """Half-hourly totals over consenting profiles; cells under k members are withheld."""
-        cells = pipeline.cells(self._pipeline_node, release, dataset)
+        cells = self._pipeline.cells(release, dataset)
         tally.suppressed += cells.suppressed.size
         tally.released += cells.periods.size
-        tally.members |= pipeline.log_access(
-            self._pipeline_node, release, [cells]
-        )  # logged before the data is sent
+        tally.members |= self._pipeline.log_access(release, [cells])  # logged before the data is sent
         return cells
 
     def individual(self, release: Release, dataset: str, tally: Tally) -> Iterator[dict[str, Any]]:
@@ -175,9 +170,7 @@ class Releases:
             batch = self._still_consenting(members[i : i + MEMBER_BATCH], profiles)
             data = {m: list(self._store.iter_readings(m, dataset, *release.period)) for m in batch}
             sending = {m: batch[m] for m in batch if any(chunk.periods.size for chunk in data[m])}
-            pseudonyms = pipeline.log_members(
-                self._pipeline_node, release, dataset, sending
-            )  # leaves out the erased
+            pseudonyms = self._pipeline.log_members(release, dataset, sending)  # leaves out the erased
             tally.members.update(pseudonyms)
             for m in (m for m in sending if m in pseudonyms):
                 ref = (

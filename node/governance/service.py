@@ -403,7 +403,7 @@ def parts(node: Node) -> GovernanceParts:
         node.governance, node.decision_log, node.policy, organisations, node.store, node.consent,
         node.keys, node.node_id,
     )  # fmt: skip
-    releases = Releases(node.governance, node.store, node.policy, node.decision_log, node)
+    releases = Releases(node.governance, node.store, node.policy, node.decision_log, node.pipeline)
     return GovernanceParts(organisations, requests, releases)
 
 

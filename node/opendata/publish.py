@@ -12,11 +12,10 @@ from __future__ import annotations
 import csv
 import time
 import uuid
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import frictionless
 
@@ -26,6 +25,7 @@ from coopfed.node.model import HALF_HOUR, Flow
 from coopfed.node.policy.consent import ConsentDecision
 from coopfed.node.policy.holder import PolicyHolder
 from coopfed.node.release import pipeline
+from coopfed.node.release.pipeline import ReleasePipeline
 from coopfed.node.storage import Store
 from coopfed.node.storage.governance import GrantKind
 
@@ -53,24 +53,6 @@ class Publication:
     parquet: bool  # written beside the CSV files (needs pyarrow)
 
 
-class Pipeline(Protocol):
-    """The release pipeline (`coopfed.node.release.pipeline`) with the node's store, consent,
-    policy and logs bound in, as the composition site builds it; a publication also names who
-    contributes."""
-
-    def plan(
-        self, ask: pipeline.Ask, recipient: pipeline.Recipient, *, contributes: pipeline.Contributes
-    ) -> pipeline.Release: ...
-
-    def record(
-        self, release: pipeline.Release, path: str, question: Mapping[str, Any]
-    ) -> pipeline.Release: ...
-
-    def cells(self, release: pipeline.Release, dataset: str) -> pipeline.Cells: ...
-
-    def log_access(self, release: pipeline.Release, released: Sequence[pipeline.Cells]) -> set[str]: ...
-
-
 @dataclass(frozen=True, kw_only=True)
 class Publisher:
     """The co-op's open-data publications: terms and contributors from the policy in force, each
@@ -79,7 +61,7 @@ class Publisher:
     store: Store
     policy: PolicyHolder
     decision_log: DecisionLog
-    pipeline: Pipeline
+    pipeline: ReleasePipeline
 
     def publish(
         self, out: Path, period: tuple[int, int] | None = None, *, epsilon: float | None = None

@@ -5,25 +5,9 @@ from coopfed.node.release.pipeline import (
     Cells,
     Recipient,
     Release,
+    ReleasePipeline,
     Revocations,
-    cells,
     check_live,
-    eligible_profiles,
-    log_access,
-    plan,
-    record,
 )
 
-__all__ = [
-    "Ask",
-    "Cells",
-    "Recipient",
-    "Release",
-    "Revocations",
-    "cells",
-    "check_live",
-    "eligible_profiles",
-    "log_access",
-    "plan",
-    "record",
-]
+__all__ = ["Ask", "Cells", "Recipient", "Release", "ReleasePipeline", "Revocations", "check_live"]

@@ -19,11 +19,12 @@ import pandas as pd
 
 from coopfed.node.errors import FailedPrecondition
 from coopfed.node.model import HALF_HOUR, Flow
+from coopfed.node.policy.holder import PolicyHolder
 from coopfed.node.release import pipeline
+from coopfed.node.release.pipeline import ReleasePipeline
 from coopfed.node.release.privacy import laplace
-from coopfed.node.runtime import Node
-from coopfed.node.storage import Home
-from coopfed.node.storage.governance import GrantKind
+from coopfed.node.storage import Home, Store
+from coopfed.node.storage.governance import GovernanceStore, GrantKind
 
 PATH = "coopfed/benchmark/release"
 PURPOSE = "dpv:CommunityEnergyBenchmarking"
@@ -64,50 +65,115 @@ class Report:
     epsilon: float | None = None  # differential privacy of the peer counts, where asked
 
 
-def benchmark(node: Node, member_id: str, epsilon: float | None = None) -> Report:
-    """Compare the member with similar homes; FailedPrecondition when there is nothing to show.
-    With `epsilon` (default: the co-op's `privacy.benchmark_epsilon`, if set) the counts of peers
-    are differentially private, charged to every consenting member's yearly budget."""
-    newest = node.store.newest_period()
-    if newest is None:
-        raise FailedPrecondition("the co-op holds no readings yet", code="benchmark.no_data")
-    if epsilon is None:
-        epsilon = node.policy_data.get("privacy", {}).get("benchmark_epsilon")
-    season, period = season_window(newest, node.settings.place.tz)
-    home = node.store.homes([member_id]).get(member_id, Home())
-    similar = {k: v for k, v in home.declared().items() if k in _SIMILAR} | _size_band(home)
-    comparison = "cmp-" + uuid.uuid4().hex[:16]
-    ask = pipeline.Ask(Flow.MEMBER_TO_MEMBER.value, PURPOSE, (DATASET,), period, epsilon=epsilon)
-    release = pipeline.plan(node, ask, pipeline.Recipient(GrantKind.BENCHMARK, comparison))
-    peers = _peers(node, release, member_id, similar)
-    if epsilon is None:
-        _check_group(len(peers), release.min_group_size, season)
-    own = _use(node, member_id, period)
-    theirs = [_use(node, m, period) for m in peers]
-    question = {"comparison": comparison, "similar_by": similar}
-    release = pipeline.record(node, release, PATH, question if epsilon else {**question, "peers": len(peers)})
-    first = peak_slot(node, period)
-    mine = [*own.bands, *own.months.values(), own.share(first)]
-    below = [sum(t.bands[i] < v for t in theirs) for i, v in enumerate(own.bands)]
-    below += [sum(t.months[m] < v for t in theirs if m in t.months) for m, v in own.months.items()]
-    below.append(sum(t.share(first) < mine[-1] for t in theirs))
-    n = len(peers)
-    of = [n] * len(BANDS) + [sum(m in t.months for t in theirs) for m in own.months] + [n]
-    if epsilon is not None:  # k is applied to the noisy count: the true one stays hidden
-        below, n = private_counts(below, n, epsilon)
-        _check_group(n, release.min_group_size, season)
-        of = [n] * len(below)
-    pipeline.log_members(node, release, DATASET, peers)  # before anything is shown
-    percent = [round(100 * b / d) if d else 0 for b, d in zip(below, of, strict=True)]
-    bands = tuple(Standing(b[0], round(own.bands[i], 3), percent[i]) for i, b in enumerate(BANDS))
-    months = tuple(
-        Standing(m, round(v, 3), percent[len(BANDS) + j]) for j, (m, v) in enumerate(own.months.items())
-    )
-    peak = (_clock(first), _clock(first + 4))
-    return Report(
-        season, period, n, similar, bands, months, peak, suggestion(mine[-1], percent[-1], peak),
-        comparisons_this_month(node, member_id), release.decision_id, epsilon,
-    )  # fmt: skip
+class Benchmarks:
+    """Members' comparisons with similar homes, over the node's store, logs, policy and release pipeline."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        governance: GovernanceStore,
+        policy: PolicyHolder,
+        pipeline: ReleasePipeline,
+        tz: str,
+    ) -> None:
+        self.store, self.governance, self.policy, self.pipeline, self.tz = (
+            store,
+            governance,
+            policy,
+            pipeline,
+            tz,
+        )
+
+    def compare(self, member_id: str, epsilon: float | None = None) -> Report:
+        """Compare the member with similar homes; FailedPrecondition when there is nothing to show.
+        With `epsilon` (default: the co-op's `privacy.benchmark_epsilon`, if set) the counts of peers
+        are differentially private, charged to every consenting member's yearly budget."""
+        newest = self.store.newest_period()
+        if newest is None:
+            raise FailedPrecondition("the co-op holds no readings yet", code="benchmark.no_data")
+        if epsilon is None:
+            epsilon = self.policy.data.get("privacy", {}).get("benchmark_epsilon")
+        season, period = season_window(newest, self.tz)
+        home = self.store.homes([member_id]).get(member_id, Home())
+        similar = {k: v for k, v in home.declared().items() if k in _SIMILAR} | _size_band(home)
+        comparison = "cmp-" + uuid.uuid4().hex[:16]
+        ask = pipeline.Ask(Flow.MEMBER_TO_MEMBER.value, PURPOSE, (DATASET,), period, epsilon=epsilon)
+        release = self.pipeline.plan(ask, pipeline.Recipient(GrantKind.BENCHMARK, comparison))
+        peers = self._peers(release, member_id, similar)
+        if epsilon is None:
+            _check_group(len(peers), release.min_group_size, season)
+        own = self._use(member_id, period)
+        theirs = [self._use(m, period) for m in peers]
+        question = {"comparison": comparison, "similar_by": similar}
+        release = self.pipeline.record(
+            release, PATH, question if epsilon else {**question, "peers": len(peers)}
+        )
+        first = self.peak_slot(period)
+        mine = [*own.bands, *own.months.values(), own.share(first)]
+        below = [sum(t.bands[i] < v for t in theirs) for i, v in enumerate(own.bands)]
+        below += [sum(t.months[m] < v for t in theirs if m in t.months) for m, v in own.months.items()]
+        below.append(sum(t.share(first) < mine[-1] for t in theirs))
+        n = len(peers)
+        of = [n] * len(BANDS) + [sum(m in t.months for t in theirs) for m in own.months] + [n]
+        if epsilon is not None:  # k is applied to the noisy count: the true one stays hidden
+            below, n = private_counts(below, n, epsilon)
+            _check_group(n, release.min_group_size, season)
+            of = [n] * len(below)
+        self.pipeline.log_members(release, DATASET, peers)  # before anything is shown
+        percent = [round(100 * b / d) if d else 0 for b, d in zip(below, of, strict=True)]
+        bands = tuple(Standing(b[0], round(own.bands[i], 3), percent[i]) for i, b in enumerate(BANDS))
+        months = tuple(
+            Standing(m, round(v, 3), percent[len(BANDS) + j]) for j, (m, v) in enumerate(own.months.items())
+        )
+        peak = (_clock(first), _clock(first + 4))
+        return Report(
+            season, period, n, similar, bands, months, peak, suggestion(mine[-1], percent[-1], peak),
+            self.comparisons_this_month(member_id), release.decision_id, epsilon,
+        )  # fmt: skip
+
+    def _peers(self, release: pipeline.Release, member_id: str, similar: dict[str, object]) -> dict[str, str]:
+        """Consenting members (id -> profile) other than the viewer whose declarations match."""
+        profiles = release.consent_ids[DATASET]
+        members = {m: p for p, ms in self.governance.members_of_profiles(list(profiles)).items() for m in ms}
+        members.pop(member_id, None)
+        if similar:
+            homes = self.store.homes(list(members))
+            members = {m: p for m, p in members.items() if m in homes and _matches(homes[m], similar)}
+        with_data = {m for m, _ in self.governance.contributors(list(profiles), DATASET, [release.period])}
+        return {m: p for m, p in members.items() if m in with_data}
+
+    def _use(self, member_id: str, period: tuple[int, int]) -> Use:
+        chunks = list(self.store.iter_readings(member_id, DATASET, *period))
+        periods = np.concatenate([c.periods for c in chunks]) if chunks else np.empty(0, np.int64)
+        kwh = np.concatenate([c.kwh for c in chunks]) if chunks else np.empty(0)
+        local = pd.to_datetime(periods, unit="s", utc=True).tz_convert(self.tz)
+        slot = np.asarray(local.hour * 2 + local.minute // 30, dtype=np.int64)
+        month = np.asarray(local.strftime("%B %Y"))
+        bands = [
+            float(kwh[(slot >= 2 * a) & (slot < 2 * b)].mean()) if kwh.size else 0.0 for _, a, b in BANDS
+        ]
+        months = {
+            m: float(kwh[month == m].sum() / ((month == m).sum() / 48)) for m in dict.fromkeys(month.tolist())
+        }
+        return Use(bands, months, np.bincount(slot, weights=kwh, minlength=48))
+
+    def peak_slot(self, period: tuple[int, int]) -> int:
+        """The first local half-hour of the co-op's busiest two hours of the day this season, from all
+        members' running totals (internal use: nothing of anyone's leaves to find it)."""
+        ids = [p.profile_id for p in self.pipeline.eligible_profiles()]
+        totals = self.pipeline.eligible_totals(ids, DATASET, period)
+        local = pd.to_datetime(totals.period_start, unit="s", utc=True).tz_convert(self.tz)
+        slots = np.bincount(
+            np.asarray(local.hour * 2 + local.minute // 30), weights=totals.kwh_sum, minlength=48
+        )
+        return int(np.convolve(np.concatenate([slots, slots[:3]]), np.ones(4), "valid")[:48].argmax())
+
+    def comparisons_this_month(self, member_id: str) -> int:
+        """How many comparisons this calendar month (local) the member's data was part of."""
+        start = arrow.now(self.tz).floor("month").to("UTC").datetime
+        entries = self.governance.access_for_member(member_id, 10_000)
+        return len({e.release_id for e in entries if e.flow == Flow.MEMBER_TO_MEMBER.value and e.at >= start})
 
 
 def _check_group(peers: int, k: int, season: str) -> None:
@@ -145,24 +211,6 @@ def _size_band(home: Home) -> dict[str, object]:
     return {"household_size": "1" if size == 1 else "2" if size == 2 else "3-4" if size <= 4 else "5+"}
 
 
-def _peers(
-    node: Node, release: pipeline.Release, member_id: str, similar: dict[str, object]
-) -> dict[str, str]:
-    """Consenting members (id -> profile) other than the viewer whose declarations match."""
-    profiles = release.consent_ids[DATASET]
-    members = {
-        m: p for p, ms in pipeline.governance_of(node).members_of_profiles(list(profiles)).items() for m in ms
-    }
-    members.pop(member_id, None)
-    if similar:
-        homes = node.store.homes(list(members))
-        members = {m: p for m, p in members.items() if m in homes and _matches(homes[m], similar)}
-    with_data = {
-        m for m, _ in pipeline.governance_of(node).contributors(list(profiles), DATASET, [release.period])
-    }
-    return {m: p for m, p in members.items() if m in with_data}
-
-
 def _matches(home: Home, similar: dict[str, object]) -> bool:
     return {k: v for k, v in home.declared().items() if k in _SIMILAR} | _size_band(home) == similar
 
@@ -180,30 +228,6 @@ class Use(NamedTuple):
         return float(self.slots[(first + np.arange(4)) % 48].sum() / total) if total > 0 else 0.0
 
 
-def _use(node: Node, member_id: str, period: tuple[int, int]) -> Use:
-    chunks = list(node.store.iter_readings(member_id, DATASET, *period))
-    periods = np.concatenate([c.periods for c in chunks]) if chunks else np.empty(0, np.int64)
-    kwh = np.concatenate([c.kwh for c in chunks]) if chunks else np.empty(0)
-    local = pd.to_datetime(periods, unit="s", utc=True).tz_convert(node.settings.place.tz)
-    slot = np.asarray(local.hour * 2 + local.minute // 30, dtype=np.int64)
-    month = np.asarray(local.strftime("%B %Y"))
-    bands = [float(kwh[(slot >= 2 * a) & (slot < 2 * b)].mean()) if kwh.size else 0.0 for _, a, b in BANDS]
-    months = {
-        m: float(kwh[month == m].sum() / ((month == m).sum() / 48)) for m in dict.fromkeys(month.tolist())
-    }
-    return Use(bands, months, np.bincount(slot, weights=kwh, minlength=48))
-
-
-def peak_slot(node: Node, period: tuple[int, int]) -> int:
-    """The first local half-hour of the co-op's busiest two hours of the day this season, from all
-    members' running totals (internal use: nothing of anyone's leaves to find it)."""
-    ids = [p.profile_id for p in pipeline.eligible_profiles(node)]
-    totals = pipeline.eligible_totals(node, ids, DATASET, period)
-    local = pd.to_datetime(totals.period_start, unit="s", utc=True).tz_convert(node.settings.place.tz)
-    slots = np.bincount(np.asarray(local.hour * 2 + local.minute // 30), weights=totals.kwh_sum, minlength=48)
-    return int(np.convolve(np.concatenate([slots, slots[:3]]), np.ones(4), "valid")[:48].argmax())
-
-
 def suggestion(mine: float, higher: int, peak: tuple[str, str]) -> str:
     """One concrete step tied to the co-op's peak: `mine` is the member's share of use in it,
     `higher` the percent of similar homes with a smaller share."""
@@ -218,13 +242,6 @@ def suggestion(mine: float, higher: int, peak: tuple[str, str]) -> str:
         f"You use less than most similar homes in the co-op's busiest time ({when}); keeping "
         f"appliances off until after {peak[1]} keeps it that way."
     )
-
-
-def comparisons_this_month(node: Node, member_id: str) -> int:
-    """How many comparisons this calendar month (local) the member's data was part of."""
-    start = arrow.now(node.settings.place.tz).floor("month").to("UTC").datetime
-    entries = pipeline.governance_of(node).access_for_member(member_id, 10_000)
-    return len({e.release_id for e in entries if e.flow == Flow.MEMBER_TO_MEMBER.value and e.at >= start})
 
 
 def _clock(slot: int) -> str:

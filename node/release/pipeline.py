@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -24,16 +24,15 @@ from coopfed.federation import errors as token_errors
 from coopfed.federation.grants import Grant, Noise
 from coopfed.node.decisionlog import DecisionLog
 from coopfed.node.errors import FailedPrecondition
+from coopfed.node.metrics import Metrics
 from coopfed.node.model import HALF_HOUR
-from coopfed.node.policy.consent import ConsentDecision
+from coopfed.node.policy.consent import ConsentAnswers, ConsentDecision
+from coopfed.node.policy.holder import PolicyHolder
 from coopfed.node.release.noise import add_noise
 from coopfed.node.release.privacy import private_cells
-from coopfed.node.storage import Capacity, PeriodTotals, ProfileInfo
+from coopfed.node.storage import Capacity, PeriodTotals, ProfileInfo, Store
 from coopfed.node.storage.governance import GovernanceStore, GrantKind
 from coopfed.node.storage.records import AccessEntry
-
-if TYPE_CHECKING:
-    from coopfed.node.runtime import Node
 
 _EMPTY = PeriodTotals(np.empty(0, np.int64), np.empty(0), np.empty(0, np.int64))
 
@@ -134,152 +133,153 @@ class Cells:
             )
 
 
-# --- admission: only admitted members count toward k or appear in any release -----------------
-
-
-def eligible_profiles(node: Node) -> list[ProfileInfo]:
-    """The consent profiles whose members may be released. Admission hooks in here: the store's
-    profile, member and totals queries count admitted members only (`admitted_only=True`)."""
-    return node.store.profiles()
-
-
-def eligible_totals(
-    node: Node, profile_ids: Sequence[str], dataset: str, period: tuple[int, int]
-) -> PeriodTotals:
-    """Running totals of the eligible members of `profile_ids` (see `eligible_profiles`)."""
-    return node.store.profile_totals(profile_ids, dataset, *period) if profile_ids else _EMPTY
-
-
-def declared_capacity(node: Node, profile_ids: Sequence[str], k: int) -> Capacity | None:
-    """Solar and wind kW declared by the eligible members of `profile_ids`; None unless at least
-    k of them declared some (a total of fewer would describe someone's home)."""
-    got = node.store.capacity(profile_ids) if profile_ids else None
-    return got if got is not None and got.members >= max(k, 1) else None
-
-
-# --- the pipeline ------------------------------------------------------------------------------
-
-
 Contributes = Callable[[dict[str, Any], str, ConsentDecision, str], str | None]
 """A flow's own policy on top of consent: (profile, dataset, consent decision, its decision id)
 -> the id of the decision that lets the profile contribute, or None."""
 
 
-def plan(
-    node: Node,
-    ask: Ask,
-    recipient: Recipient,
-    grant: Grant | None = None,
-    *,
-    contributes: Contributes | None = None,
-) -> Release:
-    """Consent once per profile and dataset at release time, and the k this release keeps."""
-    profiles = eligible_profiles(node)
-    consent_ids: dict[str, dict[str, str]] = {}
-    for ds in ask.datasets:
-        consent_ids[ds] = {}
-        for p in profiles:
-            profile = p.settings.policy_input()
-            decision, decision_id = node.consent.logged(profile, ds, ask.flow, ask.purpose)
-            allowed_by = decision_id if decision.allowed else None
-            if contributes is not None:
-                allowed_by = contributes(profile, ds, decision, decision_id)
-            if allowed_by is not None:
-                consent_ids[ds][p.profile_id] = allowed_by
-    # the grant's k, or the co-op's current k if the board has raised it since
-    k = max(ask.min_group_size, int(node.policy_data["coop"]["k_min"]))
-    return Release(ask, recipient, k, len(profiles), consent_ids, grant)
+class ReleasePipeline:
+    """The pipeline's steps over one node's store, consent, policy and logs. It holds no
+    per-request state: the node builds one and every flow that releases data shares it."""
 
+    def __init__(
+        self,
+        *,
+        store: Store,
+        governance: GovernanceStore,
+        policy: PolicyHolder,
+        decision_log: DecisionLog,
+        consent: ConsentAnswers,
+        metrics: Metrics,
+    ) -> None:
+        self.store, self.governance, self.policy = store, governance, policy
+        self.decision_log, self.consent, self.metrics = decision_log, consent, metrics
 
-def record(node: Node, release: Release, path: str, question: Mapping[str, Any]) -> Release:
-    """The release's decision-log entry, durable (with the consent decisions it relies on) before
-    any data leaves. A node that keeps no decision or access log releases nothing."""
-    log = node.decision_log
-    governance_of(node)
-    if log is None:
-        raise FailedPrecondition(
-            "this node keeps no decision log; it releases nothing", code="release.no_log"
+    # --- admission: only admitted members count toward k or appear in any release -------------
+
+    def eligible_profiles(self) -> list[ProfileInfo]:
+        """The consent profiles whose members may be released. Admission hooks in here: the
+        store's profile, member and totals queries count admitted members only (`admitted_only=True`)."""
+        return self.store.profiles()
+
+    def eligible_totals(
+        self, profile_ids: Sequence[str], dataset: str, period: tuple[int, int]
+    ) -> PeriodTotals:
+        """Running totals of the eligible members of `profile_ids` (see `eligible_profiles`)."""
+        return self.store.profile_totals(profile_ids, dataset, *period) if profile_ids else _EMPTY
+
+    def declared_capacity(self, profile_ids: Sequence[str], k: int) -> Capacity | None:
+        """Solar and wind kW declared by the eligible members of `profile_ids`; None unless at least
+        k of them declared some (a total of fewer would describe someone's home)."""
+        got = self.store.capacity(profile_ids) if profile_ids else None
+        return got if got is not None and got.members >= max(k, 1) else None
+
+    # --- the pipeline --------------------------------------------------------------------------
+
+    def plan(
+        self,
+        ask: Ask,
+        recipient: Recipient,
+        grant: Grant | None = None,
+        *,
+        contributes: Contributes | None = None,
+    ) -> Release:
+        """Consent once per profile and dataset at release time, and the k this release keeps."""
+        profiles = self.eligible_profiles()
+        consent_ids: dict[str, dict[str, str]] = {}
+        for ds in ask.datasets:
+            consent_ids[ds] = {}
+            for p in profiles:
+                profile = p.settings.policy_input()
+                decision, decision_id = self.consent.logged(profile, ds, ask.flow, ask.purpose)
+                allowed_by = decision_id if decision.allowed else None
+                if contributes is not None:
+                    allowed_by = contributes(profile, ds, decision, decision_id)
+                if allowed_by is not None:
+                    consent_ids[ds][p.profile_id] = allowed_by
+        # the grant's k, or the co-op's current k if the board has raised it since
+        k = max(ask.min_group_size, int(self.policy.data["coop"]["k_min"]))
+        return Release(ask, recipient, k, len(profiles), consent_ids, grant)
+
+    def record(self, release: Release, path: str, question: Mapping[str, Any]) -> Release:
+        """The release's decision-log entry, durable (with the consent decisions it relies on)
+        before any data leaves."""
+        ask = release.ask
+        question = {
+            **question, "datasets": list(ask.datasets),
+            "period": {"start": ask.period[0], "end": ask.period[1]},
+            "flow": ask.flow, "purpose": ask.purpose,
+        }  # fmt: skip
+        noise = {"mechanism": ask.noise.mechanism.value, "epsilon": ask.noise.epsilon} if ask.noise else None
+        if ask.epsilon is not None:
+            self._charge(release, ask.epsilon)
+            noise = {"mechanism": "laplace", "epsilon": ask.epsilon, "unit": "the whole release, per member"}
+        answer = {
+            "consenting_profiles": release.consent_ids,
+            "min_group_size": release.min_group_size,
+            "noise": noise,
+        }
+        event = self.decision_log.event(path, question, answer, self.policy.revision)
+        self.decision_log.append(event)
+        self.metrics.released(ask.flow)
+        return replace(release, decision_id=str(event["decision_id"]))
+
+    def cells(self, release: Release, dataset: str) -> Cells:
+        """Totals over the consenting profiles; cells with fewer than k members are withheld."""
+        totals = self.eligible_totals(list(release.consent_ids[dataset]), dataset, release.period)
+        keep = totals.member_count >= release.min_group_size
+        fields, noise = release.ask.fields, release.ask.noise
+        bound = float(self.policy.data["federation"]["noise"]["sensitivity_kwh"])
+        if release.ask.epsilon is not None:  # k is applied to the noisy counts: the true ones stay hidden
+            kwh_all, counts = private_cells(totals.kwh_sum, totals.member_count, release.ask.epsilon, bound)
+            keep = counts >= release.min_group_size
+            totals = PeriodTotals(totals.period_start, kwh_all, counts)
+        kwh = totals.kwh_sum[keep] if "kwh" in fields else None
+        if kwh is not None and noise is not None:
+            kwh = add_noise(kwh, noise, bound)
+        return Cells(
+            dataset,
+            totals.period_start[keep],
+            kwh,
+            totals.member_count[keep] if "member_count" in fields else None,
+            totals.period_start[~keep],
         )
-    ask = release.ask
-    question = {
-        **question, "datasets": list(ask.datasets), "period": {"start": ask.period[0], "end": ask.period[1]},
-        "flow": ask.flow, "purpose": ask.purpose,
-    }  # fmt: skip
-    noise = {"mechanism": ask.noise.mechanism.value, "epsilon": ask.noise.epsilon} if ask.noise else None
-    if ask.epsilon is not None:
-        _charge(node, release, ask.epsilon)
-        noise = {"mechanism": "laplace", "epsilon": ask.epsilon, "unit": "the whole release, per member"}
-    answer = {
-        "consenting_profiles": release.consent_ids,
-        "min_group_size": release.min_group_size,
-        "noise": noise,
-    }
-    event = log.event(path, question, answer, node.policy.revision)
-    log.append(event)
-    node.metrics.released(ask.flow)
-    return replace(release, decision_id=str(event["decision_id"]))
 
+    def _charge(self, release: Release, epsilon: float) -> None:
+        """Charge every member whose data the private release could hold; refuse past the budget."""
+        profiles = sorted({p for ids in release.consent_ids.values() for p in ids})
+        members = [m for ms in self.governance.members_of_profiles(profiles).values() for m in ms]
+        budget = float(self.policy.data["privacy"]["epsilon_per_member_per_year"])
+        year = datetime.now(UTC).year
+        over = self.store.charge_privacy(members, year, epsilon, budget)
+        if over:
+            raise FailedPrecondition(
+                f"this release would take {len(over)} members past their privacy budget for {year} "
+                f"(epsilon {budget:g} a year): publish less often, or with a smaller epsilon",
+                code="release.budget_spent",
+            )
 
-def cells(node: Node, release: Release, dataset: str) -> Cells:
-    """Totals over the consenting profiles; cells with fewer than k members are withheld."""
-    totals = eligible_totals(node, list(release.consent_ids[dataset]), dataset, release.period)
-    keep = totals.member_count >= release.min_group_size
-    fields, noise = release.ask.fields, release.ask.noise
-    bound = float(node.policy_data["federation"]["noise"]["sensitivity_kwh"])
-    if release.ask.epsilon is not None:  # k is applied to the noisy counts: the true ones stay hidden
-        kwh_all, counts = private_cells(totals.kwh_sum, totals.member_count, release.ask.epsilon, bound)
-        keep = counts >= release.min_group_size
-        totals = PeriodTotals(totals.period_start, kwh_all, counts)
-    kwh = totals.kwh_sum[keep] if "kwh" in fields else None
-    if kwh is not None and noise is not None:
-        kwh = add_noise(kwh, noise, bound)
-    return Cells(
-        dataset,
-        totals.period_start[keep],
-        kwh,
-        totals.member_count[keep] if "member_count" in fields else None,
-        totals.period_start[~keep],
-    )
+    def log_access(self, release: Release, released: Sequence[Cells]) -> set[str]:
+        """Before any data leaves: an entry per consenting profile and dataset with the spans
+        released, in one transaction. Returns the members with a reading in a released cell."""
+        entries: list[tuple[str, AccessEntry, list[tuple[int, int]]]] = []
+        members: set[str] = set()
+        for part in released:
+            if part.periods.size == 0:
+                continue  # nothing of anyone's is released
+            profiles, runs = release.consent_ids[part.dataset], _runs(part.periods)
+            entries += [(p, entry(release, part.dataset, cid), runs) for p, cid in profiles.items()]
+            members.update(m for m, _ in self.governance.contributors(list(profiles), part.dataset, runs))
+        if entries:
+            self.governance.record_release_access(entries, release.recipient.kind)
+        return members
 
-
-def _charge(node: Node, release: Release, epsilon: float) -> None:
-    """Charge every member whose data the private release could hold; refuse past the budget."""
-    profiles = sorted({p for ids in release.consent_ids.values() for p in ids})
-    members = [m for ms in governance_of(node).members_of_profiles(profiles).values() for m in ms]
-    budget = float(node.policy_data["privacy"]["epsilon_per_member_per_year"])
-    year = datetime.now(UTC).year
-    over = node.store.charge_privacy(members, year, epsilon, budget)
-    if over:
-        raise FailedPrecondition(
-            f"this release would take {len(over)} members past their privacy budget for {year} "
-            f"(epsilon {budget:g} a year): publish less often, or with a smaller epsilon",
-            code="release.budget_spent",
-        )
-
-
-def log_access(node: Node, release: Release, released: Sequence[Cells]) -> set[str]:
-    """Before any data leaves: an entry per consenting profile and dataset with the spans
-    released, in one transaction. Returns the members with a reading in a released cell."""
-    governance = governance_of(node)
-    entries: list[tuple[str, AccessEntry, list[tuple[int, int]]]] = []
-    members: set[str] = set()
-    for part in released:
-        if part.periods.size == 0:
-            continue  # nothing of anyone's is released
-        profiles, runs = release.consent_ids[part.dataset], _runs(part.periods)
-        entries += [(p, entry(release, part.dataset, cid), runs) for p, cid in profiles.items()]
-        members.update(m for m, _ in governance.contributors(list(profiles), part.dataset, runs))
-    if entries:
-        governance.record_release_access(entries, release.recipient.kind)
-    return members
-
-
-def log_members(node: Node, release: Release, dataset: str, members: Mapping[str, str]) -> dict[str, str]:
-    """Individual data: an entry for each member (id -> profile) about to be sent; returns their
-    pseudonyms, leaving out anyone erased meanwhile."""
-    consent = release.consent_ids[dataset]
-    rows = [(m, entry(release, dataset, consent[p])) for m, p in members.items()]
-    return governance_of(node).record_access(rows, release.recipient.kind)
+    def log_members(self, release: Release, dataset: str, members: Mapping[str, str]) -> dict[str, str]:
+        """Individual data: an entry for each member (id -> profile) about to be sent; returns their
+        pseudonyms, leaving out anyone erased meanwhile."""
+        consent = release.consent_ids[dataset]
+        rows = [(m, entry(release, dataset, consent[p])) for m, p in members.items()]
+        return self.governance.record_access(rows, release.recipient.kind)
 
 
 def entry(release: Release, dataset: str, consent_id: str) -> AccessEntry:
@@ -299,22 +299,6 @@ def check_live(grant: Grant, revocations: Revocations) -> None:
         raise token_errors.Revoked(reason)
     if grant.expires_at <= int(time.time()):
         raise token_errors.Expired("token has expired")
-
-
-def decision_log_of(node: Node) -> DecisionLog:
-    """The node's decision log; a node without one releases nothing."""
-    if node.decision_log is None:
-        raise FailedPrecondition(
-            "this node keeps no decision log; it releases nothing", code="release.no_log"
-        )
-    return node.decision_log
-
-
-def governance_of(node: Node) -> GovernanceStore:
-    """The store that keeps the access log; a node without one releases nothing."""
-    if node.governance is None:
-        raise FailedPrecondition("this node keeps no access log; it releases nothing", code="release.no_log")
-    return node.governance
 
 
 def _runs(periods: np.ndarray) -> list[tuple[int, int]]:

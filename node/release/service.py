@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from coopfed.node.auth import caller
-from coopfed.node.release.benchmark import BANDS, Report, Standing, benchmark
+from coopfed.node.release.benchmark import BANDS, Benchmarks, Report, Standing
 from coopfed.node.rpc import rpc
-from coopfed.node.runtime import Node
-from coopfed.node.storage import Home
+from coopfed.node.storage import Home, Store
 from coopfed.v1 import benchmark_pb2 as pb
 from coopfed.v1 import benchmark_pb2_grpc as pb_grpc
 from coopfed.v1 import common_pb2, member_pb2
@@ -18,24 +17,24 @@ BAND_HOURS = {label: f"{label} ({a:02d}:00-{b % 24:02d}:00)" for label, a, b in 
 
 
 class BenchmarkService(pb_grpc.BenchmarkServiceServicer):
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(self, *, store: Store, benchmarks: Benchmarks) -> None:
+        self.store, self.benchmarks = store, benchmarks
 
     @rpc
     async def GetHome(self, request, context):
         member = caller().id
-        homes = await asyncio.to_thread(self.node.store.homes, [member])
+        homes = await asyncio.to_thread(self.store.homes, [member])
         return home_to_proto(homes.get(member))
 
     @rpc
     async def SetHome(self, request, context):
         home = home_from_proto(request)
-        await asyncio.to_thread(self.node.store.set_home, caller().id, home if home.declared() else None)
+        await asyncio.to_thread(self.store.set_home, caller().id, home if home.declared() else None)
         return home_to_proto(home)
 
     @rpc
     async def Compare(self, request, context):
-        return report_to_proto(await asyncio.to_thread(benchmark, self.node, caller().id))
+        return report_to_proto(await asyncio.to_thread(self.benchmarks.compare, caller().id))
 
 
 def home_from_proto(msg: member_pb2.Home) -> Home:

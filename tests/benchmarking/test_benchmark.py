@@ -13,8 +13,9 @@ import pytest
 
 from coopfed.node.errors import FailedPrecondition
 from coopfed.node.model import HALF_HOUR, ConsentLevel, ConsentSettings
-from coopfed.node.release.benchmark import PATH, benchmark
+from coopfed.node.release.benchmark import PATH, Report
 from coopfed.node.runtime import Node, init_node, open_node
+from coopfed.node.services import benchmarks_of
 from coopfed.node.settings import load_settings
 from coopfed.node.storage import Home
 
@@ -23,6 +24,10 @@ START = int(datetime(2026, 1, 5, tzinfo=UTC).timestamp())  # a week of winter, i
 WEEK = START + np.arange(7 * 48, dtype=np.int64) * HALF_HOUR
 EVENING = ((WEEK - START) // HALF_HOUR % 48 >= 34) & ((WEEK - START) // HALF_HOUR % 48 < 44)  # 17:00-22:00
 SIMILAR = Home(household_size=3, heating="heat_pump", home_type="terraced")
+
+
+def benchmark(node: Node, member: str, epsilon: float | None = None) -> Report:
+    return benchmarks_of(node).compare(member, epsilon)
 
 
 def _join(node: Node, member: str, level: ConsentLevel, home: Home | None, evening: float) -> None:

@@ -15,7 +15,6 @@ from coopfed.node.errors import InvalidArgument
 from coopfed.node.federation.aggregates import PeerReleases
 from coopfed.node.model import ConsentLevel, ConsentSettings, Flow
 from coopfed.node.runtime import Node, init_node, open_node
-from coopfed.node.services import NodePipeline
 from coopfed.node.settings import load_settings
 from coopfed.node.storage import Capacity, Home
 
@@ -56,7 +55,7 @@ def _grant(k: int = 5, noise: Noise | None = None, flow: str = "coop_to_coop", *
 
 
 def _releases(node: Node) -> PeerReleases:
-    return PeerReleases(node.federation.state, NodePipeline(node))
+    return PeerReleases(node.federation.state, node.pipeline)
 
 
 def _members(values: dict, wanted: set[int]) -> list[str]:

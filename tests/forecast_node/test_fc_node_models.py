@@ -22,7 +22,6 @@ from coopfed.node.errors import FailedPrecondition, InvalidArgument, PermissionD
 from coopfed.node.federation.client import PeerClient
 from coopfed.node.federation.decide import GrantAsk
 from coopfed.node.forecast.data import forecast_policy, own_aggregates, peer_aggregates
-from coopfed.node.forecast.exchange import exchange_models
 from coopfed.node.forecast.forecasting import make_forecast
 from coopfed.node.forecast.models import (
     TRAINING_PATH,
@@ -30,9 +29,11 @@ from coopfed.node.forecast.models import (
     load_ensemble,
     train_local_model,
     train_pooled_model,
+    trusted_keys,
 )
 from coopfed.node.model import Flow
 from coopfed.node.runtime import init_node, open_node
+from coopfed.node.services import model_exchange_of
 from coopfed.node.settings import load_settings
 from coopfed.node.storage import Home
 from coopfed.v1 import common_pb2, forecast_pb2, forecast_pb2_grpc
@@ -95,7 +96,7 @@ def _refusal(coops: Coops, artifact: bytes) -> tuple[grpc.StatusCode, str, str]:
 def federated(coops: Coops) -> Iterator[dict[str, ModelArtifact]]:
     """Each co-op trains a local model; A publishes its model to B and fetches B's."""
     trained = {run.id: train_local_model(run.node) for run in (coops.a, coops.b)}
-    report = asyncio.run(exchange_models(coops.a.node))
+    report = asyncio.run(model_exchange_of(coops.a.node).exchange())
     assert report.failures == {}
     assert report.published == {"coop-b": trained["coop-a"].artifact.metadata.version}
     assert report.fetched == {"coop-b": trained["coop-b"].artifact.metadata.version}
@@ -160,17 +161,20 @@ def test_forged_tampered_and_stale_artifacts_are_refused(coops: Coops, federated
 
 def test_models_only_from_aligned_peers_and_only_local(coops: Coops, federated: dict) -> None:
     b, peer_a = coops.b.node, coops.b.node.federation.state.peer("coop-a")
+    pinned = trusted_keys(b.keys, b.federation, b.node_id, "coop-a")
     genuine = federated["coop-a"]
     fields = {k: v for k, v in dataclasses.asdict(genuine.metadata).items() if k != "sha256"}
     key = coops.a.node.keys.signer.private_key
     newer = sign_artifact(genuine.booster, {**fields, "version": genuine.metadata.version + 20}, key)
     with pytest.raises(PermissionDenied, match="not aligned"):
-        accept_peer_artifact(b, dataclasses.replace(peer_a, aligned=False), newer.to_bytes())
+        accept_peer_artifact(
+            b.forecast.store, pinned, dataclasses.replace(peer_a, aligned=False), newer.to_bytes()
+        )
     pooled = sign_artifact(
         genuine.booster, {**fields, "version": genuine.metadata.version + 20, "kind": "pooled"}, key
     )
     with pytest.raises(InvalidArgument, match="only local models"):
-        accept_peer_artifact(b, peer_a, pooled.to_bytes())
+        accept_peer_artifact(b.forecast.store, pinned, peer_a, pooled.to_bytes())
     assert b.forecast.store.latest_model("coop-a", "local").version == genuine.metadata.version
 
 

@@ -37,11 +37,9 @@ def node(tmp_path: Path) -> Iterator[Node]:
 
 def _publish(node: Node, epsilon: float | None) -> pipeline.Cells:
     ask = pipeline.Ask("open_data", "dpv:PublicBenefit", ("demand",), (DAY, DAY + 86400), epsilon=epsilon)
-    release = pipeline.plan(
-        node, ask, pipeline.Recipient(GrantKind.OPEN_DATA, "pub-t", "public", "open data")
-    )
-    release = pipeline.record(node, release, "coopfed/test/release", {})
-    return pipeline.cells(node, release, "demand")
+    release = node.pipeline.plan(ask, pipeline.Recipient(GrantKind.OPEN_DATA, "pub-t", "public", "open data"))
+    release = node.pipeline.record(release, "coopfed/test/release", {})
+    return node.pipeline.cells(release, "demand")
 
 
 def _difference(node: Node, epsilon: float | None) -> np.ndarray:
