@@ -57,6 +57,7 @@ def _split(pointer: str) -> list[str]:
 def _visit(node: Any, parts: Sequence[str], path: str, act: Callable[[Any, Any, str], None]) -> None:
     """Call act(container, key, pointer) for every match of `parts` below `node`."""
     head, rest = parts[0], parts[1:]
+    keys: list[Any]
     if isinstance(node, dict):
         keys = list(node) if head == "*" else [head] if head in node else []
     elif isinstance(node, list):

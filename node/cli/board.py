@@ -170,7 +170,7 @@ def _decide(args: argparse.Namespace, console: Console) -> int:
 
 def _decisions(args: argparse.Namespace, console: Console) -> int:
     stub, md = _board(args)
-    outcome = pb.Outcome.Value("OUTCOME_" + args.outcome.upper()) if args.outcome else 0
+    outcome = pb.Outcome.Value("OUTCOME_" + args.outcome.upper()) if args.outcome else pb.OUTCOME_UNSPECIFIED
     decisions, reply = every_page(
         stub.ListDecisions,
         pb.ListDecisionsRequest(decided_by=args.by, outcome=outcome, organisation_id=args.org),
@@ -271,13 +271,14 @@ def _admission(args: argparse.Namespace, console: Console) -> int:
 def _invite(args: argparse.Namespace, console: Console) -> int:
     stub, md = _board(args)
     inv = stub.CreateInvitation(pb.CreateInvitationRequest(expires_days=args.expires), metadata=md)
-    record = {"invitation_id": inv.invitation_id, "code": inv.code, "expires": inv.expires_at.ToDatetime(UTC)}
+    expires = inv.expires_at.ToDatetime(UTC)
+    record = {"invitation_id": inv.invitation_id, "code": inv.code, "expires": expires}
     if args.json:
         print_json(record)
         return 0
     console.print(f"invitation code: {inv.code}", markup=False)
     console.print(
-        f"valid once, until {local_time(record['expires'])}; give it to the person invited: "
+        f"valid once, until {local_time(expires)}; give it to the person invited: "
         "it is not shown again (`coopfed member register ... --invitation CODE`)",
         markup=False,
     )

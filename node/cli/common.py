@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -26,13 +26,13 @@ NodeAction = Callable[[argparse.Namespace, Node, Console], int]
 DEFAULT_CONFIG = Path("coopfed.toml")
 
 
-def bind(commands: Any, actions: dict[str, ClientAction], console: Console) -> None:
+def bind(commands: Any, actions: Mapping[str, ClientAction], console: Console) -> None:
     """Each sub-command runs its action with the parsed arguments and the console."""
     for name, action in actions.items():
         commands.choices[name].set_defaults(func=lambda args, action=action: action(args, console))
 
 
-def bind_on_node(commands: Any, actions: dict[str, NodeAction], console: Console) -> None:
+def bind_on_node(commands: Any, actions: Mapping[str, NodeAction], console: Console) -> None:
     """As `bind`, for actions on the node's own folder: each takes `--config` after the action."""
 
     def opened(args: argparse.Namespace, action: NodeAction) -> int:

@@ -210,15 +210,20 @@ def _submit(args: argparse.Namespace, console: Console) -> int:
 
 
 def outcome_name(value: int) -> str:
-    return pb.Outcome.Name(value).removeprefix("OUTCOME_").lower()
+    return pb.Outcome.Name(pb.Outcome.ValueType(value)).removeprefix("OUTCOME_").lower()
 
 
 def state_name(value: int) -> str:
-    return pb.RequestState.Name(value).removeprefix("REQUEST_STATE_").lower().replace("_", " ")
+    return (
+        pb.RequestState.Name(pb.RequestState.ValueType(value))
+        .removeprefix("REQUEST_STATE_")
+        .lower()
+        .replace("_", " ")
+    )
 
 
 def granularity_name(value: int) -> str:
-    return pb.Granularity.Name(value).removeprefix("GRANULARITY_").lower()
+    return pb.Granularity.Name(pb.Granularity.ValueType(value)).removeprefix("GRANULARITY_").lower()
 
 
 def request_record(s: pb.DataRequestStatus) -> dict[str, Any]:

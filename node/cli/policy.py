@@ -468,9 +468,10 @@ def _explain(args: argparse.Namespace, console: Console) -> int:
             behind = ballots_behind(SqlBallotStore(store), entry, _node_modules(args.config))
     else:
         with _entries(args, Counter()) as entries:
-            entry = find_entry(entries, args.decision_id)
-        if entry is None:
+            found = find_entry(entries, args.decision_id)
+        if found is None:
             raise not_found(args.decision_id)
+        entry = found
     if args.json:
         print_json({**dataclasses.asdict(entry), "ballots": behind})
         return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -147,5 +147,5 @@ class PeerClient:
 
     def fetch(
         self, grant_token: str, request: federation_pb2.FetchAggregatesRequest
-    ) -> AsyncIterator[federation_pb2.AggregatesChunk]:
+    ) -> AsyncIterable[federation_pb2.AggregatesChunk]:
         return self.stub.FetchAggregates(request, metadata=bearer(grant_token), timeout=FETCH_TIMEOUT)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from typing import Any
 
 import grpc
 
@@ -94,7 +95,11 @@ def grant_for_peer(
     decision is in the decision log before the peer hears of it."""
     decision = decide_grant(policy, peer.manifest, ask)
     decision_id = decision_log.commit(GRANT_PATH, decision.question, decision.result, decision.revision)
-    base = {"peer": peer.peer_id, "request": ask.policy_input(), "reasons": list(decision.reasons)}
+    base: dict[str, Any] = {
+        "peer": peer.peer_id,
+        "request": ask.policy_input(),
+        "reasons": list(decision.reasons),
+    }
     base |= {"policy_hash": decision.revision, "allowed": decision.allowed, "decision_id": decision_id}
     if not decision.allowed:
         fed.state.record_decision({**base, "grant": None})

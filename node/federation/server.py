@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2
@@ -110,8 +111,9 @@ class PeerServer:
                 code="config.plaintext",
             )
         roots = _PinnedRoots(self.fed)
+        fetch: Any = roots  # it may return None ("no change"), which grpc's stub leaves out
         creds = grpc.dynamic_ssl_server_credentials(
-            roots.configuration(), roots, require_client_authentication=True
+            roots.configuration(), fetch, require_client_authentication=True
         )
         return bind(self.server, listen, "federation", creds)
 

@@ -42,12 +42,12 @@ def outcome_from_proto(value: int) -> Outcome:
         pb.OUTCOME_REJECT: Outcome.REJECT,
         pb.OUTCOME_REFER: Outcome.REFER,
     }
-    if value not in names:
+    if value not in pb.Outcome.values():
         raise InvalidArgument("outcome: approve or reject", code="review.outcome", field="outcome")
-    return names[value]
+    return names[pb.Outcome.ValueType(value)]
 
 
-def outcome_to_proto(value: Outcome | str) -> int:
+def outcome_to_proto(value: Outcome | str) -> pb.Outcome.ValueType:
     return {"approve": pb.OUTCOME_APPROVE, "reject": pb.OUTCOME_REJECT, "refer": pb.OUTCOME_REFER}[str(value)]
 
 

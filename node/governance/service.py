@@ -320,14 +320,14 @@ def _chunks(releases: Releases, grant: Any, fetch: release.FetchSpec) -> Iterato
             releases.check_live(grant)
             yield pb.DataChunk(aggregate=_aggregate(series))
             continue
-        for series in releases.individual(plan, ds, tally):
+        for one in releases.individual(plan, ds, tally):
             releases.check_live(grant)
             yield pb.DataChunk(
                 individual=pb.IndividualSeries(
-                    dataset=series["dataset"],
-                    member_ref=series["member_ref"],
-                    period_start_unix=series["periods"].tolist(),
-                    kwh=series["kwh"].tolist(),
+                    dataset=one["dataset"],
+                    member_ref=one["member_ref"],
+                    period_start_unix=one["periods"].tolist(),
+                    kwh=one["kwh"].tolist(),
                 )
             )
     releases.check_live(grant)

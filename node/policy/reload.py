@@ -138,7 +138,8 @@ class PolicyReloader:
 
     def _reload(self, request: str) -> ReloadOutcome:
         current = self.holder.revision
-        offered, signers = "", ()
+        offered = ""
+        signers: tuple[str, ...] = ()
         try:
             verified = self.trust.verify(self.bundle)
             offered, signers = verified.info.revision, verified.info.signers
