@@ -12,7 +12,7 @@ import grpc
 import numpy as np
 
 from coopfed.federation.grants import Grant
-from coopfed.node import convert, members
+from coopfed.node import convert, members, meterdata
 from coopfed.node.auth import Authenticator, caller
 from coopfed.node.ballots import service as ballots
 from coopfed.node.ballots.voting import Ballots
@@ -44,6 +44,8 @@ from coopfed.v1 import (
     ledger_pb2_grpc,
     member_pb2,
     member_pb2_grpc,
+    meterdata_pb2,
+    meterdata_pb2_grpc,
 )
 
 if TYPE_CHECKING:
@@ -151,13 +153,7 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
                     code="reading.too_many_messages",
                     field=f"batches[{index}]",
                 )
-            if msg.ByteSize() > limits.max_message_bytes:
-                raise InvalidArgument(
-                    f"batches[{index}]: {msg.ByteSize()} bytes is over the {limits.max_message_bytes}-byte "
-                    "limit for one message; send smaller batches",
-                    code="reading.message_too_large",
-                    field=f"batches[{index}]",
-                )
+            _within_size(index, msg, limits.max_message_bytes)
             periods = np.asarray(msg.period_start_unix, dtype=np.int64)
             kwh = np.asarray(msg.kwh, dtype=np.float64)
             total += len(periods)
@@ -208,6 +204,37 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
         return member_pb2.SignOutEverywhereResponse(token=token)
 
 
+class MeterDataService(meterdata_pb2_grpc.MeterDataServiceServicer):
+    """The board's bulk feed of meter readings (`meterdata`): each message stored before the next."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    @rpc
+    async def ImportReadings(self, request_iterator, context):
+        limits = self.node.settings.node
+        done = meterdata.Imported()
+        async for index, msg in _enumerate(request_iterator):
+            _within_size(index, msg, limits.max_message_bytes)
+            periods = np.asarray(msg.period_start_unix, dtype=np.int64)
+            kwh = np.asarray(msg.kwh, dtype=np.float64)
+            checked = await asyncio.to_thread(
+                meterdata.check, self.node, index, msg.dataset, list(msg.meter_ids), periods, kwh
+            )
+            done.add(await asyncio.to_thread(meterdata.store, self.node, checked))
+        return meterdata_pb2.ImportSummary(**vars(done))
+
+
+def _within_size(index: int, msg: Any, max_bytes: int) -> None:
+    if msg.ByteSize() > max_bytes:
+        raise InvalidArgument(
+            f"batches[{index}]: {msg.ByteSize()} bytes is over the {max_bytes}-byte "
+            "limit for one message; send smaller batches",
+            code="reading.message_too_large",
+            field=f"batches[{index}]",
+        )
+
+
 async def _enumerate(iterator: AsyncIterator) -> AsyncIterator:
     index = 0
     async for item in iterator:
@@ -231,8 +258,10 @@ def add_services(server: grpc.aio.Server, node: Node) -> list[str]:
         ballots.BallotService(ballots=ballots_of(node), decision_log=log), server
     )
     governed = governance.add_services(server, node)
+    meterdata_pb2_grpc.add_MeterDataServiceServicer_to_server(MeterDataService(node), server)
     member = member_pb2.DESCRIPTOR.services_by_name["MemberService"].full_name
-    services = [member, FEDERATION_SERVICE, FORECAST_SERVICE, ledger.SERVICE_NAME, BENCHMARK_SERVICE]
+    meters = meterdata_pb2.DESCRIPTOR.services_by_name["MeterDataService"].full_name
+    services = [member, meters, FEDERATION_SERVICE, FORECAST_SERVICE, ledger.SERVICE_NAME, BENCHMARK_SERVICE]
     return [*services, ballots.SERVICE_NAME, *governed]
 
 
@@ -311,6 +340,7 @@ def authenticators(node: Node) -> dict[str, Authenticator]:
     peer = functools.partial(authenticate_peer, node.federation, node.keys)
     return {
         "/coopfed.v1.MemberService/": node.credentials.authenticate_member,
+        "/coopfed.v1.MeterDataService/": node.credentials.authenticate_board,
         "/coopfed.v1.FederationService/": peer,
         "/coopfed.v1.ForecastService/": node.credentials.authenticate_member,
         "/coopfed.v1.BenchmarkService/": node.credentials.authenticate_member,
