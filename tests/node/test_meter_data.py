@@ -3,6 +3,9 @@ per message mapped to members by meter key, unmatched meters counted, bad messag
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -10,14 +13,21 @@ import grpc
 import numpy as np
 import pytest
 
+from coopfed.federation.keys import KeyRing
+from coopfed.node import cli
+from coopfed.node.cli.meters import COLUMNS
 from coopfed.node.client import bearer
 from coopfed.node.credentials import issue_board_token
 from coopfed.node.meters import meter_hash
 from coopfed.node.model import ConsentLevel, ConsentSettings
+from coopfed.node.runtime import init_node
+from coopfed.node.settings import load_settings
+from coopfed.node.storage.configured import open_store
 from coopfed.v1 import meterdata_pb2, meterdata_pb2_grpc
 
 from ..pgserver import fresh_database
-from .conftest import running_node
+from .conftest import POLICIES, running_node
+from .test_crash_safety import start
 from .test_member_service import error_detail
 
 HH = 1800
@@ -135,3 +145,90 @@ def test_only_the_board_may_import(coop):
             stub.ImportReadings(iter([message([(METERS["ada"], BASE, 0.5)])]), metadata=metadata)
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert held(node, "ada") == {}
+
+
+def _board_cli(node, address: str, tmp_path: Path, capsys) -> Path:
+    board = tmp_path / "board.json"
+    config = node.settings.base_dir / "coopfed.toml"
+    assert cli.main(["review", "token", "--credentials", str(board), "--config", str(config),
+                     "--name", "ada", "--node", address]) == 0  # fmt: skip
+    capsys.readouterr()
+    return board
+
+
+def test_the_board_imports_a_csv_export(tmp_path, capsys):
+    with running_node(tmp_path / "n") as (node, address):
+        node.store.create_member(
+            "ada", "ada", GREEN, meter=meter_hash(node.settings.base_dir, METERS["ada"]), admitted_by="test"
+        )
+        board = _board_cli(node, address, tmp_path, capsys)
+        day = time.strftime("%Y-%m-%d", time.gmtime(BASE))
+        rows = [f"{METERS['ada']},demand,{day}T0{h}:00+00:00,0.{h}" for h in range(6)]
+        export = tmp_path / "export.csv"
+        export.write_text("\n".join([",".join(COLUMNS), *rows, f"9999,demand,{day}T01:00Z,1.0"]) + "\n")
+        code = cli.main(["meters", "import", str(export), "--credentials", str(board)])
+        out = capsys.readouterr().out
+        assert code == 0, out
+        assert "stored 6 new readings, replaced 0, for 1 members" in out
+        assert "not stored: 1 readings of 1 meters that no member of the co-op holds" in out
+        assert len(held(node, "ada")) == 6
+
+        export.write_text(f"{','.join(COLUMNS)}\n{METERS['ada']},demand,{day}T02:00Z,-1\n")
+        assert cli.main(["meters", "import", str(export), "--credentials", str(board)]) != 0
+        said = capsys.readouterr()
+        assert "line 2, column kwh" in said.out + said.err
+        assert "nothing was sent" in said.out + said.err
+        assert "Traceback" not in said.out + said.err
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_sigkill_mid_import_loses_no_acknowledged_message(tmp_path, backend):
+    env = {"COOPFED_STORAGE__URL": fresh_database()} if backend == "postgresql" else {}
+    config = init_node(tmp_path, node_id="crash", name="crash", listen="127.0.0.1:0", policies=POLICIES)
+    settings = load_settings(config, environ=env)
+    store = open_store(settings)
+    for name, meter in METERS.items():
+        store.create_member(name, name, GREEN, meter=meter_hash(settings.base_dir, meter), admitted_by="test")
+    store.close()
+    proc, address = start(config, env)
+    per = 300  # half-hours per meter per message; 3 meters a message
+    first = (int(time.time()) // HH - 400 * per - 48) * HH
+    acknowledged: list[int] = []
+    enough, failures = threading.Event(), []
+    with grpc.insecure_channel(address) as channel:
+        stub = meterdata_pb2_grpc.MeterDataServiceStub(channel)
+        board = bearer(issue_board_token("crash", KeyRing.load(settings.keys_dir), "ada", 3600))
+
+        def imports() -> None:
+            for n in range(400):
+                periods = first + HH * np.arange(n * per, (n + 1) * per)
+                msg = message([(m, int(p), float(n)) for m in METERS.values() for p in periods])
+                try:
+                    stub.ImportReadings(iter([msg]), metadata=board)
+                except grpc.RpcError as exc:
+                    failures.append(exc.code())
+                    return
+                acknowledged.append(n)
+                if len(acknowledged) == 20:
+                    enough.set()
+
+        client = threading.Thread(target=imports)
+        client.start()
+        assert enough.wait(120), f"imports stopped before the kill: {failures}"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        client.join(30)
+    store = open_store(load_settings(config, environ=env))
+    try:
+        counts: dict[int, int] = {}
+        for member_id in METERS:
+            for batch in store.iter_readings(member_id):
+                for value, count in zip(*np.unique(batch.kwh, return_counts=True), strict=True):
+                    counts[int(value)] = counts.get(int(value), 0) + int(count)
+    finally:
+        store.close()
+    assert failures == [grpc.StatusCode.UNAVAILABLE]
+    assert set(acknowledged) <= set(counts), "an acknowledged message is missing"
+    assert all(c == per * len(METERS) for c in counts.values()), "a message was stored in part"
+    assert max(counts) <= max(acknowledged) + 1
