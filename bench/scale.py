@@ -321,6 +321,11 @@ def measure(
         with serving(config) as (proc, address), grpc.insecure_channel(address) as channel:
             bulk_s, stored = bulk(channel, board_of(config), members, days, clients)
             elapsed, uploaded = ingest(channel, tokens[: YEAR_MEMBERS + sample], days, clients)
+            print(
+                f"  [bulk feed {stored / bulk_s:,.0f} readings/s, uploads {uploaded / elapsed:,.0f} "
+                f"readings/s, node RSS so far {peak_rss_mb(proc.pid):.0f} MB]",
+                flush=True,
+            )
             end = week_end()
             year, month = (
                 grant(channel, config, end - 365 * DAY, end),
