@@ -44,15 +44,23 @@ def _key(folder: Path) -> bytes:
     return key
 
 
-def meter_hash(folder: Path, meter_id: str) -> bytes | None:
-    """The keyed hash of a meter id (spaces and case ignored); None when no meter is given."""
+def normal_meter_id(meter_id: str) -> str:
+    """The meter id with spaces and case ignored ("" for none); InvalidArgument if it cannot be one."""
     normal = "".join(meter_id.split()).upper()
-    if not normal:
-        return None
-    if len(normal) > _MAX_METER_ID or not normal.isascii() or not normal.replace("-", "").isalnum():
+    if normal and (
+        len(normal) > _MAX_METER_ID or not normal.isascii() or not normal.replace("-", "").isalnum()
+    ):
         raise InvalidArgument(
             f"meter_id: letters, digits and '-', up to {_MAX_METER_ID} (an MPAN or a meter serial)",
             code="member.meter_id",
             field="meter_id",
         )
+    return normal
+
+
+def meter_hash(folder: Path, meter_id: str) -> bytes | None:
+    """The keyed hash of a meter id (spaces and case ignored); None when no meter is given."""
+    normal = normal_meter_id(meter_id)
+    if not normal:
+        return None
     return hmac.new(_key(folder), normal.encode(), hashlib.sha256).digest()

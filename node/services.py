@@ -6,12 +6,12 @@ import asyncio
 import functools
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import numpy as np
 
-from coopfed.node import convert
+from coopfed.node import convert, meterdata
 from coopfed.node.auth import Authenticator, caller
 from coopfed.node.ballots import service as ballots
 from coopfed.node.ballots.voting import Ballots
@@ -50,6 +50,8 @@ from coopfed.v1 import (
     ledger_pb2_grpc,
     member_pb2,
     member_pb2_grpc,
+    meterdata_pb2,
+    meterdata_pb2_grpc,
 )
 
 if TYPE_CHECKING:
@@ -165,13 +167,7 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
                     code="reading.too_many_messages",
                     field=f"batches[{index}]",
                 )
-            if msg.ByteSize() > limits.max_message_bytes:
-                raise InvalidArgument(
-                    f"batches[{index}]: {msg.ByteSize()} bytes is over the {limits.max_message_bytes}-byte "
-                    "limit for one message; send smaller batches",
-                    code="reading.message_too_large",
-                    field=f"batches[{index}]",
-                )
+            _within_size(index, msg, limits.max_message_bytes)
             periods = np.asarray(msg.period_start_unix, dtype=np.int64)
             kwh = np.asarray(msg.kwh, dtype=np.float64)
             total += len(periods)
@@ -222,6 +218,36 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
         return member_pb2.SignOutEverywhereResponse(token=token)
 
 
+class MeterDataService(meterdata_pb2_grpc.MeterDataServiceServicer):
+    """The board's bulk feed of meter readings (`meterdata`): each message stored before the next."""
+
+    def __init__(self, *, feed: meterdata.MeterFeed, max_message_bytes: int) -> None:
+        self.feed, self.max_message_bytes = feed, max_message_bytes
+
+    @rpc
+    async def ImportReadings(self, request_iterator, context):
+        done = meterdata.Imported()
+        async for index, msg in _enumerate(request_iterator):
+            _within_size(index, msg, self.max_message_bytes)
+            periods = np.asarray(msg.period_start_unix, dtype=np.int64)
+            kwh = np.asarray(msg.kwh, dtype=np.float64)
+            checked = await asyncio.to_thread(
+                meterdata.check, self.feed, index, msg.dataset, list(msg.meter_ids), periods, kwh
+            )
+            done.add(await asyncio.to_thread(meterdata.store, self.feed, checked))
+        return meterdata_pb2.ImportSummary(**vars(done))
+
+
+def _within_size(index: int, msg: Any, max_bytes: int) -> None:
+    if msg.ByteSize() > max_bytes:
+        raise InvalidArgument(
+            f"batches[{index}]: {msg.ByteSize()} bytes is over the {max_bytes}-byte "
+            "limit for one message; send smaller batches",
+            code="reading.message_too_large",
+            field=f"batches[{index}]",
+        )
+
+
 async def _enumerate(iterator: AsyncIterator) -> AsyncIterator:
     index = 0
     async for item in iterator:
@@ -252,8 +278,16 @@ def add_services(server: grpc.aio.Server, node: Node) -> list[str]:
         ballots.BallotService(ballots=ballots_of(node), decision_log=log), server
     )
     governed = governance.add_services(server, node)
+    feed = meterdata.MeterFeed(
+        node.store, node.settings.base_dir, node.settings.node.max_kwh_per_half_hour, node.metrics
+    )
+    meterdata_pb2_grpc.add_MeterDataServiceServicer_to_server(
+        MeterDataService(feed=feed, max_message_bytes=node.settings.node.max_message_bytes), server
+    )
     member_name = member_pb2.DESCRIPTOR.services_by_name["MemberService"].full_name
-    services = [member_name, FEDERATION_SERVICE, FORECAST_SERVICE, ledger.SERVICE_NAME, BENCHMARK_SERVICE]
+    meters = meterdata_pb2.DESCRIPTOR.services_by_name["MeterDataService"].full_name
+    services = [member_name, meters, FEDERATION_SERVICE, FORECAST_SERVICE, ledger.SERVICE_NAME]
+    services.append(BENCHMARK_SERVICE)
     return [*services, ballots.SERVICE_NAME, *governed]
 
 
@@ -327,6 +361,7 @@ def authenticators(node: Node) -> dict[str, Authenticator]:
     peer = functools.partial(authenticate_peer, node.federation, node.keys)
     return {
         "/coopfed.v1.MemberService/": node.credentials.authenticate_member,
+        "/coopfed.v1.MeterDataService/": node.credentials.authenticate_board,
         "/coopfed.v1.FederationService/": peer,
         "/coopfed.v1.ForecastService/": node.credentials.authenticate_member,
         "/coopfed.v1.BenchmarkService/": node.credentials.authenticate_member,

@@ -21,6 +21,7 @@ from coopfed.node.cli import (
     governance,
     ledger,
     member,
+    meters,
     node,
     opendata,
     output,
@@ -107,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
         groups.add_parser("ledger", help="settle local energy, statements, the journal"), console
     )
     opendata.add_commands(groups.add_parser("opendata", help="publish the co-op's open data"), console)
+    meters.add_commands(
+        groups.add_parser("meters", help="the board: import the meter-data provider's readings"), console
+    )
     ballot.add_commands(
         groups.add_parser("ballot", help="members decide the rules: propose, vote, count"), console
     )

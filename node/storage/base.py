@@ -364,6 +364,18 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    def put_readings_of(
+        self, uploads: Sequence[tuple[str, Iterable[ReadingBatch | tuple[str, np.ndarray, np.ndarray]]]]
+    ) -> list[PutResult | NotFound | MemberErased]:
+        """`put_readings` for many members, all in one transaction: each member's result, or the
+        NotFound or MemberErased that kept theirs out while the others' were stored."""
+
+    @abc.abstractmethod
+    def meter_holders(self, meters: Sequence[bytes]) -> dict[bytes, str]:
+        """The member id holding each of these meter hashes that a member holds (an erased
+        member holds none)."""
+
+    @abc.abstractmethod
     def iter_readings(
         self,
         member_id: str,

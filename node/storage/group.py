@@ -37,15 +37,26 @@ class GroupCommit(Generic[W]):
         self._busy = False
 
     def run(self, work: W) -> Any:
-        mine = Pending(work)
+        (mine,) = self.run_all([work])
+        if mine.error is not None:
+            raise mine.error
+        return mine.result
+
+    def run_all(self, works: Sequence[W]) -> list[Pending[W]]:
+        """Several pieces of work, queued together so that one transaction holds them all; each
+        one's result or error is on its Pending."""
+        mine = [Pending(work) for work in works]
+        if not mine:
+            return mine
         with self._changed:
-            self._queue.append(mine)
-            while self._busy and not mine.done:
+            self._queue += mine
+            while self._busy and not mine[0].done:
                 self._changed.wait()
-            if not mine.done:  # lead: everything queued goes in this transaction
+            lead = not mine[0].done
+            if lead:  # everything queued goes in this transaction
                 self._busy = True
                 group, self._queue = self._queue, []
-        if not mine.done:
+        if lead:
             try:
                 self._write(group)
             except BaseException as exc:  # noqa: BLE001 - each caller of the group raises it
@@ -58,6 +69,4 @@ class GroupCommit(Generic[W]):
                         pending.done = True
                     self._busy = False
                     self._changed.notify_all()
-        if mine.error is not None:
-            raise mine.error
-        return mine.result
+        return mine

@@ -48,6 +48,7 @@ _READING = np.dtype([("period_start", "i8"), ("kwh", "f8")])
 _MEMBER_READING = np.dtype([("dataset_id", "i8"), ("period_start", "i8"), ("kwh", "f8")])
 _ALL_TIME = (-(2**63), 2**63 - 1)
 _ERASED = ("erased: readings and personal details deleted",)
+_IN_CHUNK = 500  # meter hashes looked up per statement
 EXTENT_BUCKET = 2**21  # seconds: the buckets of reading_extents (migrations/0018)
 
 
@@ -271,6 +272,30 @@ class SqlStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
         upload = _Upload(member_id, prepared, before_commit, _refused(self._dataset_names, prepared))
         result: PutResult = self._uploads.run(upload)
         return result
+
+    def put_readings_of(
+        self, uploads: Sequence[tuple[str, Iterable[ReadingBatch | tuple[str, np.ndarray, np.ndarray]]]]
+    ) -> list[PutResult | NotFound | MemberErased]:
+        works = []
+        for member_id, batches in uploads:
+            prepared = [self._prepare(*batch) for batch in batches]
+            works.append(_Upload(member_id, prepared, None, _refused(self._dataset_names, prepared)))
+        self._make_room([batch for work in works for batch in work.batches])
+        done = self._uploads.run_all(works)
+        for pending in done:  # a member gone is theirs alone; anything else kept every upload out
+            if pending.error is not None and not isinstance(pending.error, NotFound | MemberErased):
+                raise pending.error
+        return [p.result if p.error is None else p.error for p in done]  # type: ignore[misc]
+
+    def meter_holders(self, meters: Sequence[bytes]) -> dict[bytes, str]:
+        found: dict[bytes, str] = {}
+        with self._read() as conn:
+            for at in range(0, len(meters), _IN_CHUNK):
+                chunk = list(meters[at : at + _IN_CHUNK])
+                marks = ", ".join("?" * len(chunk))
+                rows = conn.execute(f"{q.METER_HOLDERS} ({marks})", chunk).fetchall()
+                found.update((bytes(meter), member_id) for meter, member_id in rows)
+        return found
 
     def _put_group(self, group: Sequence[Pending[_Upload]]) -> None:
         """Store a group of uploads in one transaction. An upload whose member cannot take

@@ -40,6 +40,7 @@ INSERT_MEMBER = """INSERT INTO members (member_id, display_name, created_at, set
     meter_hash, admitted_at, admitted_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""
 
 METER_HOLDER = "SELECT member_id FROM members WHERE meter_hash = ?"
+METER_HOLDERS = "SELECT meter_hash, member_id FROM members WHERE meter_hash IN"  # + (?, ...)
 
 ADMIT = """UPDATE members SET admitted_at = ?, admitted_by = ?, refused_at = NULL, refusal_reason = ''
 WHERE member_key = ?"""

@@ -510,6 +510,46 @@ def test_a_meter_belongs_to_one_member_until_erased(store: Store) -> None:
     assert store.create_member("b", "B", GREEN, meter=meter).has_meter
 
 
+def test_meter_holders_name_each_held_meter_and_no_erased_one(store: Store) -> None:
+    meters = [bytes([i]) * 32 for i in range(3)]
+    store.create_member("a", "A", GREEN, meter=meters[0])
+    store.create_member("b", "B", GREEN, meter=meters[1])
+    store.create_member("c", "C", GREEN)
+    many = [bytes([9, i % 256, i // 256]) * 10 + b"xx" for i in range(1200)]  # several statements
+    assert store.meter_holders([*meters, *many]) == {meters[0]: "a", meters[1]: "b"}
+    store.erase_member("b")
+    assert store.meter_holders(meters) == {meters[0]: "a"}
+    assert store.meter_holders([]) == {}
+
+
+def test_readings_of_many_members_store_as_each_one_would(store: Store) -> None:
+    store.create_member("a", "A", GREEN, admitted_by="test")
+    store.create_member("b", "B", GREEN)  # an applicant: held, in no totals
+    store.create_member("gone", "Gone", GREEN, admitted_by="test")
+    store.erase_member("gone")
+    store.put_readings("a", [("demand", grid(2), np.full(2, 1.0))])
+    results = store.put_readings_of(
+        [
+            ("a", [("demand", grid(4), np.full(4, 2.0))]),
+            ("b", [("demand", grid(3), np.full(3, 0.5))]),
+            ("gone", [("demand", grid(1), np.full(1, 9.0))]),
+            ("nobody", [("demand", grid(1), np.full(1, 9.0))]),
+        ]
+    )
+    assert results[:2] == [(2, 2), (3, 0)]
+    assert isinstance(results[2], MemberErased)
+    assert isinstance(results[3], NotFound)
+    assert all_readings(store, "a") == {("demand", int(p)): 2.0 for p in grid(4)}
+    assert len(all_readings(store, "b")) == 3
+    assert totals(store, GREEN) == {int(p): (2.0, 1) for p in grid(4)}
+    with pytest.raises(InvalidData):
+        store.put_readings_of(
+            [("a", [("demand", grid(1), np.full(1, 1.0))]), ("b", [("gas", grid(1), [1.0])])]
+        )
+    assert all_readings(store, "a")[("demand", int(grid(1)[0]))] == 2.0, "nothing of a refused call"
+    assert store.put_readings_of([]) == []
+
+
 def test_an_invitation_admits_once_and_not_after_it_expires(store: Store) -> None:
     now = datetime.now(UTC)
     store.create_invitation("inv-1", b"1" * 32, now + timedelta(days=1), created_by="board:test")
