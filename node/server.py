@@ -19,7 +19,6 @@ from coopfed.node.background import Background
 from coopfed.node.errors import FailedPrecondition
 from coopfed.node.federation.refresh import PeerRefresh
 from coopfed.node.federation.server import PeerServer
-from coopfed.node.forecast.schedule import ForecastSchedule
 from coopfed.node.introspection import HEALTH_SERVICE, add_health, add_reflection
 from coopfed.node.logs import RequestIdInterceptor
 from coopfed.node.operations import NO_PORT_SHARING, FolderLock, bind
@@ -33,11 +32,13 @@ from coopfed.node.services import (
     ballots_of,
     benchmarks_of,
     books_of,
+    forecast_schedule_of,
     members_of,
     publisher_of,
 )
 
 if TYPE_CHECKING:
+    from coopfed.node.forecast.schedule import ForecastSchedule
     from coopfed.node.portal.server import PortalServer
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ class NodeServer:
 
     def _start_forecaster(self) -> None:
         if self.node.settings.forecast_schedule.enabled:
-            self.schedule = ForecastSchedule(self.node, self.clock)  # refuses a wrong forecast_at first
+            self.schedule = forecast_schedule_of(self.node, self.clock)  # refuses a wrong forecast_at first
             self.forecaster = self.background.spawn("forecast schedule", self.schedule.run())
 
     async def _serve_admin(self, server: grpc.aio.Server) -> None:

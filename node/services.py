@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -23,6 +23,7 @@ from coopfed.node.federation.issuer import authenticate as authenticate_peer
 from coopfed.node.federation.service import SERVICE_NAME as FEDERATION_SERVICE
 from coopfed.node.federation.service import FederationService, PublicManifestService
 from coopfed.node.forecast.exchange import ModelExchange, ModelExchangeService
+from coopfed.node.forecast.schedule import ForecastSchedule
 from coopfed.node.forecast.service import SERVICE_NAME as FORECAST_SERVICE
 from coopfed.node.forecast.service import ForecastService
 from coopfed.node.governance import service as governance
@@ -55,6 +56,7 @@ from coopfed.v1 import (
 )
 
 if TYPE_CHECKING:
+    from coopfed.node.forecast.forecasting import Forecasting
     from coopfed.node.opendata.publish import Publisher
 
 _CUT_OFF_NOTICE_S = 0.005
@@ -354,6 +356,33 @@ def model_exchange_of(node: Node) -> ModelExchange:
     return ModelExchange(
         forecast=node.forecast, federation=node.federation, keys=node.keys, node_id=node.node_id
     )
+
+
+def forecasting_of(node: Node) -> Forecasting:
+    """The co-op's forecasting: its aggregates, models and forecasts, for its schedule and commands."""
+    # The forecaster's stack (pandas, XGBoost) loads only when forecasting is used.
+    from coopfed.node.forecast.data import ForecastData
+    from coopfed.node.forecast.forecasting import Forecasting
+    from coopfed.node.forecast.models import Models
+
+    data = ForecastData(
+        store=node.store, policy=node.policy, consent=node.consent, pipeline=node.pipeline,
+        federation=node.federation, keys=node.keys, node_id=node.node_id, place=node.settings.place,
+    )  # fmt: skip
+    models = Models(
+        data=data, forecast=node.forecast, keys=node.keys, federation=node.federation,
+        decision_log=node.decision_log, policy=node.policy, conf=node.settings.forecast,
+        node_id=node.node_id,
+    )  # fmt: skip
+    return Forecasting(data=data, models=models, forecast=node.forecast, node_id=node.node_id)
+
+
+def forecast_schedule_of(node: Node, clock: Callable[[], float] = time.time) -> ForecastSchedule:
+    """The node's daily training and forecast, for its server (`clock`: tests stand at any instant)."""
+    return ForecastSchedule(
+        settings=node.settings, forecast=node.forecast, forecasting=functools.partial(forecasting_of, node),
+        exchange=model_exchange_of(node), clock=clock,
+    )  # fmt: skip
 
 
 def authenticators(node: Node) -> dict[str, Authenticator]:

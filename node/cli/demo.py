@@ -37,7 +37,7 @@ from coopfed.node.policy.defaults import default_policies
 from coopfed.node.portal.server import demo_portal
 from coopfed.node.runtime import Node, init_node, open_node
 from coopfed.node.server import NodeServer, portal_parts
-from coopfed.node.services import books_of, publisher_of
+from coopfed.node.services import books_of, forecasting_of, publisher_of
 from coopfed.node.settings import load_settings
 from coopfed.v1 import (
     common_pb2,
@@ -297,18 +297,16 @@ async def _federate(
 
 async def _forecast(coop: DemoCoop, nudged: list[str], console: Console) -> tuple[str, ...]:
     """Pooled training on the co-op's own and granted aggregates, a forecast, and its nudges."""
-    from coopfed.node.forecast.data import forecast_policy, peer_aggregates
-    from coopfed.node.forecast.forecasting import make_forecast
-    from coopfed.node.forecast.models import train_pooled_model
-
     console.print("\n[bold]Forecast[/bold]")
     node = coop.node
-    peers, problems = await peer_aggregates(node, forecast_policy(node).purpose)
+    forecasting = forecasting_of(node)
+    data = forecasting.data
+    peers, problems = await data.peer_aggregates(data.forecast_policy().purpose)
     for peer, problem in problems.items():
         console.print(f"  [yellow]{peer}[/yellow]: {problem}")
     with console.status("training the pooled XGBoost forecaster"):
-        trained = await asyncio.to_thread(train_pooled_model, node, peers)
-        await asyncio.to_thread(make_forecast, node, mode="pooled")
+        trained = await asyncio.to_thread(forecasting.models.train_pooled_model, peers)
+        await asyncio.to_thread(forecasting.make_forecast, mode="pooled")
     meta = trained.artifact.metadata
     console.print(
         f"  {node.node_id} trained pooled model v{meta.version} on {', '.join(meta.contributors)} "

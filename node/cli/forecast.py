@@ -22,7 +22,7 @@ from coopfed.node.cli.output import Col, add_json_option, show
 from coopfed.node.errors import UsageError
 from coopfed.node.model import HALF_HOUR
 from coopfed.node.runtime import Node
-from coopfed.node.services import model_exchange_of
+from coopfed.node.services import forecasting_of, model_exchange_of
 
 ProgressFn = Callable[[str, int, int], None]
 BACKTEST_HISTORY_DAYS = 21  # the forecaster's lags and training need three weeks before a test window
@@ -122,17 +122,16 @@ def _say(console: Console, text: str) -> None:
 
 
 def _train(args: argparse.Namespace, node: Node, console: Console) -> int:
-    from coopfed.node.forecast.data import forecast_policy, peer_aggregates
-    from coopfed.node.forecast.models import train_local_model, train_pooled_model
-
+    forecasting = forecasting_of(node)
+    data, models = forecasting.data, forecasting.models
     problems: dict[str, str] = {}
     with progress_bars(console) as progress:
         if args.mode == "pooled":
-            purpose = forecast_policy(node).purpose
-            peers, problems = asyncio.run(peer_aggregates(node, purpose, progress))
-            trained = train_pooled_model(node, peers, **_fit_args(args, progress))
+            purpose = data.forecast_policy().purpose
+            peers, problems = asyncio.run(data.peer_aggregates(purpose, progress))
+            trained = models.train_pooled_model(peers, **_fit_args(args, progress))
         else:
-            trained = train_local_model(node, **_fit_args(args, progress))
+            trained = models.train_local_model(**_fit_args(args, progress))
     meta = trained.artifact.metadata
     _say(
         console,
@@ -170,10 +169,10 @@ def _at(text: str | None, tz: str) -> int | None:
 
 def _predict(args: argparse.Namespace, node: Node, console: Console) -> int:
     from coopfed.forecaster import Window, plot_forecast
-    from coopfed.node.forecast.forecasting import forecast_frame, make_forecast, nudge_texts
+    from coopfed.node.forecast.forecasting import forecast_frame, nudge_texts
 
     tz = node.settings.place.tz
-    forecast, ensemble = make_forecast(node, origin=_at(args.at, tz), mode=args.mode)
+    forecast, ensemble = forecasting_of(node).make_forecast(origin=_at(args.at, tz), mode=args.mode)
     models = ", ".join(f"{m.trained_by} v{m.version} {m.kind} ({m.weight:.0%})" for m in forecast.models)
     title = f"forecast #{forecast.sequence} of {forecast.coop_id} from {_when(forecast.origin, tz)} ({tz})"
     table = Table("window", "from", "to", "nudge", title=escape(title))
@@ -197,14 +196,14 @@ def _backtest(args: argparse.Namespace, node: Node, console: Console) -> int:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from coopfed.forecaster import backtest, plot_backtest
-    from coopfed.node.forecast.data import forecast_policy, own_aggregates, peer_aggregates
-    from coopfed.node.forecast.models import fit_settings
 
-    policy = forecast_policy(node)
+    forecasting = forecasting_of(node)
+    data = forecasting.data
+    policy = data.forecast_policy()
     with progress_bars(console) as progress:
-        coops = [own_aggregates(node).coop]
+        coops = [data.own_aggregates().coop]
         if args.with_peers:
-            peers, _ = asyncio.run(peer_aggregates(node, policy.purpose, progress))
+            peers, _ = asyncio.run(data.peer_aggregates(policy.purpose, progress))
             coops += [p.coop for p in peers]
         end = int(coops[0].aggregates.index[-1]) + HALF_HOUR
         first = max(int(c.aggregates.index[0]) for c in coops)
@@ -214,7 +213,7 @@ def _backtest(args: argparse.Namespace, node: Node, console: Console) -> int:
         try:
             report = backtest(
                 coops, keys, test_start=start, folds=args.folds, peak_percentile=policy.peak_percentile,
-                **fit_settings(node, _fit_args(args, progress)),
+                **forecasting.models.fit_settings(_fit_args(args, progress)),
             )  # fmt: skip
         except ValueError as exc:
             raise UsageError(f"cannot backtest: {exc}", code="cli.backtest") from exc

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from coopfed.forecaster import (
     FEATURES,
@@ -27,15 +27,18 @@ from coopfed.forecaster import (
 )
 from coopfed.node.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from coopfed.node.federation.state import PeerRecord
-from coopfed.node.forecast.data import OwnData, PeerData, forecast_policy, own_aggregates
+from coopfed.node.forecast.data import ForecastData, OwnData, PeerData
 from coopfed.node.forecast.store import ModelFile, ModelRecord
 from coopfed.node.model import Flow
 
 if TYPE_CHECKING:
     from coopfed.federation.keys import KeyRing
+    from coopfed.node.decisionlog import DecisionLog
     from coopfed.node.federation.context import Federation
+    from coopfed.node.forecast.context import ForecastContext
     from coopfed.node.forecast.store import ForecastStore
-    from coopfed.node.runtime import Node
+    from coopfed.node.policy.holder import PolicyHolder
+    from coopfed.node.settings import ForecastSection
 
 TRAINING_PATH = "coopfed/forecast/training"
 
@@ -55,15 +58,6 @@ class Ensemble:
     mode: str
     records: tuple[ModelRecord, ...]
     skipped: dict[str, str]
-
-
-def _ring(node: Node) -> Any:
-    """The key ring as on disk now (a rotation made with the CLI is picked up)."""
-    return node.keys
-
-
-def signing_key(node: Node) -> Ed25519PrivateKey:
-    return _ring(node).signer.private_key
 
 
 def trusted_keys(
@@ -96,55 +90,8 @@ def verifying_key(artifact: ModelArtifact, keys: Mapping[str, Ed25519PublicKey])
     )
 
 
-def _record_training(node: Node, own: OwnData, peers: Sequence[PeerData], art: ModelArtifact) -> str:
-    """The decision log keeps what a model was trained on: consenting profiles and peers' releases."""
-    log = node.decision_log
-    if log is None:
-        return ""
-    meta = art.metadata
-    question = {"kind": meta.kind, "flow": own.flow, "purpose": forecast_policy(node).purpose}
-    answer = {
-        "consenting_profiles": own.consenting,
-        "min_group_size": own.min_group_size,
-        "peers": {p.coop.coop_id: {"grant_id": p.grant_id, "release": p.decision_id} for p in peers},
-        "model": {"version": meta.version, "sha256": meta.sha256, "training_rows": meta.training_rows},
-    }
-    event = log.event(TRAINING_PATH, question, answer, node.policy.revision)
-    log.append(event)
-    return str(event["decision_id"])
-
-
-def train_local_model(node: Node, **fit_args: Any) -> Trained:
-    """Model federation: train on this co-op's releasable aggregates only, sign, keep."""
-    own = own_aggregates(node, Flow.COOP_TO_COOP)
-    store = node.forecast.store
-    version = store.next_version(node.node_id)
-    with _too_little(node, own):
-        art = train_local(own.coop, signing_key(node), version=version, **fit_settings(node, fit_args))
-    saved = store.save_model(node.node_id, "local", version, art.to_bytes())
-    decision_id = _record_training(node, own, (), art)
-    store.set_mode("federated")
-    return Trained(art, saved, decision_id)
-
-
-def train_pooled_model(node: Node, peers: Sequence[PeerData], **fit_args: Any) -> Trained:
-    """Pooled: one model on this co-op's aggregates and those peers released under grants."""
-    own = own_aggregates(node, Flow.INTERNAL)
-    store = node.forecast.store
-    version = store.next_version(node.node_id)
-    coops = [own.coop, *(p.coop for p in peers)]
-    with _too_little(node, own):
-        art = train_pooled(
-            coops, signing_key(node), trainer_id=node.node_id, version=version, **fit_settings(node, fit_args)
-        )
-    saved = store.save_model(node.node_id, "pooled", version, art.to_bytes())
-    decision_id = _record_training(node, own, peers, art)
-    store.set_mode("pooled")
-    return Trained(art, saved, decision_id)
-
-
 @contextlib.contextmanager
-def _too_little(node: Node, own: OwnData) -> Iterator[None]:
+def _too_little(own: OwnData) -> Iterator[None]:
     """The forecaster refuses data too thin to learn from (ValueError): say why in the co-op's terms."""
     try:
         yield
@@ -165,15 +112,6 @@ def _too_little(node: Node, own: OwnData) -> Iterator[None]:
             "about three weeks of history.",
             code="forecast.too_little_data",
         ) from exc
-
-
-def fit_settings(node: Node, args: dict[str, Any]) -> dict[str, Any]:
-    """Training arguments, with the node's [forecast] rounds and device where none are given."""
-    conf = node.settings.forecast
-    out = {**args}
-    out["rounds"] = out.get("rounds") or conf.rounds
-    out["device"] = out.get("device") or conf.device
-    return out
 
 
 def accept_peer_artifact(
@@ -213,56 +151,128 @@ def accept_peer_artifact(
     return art, store.save_model(peer.peer_id, "local", meta.version, data)
 
 
-def _members(node: Node, mode: str) -> list[ModelFile]:
-    store = node.forecast.store
-    own = store.latest_model(node.node_id, "pooled" if mode == "pooled" else "local")
-    if own is None:
-        raise FailedPrecondition(
-            f"this node has no {mode} model yet: run `coopfed forecast train --mode {mode}`",
-            code="forecast.no_model",
-        )
-    if mode == "pooled" or node.federation is None:
-        return [own]
-    aligned = [p for p, r in node.federation.state.peers().items() if r.aligned and p != node.node_id]
-    peers = [store.latest_model(p, "local") for p in sorted(aligned)]
-    return [own, *(f for f in peers if f is not None)]
+class Models:
+    """Training, signing and loading this node's models, built once with what they use."""
 
+    def __init__(
+        self, *, data: ForecastData, forecast: ForecastContext, keys: KeyRing, federation: Federation,
+        decision_log: DecisionLog, policy: PolicyHolder, conf: ForecastSection, node_id: str,
+    ) -> None:  # fmt: skip
+        self.data, self.forecast, self.keys, self.federation = data, forecast, keys, federation
+        self.decision_log, self.policy, self.conf, self.node_id = decision_log, policy, conf, node_id
 
-def load_ensemble(node: Node, mode: str | None = None) -> Ensemble:
-    """The verified forecaster of `mode` (default: the mode last trained).
-
-    Pooled: this node's newest pooled model. Federated: its newest local model and the newest
-    local model of each aligned pinned peer, weighted by training rows. A peer's model that no
-    longer verifies (its key was retired, the file altered) is left out and reported; this
-    node's own model must verify.
-    """
-    mode = mode or node.forecast.store.mode()
-    if mode is None:
-        raise FailedPrecondition(
-            "no model has been trained yet: run `coopfed forecast train`", code="forecast.no_model"
-        )
-    artifacts: list[ModelArtifact] = []
-    keys: dict[str, Ed25519PublicKey] = {}
-    skipped: dict[str, str] = {}
-    for file in _members(node, mode):
-        try:
-            art = ModelArtifact.load(file.path)
-            if art.metadata.coop_id != file.coop_id:
-                raise ArtifactVerificationError(f"{file.path} holds a model of {art.metadata.coop_id!r}")
-            keys[file.coop_id] = verifying_key(
-                art, trusted_keys(node.keys, node.federation, node.node_id, file.coop_id)
+    def train_local_model(self, **fit_args: Any) -> Trained:
+        """Model federation: train on this co-op's releasable aggregates only, sign, keep."""
+        own = self.data.own_aggregates(Flow.COOP_TO_COOP)
+        store = self.forecast.store
+        version = store.next_version(self.node_id)
+        with _too_little(own):
+            art = train_local(
+                own.coop, self.keys.signer.private_key, version=version, **self.fit_settings(fit_args)
             )
-        except (ArtifactError, OSError) as exc:
-            if file.coop_id == node.node_id:
-                raise
-            skipped[file.coop_id] = str(exc)
-            continue
-        artifacts.append(art)
-    forecaster = Forecaster.from_artifacts(artifacts, keys)
-    records = tuple(
-        ModelRecord(
-            m.coop_id, m.version, m.kind, m.trained_at, m.training_rows, float(w), m.contributors, m.sha256
+        saved = store.save_model(self.node_id, "local", version, art.to_bytes())
+        decision_id = self._record_training(own, (), art)
+        store.set_mode("federated")
+        return Trained(art, saved, decision_id)
+
+    def train_pooled_model(self, peers: Sequence[PeerData], **fit_args: Any) -> Trained:
+        """Pooled: one model on this co-op's aggregates and those peers released under grants."""
+        own = self.data.own_aggregates(Flow.INTERNAL)
+        store = self.forecast.store
+        version = store.next_version(self.node_id)
+        coops = [own.coop, *(p.coop for p in peers)]
+        with _too_little(own):
+            art = train_pooled(
+                coops,
+                self.keys.signer.private_key,
+                trainer_id=self.node_id,
+                version=version,
+                **self.fit_settings(fit_args),
+            )
+        saved = store.save_model(self.node_id, "pooled", version, art.to_bytes())
+        decision_id = self._record_training(own, peers, art)
+        store.set_mode("pooled")
+        return Trained(art, saved, decision_id)
+
+    def fit_settings(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Training arguments, with the node's [forecast] rounds and device where none are given."""
+        conf = self.conf
+        out = {**args}
+        out["rounds"] = out.get("rounds") or conf.rounds
+        out["device"] = out.get("device") or conf.device
+        return out
+
+    def _record_training(self, own: OwnData, peers: Sequence[PeerData], art: ModelArtifact) -> str:
+        """The decision log keeps what a model was trained on: consenting profiles and peers' releases."""
+        log = self.decision_log
+        meta = art.metadata
+        question = {"kind": meta.kind, "flow": own.flow, "purpose": self.data.forecast_policy().purpose}
+        answer = {
+            "consenting_profiles": own.consenting,
+            "min_group_size": own.min_group_size,
+            "peers": {p.coop.coop_id: {"grant_id": p.grant_id, "release": p.decision_id} for p in peers},
+            "model": {"version": meta.version, "sha256": meta.sha256, "training_rows": meta.training_rows},
+        }
+        event = log.event(TRAINING_PATH, question, answer, self.policy.revision)
+        log.append(event)
+        return str(event["decision_id"])
+
+    def _members(self, mode: str) -> list[ModelFile]:
+        store = self.forecast.store
+        own = store.latest_model(self.node_id, "pooled" if mode == "pooled" else "local")
+        if own is None:
+            raise FailedPrecondition(
+                f"this node has no {mode} model yet: run `coopfed forecast train --mode {mode}`",
+                code="forecast.no_model",
+            )
+        if mode == "pooled" or self.federation is None:
+            return [own]
+        aligned = [p for p, r in self.federation.state.peers().items() if r.aligned and p != self.node_id]
+        peers = [store.latest_model(p, "local") for p in sorted(aligned)]
+        return [own, *(f for f in peers if f is not None)]
+
+    def load_ensemble(self, mode: str | None = None) -> Ensemble:
+        """The verified forecaster of `mode` (default: the mode last trained).
+
+        Pooled: this node's newest pooled model. Federated: its newest local model and the newest
+        local model of each aligned pinned peer, weighted by training rows. A peer's model that no
+        longer verifies (its key was retired, the file altered) is left out and reported; this
+        node's own model must verify.
+        """
+        mode = mode or self.forecast.store.mode()
+        if mode is None:
+            raise FailedPrecondition(
+                "no model has been trained yet: run `coopfed forecast train`", code="forecast.no_model"
+            )
+        artifacts: list[ModelArtifact] = []
+        keys: dict[str, Ed25519PublicKey] = {}
+        skipped: dict[str, str] = {}
+        for file in self._members(mode):
+            try:
+                art = ModelArtifact.load(file.path)
+                if art.metadata.coop_id != file.coop_id:
+                    raise ArtifactVerificationError(f"{file.path} holds a model of {art.metadata.coop_id!r}")
+                keys[file.coop_id] = verifying_key(
+                    art, trusted_keys(self.keys, self.federation, self.node_id, file.coop_id)
+                )
+            except (ArtifactError, OSError) as exc:
+                if file.coop_id == self.node_id:
+                    raise
+                skipped[file.coop_id] = str(exc)
+                continue
+            artifacts.append(art)
+        forecaster = Forecaster.from_artifacts(artifacts, keys)
+        records = tuple(
+            ModelRecord(
+                m.coop_id,
+                m.version,
+                m.kind,
+                m.trained_at,
+                m.training_rows,
+                float(w),
+                m.contributors,
+                m.sha256,
+            )
+            for m, w in zip(forecaster.metadata, forecaster.weights, strict=True)
         )
-        for m, w in zip(forecaster.metadata, forecaster.weights, strict=True)
-    )
-    return Ensemble(forecaster, mode, records, skipped)
+        return Ensemble(forecaster, mode, records, skipped)

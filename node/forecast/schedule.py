@@ -32,7 +32,9 @@ from coopfed.node.forecast.store import ForecastStore
 from coopfed.node.settings import Settings
 
 if TYPE_CHECKING:
-    from coopfed.node.runtime import Node
+    from coopfed.node.forecast.context import ForecastContext
+    from coopfed.node.forecast.exchange import ModelExchange
+    from coopfed.node.forecast.forecasting import Forecasting
 
 log = logging.getLogger(__name__)
 STATUS_FILE = "forecast-schedule.json"
@@ -191,13 +193,19 @@ async def _attempt(what: str, at: int, work: Coroutine[Any, Any, str]) -> Outcom
 
 class ForecastSchedule:
     """Run by the serving node: at each slot, retrain if due, then forecast (which wakes the
-    members' nudge streams). `clock` is injectable so tests can stand at any instant."""
+    members' nudge streams). `forecasting` builds the forecasting parts when a slot runs (the
+    forecaster's stack loads then, not when the node starts); `clock` is injectable so tests can
+    stand at any instant."""
 
-    def __init__(self, node: Node, clock: Callable[[], float] = time.time) -> None:
-        self.node = node
-        self.plan = Plan.of(node.settings)  # refuses a wrong [forecast_schedule] before serving
+    def __init__(
+        self, *, settings: Settings, forecast: ForecastContext, forecasting: Callable[[], Forecasting],
+        exchange: ModelExchange, clock: Callable[[], float] = time.time,
+    ) -> None:  # fmt: skip
+        self.plan = Plan.of(settings)  # refuses a wrong [forecast_schedule] before serving
+        self.forecast, self.forecasting, self.exchange = forecast, forecasting, exchange
+        self.node_id = settings.node.id
         self.clock = clock
-        self.folder = node.settings.base_dir
+        self.folder = settings.base_dir
         self.state = read_state(self.folder)
         # A node with no schedule kept waits for its first slot rather than run at once.
         self.started = int(clock())
@@ -207,7 +215,7 @@ class ForecastSchedule:
         """The slot to run now, where one has passed that was not run (nor forecast by the CLI)."""
         slot = self.plan.last(now)
         ran = self.state["forecast"].at if "forecast" in self.state else self.started
-        latest = self.node.forecast.store.latest()
+        latest = self.forecast.store.latest()
         made = latest.made_at if latest is not None else 0
         return slot if slot > max(ran, made) else None
 
@@ -233,37 +241,30 @@ class ForecastSchedule:
         slot = await asyncio.to_thread(self.due, now)
         if slot is None:
             return False
-        model = await asyncio.to_thread(newest_model, self.node.forecast.store, self.node.node_id)
+        model = await asyncio.to_thread(newest_model, self.forecast.store, self.node_id)
         if self.plan.training_due(trained_at(model), slot):
             self._record("training", await _attempt("training", int(now), self._train()))
         self._record("forecast", await _attempt("forecast", int(now), self._forecast(int(now))))
         return True
 
     async def _train(self) -> str:
-        from coopfed.node.forecast.data import forecast_policy, peer_aggregates
-        from coopfed.node.forecast.exchange import ModelExchange
-        from coopfed.node.forecast.models import train_local_model, train_pooled_model
-
-        node = self.node
-        if node.forecast.store.mode() == "pooled":
-            peers, problems = await peer_aggregates(node, forecast_policy(node).purpose)
-            trained = await asyncio.to_thread(train_pooled_model, node, peers)
+        forecasting = self.forecasting()
+        data, models = forecasting.data, forecasting.models
+        if self.forecast.store.mode() == "pooled":
+            peers, problems = await data.peer_aggregates(data.forecast_policy().purpose)
+            trained = await asyncio.to_thread(models.train_pooled_model, peers)
         else:
-            trained = await asyncio.to_thread(train_local_model, node)
-            exchange = ModelExchange(
-                forecast=node.forecast, federation=node.federation, keys=node.keys, node_id=node.node_id
-            )
-            problems = (await exchange.exchange()).failures
+            trained = await asyncio.to_thread(models.train_local_model)
+            problems = (await self.exchange.exchange()).failures
         for peer, why in problems.items():
             log.warning("scheduled training went on without %s: %s", peer, why)
         meta = trained.artifact.metadata
         return f"{meta.kind} model v{meta.version} on {meta.training_rows} half-hours"
 
     async def _forecast(self, at: int) -> str:
-        from coopfed.node.forecast.forecasting import default_origin, make_forecast
-
         def forecast() -> str:
-            made, _ = make_forecast(self.node, origin=default_origin(self.node, at))
+            forecasting = self.forecasting()
+            made, _ = forecasting.make_forecast(origin=forecasting.default_origin(at))
             return f"forecast #{made.sequence}"
 
         return await asyncio.to_thread(forecast)

@@ -21,19 +21,14 @@ from coopfed.node.client import bearer
 from coopfed.node.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from coopfed.node.federation.client import PeerClient
 from coopfed.node.federation.decide import GrantAsk
-from coopfed.node.forecast.data import forecast_policy, own_aggregates, peer_aggregates
-from coopfed.node.forecast.forecasting import make_forecast
 from coopfed.node.forecast.models import (
     TRAINING_PATH,
     accept_peer_artifact,
-    load_ensemble,
-    train_local_model,
-    train_pooled_model,
     trusted_keys,
 )
 from coopfed.node.model import Flow
 from coopfed.node.runtime import init_node, open_node
-from coopfed.node.services import model_exchange_of
+from coopfed.node.services import forecasting_of, model_exchange_of
 from coopfed.node.settings import load_settings
 from coopfed.node.storage import Home
 from coopfed.v1 import common_pb2, forecast_pb2, forecast_pb2_grpc
@@ -51,8 +46,8 @@ def _members(settings: object) -> list[int]:
 
 def test_own_aggregates_follow_consent_per_profile(coops: Coops) -> None:
     node, readings = coops.a.node, coops.readings["coop-a"]
-    internal = own_aggregates(node, Flow.INTERNAL)
-    shared = own_aggregates(node, Flow.COOP_TO_COOP)
+    internal = forecasting_of(node).data.own_aggregates(Flow.INTERNAL)
+    shared = forecasting_of(node).data.own_aggregates(Flow.COOP_TO_COOP)
     np.testing.assert_array_equal(internal.coop.aggregates.index, readings.periods)
     for ds in ("demand", "generation", "export"):
         np.testing.assert_allclose(
@@ -95,7 +90,7 @@ def _refusal(coops: Coops, artifact: bytes) -> tuple[grpc.StatusCode, str, str]:
 @pytest.fixture(scope="module")
 def federated(coops: Coops) -> Iterator[dict[str, ModelArtifact]]:
     """Each co-op trains a local model; A publishes its model to B and fetches B's."""
-    trained = {run.id: train_local_model(run.node) for run in (coops.a, coops.b)}
+    trained = {run.id: forecasting_of(run.node).models.train_local_model() for run in (coops.a, coops.b)}
     report = asyncio.run(model_exchange_of(coops.a.node).exchange())
     assert report.failures == {}
     assert report.published == {"coop-b": trained["coop-a"].artifact.metadata.version}
@@ -105,7 +100,7 @@ def federated(coops: Coops) -> Iterator[dict[str, ModelArtifact]]:
 
 def test_federated_ensemble_is_verified_and_weighted_by_data(coops: Coops, federated: dict) -> None:
     for run in (coops.a, coops.b):  # B holds A's model and A holds B's, both verified
-        ensemble = load_ensemble(run.node, "federated")
+        ensemble = forecasting_of(run.node).models.load_ensemble("federated")
         assert [r.trained_by for r in ensemble.records] == [
             run.id,
             "coop-b" if run.id == "coop-a" else "coop-a",
@@ -116,7 +111,7 @@ def test_federated_ensemble_is_verified_and_weighted_by_data(coops: Coops, feder
     meta = federated["coop-a"].metadata
     assert (meta.kind, meta.contributors) == ("local", ("coop-a",))
     federated["coop-a"].verify(coops.a.node.keys.signer.public_key)  # signed by A's active key
-    forecast, _ = make_forecast(coops.a.node)
+    forecast, _ = forecasting_of(coops.a.node).make_forecast()
     assert forecast.mode == "federated"
     assert len(forecast.periods) == 96
     assert {m.trained_by for m in forecast.models} == {"coop-a", "coop-b"}
@@ -196,14 +191,14 @@ def test_a_model_altered_on_disk_is_left_out_or_refused(coops: Coops, federated:
         data = bytearray(peer_file.path.read_bytes())
         data[-50] ^= 0x01
         peer_file.path.write_bytes(bytes(data))
-        ensemble = load_ensemble(coops.a.node, "federated")
+        ensemble = forecasting_of(coops.a.node).models.load_ensemble("federated")
         assert [r.trained_by for r in ensemble.records] == ["coop-a"]
         assert "SHA-256" in ensemble.skipped["coop-b"]
         own = bytearray(own_file.path.read_bytes())
         own[-50] ^= 0x01
         own_file.path.write_bytes(bytes(own))
         with pytest.raises(ArtifactVerificationError):
-            load_ensemble(coops.a.node, "federated")
+            forecasting_of(coops.a.node).models.load_ensemble("federated")
     finally:
         for file in (peer_file, own_file):
             shutil.copy(tmp_path / file.coop_id, file.path)
@@ -211,7 +206,7 @@ def test_a_model_altered_on_disk_is_left_out_or_refused(coops: Coops, federated:
 
 def test_pooled_training_uses_aggregates_fetched_under_a_grant(coops: Coops) -> None:
     a, b = coops.a.node, coops.b.node
-    purpose = forecast_policy(a).purpose
+    purpose = forecasting_of(a).data.forecast_policy().purpose
     assert peer_aggregates_now(a, purpose) == ([], {})  # no grant held yet: nothing to pool
     periods = coops.readings["coop-b"].periods
     ask = GrantAsk(
@@ -219,22 +214,22 @@ def test_pooled_training_uses_aggregates_fetched_under_a_grant(coops: Coops) -> 
         int(periods[0]), int(periods[-1]) + 1800,
     )  # fmt: skip
     held, _ = asyncio.run(grantee_of(a).obtain_grant("coop-b", ask))
-    peers, problems = asyncio.run(peer_aggregates(a, purpose))
+    peers, problems = asyncio.run(forecasting_of(a).data.peer_aggregates(purpose))
     assert problems == {}
     assert [p.coop.coop_id for p in peers] == ["coop-b"]
     assert peers[0].grant_id == held.jti
     # What B released is what B's consent policy allows for coop_to_coop, k = 5: its green members.
     released = peers[0].coop.aggregates
-    expected = own_aggregates(b, Flow.COOP_TO_COOP).coop.aggregates
+    expected = forecasting_of(b).data.own_aggregates(Flow.COOP_TO_COOP).coop.aggregates
     np.testing.assert_allclose(
         released[["demand", "generation", "members"]], expected[["demand", "generation", "members"]]
     )
-    trained = train_pooled_model(a, peers, rounds=5)
+    trained = forecasting_of(a).models.train_pooled_model(peers, rounds=5)
     meta = trained.artifact.metadata
     assert (meta.kind, meta.coop_id, meta.contributors) == ("pooled", "coop-a", ("coop-a", "coop-b"))
-    own_only = train_pooled_model(a, [], rounds=1).artifact.metadata
+    own_only = forecasting_of(a).models.train_pooled_model([], rounds=1).artifact.metadata
     assert meta.training_rows > own_only.training_rows
-    forecast, _ensemble = make_forecast(a, mode="pooled")
+    forecast, _ensemble = forecasting_of(a).make_forecast(mode="pooled")
     assert [(m.trained_by, m.kind, m.version) for m in forecast.models] == [
         ("coop-a", "pooled", own_only.version)
     ]
@@ -245,7 +240,7 @@ def test_pooled_training_uses_aggregates_fetched_under_a_grant(coops: Coops) -> 
 
 
 def peer_aggregates_now(node, purpose):
-    return asyncio.run(peer_aggregates(node, purpose))
+    return asyncio.run(forecasting_of(node).data.peer_aggregates(purpose))
 
 
 def test_federated_training_needs_k_consenting_members(tmp_path) -> None:
@@ -256,9 +251,9 @@ def test_federated_training_needs_k_consenting_members(tmp_path) -> None:
             node.store.put_readings(
                 f"m{i}", [("demand", np.arange(0, 1800 * 48 * 30, 1800), np.ones(48 * 30))]
             )
-        assert len(own_aggregates(node, Flow.INTERNAL).coop.aggregates) == 48 * 30
+        assert len(forecasting_of(node).data.own_aggregates(Flow.INTERNAL).coop.aggregates) == 48 * 30
         with pytest.raises(FailedPrecondition, match="at least k = 5 members who consent to sharing"):
-            train_local_model(node)
+            forecasting_of(node).models.train_local_model()
 
 
 def test_declared_capacity_reaches_the_forecaster_from_k_members_and_travels_with_a_release(
@@ -266,7 +261,7 @@ def test_declared_capacity_reaches_the_forecaster_from_k_members_and_travels_wit
 ) -> None:
     a, b = coops.a.node, coops.b.node
     ids = [str(m) for m in coops.readings["coop-b"].members["member_id"]]  # 0-5 green, 6-7 red
-    purpose = forecast_policy(a).purpose
+    purpose = forecasting_of(a).data.forecast_policy().purpose
     periods = coops.readings["coop-b"].periods
     ask = GrantAsk(
         ("demand", "generation", "export"), (), "aggregate", "coop_to_coop", FORECASTING,
@@ -277,8 +272,9 @@ def test_declared_capacity_reaches_the_forecaster_from_k_members_and_travels_wit
     def capacities() -> tuple[object, object, object]:
         [peer], problems = peer_aggregates_now(a, purpose)
         assert problems == {}
-        internal = own_aggregates(b, Flow.INTERNAL).coop.capacity
-        return internal, own_aggregates(b, Flow.COOP_TO_COOP).coop.capacity, peer.coop.capacity
+        data = forecasting_of(b).data
+        internal = data.own_aggregates(Flow.INTERNAL).coop.capacity
+        return internal, data.own_aggregates(Flow.COOP_TO_COOP).coop.capacity, peer.coop.capacity
 
     try:
         assert capacities() == (None, None, None)  # nothing declared: the 28-day peak fallback

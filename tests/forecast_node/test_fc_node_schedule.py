@@ -25,7 +25,6 @@ from coopfed.node import cli
 from coopfed.node.errors import InvalidArgument
 from coopfed.node.forecast.schedule import (
     STATUS_FILE,
-    ForecastSchedule,
     Plan,
     read_state,
     schedule_status,
@@ -33,6 +32,7 @@ from coopfed.node.forecast.schedule import (
 )
 from coopfed.node.operations import node_status
 from coopfed.node.runtime import Node, init_node, open_node
+from coopfed.node.services import forecast_schedule_of, forecasting_of
 from coopfed.node.settings import ForecastScheduleSection, PlaceSection, Settings, load_settings
 from coopfed.v1 import forecast_pb2
 from tests.federation_node.conftest import grantee_of, running
@@ -173,7 +173,7 @@ def test_a_failed_run_is_kept_and_tried_again_at_the_next_slot_only(
     noon = arrow.get(dt.datetime.combine(dt.date.today(), NOON), tz).int_timestamp  # by the data
     clock = Clock()
     clock.stand_at(noon - 3600)
-    schedule = ForecastSchedule(thin, clock)
+    schedule = forecast_schedule_of(thin, clock)
     assert not asyncio.run(schedule.run_due())  # a node with nothing kept waits for its first slot
     caplog.set_level(logging.INFO, "coopfed.node.forecast.schedule")
     clock.stand_at(noon + 1)
@@ -189,11 +189,11 @@ def test_a_failed_run_is_kept_and_tried_again_at_the_next_slot_only(
 
     clock.stand_at(noon + 1800)
     assert not asyncio.run(schedule.run_due())  # the slot was run, failed or not
-    restarted = ForecastSchedule(thin, clock)  # a restart reads what was kept
+    restarted = forecast_schedule_of(thin, clock)  # a restart reads what was kept
     assert not asyncio.run(restarted.run_due())
     clock.stand_at(noon + 86_400 + 3600)  # stopped over the next slot: catches up when it starts
     caplog.clear()
-    assert asyncio.run(ForecastSchedule(thin, clock).run_due())
+    assert asyncio.run(forecast_schedule_of(thin, clock).run_due())
     assert all(r.levelno < logging.WARNING for r in caplog.records)  # the same reason, said quietly
     assert [r.getMessage().split(":")[0] for r in caplog.records] == [
         "scheduled training still failing",
@@ -229,7 +229,7 @@ def test_a_model_of_a_refused_format_makes_training_due_at_the_next_slot(tmp_pat
             "training due; next at 12:00 today"
         )
         assert shown["training_detail"]["last_at"] is None
-        schedule = ForecastSchedule(node, clock)
+        schedule = forecast_schedule_of(node, clock)
         clock.stand_at(noon + 1)  # saved just now, yet retrained rather than refused every day
         assert asyncio.run(schedule.run_due())
         state = read_state(node.settings.base_dir)
@@ -351,8 +351,6 @@ def test_a_failing_training_run_leaves_the_node_serving_and_shows_in_status(
 def test_a_pooled_coop_retrains_pooled_on_its_peers_aggregates_when_the_week_is_up(tmp_path: Path) -> None:
     from coopfed.forecaster import ModelArtifact
     from coopfed.node.federation.decide import GrantAsk
-    from coopfed.node.forecast.data import forecast_policy, peer_aggregates
-    from coopfed.node.forecast.models import train_pooled_model
 
     from .conftest import _pin
 
@@ -371,13 +369,16 @@ def test_a_pooled_coop_retrains_pooled_on_its_peers_aggregates_when_the_week_is_
             "dpv:CommunityEnergyForecasting", int(periods[0]), int(periods[-1]) + 1800,
         )  # fmt: skip
         asyncio.run(grantee_of(a.node).obtain_grant("coop-b", ask))
-        peers, _ = asyncio.run(peer_aggregates(a.node, forecast_policy(a.node).purpose))
-        first = train_pooled_model(a.node, peers).artifact.metadata  # as `forecast train --mode pooled`
+        forecasting = forecasting_of(a.node)
+        data = forecasting.data
+        peers, _ = asyncio.run(data.peer_aggregates(data.forecast_policy().purpose))
+        # as `forecast train --mode pooled`
+        first = forecasting.models.train_pooled_model(peers).artifact.metadata
         tz = a.node.settings.place.tz
         week_on = arrow.now(tz).shift(days=7).replace(hour=12, minute=0, second=0, microsecond=0)
         clock = Clock()
         clock.stand_at(week_on.shift(days=-1, minutes=-1).int_timestamp)
-        schedule = ForecastSchedule(a.node, clock)
+        schedule = forecast_schedule_of(a.node, clock)
         clock.stand_at(week_on.shift(days=-1, seconds=1).int_timestamp)
         assert asyncio.run(schedule.run_due())  # six days on: a forecast, no training
         assert "training" not in schedule.state

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from coopfed.node import cli
-from coopfed.node.forecast.forecasting import make_forecast
-from coopfed.node.forecast.models import train_local_model
+from coopfed.node.services import forecasting_of
 from coopfed.v1 import forecast_pb2, forecast_pb2_grpc
 
 from .conftest import END, PEAK_PERCENTILE, Coops, MemberClient, Stream
@@ -23,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def trained(coops: Coops) -> None:
-    train_local_model(coops.a.node)
+    forecasting_of(coops.a.node).models.train_local_model()
 
 
 @pytest.fixture
@@ -34,7 +33,7 @@ def member(coops: Coops) -> Iterator[MemberClient]:
 
 
 def test_the_latest_forecast_is_served_to_members(coops: Coops, trained: None, member: MemberClient) -> None:
-    made, _ = make_forecast(coops.a.node, mode="federated")
+    made, _ = forecasting_of(coops.a.node).make_forecast(mode="federated")
     got = member.forecasts.GetForecast(forecast_pb2.GetForecastRequest(), metadata=member.md)
     assert (got.coop_id, got.sequence) == ("coop-a", made.sequence)
     assert got.origin.seconds == made.origin
@@ -92,7 +91,7 @@ def test_nudges_go_to_opted_in_members_only(coops: Coops, trained: None, member:
     assert refused.next() is END
 
     member.nudges(True)
-    first, _ = make_forecast(node, mode="federated")
+    first, _ = forecasting_of(node).make_forecast(mode="federated")
     stream = Stream(member)
     try:
         nudge = stream.next()  # the latest forecast's nudges come first
@@ -100,10 +99,10 @@ def test_nudges_go_to_opted_in_members_only(coops: Coops, trained: None, member:
         assert nudge.forecast_sequence == first.sequence
         assert nudge.end_unix > time.time() - 60
         assert nudge.text
-        second, _ = make_forecast(node, mode="federated")  # a new forecast reaches the stream
+        second, _ = forecasting_of(node).make_forecast(mode="federated")  # a new forecast reaches the stream
         assert stream.until_sequence(second.sequence).forecast_made_at.seconds == second.made_at
         member.nudges(False)
-        third, _ = make_forecast(node, mode="federated")
+        third, _ = forecasting_of(node).make_forecast(mode="federated")
         while (item := stream.next()) is not END:  # the stream ends without the third's nudges
             assert isinstance(item, forecast_pb2.Nudge), item
             assert item.forecast_sequence == second.sequence
@@ -116,7 +115,8 @@ def test_an_idle_stream_ends_soon_after_the_member_opts_out(
     coops: Coops, trained: None, member: MemberClient
 ) -> None:
     member.nudges(True)
-    latest = coops.a.node.forecast.store.latest() or make_forecast(coops.a.node, mode="federated")[0]
+    made = coops.a.node.forecast.store.latest()
+    latest = made or forecasting_of(coops.a.node).make_forecast(mode="federated")[0]
     stream = Stream(member)
     try:
         stream.until_sequence(latest.sequence)
