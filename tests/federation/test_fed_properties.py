@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from fedtools import ISSUER, NODE, claims, sign_compact
+from fedtools import ISSUER, NODE, NOW, claims, sign_compact
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -103,10 +103,10 @@ def test_a_validly_signed_token_verifies_only_under_the_exact_header(header: dic
     expected = {"alg": "EdDSA", "kid": RING.signer.kid, "typ": TokenUse.ACCESS.typ}
     token = sign_compact(header, claims(), RING.signer.private_key.sign)
     if header == expected:
-        assert verify_token(token, trust=TRUST, audience=NODE, use=TokenUse.ACCESS)
+        assert verify_token(token, trust=TRUST, audience=NODE, use=TokenUse.ACCESS, now=NOW)
     else:
         with pytest.raises(TokenError):
-            verify_token(token, trust=TRUST, audience=NODE, use=TokenUse.ACCESS)
+            verify_token(token, trust=TRUST, audience=NODE, use=TokenUse.ACCESS, now=NOW)
 
 
 @PROPS
@@ -147,4 +147,4 @@ def test_sign_compact_matches_issue() -> None:
     """The forging helper builds tokens the verifier accepts, so refusals above are meaningful."""
     header = {"alg": "EdDSA", "kid": RING.signer.kid, "typ": TokenUse.ACCESS.typ}
     token = sign_compact(header, claims(), RING.signer.private_key.sign)
-    assert verify_token(token, trust=TRUST, audience=NODE, use=TokenUse.ACCESS).subject == "member-1"
+    assert verify_token(token, trust=TRUST, audience=NODE, use=TokenUse.ACCESS, now=NOW).subject == "member-1"
