@@ -53,8 +53,9 @@ def link(entries: Iterable[dict[str, Any]], head_seq: int, head_hash: str) -> li
 # --- masking, as OPA's decision-log mask policy does -------------------------------------
 
 
-Sink = Callable[[list[dict[str, Any]]], None]
-"""Appends events to durable storage in one transaction, chaining them onto the log."""
+Sink = Callable[[list[dict[str, Any]]], object]
+"""Appends events to durable storage in one transaction, chaining them onto the log (what it
+returns, the entries as stored, is not used here)."""
 
 
 @dataclass

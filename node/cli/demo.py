@@ -288,8 +288,8 @@ async def _federate(
             name,
             f"{series.periods.size:,}",
             f"{series.suppressed.size:,}",
-            f"{series.kwh.sum():,.0f}",
-            f"{np.median(series.member_count):.0f}",
+            f"{series.kwh.sum():,.0f}" if series.kwh is not None else "not asked",
+            f"{np.median(series.member_count):.0f}" if series.member_count is not None else "not asked",
         )
     console.print(table)
     return tuple(pinned), tuple(refused)

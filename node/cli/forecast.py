@@ -9,12 +9,13 @@ import re
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import arrow
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from coopfed.node.cli.common import NodeAction, bind_on_node
@@ -86,7 +87,7 @@ def progress_bars(console: Console) -> Iterator[ProgressFn]:
     """A rich progress bar per stage, fed by the forecaster's (stage, done, total) callbacks."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as bars:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def update(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
@@ -235,7 +236,8 @@ def _models(args: argparse.Namespace, node: Node, console: Console) -> int:
     for coop in [node.node_id, *peers]:
         for kind in ("local", "pooled"):
             for file in store.model_files(coop, kind):
-                row = {"trainer": coop, "kind": kind, "version": file.version, "path": str(file.path)}
+                row: dict[str, Any] = {"trainer": coop, "kind": kind, "version": file.version}
+                row["path"] = str(file.path)
                 try:
                     art = ModelArtifact.load(file.path)
                     verifying_key(art, trusted_keys(node.keys, node.federation, node.node_id, coop))

@@ -151,19 +151,21 @@ _STANDING = {
 def _status(args: argparse.Namespace, console: Console) -> int:
     stub, md, _ = _session(args)
     reply = stub.GetMembership(member_pb2.GetMembershipRequest(), metadata=md)
+    applied = reply.applied_at.ToDatetime(UTC)
+    decided = reply.decided_at.ToDatetime(UTC) if reply.HasField("decided_at") else None
     record = {
         "status": reply.status,
-        "applied": reply.applied_at.ToDatetime(UTC),
-        "decided": reply.decided_at.ToDatetime(UTC) if reply.HasField("decided_at") else None,
+        "applied": applied,
+        "decided": decided,
         "reason": reply.refusal_reason,
     }
     if args.json:
         print_json(record)
         return 0
     console.print(_STANDING[reply.status], markup=False)
-    console.print(f"applied {local_time(record['applied'])}", markup=False)
-    if record["decided"]:
-        console.print(f"decided {local_time(record['decided'])}", markup=False)
+    console.print(f"applied {local_time(applied)}", markup=False)
+    if decided:
+        console.print(f"decided {local_time(decided)}", markup=False)
     if record["reason"]:
         console.print(f"reason: {record['reason']}", markup=False)
     return 0
@@ -223,7 +225,7 @@ def _shared_with(record: dict[str, Any], dataset: str) -> str:
 
 
 def _flow(value: int) -> Flow:
-    return Flow(common_pb2.Flow.Name(value).removeprefix("FLOW_").lower())
+    return Flow(common_pb2.Flow.Name(common_pb2.Flow.ValueType(value)).removeprefix("FLOW_").lower())
 
 
 def _set_consent(args: argparse.Namespace, console: Console) -> int:
