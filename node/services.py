@@ -237,6 +237,8 @@ class MeterDataService(meterdata_pb2_grpc.MeterDataServiceServicer):
                 meterdata.check, self.feed, index, msg.dataset, list(msg.meter_ids), periods, kwh
             )
             done.add(await asyncio.to_thread(meterdata.store, self.feed, checked))
+        if done.inserted:
+            await asyncio.to_thread(self.feed.store.refresh_statistics)
         return meterdata_pb2.ImportSummary(**vars(done))
 
 

@@ -90,7 +90,7 @@ class PeerReleases:
 
     def log_access(self, release: Release, released: Sequence[Series]) -> int:
         """Before any data leaves: the access-log entries for the released cells; returns how many members."""
-        return len(self.pipeline.log_access(release, released))
+        return self.pipeline.log_access(release, released)
 
     def check_live(self, grant: Grant) -> None:
         """Before every message: a grant revoked or expired since the call began stops the stream."""

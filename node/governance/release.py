@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Container, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from coopfed.federation.grants import Grant, Granularity, verify_grant
@@ -88,9 +88,12 @@ class FetchSpec:
 
 @dataclass
 class Tally:
-    members: set[str]
+    """What a release sent, for its summary."""
+
+    members: int = 0
     suppressed: int = 0
     released: int = 0
+    sent: set[str] = field(default_factory=set)  # individual series: the members whose series went
 
 
 class Releases:
@@ -154,12 +157,13 @@ class Releases:
         """Before every message: a grant revoked or expired since the call began stops the stream."""
         pipeline.check_live(grant, self._revocations)
 
-    def aggregate(self, release: Release, dataset: str, tally: Tally) -> pipeline.Cells:
-        """Half-hourly totals over consenting profiles; cells under k members are withheld."""
-        cells = self._pipeline.cells(release, dataset)
-        tally.suppressed += cells.suppressed.size
-        tally.released += cells.periods.size
-        tally.members |= self._pipeline.log_access(release, [cells])  # logged before the data is sent
+    def aggregates(self, release: Release, tally: Tally) -> list[pipeline.Cells]:
+        """Each dataset's half-hourly totals over consenting profiles, cells under k members
+        withheld; all of them logged before the first is sent."""
+        cells = [self._pipeline.cells(release, dataset) for dataset in release.datasets]
+        tally.suppressed += sum(c.suppressed.size for c in cells)
+        tally.released += sum(c.periods.size for c in cells)
+        tally.members = self._pipeline.log_access(release, cells)
         return cells
 
     def individual(self, release: Release, dataset: str, tally: Tally) -> Iterator[dict[str, Any]]:
@@ -171,7 +175,8 @@ class Releases:
             data = {m: list(self._store.iter_readings(m, dataset, *release.period)) for m in batch}
             sending = {m: batch[m] for m in batch if any(chunk.periods.size for chunk in data[m])}
             pseudonyms = self._pipeline.log_members(release, dataset, sending)  # leaves out the erased
-            tally.members.update(pseudonyms)
+            tally.sent.update(pseudonyms)
+            tally.members = len(tally.sent)
             for m in (m for m in sending if m in pseudonyms):
                 ref = (
                     _member_ref(self._ref_key, release.recipient.grant_id, pseudonyms[m])

@@ -313,13 +313,28 @@ def _chunks(releases: Releases, grant: Any, fetch: release.FetchSpec) -> Iterato
     plan = releases.plan(grant, fetch)
     releases.check_live(grant)
     yield pb.DataChunk(header=_header(plan))
-    tally = release.Tally(members=set())
-    for ds in plan.datasets:
-        if plan.ask.granularity == Granularity.AGGREGATE.value:
-            series = releases.aggregate(plan, ds, tally)
+    tally = release.Tally()
+    if plan.ask.granularity == Granularity.AGGREGATE.value:
+        for series in releases.aggregates(plan, tally):
             releases.check_live(grant)
             yield pb.DataChunk(aggregate=_aggregate(series))
-            continue
+    else:
+        yield from _individual_chunks(releases, grant, plan, tally)
+    releases.check_live(grant)
+    yield pb.DataChunk(
+        summary=pb.ReleaseSummary(
+            members_released=tally.members,
+            cells_suppressed=tally.suppressed,
+            cells_released=tally.released,
+            decision_id=plan.decision_id,
+        )
+    )
+
+
+def _individual_chunks(
+    releases: Releases, grant: Any, plan: Release, tally: release.Tally
+) -> Iterator[pb.DataChunk]:
+    for ds in plan.datasets:
         for one in releases.individual(plan, ds, tally):
             releases.check_live(grant)
             yield pb.DataChunk(
@@ -330,15 +345,6 @@ def _chunks(releases: Releases, grant: Any, fetch: release.FetchSpec) -> Iterato
                     kwh=one["kwh"].tolist(),
                 )
             )
-    releases.check_live(grant)
-    yield pb.DataChunk(
-        summary=pb.ReleaseSummary(
-            members_released=len(tally.members),
-            cells_suppressed=tally.suppressed,
-            cells_released=tally.released,
-            decision_id=plan.decision_id,
-        )
-    )
 
 
 def _header(plan: Release) -> pb.ReleaseHeader:

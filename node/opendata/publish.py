@@ -103,7 +103,7 @@ class Publisher:
             files=("datapackage.json", *files),
             cells_released=sum(c.periods.size for c in released),
             cells_suppressed=sum(c.suppressed.size for c in released),
-            contributors=len(contributors),
+            contributors=contributors,
             parquet=parquet,
         )
 

@@ -259,20 +259,21 @@ class ReleasePipeline:
                 code="release.budget_spent",
             )
 
-    def log_access(self, release: Release, released: Sequence[Cells]) -> set[str]:
+    def log_access(self, release: Release, released: Sequence[Cells]) -> int:
         """Before any data leaves: an entry per consenting profile and dataset with the spans
-        released, in one transaction. Returns the members with a reading in a released cell."""
+        released, in one transaction. Returns how many members hold a reading in a released cell."""
         entries: list[tuple[str, AccessEntry, list[tuple[int, int]]]] = []
-        members: set[str] = set()
+        spans: dict[str, tuple[list[str], list[tuple[int, int]]]] = {}
         for part in released:
             if part.periods.size == 0:
                 continue  # nothing of anyone's is released
             profiles, runs = release.consent_ids[part.dataset], _runs(part.periods)
             entries += [(p, entry(release, part.dataset, cid), runs) for p, cid in profiles.items()]
-            members.update(m for m, _ in self.governance.contributors(list(profiles), part.dataset, runs))
-        if entries:
-            self.governance.record_release_access(entries, release.recipient.kind)
-        return members
+            spans[part.dataset] = (list(profiles), runs)
+        if not entries:
+            return 0
+        self.governance.record_release_access(entries, release.recipient.kind)
+        return self.governance.count_contributors(spans)
 
     def log_members(self, release: Release, dataset: str, members: Mapping[str, str]) -> dict[str, str]:
         """Individual data: an entry for each member (id -> profile) about to be sent; returns their

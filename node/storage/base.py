@@ -376,6 +376,12 @@ class Store(abc.ABC):
         member holds none)."""
 
     @abc.abstractmethod
+    def refresh_statistics(self) -> None:
+        """After a bulk load: the database's query planner learns how many members and readings
+        there now are, so that the next release is planned for them rather than for the tables
+        as they were (a plan made for a few rows can cost a join per member pair)."""
+
+    @abc.abstractmethod
     def iter_readings(
         self,
         member_id: str,

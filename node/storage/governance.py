@@ -45,6 +45,10 @@ class LogTampered(StorageError):
     code = "decision_log.tampered"
 
 
+# Each dataset released -> its consenting profile ids and its runs [start, end) of half-hours.
+ReleasedRuns = Mapping[str, tuple[Sequence[str], Sequence[tuple[int, int]]]]
+
+
 class GovernanceStore(abc.ABC):
     """Governance state beside a node's Store. Every write is one transaction, and takes the
     decision-log events that explain it, so a state change and its log entries commit together."""
@@ -178,6 +182,11 @@ class GovernanceStore(abc.ABC):
         self, profile_ids: Sequence[str], dataset: str, runs: Sequence[tuple[int, int]]
     ) -> list[tuple[str, str]]:
         """(member id, profile id) of members of the profiles holding a reading in any run [start, end)."""
+
+    @abc.abstractmethod
+    def count_contributors(self, released: ReleasedRuns) -> int:
+        """How many members hold a reading in a released run: `released` maps each dataset to its
+        consenting profile ids and its runs [start, end); a member in several counts once."""
 
     @abc.abstractmethod
     def record_access(

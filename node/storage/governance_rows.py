@@ -162,6 +162,30 @@ AND (x.first_period >= ?3 OR x.last_period < ?4 OR EXISTS (
     SELECT 1 FROM readings AS r WHERE r.member_key = x.member_key AND r.dataset_id = ?2
     AND r.period_start >= ?3 AND r.period_start < ?4))"""
 
+# How many admitted members hold a reading in any released span, by the rule of CONTRIBUTORS:
+# ?1 the spans, [{"d": dataset, "s": start, "e": end}]; ?2 the consenting profiles, [{"d":
+# dataset, "p": profile id}]; ?3 the extents' bucket; ?4 and ?5 the first start and last end of
+# all spans. The outer query reads the extents once, by bucket: the constant bounds let
+# PostgreSQL's planner see how many there are (and hash the members rather than look each up).
+COUNT_CONTRIBUTORS = """WITH spans AS MATERIALIZED (
+    SELECT d.dataset_id, CAST(json_extract(s.value, '$.s') AS BIGINT) AS s,
+        CAST(json_extract(s.value, '$.e') AS BIGINT) AS e
+    FROM json_each(?1) AS s JOIN datasets AS d ON d.name = json_extract(s.value, '$.d')),
+consenting AS MATERIALIZED (
+    SELECT d.dataset_id, p.profile_key FROM json_each(?2) AS c
+    JOIN datasets AS d ON d.name = json_extract(c.value, '$.d')
+    JOIN profiles AS p ON p.profile_id = json_extract(c.value, '$.p'))
+SELECT count(DISTINCT x.member_key) FROM reading_extents AS x
+JOIN admitted_members AS m ON m.member_key = x.member_key
+WHERE x.dataset_id IN (SELECT dataset_id FROM spans)
+AND x.bucket BETWEEN ?4 / ?3 AND (?5 - 1) / ?3 AND x.first_period < ?5 AND x.last_period >= ?4
+AND (x.dataset_id, m.profile_key) IN (SELECT dataset_id, profile_key FROM consenting)
+AND EXISTS (SELECT 1 FROM spans WHERE spans.dataset_id = x.dataset_id
+    AND x.first_period < spans.e AND x.last_period >= spans.s AND (
+    x.first_period >= spans.s OR x.last_period < spans.e OR EXISTS (
+    SELECT 1 FROM readings AS r WHERE r.member_key = x.member_key AND r.dataset_id = x.dataset_id
+    AND r.period_start >= spans.s AND r.period_start < spans.e)))"""
+
 INSERT_ACCESS = """INSERT INTO access_log (pseudonym, at, release_id, grant_kind, grant_id, recipient_id,
     recipient_name, dataset, granularity, period_start, period_end, purpose, flow, decision_id,
     consent_decision_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""

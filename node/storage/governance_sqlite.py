@@ -16,7 +16,14 @@ from coopfed.node.storage import governance_rows as rows_
 from coopfed.node.storage import sqlite_sql as q
 from coopfed.node.storage.base import Member, NotFound
 from coopfed.node.storage.connection import Connection
-from coopfed.node.storage.governance import Conflict, Events, GovernanceStore, GrantKind, LogTampered
+from coopfed.node.storage.governance import (
+    Conflict,
+    Events,
+    GovernanceStore,
+    GrantKind,
+    LogTampered,
+    ReleasedRuns,
+)
 from coopfed.node.storage.records import (
     AccessEntry,
     Assessment,
@@ -357,6 +364,17 @@ class SqlGovernanceStore(GovernanceStore):
                 values = (profiles, row[0], start, end, EXTENT_BUCKET)
                 found.update(conn.execute(rows_.CONTRIBUTORS, values).fetchall())
         return sorted(found.items())
+
+    def count_contributors(self, released: ReleasedRuns) -> int:
+        runs = [(ds, s, e) for ds, (_, spans) in released.items() for s, e in spans]
+        consent = [{"d": ds, "p": p} for ds, (profiles, _) in released.items() for p in profiles]
+        if not runs or not consent:
+            return 0
+        spans = json.dumps([{"d": ds, "s": s, "e": e} for ds, s, e in runs])
+        first, last = min(s for _, s, _ in runs), max(e for _, _, e in runs)
+        with self._read() as conn:
+            values = (spans, json.dumps(consent), EXTENT_BUCKET, first, last)
+            return int(conn.execute(rows_.COUNT_CONTRIBUTORS, values).fetchone()[0])
 
     def record_access(
         self, rows: Sequence[tuple[str, AccessEntry]], kind: GrantKind = GrantKind.GOVERNANCE

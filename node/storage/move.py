@@ -109,6 +109,7 @@ def copy_state(source: sqlite3.Connection, target: PostgresStore) -> dict[str, i
         for table, column in conn.execute(_IDENTITIES).fetchall():
             names = {"col": sql.Identifier(column), "tab": sql.Identifier(table)}
             conn.execute(_SET_IDENTITY.format(t=table, c=column, **names))
+    target.refresh_statistics()
     return copied
 
 

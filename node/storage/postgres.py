@@ -172,6 +172,10 @@ class PostgresStore(SqlStore):
             for table in tables:
                 raw.execute(_CLUSTER.format(pgsql.Identifier(table), pgsql.Identifier(f"{table}_pkey")))
 
+    def refresh_statistics(self) -> None:
+        with self._connection(self._writers) as raw:  # autovacuum would, but only a minute or more later
+            raw.execute("ANALYZE members, reading_extents")
+
     def close(self) -> None:
         self._writers.close()
         self._readers.close()

@@ -111,6 +111,9 @@ class SqliteStore(SqlStore):
             if self._writer is not None:
                 self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
+    def refresh_statistics(self) -> None:
+        """Nothing: SQLite plans by its indexes alone unless ANALYZE has run, and it never does here."""
+
     def close(self) -> None:
         with self._lock:
             if self._writer is not None:

@@ -257,6 +257,16 @@ def test_release_membership_contributors_and_the_access_log(stores: tuple[Store,
     assert gov.contributors([g], "demand", [(JAN + 3600, JAN + 9000)]) == [("b", g)]
     later = [(JAN + 1800 * 2300, JAN + 1800 * 2500)]  # a later bucket
     assert gov.contributors([g], "demand", later) == [("b", g)]
+    # the count: the same rule, each member once across runs and datasets
+    store.put_readings("c", [("generation", np.array([JAN]), np.ones(1))])
+    store.put_readings("a", [("generation", np.array([JAN]), np.ones(1))])
+    assert gov.count_contributors({"demand": ([g], [(JAN, JAN + 3600)])}) == 1
+    assert gov.count_contributors({"demand": ([g], [(JAN, JAN + 1800), (JAN + 9000, JAN + 10800)])}) == 2
+    assert gov.count_contributors({"demand": ([g], [(JAN + 3600, JAN + 9000)])}) == 1  # b's reading inside
+    assert gov.count_contributors({"demand": ([g], later), "generation": ([g, r], [(JAN, JAN + 1800)])}) == 3
+    assert gov.count_contributors({"demand": ([g, r], [(JAN, JAN + 1800)])}) == 2  # c's profile too
+    assert gov.count_contributors({"gas": ([g], [(JAN, JAN + 3600)])}) == 0
+    assert gov.count_contributors({}) == 0
     entry = AccessEntry(
         NOW,
         "rel",
