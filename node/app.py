@@ -15,6 +15,7 @@ import logging
 import signal
 from collections.abc import Callable
 
+from coopfed.node.heap import tune_malloc
 from coopfed.node.runtime import open_node
 from coopfed.node.server import NodeServer
 from coopfed.node.settings import Settings
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 async def serve(settings: Settings, on_started: Callable[[int], None] | None = None) -> None:
     """Open the node, serve it until SIGTERM or SIGINT, then stop its servers and background
     work and close what was opened."""
+    tune_malloc()
     with open_node(settings) as node:
         server = NodeServer(node)
         port = await server.start()

@@ -70,14 +70,15 @@ def check(
             field=where,
         )
     validate_batch(index, dataset, periods, kwh, max_kwh=feed.max_kwh)
-    names, which = np.unique(np.asarray(meter_ids, dtype=object), return_inverse=True)
+    # fixed-width strings, not a Python object per row: a message holds tens of thousands
+    names, which = np.unique(np.asarray(meter_ids, dtype=str), return_inverse=True)
     hashes = [_hash(feed.base_dir, index, str(name), meter_ids) for name in names]
     holders = feed.store.meter_holders(hashes)
-    owner = np.array([holders.get(h, "") for h in hashes], dtype=object)[which]
+    owner = np.array([holders.get(h, "") for h in hashes], dtype=str)[which]
     matched = owner != ""
-    order = np.lexsort((periods[matched], owner[matched].astype(str)))
+    order = np.lexsort((periods[matched], owner[matched]))
     rows = np.flatnonzero(matched)[order]
-    by_member, at = np.unique(owner[rows].astype(str), return_index=True)
+    by_member, at = np.unique(owner[rows], return_index=True)
     ends = [*at[1:], rows.size][: at.size]
     repeat = (owner[rows[1:]] == owner[rows[:-1]]) & (periods[rows[1:]] == periods[rows[:-1]])
     if repeat.any():

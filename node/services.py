@@ -234,7 +234,7 @@ class MeterDataService(meterdata_pb2_grpc.MeterDataServiceServicer):
             periods = np.asarray(msg.period_start_unix, dtype=np.int64)
             kwh = np.asarray(msg.kwh, dtype=np.float64)
             checked = await asyncio.to_thread(
-                meterdata.check, self.feed, index, msg.dataset, list(msg.meter_ids), periods, kwh
+                meterdata.check, self.feed, index, msg.dataset, msg.meter_ids, periods, kwh
             )
             done.add(await asyncio.to_thread(meterdata.store, self.feed, checked))
         if done.inserted:
