@@ -161,7 +161,7 @@ class Benchmarks:
     def peak_slot(self, period: tuple[int, int]) -> int:
         """The first local half-hour of the co-op's busiest two hours of the day this season, from all
         members' running totals (internal use: nothing of anyone's leaves to find it)."""
-        ids = [p.profile_id for p in self.pipeline.eligible_profiles()]
+        ids = list(self.pipeline.eligible_profiles())
         totals = self.pipeline.eligible_totals(ids, DATASET, period)
         local = pd.to_datetime(totals.period_start, unit="s", utc=True).tz_convert(self.tz)
         slots = np.bincount(

@@ -25,12 +25,12 @@ from coopfed.federation.grants import Grant, Noise
 from coopfed.node.decisionlog import DecisionLog
 from coopfed.node.errors import FailedPrecondition
 from coopfed.node.metrics import Metrics
-from coopfed.node.model import HALF_HOUR
+from coopfed.node.model import HALF_HOUR, ConsentSettings
 from coopfed.node.policy.consent import ConsentAnswers, ConsentDecision
 from coopfed.node.policy.holder import PolicyHolder
 from coopfed.node.release.noise import add_noise
 from coopfed.node.release.privacy import private_cells
-from coopfed.node.storage import Capacity, PeriodTotals, ProfileInfo, Store
+from coopfed.node.storage import Capacity, PeriodTotals, Store
 from coopfed.node.storage.governance import GovernanceStore, GrantKind
 from coopfed.node.storage.records import AccessEntry
 
@@ -157,10 +157,10 @@ class ReleasePipeline:
 
     # --- admission: only admitted members count toward k or appear in any release -------------
 
-    def eligible_profiles(self) -> list[ProfileInfo]:
+    def eligible_profiles(self) -> dict[str, ConsentSettings]:
         """The consent profiles whose members may be released. Admission hooks in here: the
         store's profile, member and totals queries count admitted members only (`admitted_only=True`)."""
-        return self.store.profiles()
+        return self.store.profiles_in_use()
 
     def eligible_totals(
         self, profile_ids: Sequence[str], dataset: str, period: tuple[int, int]
@@ -189,14 +189,14 @@ class ReleasePipeline:
         consent_ids: dict[str, dict[str, str]] = {}
         for ds in ask.datasets:
             consent_ids[ds] = {}
-            for p in profiles:
-                profile = p.settings.policy_input()
+            for profile_id, settings in profiles.items():
+                profile = settings.policy_input()
                 decision, decision_id = self.consent.logged(profile, ds, ask.flow, ask.purpose)
                 allowed_by = decision_id if decision.allowed else None
                 if contributes is not None:
                     allowed_by = contributes(profile, ds, decision, decision_id)
                 if allowed_by is not None:
-                    consent_ids[ds][p.profile_id] = allowed_by
+                    consent_ids[ds][profile_id] = allowed_by
         # the grant's k, or the co-op's current k if the board has raised it since
         k = max(ask.min_group_size, int(self.policy.data["coop"]["k_min"]))
         return Release(ask, recipient, k, len(profiles), consent_ids, grant)

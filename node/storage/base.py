@@ -443,6 +443,10 @@ class Store(abc.ABC):
         """Consent profiles that currently have admitted members, with their admitted member counts."""
 
     @abc.abstractmethod
+    def profiles_in_use(self) -> dict[str, ConsentSettings]:
+        """The same profiles, id -> settings, without counting their members (a release's plan)."""
+
+    @abc.abstractmethod
     def profile_totals(
         self,
         profile_ids: Sequence[str],

@@ -165,8 +165,8 @@ AND (x.first_period >= ?3 OR x.last_period < ?4 OR EXISTS (
 # How many admitted members hold a reading in any released span, by the rule of CONTRIBUTORS:
 # ?1 the spans, [{"d": dataset, "s": start, "e": end}]; ?2 the consenting profiles, [{"d":
 # dataset, "p": profile id}]; ?3 the extents' bucket; ?4 and ?5 the first start and last end of
-# all spans. The outer query reads the extents once, by bucket: the constant bounds let
-# PostgreSQL's planner see how many there are (and hash the members rather than look each up).
+# all spans. `held` reads the extents once, by bucket, with their members; its constant bounds
+# and its fence (MATERIALIZED) let PostgreSQL see that it is every member, and hash them.
 COUNT_CONTRIBUTORS = """WITH spans AS MATERIALIZED (
     SELECT d.dataset_id, CAST(json_extract(s.value, '$.s') AS BIGINT) AS s,
         CAST(json_extract(s.value, '$.e') AS BIGINT) AS e
@@ -174,16 +174,18 @@ COUNT_CONTRIBUTORS = """WITH spans AS MATERIALIZED (
 consenting AS MATERIALIZED (
     SELECT d.dataset_id, p.profile_key FROM json_each(?2) AS c
     JOIN datasets AS d ON d.name = json_extract(c.value, '$.d')
-    JOIN profiles AS p ON p.profile_id = json_extract(c.value, '$.p'))
-SELECT count(DISTINCT x.member_key) FROM reading_extents AS x
-JOIN admitted_members AS m ON m.member_key = x.member_key
-WHERE x.dataset_id IN (SELECT dataset_id FROM spans)
-AND x.bucket BETWEEN ?4 / ?3 AND (?5 - 1) / ?3 AND x.first_period < ?5 AND x.last_period >= ?4
-AND (x.dataset_id, m.profile_key) IN (SELECT dataset_id, profile_key FROM consenting)
-AND EXISTS (SELECT 1 FROM spans WHERE spans.dataset_id = x.dataset_id
-    AND x.first_period < spans.e AND x.last_period >= spans.s AND (
-    x.first_period >= spans.s OR x.last_period < spans.e OR EXISTS (
-    SELECT 1 FROM readings AS r WHERE r.member_key = x.member_key AND r.dataset_id = x.dataset_id
+    JOIN profiles AS p ON p.profile_id = json_extract(c.value, '$.p')),
+held AS MATERIALIZED (
+    SELECT x.member_key, x.dataset_id, m.profile_key, x.first_period, x.last_period
+    FROM reading_extents AS x JOIN admitted_members AS m ON m.member_key = x.member_key
+    WHERE x.dataset_id IN (SELECT dataset_id FROM consenting)
+    AND x.bucket BETWEEN ?4 / ?3 AND (?5 - 1) / ?3 AND x.first_period < ?5 AND x.last_period >= ?4)
+SELECT count(DISTINCT h.member_key) FROM held AS h
+WHERE (h.dataset_id, h.profile_key) IN (SELECT dataset_id, profile_key FROM consenting)
+AND EXISTS (SELECT 1 FROM spans WHERE spans.dataset_id = h.dataset_id
+    AND h.first_period < spans.e AND h.last_period >= spans.s AND (
+    h.first_period >= spans.s OR h.last_period < spans.e OR EXISTS (
+    SELECT 1 FROM readings AS r WHERE r.member_key = h.member_key AND r.dataset_id = h.dataset_id
     AND r.period_start >= spans.s AND r.period_start < spans.e)))"""
 
 INSERT_ACCESS = """INSERT INTO access_log (pseudonym, at, release_id, grant_kind, grant_id, recipient_id,

@@ -428,6 +428,11 @@ class SqlStore(homes_sql.HomesMixin, PrivacyMixin, PublicationsMixin, Store):
             rows = conn.execute(q.PROFILES).fetchall()
         return [ProfileInfo(pid, ConsentSettings.from_json(js), n) for pid, js, n in rows]
 
+    def profiles_in_use(self) -> dict[str, ConsentSettings]:
+        with self._read() as conn:
+            rows = conn.execute(q.PROFILES_IN_USE).fetchall()
+        return {pid: ConsentSettings.from_json(js) for pid, js in rows}
+
     def profile_totals(
         self,
         profile_ids: Sequence[str],

@@ -104,6 +104,11 @@ PROFILES = """SELECT p.profile_id, p.settings_json, count(*)
 FROM admitted_members AS m JOIN profiles AS p USING (profile_key)
 GROUP BY p.profile_key ORDER BY p.profile_id"""
 
+# An index probe per profile (members_by_profile) where PROFILES reads every member.
+PROFILES_IN_USE = """SELECT p.profile_id, p.settings_json FROM profiles AS p
+WHERE EXISTS (SELECT 1 FROM admitted_members AS m WHERE m.profile_key = p.profile_key)
+ORDER BY p.profile_id"""
+
 LOAD_CHUNK = 1024  # readings per INSERT; binding one multi-row VALUES beats executemany several-fold
 
 

@@ -139,8 +139,12 @@ def test_profiles_count_members_by_consent_profile(store: Store) -> None:
     for i, settings in enumerate([GREEN, GREEN, AMBER, RED]):
         store.create_member(f"m{i}", "x", settings, admitted_by="test")
     store.set_consent("m3", GREEN)
+    store.create_member("applicant", "x", RED)  # not admitted: in no profile's count
     got = {p.profile_id: (p.settings, p.member_count) for p in store.profiles()}
     assert got == {GREEN.profile_id: (GREEN, 3), AMBER.profile_id: (AMBER, 1)}
+    assert store.profiles_in_use() == {GREEN.profile_id: GREEN, AMBER.profile_id: AMBER}
+    store.erase_member("m2")
+    assert store.profiles_in_use() == {GREEN.profile_id: GREEN}
 
 
 def test_consent_change_moves_readings_between_profile_totals(store: Store) -> None:
