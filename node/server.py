@@ -87,6 +87,10 @@ class NodeServer:
             ],
             options=[
                 ("grpc.max_receive_message_length", 2 * settings.node.max_message_bytes + 1024),
+                # Each stream may have one largest message in flight, however fast its sender:
+                # BDP probing grows the window until a bulk feed's streams hold tens of MB here.
+                ("grpc.http2.bdp_probe", 0),
+                ("grpc.http2.lookahead_bytes", settings.node.max_message_bytes),
                 NO_PORT_SHARING,
             ],
         )
