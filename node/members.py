@@ -175,7 +175,7 @@ class Members:
         they were read, and the change is merged again, so no concurrent change is ever undone."""
         for _ in range(_CONSENT_TRIES):
             before = self.store.get_member(member_id).settings
-            after = change.apply(before, self.policy.data["consent"]["personas"])
+            after = change.apply(before, self.policy.personas)
             try:
                 return self.store.set_consent(
                     member_id,

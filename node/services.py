@@ -107,7 +107,7 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
 
     @rpc
     async def SetConsent(self, request, context):
-        change = convert.consent_change_from_proto(request, set(self.policy.data["consent"]["personas"]))
+        change = convert.consent_change_from_proto(request, set(self.policy.personas))
         record = await asyncio.to_thread(
             self.members.set_consent, caller().id, change, request.withdrawal_reason
         )
@@ -127,7 +127,7 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
     @rpc
     async def ListPersonas(self, request, context):
         found, token = Page(self.decision_log, request).of_sorted(
-            sorted(self.policy.data["consent"]["personas"].items()), lambda p: (p[0],)
+            sorted(self.policy.personas.items()), lambda p: (p[0],)
         )
         return member_pb2.ListPersonasResponse(
             personas=[

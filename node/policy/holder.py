@@ -81,6 +81,11 @@ class PolicyHolder:
         return self._view().policies.data
 
     @property
+    def personas(self) -> dict[str, Any]:
+        """The co-op's consent personas (name -> title, description, flows) in that revision."""
+        return self.data["consent"]["personas"]
+
+    @property
     def source(self) -> str:
         """Where the current revision came from (a bundle path, a directory)."""
         return self._view().source

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -40,6 +41,59 @@ def start(config: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
     return proc, f"127.0.0.1:{line.split()[-1]}"
 
 
+def kill_mid_calls(
+    proc: subprocess.Popen, call: Callable[[int], object]
+) -> tuple[list[int], list[grpc.StatusCode]]:
+    """Make call(0), call(1), ... from a client thread and SIGKILL the node once 20 were
+    acknowledged. Returns the numbers acknowledged and the codes of the calls that failed."""
+    acknowledged: list[int] = []
+    failures: list[grpc.StatusCode] = []
+    enough = threading.Event()
+
+    def client() -> None:
+        for n in range(400):
+            try:
+                call(n)
+            except grpc.RpcError as exc:
+                failures.append(exc.code())
+                return
+            acknowledged.append(n)
+            if len(acknowledged) == 20:
+                enough.set()
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    assert enough.wait(120), f"the calls stopped before the kill: {failures}"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    thread.join(30)
+    return acknowledged, failures
+
+
+def stored_calls(config: Path, env: dict[str, str], member_ids: list[str]) -> dict[int, int]:
+    """Call n stores kWh n: how many readings of each call the reopened store holds."""
+    store = open_store(load_settings(config, environ=env))
+    try:
+        stored: dict[int, int] = {}
+        for member_id in member_ids:
+            for batch in store.iter_readings(member_id):
+                for value, count in zip(*np.unique(batch.kwh, return_counts=True), strict=True):
+                    stored[int(value)] = stored.get(int(value), 0) + int(count)
+        return stored
+    finally:
+        store.close()
+
+
+def assert_all_acknowledged_kept(
+    stored: dict[int, int], acknowledged: list[int], failures: list[grpc.StatusCode], whole: int
+) -> None:
+    """Every acknowledged call stored whole (`whole` readings), and at most the one in flight besides."""
+    assert failures == [grpc.StatusCode.UNAVAILABLE], "the call in flight fails only because the node died"
+    assert set(acknowledged) <= set(stored), "an acknowledged call is missing"
+    assert all(count == whole for count in stored.values()), "a call was stored in part"
+    assert max(stored) <= max(acknowledged) + 1, "at most the one call in flight may be stored unacknowledged"
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_sigkill_mid_upload_loses_no_acknowledged_reading(tmp_path, backend):
@@ -47,53 +101,22 @@ def test_sigkill_mid_upload_loses_no_acknowledged_reading(tmp_path, backend):
     config = init_node(tmp_path, node_id="crash", name="crash", listen="127.0.0.1:0", policies=POLICIES)
     proc, address = start(config, env)
     first = (int(time.time()) // HH - 400 * PER_UPLOAD - 48) * HH
-    acknowledged: list[int] = []
-    enough = threading.Event()
-    failures: list[grpc.StatusCode] = []
     with grpc.insecure_channel(address) as channel:
         stub = member_pb2_grpc.MemberServiceStub(channel)
         reg = stub.Register(member_pb2.RegisterRequest(display_name="Ada"))
 
-        def uploads() -> None:
-            for n in range(400):
-                start_at = first + n * PER_UPLOAD * HH
-                msg = member_pb2.ReadingBatch(
-                    dataset="demand",
-                    period_start_unix=np.arange(start_at, start_at + PER_UPLOAD * HH, HH).tolist(),
-                    kwh=[float(n)] * PER_UPLOAD,
-                )
-                try:
-                    stub.UploadReadings(iter([msg]), metadata=bearer(reg.token))
-                except grpc.RpcError as exc:
-                    failures.append(exc.code())
-                    return
-                acknowledged.append(n)
-                if len(acknowledged) == 20:
-                    enough.set()
+        def upload(n: int) -> None:
+            start_at = first + n * PER_UPLOAD * HH
+            msg = member_pb2.ReadingBatch(
+                dataset="demand",
+                period_start_unix=np.arange(start_at, start_at + PER_UPLOAD * HH, HH).tolist(),
+                kwh=[float(n)] * PER_UPLOAD,
+            )
+            stub.UploadReadings(iter([msg]), metadata=bearer(reg.token))
 
-        client = threading.Thread(target=uploads)
-        client.start()
-        assert enough.wait(120), f"uploads stopped before the kill: {failures}"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-        client.join(30)
-
-    store = open_store(load_settings(config, environ=env))
-    try:
-        stored = {}
-        for dataset, _periods, kwh in store.iter_readings(reg.member_id):
-            assert dataset == "demand"
-            for value, count in zip(*np.unique(kwh, return_counts=True), strict=True):
-                stored[int(value)] = stored.get(int(value), 0) + int(count)
-    finally:
-        store.close()
-    assert len(acknowledged) >= 20
-    assert failures == [grpc.StatusCode.UNAVAILABLE], "the upload in flight fails only because the node died"
-    assert set(acknowledged) <= set(stored), "an acknowledged upload is missing"
-    assert all(count == PER_UPLOAD for count in stored.values()), "an upload was stored in part"
-    assert max(stored) <= max(acknowledged) + 1, (
-        "at most the one upload in flight may be stored unacknowledged"
-    )
+        acknowledged, failures = kill_mid_calls(proc, upload)
+    stored = stored_calls(config, env, [reg.member_id])
+    assert_all_acknowledged_kept(stored, acknowledged, failures, PER_UPLOAD)
 
 
 @pytest.mark.integration

@@ -3,9 +3,6 @@ per message mapped to members by meter key, unmatched meters counted, bad messag
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
 import time
 from pathlib import Path
 
@@ -28,7 +25,7 @@ from coopfed.v1 import meterdata_pb2, meterdata_pb2_grpc
 
 from ..pgserver import fresh_database
 from .conftest import POLICIES, running_node
-from .test_crash_safety import start
+from .test_crash_safety import assert_all_acknowledged_kept, kill_mid_calls, start, stored_calls
 from .test_member_service import error_detail
 
 HH = 1800
@@ -215,41 +212,15 @@ def test_sigkill_mid_import_loses_no_acknowledged_message(tmp_path, backend):
     proc, address = start(config, env)
     per = 300  # half-hours per meter per message; 3 meters a message
     first = (int(time.time()) // HH - 400 * per - 48) * HH
-    acknowledged: list[int] = []
-    enough, failures = threading.Event(), []
     with grpc.insecure_channel(address) as channel:
         stub = meterdata_pb2_grpc.MeterDataServiceStub(channel)
         board = bearer(issue_board_token("crash", KeyRing.load(settings.keys_dir), "ada", 3600))
 
-        def imports() -> None:
-            for n in range(400):
-                periods = first + HH * np.arange(n * per, (n + 1) * per)
-                msg = message([(m, int(p), float(n)) for m in METERS.values() for p in periods])
-                try:
-                    stub.ImportReadings(iter([msg]), metadata=board)
-                except grpc.RpcError as exc:
-                    failures.append(exc.code())
-                    return
-                acknowledged.append(n)
-                if len(acknowledged) == 20:
-                    enough.set()
+        def import_message(n: int) -> None:
+            periods = first + HH * np.arange(n * per, (n + 1) * per)
+            msg = message([(m, int(p), float(n)) for m in METERS.values() for p in periods])
+            stub.ImportReadings(iter([msg]), metadata=board)
 
-        client = threading.Thread(target=imports)
-        client.start()
-        assert enough.wait(120), f"imports stopped before the kill: {failures}"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-        client.join(30)
-    store = open_store(load_settings(config, environ=env))
-    try:
-        counts: dict[int, int] = {}
-        for member_id in METERS:
-            for batch in store.iter_readings(member_id):
-                for value, count in zip(*np.unique(batch.kwh, return_counts=True), strict=True):
-                    counts[int(value)] = counts.get(int(value), 0) + int(count)
-    finally:
-        store.close()
-    assert failures == [grpc.StatusCode.UNAVAILABLE]
-    assert set(acknowledged) <= set(counts), "an acknowledged message is missing"
-    assert all(c == per * len(METERS) for c in counts.values()), "a message was stored in part"
-    assert max(counts) <= max(acknowledged) + 1
+        acknowledged, failures = kill_mid_calls(proc, import_message)
+    stored = stored_calls(config, env, list(METERS))
+    assert_all_acknowledged_kept(stored, acknowledged, failures, per * len(METERS))
