@@ -9,6 +9,7 @@ import grpc
 from coopfed.federation.keys import KeyRing
 from coopfed.federation.revocation import DEFAULT_PUBLICATION_TTL
 from coopfed.node.auth import caller
+from coopfed.node.convert import period_from_proto
 from coopfed.node.decisionlog import DecisionLog
 from coopfed.node.federation import convert, witness
 from coopfed.node.federation.aggregates import PeerReleases, Release, Series
@@ -76,9 +77,7 @@ class FederationService(federation_pb2_grpc.FederationServiceServicer):
         grant = principal.claims["grant"]
         datasets = convert.names(request.datasets, "datasets")
         period = (
-            convert.period_from_proto(request.period, code="grant.period")
-            if request.HasField("period")
-            else None
+            period_from_proto(request.period, code="grant.period") if request.HasField("period") else None
         )
         recipient = (peer.peer_id, peer.manifest.name)
         releases = self.releases

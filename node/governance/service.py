@@ -13,7 +13,7 @@ import grpc
 
 from coopfed.federation.grants import Granularity
 from coopfed.node.auth import Authenticator, caller
-from coopfed.node.convert import flow_to_proto, instant_from_proto, timestamp
+from coopfed.node.convert import flow_to_proto, instant_from_proto, period_from_proto, timestamp
 from coopfed.node.credentials import Credentials
 from coopfed.node.decisionlog import DecisionLog
 from coopfed.node.errors import InvalidArgument
@@ -296,7 +296,7 @@ class DataService(pb_grpc.DataServiceServicer):
             datasets=tuple(request.datasets),
             fields=tuple(request.fields),
             granularity=cv.granularity_from_proto(request.granularity, code="request.granularity"),
-            period=cv.period_from_proto(request.period, code="request.period")
+            period=period_from_proto(request.period, code="request.period")
             if request.HasField("period")
             else None,
         )
