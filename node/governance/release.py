@@ -90,10 +90,14 @@ class FetchSpec:
 class Tally:
     """What a release sent, for its summary."""
 
-    members: int = 0
+    counted: int = 0  # aggregates: the members the store counted when their cells were logged
+    sent: set[str] = field(default_factory=set)  # individual series: the members whose series went
     suppressed: int = 0
     released: int = 0
-    sent: set[str] = field(default_factory=set)  # individual series: the members whose series went
+
+    @property
+    def members(self) -> int:
+        return self.counted + len(self.sent)  # a release is one or the other
 
 
 class Releases:
@@ -163,7 +167,7 @@ class Releases:
         cells = [self._pipeline.cells(release, dataset) for dataset in release.datasets]
         tally.suppressed += sum(c.suppressed.size for c in cells)
         tally.released += sum(c.periods.size for c in cells)
-        tally.members = self._pipeline.log_access(release, cells)
+        tally.counted = self._pipeline.log_access(release, cells)
         return cells
 
     def individual(self, release: Release, dataset: str, tally: Tally) -> Iterator[dict[str, Any]]:
@@ -176,7 +180,6 @@ class Releases:
             sending = {m: batch[m] for m in batch if any(chunk.periods.size for chunk in data[m])}
             pseudonyms = self._pipeline.log_members(release, dataset, sending)  # leaves out the erased
             tally.sent.update(pseudonyms)
-            tally.members = len(tally.sent)
             for m in (m for m in sending if m in pseudonyms):
                 ref = (
                     _member_ref(self._ref_key, release.recipient.grant_id, pseudonyms[m])
