@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from coopfed.node.errors import InvalidArgument
@@ -84,14 +85,17 @@ def _check(message: Message, prefix: str) -> None:
                 _text(f"{path}[{truncated(str(key), 32)}]", field.name, item)
                 if isinstance(item, Message):
                     _check(item, f"{path}[{truncated(str(key), 32)}].")
-            continue
-        items = value if field.is_repeated else (value,)
-        for i, item in enumerate(items):
-            where = f"{path}[{i}]" if field.is_repeated else path
-            if isinstance(item, Message):
-                _check(item, where + ".")
-            else:
-                _text(where, field.name, item)
+        elif entry is not None:
+            items = value if field.is_repeated else (value,)
+            for i, item in enumerate(items):
+                _check(item, f"{path}[{i}]." if field.is_repeated else path + ".")
+        elif field.type == FieldDescriptor.TYPE_STRING and field.is_repeated:
+            # tens of thousands of meter ids in a bulk message: their lengths in one pass
+            if max(map(len, value), default=0) > limit_of(field.name):
+                i = next(i for i, text in enumerate(value) if len(text) > limit_of(field.name))
+                _text(f"{path}[{i}]", field.name, value[i])
+        elif field.type == FieldDescriptor.TYPE_STRING:
+            _text(path, field.name, value)
 
 
 def _text(where: str, name: str, value: object) -> None:
