@@ -89,13 +89,12 @@ def _check(message: Message, prefix: str) -> None:
             items = value if field.is_repeated else (value,)
             for i, item in enumerate(items):
                 _check(item, f"{path}[{i}]." if field.is_repeated else path + ".")
-        elif field.type == FieldDescriptor.TYPE_STRING and field.is_repeated:
-            # tens of thousands of meter ids in a bulk message: their lengths in one pass
-            if max(map(len, value), default=0) > limit_of(field.name):
-                i = next(i for i, text in enumerate(value) if len(text) > limit_of(field.name))
-                _text(f"{path}[{i}]", field.name, value[i])
         elif field.type == FieldDescriptor.TYPE_STRING:
-            _text(path, field.name, value)
+            texts, limit = (value if field.is_repeated else (value,)), limit_of(field.name)
+            # tens of thousands of meter ids in a bulk message: their lengths in one pass
+            if max(map(len, texts), default=0) > limit:
+                i = next(i for i, text in enumerate(texts) if len(text) > limit)
+                _text(f"{path}[{i}]" if field.is_repeated else path, field.name, texts[i])
 
 
 def _text(where: str, name: str, value: object) -> None:
